@@ -1,0 +1,1 @@
+"""Ryax authorization service: users, projects, memberships, roles and tokens."""

@@ -1,0 +1,300 @@
+"""Use cases of the authorization service."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ..domain.errors import AlreadyExists, AuthenticationFailed, Forbidden, NotFound
+from ..domain.model import (
+    LockoutPolicy,
+    MachineToken,
+    Operation,
+    Principal,
+    Project,
+    ProjectAccess,
+    ProjectId,
+    Role,
+    TokenId,
+    User,
+    UserId,
+    authorize,
+    check_password_policy,
+    check_project_name,
+    check_username,
+    ensure_admin,
+    ensure_can_manage,
+)
+from .ports import AccessTokens, Clock, PasswordHasher, UnitOfWork
+
+MACHINE_TOKEN_PREFIX = "ryax_"
+
+
+def hash_machine_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoginResult:
+    access_token: str
+    expires_at: datetime
+    user: User
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewMachineToken:
+    token: str  # shown once
+    record: MachineToken
+
+
+class AuthorizationUseCases:
+    """Every operation of the service; each opens its own unit of work."""
+
+    def __init__(
+        self,
+        *,
+        uow_factory: Callable[[], UnitOfWork],
+        hasher: PasswordHasher,
+        tokens: AccessTokens,
+        clock: Clock,
+        lockout: LockoutPolicy,
+    ) -> None:
+        self._uow = uow_factory
+        self._hasher = hasher
+        self._tokens = tokens
+        self._clock = clock
+        self._lockout = lockout
+
+    # ---- bootstrap -------------------------------------------------------------------------
+    async def bootstrap_admin(self, username: str, password: str) -> bool:
+        """Create the first admin from configuration when the platform has no user yet."""
+        async with self._uow() as uow:
+            if await uow.users.count() > 0:
+                return False
+            check_username(username)
+            check_password_policy(password)
+            await uow.users.add(
+                User(
+                    id=UserId(new_id()),
+                    username=username,
+                    password_hash=self._hasher.hash(password),
+                    is_admin=True,
+                    created_at=self._clock.now(),
+                )
+            )
+            await uow.commit()
+            return True
+
+    # ---- sessions --------------------------------------------------------------------------
+    async def login(self, username: str, password: str) -> LoginResult:
+        """Same answer for an unknown user and a wrong password; lock out after repeated failures."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            user = await uow.users.get_by_username(username)
+            if user is None:
+                self._hasher.dummy_verify(password)
+                raise AuthenticationFailed()
+            user.ensure_not_locked(now)
+            if not self._hasher.verify(user.password_hash, password):
+                user.record_failed_login(now, self._lockout)
+                await uow.commit()
+                raise AuthenticationFailed()
+            user.record_successful_login()
+            token, expires_at = self._tokens.issue(user.id, TokenId(new_id()), now)
+            await uow.commit()
+            return LoginResult(access_token=token, expires_at=expires_at, user=user)
+
+    async def logout(self, token: str) -> None:
+        """Revoke the access token until it would have expired anyway."""
+        now = self._clock.now()
+        _, token_id, expires_at = self._tokens.decode(token, now)
+        async with self._uow() as uow:
+            if not await uow.revoked_tokens.contains(token_id):
+                await uow.revoked_tokens.add(token_id, expires_at)
+                await uow.commit()
+
+    async def authenticate(self, token: str) -> Principal:
+        """Resolve a bearer token (access or machine token) into the calling principal."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            if token.startswith(MACHINE_TOKEN_PREFIX):
+                record = await uow.machine_tokens.get_by_hash(hash_machine_token(token))
+                if record is None or not record.is_usable(now):
+                    raise AuthenticationFailed("invalid or revoked token")
+                user = await uow.users.get(record.user_id)
+                if user is None:
+                    raise AuthenticationFailed("invalid or revoked token")
+                return Principal(
+                    user_id=user.id,
+                    username=user.username,
+                    is_admin=user.is_admin,
+                    token_id=record.id,
+                    machine=True,
+                )
+            user_id, token_id, _ = self._tokens.decode(token, now)
+            if await uow.revoked_tokens.contains(token_id):
+                raise AuthenticationFailed("invalid or revoked token")
+            user = await uow.users.get(user_id)
+            if user is None:
+                raise AuthenticationFailed("invalid or revoked token")
+            return Principal(
+                user_id=user.id, username=user.username, is_admin=user.is_admin, token_id=token_id
+            )
+
+    async def authorize(
+        self, token: str, project_id: ProjectId, operation: Operation
+    ) -> ProjectAccess:
+        """The contract every service relies on: token valid, member, role high enough."""
+        principal = await self.authenticate(token)
+        async with self._uow() as uow:
+            project = await uow.projects.get(project_id)
+            if project is None:
+                project = await uow.projects.get_by_name(project_id)
+            if project is None:
+                # Same answer as "not a member" so a project's existence does not leak.
+                raise Forbidden(f"no access to project {project_id}")
+            return authorize(principal, project, operation)
+
+    # ---- users -----------------------------------------------------------------------------
+    async def create_user(
+        self, caller: Principal, username: str, password: str, is_admin: bool = False
+    ) -> User:
+        ensure_admin(caller)
+        check_username(username)
+        check_password_policy(password)
+        async with self._uow() as uow:
+            if await uow.users.get_by_username(username) is not None:
+                raise AlreadyExists(f"user {username} already exists")
+            user = User(
+                id=UserId(new_id()),
+                username=username,
+                password_hash=self._hasher.hash(password),
+                is_admin=is_admin,
+                created_at=self._clock.now(),
+            )
+            await uow.users.add(user)
+            await uow.commit()
+            return user
+
+    async def list_users(self, caller: Principal) -> list[User]:
+        ensure_admin(caller)
+        async with self._uow() as uow:
+            return await uow.users.list_all()
+
+    async def change_password(
+        self, caller: Principal, old_password: str, new_password: str
+    ) -> None:
+        """A user changes their own password, proving they know the current one."""
+        check_password_policy(new_password)
+        async with self._uow() as uow:
+            user = await uow.users.get(caller.user_id)
+            if user is None or not self._hasher.verify(user.password_hash, old_password):
+                raise AuthenticationFailed("current password is wrong")
+            user.password_hash = self._hasher.hash(new_password)
+            await uow.commit()
+
+    # ---- projects --------------------------------------------------------------------------
+    async def create_project(
+        self, caller: Principal, name: str, owner_id: UserId | None = None
+    ) -> Project:
+        """Admins create projects; the named owner (or the admin) becomes its first owner."""
+        ensure_admin(caller)
+        check_project_name(name)
+        async with self._uow() as uow:
+            if await uow.projects.get_by_name(name) is not None:
+                raise AlreadyExists(f"project {name} already exists")
+            owner = owner_id or caller.user_id
+            if await uow.users.get(owner) is None:
+                raise NotFound(f"user {owner} not found")
+            project = Project(id=ProjectId(new_id()), name=name, created_at=self._clock.now())
+            project.set_member(owner, Role.OWNER)
+            await uow.projects.add(project)
+            await uow.commit()
+            return project
+
+    async def list_projects(self, caller: Principal) -> list[tuple[Project, Role]]:
+        """The projects the caller belongs to (all of them for an admin), with the caller's role."""
+        async with self._uow() as uow:
+            if caller.is_admin:
+                projects = await uow.projects.list_all()
+            else:
+                projects = await uow.projects.list_for_user(caller.user_id)
+            return [(p, p.role_of(caller.user_id) or Role.OWNER) for p in projects]
+
+    async def get_project(self, caller: Principal, project_id: ProjectId) -> Project:
+        async with self._uow() as uow:
+            project = await self._visible_project(uow, caller, project_id, Operation.READ)
+            return project
+
+    async def set_member(
+        self, caller: Principal, project_id: ProjectId, user_id: UserId, role: Role
+    ) -> Project:
+        """Owners add members and change roles."""
+        async with self._uow() as uow:
+            project = await self._visible_project(uow, caller, project_id, Operation.MANAGE)
+            ensure_can_manage(caller, project)
+            user = await uow.users.get(user_id) or await uow.users.get_by_username(user_id)
+            if user is None:
+                raise NotFound(f"user {user_id} not found")
+            project.set_member(user.id, role)
+            await uow.commit()
+            return project
+
+    async def remove_member(
+        self, caller: Principal, project_id: ProjectId, user_id: UserId
+    ) -> Project:
+        async with self._uow() as uow:
+            project = await self._visible_project(uow, caller, project_id, Operation.MANAGE)
+            user = await uow.users.get(user_id) or await uow.users.get_by_username(user_id)
+            project.remove_member(user.id if user else user_id)
+            await uow.commit()
+            return project
+
+    async def _visible_project(
+        self, uow: UnitOfWork, caller: Principal, project_id: ProjectId, operation: Operation
+    ) -> Project:
+        project = await uow.projects.get(project_id) or await uow.projects.get_by_name(project_id)
+        if project is None:
+            raise Forbidden(f"no access to project {project_id}")
+        authorize(caller, project, operation)
+        return project
+
+    # ---- machine tokens --------------------------------------------------------------------
+    async def create_machine_token(
+        self, caller: Principal, name: str, expires_in: timedelta | None = None
+    ) -> NewMachineToken:
+        """The token is returned once; only its hash is stored."""
+        token = MACHINE_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        now = self._clock.now()
+        record = MachineToken(
+            id=TokenId(new_id()),
+            user_id=caller.user_id,
+            name=name[:200] or "token",
+            token_hash=hash_machine_token(token),
+            created_at=now,
+            expires_at=now + expires_in if expires_in else None,
+        )
+        async with self._uow() as uow:
+            await uow.machine_tokens.add(record)
+            await uow.commit()
+        return NewMachineToken(token=token, record=record)
+
+    async def list_machine_tokens(self, caller: Principal) -> list[MachineToken]:
+        async with self._uow() as uow:
+            return await uow.machine_tokens.list_for_user(caller.user_id)
+
+    async def revoke_machine_token(self, caller: Principal, token_id: TokenId) -> None:
+        async with self._uow() as uow:
+            record = await uow.machine_tokens.get(token_id)
+            if record is None or (record.user_id != caller.user_id and not caller.is_admin):
+                raise NotFound(f"token {token_id} not found")
+            record.revoke(self._clock.now())
+            await uow.commit()

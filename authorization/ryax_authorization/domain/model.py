@@ -1,0 +1,223 @@
+"""Users, projects, memberships and roles: the rules of who may do what."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import NewType
+
+from .errors import AccountLocked, Conflict, Forbidden, InvalidInput
+
+UserId = NewType("UserId", str)
+ProjectId = NewType("ProjectId", str)
+TokenId = NewType("TokenId", str)
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
+USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,63}$")
+PROJECT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+class Role(StrEnum):
+    """Project roles, from the most to the least powerful."""
+
+    OWNER = "owner"
+    DEVELOPER = "developer"
+    VIEWER = "viewer"
+
+    @property
+    def rank(self) -> int:
+        return {Role.OWNER: 3, Role.DEVELOPER: 2, Role.VIEWER: 1}[self]
+
+    def allows(self, needed: Role) -> bool:
+        """An owner can do what a developer can, who can do what a viewer can."""
+        return self.rank >= needed.rank
+
+
+class Operation(StrEnum):
+    """What a request wants to do inside a project; each needs a minimum role."""
+
+    READ = "read"  # list, show, download, follow logs
+    WRITE = "write"  # create/edit/delete workflows, repositories, deploy, trigger, cancel
+    MANAGE = "manage"  # members and roles
+
+    @property
+    def needed_role(self) -> Role:
+        return {
+            Operation.READ: Role.VIEWER,
+            Operation.WRITE: Role.DEVELOPER,
+            Operation.MANAGE: Role.OWNER,
+        }[self]
+
+
+def check_password_policy(password: str) -> None:
+    """A password is at least MIN_PASSWORD_LENGTH characters and not absurdly long."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(
+            "password", f"too short: at least {MIN_PASSWORD_LENGTH} characters are required"
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidInput("password", f"too long: at most {MAX_PASSWORD_LENGTH} characters")
+
+
+def check_username(username: str) -> None:
+    if not USERNAME_RE.match(username):
+        raise InvalidInput(
+            "username",
+            "2 to 64 characters: letters, digits and _ . @ -, starting with a letter or digit",
+        )
+
+
+def check_project_name(name: str) -> None:
+    if not PROJECT_NAME_RE.match(name):
+        raise InvalidInput("name", "2 to 63 characters: lower-case letters, digits and dashes")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockoutPolicy:
+    """After `max_failures` wrong passwords in a row the account is locked for `lock_for`."""
+
+    max_failures: int = 5
+    lock_for: timedelta = timedelta(minutes=1)
+
+
+@dataclass(eq=False, kw_only=True)
+class User:
+    id: UserId
+    username: str
+    password_hash: str
+    is_admin: bool = False
+    created_at: datetime
+    failed_logins: int = 0
+    locked_until: datetime | None = None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, User) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def ensure_not_locked(self, now: datetime) -> None:
+        if self.locked_until is not None and now < self.locked_until:
+            raise AccountLocked(int((self.locked_until - now).total_seconds()) + 1)
+
+    def record_failed_login(self, now: datetime, policy: LockoutPolicy) -> None:
+        self.failed_logins += 1
+        if self.failed_logins >= policy.max_failures:
+            self.locked_until = now + policy.lock_for
+            self.failed_logins = 0
+
+    def record_successful_login(self) -> None:
+        self.failed_logins = 0
+        self.locked_until = None
+
+
+@dataclass(eq=False, kw_only=True)
+class Project:
+    id: ProjectId
+    name: str
+    created_at: datetime
+    members: dict[UserId, Role] = field(default_factory=dict)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Project) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def role_of(self, user_id: UserId) -> Role | None:
+        return self.members.get(user_id)
+
+    def set_member(self, user_id: UserId, role: Role) -> None:
+        """Add a member or change a role; the project never loses its last owner."""
+        current = self.members.get(user_id)
+        if current == Role.OWNER and role != Role.OWNER and self._owner_count() == 1:
+            raise Conflict("a project must keep at least one owner")
+        self.members[user_id] = role
+
+    def remove_member(self, user_id: UserId) -> None:
+        if user_id not in self.members:
+            raise InvalidInput("user_id", "is not a member of this project")
+        if self.members[user_id] == Role.OWNER and self._owner_count() == 1:
+            raise Conflict("a project must keep at least one owner")
+        del self.members[user_id]
+
+    def _owner_count(self) -> int:
+        return sum(1 for r in self.members.values() if r == Role.OWNER)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Principal:
+    """Who is calling: resolved from a token."""
+
+    user_id: UserId
+    username: str
+    is_admin: bool
+    token_id: TokenId
+    machine: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectAccess:
+    """The answer of the authorization contract: the caller, the project, the effective role."""
+
+    principal: Principal
+    project_id: ProjectId
+    project_name: str
+    role: Role
+
+
+def authorize(principal: Principal, project: Project, operation: Operation) -> ProjectAccess:
+    """Admins may do anything; others need membership with the role the operation needs."""
+    role = project.role_of(principal.user_id)
+    if principal.is_admin:
+        return ProjectAccess(
+            principal=principal,
+            project_id=project.id,
+            project_name=project.name,
+            role=Role.OWNER,
+        )
+    if role is None:
+        raise Forbidden(f"not a member of project {project.name}")
+    if not role.allows(operation.needed_role):
+        raise Forbidden(
+            f"role {role} in project {project.name} cannot {operation}: "
+            f"{operation.needed_role} is needed"
+        )
+    return ProjectAccess(
+        principal=principal, project_id=project.id, project_name=project.name, role=role
+    )
+
+
+def ensure_can_manage(principal: Principal, project: Project) -> None:
+    authorize(principal, project, Operation.MANAGE)
+
+
+def ensure_admin(principal: Principal) -> None:
+    if not principal.is_admin:
+        raise Forbidden("platform administrators only")
+
+
+@dataclass(eq=False, kw_only=True)
+class MachineToken:
+    """A long-lived token for the CLI and scripts. Only its hash is stored."""
+
+    id: TokenId
+    user_id: UserId
+    name: str
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+    def is_usable(self, now: datetime) -> bool:
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or now < self.expires_at
+
+    def revoke(self, now: datetime) -> None:
+        if self.revoked_at is None:
+            self.revoked_at = now

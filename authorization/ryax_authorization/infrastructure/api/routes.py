@@ -1,0 +1,396 @@
+"""HTTP API of the authorization service (prefix /authorization)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...application.use_cases import AuthorizationUseCases
+from ...domain.model import (
+    MachineToken,
+    Operation,
+    Principal,
+    Project,
+    ProjectId,
+    Role,
+    TokenId,
+    User,
+    UserId,
+)
+from .web import Api, HttpError, bearer_token, read_body
+
+api = Api(title="Ryax authorization", prefix="/authorization")
+USE_CASES = web.AppKey("use_cases", AuthorizationUseCases)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginIn(Strict):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class UserOut(BaseModel):
+    id: str
+    username: str
+    is_admin: bool
+    created_at: datetime
+
+
+class LoginOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_at: datetime
+    user: UserOut
+
+
+class PasswordIn(Strict):
+    old_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+class UserIn(Strict):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+    is_admin: bool = False
+
+
+class UsersOut(BaseModel):
+    users: list[UserOut]
+
+
+class ProjectIn(Strict):
+    name: str = Field(min_length=1, max_length=63)
+    owner_id: str | None = None
+
+
+class MemberOut(BaseModel):
+    user_id: str
+    role: Role
+
+
+class ProjectOut(BaseModel):
+    id: str
+    name: str
+    created_at: datetime
+    role: Role | None = None
+    members: list[MemberOut] | None = None
+
+
+class ProjectsOut(BaseModel):
+    projects: list[ProjectOut]
+
+
+class MemberIn(Strict):
+    role: Role
+
+
+class TokenIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class TokenOut(BaseModel):
+    id: str
+    name: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class NewTokenOut(TokenOut):
+    token: str = Field(description="shown once, store it now")
+
+
+class TokensOut(BaseModel):
+    tokens: list[TokenOut]
+
+
+class AccessOut(BaseModel):
+    user_id: str
+    username: str
+    is_admin: bool
+    project_id: str
+    project_name: str
+    role: Role
+
+
+class MeOut(BaseModel):
+    id: str
+    username: str
+    is_admin: bool
+    projects: list[ProjectOut]
+
+
+def _user(u: User) -> UserOut:
+    return UserOut(id=u.id, username=u.username, is_admin=u.is_admin, created_at=u.created_at)
+
+
+def _project(p: Project, role: Role | None = None, members: bool = False) -> ProjectOut:
+    return ProjectOut(
+        id=p.id,
+        name=p.name,
+        created_at=p.created_at,
+        role=role,
+        members=[MemberOut(user_id=u, role=r) for u, r in p.members.items()] if members else None,
+    )
+
+
+def _token(t: MachineToken) -> TokenOut:
+    return TokenOut(
+        id=t.id,
+        name=t.name,
+        created_at=t.created_at,
+        expires_at=t.expires_at,
+        revoked_at=t.revoked_at,
+    )
+
+
+def _json(model: BaseModel, status: int = 200) -> web.Response:
+    return web.json_response(text=model.model_dump_json(), status=status)
+
+
+async def _caller(request: web.Request) -> Principal:
+    return await request.app[USE_CASES].authenticate(bearer_token(request))
+
+
+@api.route(
+    "POST",
+    "/v1/login",
+    summary="Log in: returns an expiring access token",
+    tag="sessions",
+    body=LoginIn,
+    response=LoginOut,
+    auth=False,
+)
+async def login(request: web.Request) -> web.Response:
+    body = await read_body(request, LoginIn)
+    result = await request.app[USE_CASES].login(body.username, body.password)
+    return _json(
+        LoginOut(
+            access_token=result.access_token, expires_at=result.expires_at, user=_user(result.user)
+        )
+    )
+
+
+@api.route(
+    "POST",
+    "/v1/logout",
+    summary="Revoke the access token used for this call",
+    tag="sessions",
+    status=204,
+)
+async def logout(request: web.Request) -> web.Response:
+    token = bearer_token(request)
+    await request.app[USE_CASES].authenticate(token)
+    if not token.startswith("ryax_"):
+        await request.app[USE_CASES].logout(token)
+    return web.Response(status=204)
+
+
+@api.route("GET", "/v1/me", summary="The caller and their projects", tag="sessions", response=MeOut)
+async def me(request: web.Request) -> web.Response:
+    caller = await _caller(request)
+    projects = await request.app[USE_CASES].list_projects(caller)
+    return _json(
+        MeOut(
+            id=caller.user_id,
+            username=caller.username,
+            is_admin=caller.is_admin,
+            projects=[_project(p, r) for p, r in projects],
+        )
+    )
+
+
+@api.route(
+    "PUT",
+    "/v1/me/password",
+    summary="Change one's own password",
+    tag="sessions",
+    body=PasswordIn,
+    status=204,
+)
+async def change_password(request: web.Request) -> web.Response:
+    caller = await _caller(request)
+    body = await read_body(request, PasswordIn)
+    await request.app[USE_CASES].change_password(caller, body.old_password, body.new_password)
+    return web.Response(status=204)
+
+
+@api.route(
+    "GET",
+    "/v1/authorize",
+    summary=(
+        "The authorization contract: is the caller allowed to do `operation` (read, write, manage) "
+        "in `project` (id or name)? 200 with the effective role, 401 or 403 otherwise"
+    ),
+    tag="contract",
+    response=AccessOut,
+)
+async def authorize(request: web.Request) -> web.Response:
+    token = bearer_token(request)
+    project = request.query.get("project", "")
+    if not project:
+        raise HttpError(400, "invalid_input", "project: query parameter is required")
+    try:
+        operation = Operation(request.query.get("operation", "read"))
+    except ValueError as exc:
+        raise HttpError(
+            400, "invalid_input", "operation: must be one of read, write, manage"
+        ) from exc
+    access = await request.app[USE_CASES].authorize(token, ProjectId(project), operation)
+    return _json(
+        AccessOut(
+            user_id=access.principal.user_id,
+            username=access.principal.username,
+            is_admin=access.principal.is_admin,
+            project_id=access.project_id,
+            project_name=access.project_name,
+            role=access.role,
+        )
+    )
+
+
+@api.route(
+    "POST",
+    "/v1/users",
+    summary="Create a user (admins)",
+    tag="users",
+    body=UserIn,
+    response=UserOut,
+    status=201,
+)
+async def create_user(request: web.Request) -> web.Response:
+    caller = await _caller(request)
+    body = await read_body(request, UserIn)
+    user = await request.app[USE_CASES].create_user(
+        caller, body.username, body.password, body.is_admin
+    )
+    return _json(_user(user), 201)
+
+
+@api.route("GET", "/v1/users", summary="List users (admins)", tag="users", response=UsersOut)
+async def list_users(request: web.Request) -> web.Response:
+    users = await request.app[USE_CASES].list_users(await _caller(request))
+    return _json(UsersOut(users=[_user(u) for u in users]))
+
+
+@api.route(
+    "POST",
+    "/v1/projects",
+    summary="Create a project (admins)",
+    tag="projects",
+    body=ProjectIn,
+    response=ProjectOut,
+    status=201,
+)
+async def create_project(request: web.Request) -> web.Response:
+    caller = await _caller(request)
+    body = await read_body(request, ProjectIn)
+    owner = UserId(body.owner_id) if body.owner_id else None
+    project = await request.app[USE_CASES].create_project(caller, body.name, owner)
+    return _json(_project(project, Role.OWNER, members=True), 201)
+
+
+@api.route(
+    "GET", "/v1/projects", summary="Projects of the caller", tag="projects", response=ProjectsOut
+)
+async def list_projects(request: web.Request) -> web.Response:
+    projects = await request.app[USE_CASES].list_projects(await _caller(request))
+    return _json(ProjectsOut(projects=[_project(p, r) for p, r in projects]))
+
+
+@api.route(
+    "GET",
+    "/v1/projects/{project}",
+    summary="A project with its members",
+    tag="projects",
+    response=ProjectOut,
+)
+async def get_project(request: web.Request) -> web.Response:
+    caller = await _caller(request)
+    project = await request.app[USE_CASES].get_project(
+        caller, ProjectId(request.match_info["project"])
+    )
+    return _json(_project(project, project.role_of(caller.user_id), members=True))
+
+
+@api.route(
+    "PUT",
+    "/v1/projects/{project}/members/{user}",
+    summary="Add a member or change their role (owners); user is an id or a username",
+    tag="projects",
+    body=MemberIn,
+    response=ProjectOut,
+)
+async def set_member(request: web.Request) -> web.Response:
+    caller = await _caller(request)
+    body = await read_body(request, MemberIn)
+    project = await request.app[USE_CASES].set_member(
+        caller,
+        ProjectId(request.match_info["project"]),
+        UserId(request.match_info["user"]),
+        body.role,
+    )
+    return _json(_project(project, project.role_of(caller.user_id), members=True))
+
+
+@api.route(
+    "DELETE",
+    "/v1/projects/{project}/members/{user}",
+    summary="Remove a member (owners)",
+    tag="projects",
+    response=ProjectOut,
+)
+async def remove_member(request: web.Request) -> web.Response:
+    caller = await _caller(request)
+    project = await request.app[USE_CASES].remove_member(
+        caller, ProjectId(request.match_info["project"]), UserId(request.match_info["user"])
+    )
+    return _json(_project(project, project.role_of(caller.user_id), members=True))
+
+
+@api.route(
+    "POST",
+    "/v1/tokens",
+    summary="Create a machine token (shown once)",
+    tag="tokens",
+    body=TokenIn,
+    response=NewTokenOut,
+    status=201,
+)
+async def create_token(request: web.Request) -> web.Response:
+    caller = await _caller(request)
+    body = await read_body(request, TokenIn)
+    expires = timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    new = await request.app[USE_CASES].create_machine_token(caller, body.name, expires)
+    out = _token(new.record)
+    return _json(NewTokenOut(**out.model_dump(), token=new.token), 201)
+
+
+@api.route(
+    "GET",
+    "/v1/tokens",
+    summary="The caller's machine tokens (without their value)",
+    tag="tokens",
+    response=TokensOut,
+)
+async def list_tokens(request: web.Request) -> web.Response:
+    tokens = await request.app[USE_CASES].list_machine_tokens(await _caller(request))
+    return _json(TokensOut(tokens=[_token(t) for t in tokens]))
+
+
+@api.route(
+    "DELETE", "/v1/tokens/{token_id}", summary="Revoke a machine token", tag="tokens", status=204
+)
+async def revoke_token(request: web.Request) -> web.Response:
+    caller = await _caller(request)
+    await request.app[USE_CASES].revoke_machine_token(
+        caller, TokenId(request.match_info["token_id"])
+    )
+    return web.Response(status=204)

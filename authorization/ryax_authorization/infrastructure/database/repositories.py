@@ -1,0 +1,222 @@
+"""SQL repositories. They track the aggregates they hand out; the unit of work saves them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ...domain.model import MachineToken, Project, ProjectId, Role, TokenId, User, UserId
+from .tables import machine_tokens, memberships, projects, revoked_tokens, users
+
+
+def _user(row: Any) -> User:
+    return User(
+        id=UserId(row.id),
+        username=row.username,
+        password_hash=row.password_hash,
+        is_admin=row.is_admin,
+        created_at=row.created_at,
+        failed_logins=row.failed_logins,
+        locked_until=row.locked_until,
+    )
+
+
+class SqlAlchemyUserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self.seen: dict[UserId, User] = {}
+
+    def _track(self, user: User | None) -> User | None:
+        if user is not None:
+            self.seen[user.id] = user
+        return user
+
+    async def add(self, user: User) -> None:
+        self.seen[user.id] = user
+
+    async def get(self, user_id: UserId) -> User | None:
+        row = (await self._session.execute(sa.select(users).where(users.c.id == user_id))).first()
+        return self._track(_user(row)) if row else None
+
+    async def get_by_username(self, username: str) -> User | None:
+        query = sa.select(users).where(users.c.username == username)
+        row = (await self._session.execute(query)).first()
+        return self._track(_user(row)) if row else None
+
+    async def list_all(self) -> list[User]:
+        rows = (await self._session.execute(sa.select(users).order_by(users.c.username))).all()
+        return [_user(r) for r in rows]
+
+    async def count(self) -> int:
+        return int(
+            (
+                await self._session.execute(sa.select(sa.func.count()).select_from(users))
+            ).scalar_one()
+        )
+
+    async def save(self) -> None:
+        for user in self.seen.values():
+            values = {
+                "id": user.id,
+                "username": user.username,
+                "password_hash": user.password_hash,
+                "is_admin": user.is_admin,
+                "created_at": user.created_at,
+                "failed_logins": user.failed_logins,
+                "locked_until": user.locked_until,
+            }
+            stmt = insert(users).values(**values)
+            stmt = stmt.on_conflict_do_update(index_elements=[users.c.id], set_=values)
+            await self._session.execute(stmt)
+
+
+class SqlAlchemyProjectRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self.seen: dict[ProjectId, Project] = {}
+
+    async def _load(self, where: sa.ColumnElement[bool]) -> list[Project]:
+        rows = (
+            await self._session.execute(sa.select(projects).where(where).order_by(projects.c.name))
+        ).all()
+        if not rows:
+            return []
+        ids = [r.id for r in rows]
+        members = (
+            await self._session.execute(
+                sa.select(memberships).where(memberships.c.project_id.in_(ids))
+            )
+        ).all()
+        by_project: dict[str, dict[UserId, Role]] = {i: {} for i in ids}
+        for m in members:
+            by_project[m.project_id][UserId(m.user_id)] = Role(m.role)
+        result = [
+            Project(
+                id=ProjectId(r.id), name=r.name, created_at=r.created_at, members=by_project[r.id]
+            )
+            for r in rows
+        ]
+        for p in result:
+            self.seen[p.id] = p
+        return result
+
+    async def add(self, project: Project) -> None:
+        self.seen[project.id] = project
+
+    async def get(self, project_id: ProjectId) -> Project | None:
+        found = await self._load(projects.c.id == project_id)
+        return found[0] if found else None
+
+    async def get_by_name(self, name: str) -> Project | None:
+        found = await self._load(projects.c.name == name)
+        return found[0] if found else None
+
+    async def list_all(self) -> list[Project]:
+        return await self._load(sa.true())
+
+    async def list_for_user(self, user_id: UserId) -> list[Project]:
+        member_of = sa.select(memberships.c.project_id).where(memberships.c.user_id == user_id)
+        return await self._load(projects.c.id.in_(member_of))
+
+    async def save(self) -> None:
+        for p in self.seen.values():
+            values = {"id": p.id, "name": p.name, "created_at": p.created_at}
+            stmt = insert(projects).values(**values)
+            await self._session.execute(
+                stmt.on_conflict_do_update(index_elements=[projects.c.id], set_=values)
+            )
+            await self._session.execute(
+                sa.delete(memberships).where(memberships.c.project_id == p.id)
+            )
+            if p.members:
+                await self._session.execute(
+                    sa.insert(memberships),
+                    [
+                        {"project_id": p.id, "user_id": u, "role": str(r)}
+                        for u, r in p.members.items()
+                    ],
+                )
+
+
+def _token(row: Any) -> MachineToken:
+    return MachineToken(
+        id=TokenId(row.id),
+        user_id=UserId(row.user_id),
+        name=row.name,
+        token_hash=row.token_hash,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
+    )
+
+
+class SqlAlchemyMachineTokenRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self.seen: dict[TokenId, MachineToken] = {}
+
+    async def _one(self, where: sa.ColumnElement[bool]) -> MachineToken | None:
+        row = (await self._session.execute(sa.select(machine_tokens).where(where))).first()
+        if row is None:
+            return None
+        token = _token(row)
+        self.seen[token.id] = token
+        return token
+
+    async def add(self, token: MachineToken) -> None:
+        self.seen[token.id] = token
+
+    async def get(self, token_id: TokenId) -> MachineToken | None:
+        return await self._one(machine_tokens.c.id == token_id)
+
+    async def get_by_hash(self, token_hash: str) -> MachineToken | None:
+        return await self._one(machine_tokens.c.token_hash == token_hash)
+
+    async def list_for_user(self, user_id: UserId) -> list[MachineToken]:
+        query = (
+            sa.select(machine_tokens)
+            .where(machine_tokens.c.user_id == user_id)
+            .order_by(machine_tokens.c.created_at)
+        )
+        return [_token(r) for r in (await self._session.execute(query)).all()]
+
+    async def save(self) -> None:
+        for t in self.seen.values():
+            values = {
+                "id": t.id,
+                "user_id": t.user_id,
+                "name": t.name,
+                "token_hash": t.token_hash,
+                "created_at": t.created_at,
+                "expires_at": t.expires_at,
+                "revoked_at": t.revoked_at,
+                "last_used_at": t.last_used_at,
+            }
+            stmt = insert(machine_tokens).values(**values)
+            await self._session.execute(
+                stmt.on_conflict_do_update(index_elements=[machine_tokens.c.id], set_=values)
+            )
+
+
+class SqlAlchemyRevokedTokenRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, token_id: TokenId, expires_at: datetime) -> None:
+        stmt = insert(revoked_tokens).values(token_id=token_id, expires_at=expires_at)
+        await self._session.execute(stmt.on_conflict_do_nothing())
+
+    async def contains(self, token_id: TokenId) -> bool:
+        query = sa.select(revoked_tokens.c.token_id).where(revoked_tokens.c.token_id == token_id)
+        return (await self._session.execute(query)).first() is not None
+
+    async def purge_expired(self, now: datetime) -> int:
+        result = await self._session.execute(
+            sa.delete(revoked_tokens).where(revoked_tokens.c.expires_at < now)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)

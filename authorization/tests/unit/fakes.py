@@ -1,0 +1,149 @@
+"""In-memory adapters for the application tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from ryax_authorization.domain.errors import AuthenticationFailed
+from ryax_authorization.domain.model import (
+    MachineToken,
+    Project,
+    ProjectId,
+    TokenId,
+    User,
+    UserId,
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.current = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **kwargs: float) -> None:
+        self.current += timedelta(**kwargs)
+
+
+class FakeHasher:
+    def hash(self, password: str) -> str:
+        return "hashed:" + password
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        return password_hash == "hashed:" + password
+
+    def dummy_verify(self, password: str) -> None:
+        pass
+
+
+class FakeTokens:
+    def __init__(self, lifetime: timedelta = timedelta(hours=1)) -> None:
+        self.lifetime = lifetime
+
+    def issue(self, user_id: UserId, token_id: TokenId, now: datetime) -> tuple[str, datetime]:
+        expires = now + self.lifetime
+        return f"{user_id}|{token_id}|{expires.timestamp()}", expires
+
+    def decode(self, token: str, now: datetime) -> tuple[UserId, TokenId, datetime]:
+        try:
+            user_id, token_id, exp = token.split("|")
+            expires = datetime.fromtimestamp(float(exp), UTC)
+        except ValueError as exc:
+            raise AuthenticationFailed("invalid or revoked token") from exc
+        if now >= expires:
+            raise AuthenticationFailed("token expired")
+        return UserId(user_id), TokenId(token_id), expires
+
+
+class _Repo:
+    pass
+
+
+class FakeUsers:
+    def __init__(self, store: dict[UserId, User]) -> None:
+        self.store = store
+
+    async def add(self, user: User) -> None:
+        self.store[user.id] = user
+
+    async def get(self, user_id: UserId) -> User | None:
+        return self.store.get(user_id)
+
+    async def get_by_username(self, username: str) -> User | None:
+        return next((u for u in self.store.values() if u.username == username), None)
+
+    async def list_all(self) -> list[User]:
+        return list(self.store.values())
+
+    async def count(self) -> int:
+        return len(self.store)
+
+
+class FakeProjects:
+    def __init__(self, store: dict[ProjectId, Project]) -> None:
+        self.store = store
+
+    async def add(self, project: Project) -> None:
+        self.store[project.id] = project
+
+    async def get(self, project_id: ProjectId) -> Project | None:
+        return self.store.get(project_id)
+
+    async def get_by_name(self, name: str) -> Project | None:
+        return next((p for p in self.store.values() if p.name == name), None)
+
+    async def list_all(self) -> list[Project]:
+        return list(self.store.values())
+
+    async def list_for_user(self, user_id: UserId) -> list[Project]:
+        return [p for p in self.store.values() if user_id in p.members]
+
+
+class FakeMachineTokens:
+    def __init__(self, store: dict[TokenId, MachineToken]) -> None:
+        self.store = store
+
+    async def add(self, token: MachineToken) -> None:
+        self.store[token.id] = token
+
+    async def get(self, token_id: TokenId) -> MachineToken | None:
+        return self.store.get(token_id)
+
+    async def get_by_hash(self, token_hash: str) -> MachineToken | None:
+        return next((t for t in self.store.values() if t.token_hash == token_hash), None)
+
+    async def list_for_user(self, user_id: UserId) -> list[MachineToken]:
+        return [t for t in self.store.values() if t.user_id == user_id]
+
+
+class FakeRevoked:
+    def __init__(self, store: dict[TokenId, datetime]) -> None:
+        self.store = store
+
+    async def add(self, token_id: TokenId, expires_at: datetime) -> None:
+        self.store[token_id] = expires_at
+
+    async def contains(self, token_id: TokenId) -> bool:
+        return token_id in self.store
+
+
+class FakeUnitOfWork:
+    """Shares its dicts across instances, like one database; `committed` counts commits."""
+
+    def __init__(self, db: dict[str, dict]) -> None:  # type: ignore[type-arg]
+        self.users = FakeUsers(db["users"])
+        self.projects = FakeProjects(db["projects"])
+        self.machine_tokens = FakeMachineTokens(db["tokens"])
+        self.revoked_tokens = FakeRevoked(db["revoked"])
+        self.db = db
+
+    async def __aenter__(self) -> FakeUnitOfWork:
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        pass
+
+    async def commit(self) -> None:
+        self.db.setdefault("commits", {})
+        self.db["commits"][len(self.db["commits"])] = True

@@ -1,0 +1,130 @@
+"""Use cases through fakes: assert on state and answers, not on mock calls."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from ryax_authorization.application.use_cases import AuthorizationUseCases
+from ryax_authorization.domain.errors import (
+    AccountLocked,
+    AlreadyExists,
+    AuthenticationFailed,
+    Forbidden,
+    InvalidInput,
+)
+from ryax_authorization.domain.model import LockoutPolicy, Operation, ProjectId, Role, TokenId
+
+from .fakes import FakeClock, FakeHasher, FakeTokens, FakeUnitOfWork
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def uc(clock: FakeClock) -> AuthorizationUseCases:
+    db: dict[str, dict] = {"users": {}, "projects": {}, "tokens": {}, "revoked": {}}  # type: ignore[type-arg]
+    cases = AuthorizationUseCases(
+        uow_factory=lambda: FakeUnitOfWork(db),
+        hasher=FakeHasher(),
+        tokens=FakeTokens(),
+        clock=clock,
+        lockout=LockoutPolicy(max_failures=3, lock_for=timedelta(minutes=1)),
+    )
+    assert await cases.bootstrap_admin("admin", PASSWORD)
+    return cases
+
+
+async def admin_token(uc: AuthorizationUseCases) -> str:
+    return (await uc.login("admin", PASSWORD)).access_token
+
+
+async def test_bootstrap_only_once(uc: AuthorizationUseCases) -> None:
+    assert not await uc.bootstrap_admin("other", PASSWORD)
+
+
+async def test_login_failures_look_the_same_and_lock_out(
+    uc: AuthorizationUseCases, clock: FakeClock
+) -> None:
+    with pytest.raises(AuthenticationFailed) as unknown:
+        await uc.login("nobody", PASSWORD)
+    with pytest.raises(AuthenticationFailed) as wrong:
+        await uc.login("admin", "wrong password")
+    assert unknown.value.detail == wrong.value.detail == "invalid credentials"
+    for _ in range(2):
+        with pytest.raises(AuthenticationFailed):
+            await uc.login("admin", "wrong password")
+    with pytest.raises(AccountLocked):
+        await uc.login("admin", PASSWORD)
+    clock.advance(minutes=2)
+    assert (await uc.login("admin", PASSWORD)).access_token
+
+
+async def test_logout_revokes_and_expiry_rejects(
+    uc: AuthorizationUseCases, clock: FakeClock
+) -> None:
+    token = await admin_token(uc)
+    assert (await uc.authenticate(token)).username == "admin"
+    await uc.logout(token)
+    with pytest.raises(AuthenticationFailed):
+        await uc.authenticate(token)
+    token = await admin_token(uc)
+    clock.advance(hours=2)
+    with pytest.raises(AuthenticationFailed, match="expired"):
+        await uc.authenticate(token)
+    with pytest.raises(AuthenticationFailed):
+        await uc.authenticate("garbled")
+
+
+async def test_projects_members_and_the_contract(uc: AuthorizationUseCases) -> None:
+    admin = await uc.authenticate(await admin_token(uc))
+    alice = await uc.create_user(admin, "alice", PASSWORD)
+    bob = await uc.create_user(admin, "bob", PASSWORD)
+    with pytest.raises(AlreadyExists):
+        await uc.create_user(admin, "alice", PASSWORD)
+    project = await uc.create_project(admin, "alpha", alice.id)
+    alice_token = (await uc.login("alice", PASSWORD)).access_token
+    bob_token = (await uc.login("bob", PASSWORD)).access_token
+
+    with pytest.raises(Forbidden):
+        await uc.authorize(bob_token, project.id, Operation.READ)
+    alice_p = await uc.authenticate(alice_token)
+    await uc.set_member(alice_p, project.id, bob.id, Role.VIEWER)
+    access = await uc.authorize(bob_token, ProjectId("alpha"), Operation.READ)
+    assert access.role == Role.VIEWER and access.project_id == project.id
+    with pytest.raises(Forbidden):
+        await uc.authorize(bob_token, project.id, Operation.WRITE)
+    bob_p = await uc.authenticate(bob_token)
+    with pytest.raises(Forbidden):
+        await uc.set_member(bob_p, project.id, bob.id, Role.OWNER)
+    with pytest.raises(Forbidden):
+        await uc.create_project(bob_p, "beta")
+    with pytest.raises(Forbidden, match="no access"):
+        await uc.authorize(alice_token, ProjectId("does-not-exist"), Operation.READ)
+
+
+async def test_change_password(uc: AuthorizationUseCases) -> None:
+    admin = await uc.authenticate(await admin_token(uc))
+    with pytest.raises(InvalidInput, match="too short"):
+        await uc.change_password(admin, PASSWORD, "short")
+    with pytest.raises(AuthenticationFailed):
+        await uc.change_password(admin, "not the password", "a new long password")
+    await uc.change_password(admin, PASSWORD, "a new long password")
+    assert await uc.login("admin", "a new long password")
+
+
+async def test_machine_tokens(uc: AuthorizationUseCases, clock: FakeClock) -> None:
+    admin = await uc.authenticate(await admin_token(uc))
+    new = await uc.create_machine_token(admin, "ci", timedelta(days=1))
+    assert new.token.startswith("ryax_") and new.token not in new.record.token_hash
+    principal = await uc.authenticate(new.token)
+    assert principal.machine and principal.username == "admin"
+    assert [t.name for t in await uc.list_machine_tokens(admin)] == ["ci"]
+    await uc.revoke_machine_token(admin, TokenId(new.record.id))
+    with pytest.raises(AuthenticationFailed):
+        await uc.authenticate(new.token)
