@@ -1,0 +1,7 @@
+"""Uppercase a text."""
+
+from typing import Any
+
+
+def handle(request: dict[str, Any]) -> dict[str, Any]:
+    return {"upper": str(request["text"]).upper()}
