@@ -60,7 +60,7 @@ class _RefusingAliasesLoader(yaml.SafeLoader):
     """SafeLoader whose composer refuses anchors and aliases before any expansion happens."""
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        event = self.peek_event()  # type: ignore[no-untyped-call]
+        event = self.peek_event()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise yaml.composer.ComposerError(
                 None,

@@ -27,7 +27,8 @@ metadata = sa.MetaData()
 outbox = outbox_table(metadata)
 processed = processed_messages_table(metadata)
 counters = sa.Table(
-    "counters", metadata,
+    "counters",
+    metadata,
     sa.Column("name", sa.String, primary_key=True),
     sa.Column("value", sa.Integer, nullable=False),
 )
@@ -53,8 +54,11 @@ async def broker(amqp_url: str) -> AsyncIterator[Broker]:
 
 def message(kind: str = "Thing.Happened", event_id: str | None = None) -> OutgoingMessage:
     return OutgoingMessage(
-        event_id=event_id or str(uuid.uuid4()), exchange=EXCHANGE, routing_key=kind,
-        type=kind, body=b"payload",
+        event_id=event_id or str(uuid.uuid4()),
+        exchange=EXCHANGE,
+        routing_key=kind,
+        type=kind,
+        body=b"payload",
     )
 
 
@@ -65,22 +69,18 @@ async def emit(sessions: async_sessionmaker[AsyncSession], msg: OutgoingMessage)
         await add_to_outbox(session, outbox, msg)
 
 
-def counting_handler(
-    sessions: async_sessionmaker[AsyncSession], seen: list[str]
-) -> object:
+def counting_handler(sessions: async_sessionmaker[AsyncSession], seen: list[str]) -> object:
     async def handle(message_id: str, type_: str, body: bytes) -> None:
         async with sessions() as session, session.begin():
             if not await claim_message(session, processed, message_id):
                 return
-            await session.execute(
-                sa.insert(counters).values(name=f"handled-{message_id}", value=1)
-            )
+            await session.execute(sa.insert(counters).values(name=f"handled-{message_id}", value=1))
         seen.append(message_id)
 
     return handle
 
 
-async def wait_for(predicate: object, timeout: float = 10.0) -> None:
+async def wait_for(predicate: object, timeout: float = 10.0) -> None:  # noqa: ASYNC109
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not predicate():  # type: ignore[operator]
@@ -93,8 +93,12 @@ async def test_event_published_while_consumer_down_is_handled_when_it_comes_back
     sessions: async_sessionmaker[AsyncSession], broker: Broker
 ) -> None:
     seen: list[str] = []
-    consumer = Consumer(broker, "test-consumer.q1", [Subscription(exchange=EXCHANGE,
-                        routing_keys=("Thing.#",))], counting_handler(sessions, seen))
+    consumer = Consumer(
+        broker,
+        "test-consumer.q1",
+        [Subscription(exchange=EXCHANGE, routing_keys=("Thing.#",))],
+        counting_handler(sessions, seen),
+    )
     await consumer.declare()  # the consumer existed once, then went down
     await consumer.stop()
 
@@ -103,8 +107,12 @@ async def test_event_published_while_consumer_down_is_handled_when_it_comes_back
     relay = OutboxRelay(sessions, outbox, broker)
     assert await relay.relay_once() == 1
 
-    back = Consumer(broker, "test-consumer.q1", [Subscription(exchange=EXCHANGE,
-                    routing_keys=("Thing.#",))], counting_handler(sessions, seen))
+    back = Consumer(
+        broker,
+        "test-consumer.q1",
+        [Subscription(exchange=EXCHANGE, routing_keys=("Thing.#",))],
+        counting_handler(sessions, seen),
+    )
     await back.start()
     await wait_for(lambda: seen == [msg.event_id])
     await back.stop()
@@ -116,8 +124,12 @@ async def test_failing_handler_dead_letters_with_reason(
     async def broken(message_id: str, type_: str, body: bytes) -> None:
         raise ValueError("cannot handle this one")
 
-    consumer = Consumer(broker, "test-consumer.q2", [Subscription(exchange=EXCHANGE,
-                        routing_keys=("Broken.*",))], broken)
+    consumer = Consumer(
+        broker,
+        "test-consumer.q2",
+        [Subscription(exchange=EXCHANGE, routing_keys=("Broken.*",))],
+        broken,
+    )
     await consumer.start()
     msg = message("Broken.Thing")
     await broker.publish(msg)
@@ -145,8 +157,12 @@ async def test_duplicate_delivery_is_a_no_op(
     sessions: async_sessionmaker[AsyncSession], broker: Broker
 ) -> None:
     seen: list[str] = []
-    consumer = Consumer(broker, "test-consumer.q3", [Subscription(exchange=EXCHANGE,
-                        routing_keys=("Dup.*",))], counting_handler(sessions, seen))
+    consumer = Consumer(
+        broker,
+        "test-consumer.q3",
+        [Subscription(exchange=EXCHANGE, routing_keys=("Dup.*",))],
+        counting_handler(sessions, seen),
+    )
     await consumer.start()
     msg = message("Dup.Thing")
     await broker.publish(msg)
@@ -157,10 +173,13 @@ async def test_duplicate_delivery_is_a_no_op(
     await asyncio.sleep(0.3)
     assert seen == [msg.event_id, other.event_id]
     async with sessions() as session:
-        count = (await session.execute(
-            sa.select(sa.func.count()).select_from(counters)
-            .where(counters.c.name == f"handled-{msg.event_id}")
-        )).scalar_one()
+        count = (
+            await session.execute(
+                sa.select(sa.func.count())
+                .select_from(counters)
+                .where(counters.c.name == f"handled-{msg.event_id}")
+            )
+        ).scalar_one()
     assert count == 1
     await consumer.stop()
 
@@ -169,8 +188,12 @@ async def test_crash_between_commit_and_publish_loses_nothing(
     sessions: async_sessionmaker[AsyncSession], broker: Broker
 ) -> None:
     seen: list[str] = []
-    consumer = Consumer(broker, "test-consumer.q4", [Subscription(exchange=EXCHANGE,
-                        routing_keys=("Crash.*",))], counting_handler(sessions, seen))
+    consumer = Consumer(
+        broker,
+        "test-consumer.q4",
+        [Subscription(exchange=EXCHANGE, routing_keys=("Crash.*",))],
+        counting_handler(sessions, seen),
+    )
     await consumer.start()
     msg = message("Crash.Thing")
     await emit(sessions, msg)  # committed; the process "dies" before any relay runs
@@ -180,8 +203,10 @@ async def test_crash_between_commit_and_publish_loses_nothing(
     await wait_for(lambda: seen == [msg.event_id])
     await relay.stop()
     async with sessions() as session:
-        published = (await session.execute(
-            sa.select(outbox.c.published_at).where(outbox.c.event_id == msg.event_id)
-        )).scalar_one()
+        published = (
+            await session.execute(
+                sa.select(outbox.c.published_at).where(outbox.c.event_id == msg.event_id)
+            )
+        ).scalar_one()
     assert published is not None
     await consumer.stop()

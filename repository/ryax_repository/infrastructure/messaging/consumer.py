@@ -61,7 +61,8 @@ class Consumer:
         dlq = await channel.declare_queue(self.dead_letter_queue, durable=True)
         await dlq.bind(dlx)
         queue = await channel.declare_queue(
-            self.queue_name, durable=True,
+            self.queue_name,
+            durable=True,
             arguments={"x-dead-letter-exchange": self.dead_letter_exchange},
         )
         for sub in self._subscriptions:
@@ -104,12 +105,16 @@ class Consumer:
             return
         try:
             await self._handler(message_id, message.type or "", message.body)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered with a reason
             reason = f"{type(exc).__name__}: {exc}"
             log.warning(
                 "handler failed, message dead-lettered",
-                extra={"queue": self.queue_name, "message_id": message_id, "type": message.type,
-                       "reason": reason},
+                extra={
+                    "queue": self.queue_name,
+                    "message_id": message_id,
+                    "type": message.type,
+                    "reason": reason,
+                },
             )
             await self._dead_letter(message, reason, "".join(traceback.format_exception(exc)))
             return
@@ -121,17 +126,22 @@ class Consumer:
         """Publish a copy with the reason to the dead-letter exchange (confirmed), then ack."""
         assert self._channel is not None
         headers = dict(message.headers or {})
-        headers.update({
-            "x-ryax-error": reason[:2000],
-            "x-ryax-traceback": trace[-4000:],
-            "x-ryax-original-exchange": message.exchange or "",
-            "x-ryax-original-routing-key": message.routing_key or "",
-        })
+        headers.update(
+            {
+                "x-ryax-error": reason[:2000],
+                "x-ryax-traceback": trace[-4000:],
+                "x-ryax-original-exchange": message.exchange or "",
+                "x-ryax-original-routing-key": message.routing_key or "",
+            }
+        )
         dlx = await self._channel.get_exchange(self.dead_letter_exchange)
         await dlx.publish(
             aio_pika.Message(
-                body=message.body, message_id=message.message_id, type=message.type,
-                headers=headers, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                body=message.body,
+                message_id=message.message_id,
+                type=message.type,
+                headers=headers,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 content_type=message.content_type,
             ),
             routing_key=message.routing_key or "",

@@ -50,8 +50,13 @@ def processed_messages_table(metadata: sa.MetaData) -> sa.Table:
 async def add_to_outbox(session: AsyncSession, table: sa.Table, msg: OutgoingMessage) -> None:
     await session.execute(
         sa.insert(table).values(
-            event_id=msg.event_id, exchange=msg.exchange, routing_key=msg.routing_key,
-            type=msg.type, body=msg.body, headers=msg.headers, created_at=datetime.now(UTC),
+            event_id=msg.event_id,
+            exchange=msg.exchange,
+            routing_key=msg.routing_key,
+            type=msg.type,
+            body=msg.body,
+            headers=msg.headers,
+            created_at=datetime.now(UTC),
         )
     )
 
@@ -132,8 +137,11 @@ class OutboxRelay:
             for row in rows:
                 await self._broker.publish(
                     OutgoingMessage(
-                        event_id=row.event_id, exchange=row.exchange,
-                        routing_key=row.routing_key, type=row.type, body=row.body,
+                        event_id=row.event_id,
+                        exchange=row.exchange,
+                        routing_key=row.routing_key,
+                        type=row.type,
+                        body=row.body,
                         headers=dict(row.headers or {}),
                     )
                 )

@@ -1,0 +1,1 @@
+"""Ryax repository service: git sources, scans, action sources, build requests."""

@@ -1,0 +1,92 @@
+"""Build the container, open resources, serve; close everything on SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from aiohttp import web
+
+from .container import SERVICE, Container
+from .infrastructure.api.authz import AUTHZ
+from .infrastructure.api.routes import UPLOAD_LIMITS, USE_CASES, UploadLimits, api
+from .infrastructure.api.web import Metrics, add_operational_routes, make_middlewares
+from .infrastructure.database.engine import ensure_database, migrate
+from .infrastructure.logging import configure_logging
+from .infrastructure.messaging.mappers import EXCHANGE
+from .settings import Settings
+
+log = logging.getLogger("ryax_repository")
+
+
+def create_app(container: Container) -> web.Application:
+    settings: Settings = container.settings()
+    metrics = Metrics(SERVICE)
+    app = web.Application(middlewares=make_middlewares(metrics), client_max_size=1024 * 1024)
+    app[USE_CASES] = container.use_cases()
+    app[AUTHZ] = container.authz()
+    app[UPLOAD_LIMITS] = UploadLimits(
+        scratch_dir=settings.work_dir / "tmp", max_bytes=settings.max_upload_bytes
+    )
+    app.add_routes(api.routes)
+    broker = container.broker()
+
+    async def ready() -> bool:
+        try:
+            async with container.engine().connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - readiness answers, it does not raise
+            return False
+        return broker is None or broker.is_connected
+
+    add_operational_routes(app, api, metrics, ready)
+
+    async def startup(_: web.Application) -> None:
+        await ensure_database(settings.database_url)
+        await migrate(settings.database_url)
+        await container.filestore().ensure_ready()
+        settings.work_dir.mkdir(parents=True, exist_ok=True)
+        if broker is None:
+            log.warning("RYAX_AMQP_URL is not set: events stay in the outbox, no build results")
+            return
+        await broker.connect()
+        await broker.declare_exchange(EXCHANGE)
+        container.relay().start()
+        await container.consumer().start()
+
+    async def shutdown(_: web.Application) -> None:
+        # Stop taking build results first; in-flight handlers finish, unacked ones come back.
+        if broker is not None:
+            await container.consumer().stop()
+
+    async def cleanup(_: web.Application) -> None:
+        if broker is not None:
+            await container.relay().stop()
+            await broker.close()
+        await container.authz().close()
+        await container.engine().dispose()
+
+    app.on_startup.append(startup)
+    app.on_shutdown.append(shutdown)
+    app.on_cleanup.append(cleanup)
+    return app
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    configure_logging(SERVICE, settings.log_format, settings.log_level)
+    container = Container(settings=settings)
+    app = create_app(container)
+    log.info(
+        "starting",
+        extra={
+            "host": settings.http_host,
+            "port": settings.http_port,
+            "allow_local": settings.allow_local,
+        },
+    )
+    # aiohttp handles SIGTERM/SIGINT: stops accepting, finishes in-flight requests, runs
+    # shutdown (consumer stops) and cleanup (relay flushes, connections close).
+    web.run_app(
+        app, host=settings.http_host, port=settings.http_port, print=None, shutdown_timeout=30
+    )

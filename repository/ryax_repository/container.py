@@ -1,0 +1,102 @@
+"""The one place that names concrete adapters. Building it does no I/O."""
+
+from __future__ import annotations
+
+from dependency_injector import containers, providers
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from .application.ports import Filestore
+from .application.use_cases import RepositoryUseCases
+from .infrastructure.api.authz import AuthorizationClient
+from .infrastructure.archives import SafeArchiveExtractor
+from .infrastructure.database.engine import create_engine
+from .infrastructure.database.tables import outbox
+from .infrastructure.database.uow import SqlAlchemyUnitOfWork
+from .infrastructure.filestore import LocalFilestore, S3Filestore
+from .infrastructure.git import GitCli
+from .infrastructure.messaging.broker import Broker
+from .infrastructure.messaging.consumer import Consumer
+from .infrastructure.messaging.handlers import SUBSCRIPTIONS, make_handler
+from .infrastructure.messaging.mappers import CONSUMER_QUEUE
+from .infrastructure.messaging.outbox import OutboxRelay
+from .infrastructure.network import DnsAddressResolver
+from .infrastructure.security import FernetCredentialCipher, SystemClock
+from .infrastructure.sources import FolderScanner, ScanLimits
+from .settings import Settings
+
+SERVICE = "repository"
+
+
+def make_filestore(settings: Settings) -> Filestore:
+    """S3 when RYAX_S3_ENDPOINT is set, else the local directory RYAX_FILESTORE_DIR."""
+    if settings.s3_endpoint:
+        return S3Filestore(
+            settings.s3_endpoint,
+            settings.s3_access_key,
+            settings.s3_secret_key,
+            settings.s3_bucket,
+            settings.s3_secure,
+        )
+    return LocalFilestore(settings.filestore_dir)
+
+
+def make_broker(settings: Settings) -> Broker | None:
+    return Broker(settings.amqp_url, SERVICE) if settings.amqp_url else None
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+
+    engine = providers.Singleton(create_engine, url=settings.provided.database_url)
+    session_factory = providers.Singleton(
+        async_sessionmaker[AsyncSession], engine, expire_on_commit=False
+    )
+    broker = providers.Singleton(make_broker, settings)
+    relay = providers.Singleton(OutboxRelay, session_factory, outbox, broker)
+    uow = providers.Factory(
+        SqlAlchemyUnitOfWork, session_factory=session_factory, after_commit=relay.provided.wake
+    )
+    clock = providers.Singleton(SystemClock)
+    cipher = providers.Singleton(FernetCredentialCipher, settings.provided.secret_key)
+    resolver = providers.Singleton(DnsAddressResolver)
+    git = providers.Singleton(
+        GitCli,
+        settings.provided.work_dir,
+        timeout_seconds=settings.provided.git_timeout_seconds,
+        max_repository_bytes=settings.provided.max_repository_bytes,
+        ca_bundle=settings.provided.git_ca_bundle,
+    )
+    scanner = providers.Singleton(
+        FolderScanner,
+        providers.Factory(
+            ScanLimits,
+            max_metadata_bytes=settings.provided.max_metadata_bytes,
+            max_action_bytes=settings.provided.max_action_bytes,
+            max_files=settings.provided.max_files,
+        ),
+    )
+    extractor = providers.Singleton(
+        SafeArchiveExtractor, max_bytes=settings.provided.max_extracted_bytes
+    )
+    filestore = providers.Singleton(make_filestore, settings)
+    use_cases = providers.Singleton(
+        RepositoryUseCases,
+        uow_factory=uow.provider,
+        clock=clock,
+        cipher=cipher,
+        resolver=resolver,
+        git=git,
+        scanner=scanner,
+        extractor=extractor,
+        filestore=filestore,
+        work_dir=settings.provided.work_dir,
+        allow_local=settings.provided.allow_local,
+    )
+    consumer = providers.Singleton(
+        Consumer,
+        broker,
+        CONSUMER_QUEUE,
+        SUBSCRIPTIONS,
+        providers.Factory(make_handler, use_cases),
+    )
+    authz = providers.Singleton(AuthorizationClient, settings.provided.authorization_url)

@@ -1,0 +1,1 @@
+"""Domain of the repository service: dataclasses and rules, standard library only."""

@@ -1,0 +1,1 @@
+"""Adapters of the repository service (HTTP, database, messaging, git, YAML)."""
