@@ -1,0 +1,100 @@
+"""Build the container, open resources, serve; close everything on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from aiohttp import web
+
+from .container import Container
+from .infrastructure.api.authz import AUTHZ
+from .infrastructure.api.routes import ACTIONS, DEPLOYMENTS, SECRETS, WORKFLOWS, api
+from .infrastructure.api.web import Metrics, add_operational_routes, make_middlewares
+from .infrastructure.database.engine import ensure_database, migrate
+from .infrastructure.logging import configure_logging
+from .infrastructure.yaml_format import MAX_DOCUMENT_BYTES
+from .settings import Settings
+
+log = logging.getLogger("ryax_studio")
+SERVICE = "studio"
+PURGE_EVERY_SECONDS = 60
+
+
+def create_app(container: Container, *, messaging: bool = True) -> web.Application:
+    """`messaging=False` serves the HTTP API without RabbitMQ (tests of the API alone)."""
+    settings: Settings = container.settings()
+    metrics = Metrics(SERVICE)
+    app = web.Application(
+        middlewares=make_middlewares(metrics), client_max_size=MAX_DOCUMENT_BYTES + 64 * 1024
+    )
+    app[ACTIONS] = container.actions()
+    app[SECRETS] = container.secrets()
+    app[WORKFLOWS] = container.workflows()
+    app[DEPLOYMENTS] = container.deployments()
+    app[AUTHZ] = container.authz()
+    app.add_routes(api.routes)
+    tasks: list[asyncio.Task[None]] = []
+
+    async def ready() -> bool:
+        try:
+            async with container.engine().connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - readiness answers, it does not raise
+            return False
+        return not messaging or container.broker().is_connected
+
+    add_operational_routes(app, api, metrics, ready)
+
+    async def purge_outbox() -> None:
+        """Deploy requests carry secret values: published rows do not linger."""
+        relay = container.relay()
+        keep = timedelta(seconds=settings.outbox_retention_seconds)
+        while True:
+            await asyncio.sleep(PURGE_EVERY_SECONDS)
+            try:
+                await relay.purge_published(datetime.now(UTC) - keep)
+            except Exception:
+                log.exception("outbox purge failed")
+
+    async def startup(_: web.Application) -> None:
+        await ensure_database(settings.database_url)
+        await migrate(settings.database_url)
+        if messaging:
+            await container.broker().connect()
+            await container.broker().declare_exchange("ryax.studio")
+            container.relay().start()
+            await container.consumer().start()
+            tasks.append(asyncio.create_task(purge_outbox(), name="outbox-purge"))
+        log.info("studio started", extra={"messaging": messaging})
+
+    async def cleanup(_: web.Application) -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if messaging:
+            await container.consumer().stop()
+            await container.relay().stop()
+            await container.broker().close()
+        await container.authz().close()
+        await container.engine().dispose()
+
+    app.on_startup.append(startup)
+    app.on_cleanup.append(cleanup)
+    return app
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    configure_logging(SERVICE, settings.log_format, settings.log_level)
+    container = Container(settings=settings)
+    app = create_app(container)
+    log.info("starting", extra={"host": settings.http_host, "port": settings.http_port})
+    # aiohttp handles SIGTERM/SIGINT: stops accepting, finishes in-flight requests, runs cleanup.
+    web.run_app(
+        app, host=settings.http_host, port=settings.http_port, print=None, shutdown_timeout=30
+    )

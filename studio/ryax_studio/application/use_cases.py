@@ -1,0 +1,699 @@
+"""Use cases of the studio: the action store, workflows, secrets, deployments, import/export."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..domain.actions import (
+    IO,
+    ActionKind,
+    ActionRef,
+    ActionVersion,
+    ProjectId,
+    builtin_actions,
+    is_builtin,
+)
+from ..domain.deployment import (
+    Deployment,
+    DeploymentId,
+    DeploymentState,
+    Secret,
+    Snapshot,
+    SnapshotId,
+    check_secret,
+    take_snapshot,
+)
+from ..domain.errors import Conflict, InvalidInput, InvalidWorkflow, NotFound
+from ..domain.validation import Problem, validate_workflow
+from ..domain.workflow import (
+    InputValue,
+    Position,
+    Step,
+    StepSettings,
+    Workflow,
+    WorkflowId,
+    WorkflowResult,
+    check_workflow_name,
+)
+from .ports import Clock, SecretCipher, UnitOfWork, WorkflowFormat
+
+log = logging.getLogger(__name__)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowView:
+    """A workflow with what the studio knows about it right now."""
+
+    workflow: Workflow
+    problems: list[Problem]
+    deployment: Deployment | None
+
+
+class _Base:
+    def __init__(self, *, uow_factory: Callable[[], UnitOfWork], clock: Clock) -> None:
+        self._uow = uow_factory
+        self._clock = clock
+
+    @staticmethod
+    async def _store_for(
+        uow: UnitOfWork, project_id: ProjectId, action_ids: Iterable[str]
+    ) -> dict[ActionRef, ActionVersion]:
+        """The store entries a workflow may use: every version of its actions, and built-ins."""
+        found = {a.ref: a for a in await uow.actions.for_ids(project_id, set(action_ids))}
+        for builtin in builtin_actions(project_id):
+            found[builtin.ref] = builtin
+        return found
+
+    async def _problems(self, uow: UnitOfWork, workflow: Workflow) -> list[Problem]:
+        store = await self._store_for(
+            uow, workflow.project_id, (s.action.action_id for s in workflow.steps)
+        )
+        secrets = {s.name for s in await uow.secrets.list_for_project(workflow.project_id)}
+        return validate_workflow(workflow, store, secrets)
+
+    @staticmethod
+    async def _workflow(
+        uow: UnitOfWork, project_id: ProjectId, ref: str, for_update: bool = False
+    ) -> Workflow:
+        """By id, else by name (names are unique in a project)."""
+        workflow = await uow.workflows.get(project_id, WorkflowId(ref), for_update)
+        if workflow is None:
+            workflow = await uow.workflows.get_by_name(project_id, ref, for_update)
+        if workflow is None:
+            raise NotFound(f"workflow {ref!r} not found")
+        return workflow
+
+
+# ---- the action store --------------------------------------------------------------------------
+class ActionStore(_Base):
+    """Action versions per project, fed by the repository's ActionReady events."""
+
+    async def register(self, message_id: str, action: ActionVersion) -> bool:
+        """Add or update an action version (idempotent: a repeated message is a no-op)."""
+        if is_builtin(action.action_id, action.version) or action.builtin:
+            raise InvalidInput(
+                "action_id",
+                f"{action.action_id!r} {action.version!r} is a "
+                "built-in action and cannot be replaced",
+            )
+        async with self._uow() as uow:
+            if not await uow.claim_message(message_id):
+                return False
+            await uow.actions.add(action)
+            await uow.commit()
+            log.info(
+                "action version added to the store",
+                extra={
+                    "project_id": action.project_id,
+                    "action_id": action.action_id,
+                    "action_version": action.version,
+                },
+            )
+            return True
+
+    async def search(
+        self,
+        project_id: ProjectId,
+        text: str | None = None,
+        category: str | None = None,
+        kind: ActionKind | None = None,
+    ) -> list[ActionVersion]:
+        """Built-ins first, then by action id and version."""
+        async with self._uow() as uow:
+            stored = await uow.actions.list_for_project(project_id)
+        every = [*builtin_actions(project_id), *sorted(stored, key=_version_order)]
+        return [a for a in every if a.matches(text, category, kind)]
+
+    async def versions(self, project_id: ProjectId, action_id: str) -> list[ActionVersion]:
+        async with self._uow() as uow:
+            found = await uow.actions.for_ids(project_id, [action_id])
+        found += [a for a in builtin_actions(project_id) if a.action_id == action_id]
+        if not found:
+            raise NotFound(f"action {action_id!r} not found in the project's store")
+        return sorted(found, key=_version_order)
+
+    async def show(self, project_id: ProjectId, action_id: str, version: str) -> ActionVersion:
+        for builtin in builtin_actions(project_id):
+            if (builtin.action_id, builtin.version) == (action_id, version):
+                return builtin
+        async with self._uow() as uow:
+            action = await uow.actions.get(project_id, action_id, version)
+        if action is None:
+            raise NotFound(f"action {action_id!r} version {version!r} not found")
+        return action
+
+    async def delete(self, project_id: ProjectId, action_id: str, version: str) -> None:
+        """Refused while a deployed workflow uses the version; drafts then show an error."""
+        if is_builtin(action_id, version):
+            raise Conflict(f"{action_id!r} is built in and cannot be deleted")
+        async with self._uow() as uow:
+            action = await uow.actions.get(project_id, action_id, version)
+            if action is None:
+                raise NotFound(f"action {action_id!r} version {version!r} not found")
+            users: list[str] = []
+            for deployment in await uow.deployments.active_in_project(project_id):
+                snapshot = await uow.snapshots.get(project_id, deployment.snapshot_id)
+                if snapshot is not None and snapshot.uses(action.ref):
+                    users.append(f"{snapshot.workflow_name!r} (deployment {deployment.id})")
+            if users:
+                raise Conflict(
+                    f"action {action_id!r} version {version!r} is used by deployed "
+                    f"workflow(s) {', '.join(users)}: undeploy them first"
+                )
+            await uow.actions.delete(action)
+            await uow.commit()
+
+
+def _version_order(action: ActionVersion) -> tuple[str, tuple[tuple[int, int | str], ...]]:
+    parts: list[tuple[int, int | str]] = []
+    for piece in action.version.replace("-", ".").split("."):
+        parts.append((0, int(piece)) if piece.isdigit() else (1, piece))
+    return (action.action_id, tuple(parts))
+
+
+# ---- secrets -----------------------------------------------------------------------------------
+class Secrets(_Base):
+    """Project secrets: stored encrypted, values never returned."""
+
+    def __init__(
+        self, *, uow_factory: Callable[[], UnitOfWork], clock: Clock, cipher: SecretCipher
+    ) -> None:
+        super().__init__(uow_factory=uow_factory, clock=clock)
+        self._cipher = cipher
+
+    async def put(
+        self, project_id: ProjectId, name: str, value: str, create_only: bool = False
+    ) -> tuple[Secret, bool]:
+        """Create or replace; (secret, created)."""
+        check_secret(name, value)
+        now = self._clock.now()
+        async with self._uow() as uow:
+            existing = await uow.secrets.get(project_id, name)
+            if existing is not None and create_only:
+                raise Conflict(f"secret {name!r} already exists")
+            secret = Secret(
+                project_id=project_id,
+                name=name,
+                ciphertext=self._cipher.encrypt(project_id, name, value),
+                created_at=existing.created_at if existing else now,
+                updated_at=now,
+            )
+            await uow.secrets.add(secret)
+            await uow.commit()
+            return secret, existing is None
+
+    async def list_all(self, project_id: ProjectId) -> list[Secret]:
+        async with self._uow() as uow:
+            return await uow.secrets.list_for_project(project_id)
+
+    async def delete(self, project_id: ProjectId, name: str) -> None:
+        """Workflows that name it show an error until it exists again; deployed ones keep it."""
+        async with self._uow() as uow:
+            secret = await uow.secrets.get(project_id, name)
+            if secret is None:
+                raise NotFound(f"secret {name!r} not found")
+            await uow.secrets.delete(secret)
+            await uow.commit()
+
+
+# ---- workflows ---------------------------------------------------------------------------------
+class Workflows(_Base):
+    """Creating and editing workflows; every answer carries the current problems."""
+
+    def __init__(
+        self, *, uow_factory: Callable[[], UnitOfWork], clock: Clock, fmt: WorkflowFormat
+    ) -> None:
+        super().__init__(uow_factory=uow_factory, clock=clock)
+        self._format = fmt
+
+    async def _view(self, uow: UnitOfWork, workflow: Workflow) -> WorkflowView:
+        return WorkflowView(
+            workflow=workflow,
+            problems=await self._problems(uow, workflow),
+            deployment=await uow.deployments.latest_for_workflow(workflow.project_id, workflow.id),
+        )
+
+    @staticmethod
+    async def _ensure_name_free(uow: UnitOfWork, project_id: ProjectId, name: str) -> None:
+        if await uow.workflows.get_by_name(project_id, name) is not None:
+            raise Conflict(f"a workflow named {name!r} already exists in this project")
+
+    async def create(self, project_id: ProjectId, name: str, description: str = "") -> WorkflowView:
+        check_workflow_name(name)
+        now = self._clock.now()
+        workflow = Workflow(
+            id=WorkflowId(new_id()),
+            project_id=project_id,
+            name=name,
+            created_at=now,
+            updated_at=now,
+        )
+        workflow.set_description(description, now)
+        async with self._uow() as uow:
+            await self._ensure_name_free(uow, project_id, name)
+            await uow.workflows.add(workflow)
+            view = await self._view(uow, workflow)
+            await uow.commit()
+            return view
+
+    async def list_all(self, project_id: ProjectId) -> list[tuple[Workflow, Deployment | None]]:
+        async with self._uow() as uow:
+            result = []
+            for w in await uow.workflows.list_for_project(project_id):
+                result.append((w, await uow.deployments.latest_for_workflow(project_id, w.id)))
+            return result
+
+    async def show(self, project_id: ProjectId, ref: str) -> WorkflowView:
+        async with self._uow() as uow:
+            return await self._view(uow, await self._workflow(uow, project_id, ref))
+
+    async def problems(self, project_id: ProjectId, ref: str) -> list[Problem]:
+        async with self._uow() as uow:
+            return await self._problems(uow, await self._workflow(uow, project_id, ref))
+
+    async def _edit(
+        self,
+        project_id: ProjectId,
+        ref: str,
+        change: Callable[[UnitOfWork, Workflow], Awaitable[None] | None],
+    ) -> WorkflowView:
+        """Lock the workflow, apply one change, answer with the new state and its problems."""
+        async with self._uow() as uow:
+            workflow = await self._workflow(uow, project_id, ref, for_update=True)
+            result = change(uow, workflow)
+            if inspect.isawaitable(result):
+                await result
+            view = await self._view(uow, workflow)
+            await uow.commit()
+            return view
+
+    async def update(
+        self, project_id: ProjectId, ref: str, name: str | None, description: str | None
+    ) -> WorkflowView:
+        """Rename and/or describe."""
+        now = self._clock.now()
+
+        async def change(uow: UnitOfWork, w: Workflow) -> None:
+            if name is not None and name != w.name:
+                await self._ensure_name_free(uow, project_id, name)
+                w.rename(name, now)
+            if description is not None:
+                w.set_description(description, now)
+
+        return await self._edit(project_id, ref, change)
+
+    async def copy(self, project_id: ProjectId, ref: str, name: str) -> WorkflowView:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            source = await self._workflow(uow, project_id, ref)
+            await self._ensure_name_free(uow, project_id, name)
+            workflow = source.copy(WorkflowId(new_id()), name, now)
+            await uow.workflows.add(workflow)
+            view = await self._view(uow, workflow)
+            await uow.commit()
+            return view
+
+    async def delete(self, project_id: ProjectId, ref: str) -> None:
+        """Refused while deployed; its snapshots stay (runs refer to them)."""
+        async with self._uow() as uow:
+            workflow = await self._workflow(uow, project_id, ref, for_update=True)
+            current = await uow.deployments.latest_for_workflow(project_id, workflow.id)
+            if current is not None and current.active:
+                raise Conflict(
+                    f"workflow {workflow.name!r} is deployed (state {current.state}):"
+                    " undeploy it first"
+                )
+            await uow.workflows.delete(workflow)
+            await uow.commit()
+
+    # ---- steps ---------------------------------------------------------------------------------
+    async def add_step(
+        self,
+        project_id: ProjectId,
+        ref: str,
+        *,
+        step_id: str,
+        action_id: str,
+        version: str,
+        human_name: str | None = None,
+        position: Position | None = None,
+    ) -> WorkflowView:
+        """The action version must be in the store when the step is added."""
+        now = self._clock.now()
+
+        async def change(uow: UnitOfWork, w: Workflow) -> None:
+            store = await self._store_for(uow, project_id, [action_id])
+            target = ActionRef(action_id=action_id, version=version)
+            if target not in store:
+                raise NotFound(
+                    f"action {action_id!r} version {version!r} is not in the project's store"
+                )
+            w.add_step(
+                Step(id=step_id, action=target, human_name=human_name, position=position),
+                now,
+                trigger=store[target].kind is ActionKind.TRIGGER,
+            )
+
+        return await self._edit(project_id, ref, change)
+
+    async def update_step(
+        self,
+        project_id: ProjectId,
+        ref: str,
+        step_id: str,
+        *,
+        human_name: str | None = None,
+        clear_human_name: bool = False,
+        version: str | None = None,
+        position: Position | None = None,
+    ) -> WorkflowView:
+        """Display name, editor position, or another version of the same action."""
+        now = self._clock.now()
+
+        async def change(uow: UnitOfWork, w: Workflow) -> None:
+            step = w.step(step_id)
+            if human_name is not None or clear_human_name:
+                w.rename_step(step_id, human_name, now)
+            if position is not None:
+                w.move_step(step_id, position, now)
+            if version is not None:
+                store = await self._store_for(uow, project_id, [step.action.action_id])
+                target = ActionRef(action_id=step.action.action_id, version=version)
+                if target not in store:
+                    raise NotFound(
+                        f"action {target.action_id!r} version {version!r} is not "
+                        "in the project's store"
+                    )
+                w.change_action(step_id, target, now)
+
+        return await self._edit(project_id, ref, change)
+
+    async def remove_step(self, project_id: ProjectId, ref: str, step_id: str) -> WorkflowView:
+        now = self._clock.now()
+        return await self._edit(project_id, ref, lambda _, w: w.remove_step(step_id, now))
+
+    async def set_input(
+        self, project_id: ProjectId, ref: str, step_id: str, name: str, value: InputValue
+    ) -> WorkflowView:
+        """Any value is kept; the answer's problems say whether it fits the input."""
+        now = self._clock.now()
+        return await self._edit(
+            project_id, ref, lambda _, w: w.set_input(step_id, name, value, now)
+        )
+
+    async def unset_input(
+        self, project_id: ProjectId, ref: str, step_id: str, name: str
+    ) -> WorkflowView:
+        now = self._clock.now()
+        return await self._edit(project_id, ref, lambda _, w: w.unset_input(step_id, name, now))
+
+    async def set_outputs(
+        self, project_id: ProjectId, ref: str, step_id: str, outputs: tuple[IO, ...]
+    ) -> WorkflowView:
+        now = self._clock.now()
+        return await self._edit(project_id, ref, lambda _, w: w.set_outputs(step_id, outputs, now))
+
+    async def set_settings(
+        self, project_id: ProjectId, ref: str, step_id: str, settings: StepSettings
+    ) -> WorkflowView:
+        now = self._clock.now()
+        return await self._edit(
+            project_id, ref, lambda _, w: w.set_settings(step_id, settings, now)
+        )
+
+    async def add_link(
+        self, project_id: ProjectId, ref: str, from_step: str, to_step: str
+    ) -> WorkflowView:
+        now = self._clock.now()
+        return await self._edit(project_id, ref, lambda _, w: w.add_link(from_step, to_step, now))
+
+    async def remove_link(
+        self, project_id: ProjectId, ref: str, from_step: str, to_step: str
+    ) -> WorkflowView:
+        now = self._clock.now()
+        return await self._edit(
+            project_id, ref, lambda _, w: w.remove_link(from_step, to_step, now)
+        )
+
+    async def set_results(
+        self, project_id: ProjectId, ref: str, results: list[WorkflowResult]
+    ) -> WorkflowView:
+        now = self._clock.now()
+        return await self._edit(project_id, ref, lambda _, w: w.set_results(results, now))
+
+    # ---- import / export -----------------------------------------------------------------------
+    async def import_document(
+        self,
+        project_id: ProjectId,
+        data: bytes,
+        *,
+        draft: bool = False,
+        name: str | None = None,
+    ) -> WorkflowView:
+        """All or nothing: every problem with its line, nothing saved unless the whole document
+        is accepted. A draft import keeps a workflow whose problems are only about validity."""
+        parsed = self._format.parse(data)
+        now = self._clock.now()
+        workflow = Workflow(
+            id=WorkflowId(new_id()),
+            project_id=project_id,
+            name=name or parsed.name,
+            description=parsed.description,
+            steps=parsed.steps,
+            results=parsed.results,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            check_workflow_name(workflow.name)
+        except InvalidInput as exc:
+            raise InvalidWorkflow(
+                [
+                    _with_line(
+                        Problem(code="invalid_name", message=exc.detail, location=("name",)),
+                        parsed.lines,
+                    )
+                ],
+                "the document cannot be imported",
+            ) from exc
+        async with self._uow() as uow:
+            problems = [_with_line(p, parsed.lines) for p in await self._problems(uow, workflow)]
+            blocking = _blocking(parsed.problems, problems, draft)
+            if blocking:
+                raise InvalidWorkflow(blocking, "the document cannot be imported")
+            await self._ensure_name_free(uow, project_id, workflow.name)
+            await uow.workflows.add(workflow)
+            view = WorkflowView(workflow=workflow, problems=problems, deployment=None)
+            await uow.commit()
+            return view
+
+    async def replace_document(
+        self, project_id: ProjectId, ref: str, data: bytes, *, draft: bool = False
+    ) -> WorkflowView:
+        """Replace a workflow's definition with a document (same all-or-nothing rules)."""
+        parsed = self._format.parse(data)
+        now = self._clock.now()
+        async with self._uow() as uow:
+            workflow = await self._workflow(uow, project_id, ref, for_update=True)
+            candidate = Workflow(
+                id=workflow.id,
+                project_id=project_id,
+                name=parsed.name,
+                description=parsed.description,
+                steps=parsed.steps,
+                results=parsed.results,
+                created_at=workflow.created_at,
+                updated_at=now,
+            )
+            try:
+                check_workflow_name(candidate.name)
+            except InvalidInput as exc:
+                problem = Problem(code="invalid_name", message=exc.detail, location=("name",))
+                raise InvalidWorkflow(
+                    [_with_line(problem, parsed.lines)], "the document cannot be imported"
+                ) from exc
+            problems = [_with_line(p, parsed.lines) for p in await self._problems(uow, candidate)]
+            blocking = _blocking(parsed.problems, problems, draft)
+            if blocking:
+                raise InvalidWorkflow(blocking, "the document cannot be imported")
+            if candidate.name != workflow.name:
+                await self._ensure_name_free(uow, project_id, candidate.name)
+            workflow.name, workflow.description = candidate.name, candidate.description
+            workflow.steps, workflow.results = candidate.steps, candidate.results
+            workflow.updated_at = now
+            view = await self._view(uow, workflow)
+            await uow.commit()
+            return view
+
+    async def export_document(self, project_id: ProjectId, ref: str) -> tuple[Workflow, str]:
+        async with self._uow() as uow:
+            workflow = await self._workflow(uow, project_id, ref)
+        return workflow, self._format.render(workflow)
+
+    async def export_snapshot(
+        self, project_id: ProjectId, snapshot_id: str
+    ) -> tuple[Snapshot, str]:
+        async with self._uow() as uow:
+            snapshot = await uow.snapshots.get(project_id, SnapshotId(snapshot_id))
+        if snapshot is None:
+            raise NotFound(f"snapshot {snapshot_id!r} not found")
+        return snapshot, self._format.render(snapshot.definition)
+
+
+#: Problems a draft import still refuses: the document itself is broken, not just incomplete.
+_STRUCTURAL = frozenset(
+    {
+        "too_many_steps",
+        "invalid_step_id",
+        "duplicate_step",
+        "duplicate_link",
+        "self_link",
+        "dangling_link",
+        "duplicate_output",
+        "duplicate_result",
+    }
+)
+
+
+def _blocking(
+    format_problems: Sequence[Problem], problems: list[Problem], draft: bool
+) -> list[Problem]:
+    """Everything refuses an import, except, for a draft, what only makes it not yet valid."""
+    kept = problems if not draft else [p for p in problems if p.code in _STRUCTURAL]
+    return sorted([*format_problems, *kept], key=lambda p: p.line or 0)
+
+
+def _with_line(problem: Problem, lines: Mapping[tuple[str | int, ...], tuple[int, str]]) -> Problem:
+    """Point at the most precise part of the document found (the input, else its step...)."""
+    location = problem.location
+    while location:
+        found = lines.get(location)
+        if found is not None:
+            return dataclasses.replace(problem, line=found[0], path=found[1])
+        location = location[:-1]
+    return problem
+
+
+# ---- deployments -------------------------------------------------------------------------------
+class Deployments(_Base):
+    """Deploy and undeploy requests (through the outbox) and the states the runner reports."""
+
+    def __init__(
+        self, *, uow_factory: Callable[[], UnitOfWork], clock: Clock, cipher: SecretCipher
+    ) -> None:
+        super().__init__(uow_factory=uow_factory, clock=clock)
+        self._cipher = cipher
+
+    async def deploy(self, project_id: ProjectId, ref: str, requested_by: str) -> Deployment:
+        """Snapshot the valid workflow and ask the runner to deploy it; 409 when deployed."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            workflow = await self._workflow(uow, project_id, ref, for_update=True)
+            current = await uow.deployments.latest_for_workflow(project_id, workflow.id)
+            if current is not None and current.active:
+                raise Conflict(
+                    f"workflow {workflow.name!r} is already deployed (deployment "
+                    f"{current.id}, state {current.state}): undeploy it first"
+                )
+            store = await self._store_for(
+                uow, project_id, (s.action.action_id for s in workflow.steps)
+            )
+            secrets = {s.name: s for s in await uow.secrets.list_for_project(project_id)}
+            snapshot = take_snapshot(workflow, store, set(secrets), SnapshotId(new_id()), now)
+            values = {
+                name: self._cipher.decrypt(project_id, name, secrets[name].ciphertext)
+                for name in snapshot.secret_names()
+            }
+            deployment = Deployment.request(
+                deployment_id=DeploymentId(new_id()),
+                event_id=new_id(),
+                snapshot=snapshot,
+                current=current,
+                secret_values=values,
+                requested_by=requested_by,
+                now=now,
+            )
+            await uow.snapshots.add(snapshot)
+            await uow.deployments.add(deployment)
+            await uow.commit()
+            log.info(
+                "deploy requested",
+                extra={
+                    "project_id": project_id,
+                    "workflow_id": workflow.id,
+                    "deployment_id": deployment.id,
+                    "snapshot_id": snapshot.id,
+                },
+            )
+            return deployment
+
+    async def undeploy(self, project_id: ProjectId, ref: str, requested_by: str) -> Deployment:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            workflow = await self._workflow(uow, project_id, ref, for_update=True)
+            current = await uow.deployments.latest_for_workflow(project_id, workflow.id)
+            if current is None:
+                raise Conflict(f"workflow {workflow.name!r} is not deployed")
+            current.request_undeploy(new_id(), requested_by, now)
+            await uow.commit()
+            return current
+
+    async def list_for_workflow(self, project_id: ProjectId, ref: str) -> list[Deployment]:
+        async with self._uow() as uow:
+            workflow = await self._workflow(uow, project_id, ref)
+            return await uow.deployments.list_for_workflow(project_id, workflow.id)
+
+    async def snapshots(self, project_id: ProjectId, ref: str) -> list[Snapshot]:
+        async with self._uow() as uow:
+            workflow = await self._workflow(uow, project_id, ref)
+            return await uow.snapshots.list_for_workflow(project_id, workflow.id)
+
+    async def snapshot(self, project_id: ProjectId, snapshot_id: str) -> Snapshot:
+        async with self._uow() as uow:
+            found = await uow.snapshots.get(project_id, SnapshotId(snapshot_id))
+        if found is None:
+            raise NotFound(f"snapshot {snapshot_id!r} not found")
+        return found
+
+    async def apply_state(
+        self,
+        message_id: str,
+        *,
+        deployment_id: str,
+        project_id: str,
+        state: str,
+        reason: str,
+        seq: int,
+        at: datetime | None,
+    ) -> bool:
+        """Follow the runner: apply a state change once, and never an older one."""
+        try:
+            new_state = DeploymentState(state)
+        except ValueError as exc:
+            raise InvalidInput("state", f"unknown deployment state {state!r}") from exc
+        if new_state is DeploymentState.REQUESTED:
+            raise InvalidInput("state", "the runner cannot report 'requested'")
+        async with self._uow() as uow:
+            if not await uow.claim_message(message_id):
+                return False
+            deployment = await uow.deployments.get(DeploymentId(deployment_id))
+            if deployment is None or deployment.project_id != project_id:
+                log.warning(
+                    "state change for an unknown deployment ignored",
+                    extra={"deployment_id": deployment_id, "state": state},
+                )
+                await uow.commit()
+                return False
+            applied = deployment.apply_state(new_state, reason, seq, at or self._clock.now())
+            await uow.commit()
+            return applied

@@ -1,0 +1,65 @@
+"""The one place that names concrete adapters. Building it does no I/O."""
+
+from __future__ import annotations
+
+from dependency_injector import containers, providers
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from .application.use_cases import ActionStore, Deployments, Secrets, Workflows
+from .infrastructure.api.authz import AuthorizationClient
+from .infrastructure.database.engine import create_engine
+from .infrastructure.database.tables import outbox
+from .infrastructure.database.uow import SqlAlchemyUnitOfWork
+from .infrastructure.messaging.broker import Broker
+from .infrastructure.messaging.consumer import Consumer
+from .infrastructure.messaging.handlers import QUEUE, SUBSCRIPTIONS, StudioMessageHandler
+from .infrastructure.messaging.outbox import OutboxRelay
+from .infrastructure.security import AesGcmSecretCipher, SystemClock
+from .infrastructure.yaml_format import RyaxWorkflowYaml
+from .settings import Settings
+
+SERVICE = "studio"
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+
+    engine = providers.Singleton(create_engine, url=settings.provided.database_url)
+    session_factory = providers.Singleton(
+        async_sessionmaker[AsyncSession], engine, expire_on_commit=False
+    )
+    broker = providers.Singleton(Broker, url=settings.provided.amqp_url, service=SERVICE)
+    relay = providers.Singleton(
+        OutboxRelay, session_factory=session_factory, table=outbox, broker=broker
+    )
+    uow = providers.Factory(
+        SqlAlchemyUnitOfWork, session_factory=session_factory, on_commit=relay.provided.wake
+    )
+    clock = providers.Singleton(SystemClock)
+    cipher = providers.Singleton(AesGcmSecretCipher, secret_key=settings.provided.secret_key)
+    workflow_format = providers.Singleton(RyaxWorkflowYaml)
+    authz = providers.Singleton(
+        AuthorizationClient,
+        base_url=settings.provided.authorization_url,
+        ttl_seconds=settings.provided.authz_cache_seconds,
+    )
+
+    actions = providers.Singleton(ActionStore, uow_factory=uow.provider, clock=clock)
+    secrets = providers.Singleton(Secrets, uow_factory=uow.provider, clock=clock, cipher=cipher)
+    workflows = providers.Singleton(
+        Workflows, uow_factory=uow.provider, clock=clock, fmt=workflow_format
+    )
+    deployments = providers.Singleton(
+        Deployments, uow_factory=uow.provider, clock=clock, cipher=cipher
+    )
+
+    message_handler = providers.Singleton(
+        StudioMessageHandler, actions=actions, deployments=deployments
+    )
+    consumer = providers.Singleton(
+        Consumer,
+        broker=broker,
+        queue=QUEUE,
+        subscriptions=providers.Object(SUBSCRIPTIONS),
+        handler=message_handler,
+    )
