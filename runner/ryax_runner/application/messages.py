@@ -1,0 +1,186 @@
+"""Commands in (from the studio, the workers, the HTTP API) and orders out (to the workers).
+
+Plain dataclasses: protobuf ends in infrastructure/*/mappers.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..domain.deployment import StepState
+from ..domain.run import ExecutionResult
+from ..domain.site import NodePool
+from ..domain.values import Value
+from ..domain.workflow import IO, Resources, WorkflowDefinition
+
+# -- from the studio -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeployWorkflow:
+    message_id: str
+    deployment_id: str
+    project_id: str
+    workflow_id: str
+    workflow_name: str
+    snapshot_id: str
+    definition: WorkflowDefinition
+    requested_by: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class UndeployWorkflow:
+    message_id: str
+    deployment_id: str
+    project_id: str
+    requested_by: str = ""
+
+
+# -- from a worker -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportedStep:
+    deployment_id: str
+    step_id: str
+    state: StepState
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegisterWorker:
+    worker_id: str
+    site_name: str
+    backend_kind: str
+    node_pools: tuple[NodePool, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    version: str = ""
+    last_seen_order_seq: int = 0
+    deployed_steps: tuple[ReportedStep, ...] = ()
+    running_execution_ids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Heartbeat:
+    seq: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepStateReported:
+    deployment_id: str
+    step_id: str
+    state: StepState
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionEnded:
+    execution_id: str
+    result: ExecutionResult
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogLine:
+    """A line of an execution (execution_id set) or of a deployed step (a trigger's process)."""
+
+    execution_id: str
+    seq: int
+    stream: str  # stdout | stderr | log
+    line: str
+    at: datetime
+    deployment_id: str = ""
+    step_id: str = ""
+    run_id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionProgressed:
+    execution_id: str
+    fraction: float
+    message: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TriggerFired:
+    deployment_id: str
+    step_id: str
+    outputs: dict[str, Value]
+    at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrdersAcked:
+    order_seq: int
+
+
+Report = (
+    Heartbeat
+    | StepStateReported
+    | ExecutionEnded
+    | LogLine
+    | ExecutionProgressed
+    | TriggerFired
+    | OrdersAcked
+)
+
+# -- to a worker -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Registered:
+    worker_id: str
+    site_id: str
+    last_report_seq: int
+    heartbeat_interval_seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportAck:
+    report_seq: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeployOrder:
+    order_seq: int
+    deployment_id: str
+    step_id: str
+    project_id: str
+    action_id: str
+    action_version: str
+    action_kind: str
+    artefact_key: str
+    artefact_sha256: str
+    is_trigger: bool
+    trigger_inputs: dict[str, Value]
+    resources: Resources
+    node_pool: str
+    inputs: tuple[IO, ...]
+    outputs: tuple[IO, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class UndeployOrder:
+    order_seq: int
+    deployment_id: str
+    step_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecuteOrder:
+    order_seq: int
+    execution_id: str
+    run_id: str
+    deployment_id: str
+    step_id: str
+    inputs: dict[str, Value] = field(repr=False)
+    timeout_seconds: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelOrder:
+    order_seq: int
+    execution_id: str
+    reason: str
+
+
+Outgoing = Registered | ReportAck | DeployOrder | UndeployOrder | ExecuteOrder | CancelOrder

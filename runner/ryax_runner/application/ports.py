@@ -1,0 +1,85 @@
+"""Ports of the runner's application layer; adapters live in infrastructure/."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from ..domain.deployment import Deployment
+from ..domain.run import Execution, Run
+from ..domain.site import Site, SiteId
+from .messages import LogLine, Outgoing
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Current time, tz-aware."""
+        ...
+
+
+class WorkerChannel(Protocol):
+    """The open stream to one worker. `send` never blocks (messages are queued in order)."""
+
+    def send(self, message: Outgoing) -> None: ...
+
+    def close(self, reason: str) -> None:
+        """End the stream (the worker will reconnect)."""
+        ...
+
+
+#: Called after each commit with the report_seq recorded per site in that transaction.
+CommitListener = Callable[[dict[SiteId, int]], None]
+
+
+class Recorder(Protocol):
+    """Write-behind persistence: the engine marks what changed, the recorder commits it in
+    batches (one transaction for everything that changed since the last commit) and tells
+    listeners once committed. The domain objects stay the source of truth in memory; the
+    database is the record from which the engine is rebuilt after a restart."""
+
+    def run(self, run: Run) -> None: ...
+
+    def deployment(self, deployment: Deployment) -> None:
+        """The deployment row, and its pending events into the outbox."""
+        ...
+
+    def site(self, site: Site) -> None: ...
+
+    def log(self, line: LogLine) -> None: ...
+
+    def claim(self, message_id: str) -> None:
+        """Remember a consumed message in the same transaction as its effects."""
+        ...
+
+    async def durable(self) -> None:
+        """Return once everything marked before the call is committed."""
+        ...
+
+    def add_commit_listener(self, listener: CommitListener) -> None: ...
+
+
+@dataclass(kw_only=True)
+class LoadedState:
+    """What the engine is rebuilt from at start."""
+
+    sites: list[Site] = field(default_factory=list)
+    deployments: list[Deployment] = field(default_factory=list)
+    #: Runs not ended, with every execution they recorded.
+    runs: list[tuple[Run, list[Execution]]] = field(default_factory=list)
+
+
+class StateStore(Protocol):
+    """Reads the engine needs outside its memory."""
+
+    async def load(self) -> LoadedState: ...
+
+    async def is_claimed(self, message_id: str) -> bool: ...
+
+    async def deployment_exists(self, deployment_id: str) -> bool: ...
+
+    async def last_deployment_for(self, project_id: str, endpoint: str) -> Deployment | None:
+        """The most recent deployment (any state) whose workflow name, workflow id or id is
+        `endpoint`: to tell "not deployed any more" (409) from "unknown" (404)."""
+        ...

@@ -1,0 +1,74 @@
+"""The one place that names concrete adapters. Building it does no I/O."""
+
+from __future__ import annotations
+
+from dependency_injector import containers, providers
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from .application.engine import Engine, EngineSettings
+from .infrastructure.clock import SystemClock
+from .infrastructure.database.engine import create_engine
+from .infrastructure.database.queries import SqlRunnerQueries
+from .infrastructure.database.recorder import SqlRecorder
+from .infrastructure.database.serialization import SecretBox
+from .infrastructure.database.store import SqlStateStore
+from .infrastructure.database.tables import outbox
+from .infrastructure.filestore import Filestore, LocalFilestore, S3Filestore
+from .infrastructure.grpc.server import GrpcServer
+from .infrastructure.messaging.broker import Broker
+from .infrastructure.messaging.handlers import studio_consumer
+from .infrastructure.messaging.mappers import state_changed_to_proto
+from .infrastructure.messaging.outbox import OutboxRelay
+from .settings import Settings
+
+
+def make_filestore(settings: Settings) -> Filestore:
+    """S3 when RYAX_S3_ENDPOINT is set, else the local directory RYAX_FILESTORE_DIR."""
+    if settings.s3_endpoint:
+        return S3Filestore(
+            settings.s3_endpoint,
+            settings.s3_access_key,
+            settings.s3_secret_key,
+            settings.s3_bucket,
+            settings.s3_secure,
+        )
+    return LocalFilestore(str(settings.filestore_dir))
+
+
+def engine_settings(settings: Settings) -> EngineSettings:
+    return EngineSettings(
+        heartbeat_interval_seconds=settings.heartbeat_interval_seconds,
+        heartbeat_timeout_seconds=settings.heartbeat_timeout_seconds,
+        retry_backoff_seconds=settings.retry_backoff_seconds,
+        max_inline_bytes=settings.max_inline_bytes,
+    )
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+
+    db = providers.Singleton(
+        create_engine,
+        url=settings.provided.database_url,
+        pool_size=settings.provided.database_pool_size,
+    )
+    session_factory = providers.Singleton(
+        async_sessionmaker[AsyncSession], db, expire_on_commit=False
+    )
+    box = providers.Singleton(SecretBox, settings.provided.secret_key)
+    broker = providers.Singleton(Broker, settings.provided.amqp_url, "runner")
+    relay = providers.Singleton(OutboxRelay, session_factory, outbox, broker)
+    recorder = providers.Singleton(SqlRecorder, db, box, state_changed_to_proto)
+    store = providers.Singleton(SqlStateStore, db, box)
+    clock = providers.Singleton(SystemClock)
+    engine = providers.Singleton(
+        Engine,
+        recorder=recorder,
+        store=store,
+        clock=clock,
+        settings=providers.Factory(engine_settings, settings),
+    )
+    queries = providers.Singleton(SqlRunnerQueries, db)
+    filestore = providers.Singleton(make_filestore, settings)
+    grpc_server = providers.Singleton(GrpcServer, engine, settings.provided.grpc_address)
+    consumer = providers.Singleton(studio_consumer, broker, engine)

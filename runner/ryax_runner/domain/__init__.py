@@ -1,0 +1,1 @@
+"""The runner's domain: deployments, sites, placement, runs, executions (stdlib only)."""

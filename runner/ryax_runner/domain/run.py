@@ -1,0 +1,565 @@
+"""Runs and executions: the state machine of one run of a deployed workflow.
+
+A run starts from the trigger's outputs. Every step runs once per *branch*: a handler that
+returns a list of output sets forks the branch, one child branch per element, and every step
+downstream runs once per branch. A branch is the set of (fan-out step, element index) pairs that
+led to it. A step with several parents (fan-in) runs once for each combination of its parents'
+outputs whose branches agree (same index for every fan-out step they share): so it waits for
+all its parents in its branch, joins element-wise the branches of a shared fan-out, and crosses
+independent fan-outs.
+
+A run ends exactly once: completed (nothing left to run), failed (an execution failed with no
+retry left: the reason names the step and its error) or cancelled.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import NewType
+
+from .errors import Conflict
+from .values import MAX_INLINE_BYTES, SECRET_TYPES, Value, inline_size
+from .workflow import SecretInput, StaticInput, StepDefinition, WorkflowDefinition
+
+RunId = NewType("RunId", str)
+ExecutionId = NewType("ExecutionId", str)
+#: (fan-out step id, element index) pairs, sorted by step id.
+Branch = tuple[tuple[str, int], ...]
+MASK = "***"
+
+
+def branch_key(branch: Branch) -> str:
+    return "/".join(f"{s}:{i}" for s, i in branch)
+
+
+def merge_branches(branches: Iterable[Branch]) -> Branch | None:
+    """The union of branches, or None when two disagree on a fan-out step's index."""
+    merged: dict[str, int] = {}
+    for branch in branches:
+        for step, index in branch:
+            if merged.setdefault(step, index) != index:
+                return None
+    return tuple(sorted(merged.items()))
+
+
+def is_within(inner: Branch, outer: Branch) -> bool:
+    """True when every fan-out choice of `inner` is also made by `outer`."""
+    return set(inner) <= set(outer)
+
+
+def execution_id_for(run_id: RunId, step_id: str, branch: Branch, attempt: int) -> ExecutionId:
+    """Deterministic: re-creating an execution after a restart gives it the same id."""
+    name = f"{step_id}|{branch_key(branch)}|{attempt}"
+    return ExecutionId(str(uuid.uuid5(uuid.UUID(run_id), name)))
+
+
+class RunState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED)
+
+
+class ExecutionState(StrEnum):
+    #: Created; waits for its step to be ready on a site, or for its retry time.
+    WAITING = "waiting"
+    DISPATCHED = "dispatched"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (ExecutionState.COMPLETED, ExecutionState.FAILED, ExecutionState.CANCELLED)
+
+
+class Outcome(StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionResult:
+    """How an execution ended, as reported by its worker."""
+
+    outcome: Outcome
+    outputs: dict[str, Value] | None = None
+    outputs_list: list[dict[str, Value]] | None = None
+    error: str = ""
+    traceback: str = ""
+    http_status: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    log_count: int = 0
+    cpu_seconds: float = 0.0
+    max_memory_bytes: int = 0
+
+
+@dataclass(eq=False, kw_only=True)
+class Execution:
+    """One attempt of one step in one branch of a run."""
+
+    id: ExecutionId
+    run_id: RunId
+    step_id: str
+    branch: Branch = ()
+    attempt: int = 1
+    state: ExecutionState = ExecutionState.WAITING
+    is_trigger: bool = False
+    created_at: datetime
+    #: Inputs as shown to users (secrets and passwords masked); Execute carries the real ones.
+    inputs: dict[str, Value] = field(default_factory=dict)
+    site_id: str | None = None
+    order_seq: int = 0
+    not_before: datetime | None = None
+    dispatched_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    outputs: dict[str, Value] | None = None
+    outputs_list: list[dict[str, Value]] | None = None
+    error: str = ""
+    traceback: str = ""
+    http_status: int = 0
+    log_count: int = 0
+    progress: float = 0.0
+    progress_message: str = ""
+    cpu_seconds: float = 0.0
+    max_memory_bytes: int = 0
+
+    @property
+    def is_active(self) -> bool:
+        return not self.state.is_terminal
+
+
+@dataclass(frozen=True, kw_only=True)
+class Node:
+    """Outputs of a step in a branch (one element of a returned list is one node)."""
+
+    step_id: str
+    branch: Branch
+    outputs: dict[str, Value]
+
+
+@dataclass(kw_only=True)
+class RunUpdate:
+    """What the engine must do after a change of a run."""
+
+    #: New executions, ready to dispatch (their inputs are known).
+    ready: list[Execution] = field(default_factory=list)
+    #: Retries to dispatch at their `not_before` time.
+    retries: list[Execution] = field(default_factory=list)
+    #: Active executions to cancel on their workers.
+    cancel: list[Execution] = field(default_factory=list)
+    #: The run reached its terminal state with this change.
+    ended: bool = False
+
+
+@dataclass(eq=False, kw_only=True)
+class Run:
+    id: RunId
+    project_id: str
+    deployment_id: str
+    workflow_id: str
+    workflow_name: str
+    definition: WorkflowDefinition = field(repr=False)
+    origin: str  # "http" (endpoint) or "trigger"
+    state: RunState = RunState.PENDING
+    reason: str = ""
+    created_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    failed_step_id: str = ""
+    http_status: int = 0
+    results: dict[str, Value] | None = None
+    executions: dict[ExecutionId, Execution] = field(default_factory=dict)
+    nodes: dict[str, list[Node]] = field(default_factory=dict)
+    instances: set[tuple[str, Branch]] = field(default_factory=set)
+    #: Executions changed since the recorder last took them.
+    touched: set[ExecutionId] = field(default_factory=set)
+
+    # -- creation ----------------------------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        id: RunId,
+        project_id: str,
+        deployment_id: str,
+        workflow_id: str,
+        workflow_name: str,
+        definition: WorkflowDefinition,
+        trigger_outputs: dict[str, Value],
+        origin: str,
+        now: datetime,
+    ) -> tuple[Run, RunUpdate]:
+        """A run from a trigger's outputs; returns the first executions to dispatch."""
+        run = cls(
+            id=id,
+            project_id=project_id,
+            deployment_id=deployment_id,
+            workflow_id=workflow_id,
+            workflow_name=workflow_name,
+            definition=definition,
+            origin=origin,
+            created_at=now,
+        )
+        trigger_step = definition.trigger.step_id
+        trigger = Execution(
+            id=execution_id_for(id, trigger_step, (), 1),
+            run_id=id,
+            step_id=trigger_step,
+            state=ExecutionState.COMPLETED,
+            is_trigger=True,
+            created_at=now,
+            started_at=now,
+            ended_at=now,
+            outputs=dict(trigger_outputs),
+        )
+        run._add(trigger)
+        run.instances.add((trigger_step, ()))
+        update = RunUpdate()
+        run._complete_nodes(trigger, update, now)
+        run._check_done(now, update)
+        return run, update
+
+    @classmethod
+    def restore(cls, run: Run, executions: Iterable[Execution], now: datetime) -> RunUpdate:
+        """Rebuild a run's branches from its recorded executions (after a restart).
+
+        Returns the executions that should exist but were not recorded (still to dispatch).
+        """
+        latest: dict[tuple[str, Branch], Execution] = {}
+        for e in executions:
+            run.executions[e.id] = e
+            key = (e.step_id, e.branch)
+            run.instances.add(key)
+            if key not in latest or latest[key].attempt < e.attempt:
+                latest[key] = e
+        update = RunUpdate()
+        order = {s.step_id: i for i, s in enumerate(run.definition.steps)}
+        done = sorted(
+            (e for e in latest.values() if e.state is ExecutionState.COMPLETED),
+            key=lambda e: (order.get(e.step_id, 0), len(e.branch)),
+        )
+        for e in done:
+            run._complete_nodes(e, update, run.created_at, silent=True)
+        # A crash may have lost executions created after a node completed: re-derive them.
+        for e in done:
+            run._complete_nodes(e, update, run.created_at, expand_only=True)
+        run.touched.clear()
+        run.touched.update(e.id for e in update.ready)
+        active = any(e.is_active for e in run.executions.values())
+        if not active and not update.ready:
+            run._check_done(now, update)
+        return update
+
+    # -- queries -----------------------------------------------------------------------------
+
+    @property
+    def active_executions(self) -> list[Execution]:
+        return [e for e in self.executions.values() if e.is_active]
+
+    def _add(self, execution: Execution) -> None:
+        self.executions[execution.id] = execution
+        self.touched.add(execution.id)
+
+    def _node_for(self, step_id: str, branch: Branch) -> Node | None:
+        best: Node | None = None
+        for node in self.nodes.get(step_id, ()):
+            if is_within(node.branch, branch) and (
+                best is None or len(node.branch) > len(best.branch)
+            ):
+                best = node
+        return best
+
+    def resolve_inputs(self, step: StepDefinition, branch: Branch) -> dict[str, Value]:
+        """The real input values of a step in a branch (secrets in clear: for Execute only)."""
+        values: dict[str, Value] = {}
+        names = [io.name for io in step.inputs]
+        names += [n for n, _ in step.input_values if n not in names]
+        for name in names:
+            source = step.source(name)
+            io = next((i for i in step.inputs if i.name == name), None)
+            if source is None:
+                values[name] = io.default() if io is not None else None
+            elif isinstance(source, (StaticInput, SecretInput)):
+                values[name] = source.value
+            else:
+                node = self._node_for(source.step_id, branch)
+                values[name] = node.outputs.get(source.output_name) if node else None
+        return values
+
+    def shown_inputs(self, step: StepDefinition, branch: Branch) -> dict[str, Value]:
+        """Inputs as recorded and shown: secrets and password-typed values masked."""
+        shown = self.resolve_inputs(step, branch)
+        for name in shown:
+            io = next((i for i in step.inputs if i.name == name), None)
+            if isinstance(step.source(name), SecretInput) or (
+                io is not None and io.type in SECRET_TYPES
+            ):
+                shown[name] = MASK
+        return shown
+
+    # -- transitions -------------------------------------------------------------------------
+
+    def mark_dispatched(
+        self, execution: Execution, *, site_id: str, order_seq: int, now: datetime
+    ) -> None:
+        execution.state = ExecutionState.DISPATCHED
+        execution.site_id, execution.order_seq, execution.dispatched_at = site_id, order_seq, now
+        self.touched.add(execution.id)
+        if self.state is RunState.PENDING:
+            self.state, self.started_at = RunState.RUNNING, now
+
+    def mark_running(self, execution: Execution, now: datetime) -> None:
+        if execution.state is ExecutionState.DISPATCHED:
+            execution.state = ExecutionState.RUNNING
+            execution.started_at = execution.started_at or now
+            self.touched.add(execution.id)
+
+    def progress(self, execution: Execution, fraction: float, message: str, now: datetime) -> None:
+        self.mark_running(execution, now)
+        execution.progress, execution.progress_message = fraction, message[:500]
+        self.touched.add(execution.id)
+
+    def finish(
+        self,
+        execution_id: ExecutionId,
+        result: ExecutionResult,
+        *,
+        now: datetime,
+        retry_backoff_seconds: float = 1.0,
+        max_inline_bytes: int = MAX_INLINE_BYTES,
+    ) -> RunUpdate:
+        """Record how an execution ended; a result for an ended execution is ignored."""
+        update = RunUpdate()
+        execution = self.executions.get(execution_id)
+        if execution is None or execution.state.is_terminal:
+            return update
+        self.touched.add(execution.id)
+        execution.started_at = result.started_at or execution.started_at or execution.dispatched_at
+        execution.ended_at = result.ended_at or now
+        execution.log_count = max(execution.log_count, result.log_count)
+        execution.cpu_seconds, execution.max_memory_bytes = (
+            result.cpu_seconds,
+            result.max_memory_bytes,
+        )
+        outcome, error, http_status = result.outcome, result.error, result.http_status
+        if outcome is Outcome.COMPLETED:
+            too_big = _oversized(result, max_inline_bytes)
+            if too_big:
+                outcome, error, http_status = Outcome.FAILED, too_big, 0
+        if outcome is Outcome.COMPLETED:
+            execution.state = ExecutionState.COMPLETED
+            execution.outputs, execution.outputs_list = result.outputs, result.outputs_list
+            if execution.outputs is None and execution.outputs_list is None:
+                execution.outputs = {}
+            execution.progress = 1.0
+            if not self.state.is_terminal:
+                self._complete_nodes(execution, update, now)
+        elif outcome is Outcome.CANCELLED:
+            execution.state = ExecutionState.CANCELLED
+            execution.error = error or "cancelled"
+            if not self.state.is_terminal:
+                self._end(
+                    RunState.CANCELLED, f"step {execution.step_id} was cancelled", now, update
+                )
+        else:
+            execution.state = ExecutionState.FAILED
+            execution.error, execution.traceback = error or "failed", result.traceback
+            execution.http_status = http_status
+            if not self.state.is_terminal:
+                retryable = not (400 <= http_status < 500)
+                self._failed(execution, update, now, retry_backoff_seconds, retryable)
+        self._check_done(now, update)
+        return update
+
+    def lose(
+        self,
+        execution_id: ExecutionId,
+        reason: str,
+        *,
+        now: datetime,
+        retry_backoff_seconds: float = 1.0,
+    ) -> RunUpdate:
+        """The execution's worker is gone (or never answered): failed, or retried."""
+        update = RunUpdate()
+        execution = self.executions.get(execution_id)
+        if execution is None or execution.state.is_terminal:
+            return update
+        execution.state, execution.error = ExecutionState.FAILED, reason
+        execution.ended_at = now
+        self.touched.add(execution.id)
+        if not self.state.is_terminal:
+            self._failed(execution, update, now, retry_backoff_seconds, True)
+        self._check_done(now, update)
+        return update
+
+    def cancel(self, reason: str, now: datetime) -> RunUpdate:
+        """Cancel the run; active executions must be cancelled on their workers."""
+        if self.state.is_terminal:
+            raise Conflict(f"run {self.id} already ended ({self.state})")
+        update = RunUpdate()
+        self._end(RunState.CANCELLED, reason, now, update)
+        return update
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _failed(
+        self,
+        execution: Execution,
+        update: RunUpdate,
+        now: datetime,
+        backoff: float,
+        retryable: bool,
+    ) -> None:
+        step = self.definition.step(execution.step_id)
+        if retryable and execution.attempt <= step.settings.retries:
+            attempt = execution.attempt + 1
+            retry = Execution(
+                id=execution_id_for(self.id, step.step_id, execution.branch, attempt),
+                run_id=self.id,
+                step_id=step.step_id,
+                branch=execution.branch,
+                attempt=attempt,
+                created_at=now,
+                inputs=execution.inputs,
+                not_before=now + timedelta(seconds=backoff * 2 ** (execution.attempt - 1)),
+            )
+            self._add(retry)
+            update.retries.append(retry)
+            return
+        self.failed_step_id, self.http_status = step.step_id, execution.http_status
+        attempts = f" (after {execution.attempt} attempts)" if execution.attempt > 1 else ""
+        self._end(
+            RunState.FAILED,
+            f"step {step.step_id} failed{attempts}: {execution.error}",
+            now,
+            update,
+        )
+
+    def _end(self, state: RunState, reason: str, now: datetime, update: RunUpdate) -> None:
+        self.state, self.reason, self.ended_at = state, reason, now
+        self.started_at = self.started_at or now
+        update.ended = True
+        for e in self.executions.values():
+            if e.state is ExecutionState.WAITING:
+                e.state, e.error, e.ended_at = ExecutionState.CANCELLED, reason, now
+                self.touched.add(e.id)
+            elif e.is_active:
+                update.cancel.append(e)
+        update.ready = [e for e in update.ready if e.is_active]
+        update.retries = [e for e in update.retries if e.is_active]
+        if state is RunState.COMPLETED:
+            self.results = self._results()
+
+    def _check_done(self, now: datetime, update: RunUpdate) -> None:
+        if self.state.is_terminal:
+            return
+        if not any(e.is_active for e in self.executions.values()):
+            self._end(RunState.COMPLETED, "", now, update)
+
+    def _complete_nodes(
+        self,
+        execution: Execution,
+        update: RunUpdate,
+        now: datetime,
+        *,
+        silent: bool = False,
+        expand_only: bool = False,
+    ) -> None:
+        step_id = execution.step_id
+        if expand_only:
+            new_nodes = [
+                n for n in self.nodes.get(step_id, ()) if is_within(execution.branch, n.branch)
+            ]
+        else:
+            if execution.outputs_list is not None:
+                new_nodes = [
+                    Node(
+                        step_id=step_id,
+                        outputs=outs,
+                        branch=tuple(sorted((*execution.branch, (step_id, i)))),
+                    )
+                    for i, outs in enumerate(execution.outputs_list)
+                ]
+            else:
+                new_nodes = [
+                    Node(step_id=step_id, branch=execution.branch, outputs=execution.outputs or {})
+                ]
+            self.nodes.setdefault(step_id, []).extend(new_nodes)
+            if silent:
+                return
+        for node in new_nodes:
+            for child_id in self.definition.children[step_id]:
+                self._expand(child_id, node, update, now)
+
+    def _expand(self, child_id: str, node: Node, update: RunUpdate, now: datetime) -> None:
+        lists: list[list[Node]] = []
+        for parent in self.definition.parents(child_id):
+            lists.append([node] if parent == node.step_id else self.nodes.get(parent, []))
+        step = self.definition.step(child_id)
+        for combo in itertools.product(*lists):
+            branch = merge_branches(n.branch for n in combo)
+            if branch is None or (child_id, branch) in self.instances:
+                continue
+            self.instances.add((child_id, branch))
+            execution = Execution(
+                id=execution_id_for(self.id, child_id, branch, 1),
+                run_id=self.id,
+                step_id=child_id,
+                branch=branch,
+                created_at=now,
+                inputs=self.shown_inputs(step, branch),
+            )
+            self._add(execution)
+            update.ready.append(execution)
+
+    def _results(self) -> dict[str, Value]:
+        d = self.definition
+        specs: list[tuple[str, str, str]]
+        if d.results:
+            specs = [(r.key, r.step_id, r.output_name) for r in d.results]
+        else:
+            leaves = d.leaves
+            specs = [
+                (o.name if len(leaves) == 1 else f"{leaf}.{o.name}", leaf, o.name)
+                for leaf in leaves
+                for o in d.step(leaf).outputs
+            ]
+        results: dict[str, Value] = {}
+        for key, step_id, output_name in specs:
+            nodes = sorted(self.nodes.get(step_id, []), key=lambda n: n.branch)
+            if not nodes:
+                results[key] = None
+            elif all(not n.branch for n in nodes):
+                results[key] = nodes[-1].outputs.get(output_name)
+            else:
+                results[key] = [n.outputs.get(output_name) for n in nodes]
+        return results
+
+
+def _oversized(result: ExecutionResult, limit: int) -> str:
+    sets = [result.outputs or {}, *(result.outputs_list or [])]
+    for outputs in sets:
+        for name, value in outputs.items():
+            size = inline_size(value)
+            if size > limit:
+                return (
+                    f"output {name} is {size} bytes, more than the {limit // 1024} KiB inline "
+                    "limit: return a file"
+                )
+    return ""

@@ -1,0 +1,161 @@
+"""Typed values that flow between steps: scalars, JSON documents and filestore references.
+
+A value is stored and exchanged as plain Python data: None, bool, int, float, str, a list or a
+dict (a JSON document), or a `FileRef` (a file, or a tar of a directory, in the filestore).
+Inline values are limited in size (`MAX_INLINE_BYTES`): bigger data travels as a file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidInput
+
+#: Largest inline value (string or JSON document, UTF-8 bytes) carried inside a message.
+MAX_INLINE_BYTES = 64 * 1024
+
+STRING_TYPES = frozenset({"string", "longstring", "password", "enum"})
+FILE_TYPES = frozenset({"file", "directory"})
+SECRET_TYPES = frozenset({"password"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileRef:
+    """A file (or, with `is_directory`, a tar of a directory) in the filestore."""
+
+    key: str
+    name: str
+    size: int = 0
+    sha256: str = ""
+    is_directory: bool = False
+
+
+Value = None | bool | int | float | str | list[Any] | dict[str, Any] | FileRef
+
+
+def inline_size(value: Value) -> int:
+    """UTF-8 size of an inline value (0 for scalars and files)."""
+    if isinstance(value, str):
+        return len(value.encode("utf-8"))
+    if isinstance(value, (list, dict)):
+        return len(json.dumps(value, separators=(",", ":")).encode("utf-8"))
+    return 0
+
+
+def check_inline_size(name: str, value: Value, limit: int = MAX_INLINE_BYTES) -> None:
+    size = inline_size(value)
+    if size > limit:
+        raise InvalidInput(
+            name,
+            f"{size} bytes, more than the {limit // 1024} KiB inline limit: send it as a file",
+        )
+
+
+def to_json(value: Value) -> Any:
+    """Encode a value as a JSON-compatible document (files as {"$file": {...}})."""
+    if isinstance(value, FileRef):
+        return {
+            "$file": {
+                "key": value.key,
+                "name": value.name,
+                "size": value.size,
+                "sha256": value.sha256,
+                "directory": value.is_directory,
+            }
+        }
+    return value
+
+
+def from_json(doc: Any) -> Value:
+    """Inverse of `to_json`."""
+    if isinstance(doc, dict) and len(doc) == 1 and "$file" in doc:
+        f = doc["$file"]
+        return FileRef(
+            key=str(f["key"]),
+            name=str(f["name"]),
+            size=int(f.get("size", 0)),
+            sha256=str(f.get("sha256", "")),
+            is_directory=bool(f.get("directory", False)),
+        )
+    return doc  # type: ignore[no-any-return]
+
+
+def values_to_json(values: dict[str, Value] | None) -> dict[str, Any] | None:
+    if values is None:
+        return None
+    return {k: to_json(v) for k, v in values.items()}
+
+
+def values_from_json(doc: dict[str, Any] | None) -> dict[str, Value] | None:
+    if doc is None:
+        return None
+    return {k: from_json(v) for k, v in doc.items()}
+
+
+def coerce(io_type: str, name: str, value: Any, enum_values: tuple[str, ...] = ()) -> Value:
+    """Check (and lightly convert) a JSON value against a Ryax type; errors name the input."""
+    if value is None:
+        return None
+    if io_type in STRING_TYPES:
+        if not isinstance(value, str):
+            raise InvalidInput(name, f"expected a string, got {type(value).__name__}")
+        if io_type == "enum" and enum_values and value not in enum_values:
+            raise InvalidInput(name, f"expected one of {', '.join(enum_values)}")
+        return value
+    if io_type == "integer":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidInput(name, f"expected an integer, got {type(value).__name__}")
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise InvalidInput(name, "expected an integer, got a decimal number")
+            return int(value)
+        return value
+    if io_type == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidInput(name, f"expected a number, got {type(value).__name__}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInput(name, "expected a finite number")
+        return float(value)
+    if io_type == "boolean":
+        if not isinstance(value, bool):
+            raise InvalidInput(name, f"expected true or false, got {type(value).__name__}")
+        return value
+    if io_type in FILE_TYPES:
+        if not isinstance(value, FileRef):
+            raise InvalidInput(name, f"expected a {io_type} (send it as a multipart file part)")
+        return value
+    document: Value = value  # other types (json, list, dict...) are JSON documents
+    return document
+
+
+def parse_text(io_type: str, name: str, text: str, enum_values: tuple[str, ...] = ()) -> Value:
+    """Parse a form field (text) into a value of the given type."""
+    if io_type in STRING_TYPES:
+        return coerce(io_type, name, text, enum_values)
+    if io_type == "integer":
+        try:
+            return int(text.strip())
+        except ValueError as exc:
+            raise InvalidInput(name, f"expected an integer, got {text[:40]!r}") from exc
+    if io_type == "float":
+        try:
+            return coerce(io_type, name, float(text.strip()))
+        except ValueError as exc:
+            raise InvalidInput(name, f"expected a number, got {text[:40]!r}") from exc
+    if io_type == "boolean":
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise InvalidInput(name, f"expected true or false, got {text[:40]!r}")
+    if io_type in FILE_TYPES:
+        raise InvalidInput(name, f"expected a {io_type} (send it as a multipart file part)")
+    try:
+        document: Value = json.loads(text)
+        return coerce(io_type, name, document)
+    except ValueError as exc:
+        raise InvalidInput(name, "expected a JSON document") from exc

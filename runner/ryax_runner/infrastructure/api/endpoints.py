@@ -1,0 +1,440 @@
+"""The built-in HTTP endpoint trigger.
+
+`POST /runner/v1/projects/{project}/endpoints/{endpoint}` starts a run of the project's
+deployed workflow whose trigger is the HTTP endpoint; `{endpoint}` is the workflow's name, its
+workflow id or the deployment id. The body is a JSON object of the endpoint's fields, or
+multipart/form-data (file fields as file parts, stored in the filestore and passed as file
+references; other fields as text parts, parsed by their type).
+
+Sync (default): waits for the run (`?timeout=` seconds, default RYAX_RUNNER_SYNC_TIMEOUT) and
+answers 200 with the workflow's results (files as download links), or, when the run failed, the
+HTTP status the action's exception carried (else 500) with its message; 504 (with the run id)
+when the run did not end in time (it goes on). Async (`?mode=async` or `Prefer: respond-async`):
+answers 202 with the run id once the run is recorded; with `?callback_url=` (or the header
+`Ryax-Callback-Url`) the final result is POSTed there as JSON (3 attempts).
+
+`GET /runner/v1/projects/{project}/endpoints/openapi.json`: an OpenAPI document with one
+operation per endpoint of the project, built from the endpoint's fields and the workflow's
+results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import tempfile
+import urllib.parse
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from ...application.engine import Engine
+from ...application.ports import StateStore
+from ...domain.deployment import Deployment, DeploymentState
+from ...domain.errors import Conflict, InvalidInput, NotDeployed, NotFound, TooLarge
+from ...domain.run import Run, RunId, RunState, execution_id_for
+from ...domain.values import (
+    FILE_TYPES,
+    FileRef,
+    Value,
+    check_inline_size,
+    coerce,
+    parse_text,
+    to_json,
+)
+from ...domain.workflow import IO
+from ..filestore import Filestore, sha256_of
+from .authz import Operation, require
+from .routes import ENGINE, FILESTORE, P, api, file_link, present
+from .web import HttpError
+
+log = logging.getLogger(__name__)
+STORE = web.AppKey("state_store", StateStore)
+HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
+ENDPOINT_SETTINGS = web.AppKey("endpoint_settings", dict)
+_tasks: set[asyncio.Task[None]] = set()
+
+
+def _settings(request: web.Request) -> dict[str, Any]:
+    return request.app[ENDPOINT_SETTINGS]
+
+
+async def _resolve(request: web.Request, project_id: str, endpoint: str) -> Deployment:
+    engine = request.app[ENGINE]
+    d = engine.find_endpoint(project_id, endpoint)
+    if d is None:
+        past = await request.app[STORE].last_deployment_for(project_id, endpoint)
+        if past is None:
+            raise NotFound(f"no deployed workflow {endpoint!r} in this project")
+        raise NotDeployed(f"workflow {past.workflow_name} is not deployed (it is {past.state})")
+    if not d.definition.trigger.http_endpoint:
+        raise Conflict(f"workflow {d.workflow_name} is not started by an HTTP endpoint")
+    if d.state is not DeploymentState.DEPLOYED:
+        why = f": {d.reason}" if d.reason else ""
+        raise NotDeployed(f"workflow {d.workflow_name} is not deployed yet ({d.state}{why})")
+    return d
+
+
+async def _read_inputs(
+    request: web.Request, d: Deployment, run_id: RunId, max_inline: int
+) -> dict[str, Value]:
+    fields = {f.name: f for f in d.definition.trigger.fields}
+    given: dict[str, Value] = {}
+    content_type = request.content_type
+    if content_type.startswith("multipart/"):
+        trigger_execution = execution_id_for(run_id, d.definition.trigger.step_id, (), 1)
+        given = await _read_multipart(request, fields, run_id, trigger_execution)
+    elif content_type == "application/x-www-form-urlencoded":
+        form = await request.post()
+        for name, text in form.items():
+            io = fields.get(name)
+            if io is None:
+                raise InvalidInput(name, f"unknown input (expected: {', '.join(fields)})")
+            if not isinstance(text, str):
+                raise InvalidInput(name, "files must be sent as multipart/form-data")
+            given[name] = parse_text(io.type, name, text, io.enum_values)
+    else:
+        raw = await request.read()
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+            except ValueError as exc:
+                raise HttpError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
+            if not isinstance(body, dict):
+                raise InvalidInput("body", "expected a JSON object of the endpoint's fields")
+            for name, value in body.items():
+                io = fields.get(name)
+                if io is None:
+                    raise InvalidInput(name, f"unknown input (expected: {', '.join(fields)})")
+                given[name] = coerce(io.type, name, value, io.enum_values)
+    inputs: dict[str, Value] = {}
+    for name, io in fields.items():
+        if name in given and given[name] is not None:
+            check_inline_size(name, given[name], max_inline)
+            inputs[name] = given[name]
+        elif io.default_json is not None:
+            inputs[name] = io.default()
+        elif io.optional:
+            inputs[name] = None
+        else:
+            raise InvalidInput(name, "missing input")
+    return inputs
+
+
+async def _read_multipart(
+    request: web.Request, fields: dict[str, IO], run_id: str, execution_id: str
+) -> dict[str, Value]:
+    reader = await request.multipart()
+    store: Filestore = request.app[FILESTORE]
+    given: dict[str, Value] = {}
+    limit = int(_settings(request)["max_upload_bytes"])
+    total = 0
+    while True:
+        part = await reader.next()
+        if part is None:
+            break
+        if not isinstance(part, aiohttp.BodyPartReader):
+            raise InvalidInput("body", "nested multipart is not supported")
+        name = part.name or ""
+        io = fields.get(name)
+        if io is None:
+            raise InvalidInput(name or "part", f"unknown input (expected: {', '.join(fields)})")
+        if io.type in FILE_TYPES:
+            filename = Path(part.filename or name).name or name
+            fd, tmp_name = tempfile.mkstemp(prefix="ryax-upload-")
+            tmp = Path(tmp_name)
+            size = 0
+            try:
+                out = await asyncio.to_thread(os.fdopen, fd, "wb")
+                try:
+                    while chunk := await part.read_chunk(256 * 1024):
+                        size += len(chunk)
+                        total += len(chunk)
+                        if total > limit:
+                            raise TooLarge(f"the request exceeds {limit} bytes")
+                        await asyncio.to_thread(out.write, chunk)
+                finally:
+                    await asyncio.to_thread(out.close)
+                digest = await asyncio.to_thread(sha256_of, tmp)
+                key = f"runs/{run_id}/{execution_id}/{name}/{filename}"
+                await store.put_file(key, tmp)
+            finally:
+                await asyncio.to_thread(tmp.unlink, True)
+            given[name] = FileRef(
+                key=key,
+                name=filename,
+                size=size,
+                sha256=digest,
+                is_directory=io.type == "directory",
+            )
+        else:
+            text = await part.text()
+            total += len(text)
+            given[name] = parse_text(io.type, name, text, io.enum_values)
+    return given
+
+
+def _is_async(request: web.Request) -> bool:
+    mode = request.query.get("mode", "sync")
+    if mode not in ("sync", "async"):
+        raise InvalidInput("mode", "sync or async")
+    prefer = request.headers.get("Prefer", "").lower()
+    return mode == "async" or "respond-async" in prefer
+
+
+def _outcome(request: web.Request, run: Run) -> tuple[int, dict[str, Any]]:
+    project = request.match_info["project"]
+
+    def link(key: str) -> str:
+        return file_link(request, project, run.id, key)
+
+    if run.state is RunState.COMPLETED:
+        results = {k: to_json(v) for k, v in (run.results or {}).items()}
+        return 200, present(results, link)
+    if run.state is RunState.FAILED:
+        failed = [e for e in run.executions.values() if e.step_id == run.failed_step_id and e.error]
+        detail = failed[-1].error if failed else run.reason
+        status = run.http_status if 400 <= run.http_status <= 599 else 500
+        return status, {
+            "error": "run_failed",
+            "detail": detail,
+            "run_id": run.id,
+            "step_id": run.failed_step_id or None,
+        }
+    return 409, {"error": "run_cancelled", "detail": run.reason, "run_id": run.id}
+
+
+@api.route(
+    "POST",
+    P + "/endpoints/{endpoint}",
+    summary="Call a workflow's HTTP endpoint: starts a run (sync: answers its results; "
+    "?mode=async or Prefer: respond-async: 202 with the run id; ?callback_url=)",
+    tag="endpoints",
+    status=200,
+)
+async def call_endpoint(request: web.Request) -> web.Response:
+    access = await require(request, Operation.WRITE)
+    engine: Engine = request.app[ENGINE]
+    settings = _settings(request)
+    d = await _resolve(request, access.project_id, request.match_info["endpoint"])
+    asynchronous = _is_async(request)
+    callback = request.query.get("callback_url") or request.headers.get("Ryax-Callback-Url")
+    if callback:
+        parsed = urllib.parse.urlparse(callback)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise InvalidInput("callback_url", "an http(s) URL")
+    timeout = settings["sync_timeout"]
+    if "timeout" in request.query:
+        try:
+            timeout = min(float(request.query["timeout"]), settings["sync_timeout_max"])
+        except ValueError as exc:
+            raise InvalidInput("timeout", "a number of seconds") from exc
+    run_id = RunId(str(uuid.uuid4()))
+    inputs = await _read_inputs(request, d, run_id, settings["max_inline_bytes"])
+    run = engine.start_run(d, inputs, origin="http", run_id=run_id)
+    headers = {"Ryax-Run-Id": run.id}
+    if callback:
+        _spawn(_post_callback(request.app, request.match_info["project"], run, callback))
+    if asynchronous:
+        await engine.durable()
+        status_url = f"/runner/v1/projects/{request.match_info['project']}/runs/{run.id}"
+        return web.json_response(
+            {"run_id": run.id, "state": str(run.state), "status_url": status_url},
+            status=202,
+            headers={**headers, "Location": status_url},
+        )
+    future = engine.wait_for(run)
+    try:
+        ended = await asyncio.wait_for(asyncio.shield(future), timeout=timeout)
+    except TimeoutError:
+        return web.json_response(
+            {
+                "error": "timeout",
+                "run_id": run.id,
+                "detail": f"the run did not end within {timeout:g} s; it goes on: follow it at "
+                f"/runner/v1/projects/{request.match_info['project']}/runs/{run.id}",
+            },
+            status=504,
+            headers=headers,
+        )
+    status, body = _outcome(request, ended)
+    return web.json_response(body, status=status, headers=headers)
+
+
+def _spawn(coro: Any) -> None:
+    task = asyncio.get_running_loop().create_task(coro)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+async def _post_callback(app: web.Application, project: str, run: Run, url: str) -> None:
+    engine = app[ENGINE]
+    ended = await engine.wait_for(run)
+    prefix = f"/runner/v1/projects/{urllib.parse.quote(project)}/runs/{run.id}/files/"
+    results = present(
+        {k: to_json(v) for k, v in (ended.results or {}).items()},
+        lambda k: prefix + urllib.parse.quote(k),
+    )
+    payload = {
+        "run_id": ended.id,
+        "state": str(ended.state),
+        "reason": ended.reason or None,
+        "results": results if ended.state is RunState.COMPLETED else None,
+        "http_status": ended.http_status or None,
+        "failed_step_id": ended.failed_step_id or None,
+    }
+    session = app[HTTP_CLIENT]
+    for attempt in range(3):
+        try:
+            async with session.post(
+                url, json=payload, timeout=aiohttp.ClientTimeout(total=10)
+            ) as resp:
+                if resp.status < 500:
+                    return
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("callback failed", extra={"run_id": run.id, "error": str(exc)})
+        await asyncio.sleep(2**attempt)
+    log.error("callback abandoned after 3 attempts", extra={"run_id": run.id})
+
+
+# -- per-project OpenAPI -------------------------------------------------------------------------
+
+
+def _schema(io: IO) -> dict[str, Any]:
+    t = io.type
+    schema: dict[str, Any]
+    if t in ("string", "longstring"):
+        schema = {"type": "string"}
+    elif t == "password":
+        schema = {"type": "string", "format": "password"}
+    elif t == "enum":
+        schema = {"type": "string", "enum": list(io.enum_values)}
+    elif t == "integer":
+        schema = {"type": "integer"}
+    elif t == "float":
+        schema = {"type": "number"}
+    elif t == "boolean":
+        schema = {"type": "boolean"}
+    elif t in FILE_TYPES:
+        schema = {"type": "string", "format": "binary"}
+    else:
+        schema = {}
+    if io.human_name or io.help:
+        schema["description"] = " - ".join(p for p in (io.human_name, io.help) if p)
+    if io.default_json is not None:
+        schema["default"] = io.default()
+    return schema
+
+
+FILE_OUT = {
+    "type": "object",
+    "properties": {
+        "type": {"type": "string"},
+        "name": {"type": "string"},
+        "size": {"type": "integer"},
+        "sha256": {"type": "string"},
+        "download_url": {"type": "string"},
+    },
+}
+
+
+def _result_schema(d: Deployment) -> dict[str, Any]:
+    definition = d.definition
+    props: dict[str, Any] = {}
+    specs = [(r.key, r.step_id, r.output_name) for r in definition.results]
+    if not specs:
+        leaves = definition.leaves
+        specs = [
+            (o.name if len(leaves) == 1 else f"{leaf}.{o.name}", leaf, o.name)
+            for leaf in leaves
+            for o in definition.step(leaf).outputs
+        ]
+    for key, step_id, output_name in specs:
+        out = definition.step(step_id).output(output_name)
+        if out is None:
+            props[key] = {}
+        else:
+            schema = FILE_OUT if out.type in FILE_TYPES else _schema(out)
+            props[key] = schema
+    return {"type": "object", "properties": props}
+
+
+def project_openapi(project: str, deployments: list[Deployment]) -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    error = {
+        "type": "object",
+        "properties": {
+            "error": {"type": "string"},
+            "detail": {"type": "string"},
+            "run_id": {"type": "string"},
+        },
+    }
+    for d in sorted(deployments, key=lambda x: x.workflow_name):
+        fields = d.definition.trigger.fields
+        required = [f.name for f in fields if not f.optional and f.default_json is None]
+        body = {
+            "type": "object",
+            "properties": {f.name: _schema(f) for f in fields},
+            "required": required,
+            "additionalProperties": False,
+        }
+        content: dict[str, Any] = {"multipart/form-data": {"schema": body}}
+        if not any(f.type in FILE_TYPES for f in fields):
+            content = {"application/json": {"schema": body}, **content}
+        path = f"/runner/v1/projects/{project}/endpoints/{d.workflow_name}"
+        paths[path] = {
+            "post": {
+                "operationId": f"run_{d.workflow_name}".replace("-", "_"),
+                "summary": d.definition.description or f"Run workflow {d.workflow_name}",
+                "parameters": [
+                    {"name": "mode", "in": "query", "schema": {"enum": ["sync", "async"]}},
+                    {"name": "timeout", "in": "query", "schema": {"type": "number"}},
+                    {"name": "callback_url", "in": "query", "schema": {"type": "string"}},
+                ],
+                "requestBody": {"required": bool(required), "content": content},
+                "responses": {
+                    "200": {
+                        "description": "the run completed: the workflow's results",
+                        "content": {"application/json": {"schema": _result_schema(d)}},
+                    },
+                    "202": {"description": "async: the run is accepted"},
+                    "400": {
+                        "description": "a missing or invalid input (named)",
+                        "content": {"application/json": {"schema": error}},
+                    },
+                    "409": {"description": "the workflow is not deployed"},
+                    "504": {"description": "sync: the run did not end in time"},
+                },
+                "security": [{"bearer": []}],
+            }
+        }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": f"Ryax endpoints of project {project}", "version": "1.0.0"},
+        "paths": paths,
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }
+
+
+@api.route(
+    "GET",
+    P + "/endpoints/openapi.json",
+    summary="OpenAPI document of the project's deployed HTTP endpoints",
+    tag="endpoints",
+)
+async def endpoints_openapi(request: web.Request) -> web.Response:
+    access = await require(request, Operation.READ)
+    engine = request.app[ENGINE]
+    mine = [
+        d
+        for d in engine.deployments.values()
+        if d.project_id == access.project_id
+        and d.definition.trigger.http_endpoint
+        and d.state is DeploymentState.DEPLOYED
+    ]
+    return web.json_response(project_openapi(request.match_info["project"], mine))

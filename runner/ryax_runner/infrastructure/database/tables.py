@@ -1,0 +1,131 @@
+"""SQLAlchemy tables of the runner (its own database)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from ..messaging.outbox import outbox_table, processed_messages_table
+
+metadata = sa.MetaData()
+TZ = sa.DateTime(timezone=True)
+
+sites = sa.Table(
+    "sites",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("worker_id", sa.String(200), nullable=False),
+    sa.Column("backend_kind", sa.String(40), nullable=False),
+    sa.Column("node_pools", JSONB, nullable=False),
+    sa.Column("labels", JSONB, nullable=False),
+    sa.Column("version", sa.String(100), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("state_reason", sa.Text, nullable=False),
+    sa.Column("registered_at", TZ, nullable=False),
+    sa.Column("last_seen_at", TZ, nullable=False),
+    sa.Column("last_report_seq", sa.BigInteger, nullable=False),
+    sa.Column("last_order_seq", sa.BigInteger, nullable=False),
+)
+
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("project_id", sa.String(64), nullable=False),
+    sa.Column("workflow_id", sa.String(64), nullable=False),
+    sa.Column("workflow_name", sa.String(200), nullable=False),
+    sa.Column("snapshot_id", sa.String(64), nullable=False),
+    sa.Column("requested_by", sa.String(200), nullable=False),
+    # The definition, secrets encrypted (see serialization.SecretBox).
+    sa.Column("definition", JSONB, nullable=False),
+    sa.Column("state", sa.String(30), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("state_seq", sa.BigInteger, nullable=False),
+    sa.Column("steps", JSONB, nullable=False),
+    sa.Column("created_at", TZ, nullable=False),
+    sa.Column("updated_at", TZ, nullable=False),
+    sa.Index("ix_deployments_project_workflow_name", "project_id", "workflow_name"),
+    sa.Index("ix_deployments_project_workflow_id", "project_id", "workflow_id"),
+    sa.Index("ix_deployments_state", "state"),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("project_id", sa.String(64), nullable=False),
+    sa.Column("deployment_id", sa.String(64), nullable=False),
+    sa.Column("workflow_id", sa.String(64), nullable=False),
+    sa.Column("workflow_name", sa.String(200), nullable=False),
+    sa.Column("origin", sa.String(20), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_at", TZ, nullable=False),
+    sa.Column("started_at", TZ, nullable=True),
+    sa.Column("ended_at", TZ, nullable=True),
+    sa.Column("failed_step_id", sa.String(200), nullable=False),
+    sa.Column("http_status", sa.Integer, nullable=False),
+    sa.Column("results", JSONB, nullable=True),
+    sa.Index("ix_runs_project_created", "project_id", "created_at", "id"),
+    sa.Index("ix_runs_project_workflow_created", "project_id", "workflow_id", "created_at"),
+    sa.Index(
+        "ix_runs_active", "state", postgresql_where=sa.text("state IN ('pending', 'running')")
+    ),
+)
+
+executions = sa.Table(
+    "executions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
+    sa.Column("step_id", sa.String(200), nullable=False),
+    sa.Column("branch", JSONB, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("is_trigger", sa.Boolean, nullable=False),
+    sa.Column("created_at", TZ, nullable=False),
+    sa.Column("inputs", JSONB, nullable=False),
+    sa.Column("site_id", sa.String(64), nullable=True),
+    sa.Column("order_seq", sa.BigInteger, nullable=False),
+    sa.Column("not_before", TZ, nullable=True),
+    sa.Column("dispatched_at", TZ, nullable=True),
+    sa.Column("started_at", TZ, nullable=True),
+    sa.Column("ended_at", TZ, nullable=True),
+    sa.Column("outputs", JSONB, nullable=True),
+    sa.Column("outputs_list", JSONB, nullable=True),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("traceback", sa.Text, nullable=False),
+    sa.Column("http_status", sa.Integer, nullable=False),
+    sa.Column("log_count", sa.BigInteger, nullable=False),
+    sa.Column("progress", sa.Float, nullable=False),
+    sa.Column("progress_message", sa.Text, nullable=False),
+    sa.Column("cpu_seconds", sa.Float, nullable=False),
+    sa.Column("max_memory_bytes", sa.BigInteger, nullable=False),
+)
+
+log_lines = sa.Table(
+    "log_lines",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("execution_id", sa.String(64), nullable=False),
+    sa.Column("deployment_id", sa.String(64), nullable=False),
+    sa.Column("step_id", sa.String(200), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("stream", sa.String(10), nullable=False),
+    sa.Column("line", sa.Text, nullable=False),
+    sa.Column("at", TZ, nullable=False),
+    sa.Index("ix_log_lines_run", "run_id", "id"),
+    sa.Index("ix_log_lines_step", "deployment_id", "step_id", "id"),
+    sa.Index(
+        "ux_log_lines_execution_seq",
+        "execution_id",
+        "seq",
+        unique=True,
+        postgresql_where=sa.text("execution_id <> ''"),
+    ),
+)
+
+outbox = outbox_table(metadata)
+processed_messages = processed_messages_table(metadata)

@@ -1,0 +1,266 @@
+"""WorkerService protobuf <-> application messages."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from google.protobuf import struct_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from ...application.messages import (
+    CancelOrder,
+    DeployOrder,
+    ExecuteOrder,
+    ExecutionEnded,
+    ExecutionProgressed,
+    Heartbeat,
+    LogLine,
+    OrdersAcked,
+    Outgoing,
+    Registered,
+    RegisterWorker,
+    Report,
+    ReportAck,
+    ReportedStep,
+    StepStateReported,
+    TriggerFired,
+    UndeployOrder,
+)
+from ...domain.deployment import StepState
+from ...domain.run import ExecutionResult, Outcome
+from ...domain.site import NodePool
+from ...domain.values import FileRef, Value
+from ...domain.workflow import IO, Resources
+from ..proto import worker_service_pb2 as pb
+
+STEP_STATES = {
+    pb.DEPLOYMENT_STATE_KIND_DEPLOYING: StepState.DEPLOYING,
+    pb.DEPLOYMENT_STATE_KIND_READY: StepState.READY,
+    pb.DEPLOYMENT_STATE_KIND_FAILED: StepState.FAILED,
+    pb.DEPLOYMENT_STATE_KIND_UNDEPLOYING: StepState.UNDEPLOYING,
+    pb.DEPLOYMENT_STATE_KIND_UNDEPLOYED: StepState.UNDEPLOYED,
+}
+OUTCOMES = {
+    pb.EXECUTION_STATUS_COMPLETED: Outcome.COMPLETED,
+    pb.EXECUTION_STATUS_FAILED: Outcome.FAILED,
+    pb.EXECUTION_STATUS_CANCELLED: Outcome.CANCELLED,
+}
+STREAMS = {pb.LOG_STREAM_STDOUT: "stdout", pb.LOG_STREAM_STDERR: "stderr", pb.LOG_STREAM_LOG: "log"}
+
+
+def time_from_proto(ts: Timestamp, default: datetime | None = None) -> datetime | None:
+    if ts.seconds == 0 and ts.nanos == 0:
+        return default
+    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, UTC)
+
+
+def value_to_proto(value: Value, out: pb.Value) -> None:
+    if value is None:
+        out.null_value = struct_pb2.NULL_VALUE
+    elif isinstance(value, bool):
+        out.bool_value = value
+    elif isinstance(value, int):
+        out.int_value = value
+    elif isinstance(value, float):
+        out.float_value = value
+    elif isinstance(value, str):
+        out.string_value = value
+    elif isinstance(value, FileRef):
+        target = out.directory if value.is_directory else out.file
+        target.key, target.name, target.size, target.sha256 = (
+            value.key,
+            value.name,
+            value.size,
+            value.sha256,
+        )
+    else:
+        out.json_value = json.dumps(value, separators=(",", ":"))
+
+
+def value_from_proto(value: pb.Value) -> Value:
+    kind = value.WhichOneof("kind")
+    if kind is None or kind == "null_value":
+        return None
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "float_value":
+        return value.float_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "json_value":
+        return json.loads(value.json_value)  # type: ignore[no-any-return]
+    ref = value.file if kind == "file" else value.directory
+    return FileRef(
+        key=ref.key,
+        name=ref.name,
+        size=ref.size,
+        sha256=ref.sha256,
+        is_directory=kind == "directory",
+    )
+
+
+def values_from_proto(values: object) -> dict[str, Value]:
+    return {k: value_from_proto(v) for k, v in values.items()}  # type: ignore[attr-defined]
+
+
+def register_from_proto(msg: pb.Register) -> RegisterWorker:
+    return RegisterWorker(
+        worker_id=msg.worker_id,
+        site_name=msg.site_name,
+        backend_kind=msg.backend_kind,
+        node_pools=tuple(
+            NodePool(name=p.name, cpu=p.cpu, memory_bytes=p.memory_bytes, gpu=p.gpu)
+            for p in msg.node_pools
+        ),
+        labels=dict(msg.labels),
+        version=msg.version,
+        last_seen_order_seq=msg.last_seen_order_seq,
+        deployed_steps=tuple(
+            ReportedStep(
+                deployment_id=s.deployment_id,
+                step_id=s.step_id,
+                state=STEP_STATES.get(s.state, StepState.DEPLOYING),
+            )
+            for s in msg.deployed_steps
+        ),
+        running_execution_ids=frozenset(msg.running_execution_ids),
+    )
+
+
+def report_from_proto(msg: pb.WorkerMessage) -> Report | None:
+    """The application message of a report; None for an empty or unknown one."""
+    kind = msg.WhichOneof("message")
+    if kind == "execution_log":
+        m = msg.execution_log
+        return LogLine(
+            execution_id=m.execution_id,
+            seq=m.seq,
+            stream=STREAMS.get(m.stream, "stdout"),
+            line=m.line,
+            at=time_from_proto(m.at) or datetime.now(UTC),
+            deployment_id=m.deployment_id,
+            step_id=m.step_id,
+        )
+    if kind == "execution_result":
+        r = msg.execution_result
+        return ExecutionEnded(
+            execution_id=r.execution_id,
+            result=ExecutionResult(
+                outcome=OUTCOMES.get(r.status, Outcome.FAILED),
+                outputs=values_from_proto(r.outputs) if len(r.outputs_list) == 0 else None,
+                outputs_list=[values_from_proto(s.outputs) for s in r.outputs_list]
+                if len(r.outputs_list) > 0
+                else None,
+                error=r.error or ("" if r.status else "the worker reported no status"),
+                traceback=r.traceback,
+                http_status=r.http_status,
+                started_at=time_from_proto(r.started_at),
+                ended_at=time_from_proto(r.ended_at),
+                log_count=r.log_line_count,
+                cpu_seconds=r.cpu_seconds,
+                max_memory_bytes=r.max_memory_bytes,
+            ),
+        )
+    if kind == "heartbeat":
+        return Heartbeat(seq=msg.heartbeat.seq)
+    if kind == "deployment_state":
+        s = msg.deployment_state
+        return StepStateReported(
+            deployment_id=s.deployment_id,
+            step_id=s.step_id,
+            state=STEP_STATES.get(s.state, StepState.DEPLOYING),
+            reason=s.reason,
+        )
+    if kind == "execution_progress":
+        p = msg.execution_progress
+        return ExecutionProgressed(
+            execution_id=p.execution_id, fraction=p.fraction, message=p.message
+        )
+    if kind == "new_run":
+        n = msg.new_run
+        return TriggerFired(
+            deployment_id=n.deployment_id,
+            step_id=n.step_id,
+            outputs=values_from_proto(n.outputs),
+            at=time_from_proto(n.at),
+        )
+    if kind == "ack":
+        return OrdersAcked(order_seq=msg.ack.order_seq)
+    return None
+
+
+def _io_to_proto(io: IO, out: pb.IO) -> None:
+    out.name, out.human_name, out.help, out.type = io.name, io.human_name, io.help, io.type
+    out.optional = io.optional
+    out.enum_values.extend(io.enum_values)
+    if io.default_json is not None:
+        out.default_value = io.default_json
+
+
+def _resources_to_proto(r: Resources, out: pb.Resources) -> None:
+    out.cpu, out.memory_bytes, out.time_seconds, out.gpu = (
+        r.cpu,
+        r.memory_bytes,
+        r.time_seconds,
+        r.gpu,
+    )
+
+
+def outgoing_to_proto(message: Outgoing) -> pb.RunnerMessage:
+    out = pb.RunnerMessage()
+    if isinstance(message, ExecuteOrder):
+        out.order_seq = message.order_seq
+        e = out.execute
+        e.execution_id, e.run_id, e.deployment_id, e.step_id = (
+            message.execution_id,
+            message.run_id,
+            message.deployment_id,
+            message.step_id,
+        )
+        e.timeout_seconds = message.timeout_seconds
+        for name, value in message.inputs.items():
+            value_to_proto(value, e.inputs[name])
+    elif isinstance(message, ReportAck):
+        out.report_ack.report_seq = message.report_seq
+    elif isinstance(message, Registered):
+        r = out.registered
+        r.worker_id, r.site_id, r.last_report_seq = (
+            message.worker_id,
+            message.site_id,
+            message.last_report_seq,
+        )
+        r.heartbeat_interval_seconds = message.heartbeat_interval_seconds
+    elif isinstance(message, DeployOrder):
+        out.order_seq = message.order_seq
+        d = out.deploy
+        d.deployment_id, d.step_id, d.project_id = (
+            message.deployment_id,
+            message.step_id,
+            message.project_id,
+        )
+        d.action_id, d.action_version, d.action_kind = (
+            message.action_id,
+            message.action_version,
+            message.action_kind,
+        )
+        d.artefact_key, d.artefact_sha256 = message.artefact_key, message.artefact_sha256
+        d.is_trigger, d.node_pool = message.is_trigger, message.node_pool
+        for name, value in message.trigger_inputs.items():
+            value_to_proto(value, d.trigger_inputs[name])
+        _resources_to_proto(message.resources, d.resources)
+        for io in message.inputs:
+            _io_to_proto(io, d.inputs.add())
+        for io in message.outputs:
+            _io_to_proto(io, d.outputs.add())
+    elif isinstance(message, UndeployOrder):
+        out.order_seq = message.order_seq
+        out.undeploy.deployment_id = message.deployment_id
+        out.undeploy.step_id = message.step_id
+    elif isinstance(message, CancelOrder):
+        out.order_seq = message.order_seq
+        out.cancel.execution_id = message.execution_id
+        out.cancel.reason = message.reason
+    return out

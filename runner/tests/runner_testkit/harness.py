@@ -1,0 +1,211 @@
+"""Run the runner in-process (real HTTP, gRPC, PostgreSQL, RabbitMQ) with a fake authorization
+service, and build studio events."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+from aiohttp import web
+
+from ryax_runner.app import create_app
+from ryax_runner.container import Container
+from ryax_runner.infrastructure.proto import studio_events_pb2 as spb
+from ryax_runner.settings import Settings
+
+SECRET = "x" * 40
+
+
+# -- fake authorization ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Member:
+    user_id: str
+    username: str
+    projects: dict[str, str]  # project id -> name
+
+
+def fake_authz_app(tokens: dict[str, Member]) -> web.Application:
+    async def authorize(request: web.Request) -> web.Response:
+        header = request.headers.get("Authorization", "")
+        member = tokens.get(header.removeprefix("Bearer ").strip())
+        if member is None:
+            return web.json_response(
+                {"error": "unauthenticated", "detail": "bad token"}, status=401
+            )
+        project = request.query["project"]
+        for pid, name in member.projects.items():
+            if project in (pid, name):
+                return web.json_response(
+                    {
+                        "user_id": member.user_id,
+                        "username": member.username,
+                        "is_admin": False,
+                        "project_id": pid,
+                        "project_name": name,
+                        "role": "developer",
+                    }
+                )
+        return web.json_response({"error": "forbidden", "detail": "not a member"}, status=403)
+
+    app = web.Application()
+    app.router.add_get("/authorization/v1/authorize", authorize)
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def serve(app: web.Application, port: int | None = None) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = port or free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    return runner, f"http://127.0.0.1:{port}"
+
+
+@dataclass
+class RunningRunner:
+    container: Container
+    runner: web.AppRunner
+    url: str
+    grpc_address: str
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_runner(
+    database_url: str,
+    amqp_url: str,
+    filestore: Path,
+    authz_url: str,
+    grpc_port: int | None = None,
+    **overrides: Any,
+) -> RunningRunner:
+    grpc_address = f"127.0.0.1:{grpc_port or free_port()}"
+    settings = Settings(
+        database_url=database_url,
+        amqp_url=amqp_url,
+        secret_key=SECRET,
+        grpc_address=grpc_address,
+        authorization_url=authz_url,
+        filestore_dir=filestore,
+        **overrides,
+    )
+    container = Container(settings=settings)
+    app = create_app(container)
+    runner, url = await serve(app)
+    return RunningRunner(container=container, runner=runner, url=url, grpc_address=grpc_address)
+
+
+# -- studio events -------------------------------------------------------------------------------
+
+
+def io(name: str, type_: str = "string", optional: bool = False, default: Any = None) -> spb.IO:
+    msg = spb.IO(name=name, type=type_, optional=optional)
+    if default is not None:
+        msg.default_value = json.dumps(default)
+    return msg
+
+
+def step(
+    step_id: str,
+    *,
+    kind: str = "processor",
+    parents: tuple[str, ...] = (),
+    inputs: dict[str, Any] | None = None,
+    outputs: tuple[str, ...] = ("out",),
+    input_types: dict[str, str] | None = None,
+    retries: int = 0,
+    timeout: float = 0,
+    site_name: str = "",
+    labels: dict[str, str] | None = None,
+) -> spb.Step:
+    """`inputs`: name -> ("ref", step, output) | ("secret", name, value) | static value."""
+    s = spb.Step(
+        step_id=step_id,
+        action_id=f"action-{step_id}",
+        action_version="1.0",
+        action_kind=kind,
+        parent_step_ids=list(parents),
+        artefact_key=f"artefacts/{step_id}.tar.gz",
+        artefact_sha256="0" * 64,
+    )
+    types = input_types or {}
+    for name, value in (inputs or {}).items():
+        s.inputs.append(io(name, types.get(name, "string")))
+        iv = s.input_values.add(input_name=name)
+        if isinstance(value, tuple) and value[0] == "ref":
+            iv.reference.step_id, iv.reference.output_name = value[1], value[2]
+        elif isinstance(value, tuple) and value[0] == "secret":
+            iv.secret.name, iv.secret.value = value[1], value[2]
+        else:
+            iv.static_json = json.dumps(value)
+    for o in outputs:
+        s.outputs.append(io(o))
+    s.settings.retries, s.settings.timeout_seconds = retries, timeout
+    s.settings.site_name = site_name
+    for k, v in (labels or {}).items():
+        s.settings.labels[k] = v
+    return s
+
+
+def deploy_request(
+    steps: list[spb.Step],
+    *,
+    project_id: str = "proj-a",
+    workflow_name: str = "wf",
+    http_endpoint: bool = True,
+    fields: list[spb.IO] | None = None,
+    results: list[tuple[str, str, str]] | None = None,
+    deployment_id: str | None = None,
+) -> spb.WorkflowDeployRequested:
+    snapshot = spb.WorkflowSnapshot(description=f"workflow {workflow_name}")
+    snapshot.steps.extend(steps)
+    snapshot.trigger.step_id = steps[0].step_id
+    snapshot.trigger.http_endpoint = http_endpoint
+    snapshot.trigger.fields.extend(fields or [])
+    for key, step_id, output in results or []:
+        snapshot.results.add(key=key, step_id=step_id, output_name=output)
+    return spb.WorkflowDeployRequested(
+        event_id=str(uuid.uuid4()),
+        deployment_id=deployment_id or str(uuid.uuid4()),
+        project_id=project_id,
+        workflow_id=f"wfid-{workflow_name}",
+        workflow_name=workflow_name,
+        snapshot_id=str(uuid.uuid4()),
+        snapshot=snapshot,
+        requested_by="alice",
+    )
+
+
+async def publish(amqp_url: str, message: Any, message_id: str | None = None) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.declare_exchange(
+            "ryax.studio", aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        name = type(message).DESCRIPTOR.name
+        await exchange.publish(
+            aio_pika.Message(
+                body=message.SerializeToString(),
+                message_id=message_id or message.event_id,
+                type=name,
+            ),
+            routing_key=name,
+        )
+    finally:
+        await connection.close()

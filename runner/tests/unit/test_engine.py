@@ -1,0 +1,391 @@
+"""The engine with fakes: protocol rules (report_seq, acks, reconcile), deployment and run
+orchestration, worker loss."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from ryax_runner.application.engine import Engine, EngineSettings, SiteTaken
+from ryax_runner.application.messages import (
+    DeployOrder,
+    DeployWorkflow,
+    ExecuteOrder,
+    ExecutionEnded,
+    Heartbeat,
+    Outgoing,
+    Registered,
+    RegisterWorker,
+    ReportAck,
+    ReportedStep,
+    StepStateReported,
+    TriggerFired,
+    UndeployOrder,
+    UndeployWorkflow,
+)
+from ryax_runner.application.ports import CommitListener, LoadedState
+from ryax_runner.domain.deployment import Deployment, DeploymentState, StepState
+from ryax_runner.domain.run import ExecutionResult, Outcome, Run, RunState
+from ryax_runner.domain.site import Site, SiteId, site_id_for
+from ryax_runner.domain.workflow import (
+    IO,
+    ReferenceInput,
+    StepDefinition,
+    StepSettings,
+    TriggerDefinition,
+    WorkflowDefinition,
+)
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class FakeClock:
+    def now(self) -> datetime:
+        return NOW
+
+
+class FakeRecorder:
+    def __init__(self) -> None:
+        self.runs: dict[str, Run] = {}
+        self.deployments: dict[str, Deployment] = {}
+        self.sites: dict[str, Site] = {}
+        self.events: list[object] = []
+        self.claims: list[str] = []
+        self.logs: list[object] = []
+        self.listeners: list[CommitListener] = []
+        self.pending_sites: dict[SiteId, int] = {}
+
+    def run(self, run: Run) -> None:
+        self.runs[run.id] = run
+
+    def deployment(self, deployment: Deployment) -> None:
+        self.deployments[deployment.id] = deployment
+        self.events += deployment.events
+        deployment.events.clear()
+
+    def site(self, site: Site) -> None:
+        self.sites[site.id] = site
+        self.pending_sites[site.id] = site.last_report_seq
+
+    def log(self, line: object) -> None:
+        self.logs.append(line)
+
+    def claim(self, message_id: str) -> None:
+        self.claims.append(message_id)
+
+    async def durable(self) -> None:
+        self.commit()
+
+    def commit(self) -> None:
+        seqs, self.pending_sites = self.pending_sites, {}
+        for listener in self.listeners:
+            listener(seqs)
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        self.listeners.append(listener)
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.claimed: set[str] = set()
+
+    async def load(self) -> LoadedState:
+        return LoadedState()
+
+    async def is_claimed(self, message_id: str) -> bool:
+        return message_id in self.claimed
+
+    async def deployment_exists(self, deployment_id: str) -> bool:
+        return False
+
+    async def last_deployment_for(self, project_id: str, endpoint: str) -> Deployment | None:
+        return None
+
+
+class FakeChannel:
+    def __init__(self) -> None:
+        self.sent: list[Outgoing] = []
+        self.closed = ""
+
+    def send(self, message: Outgoing) -> None:
+        self.sent.append(message)
+
+    def close(self, reason: str) -> None:
+        self.closed = reason
+
+    def of(self, kind: type) -> list:
+        return [m for m in self.sent if isinstance(m, kind)]
+
+
+def definition(retries: int = 0, http: bool = True) -> WorkflowDefinition:
+    trigger = StepDefinition(
+        step_id="t",
+        action_id="t",
+        action_version="1",
+        action_kind="trigger",
+        outputs=(IO(name="x", type="string"),),
+    )
+    step = StepDefinition(
+        step_id="a",
+        action_id="a",
+        action_version="1",
+        action_kind="processor",
+        inputs=(IO(name="x", type="string"),),
+        outputs=(IO(name="y", type="string"),),
+        input_values=(("x", ReferenceInput(step_id="t", output_name="x")),),
+        parent_step_ids=("t",),
+        settings=StepSettings(retries=retries),
+    )
+    return WorkflowDefinition(
+        steps=(trigger, step), trigger=TriggerDefinition(step_id="t", http_endpoint=http)
+    )
+
+
+@pytest.fixture
+def parts() -> tuple[Engine, FakeRecorder, FakeStore]:
+    recorder, store = FakeRecorder(), FakeStore()
+    engine = Engine(
+        recorder=recorder,
+        store=store,
+        clock=FakeClock(),
+        settings=EngineSettings(retry_backoff_seconds=0.0),
+    )
+    return engine, recorder, store
+
+
+def register(
+    engine: Engine,
+    channel: FakeChannel,
+    *,
+    worker: str = "w1",
+    site: str = "s1",
+    last_seen: int = 0,
+    running: frozenset[str] = frozenset(),
+    deployed: tuple[ReportedStep, ...] = (),
+) -> Registered:
+    return engine.register_worker(
+        RegisterWorker(
+            worker_id=worker,
+            site_name=site,
+            backend_kind="local",
+            last_seen_order_seq=last_seen,
+            running_execution_ids=running,
+            deployed_steps=deployed,
+        ),
+        channel,
+    )
+
+
+async def deploy(engine: Engine, retries: int = 0, http: bool = True) -> Deployment:
+    d = await engine.deploy_workflow(
+        DeployWorkflow(
+            message_id="m1",
+            deployment_id="d1",
+            project_id="p",
+            workflow_id="w",
+            workflow_name="wf",
+            snapshot_id="s",
+            definition=definition(retries, http),
+        )
+    )
+    assert d is not None
+    return d
+
+
+def ready(engine: Engine, seq: int, site: str = "s1", step: str = "a") -> None:
+    engine.report(
+        site_id_for(site),
+        seq,
+        StepStateReported(deployment_id="d1", step_id=step, state=StepState.READY),
+    )
+
+
+async def test_registered_first_then_deploy_and_ready(parts) -> None:  # type: ignore[no-untyped-def]
+    engine, recorder, _ = parts
+    channel = FakeChannel()
+    reply = register(engine, channel)
+    assert channel.sent[0] == reply and reply.last_report_seq == 0
+    d = await deploy(engine)
+    order = channel.of(DeployOrder)[0]
+    assert order.order_seq == 1 and order.step_id == "a" and not order.is_trigger
+    assert d.state is DeploymentState.DEPLOYING
+    ready(engine, 1)
+    assert d.state is DeploymentState.DEPLOYED
+    assert [e.state for e in recorder.events] == ["deploying", "deployed"]  # type: ignore[attr-defined]
+    assert recorder.claims == ["m1"]
+
+
+async def test_waiting_for_site_until_a_worker_registers(parts) -> None:  # type: ignore[no-untyped-def]
+    engine, _, _ = parts
+    d = await deploy(engine)
+    assert d.state is DeploymentState.WAITING_FOR_SITE
+    channel = FakeChannel()
+    register(engine, channel)
+    assert channel.of(DeployOrder) and d.state is DeploymentState.DEPLOYING
+
+
+async def test_report_applied_once_and_acked_after_commit(parts) -> None:  # type: ignore[no-untyped-def]
+    engine, recorder, _ = parts
+    channel = FakeChannel()
+    register(engine, channel)
+    d = await deploy(engine)
+    ready(engine, 5)
+    assert not channel.of(ReportAck)  # nothing committed yet
+    recorder.commit()
+    assert channel.of(ReportAck)[-1].report_seq == 5
+    run = engine.start_run(d, {"x": "hi"}, origin="http")
+    execute = channel.of(ExecuteOrder)[0]
+    assert execute.inputs == {"x": "hi"}
+    result = ExecutionEnded(
+        execution_id=execute.execution_id,
+        result=ExecutionResult(outcome=Outcome.COMPLETED, outputs={"y": "ok"}),
+    )
+    engine.report(site_id_for("s1"), 6, result)
+    engine.report(site_id_for("s1"), 6, result)  # re-sent after a reconnect: dropped
+    assert engine.stats.duplicate_reports == 1
+    assert run.state is RunState.COMPLETED and run.results == {"y": "ok"}
+    waiter = engine.wait_for(run)
+    assert (await waiter) is run
+    recorder.commit()
+    assert channel.of(ReportAck)[-1].report_seq == 6
+    # A new stream of the same worker numbers on from the applied high-water mark.
+    channel2 = FakeChannel()
+    assert register(engine, channel2).last_report_seq == 6
+    assert channel.closed
+
+
+async def test_another_worker_cannot_take_an_online_site(parts) -> None:  # type: ignore[no-untyped-def]
+    engine, _, _ = parts
+    register(engine, FakeChannel())
+    with pytest.raises(SiteTaken):
+        register(engine, FakeChannel(), worker="w2")
+
+
+async def test_site_lost_fails_or_retries_executions(parts) -> None:  # type: ignore[no-untyped-def]
+    engine, _, _ = parts
+    channel = FakeChannel()
+    register(engine, channel)
+    d = await deploy(engine, retries=1)
+    ready(engine, 1)
+    run = engine.start_run(d, {"x": "hi"}, origin="http")
+    engine.site_lost(site_id_for("s1"), "no message for 6.0 s")
+    assert run.state is RunState.PENDING or run.state is RunState.RUNNING  # retry queued
+    assert d.state is DeploymentState.WAITING_FOR_SITE
+    await asyncio.sleep(0.01)  # the retry is due; it waits for a site
+    channel2 = FakeChannel()
+    register(
+        engine,
+        channel2,
+        last_seen=channel.of(ExecuteOrder)[-1].order_seq,
+        deployed=(ReportedStep(deployment_id="d1", step_id="a", state=StepState.READY),),
+    )
+    assert d.state is DeploymentState.DEPLOYED
+    retry = channel2.of(ExecuteOrder)
+    assert len(retry) == 1 and retry[0].execution_id != channel.of(ExecuteOrder)[0].execution_id
+    engine.site_lost(site_id_for("s1"), "no message for 6.0 s")
+    assert run.state is RunState.FAILED and "worker lost" in run.reason
+
+
+async def test_reconcile_resends_unhandled_and_loses_forgotten(parts) -> None:  # type: ignore[no-untyped-def]
+    engine, _, _ = parts
+    channel = FakeChannel()
+    register(engine, channel)
+    d = await deploy(engine)
+    ready(engine, 1)
+    r1 = engine.start_run(d, {"x": "1"}, origin="http")
+    r2 = engine.start_run(d, {"x": "2"}, origin="http")
+    r3 = engine.start_run(d, {"x": "3"}, origin="http")
+    e1, e2, e3 = channel.of(ExecuteOrder)
+    step = (ReportedStep(deployment_id="d1", step_id="a", state=StepState.READY),)
+    # The worker handled orders up to e2: e1 still runs, e2 it forgot, e3 it never got.
+    channel2 = FakeChannel()
+    register(
+        engine,
+        channel2,
+        last_seen=e2.order_seq,
+        running=frozenset({e1.execution_id}),
+        deployed=step,
+    )
+    assert not r1.state.is_terminal
+    assert r2.state is RunState.FAILED and "no longer knows" in r2.reason
+    resent = channel2.of(ExecuteOrder)
+    assert [o.execution_id for o in resent] == [e3.execution_id]
+    assert resent[0].order_seq > e3.order_seq
+    assert not r3.state.is_terminal
+
+
+async def test_fresh_worker_gets_desired_state_and_stale_steps_undeployed(parts) -> None:  # type: ignore[no-untyped-def]
+    engine, _, _ = parts
+    channel = FakeChannel()
+    register(engine, channel)
+    await deploy(engine)
+    ready(engine, 1)
+    channel2 = FakeChannel()
+    register(
+        engine,
+        channel2,
+        deployed=(ReportedStep(deployment_id="old", step_id="x", state=StepState.READY),),
+    )
+    assert [o.step_id for o in channel2.of(DeployOrder)] == ["a"]
+    assert [(o.deployment_id, o.step_id) for o in channel2.of(UndeployOrder)] == [("old", "x")]
+
+
+async def test_trigger_new_run_and_crash_follow_the_deployment(parts) -> None:  # type: ignore[no-untyped-def]
+    engine, _, _ = parts
+    channel = FakeChannel()
+    register(engine, channel)
+    d = await deploy(engine, http=False)
+    assert {o.step_id: o.is_trigger for o in channel.of(DeployOrder)} == {"t": True, "a": False}
+    ready(engine, 1, step="t")
+    ready(engine, 2, step="a")
+    assert d.state is DeploymentState.DEPLOYED
+    engine.report(
+        site_id_for("s1"), 3, TriggerFired(deployment_id="d1", step_id="t", outputs={"x": "tick"})
+    )
+    assert channel.of(ExecuteOrder)[0].inputs == {"x": "tick"}
+    engine.report(
+        site_id_for("s1"),
+        4,
+        StepStateReported(
+            deployment_id="d1", step_id="t", state=StepState.FAILED, reason="exited with code 1"
+        ),
+    )
+    assert d.state is DeploymentState.FAILED and "exited with code 1" in d.reason
+
+
+async def test_undeploy_cancels_runs_and_undeploys_steps(parts) -> None:  # type: ignore[no-untyped-def]
+    engine, _, store = parts
+    channel = FakeChannel()
+    register(engine, channel)
+    d = await deploy(engine)
+    ready(engine, 1)
+    run = engine.start_run(d, {"x": "1"}, origin="http")
+    await engine.undeploy_workflow(
+        UndeployWorkflow(message_id="m2", deployment_id="d1", project_id="p")
+    )
+    assert run.state is RunState.CANCELLED and d.state is DeploymentState.UNDEPLOYING
+    assert channel.of(UndeployOrder)
+    engine.report(
+        site_id_for("s1"),
+        2,
+        StepStateReported(deployment_id="d1", step_id="a", state=StepState.UNDEPLOYED),
+    )
+    assert d.state is DeploymentState.UNDEPLOYED and "d1" not in engine.deployments
+    store.claimed.add("m2")
+    assert (
+        await engine.undeploy_workflow(
+            UndeployWorkflow(message_id="m2", deployment_id="d1", project_id="p")
+        )
+        is None
+    )
+
+
+async def test_heartbeat_only_refreshes_liveness(parts) -> None:  # type: ignore[no-untyped-def]
+    engine, recorder, _ = parts
+    channel = FakeChannel()
+    register(engine, channel)
+    engine.report(site_id_for("s1"), 1, Heartbeat(seq=1))
+    recorder.commit()
+    assert channel.of(ReportAck)[-1].report_seq == 1
