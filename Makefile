@@ -1,0 +1,122 @@
+# Ryax developer entry points. `make help` lists them.
+#   make test   set up everything (venv, PostgreSQL, RabbitMQ), then lint, type-check, check the
+#               architecture contracts and the protobuf copies, and run every test suite
+#   make demo   set up the same way and run the platform locally under supervisord
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.ryax-installed
+
+# Keep in sync with SERVICES in dev/gen_importlinter.py and dev/platform.py.
+SERVICES := authorization repository action-builder studio runner worker action-wrapper cli
+# Installed (editable) are the service folders that have a pyproject.toml.
+PY_SERVICES := $(strip $(foreach s,$(SERVICES),$(if $(wildcard $(s)/pyproject.toml),$(s))))
+PY_PACKAGES := $(strip $(foreach s,$(PY_SERVICES),$(if $(wildcard $(s)/ryax_$(subst -,_,$(s))/__init__.py),$(s)/ryax_$(subst -,_,$(s)))))
+LINT_PATHS := $(wildcard $(SERVICES) proto-registry tests dev conftest.py)
+TEST_DIRS := $(wildcard $(SERVICES:%=%/tests) proto-registry/tests tests/e2e dev/tests)
+# Typed developer tooling. dev/platform.py is checked on its own: passed with the others, mypy
+# would resolve the standard library's `platform` to it.
+DEV_TYPED := conftest.py dev/devlib.py dev/gen_importlinter.py
+comma := ,
+empty :=
+space := $(empty) $(empty)
+
+.PHONY: help venv deps test lint format typecheck lint-imports protos protos-check pytest \
+	demo down status logs clean
+
+help:
+	@echo "make test          set up (venv, PostgreSQL, RabbitMQ) and run every check and test suite"
+	@echo "make demo          set up and start the platform under supervisord (then: status, down)"
+	@echo "make status        state and health of each platform program"
+	@echo "make down          stop the platform (PostgreSQL and RabbitMQ keep running)"
+	@echo "make venv          create/update .venv (services editable + dev/requirements-dev.txt)"
+	@echo "make deps          make sure PostgreSQL and RabbitMQ run; writes .dev/env"
+	@echo "make lint          ruff check + ruff format --check"
+	@echo "make format        ruff format + ruff check --fix"
+	@echo "make typecheck     mypy, one run per service package"
+	@echo "make lint-imports  architecture contracts (.importlinter, generated)"
+	@echo "make protos        regenerate every service's protobuf copies"
+	@echo "make protos-check  check every service's protobuf copies are current"
+	@echo "make pytest        the test suites only, one pytest per folder"
+	@echo "                   (TESTS='runner/tests dev/tests' PYTEST_ARGS='-k name -x' to narrow)"
+	@echo "Services found: $(or $(PY_SERVICES),none yet)"
+
+# ---------------------------------------------------------------------------- set-up
+
+venv: $(STAMP)
+
+$(STAMP): dev/requirements-dev.txt $(PY_SERVICES:%=%/pyproject.toml) dev/ensure-venv.sh
+	@bash dev/ensure-venv.sh $(PY_SERVICES)
+
+deps: venv
+	@bash dev/ensure-postgres.sh
+	@bash dev/ensure-rabbitmq.sh
+
+# ---------------------------------------------------------------------------- checks
+
+test: venv deps
+	@bash dev/run-checks.sh lint typecheck lint-imports protos-check pytest
+
+lint: venv
+	$(VENV)/bin/ruff check --force-exclude $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check --force-exclude $(LINT_PATHS)
+
+format: venv
+	$(VENV)/bin/ruff format --force-exclude $(LINT_PATHS)
+	$(VENV)/bin/ruff check --fix --force-exclude $(LINT_PATHS)
+
+typecheck: venv
+	@rc=0; \
+	for package in $(PY_PACKAGES); do \
+		echo "mypy $$package"; \
+		$(VENV)/bin/mypy --config-file pyproject.toml "$$package" || rc=1; \
+	done; \
+	echo "mypy $(DEV_TYPED)"; \
+	$(VENV)/bin/mypy --config-file pyproject.toml $(DEV_TYPED) || rc=1; \
+	echo "mypy dev/platform.py"; \
+	$(VENV)/bin/mypy --config-file pyproject.toml dev/platform.py || rc=1; \
+	exit $$rc
+
+lint-imports: venv
+	@$(PY) -P dev/gen_importlinter.py
+	@if grep -q '^root_packages' .importlinter; then \
+		PYTHONPATH="$(subst $(space),:,$(PY_SERVICES))" $(VENV)/bin/lint-imports --no-logo; \
+	else \
+		echo "lint-imports: no service package yet"; \
+	fi
+
+protos: venv
+	$(PY) proto-registry/registry.py generate
+
+protos-check: venv
+	@if [ -f proto-registry/registry.py ]; then \
+		echo "$(PY) proto-registry/registry.py check"; \
+		$(PY) proto-registry/registry.py check; \
+	else \
+		echo "protos-check: proto-registry/registry.py does not exist yet: skipped"; \
+	fi
+
+pytest: venv deps
+	@bash dev/run-pytest.sh $(or $(TESTS),$(TEST_DIRS))
+
+# ---------------------------------------------------------------------------- platform
+
+demo: venv deps
+	@$(PY) -P dev/platform.py up
+	@$(PY) -P dev/platform.py scenario
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -P dev/platform.py down; else echo "no .venv: nothing runs"; fi
+
+status:
+	@if [ -x $(PY) ]; then $(PY) -P dev/platform.py status; else echo "no .venv: nothing runs"; fi
+
+logs:
+	@ls -1 .dev/logs/*.log 2>/dev/null | sed 's/^/  /' || echo "no logs yet (make demo)"
+
+clean:
+	rm -rf .mypy_cache .ruff_cache .import_linter_cache .dev/pytest .dev/pytest-summary

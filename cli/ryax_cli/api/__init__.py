@@ -1,0 +1,1 @@
+"""The SDK, one module per service API."""

@@ -1,0 +1,222 @@
+"""Workflows: create, import/export YAML, validate, deploy (the studio service); deployment
+states come from the runner."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+from ..errors import ConflictError, DeploymentFailed, InvalidWorkflowFile, WaitTimeout
+from ..models import Deployment, Workflow, WorkflowProblem, items_of
+from ._base import Group, project_path, seg
+
+SERVICE = "studio"
+YAML = "application/yaml"
+DeployProgress = Callable[[Deployment], None]
+
+
+class Workflows(Group):
+    """Workflows are named by id or by name: the studio accepts both."""
+
+    def list(self, project: str) -> builtins.list[Workflow]:
+        body = self._http.get(project_path(SERVICE, project, "workflows"))
+        return [Workflow.from_json(w) for w in items_of(body, "workflows")]
+
+    def show(self, project: str, workflow: str) -> Workflow:
+        """A workflow with its steps, its problems and its current deployment."""
+        return Workflow.from_json(self._http.get(_path(project, workflow)))
+
+    def errors(self, project: str, workflow: str) -> builtins.list[WorkflowProblem]:
+        """Every problem that keeps the workflow from being deployed (empty when valid)."""
+        body = self._http.get(_path(project, workflow, "errors"))
+        return [WorkflowProblem.from_json(e) for e in items_of(body, "problems", "errors")]
+
+    def create(self, project: str, name: str, *, description: str = "") -> Workflow:
+        body = {"name": name, "description": description}
+        return Workflow.from_json(
+            self._http.post(project_path(SERVICE, project, "workflows"), body)
+        )
+
+    def delete(self, project: str, workflow: str) -> None:
+        self._http.delete(_path(project, workflow))
+
+    def import_yaml(
+        self,
+        project: str,
+        document: str | bytes,
+        *,
+        name: str | None = None,
+        draft: bool = False,
+    ) -> Workflow:
+        """Import a workflow from its YAML (`kind: Workflows`), all or nothing.
+
+        The document is parsed here first, so a syntax error is reported with its line before
+        any call; the server's validation problems come in `InvalidRequest.problems` (422).
+        `name` replaces `spec.human_name`; `draft` keeps a workflow that is not valid yet.
+        """
+        text = document.decode() if isinstance(document, bytes) else document
+        check_yaml(text)
+        body = self._http.post(
+            project_path(SERVICE, project, "workflows", "import"),
+            content=text.encode(),
+            headers={"Content-Type": YAML},
+            params={"name": name, "draft": draft or None},
+        )
+        return Workflow.from_json(body if isinstance(body, dict) else {})
+
+    def replace_yaml(
+        self, project: str, workflow: str, document: str | bytes, *, draft: bool = False
+    ) -> Workflow:
+        """Replace a workflow's definition with a YAML document (all or nothing)."""
+        text = document.decode() if isinstance(document, bytes) else document
+        check_yaml(text)
+        response = self._http.request(
+            "PUT",
+            _path(project, workflow, "yaml"),
+            content=text.encode(),
+            headers={"Content-Type": YAML},
+            params={"draft": draft or None},
+        )
+        return Workflow.from_json(response.json())
+
+    def export(self, project: str, workflow: str) -> str:
+        """The workflow as YAML, re-importable."""
+        response = self._http.request(
+            "GET",
+            _path(project, workflow, "export"),
+            headers={"Accept": f"{YAML}, text/yaml, application/json"},
+        )
+        if "json" in response.headers.get("content-type", ""):
+            body = response.json()
+            if isinstance(body, dict) and isinstance(body.get("yaml"), str):
+                return str(body["yaml"])
+            return yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
+        return response.text
+
+    def deployments(self, project: str, workflow: str) -> builtins.list[Deployment]:
+        """The workflow's deployments, newest first, in the state the runner reports."""
+        body = self._http.get(_path(project, workflow, "deployments"))
+        return [Deployment.from_json(d) for d in items_of(body, "deployments")]
+
+    def deployment(self, project: str, workflow: str) -> Deployment | None:
+        """The current (newest) deployment of a workflow, None if it was never deployed."""
+        found = self.deployments(project, workflow)
+        return found[0] if found else None
+
+    def deploy(
+        self,
+        project: str,
+        workflow: str,
+        *,
+        wait: bool = True,
+        timeout: float = 600.0,
+        on_progress: DeployProgress | None = None,
+    ) -> Deployment:
+        """Deploy; with `wait`, poll until it is deployed (or raise `DeploymentFailed`).
+
+        Deploying a workflow that is already deployed (or being deployed) is not an error:
+        its current deployment is returned (and waited for).
+        """
+        try:
+            body = self._http.post(_path(project, workflow, "deploy"))
+            deployment = Deployment.from_json(body if isinstance(body, dict) else {})
+        except ConflictError:
+            current = self.deployment(project, workflow)
+            if current is None or current.gone or current.failed:
+                raise
+            deployment = current
+        if on_progress:
+            on_progress(deployment)
+        if not wait:
+            return deployment
+        return self.wait_deployed(project, workflow, timeout=timeout, on_progress=on_progress)
+
+    def wait_deployed(
+        self,
+        project: str,
+        workflow: str,
+        *,
+        timeout: float = 600.0,
+        on_progress: DeployProgress | None = None,
+    ) -> Deployment:
+        deadline = self._waiting.clock() + timeout
+        while True:
+            current = self.deployment(project, workflow)
+            if current is not None:
+                if on_progress:
+                    on_progress(current)
+                if current.running:
+                    return current
+                if current.failed or current.gone:
+                    raise DeploymentFailed(
+                        f"deployment of workflow {workflow} {current.state}"
+                        + (f": {current.reason}" if current.reason else ""),
+                        detail=current.raw,
+                    )
+            if self._waiting.clock() >= deadline:
+                state = current.state if current else "not started"
+                why = f" ({current.reason})" if current and current.reason else ""
+                raise WaitTimeout(
+                    f"deployment of workflow {workflow} still {state}{why} after {timeout:.0f} s"
+                )
+            self._waiting.sleep(self._waiting.interval)
+
+    def undeploy(
+        self,
+        project: str,
+        workflow: str,
+        *,
+        wait: bool = True,
+        timeout: float = 300.0,
+        on_progress: DeployProgress | None = None,
+    ) -> Deployment | None:
+        """Stop the current deployment; not deployed is not an error (nothing to do)."""
+        try:
+            body = self._http.post(_path(project, workflow, "undeploy"))
+        except ConflictError:
+            current = self.deployment(project, workflow)
+            if current is not None and not (current.gone or current.failed):
+                raise
+            return current
+        deployment = Deployment.from_json(body if isinstance(body, dict) else {})
+        if on_progress:
+            on_progress(deployment)
+        if not wait:
+            return deployment
+        deadline = self._waiting.clock() + timeout
+        while True:
+            current = self.deployment(project, workflow)
+            if current is None or current.gone or current.failed:
+                return current
+            if on_progress:
+                on_progress(current)
+            if self._waiting.clock() >= deadline:
+                raise WaitTimeout(
+                    f"workflow {workflow} still {current.state} after {timeout:.0f} s"
+                )
+            self._waiting.sleep(self._waiting.interval)
+
+
+def _path(project: str, workflow: str, *rest: str) -> str:
+    return project_path(SERVICE, project, "workflows", seg(workflow), *rest)
+
+
+def check_yaml(text: str, *, source: str = "the workflow") -> dict[str, Any]:
+    """Parse a workflow document; a syntax error names its line and column."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = exc.problem or str(exc)
+        raise InvalidWorkflowFile(f"{source} is not valid YAML{where}: {problem}") from exc
+    except yaml.YAMLError as exc:
+        raise InvalidWorkflowFile(f"{source} is not valid YAML: {exc}") from exc
+    if not isinstance(document, dict):
+        raise InvalidWorkflowFile(
+            f"{source} is not a workflow: expected a YAML mapping with apiVersion, kind and spec"
+        )
+    return document

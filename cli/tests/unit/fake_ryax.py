@@ -1,0 +1,900 @@
+"""An in-process fake of the Ryax gateway (aiohttp on a loopback port, in a thread).
+
+It answers the routes the CLI uses with the shapes the services answer, keeps its state in
+dicts, and records every request, so tests drive the real `ryax` command over real HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from aiohttp import MultipartReader, web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+NOW = "2026-01-02T03:04:05+00:00"
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class FakeRyax:
+    url: str = ""
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+    projects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    repositories: dict[str, dict[str, Any]] = field(default_factory=dict)
+    actions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    builds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    workflows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: by deployment id, oldest first
+    deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sites: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[Recorded] = field(default_factory=list)
+    uploads: dict[str, bytes] = field(default_factory=dict)
+    #: polls of a build / deployment before it ends
+    polls_to_finish: int = 2
+    failing_actions: set[str] = field(default_factory=set)
+    ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def new_id(self, prefix: str) -> str:
+        return f"{prefix}-{next(self.ids)}"
+
+    # ------------------------------------------------------------------ seeding
+    def add_user(self, username: str, password: str, *, admin: bool = False) -> str:
+        uid = self.new_id("user")
+        self.users[username] = {
+            "id": uid,
+            "username": username,
+            "password": password,
+            "is_admin": admin,
+        }
+        return uid
+
+    def add_project(self, name: str, members: dict[str, str]) -> dict[str, Any]:
+        project = {"id": self.new_id("proj"), "name": name, "members": dict(members)}
+        self.projects[name] = project
+        return project
+
+    def token_for(self, username: str) -> str:
+        token = f"tok-{username}-{next(self.ids)}"
+        self.tokens[token] = username
+        return token
+
+    def calls(self, method: str, prefix: str) -> list[Recorded]:
+        return [r for r in self.requests if r.method == method and r.path.startswith(prefix)]
+
+
+def _err(status: int, error: str, detail: str) -> web.Response:
+    return web.json_response({"error": error, "detail": detail}, status=status)
+
+
+def build_app(fake: FakeRyax) -> web.Application:
+    @web.middleware
+    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # A multipart body stays unread: its handler streams it.
+        body = b"" if request.content_type.startswith("multipart/") else await request.read()
+        fake.requests.append(
+            Recorded(request.method, request.path, dict(request.query), dict(request.headers), body)
+        )
+        try:
+            return await handler(request)
+        except _Fail as exc:
+            document = {"error": exc.error, "detail": exc.detail, **exc.extra}
+            return web.json_response(document, status=exc.status)
+
+    app = web.Application(middlewares=[record])
+    r = web.RouteTableDef()
+
+    def caller(request: web.Request) -> dict[str, Any]:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            raise _Fail(401, "unauthenticated", "missing Authorization header")
+        username = fake.tokens.get(header.removeprefix("Bearer "))
+        if username is None:
+            raise _Fail(401, "unauthenticated", "invalid or expired token")
+        return fake.users[username]
+
+    def project_of(request: web.Request, write: bool = False) -> dict[str, Any]:
+        user = caller(request)
+        ref = request.match_info["project"]
+        project = fake.projects.get(ref) or next(
+            (p for p in fake.projects.values() if p["id"] == ref), None
+        )
+        if project is None:
+            raise _Fail(404, "not_found", f"project {ref} not found")
+        role = project["members"].get(user["username"])
+        if role is None and not user["is_admin"]:
+            raise _Fail(403, "forbidden", f"you are not a member of project {ref}")
+        if write and role == "viewer":
+            raise _Fail(403, "forbidden", "viewers cannot change this project")
+        return project
+
+    # -------------------------------------------------------------- authorization
+    @r.post("/authorization/v1/login")
+    async def login(request: web.Request) -> web.Response:
+        body = await request.json()
+        user = fake.users.get(body.get("username", ""))
+        if user is None or user["password"] != body.get("password"):
+            return _err(401, "unauthenticated", "invalid credentials")
+        return web.json_response(
+            {
+                "access_token": fake.token_for(user["username"]),
+                "token_type": "bearer",
+                "expires_at": "2030-01-01T00:00:00+00:00",
+                "user": _user(user),
+            }
+        )
+
+    @r.post("/authorization/v1/logout")
+    async def logout(request: web.Request) -> web.Response:
+        caller(request)
+        fake.tokens.pop(request.headers["Authorization"].removeprefix("Bearer "), None)
+        return web.Response(status=204)
+
+    @r.get("/authorization/v1/me")
+    async def me(request: web.Request) -> web.Response:
+        user = caller(request)
+        return web.json_response({**_user(user), "projects": _projects_of(fake, user)})
+
+    @r.get("/authorization/v1/users")
+    async def users(request: web.Request) -> web.Response:
+        user = caller(request)
+        if not user["is_admin"]:
+            return _err(403, "forbidden", "only administrators can list users")
+        return web.json_response({"users": [_user(u) for u in fake.users.values()]})
+
+    @r.post("/authorization/v1/users")
+    async def create_user(request: web.Request) -> web.Response:
+        user = caller(request)
+        if not user["is_admin"]:
+            return _err(403, "forbidden", "only administrators can create users")
+        body = await request.json()
+        if body["username"] in fake.users:
+            return _err(409, "already_exists", f"user {body['username']} already exists")
+        fake.add_user(body["username"], body["password"], admin=body.get("is_admin", False))
+        return web.json_response(_user(fake.users[body["username"]]), status=201)
+
+    @r.get("/authorization/v1/projects")
+    async def projects(request: web.Request) -> web.Response:
+        return web.json_response({"projects": _projects_of(fake, caller(request))})
+
+    @r.post("/authorization/v1/projects")
+    async def create_project(request: web.Request) -> web.Response:
+        user = caller(request)
+        if not user["is_admin"]:
+            return _err(403, "forbidden", "only administrators can create projects")
+        body = await request.json()
+        if body["name"] in fake.projects:
+            return _err(409, "already_exists", f"project {body['name']} already exists")
+        owner = next(
+            (u["username"] for u in fake.users.values() if u["id"] == body.get("owner_id")),
+            user["username"],
+        )
+        project = fake.add_project(body["name"], {owner: "owner"})
+        return web.json_response(_project(project, "owner"), status=201)
+
+    @r.get("/authorization/v1/projects/{project}")
+    async def get_project(request: web.Request) -> web.Response:
+        user = caller(request)
+        project = project_of(request)
+        return web.json_response(
+            {
+                **_project(project, project["members"].get(user["username"])),
+                "members": [
+                    {"user_id": fake.users[n]["id"], "role": role}
+                    for n, role in project["members"].items()
+                ],
+            }
+        )
+
+    @r.put("/authorization/v1/projects/{project}/members/{user}")
+    async def set_member(request: web.Request) -> web.Response:
+        project = project_of(request, write=True)
+        body = await request.json()
+        name = request.match_info["user"]
+        if name not in fake.users:
+            return _err(404, "not_found", f"user {name} not found")
+        project["members"][name] = body["role"]
+        return web.json_response(_project(project, "owner"))
+
+    # -------------------------------------------------------------- repository
+    base = "/repository/v1/projects/{project}"
+
+    @r.post(base + "/repositories")
+    async def add_repository(request: web.Request) -> web.Response:
+        project = project_of(request, write=True)
+        body = await request.json()
+        if any(
+            x["name"] == body["name"] and x["project_id"] == project["id"]
+            for x in fake.repositories.values()
+        ):
+            return _err(409, "already_exists", f"a repository named {body['name']} exists")
+        repo = {
+            "id": fake.new_id("repo"),
+            "project_id": project["id"],
+            "name": body["name"],
+            "url": body["url"],
+            "branch": body.get("branch"),
+            "auth": "password" if body.get("password") else "none",
+            "created_at": NOW,
+            "last_scan": None,
+        }
+        fake.repositories[repo["id"]] = repo
+        return web.json_response(repo, status=201)
+
+    @r.get(base + "/repositories")
+    async def list_repositories(request: web.Request) -> web.Response:
+        project = project_of(request)
+        return web.json_response(
+            {
+                "repositories": [
+                    x for x in fake.repositories.values() if x["project_id"] == project["id"]
+                ]
+            }
+        )
+
+    @r.post(base + "/repositories/{repository_id}/scan")
+    async def scan(request: web.Request) -> web.Response:
+        project_of(request, write=True)
+        repo = fake.repositories.get(request.match_info["repository_id"])
+        if repo is None:
+            return _err(404, "not_found", "repository not found")
+        found = []
+        for (action_id, version), action in fake.actions.items():
+            found.append(
+                {
+                    "path": action_id,
+                    "status": "new",
+                    "action_id": action_id,
+                    "version": version,
+                    "kind": action["kind"],
+                    "source_id": action["id"],
+                    "state": action["state"],
+                    "message": "",
+                    "errors": [],
+                    "warnings": [],
+                }
+            )
+        repo["last_scan"] = {
+            "id": "scan-1",
+            "commit": "abc123",
+            "branch": "main",
+            "finished_at": NOW,
+        }
+        return web.json_response(
+            {
+                "id": "scan-1",
+                "origin": "git",
+                "name": repo["name"],
+                "repository_id": repo["id"],
+                "commit": "abc123",
+                "actions": found,
+                "errors": [
+                    {
+                        "file": "broken/ryax_metadata.yaml",
+                        "line": 3,
+                        "field": "spec.kind",
+                        "message": "must be one of Trigger, Processor, Publisher",
+                    }
+                ],
+                "warnings": [],
+                "build_ids": [],
+            }
+        )
+
+    @r.post(base + "/uploads")
+    async def upload(request: web.Request) -> web.Response:
+        project_of(request, write=True)
+        reader = await request.multipart()
+        part = await reader.next()
+        assert part is not None and not isinstance(part, MultipartReader)
+        fake.uploads[part.filename or ""] = await part.read()
+        return web.json_response({"id": "scan-2", "actions": [], "errors": [], "warnings": []})
+
+    @r.get(base + "/actions")
+    async def list_actions(request: web.Request) -> web.Response:
+        project_of(request)
+        return web.json_response({"actions": list(fake.actions.values())})
+
+    @r.get(base + "/actions/{action_id}/{version}")
+    async def get_action(request: web.Request) -> web.Response:
+        project_of(request)
+        key = (request.match_info["action_id"], request.match_info["version"])
+        if key not in fake.actions:
+            return _err(404, "not_found", f"action {key[0]} {key[1]} not found")
+        return web.json_response(fake.actions[key])
+
+    @r.post(base + "/actions/{action_id}/{version}/build")
+    async def build(request: web.Request) -> web.Response:
+        project_of(request, write=True)
+        key = (request.match_info["action_id"], request.match_info["version"])
+        action = fake.actions.get(key)
+        if action is None:
+            return _err(404, "not_found", f"action {key[0]} {key[1]} not found")
+        if action["state"] == "building" and request.query.get("force") != "true":
+            return _err(409, "conflict", f"{key[0]} {key[1]} is already being built")
+        build_id = fake.new_id("build")
+        b: dict[str, Any] = {
+            "id": build_id,
+            "action_id": key[0],
+            "version": key[1],
+            "state": "requested",
+            "requested_at": NOW,
+            "finished_at": None,
+            "reason": "",
+            "log": "",
+            "polls": 0,
+        }
+        fake.builds[build_id] = b
+        action["state"] = "building"
+        action["last_build"] = {"id": build_id, "state": "requested"}
+        return web.json_response(_public(b), status=202)
+
+    @r.get(base + "/builds/{build_id}")
+    async def get_build(request: web.Request) -> web.Response:
+        project_of(request)
+        b = fake.builds.get(request.match_info["build_id"])
+        if b is None:
+            return _err(404, "not_found", "build not found")
+        b["polls"] += 1
+        if b["state"] == "requested" and b["polls"] >= fake.polls_to_finish:
+            failed = b["action_id"] in fake.failing_actions
+            b["state"] = "failed" if failed else "succeeded"
+            b["reason"] = "pip install failed: no matching distribution" if failed else ""
+            b["log"] = "step 1\nstep 2\nERROR: boom" if failed else "step 1\nstep 2\ndone"
+            action = fake.actions[(b["action_id"], b["version"])]
+            action["state"] = "build_failed" if failed else "built"
+        return web.json_response(_public(b))
+
+    # -------------------------------------------------------------- studio
+    sbase = "/studio/v1/projects/{project}"
+
+    @r.get(sbase + "/actions")
+    async def store(request: web.Request) -> web.Response:
+        project_of(request)
+        built = [
+            {k: a[k] for k in ("action_id", "version", "kind", "human_name", "description")}
+            for a in fake.actions.values()
+            if a["state"] == "built"
+        ]
+        return web.json_response({"actions": built})
+
+    def mine(project: dict[str, Any]) -> list[dict[str, Any]]:
+        return [w for w in fake.workflows.values() if w["project"] == project["id"]]
+
+    @r.get(sbase + "/workflows")
+    async def list_workflows(request: web.Request) -> web.Response:
+        project = project_of(request)
+        return web.json_response({"workflows": [_summary(fake, w) for w in mine(project)]})
+
+    @r.post(sbase + "/workflows")
+    async def create_workflow(request: web.Request) -> web.Response:
+        project = project_of(request, write=True)
+        body = await request.json()
+        if any(w["name"] == body["name"] for w in mine(project)):
+            return _err(409, "already_exists", f"a workflow named {body['name']} exists")
+        wf = _workflow(fake, project["id"], body["name"], body.get("description", ""), [])
+        return web.json_response(_detail(fake, wf), status=201)
+
+    def parse_document(text: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise _Fail(400, "invalid_document", f"not YAML: {exc}") from exc
+        spec = doc.get("spec") if isinstance(doc, dict) else None
+        if not isinstance(spec, dict) or doc.get("kind") != "Workflows":
+            raise _Fail(400, "invalid_document", "kind: expected Workflows")
+        functions = spec.get("functions") or []
+        problems = [
+            {
+                "code": "unknown_action",
+                "message": f"no action {f['from']} {f['version']} in the store",
+                "step_id": f["id"],
+                "input": None,
+                "line": 6 + 5 * i,
+                "path": f"spec.functions[{i}] ({f['id']}).from",
+            }
+            for i, f in enumerate(functions)
+            if f["from"] != "httpapijson" and (f["from"], str(f["version"])) not in fake.actions
+        ]
+        if problems:
+            raise _Fail(
+                422,
+                "invalid_workflow",
+                f"the document is not valid: {len(problems)} problem(s)",
+                {"problems": problems},
+            )
+        return spec, functions
+
+    @r.post(sbase + "/workflows/import")
+    async def import_workflow(request: web.Request) -> web.Response:
+        project = project_of(request, write=True)
+        spec, functions = parse_document(await request.text())
+        name = request.query.get("name") or spec["human_name"]
+        if any(w["name"] == name for w in mine(project)):
+            return _err(409, "already_exists", f"a workflow named {name} exists")
+        wf = _workflow(fake, project["id"], name, spec.get("description", ""), functions)
+        return web.json_response(_detail(fake, wf), status=201)
+
+    def workflow_of(request: web.Request, write: bool = False) -> dict[str, Any]:
+        project = project_of(request, write)
+        ref = request.match_info["workflow"]
+        wf = next((w for w in mine(project) if ref in (w["id"], w["name"])), None)
+        if wf is None:
+            raise _Fail(404, "not_found", f"workflow {ref} not found")
+        return wf
+
+    @r.get(sbase + "/workflows/{workflow}")
+    async def get_workflow(request: web.Request) -> web.Response:
+        return web.json_response(_detail(fake, workflow_of(request)))
+
+    @r.put(sbase + "/workflows/{workflow}/yaml")
+    async def replace_workflow(request: web.Request) -> web.Response:
+        wf = workflow_of(request, write=True)
+        _, functions = parse_document(await request.text())
+        wf["steps"] = functions
+        wf["errors"] = []
+        return web.json_response(_detail(fake, wf))
+
+    @r.get(sbase + "/workflows/{workflow}/errors")
+    async def workflow_errors(request: web.Request) -> web.Response:
+        wf = workflow_of(request)
+        return web.json_response({"valid": not wf["errors"], "problems": wf["errors"]})
+
+    @r.get(sbase + "/workflows/{workflow}/export")
+    async def export(request: web.Request) -> web.Response:
+        wf = workflow_of(request)
+        doc = {
+            "apiVersion": "ryax.tech/v2.0",
+            "kind": "Workflows",
+            "spec": {"human_name": wf["name"], "functions": wf["steps"]},
+        }
+        return web.Response(
+            text=yaml.safe_dump(doc, sort_keys=False), content_type="application/yaml"
+        )
+
+    @r.post(sbase + "/workflows/{workflow}/deploy")
+    async def deploy(request: web.Request) -> web.Response:
+        wf = workflow_of(request, write=True)
+        if wf["errors"]:
+            return web.json_response(
+                {
+                    "error": "invalid_workflow",
+                    "detail": f"the workflow is not valid: {len(wf['errors'])} problem(s)",
+                    "problems": wf["errors"],
+                },
+                status=422,
+            )
+        current = _current(fake, wf)
+        if current and current["state"] not in ("undeployed", "failed"):
+            return _err(409, "conflict", f"workflow {wf['name']} is already deployed")
+        d = {
+            "id": fake.new_id("dep"),
+            "workflow_id": wf["id"],
+            "state": "requested",
+            "reason": "",
+            "polls": 0,
+        }
+        fake.deployments[d["id"]] = d
+        return web.json_response(_public(d), status=202)
+
+    @r.post(sbase + "/workflows/{workflow}/undeploy")
+    async def undeploy(request: web.Request) -> web.Response:
+        wf = workflow_of(request, write=True)
+        d = _current(fake, wf)
+        if d is None or d["state"] in ("undeployed", "failed"):
+            return _err(409, "conflict", f"workflow {wf['name']} is not deployed")
+        d["state"] = "undeploying"
+        d["polls"] = 0
+        return web.json_response(_public(d), status=202)
+
+    @r.get(sbase + "/workflows/{workflow}/deployments")
+    async def deployments(request: web.Request) -> web.Response:
+        wf = workflow_of(request)
+        found = [d for d in fake.deployments.values() if d["workflow_id"] == wf["id"]]
+        for d in found:
+            d["polls"] += 1
+            if d["polls"] >= fake.polls_to_finish:
+                d["state"] = {
+                    "requested": "deploying",
+                    "deploying": "deployed",
+                    "undeploying": "undeployed",
+                }.get(d["state"], d["state"])
+                d["polls"] = 0
+        return web.json_response({"deployments": [_public(d) for d in reversed(found)]})
+
+    # -------------------------------------------------------------- runner
+    rbase = "/runner/v1/projects/{project}"
+
+    @r.get(rbase + "/runs")
+    async def list_runs(request: web.Request) -> web.Response:
+        project_of(request)
+        runs = list(reversed(fake.runs.values()))
+        if "workflow_id" in request.query:
+            runs = [x for x in runs if x["workflow_id"] == request.query["workflow_id"]]
+        if "state" in request.query:
+            runs = [x for x in runs if x["state"] == request.query["state"]]
+        start = int(request.query.get("cursor", 0))
+        limit = int(request.query.get("limit", 50))
+        page = runs[start : start + limit]
+        more = str(start + limit) if len(runs) > start + limit else None
+        return web.json_response(
+            {"runs": [_run_out(x, steps=False) for x in page], "next_cursor": more}
+        )
+
+    def run_of(request: web.Request) -> dict[str, Any]:
+        project_of(request)
+        run = fake.runs.get(request.match_info["run_id"])
+        if run is None:
+            raise _Fail(404, "not_found", f"run {request.match_info['run_id']} not found")
+        return run
+
+    @r.get(rbase + "/runs/{run_id}")
+    async def get_run(request: web.Request) -> web.Response:
+        run = run_of(request)
+        run["polls"] += 1
+        if run["state"] == "running" and run["polls"] >= fake.polls_to_finish:
+            run["state"] = "completed"
+            run["results"] = run.pop("pending_results", {})
+        return web.json_response(_run_out(run, steps=True))
+
+    @r.post(rbase + "/runs/{run_id}/cancel")
+    async def cancel_run(request: web.Request) -> web.Response:
+        run = run_of(request)
+        if run["state"] not in ("pending", "running"):
+            return _err(409, "conflict", f"run {run['id']} already ended ({run['state']})")
+        run["state"] = "cancelled"
+        run["reason"] = "cancelled by alice"
+        return web.json_response(_run_out(run, steps=False))
+
+    def log_lines(run: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": i + 1,
+                "execution_id": f"ex-{step}",
+                "step_id": step,
+                "seq": i,
+                "stream": "stdout",
+                "line": msg,
+                "at": NOW,
+            }
+            for i, (step, msg) in enumerate(run.get("logs", []))
+        ]
+
+    @r.get(rbase + "/runs/{run_id}/logs")
+    async def logs(request: web.Request) -> web.Response:
+        run = run_of(request)
+        after = int(request.query.get("after_id", 0))
+        limit = int(request.query.get("limit", 1000))
+        lines = [x for x in log_lines(run) if x["id"] > after][:limit]
+        return web.json_response({"lines": lines})
+
+    @r.get(rbase + "/runs/{run_id}/logs/stream")
+    async def stream_logs(request: web.Request) -> web.StreamResponse:
+        run = run_of(request)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b": keep-alive\n\n")
+        for line in log_lines(run):
+            await response.write(f"event: log\ndata: {json.dumps(line)}\n\n".encode())
+        await response.write(f'event: end\ndata: {{"run_id": "{run["id"]}"}}\n\n'.encode())
+        await response.write_eof()
+        return response
+
+    @r.get(rbase + "/runs/{run_id}/files/{key:.+}")
+    async def run_file(request: web.Request) -> web.Response:
+        run = run_of(request)
+        content = run.get("files", {}).get(request.match_info["key"])
+        if content is None:
+            return _err(404, "not_found", "no such file")
+        return web.Response(body=content, content_type="application/octet-stream")
+
+    @r.get(rbase + "/sites")
+    async def sites(request: web.Request) -> web.Response:
+        project_of(request)
+        return web.json_response({"sites": fake.sites})
+
+    @r.post(rbase + "/endpoints/{endpoint}")
+    async def endpoint(request: web.Request) -> web.Response:
+        project = project_of(request, write=True)
+        ref = request.match_info["endpoint"]
+        wf = next((w for w in mine(project) if ref in (w["id"], w["name"])), None)
+        if wf is None:
+            return _err(404, "not_found", f"no deployed workflow {ref!r} in this project")
+        current = _current(fake, wf)
+        if current is None or current["state"] != "deployed":
+            state = current["state"] if current else "never deployed"
+            return _err(409, "not_deployed", f"workflow {wf['name']} is not deployed ({state})")
+        inputs: dict[str, Any] = {}
+        files: dict[str, bytes] = {}
+        if request.content_type.startswith("multipart/"):
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                assert not isinstance(part, MultipartReader)
+                if part.filename:
+                    files[part.name or ""] = await part.read()
+                else:
+                    inputs[part.name or ""] = await part.text()
+        elif request.body_exists:
+            inputs = await request.json()
+        run_id = fake.new_id("run")
+        text = str(inputs.get("text", ""))
+        key = f"runs/{run_id}/ex-report/report/report.txt"
+        counts_key = f"runs/{run_id}/ex-count/counts/counts.tsv"
+        results: dict[str, Any] = {
+            "summary": text.upper(),
+            "words": len(text.split()),
+            "inputs": inputs,
+            "report": {
+                "type": "file",
+                "name": "report.txt",
+                "size": len(text) + 7,
+                "sha256": "0" * 64,
+                "key": key,
+                "download_url": f"/runner/v1/projects/{project['name']}/runs/{run_id}/files/" + key,
+            },
+        }
+        failing = text == "fail"
+        run = {
+            "id": run_id,
+            "workflow_id": wf["id"],
+            "workflow_name": wf["name"],
+            "origin": "http",
+            "state": "running",
+            "reason": "",
+            "started_at": NOW,
+            "ended_at": None,
+            "duration_seconds": None,
+            "failed_step_id": None,
+            "results": None,
+            "pending_results": results,
+            "files": {key: f"REPORT {text}".encode(), counts_key: b"a\t1\n"},
+            "step_outputs": {
+                "total": len(text.split()),
+                "counts": {
+                    "type": "file",
+                    "name": "counts.tsv",
+                    "size": 4,
+                    "key": counts_key,
+                    "download_url": f"/runner/v1/projects/{project['name']}/runs/{run_id}/files/"
+                    + counts_key,
+                },
+            },
+            "logs": [("api", "received"), ("count", f"{len(text.split())} words")],
+            "polls": 0,
+            "uploaded": {k: v.decode() for k, v in files.items()},
+        }
+        fake.runs[run_id] = run
+        headers = {"Ryax-Run-Id": run_id}
+        if request.query.get("mode") == "async":
+            status_url = f"/runner/v1/projects/{project['name']}/runs/{run_id}"
+            return web.json_response(
+                {"run_id": run_id, "state": "pending", "status_url": status_url},
+                status=202,
+                headers={**headers, "Location": status_url},
+            )
+        if failing:
+            run.update(state="failed", failed_step_id="count", reason="step count failed")
+            run.pop("pending_results")
+            return web.json_response(
+                {
+                    "error": "run_failed",
+                    "detail": "ValueError: fail on purpose",
+                    "run_id": run_id,
+                    "step_id": "count",
+                },
+                status=409,
+                headers=headers,
+            )
+        run.update(state="completed", duration_seconds=0.25, ended_at=NOW)
+        run["results"] = run.pop("pending_results")
+        return web.json_response(run["results"], headers=headers)
+
+    app.add_routes(r)
+    return app
+
+
+class _Fail(Exception):
+    def __init__(
+        self, status: int, error: str, detail: str, extra: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.error, self.detail = status, error, detail
+        self.extra = extra or {}
+
+
+def _user(u: dict[str, Any]) -> dict[str, Any]:
+    return {"id": u["id"], "username": u["username"], "is_admin": u["is_admin"], "created_at": NOW}
+
+
+def _project(p: dict[str, Any], role: str | None) -> dict[str, Any]:
+    return {"id": p["id"], "name": p["name"], "created_at": NOW, "role": role}
+
+
+def _projects_of(fake: FakeRyax, user: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        _project(p, p["members"].get(user["username"]))
+        for p in fake.projects.values()
+        if user["is_admin"] or user["username"] in p["members"]
+    ]
+
+
+def _public(d: dict[str, Any]) -> dict[str, Any]:
+    hidden = ("polls", "pending_results", "files", "logs", "project", "uploaded", "step_outputs")
+    return {k: v for k, v in d.items() if k not in hidden}
+
+
+def _current(fake: FakeRyax, wf: dict[str, Any]) -> dict[str, Any] | None:
+    found = [d for d in fake.deployments.values() if d["workflow_id"] == wf["id"]]
+    return found[-1] if found else None
+
+
+def _steps(wf: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for f in wf["steps"]:
+        values = {}
+        for name, value in (f.get("inputs_values") or {}).items():
+            if isinstance(value, dict) and "reference_value" in value:
+                step, _, output = value["reference_value"].partition(".")
+                values[name] = {"reference": {"step": step, "output": output}}
+            else:
+                values[name] = {"static": value}
+        out.append(
+            {
+                "id": f["id"],
+                "action_id": f["from"],
+                "version": str(f["version"]),
+                "inputs": values,
+                "streams_to": f.get("streams_to", []),
+            }
+        )
+    return out
+
+
+def _summary(fake: FakeRyax, wf: dict[str, Any]) -> dict[str, Any]:
+    current = _current(fake, wf)
+    return {
+        "id": wf["id"],
+        "name": wf["name"],
+        "description": wf["description"],
+        "created_at": NOW,
+        "updated_at": NOW,
+        "steps": len(wf["steps"]),
+        "deployment": _public(current) if current else None,
+    }
+
+
+def _detail(fake: FakeRyax, wf: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **_summary(fake, wf),
+        "steps": _steps(wf),
+        "results": [],
+        "valid": not wf["errors"],
+        "problems": wf["errors"],
+    }
+
+
+def _run_out(run: dict[str, Any], *, steps: bool) -> dict[str, Any]:
+    out = _public(run)
+    if steps:
+        out["steps"] = [
+            {
+                "execution_id": "ex-api",
+                "step_id": "api",
+                "state": "completed",
+                "error": None,
+                "site_name": "local",
+            },
+            {
+                "execution_id": "ex-count",
+                "step_id": "count",
+                "state": "failed" if run["state"] == "failed" else run["state"],
+                "error": "ValueError: fail on purpose" if run["state"] == "failed" else None,
+                "site_name": "local",
+                "outputs": run.get("step_outputs", {}),
+            },
+        ]
+    return out
+
+
+def _workflow(
+    fake: FakeRyax, project_id: str, name: str, description: str, steps: list[dict[str, Any]]
+) -> dict[str, Any]:
+    wf_id = fake.new_id("wf")
+    wf: dict[str, Any] = {
+        "id": wf_id,
+        "project": project_id,
+        "name": name,
+        "description": description,
+        "steps": steps,
+        "errors": []
+        if steps
+        else [
+            {
+                "code": "no_trigger",
+                "message": "the workflow has no trigger",
+                "step_id": None,
+                "input": None,
+                "line": None,
+                "path": None,
+            }
+        ],
+    }
+    fake.workflows[wf_id] = wf
+    return wf
+
+
+def seed_action(
+    fake: FakeRyax,
+    action_id: str,
+    version: str = "1.0",
+    *,
+    kind: str = "Processor",
+    state: str = "valid",
+) -> dict[str, Any]:
+    action = {
+        "id": fake.new_id("src"),
+        "action_id": action_id,
+        "version": version,
+        "state": state,
+        "kind": kind,
+        "human_name": action_id.title(),
+        "description": f"The {action_id} action",
+        "inputs": [{"name": "text", "type": "string", "optional": False, "help": "Text"}],
+        "outputs": [{"name": "out", "type": "string", "optional": False, "help": "Out"}],
+        "origin": {"kind": "git", "repository_id": "repo-x", "name": "examples", "path": "."},
+        "errors": [],
+        "last_build": None,
+        "updated_at": NOW,
+    }
+    fake.actions[(action_id, version)] = action
+    return action
+
+
+@contextmanager
+def serve(fake: FakeRyax) -> Iterator[FakeRyax]:
+    """Run the fake on 127.0.0.1:<free port> in a thread for the duration of the block."""
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(build_app(fake), access_log=None)
+    started = threading.Event()
+    stop: asyncio.Event | None = None
+
+    async def main() -> None:
+        nonlocal stop
+        stop = asyncio.Event()
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = next(iter(runner.addresses))[1]
+        fake.url = f"http://127.0.0.1:{port}"
+        started.set()
+        await stop.wait()
+        await runner.cleanup()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    if not started.wait(10):
+        raise RuntimeError("the fake Ryax server did not start")
+    try:
+        yield fake
+    finally:
+        assert stop is not None
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()

@@ -1,0 +1,778 @@
+"""Helpers shared by the root conftest.py, dev/platform.py and dev/tests: settings, free ports,
+throwaway databases, vhosts and buckets, and a SeaweedFS S3 server that checks signatures.
+
+Standard library only at import time: asyncpg, minio and aio_pika are imported inside the
+functions that need them, so a service's unit tests never pull them in.
+
+This file is loaded by path (never put dev/ on sys.path: dev/platform.py would shadow the
+standard library's `platform`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from minio import Minio
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEV_STATE = REPO_ROOT / ".dev"
+DEV_ENV_FILE = DEV_STATE / "env"
+LOOPBACK = "127.0.0.1"
+
+DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+TEST_NAME_PREFIX = "ryax_test_"
+
+T = TypeVar("T")
+
+
+class DependencyUnavailable(RuntimeError):
+    """A real component the tests or the demo need cannot be reached or started."""
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def read_env_file(path: Path | None = None) -> dict[str, str]:
+    """KEY=VALUE lines as written by dev/lib.sh (no quoting, no expansion)."""
+    path = path or DEV_ENV_FILE
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value
+    return values
+
+
+def setting(name: str, default: str = "") -> str:
+    """The process environment wins, then .dev/env (written by `make deps`), then `default`."""
+    value = os.environ.get(name)
+    if value:
+        return value
+    return read_env_file().get(name) or default
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def shared_state_dir() -> Path:
+    """Secrets shared by every checkout of this user on this machine (see dev/lib.sh)."""
+    configured = os.environ.get("RYAX_DEV_SHARED_STATE")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "ryax-dev"
+
+
+def write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    path.chmod(0o600)
+
+
+def secret(path: Path, *, nbytes: int = 24, shared: bool = False) -> str:
+    """The secret stored in `path`, generated (mode 600) the first time.
+
+    shared: the secret guards something every checkout on this machine shares (the database
+    role, the demo's databases), so it is also kept in shared_state_dir() and taken from there.
+    """
+    copy = shared_state_dir() / path.name
+    if shared and path.exists() and path.read_text().strip() and not copy.exists():
+        write_private(copy, path.read_text())
+    if not path.exists() or not path.read_text().strip():
+        if shared and copy.exists() and copy.read_text().strip():
+            value = copy.read_text().strip()
+        else:
+            value = base64.urlsafe_b64encode(os.urandom(nbytes)).decode().rstrip("=")
+            if shared:
+                write_private(copy, value + "\n")
+        write_private(path, value + "\n")
+    path.chmod(0o600)
+    return path.read_text().strip()
+
+
+STALE_AFTER_SECONDS = 6 * 3600
+
+
+def unique_name(prefix: str = TEST_NAME_PREFIX) -> str:
+    """prefix + creation time + random: a session killed before its teardown leaves names that a
+    later session can recognise as stale (see is_stale)."""
+    return f"{prefix}{int(time.time())}_{uuid.uuid4().hex[:8]}"
+
+
+def is_stale(name: str, prefix: str = TEST_NAME_PREFIX, now: float | None = None) -> bool:
+    """A test resource older than STALE_AFTER_SECONDS (no test runs that long)."""
+    if not name.startswith(prefix):
+        return False
+    stamp, _, _ = name[len(prefix) :].partition("_")
+    if not stamp.isdigit():
+        return False
+    return (now or time.time()) - int(stamp) > STALE_AFTER_SECONDS
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the child gets SIGTERM when the test process dies, even killed with -9."""
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def run_coroutine(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from sync code, even if this thread already runs a loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(factory())
+    result: list[T] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(factory()))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
+# --------------------------------------------------------------------------- ports
+
+
+def port_is_free(port: int, host: str = LOOPBACK) -> bool:
+    """Nothing listens there. SO_REUSEADDR as servers set it: connections of a stopped server
+    lingering in TIME_WAIT do not make the port busy."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def tcp_answers(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def free_ports(count: int, *, low: int = 20000, high: int = 30999) -> list[int]:
+    """`count` distinct free loopback ports, below the kernel's ephemeral range so that outgoing
+    connections are unlikely to take them between this check and their use."""
+    chosen: list[int] = []
+    for _ in range(10_000):
+        port = random.randint(low, high)
+        if port not in chosen and port_is_free(port):
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise DependencyUnavailable(f"no {count} free loopback ports in {low}-{high}")
+
+
+def wait_until(
+    predicate: Callable[[], bool], *, timeout: float, interval: float = 0.2, what: str
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise DependencyUnavailable(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def with_database(dsn: str, database: str) -> str:
+    parts = urllib.parse.urlsplit(dsn)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + database))
+
+
+def to_sqlalchemy_url(dsn: str) -> str:
+    scheme, sep, rest = dsn.partition("://")
+    if scheme not in {"postgres", "postgresql"}:
+        raise ValueError(f"not a postgresql:// DSN: {scheme}://...")
+    return f"postgresql+asyncpg{sep}{rest}"
+
+
+def redact(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+class FreshDatabase(str):
+    """A SQLAlchemy URL (postgresql+asyncpg://...) to a database of its own; `.dsn` is the plain
+    postgresql:// DSN (asyncpg, psql), `.name` the database name."""
+
+    name: str
+    dsn: str
+
+    def __new__(cls, *, name: str, dsn: str) -> FreshDatabase:
+        obj = super().__new__(cls, to_sqlalchemy_url(dsn))
+        obj.name = name
+        obj.dsn = dsn
+        return obj
+
+    @property
+    def url(self) -> str:
+        return str(self)
+
+
+async def _pg_execute(dsn: str, *statements: str, connect_timeout: float = 10.0) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn, timeout=connect_timeout)
+    try:
+        for statement in statements:
+            await conn.execute(statement, timeout=60)
+    finally:
+        await conn.close()
+
+
+async def _pg_fetchval(dsn: str, query: str, *args: object, connect_timeout: float = 10.0) -> Any:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn, timeout=connect_timeout)
+    try:
+        return await conn.fetchval(query, *args, timeout=60)
+    finally:
+        await conn.close()
+
+
+def check_postgres(dsn: str) -> None:
+    try:
+        run_coroutine(lambda: _pg_fetchval(dsn, "SELECT 1", connect_timeout=5))
+    except Exception as exc:
+        raise DependencyUnavailable(
+            f"PostgreSQL at {redact(dsn)} does not accept a connection ({exc!r}); run "
+            "`make deps` (dev/ensure-postgres.sh) or set RYAX_TEST_PG_DSN"
+        ) from exc
+
+
+def database_exists(server_dsn: str, name: str) -> bool:
+    query = "SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)"
+    return bool(run_coroutine(lambda: _pg_fetchval(server_dsn, query, name)))
+
+
+def drop_stale_databases(server_dsn: str) -> list[str]:
+    """Drop the test databases of sessions killed before their teardown."""
+    query = "SELECT coalesce(array_agg(datname), '{}') FROM pg_database WHERE datname LIKE $1"
+    names = run_coroutine(lambda: _pg_fetchval(server_dsn, query, TEST_NAME_PREFIX + "%"))
+    stale = [name for name in names if is_stale(name)]
+    for name in stale:
+        drop_database(server_dsn, name)
+    return stale
+
+
+def create_database(server_dsn: str, name: str | None = None) -> FreshDatabase:
+    name = name or unique_name()
+    run_coroutine(lambda: _pg_execute(server_dsn, f'CREATE DATABASE "{name}"'))
+    return FreshDatabase(name=name, dsn=with_database(server_dsn, name))
+
+
+def drop_database(server_dsn: str, name: str) -> None:
+    # FORCE: a test that forgot to dispose its engine must not leave the database behind.
+    statement = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    run_coroutine(lambda: _pg_execute(server_dsn, statement))
+
+
+@contextlib.contextmanager
+def temporary_database(server_dsn: str) -> Iterator[FreshDatabase]:
+    database = create_database(server_dsn)
+    try:
+        yield database
+    finally:
+        drop_database(server_dsn, database.name)
+
+
+# --------------------------------------------------------------------------- RabbitMQ
+
+
+def amqp_with_vhost(amqp_url: str, vhost: str) -> str:
+    parts = urllib.parse.urlsplit(amqp_url)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(vhost, safe="")))
+
+
+def check_amqp(amqp_url: str) -> None:
+    """A real AMQP login (aio_pika), so bad credentials are reported here and not in a test."""
+
+    async def connect() -> None:
+        import aio_pika
+
+        connection = await aio_pika.connect(amqp_url, timeout=10)
+        await connection.close()
+
+    try:
+        run_coroutine(connect)
+    except Exception as exc:
+        raise DependencyUnavailable(
+            f"RabbitMQ at {redact(amqp_url)} refuses an AMQP login ({exc!r}); run `make deps` "
+            "(dev/ensure-rabbitmq.sh) or set RYAX_TEST_AMQP_URL"
+        ) from exc
+
+
+@dataclass
+class VhostAdmin:
+    """Creates and deletes vhosts: with rabbitmqctl when the broker is this machine's and the
+    command works, else through the management HTTP API."""
+
+    amqp_url: str
+    management_url: str = ""
+    _use_rabbitmqctl: bool | None = field(default=None, init=False)
+
+    @property
+    def user(self) -> str:
+        return urllib.parse.unquote(urllib.parse.urlsplit(self.amqp_url).username or "guest")
+
+    @property
+    def password(self) -> str:
+        return urllib.parse.unquote(urllib.parse.urlsplit(self.amqp_url).password or "guest")
+
+    def _management_base(self) -> str:
+        if self.management_url:
+            return self.management_url.rstrip("/")
+        host = urllib.parse.urlsplit(self.amqp_url).hostname or LOOPBACK
+        return f"http://{host}:15672"
+
+    def _rabbitmqctl_usable(self) -> bool:
+        if self._use_rabbitmqctl is None:
+            host = urllib.parse.urlsplit(self.amqp_url).hostname or ""
+            local = host in {"127.0.0.1", "localhost", "::1"}
+            usable = local and shutil.which("rabbitmqctl") is not None
+            if usable:
+                try:
+                    done = subprocess.run(
+                        ["rabbitmqctl", "-q", "list_vhosts"],
+                        capture_output=True,
+                        timeout=30,
+                        stdin=subprocess.DEVNULL,
+                        check=False,
+                    )
+                    usable = done.returncode == 0
+                except (OSError, subprocess.TimeoutExpired):
+                    usable = False
+            self._use_rabbitmqctl = usable
+        return self._use_rabbitmqctl
+
+    def _rabbitmqctl(self, *args: str) -> None:
+        command = ["rabbitmqctl", "-q", *args]
+        try:
+            done = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise DependencyUnavailable(f"rabbitmq: `{' '.join(command)}` timed out") from exc
+        if done.returncode != 0:
+            raise DependencyUnavailable(
+                f"rabbitmq: `{' '.join(command)}` failed ({done.returncode}): "
+                f"{(done.stderr or done.stdout).strip()}"
+            )
+
+    def _http(self, method: str, path: str, body: Mapping[str, str] | None = None) -> None:
+        url = self._management_base() + path
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data=data, method=method)
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=30):
+                pass
+        except (urllib.error.URLError, OSError) as exc:
+            raise DependencyUnavailable(
+                f"rabbitmq: neither rabbitmqctl nor the management API ({method} {url}) "
+                f"can manage vhosts: {exc}"
+            ) from exc
+
+    def add(self, vhost: str) -> None:
+        if self._rabbitmqctl_usable():
+            self._rabbitmqctl("add_vhost", vhost)
+            self._rabbitmqctl("set_permissions", "-p", vhost, self.user, ".*", ".*", ".*")
+        else:
+            quoted = urllib.parse.quote(vhost, safe="")
+            self._http("PUT", f"/api/vhosts/{quoted}", {})
+            permissions = {"configure": ".*", "write": ".*", "read": ".*"}
+            user = urllib.parse.quote(self.user, safe="")
+            self._http("PUT", f"/api/permissions/{quoted}/{user}", permissions)
+
+    def delete(self, vhost: str) -> None:
+        if self._rabbitmqctl_usable():
+            self._rabbitmqctl("delete_vhost", vhost)
+        else:
+            self._http("DELETE", f"/api/vhosts/{urllib.parse.quote(vhost, safe='')}")
+
+    def names(self) -> list[str]:
+        if self._rabbitmqctl_usable():
+            done = subprocess.run(
+                ["rabbitmqctl", "-q", "list_vhosts", "name"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                stdin=subprocess.DEVNULL,
+                check=True,
+            )
+            return done.stdout.split()
+        request = urllib.request.Request(f"{self._management_base()}/api/vhosts")
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return [entry["name"] for entry in json.load(response)]
+        except (urllib.error.URLError, OSError) as exc:
+            raise DependencyUnavailable(
+                f"rabbitmq: neither rabbitmqctl nor the management API can list vhosts: {exc}"
+            ) from exc
+
+    def delete_stale(self) -> list[str]:
+        """Delete the test vhosts of sessions killed before their teardown."""
+        stale = [name for name in self.names() if is_stale(name)]
+        for name in stale:
+            self.delete(name)
+        return stale
+
+    def exists(self, vhost: str) -> bool:
+        return vhost in self.names()
+
+
+@contextlib.contextmanager
+def temporary_vhost(admin: VhostAdmin) -> Iterator[str]:
+    """Yields the AMQP URL of a new vhost the URL's user has every permission on."""
+    vhost = unique_name()
+    admin.add(vhost)
+    try:
+        yield amqp_with_vhost(admin.amqp_url, vhost)
+    finally:
+        admin.delete(vhost)
+
+
+# --------------------------------------------------------------------------- S3 (SeaweedFS)
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str  # http://127.0.0.1:PORT
+    access_key: str
+    secret_key: str
+    region: str = "us-east-1"
+
+    @property
+    def address(self) -> str:
+        """host:port, as the minio client wants it."""
+        return urllib.parse.urlsplit(self.endpoint).netloc
+
+    @property
+    def secure(self) -> bool:
+        return self.endpoint.startswith("https://")
+
+    def client(self, *, secret_key: str | None = None) -> Minio:
+        """A minio client without retries (a refused request fails at once)."""
+        import urllib3
+        from minio import Minio
+
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=2, read=30), retries=urllib3.Retry(total=0)
+        )
+        return Minio(
+            self.address,
+            access_key=self.access_key,
+            secret_key=self.secret_key if secret_key is None else secret_key,
+            secure=self.secure,
+            region=self.region,
+            http_client=http,
+        )
+
+
+@dataclass(frozen=True)
+class WeedPorts:
+    s3: int
+    s3_grpc: int
+    master: int
+    master_grpc: int
+    volume: int
+    volume_grpc: int
+    filer: int
+    filer_grpc: int
+    # `weed mini` always runs an admin server; its worker dials admin + 10000 for gRPC whatever
+    # -admin.port.grpc says, so that port must be free too.
+    admin: int
+
+    @property
+    def admin_grpc(self) -> int:
+        return self.admin + 10000
+
+    def all(self) -> list[int]:
+        return [
+            self.s3,
+            self.s3_grpc,
+            self.master,
+            self.master_grpc,
+            self.volume,
+            self.volume_grpc,
+            self.filer,
+            self.filer_grpc,
+            self.admin,
+            self.admin_grpc,
+        ]
+
+    @classmethod
+    def pick(cls) -> WeedPorts:
+        for _ in range(1000):
+            admin = random.randint(20000, 22767)
+            if port_is_free(admin) and port_is_free(admin + 10000):
+                break
+        else:
+            raise DependencyUnavailable("no free loopback port pair for the SeaweedFS admin")
+        s3, s3_grpc, master, master_grpc, volume, volume_grpc, filer, filer_grpc = [
+            port for port in free_ports(10) if port not in {admin, admin + 10000}
+        ][:8]
+        return cls(
+            s3=s3,
+            s3_grpc=s3_grpc,
+            master=master,
+            master_grpc=master_grpc,
+            volume=volume,
+            volume_grpc=volume_grpc,
+            filer=filer,
+            filer_grpc=filer_grpc,
+            admin=admin,
+        )
+
+
+def weed_binary() -> str:
+    configured = os.environ.get("RYAX_WEED_BIN")
+    if configured:
+        if not os.access(configured, os.X_OK):
+            raise DependencyUnavailable(f"s3: RYAX_WEED_BIN={configured} is not an executable")
+        return configured
+    beside = Path(sys.executable).parent / "weed"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("weed")
+    if found:
+        return found
+    raise DependencyUnavailable("the SeaweedFS `weed` binary is missing: run `make venv`")
+
+
+def write_s3_identities(path: Path, access_key: str, secret_key: str) -> None:
+    """SeaweedFS S3 config: one identity with every right, so unsigned or badly signed requests
+    are refused."""
+    config = {
+        "identities": [
+            {
+                "name": "ryax",
+                "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+        ]
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(config, out, indent=2)
+
+
+def weed_command(
+    *,
+    weed: str,
+    data_dir: Path,
+    ports: WeedPorts,
+    s3_config: Path,
+    socket_dir: Path,
+    buckets: tuple[str, ...] = (),
+) -> list[str]:
+    """`weed mini`: master, volume, filer and S3 in one process on loopback, starting in about a
+    second and stopping in two (`weed server -s3` takes 3 s up and 15 s down)."""
+    command = [
+        weed,
+        "mini",
+        f"-dir={data_dir}",
+        f"-ip={LOOPBACK}",
+        f"-ip.bind={LOOPBACK}",
+        f"-master.port={ports.master}",
+        f"-master.port.grpc={ports.master_grpc}",
+        "-master.telemetry=false",
+        f"-volume.port={ports.volume}",
+        f"-volume.port.grpc={ports.volume_grpc}",
+        f"-filer.port={ports.filer}",
+        f"-filer.port.grpc={ports.filer_grpc}",
+        f"-filer.localSocket={socket_dir / 'filer.sock'}",
+        f"-s3.port={ports.s3}",
+        f"-s3.port.grpc={ports.s3_grpc}",
+        f"-s3.localSocket={socket_dir / 's3.sock'}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        f"-s3.config={s3_config}",
+        "-webdav=false",
+        "-admin.ui=false",
+        f"-admin.port={ports.admin}",
+        f"-admin.port.grpc={ports.admin_grpc}",
+    ]
+    if buckets:
+        command.append(f"-bucket={','.join(buckets)}")
+    return command
+
+
+def remove_stale_weed_sockets(ports: WeedPorts) -> None:
+    """weed puts gRPC unix sockets in /tmp named after the ports; a killed weed leaves them."""
+    tmp = Path(tempfile.gettempdir())
+    for port in ports.all():
+        for stale in tmp.glob(f"seaweedfs-*-{port}.sock"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+
+def s3_ready(server: S3Server) -> bool:
+    try:
+        server.client().list_buckets()
+    except Exception:  # noqa: BLE001 - not up yet, whatever the reason
+        return False
+    return True
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no log at {path})"
+
+
+@contextlib.contextmanager
+def run_seaweedfs(*, startup_timeout: float = 60.0, attempts: int = 3) -> Iterator[S3Server]:
+    """Start a private SeaweedFS S3 server on free loopback ports with fresh credentials;
+    stop it and delete its data on exit."""
+    weed = weed_binary()
+    for old in Path(tempfile.gettempdir()).glob("ryax-s3-*"):
+        # Left by a session killed before its teardown.
+        with contextlib.suppress(OSError):
+            if time.time() - old.stat().st_mtime > STALE_AFTER_SECONDS:
+                shutil.rmtree(old, ignore_errors=True)
+    workdir = Path(tempfile.mkdtemp(prefix="ryax-s3-"))
+    access_key = "ryax" + uuid.uuid4().hex[:12]
+    secret_key = uuid.uuid4().hex + uuid.uuid4().hex
+    config = workdir / "s3.json"
+    write_s3_identities(config, access_key, secret_key)
+    process: subprocess.Popen[bytes] | None = None
+    ports: WeedPorts | None = None
+    log_path = workdir / "weed.log"
+    try:
+        for attempt in range(1, attempts + 1):
+            ports = WeedPorts.pick()
+            data_dir = workdir / f"data{attempt}"
+            data_dir.mkdir()
+            command = weed_command(
+                weed=weed, data_dir=data_dir, ports=ports, s3_config=config, socket_dir=workdir
+            )
+            with log_path.open("ab") as log:
+                process = subprocess.Popen(
+                    command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=workdir,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                )
+            server = S3Server(f"http://{LOOPBACK}:{ports.s3}", access_key, secret_key)
+            deadline = time.monotonic() + startup_timeout
+            while process.poll() is None and time.monotonic() < deadline:
+                if s3_ready(server):
+                    break
+                time.sleep(0.2)
+            if process.poll() is None and s3_ready(server):
+                yield server
+                return
+            # Exited (most likely a port taken meanwhile) or never answered: try other ports.
+            stop_process(process)
+            remove_stale_weed_sockets(ports)
+            process = None
+        raise DependencyUnavailable(
+            f"s3: `weed mini` did not answer on 127.0.0.1 after {attempts} attempts "
+            f"({startup_timeout:.0f}s each); last log lines:\n{tail(log_path)}"
+        )
+    finally:
+        if process is not None:
+            stop_process(process)
+        if ports is not None:
+            remove_stale_weed_sockets(ports)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def empty_and_remove_bucket(client: Minio, bucket: str) -> None:
+    from minio.deleteobjects import DeleteObject
+
+    objects = [
+        DeleteObject(obj.object_name)
+        for obj in client.list_objects(bucket, recursive=True, include_version=False)
+        if obj.object_name is not None
+    ]
+    if objects:
+        for error in client.remove_objects(bucket, objects):
+            raise DependencyUnavailable(f"s3: cannot delete {error.name} from {bucket}: {error}")
+    client.remove_bucket(bucket)
+
+
+@contextlib.contextmanager
+def temporary_bucket(server: S3Server) -> Iterator[str]:
+    client = server.client()
+    bucket = unique_name("ryax-test-").replace("_", "-")
+    client.make_bucket(bucket)
+    try:
+        yield bucket
+    finally:
+        empty_and_remove_bucket(client, bucket)

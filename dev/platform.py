@@ -1,0 +1,669 @@
+"""Run the Ryax platform on this machine under supervisord: `make demo`, `make status`,
+`make down`.
+
+    python -P dev/platform.py up        generate .dev/run/*, (re)start supervisord, wait for health
+    python -P dev/platform.py status    each program's state and health
+    python -P dev/platform.py down      stop supervisord and everything under it
+    python -P dev/platform.py scenario  run dev/demo_scenario.py against the running platform
+    python -P dev/platform.py env NAME  print the environment a service runs with (shell syntax)
+
+PostgreSQL and RabbitMQ are the shared ones `make deps` ensures (never stopped here). Under
+supervisord run: SeaweedFS (S3, data in .dev/data/s3), Traefik (the gateway) and every service
+whose ryax_<name>/__main__.py exists. Logs: .dev/logs/<program>.log.
+
+Run with `python -P` (or from make): this file is named platform.py, and without -P its folder
+would come first on sys.path and shadow the standard library's `platform` module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import importlib.util
+import os
+import shlex
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+import urllib.parse
+import xmlrpc.client
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+_HERE = Path(__file__).resolve().parent
+if sys.path and Path(sys.path[0] or ".").resolve() == _HERE:
+    del sys.path[0]  # started without -P: do not shadow the standard library's `platform`
+
+
+def _load_devlib() -> ModuleType:
+    name = "ryax_devlib"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, _HERE / "devlib.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+devlib: Any = _load_devlib()
+
+REPO: Path = devlib.REPO_ROOT
+DEV: Path = devlib.DEV_STATE
+RUN = DEV / "run"
+LOGS = DEV / "logs"
+S3_DATA = DEV / "data" / "s3"
+VENV_BIN = REPO / ".venv" / "bin"
+SUPERVISOR_CONF = RUN / "supervisord.conf"
+SUPERVISOR_SOCK = RUN / "supervisor.sock"
+SUPERVISOR_PID = RUN / "supervisord.pid"
+TRAEFIK_DIR = RUN / "traefik"
+ENV_DIR = RUN / "env"
+SCENARIO = _HERE / "demo_scenario.py"
+
+HOST = "127.0.0.1"
+GATEWAY_PORT = int(os.environ.get("RYAX_GATEWAY_PORT") or 8080)
+GATEWAY_URL = f"http://{HOST}:{GATEWAY_PORT}"
+RUNNER_GRPC_PORT = 8105
+AMQP_VHOST = "ryax"
+S3_BUCKET = "ryax"
+# SeaweedFS's fixed loopback ports (S3 on 8110; the rest are its internal servers).
+S3_PORTS = devlib.WeedPorts(
+    s3=8110,
+    s3_grpc=8111,
+    master=8112,
+    master_grpc=8113,
+    volume=8114,
+    volume_grpc=8115,
+    filer=8116,
+    filer_grpc=8117,
+    admin=8118,
+)
+S3_ADDRESS = f"{HOST}:{S3_PORTS.s3}"
+S3_ENDPOINT = f"http://{S3_ADDRESS}"
+HEALTH_TIMEOUT = float(os.environ.get("RYAX_DEMO_HEALTH_TIMEOUT") or 90)
+
+
+@dataclass(frozen=True)
+class Service:
+    folder: str
+    http_port: int
+    routed: bool  # reachable through the gateway under /<folder>
+
+    @property
+    def package(self) -> str:
+        return "ryax_" + self.folder.replace("-", "_")
+
+    @property
+    def program(self) -> str:
+        return self.folder
+
+    @property
+    def database(self) -> str:
+        return self.package
+
+    def exists(self) -> bool:
+        return (REPO / self.folder / self.package / "__main__.py").is_file()
+
+
+# Keep in sync with SERVICES in the Makefile (action-wrapper and cli are not long-running services).
+SERVICES = (
+    Service("authorization", 8101, routed=True),
+    Service("repository", 8102, routed=True),
+    Service("studio", 8103, routed=True),
+    Service("runner", 8104, routed=True),
+    Service("action-builder", 8106, routed=False),
+    Service("worker", 8107, routed=False),
+)
+
+
+# --------------------------------------------------------------------------- output
+
+
+def say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def fail(message: str) -> None:
+    print(f"ERROR: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(1)
+
+
+# --------------------------------------------------------------------------- secrets and env
+
+
+@dataclass(frozen=True)
+class Secrets:
+    admin_user: str
+    admin_password: str
+    secret_key: str
+    s3_access_key: str
+    s3_secret_key: str
+
+
+def load_secrets() -> Secrets:
+    DEV.mkdir(parents=True, exist_ok=True)
+    DEV.chmod(0o700)
+    return Secrets(
+        admin_user=os.environ.get("RYAX_ADMIN_USER") or "admin",
+        admin_password=os.environ.get("RYAX_ADMIN_PASSWORD")
+        or devlib.secret(DEV / "admin-password", nbytes=12, shared=True),
+        # 32 random bytes, url-safe base64 (43 characters): token signing and encryption.
+        secret_key=devlib.secret(DEV / "secret-key", nbytes=32, shared=True),
+        s3_access_key="ryax" + devlib.secret(DEV / "s3-access-key", nbytes=9).lower(),
+        s3_secret_key=devlib.secret(DEV / "s3-secret-key", nbytes=30),
+    )
+
+
+def pg_dsn() -> str:
+    dsn: str = devlib.setting("RYAX_TEST_PG_DSN", devlib.DEFAULT_PG_DSN)
+    return dsn
+
+
+def amqp_server_url() -> str:
+    url: str = devlib.setting("RYAX_TEST_AMQP_URL", devlib.DEFAULT_AMQP_URL)
+    return url
+
+
+def common_env(s: Secrets) -> dict[str, str]:
+    return {
+        "RYAX_AMQP_URL": devlib.amqp_with_vhost(amqp_server_url(), AMQP_VHOST),
+        "RYAX_HTTP_HOST": HOST,
+        "RYAX_RUNNER_GRPC_ADDRESS": f"{HOST}:{RUNNER_GRPC_PORT}",
+        "RYAX_AUTHORIZATION_URL": f"http://{HOST}:8101",
+        "RYAX_GATEWAY_URL": GATEWAY_URL,
+        # host:port (what the minio client takes); RYAX_S3_SECURE says http or https.
+        "RYAX_S3_ENDPOINT": S3_ADDRESS,
+        "RYAX_S3_SECURE": "false",
+        "RYAX_S3_ACCESS_KEY": s.s3_access_key,
+        "RYAX_S3_SECRET_KEY": s.s3_secret_key,
+        "RYAX_S3_BUCKET": S3_BUCKET,
+        "RYAX_LOG_FORMAT": "json",
+        "RYAX_ADMIN_USER": s.admin_user,
+        "RYAX_ADMIN_PASSWORD": s.admin_password,
+        "RYAX_SECRET_KEY": s.secret_key,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def service_env(service: Service, s: Secrets) -> dict[str, str]:
+    env = common_env(s)
+    database = devlib.with_database(pg_dsn(), service.database)
+    env["RYAX_DATABASE_URL"] = devlib.to_sqlalchemy_url(database)
+    env["RYAX_HTTP_PORT"] = str(service.http_port)
+    return env
+
+
+def env_file_text(env: dict[str, str]) -> str:
+    return "".join(f"{key}={shlex.quote(value)}\n" for key, value in sorted(env.items()))
+
+
+# --------------------------------------------------------------------------- supervisord
+
+
+def supervisor_proxy() -> Any:
+    from supervisor.xmlrpc import SupervisorTransport
+
+    transport = SupervisorTransport(None, None, serverurl=f"unix://{SUPERVISOR_SOCK}")
+    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+
+def supervisord_pid() -> int | None:
+    try:
+        pid = int(SUPERVISOR_PID.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if b"supervisord" in cmdline else None
+
+
+def supervisord_answers() -> bool:
+    if not SUPERVISOR_SOCK.exists():
+        return False
+    try:
+        return supervisor_proxy().supervisor.getState()["statename"] == "RUNNING"  # type: ignore[no-any-return]
+    except (OSError, xmlrpc.client.Error, http.client.HTTPException):
+        return False
+
+
+def process_info() -> dict[str, dict[str, Any]]:
+    if not supervisord_answers():
+        return {}
+    return {info["name"]: info for info in supervisor_proxy().supervisor.getAllProcessInfo()}
+
+
+def supervisor_config(programs: list[tuple[str, str, Path, int]]) -> str:
+    """programs: (name, shell command, working directory, seconds to wait on stop)."""
+
+    def esc(text: object) -> str:
+        return str(text).replace("%", "%%")
+
+    lines = [
+        "; Generated by dev/platform.py: edit that file.",
+        "[unix_http_server]",
+        f"file = {esc(SUPERVISOR_SOCK)}",
+        "chmod = 0700",
+        "",
+        "[supervisord]",
+        f"logfile = {esc(LOGS / 'supervisord.log')}",
+        f"pidfile = {esc(SUPERVISOR_PID)}",
+        f"directory = {esc(REPO)}",
+        "logfile_maxbytes = 10MB",
+        "logfile_backups = 2",
+        "loglevel = info",
+        "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "",
+        "[supervisorctl]",
+        f"serverurl = unix://{esc(SUPERVISOR_SOCK)}",
+        "",
+    ]
+    for name, command, directory, stop_seconds in programs:
+        lines += [
+            f"[program:{name}]",
+            f"command = /bin/bash -c {esc(shlex.quote(command))}",
+            f"directory = {esc(directory)}",
+            "autostart = true",
+            "autorestart = true",
+            "startsecs = 2",
+            "startretries = 3",
+            "stopsignal = TERM",
+            f"stopwaitsecs = {stop_seconds}",
+            # The whole process group: a worker's action processes go with it.
+            "stopasgroup = true",
+            "killasgroup = true",
+            "redirect_stderr = true",
+            f"stdout_logfile = {esc(LOGS / (name + '.log'))}",
+            "stdout_logfile_maxbytes = 20MB",
+            "stdout_logfile_backups = 2",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- ports
+
+
+def who_listens(port: int) -> str:
+    if not shutil.which("ss"):
+        return "unknown process"
+    try:
+        out = subprocess.run(
+            ["ss", "-Hltnp", f"sport = :{port}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown process"
+    users = out.split("users:", 1)[1] if "users:" in out else ""
+    return users.strip() or "unknown process"
+
+
+def wanted_ports(services: list[Service]) -> list[tuple[int, str]]:
+    ports = [(GATEWAY_PORT, "gateway (traefik, RYAX_GATEWAY_PORT)")]
+    ports += [(port, "s3 (seaweedfs)") for port in S3_PORTS.all()]
+    for service in services:
+        ports.append((service.http_port, f"{service.program} (HTTP)"))
+        if service.folder == "runner":
+            ports.append((RUNNER_GRPC_PORT, "runner (gRPC for workers)"))
+    return ports
+
+
+def check_ports_free(services: list[Service]) -> None:
+    busy = [
+        f"port {port} wanted by {who} is already in use by {who_listens(port)}"
+        for port, who in wanted_ports(services)
+        if not devlib.port_is_free(port)
+    ]
+    if busy:
+        fail("cannot start the platform:\n  " + "\n  ".join(busy))
+
+
+# --------------------------------------------------------------------------- health
+
+
+def http_status(url: str, timeout: float = 2.0) -> int | None:
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or HOST, parts.port or 80, timeout=timeout)
+    try:
+        conn.request("GET", parts.path or "/")
+        return conn.getresponse().status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str
+    url: str
+    health: Callable[[], bool]
+    detail: str = ""
+
+
+def s3_healthy(s: Secrets) -> bool:
+    server = devlib.S3Server(S3_ENDPOINT, s.s3_access_key, s.s3_secret_key)
+    try:
+        return bool(server.client().bucket_exists(S3_BUCKET))
+    except Exception:  # noqa: BLE001 - not up yet, whatever the reason
+        return False
+
+
+def healthz_probe(base_url: str) -> Callable[[], bool]:
+    return lambda: http_status(f"{base_url}/healthz") == 200
+
+
+def programs_for(services: list[Service], s: Secrets) -> list[Program]:
+    programs = [
+        Program("s3", S3_ENDPOINT, lambda: s3_healthy(s), f"S3 API, bucket {S3_BUCKET}"),
+        Program(
+            "gateway",
+            GATEWAY_URL,
+            lambda: http_status(f"{GATEWAY_URL}/ping") == 200,
+            "traefik",
+        ),
+    ]
+    for service in services:
+        direct = f"http://{HOST}:{service.http_port}"
+        url = f"{GATEWAY_URL}/{service.folder}" if service.routed else direct
+        detail = f"direct {direct}" if service.routed else "not routed"
+        if service.folder == "runner":
+            detail += f"; gRPC {HOST}:{RUNNER_GRPC_PORT}"
+        programs.append(Program(service.program, url, healthz_probe(direct), detail))
+    return programs
+
+
+def wait_healthy(programs: list[Program]) -> None:
+    for program in programs:
+        deadline = time.monotonic() + HEALTH_TIMEOUT
+        first_pid = None
+        while not program.health():
+            info = process_info().get(program.name, {})
+            state = info.get("statename", "UNKNOWN")
+            pid = info.get("pid") or None
+            first_pid = first_pid or pid
+            # A pid that changed means it crashed and supervisord restarted it.
+            crashed = state in {"FATAL", "EXITED", "STOPPED", "BACKOFF", "UNKNOWN"} or (
+                pid is not None and pid != first_pid
+            )
+            if crashed or time.monotonic() > deadline:
+                log = LOGS / f"{program.name}.log"
+                reason = (
+                    f"crashed (state {state})"
+                    if crashed
+                    else f"not healthy after {HEALTH_TIMEOUT:.0f}s"
+                )
+                fail(
+                    f"{program.name} {reason} ({program.url}). Last lines of {log}:\n"
+                    f"{devlib.tail(log, 40)}\n"
+                    "The rest of the platform is left running: `make status`, `make down`."
+                )
+            time.sleep(0.5)
+        say(f"  {program.name}: healthy")
+
+
+def print_table(programs: list[Program]) -> None:
+    info = process_info()
+    rows = [("PROGRAM", "STATE", "PID", "HEALTH", "URL", "DETAIL")]
+    for program in programs:
+        entry = info.get(program.name, {})
+        pid = entry.get("pid") or ""
+        rows.append(
+            (
+                program.name,
+                entry.get("statename", "-"),
+                str(pid),
+                "ok" if program.health() else "DOWN",
+                program.url,
+                program.detail,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        say(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+            + "  "
+            + row[5]
+        )
+
+
+def print_credentials(s: Secrets) -> None:
+    password_source = (
+        "RYAX_ADMIN_PASSWORD" if os.environ.get("RYAX_ADMIN_PASSWORD") else ".dev/admin-password"
+    )
+    say()
+    say(f"Gateway:  {GATEWAY_URL}   (API docs: {GATEWAY_URL}/<service>/docs)")
+    say(f"Admin:    {s.admin_user} / {s.admin_password}   (password from {password_source})")
+    say(
+        f"S3:       {S3_ENDPOINT} bucket {S3_BUCKET} (keys: .dev/s3-access-key, .dev/s3-secret-key)"
+    )
+    say(f"Logs:     {LOGS}/<program>.log      Stop: make down      State: make status")
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def present_services() -> list[Service]:
+    return [service for service in SERVICES if service.exists()]
+
+
+def generate(services: list[Service], s: Secrets) -> None:
+    for folder in (RUN, LOGS, S3_DATA, TRAEFIK_DIR, ENV_DIR):
+        folder.mkdir(parents=True, exist_ok=True)
+    s3_config = RUN / "s3-identities.json"
+    devlib.write_s3_identities(s3_config, s.s3_access_key, s.s3_secret_key)
+
+    template = string.Template((_HERE / "traefik" / "traefik.yml.in").read_text())
+    dynamic = TRAEFIK_DIR / "dynamic.yml"
+    (TRAEFIK_DIR / "traefik.yml").write_text(
+        template.substitute(
+            gateway_port=GATEWAY_PORT,
+            dynamic_config=dynamic,
+            access_log=LOGS / "gateway-access.log",
+        )
+    )
+    dynamic.write_text(traefik_routes())
+
+    weed = devlib.weed_command(
+        weed=str(VENV_BIN / "weed"),
+        data_dir=S3_DATA,
+        ports=S3_PORTS,
+        s3_config=s3_config,
+        socket_dir=RUN,
+        buckets=(S3_BUCKET,),
+    )
+    programs: list[tuple[str, str, Path, int]] = [
+        ("s3", "exec " + shlex.join(weed), REPO, 20),
+        (
+            "gateway",
+            f"exec {shlex.quote(str(VENV_BIN / 'traefik'))} "
+            f"--configFile={shlex.quote(str(TRAEFIK_DIR / 'traefik.yml'))}",
+            REPO,
+            10,
+        ),
+    ]
+    for service in services:
+        env_file = ENV_DIR / f"{service.program}.env"
+        devlib.write_private(env_file, env_file_text(service_env(service, s)))
+        command = (
+            f"set -a && . {shlex.quote(str(env_file))} && set +a && "
+            f"exec {shlex.quote(str(VENV_BIN / 'python'))} -m {service.package}"
+        )
+        programs.append((service.program, command, REPO / service.folder, 15))
+    SUPERVISOR_CONF.write_text(supervisor_config(programs))
+
+
+def traefik_routes() -> str:
+    lines = [
+        "# Generated by dev/platform.py: the gateway's routes (Traefik file provider).",
+        "# Paths are passed on unchanged: each service serves under /<service>/.",
+        "http:",
+        "  routers:",
+    ]
+    routed = [service for service in SERVICES if service.routed]
+    for service in routed:
+        prefix = f"/{service.folder}"
+        lines += [
+            f"    {service.program}:",
+            f'      rule: "Path(`{prefix}`) || PathPrefix(`{prefix}/`)"',
+            "      entryPoints: [web]",
+            f"      service: {service.program}",
+        ]
+    lines.append("  services:")
+    for service in routed:
+        lines += [
+            f"    {service.program}:",
+            "      loadBalancer:",
+            "        servers:",
+            f'          - url: "http://{HOST}:{service.http_port}"',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def ensure_vhost() -> None:
+    admin = devlib.VhostAdmin(
+        amqp_server_url(), devlib.setting("RYAX_TEST_AMQP_MANAGEMENT_URL", "")
+    )
+    try:
+        admin.add(AMQP_VHOST)
+    except devlib.DependencyUnavailable as error:
+        fail(f"rabbitmq: cannot create vhost {AMQP_VHOST!r}: {error}")
+
+
+def start_supervisord() -> None:
+    command = [str(VENV_BIN / "supervisord"), "-c", str(SUPERVISOR_CONF)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        fail(f"command failed: {shlex.join(command)}\n{done.stdout}{done.stderr}")
+    deadline = time.monotonic() + 30
+    while not supervisord_answers():
+        if time.monotonic() > deadline:
+            fail(
+                f"supervisord does not answer on {SUPERVISOR_SOCK} after 30s; see "
+                f"{LOGS / 'supervisord.log'}:\n{devlib.tail(LOGS / 'supervisord.log')}"
+            )
+        time.sleep(0.2)
+
+
+def cmd_up() -> int:
+    if supervisord_pid() is not None:
+        say("The platform is already running: stopping it to start it again cleanly.")
+        cmd_down()
+    services = present_services()
+    check_ports_free(services)
+    s = load_secrets()
+    ensure_vhost()
+    generate(services, s)
+    names = ", ".join(service.program for service in services) or "none yet"
+    say(f"Starting s3, gateway and services ({names}) under supervisord")
+    start_supervisord()
+    programs = programs_for(services, s)
+    wait_healthy(programs)
+    say()
+    print_table(programs)
+    print_credentials(s)
+    return 0
+
+
+def cmd_down() -> int:
+    pid = supervisord_pid()
+    if pid is None:
+        say("The platform is not running.")
+        SUPERVISOR_SOCK.unlink(missing_ok=True)
+        return 0
+    say(f"Stopping supervisord (pid {pid}) and its programs")
+    try:
+        supervisor_proxy().supervisor.shutdown()
+    except (OSError, xmlrpc.client.Error, http.client.HTTPException):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 90
+    while supervisord_pid() == pid:
+        if time.monotonic() > deadline:
+            fail(f"supervisord (pid {pid}) still runs 90s after shutdown; see {LOGS}")
+        time.sleep(0.2)
+    SUPERVISOR_SOCK.unlink(missing_ok=True)
+    say("Stopped.")
+    return 0
+
+
+def cmd_status() -> int:
+    if supervisord_pid() is None:
+        say("The platform is not running (make demo starts it).")
+        return 0
+    done = subprocess.run(
+        [str(VENV_BIN / "supervisorctl"), "-c", str(SUPERVISOR_CONF), "status"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    say(done.stdout.rstrip())
+    say()
+    s = load_secrets()
+    programs = programs_for(present_services(), s)
+    print_table(programs)
+    unhealthy = [program.name for program in programs if not program.health()]
+    if unhealthy:
+        say(f"Unhealthy: {', '.join(unhealthy)} (logs in {LOGS})")
+        return 1
+    return 0
+
+
+def cmd_scenario() -> int:
+    if not SCENARIO.exists():
+        say(f"No {SCENARIO.relative_to(REPO)}: no demo scenario to run.")
+        return 0
+    s = load_secrets()
+    env = {**os.environ, **common_env(s), "RYAX_REPO_ROOT": str(REPO)}
+    command = [str(VENV_BIN / "python"), "-P", str(SCENARIO)]
+    say(f"Running {shlex.join(command)}")
+    return subprocess.run(command, env=env, cwd=REPO, check=False).returncode
+
+
+def cmd_env(name: str) -> int:
+    service = next((service for service in SERVICES if service.program == name), None)
+    if service is None:
+        fail(f"no service {name!r}; one of: {', '.join(s.program for s in SERVICES)}")
+        return 1
+    sys.stdout.write(env_file_text(service_env(service, load_secrets())))
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    socket.setdefaulttimeout(30)  # no call to supervisord may hang
+    parser = argparse.ArgumentParser(prog="dev/platform.py", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("up", "down", "status", "scenario"):
+        sub.add_parser(name)
+    env = sub.add_parser("env")
+    env.add_argument("service")
+    args = parser.parse_args(argv)
+    if args.command == "env":
+        return cmd_env(args.service)
+    commands: dict[str, Callable[[], int]] = {
+        "up": cmd_up,
+        "down": cmd_down,
+        "status": cmd_status,
+        "scenario": cmd_scenario,
+    }
+    return commands[args.command]()
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except BrokenPipeError:  # `make status | head`
+        sys.stderr.close()
+        sys.exit(0)

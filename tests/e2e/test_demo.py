@@ -1,0 +1,329 @@
+"""The platform driven the way a user drives it: the `ryax` command and plain HTTP.
+
+Needs the e2e fixture `platform` (an object with `.url`, `.admin_user`, `.admin_password` of a
+running platform behind its gateway). Without that fixture every test here is skipped, saying
+so; with it, nothing is skipped: a platform that does not work fails the tests.
+
+The demo scenario (dev/demo_scenario.py) runs in a project and with a user of this test run's
+own (e2e-<random>), so a developer's `demo` project is left alone, and it runs twice: the second
+run must reuse everything the first one made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIO = REPO / "dev" / "demo_scenario.py"
+DEMO_WORKFLOW = "Word count demo"
+DEMO_TEXT = "The cat and the hat"
+# examples/workflows/demo.yaml documents this answer for this text.
+DEMO_RESULTS = {"summary": "THE CAT AND THE HAT | the-cat-and-the-hat", "words": 7}
+SERVICES = ("authorization", "repository", "studio", "runner")
+
+
+class Platform(Protocol):
+    url: str
+    admin_user: str
+    admin_password: str
+
+
+@pytest.fixture
+def live(request: pytest.FixtureRequest) -> Platform:
+    """The lead's `platform` fixture; skipped (only) when no such fixture is defined."""
+    try:
+        found: Platform = request.getfixturevalue("platform")
+    except pytest.FixtureLookupError:
+        pytest.skip(
+            "no `platform` fixture: the e2e suite needs a fixture named `platform` that starts "
+            "the platform and yields .url, .admin_user, .admin_password"
+        )
+    return found
+
+
+def ryax_command() -> list[str]:
+    script = Path(sys.executable).parent / "ryax"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("ryax")
+    return [found] if found else [sys.executable, "-m", "ryax_cli"]
+
+
+@dataclass
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@dataclass
+class Ryax:
+    url: str
+    config: Path
+
+    def __call__(self, *args: str, stdin: str | None = None, timeout: float = 300) -> Outcome:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("RYAX_TOKEN", "RYAX_PROJECT", "RYAX_CONFIG", "RYAX_URL")
+        }
+        env |= {"RYAX_URL": self.url, "RYAX_CONFIG": str(self.config), "COLUMNS": "200"}
+        done = subprocess.run(
+            [*ryax_command(), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+        return Outcome(done.returncode, done.stdout, done.stderr)
+
+    def ok(self, *args: str, stdin: str | None = None, timeout: float = 300) -> Outcome:
+        out = self(*args, stdin=stdin, timeout=timeout)
+        assert out.code == 0, f"ryax {' '.join(args)} exited {out.code}: {out.stderr}"
+        return out
+
+
+@dataclass
+class Demo:
+    project: str
+    user: str
+    password: str
+    first: subprocess.CompletedProcess[str]
+    second: subprocess.CompletedProcess[str]
+
+
+_DEMOS: dict[str, Demo] = {}
+
+
+def run_scenario(live: Platform, root: Path, project: str, user: str, password: str) -> Any:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RYAX_")}
+    env |= {
+        "RYAX_URL": live.url,
+        "RYAX_ADMIN_USER": live.admin_user,
+        "RYAX_ADMIN_PASSWORD": live.admin_password,
+        "RYAX_DEMO_PROJECT": project,
+        "RYAX_DEMO_USER": user,
+        "RYAX_DEMO_PASSWORD": password,
+        "RYAX_DEMO_TEXT": DEMO_TEXT,
+        "RYAX_REPO_ROOT": str(root),
+    }
+    return subprocess.run(
+        [sys.executable, "-P", str(SCENARIO)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
+
+
+@pytest.fixture
+def demo(live: Platform, tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    """The demo scenario, run twice, once per platform for this module's tests."""
+    if live.url in _DEMOS:
+        return _DEMOS[live.url]
+    suffix = secrets.token_hex(3)
+    project, user, password = f"e2e-{suffix}", f"e2e-{suffix}", secrets.token_urlsafe(12)
+    # The scenario publishes examples/actions from a copy: this run's .dev, not the repo's.
+    root = tmp_path_factory.mktemp("demo-root")
+    shutil.copytree(REPO / "examples", root / "examples")
+    first = run_scenario(live, root, project, user, password)
+    assert first.returncode == 0, f"first run:\n{first.stdout}\n{first.stderr}"
+    second = run_scenario(live, root, project, user, password)
+    assert second.returncode == 0, f"second run:\n{second.stdout}\n{second.stderr}"
+    _DEMOS[live.url] = Demo(project, user, password, first, second)
+    return _DEMOS[live.url]
+
+
+@pytest.fixture
+def ryax(live: Platform, tmp_path: Path) -> Ryax:
+    return Ryax(live.url, tmp_path / "config.toml")
+
+
+def login(ryax: Ryax, user: str, password: str) -> None:
+    ryax.ok("login", user, "--password-stdin", stdin=password + "\n")
+
+
+# --------------------------------------------------------------------------- the demo
+
+
+def test_demo_scenario_runs_and_is_idempotent(demo: Demo) -> None:
+    out = demo.first.stdout
+    assert "demo: OK" in out
+    for key, value in DEMO_RESULTS.items():
+        assert f"  {key}: {json.dumps(value)}" in out
+    again = demo.second.stdout
+    assert f"user {demo.user} exists: reused" in again
+    assert f"project {demo.project} exists: reused" in again
+    assert "repository demo-actions exists" in again
+    assert f"workflow '{DEMO_WORKFLOW}' exists and is deployed: reused" in again
+    assert "demo: OK" in again
+
+
+def test_the_user_sees_what_the_demo_made(demo: Demo, ryax: Ryax) -> None:
+    login(ryax, demo.user, demo.password)
+    ryax.ok("project", "use", demo.project)
+    actions = {a["action_id"] for a in ryax.ok("action", "list", "-o", "json").json()}
+    assert {"make-report", "word-count", "uppercase", "slugify-text", "concat"} <= actions
+    built = ryax.ok("action", "list", "-o", "json").json()
+    used = {"make-report", "word-count", "uppercase", "slugify-text", "concat", "print-publisher"}
+    assert all(a["state"] == "built" for a in built if a["action_id"] in used)
+
+    workflow = ryax.ok("workflow", "show", DEMO_WORKFLOW, "-o", "json").json()
+    assert workflow["deployment"]["state"] == "deployed"
+    assert workflow["valid"] is True and len(workflow["steps"]) == 7
+
+    runs = ryax.ok("run", "list", "-w", DEMO_WORKFLOW, "-o", "json").json()["runs"]
+    assert len(runs) >= 2 and all(r["state"] == "completed" for r in runs)
+    run = ryax.ok("run", "show", runs[0]["id"], "-o", "json").json()
+    assert run["results"] == DEMO_RESULTS
+    assert {s["step_id"] for s in run["steps"]} >= {"report", "count", "join", "log"}
+    logs = ryax.ok("run", "logs", runs[0]["id"], "-o", "json").stdout.splitlines()
+    assert logs, "the run has no log line"
+    followed = ryax.ok("run", "logs", "-f", runs[0]["id"], timeout=60).stdout
+    assert followed.strip()
+
+    sites = ryax.ok("site", "list", "-o", "json").json()
+    assert any(s["state"] == "online" for s in sites)
+    exported = ryax.ok("workflow", "export", DEMO_WORKFLOW).stdout
+    assert "kind: Workflows" in exported and "httpapijson" in exported
+
+
+def test_trigger_through_the_cli(demo: Demo, ryax: Ryax) -> None:
+    login(ryax, demo.user, demo.password)
+    out = ryax.ok(
+        "run",
+        "trigger",
+        DEMO_WORKFLOW,
+        "-i",
+        f"text={DEMO_TEXT}",
+        "-o",
+        "json",
+        "-p",
+        demo.project,
+    )
+    run = out.json()
+    assert run["state"] == "completed"
+    assert run["results"] == DEMO_RESULTS
+    missing = ryax("run", "trigger", DEMO_WORKFLOW, "-p", demo.project)
+    assert missing.code == 1 and "text" in missing.stderr
+
+
+def test_the_endpoint_over_plain_http(demo: Demo, live: Platform) -> None:
+    with httpx.Client(base_url=live.url, timeout=120) as http:
+        token = http.post(
+            "/authorization/v1/login", json={"username": demo.user, "password": demo.password}
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        endpoint = f"/runner/v1/projects/{demo.project}/endpoints/{quote(DEMO_WORKFLOW)}"
+        answer = http.post(endpoint, json={"text": DEMO_TEXT}, headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == DEMO_RESULTS
+        run_id = answer.headers["Ryax-Run-Id"]
+        run = http.get(f"/runner/v1/projects/{demo.project}/runs/{run_id}", headers=headers)
+        assert run.json()["state"] == "completed"
+        unauthenticated = http.post(endpoint, json={"text": DEMO_TEXT})
+        assert unauthenticated.status_code == 401
+        assert set(unauthenticated.json()) >= {"error", "detail"}
+
+
+def test_api_docs_behind_the_gateway(live: Platform) -> None:
+    with httpx.Client(base_url=live.url, timeout=30) as http:
+        for service in SERVICES:
+            docs = http.get(f"/{service}/docs")
+            assert docs.status_code == 200, f"/{service}/docs: {docs.status_code}"
+            spec = http.get(f"/{service}/openapi.json")
+            assert spec.status_code == 200 and spec.json()["paths"], service
+
+
+# --------------------------------------------------------------------------- errors a user meets
+
+
+def test_bad_credentials_exit_4_with_one_line(live: Platform, ryax: Ryax) -> None:
+    out = ryax("login", live.admin_user, "--password-stdin", stdin="not the password\n")
+    assert out.code == 4
+    assert out.stderr.strip() == "ryax: error: authentication failed: invalid credentials"
+    assert not ryax.config.exists()
+    # A correct login right after works (and resets the failure count).
+    login(ryax, live.admin_user, live.admin_password)
+
+
+def test_unreachable_server_exits_3(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed when the block ends: nothing listens there
+    out = Ryax(f"http://127.0.0.1:{port}", tmp_path / "c.toml")(
+        "login", "admin", "--password-stdin", stdin="x\n"
+    )
+    assert out.code == 3
+    assert out.stderr.startswith(
+        f"ryax: error: cannot reach the Ryax server at http://127.0.0.1:{port}"
+    )
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_invalid_yaml_import_is_one_clear_line(demo: Demo, ryax: Ryax, tmp_path: Path) -> None:
+    login(ryax, demo.user, demo.password)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("apiVersion: ryax.tech/v2.0\nkind: Workflows\nspec: {functions: [\n")
+    out = ryax("workflow", "import", str(broken), "-p", demo.project)
+    assert out.code == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"ryax: error: {broken} is not valid YAML at line ")
+
+
+def test_invalid_workflow_import_lists_the_servers_problems(
+    demo: Demo, ryax: Ryax, tmp_path: Path
+) -> None:
+    login(ryax, demo.user, demo.password)
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(
+        "apiVersion: ryax.tech/v2.0\n"
+        "kind: Workflows\n"
+        "spec:\n"
+        "  human_name: e2e broken\n"
+        "  functions:\n"
+        "  - id: api\n"
+        "    from: httpapijson\n"
+        '    version: "1.0"\n'
+        "    inputs_values: {path: /e2e, method: POST, summary: e2e}\n"
+        "    streams_to: [ghost]\n"
+        "  - id: ghost\n"
+        "    from: no-such-action\n"
+        '    version: "9.9"\n'
+    )
+    out = ryax("workflow", "import", str(wrong), "-p", demo.project)
+    assert out.code == 1
+    lines = out.stderr.strip().splitlines()
+    assert lines[0].startswith("ryax: error: ")
+    assert "no-such-action" in out.stderr
+    listed = ryax.ok("workflow", "list", "-o", "json", "-p", demo.project).json()
+    assert "e2e broken" not in {w["name"] for w in listed}  # all or nothing
+
+
+def test_missing_project_and_forbidden_project(demo: Demo, ryax: Ryax) -> None:
+    login(ryax, demo.user, demo.password)
+    out = ryax("workflow", "list", "-p", "no-such-project-e2e")
+    assert out.code in (1, 4)  # not found, or not a member: the server decides which
+    assert len(out.stderr.strip().splitlines()) == 1

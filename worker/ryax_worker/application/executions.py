@@ -1,0 +1,330 @@
+"""Run executions: pull inputs, run the action, forward logs and progress, push outputs, report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..domain.errors import ActionCrashed, ActionUnavailable, DomainError
+from ..domain.model import (
+    CancelExecution,
+    DeploymentStateKind,
+    ExecuteStep,
+    ExecutionFinished,
+    ExecutionId,
+    ExecutionProgressed,
+    ExecutionStatus,
+    LogLine,
+    StepRef,
+    Values,
+    output_key,
+)
+from .deployments import Deployments
+from .ports import (
+    ActionLog,
+    ActionProgress,
+    ActionResult,
+    ActionRunRequest,
+    ActionStatus,
+    Clock,
+    SiteBackend,
+)
+from .reports import ReportQueue
+from .staging import FileStaging
+
+log = logging.getLogger(__name__)
+REMEMBERED_EXECUTIONS = 10_000
+
+
+@dataclass(eq=False)
+class RunningExecution:
+    order: ExecuteStep
+    task: asyncio.Task[None] | None = None
+    action: asyncio.Task[ActionResult] | None = None
+    cancel_reason: str | None = None
+    #: CANCELLED for a Cancel order; FAILED when the worker itself stops the execution.
+    cancel_status: ExecutionStatus = ExecutionStatus.CANCELLED
+    log_seq: int = 0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    status: ExecutionStatus
+    result: ActionResult | None = None
+    error: str = ""
+    traceback: str = ""
+
+
+def _placement(order: ExecuteStep, index: int | None) -> Callable[[str, str], str]:
+    def key_for(output: str, name: str) -> str:
+        return output_key(order.run_id, order.execution_id, output, name, index)
+
+    return key_for
+
+
+class Executions:
+    """Executions of deployed steps, several at once; the backend serialises the ones that
+    share an action instance. Each ends with exactly one ExecutionFinished, reported after
+    every one of its log lines."""
+
+    def __init__(
+        self,
+        *,
+        backend: SiteBackend,
+        deployments: Deployments,
+        reports: ReportQueue,
+        staging: FileStaging,
+        clock: Clock,
+        site_name: str,
+    ) -> None:
+        self._backend = backend
+        self._deployments = deployments
+        self._reports = reports
+        self._staging = staging
+        self._clock = clock
+        self._site_name = site_name
+        self._running: dict[ExecutionId, RunningExecution] = {}
+        self._seen: OrderedDict[ExecutionId, None] = OrderedDict()
+        self.finished: Counter[str] = Counter()
+        deployments.on_undeploy = self.cancel_step
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def running_ids(self) -> tuple[ExecutionId, ...]:
+        return tuple(sorted(self._running))
+
+    def running_count(self) -> int:
+        return len(self._running)
+
+    # -- orders ----------------------------------------------------------------------------
+
+    def execute(self, order: ExecuteStep) -> None:
+        """Take an Execute in charge (idempotent per execution_id)."""
+        if order.execution_id in self._seen:
+            log.info("execution already known", extra={"execution_id": order.execution_id})
+            return
+        self._seen[order.execution_id] = None
+        while len(self._seen) > REMEMBERED_EXECUTIONS:
+            self._seen.popitem(last=False)
+        running = RunningExecution(order)
+        self._running[order.execution_id] = running
+        running.task = asyncio.create_task(
+            self._execute(running), name=f"execution {order.execution_id}"
+        )
+
+    def cancel(self, order: CancelExecution) -> None:
+        """Stop a running execution; it reports CANCELLED (unknown or finished: ignored)."""
+        running = self._running.get(order.execution_id)
+        if running is None:
+            return
+        self._cancel(running, order.reason or "cancelled")
+
+    async def cancel_step(self, ref: StepRef) -> None:
+        """The step is going away: cancel its executions and wait for their reports."""
+        doomed = [r for r in self._running.values() if r.order.ref == ref]
+        for running in doomed:
+            self._cancel(running, f"step {ref} was undeployed")
+        for running in doomed:
+            await running.done.wait()
+
+    def _cancel(self, running: RunningExecution, reason: str) -> None:
+        if running.cancel_reason is not None:
+            return
+        running.cancel_reason = reason
+        if running.action is not None:
+            running.action.cancel()
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Shutdown: let running executions finish for `grace_seconds`, then stop the rest
+        (reported FAILED: the worker went away, not the user)."""
+        tasks = [r.task for r in self._running.values() if r.task is not None]
+        if tasks:
+            log.info("waiting for executions", extra={"count": len(tasks), "grace": grace_seconds})
+            await asyncio.wait(tasks, timeout=grace_seconds)
+        for running in list(self._running.values()):
+            running.cancel_reason = "the worker shut down before the execution finished"
+            running.cancel_status = ExecutionStatus.FAILED
+            if running.action is not None:
+                running.action.cancel()
+        rest = [r.task for r in self._running.values() if r.task is not None]
+        if rest:
+            await asyncio.wait(rest, timeout=10)
+
+    # -- one execution ---------------------------------------------------------------------
+
+    async def _execute(self, running: RunningExecution) -> None:
+        order = running.order
+        started = self._clock.now()
+        workspace = None
+        outcome: Outcome
+        outputs: Values = {}
+        outputs_list: tuple[Values, ...] = ()
+        try:
+            step = await self._deployments.settled(order.ref)
+            if step is None:
+                raise ActionUnavailable(
+                    f"step {order.ref.step_id} of deployment {order.ref.deployment_id} "
+                    f"is not deployed on site {self._site_name}"
+                )
+            if step.state != DeploymentStateKind.READY:
+                raise ActionUnavailable(
+                    f"step {order.ref.step_id} of deployment {order.ref.deployment_id} "
+                    f"is not ready on site {self._site_name} ({step.state}"
+                    + (f": {step.reason})" if step.reason else ")")
+                )
+            workspace = self._staging.workspace(order.execution_id)
+            inputs = await self._staging.fetch_inputs(order.inputs, workspace.inputs_dir)
+            request = ActionRunRequest(
+                execution_id=order.execution_id, inputs=inputs, work_dir=workspace.work_dir
+            )
+            outcome = await self._run_action(running, request)
+            if outcome.status == ExecutionStatus.COMPLETED and outcome.result is not None:
+                outputs = await self._staging.publish_outputs(
+                    outcome.result.outputs, _placement(order, None)
+                )
+                outputs_list = tuple(
+                    [
+                        await self._staging.publish_outputs(values, _placement(order, index))
+                        for index, values in enumerate(outcome.result.outputs_list)
+                    ]
+                )
+        except DomainError as error:
+            outcome = Outcome(status=ExecutionStatus.FAILED, error=error.detail)
+        except asyncio.CancelledError:
+            outcome = Outcome(
+                status=ExecutionStatus.FAILED,
+                error=running.cancel_reason or "the worker stopped the execution",
+            )
+            self._finish(running, started, outcome, {}, ())
+            raise
+        except Exception as error:
+            log.exception("execution failed", extra={"execution_id": order.execution_id})
+            outcome = Outcome(
+                status=ExecutionStatus.FAILED,
+                error=f"worker error: {type(error).__name__}: {error}",
+            )
+        finally:
+            if workspace is not None:
+                self._staging.cleanup(workspace.root)
+        if outcome.status != ExecutionStatus.COMPLETED:
+            outputs, outputs_list = {}, ()
+        self._finish(running, started, outcome, outputs, outputs_list)
+
+    async def _run_action(self, running: RunningExecution, request: ActionRunRequest) -> Outcome:
+        order = running.order
+        if running.cancel_reason is not None:
+            return Outcome(status=running.cancel_status, error=running.cancel_reason)
+        running.action = asyncio.create_task(self._stream(running, request))
+        try:
+            result = await running.action
+        except asyncio.CancelledError:
+            if running.action.cancelled() and running.cancel_reason is not None:
+                current = asyncio.current_task()
+                if current is None or not current.cancelling():
+                    return Outcome(status=running.cancel_status, error=running.cancel_reason)
+            raise
+        except TimeoutError:
+            return Outcome(
+                status=ExecutionStatus.FAILED,
+                error=f"timed out after {order.timeout_seconds:g} s",
+            )
+        except ActionCrashed as error:
+            return Outcome(status=ExecutionStatus.FAILED, error=error.detail)
+        finally:
+            running.action = None
+        if result.status == ActionStatus.COMPLETED:
+            return Outcome(status=ExecutionStatus.COMPLETED, result=result)
+        return Outcome(
+            status=ExecutionStatus.FAILED,
+            result=result,
+            error=result.error or "the action failed",
+            traceback=result.traceback,
+        )
+
+    async def _stream(self, running: RunningExecution, request: ActionRunRequest) -> ActionResult:
+        order = running.order
+        result: ActionResult | None = None
+        timeout = order.timeout_seconds if order.timeout_seconds > 0 else None
+        async with asyncio.timeout(timeout):
+            events = self._backend.run(order.ref, request)
+            async with aclosing(events):
+                async for event in events:
+                    if isinstance(event, ActionLog):
+                        running.log_seq += 1
+                        self._reports.report(
+                            LogLine(
+                                seq=running.log_seq,
+                                stream=event.stream,
+                                line=event.line,
+                                at=event.at,
+                                execution_id=order.execution_id,
+                            )
+                        )
+                    elif isinstance(event, ActionProgress):
+                        self._reports.report(
+                            ExecutionProgressed(
+                                execution_id=order.execution_id,
+                                fraction=min(max(event.fraction, 0.0), 1.0),
+                                message=event.message,
+                            )
+                        )
+                    elif isinstance(event, ActionResult):
+                        result = event
+        if result is None:
+            raise ActionCrashed("the action ended without a result")
+        return result
+
+    def _finish(
+        self,
+        running: RunningExecution,
+        started: datetime,
+        outcome: Outcome,
+        outputs: Values,
+        outputs_list: tuple[Values, ...],
+    ) -> None:
+        order = running.order
+        result = outcome.result
+        self._reports.report(
+            ExecutionFinished(
+                execution_id=order.execution_id,
+                status=outcome.status,
+                started_at=started,
+                ended_at=self._clock.now(),
+                outputs=outputs,
+                outputs_list=outputs_list,
+                error=outcome.error,
+                traceback=outcome.traceback,
+                http_status=result.http_status if result is not None else 0,
+                log_line_count=running.log_seq,
+                cpu_seconds=result.cpu_seconds if result is not None else 0.0,
+                max_memory_bytes=result.max_memory_bytes if result is not None else 0,
+            )
+        )
+        self.finished[str(outcome.status)] += 1
+        log.info(
+            "execution finished",
+            extra={
+                "execution_id": order.execution_id,
+                "status": str(outcome.status),
+                "error": outcome.error,
+                "log_lines": running.log_seq,
+            },
+        )
+        self._running.pop(order.execution_id, None)
+        running.done.set()
+
+    async def close(self) -> None:
+        for running in list(self._running.values()):
+            if running.task is not None:
+                running.task.cancel()
+        for running in list(self._running.values()):
+            if running.task is not None:
+                with contextlib.suppress(BaseException):
+                    await running.task

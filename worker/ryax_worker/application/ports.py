@@ -1,0 +1,142 @@
+"""Ports the worker's use cases need; adapters live in infrastructure, fakes in tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+from ..domain.model import DeployStep, LogStream, StepRef, Values
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware (UTC)."""
+        ...
+
+
+class FileStore(Protocol):
+    """The platform's shared filestore (S3 API or a local directory), addressed by key."""
+
+    async def download(self, key: str, destination: Path) -> None:
+        """Write the object at `key` to `destination`; raises FileTransferFailed."""
+        ...
+
+    async def upload(self, source: Path, key: str) -> None:
+        """Store the file `source` at `key` (overwriting); raises FileTransferFailed."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------
+# What an action instance streams back while it runs (the backend translates its protocol).
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActionRunRequest:
+    """One execution (or a trigger's session). File values carry absolute local paths."""
+
+    execution_id: str
+    inputs: Values
+    work_dir: Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActionStarted:
+    """The instance is up and the run call was issued (first event of every run)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActionLog:
+    stream: LogStream
+    line: str
+    at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActionProgress:
+    fraction: float
+    message: str
+
+
+class ActionStatus(StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActionResult:
+    """Last event of a run. File outputs carry absolute local paths in FileRef.key."""
+
+    status: ActionStatus
+    outputs: Values = field(default_factory=dict)
+    outputs_list: tuple[Values, ...] = ()
+    error: str = ""
+    traceback: str = ""
+    http_status: int = 0
+    cpu_seconds: float = 0.0
+    max_memory_bytes: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActionNewRun:
+    """A run a trigger yielded. File outputs carry absolute local paths in FileRef.key."""
+
+    outputs: Values
+    at: datetime
+
+
+ActionEvent = ActionStarted | ActionLog | ActionProgress | ActionResult | ActionNewRun
+
+
+class StepListener(Protocol):
+    """What a backend tells the worker about deployed steps outside of any call."""
+
+    def step_down(self, ref: StepRef, reason: str, restarting: bool) -> None:
+        """The step's action instance stopped on its own; `restarting` says whether the
+        backend tries again (False: it gave up, the step stays down)."""
+        ...
+
+    def step_up(self, ref: StepRef) -> None:
+        """The step's action instance is back (restarted and initialised)."""
+        ...
+
+    def step_log(self, ref: StepRef, stream: LogStream, line: str) -> None:
+        """A line the step's process printed outside of any execution."""
+        ...
+
+
+class SiteBackend(Protocol):
+    """Runs actions on one site: `local` processes now; Slurm jobs and Kubernetes pods later.
+
+    Rules every adapter keeps: deploy and undeploy are idempotent per StepRef; run() yields
+    ActionStarted first and ActionResult last (for a trigger, only when it stops); closing the
+    run() iterator early (cancel, timeout) stops the execution, killing what runs it if needed.
+    """
+
+    kind: str
+
+    def set_listener(self, listener: StepListener) -> None: ...
+
+    async def deploy(self, spec: DeployStep) -> None:
+        """Make the step's action ready to run; raises DeploymentFailed with a reason."""
+        ...
+
+    async def undeploy(self, ref: StepRef) -> None:
+        """Stop the step's action and release what it holds; unknown refs are fine."""
+        ...
+
+    def run(self, ref: StepRef, request: ActionRunRequest) -> AsyncGenerator[ActionEvent, None]:
+        """Run one execution (or a trigger session). Waits while the instance restarts; raises
+        ActionUnavailable if there is none, ActionCrashed if it dies meanwhile."""
+        ...
+
+    async def restart(self, ref: StepRef, reason: str) -> None:
+        """Replace the step's instance by a fresh one (counts as a failure for the backoff)."""
+        ...
+
+    async def close(self) -> None:
+        """Stop every action instance."""
+        ...

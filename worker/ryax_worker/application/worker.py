@@ -1,0 +1,116 @@
+"""The worker as the runner sees it: orders in, registration data, graceful stop."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from ..domain.model import (
+    CancelExecution,
+    DeployStep,
+    ExecuteStep,
+    Order,
+    OrderAck,
+    OrderLedger,
+    Registration,
+    SiteInfo,
+    UndeployStep,
+)
+from .deployments import Deployments
+from .executions import Executions
+from .ports import SiteBackend
+from .reports import ReportQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerStats:
+    deployed_steps: int
+    running_executions: int
+    finished_executions: dict[str, int]
+    reports_pending: int
+    reports_unacked: int
+    dropped_log_lines: int
+    last_order_seq: int
+
+
+class Worker:
+    """Takes orders in charge (once each, in order_seq order) and acknowledges them."""
+
+    def __init__(
+        self,
+        *,
+        site: SiteInfo,
+        backend: SiteBackend,
+        reports: ReportQueue,
+        deployments: Deployments,
+        executions: Executions,
+    ) -> None:
+        self.site = site
+        self.reports = reports
+        self._backend = backend
+        self._deployments = deployments
+        self._executions = executions
+        self._ledger = OrderLedger()
+        self.accepting = True
+
+    def registration(self) -> Registration:
+        """What to tell the runner on every (re)connection."""
+        return Registration(
+            site=self.site,
+            last_seen_order_seq=self._ledger.last_handled,
+            deployed_steps=self._deployments.states(),
+            running_execution_ids=tuple(
+                sorted(
+                    {
+                        *self._executions.running_ids(),
+                        *self.reports.buffer.unsettled_ids(),
+                    }
+                )
+            ),
+        )
+
+    def handle(self, order: Order) -> bool:
+        """Take an order in charge and acknowledge it; an order already handled is only
+        acknowledged again. False while shutting down: the order is left to the runner."""
+        if not self.accepting:
+            log.info("shutting down, order refused", extra={"order_seq": order.order_seq})
+            return False
+        if self._ledger.is_new(order.order_seq):
+            log.info(
+                "order",
+                extra={"order_seq": order.order_seq, "order": type(order).__name__},
+            )
+            if isinstance(order, DeployStep):
+                self._deployments.deploy(order)
+            elif isinstance(order, UndeployStep):
+                self._deployments.undeploy(order)
+            elif isinstance(order, ExecuteStep):
+                self._executions.execute(order)
+            elif isinstance(order, CancelExecution):
+                self._executions.cancel(order)
+            self._ledger.handled(order.order_seq)
+        else:
+            log.info("duplicate order ignored", extra={"order_seq": order.order_seq})
+        self.reports.report(OrderAck(order_seq=self._ledger.last_handled))
+        return True
+
+    def stats(self) -> WorkerStats:
+        buffer = self.reports.buffer
+        return WorkerStats(
+            deployed_steps=len(self._deployments.states()),
+            running_executions=self._executions.running_count(),
+            finished_executions=dict(self._executions.finished),
+            reports_pending=buffer.pending(),
+            reports_unacked=buffer.unacked(),
+            dropped_log_lines=buffer.dropped_logs,
+            last_order_seq=self._ledger.last_handled,
+        )
+
+    async def shutdown(self, grace_seconds: float) -> None:
+        """Stop taking orders, let executions finish (bounded), stop every action."""
+        self.accepting = False
+        await self._executions.drain(grace_seconds)
+        await self._deployments.close()
+        await self._backend.close()

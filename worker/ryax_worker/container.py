@@ -1,0 +1,122 @@
+"""The one place that names concrete adapters. Building it does no I/O."""
+
+from __future__ import annotations
+
+import os
+from importlib import metadata
+from pathlib import Path
+
+from dependency_injector import containers, providers
+
+from .application.deployments import Deployments
+from .application.executions import Executions
+from .application.ports import FileStore
+from .application.reports import ReportQueue
+from .application.staging import FileStaging
+from .application.worker import Worker
+from .domain.model import Backoff, RestartPolicy, SiteInfo
+from .infrastructure.clock import SystemClock
+from .infrastructure.filestore import LocalDirectoryFileStore, S3FileStore
+from .infrastructure.grpc.runner_client import RunnerConnection
+from .infrastructure.local.artefacts import ArtefactCache
+from .infrastructure.local.backend import LocalBackend
+from .infrastructure.local.process import ProcessOptions
+from .settings import Settings
+
+
+def worker_version() -> str:
+    try:
+        return metadata.version("ryax-worker")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def make_filestore(settings: Settings) -> S3FileStore | LocalDirectoryFileStore:
+    if settings.use_s3:
+        assert settings.s3_endpoint is not None
+        return S3FileStore(
+            endpoint=settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            bucket=settings.s3_bucket,
+            secure=settings.s3_secure,
+        )
+    return LocalDirectoryFileStore(settings.filestore_dir)
+
+
+def make_site(settings: Settings) -> SiteInfo:
+    return SiteInfo(
+        worker_id=settings.worker_id,
+        site_name=settings.site_name,
+        backend_kind=settings.backend,
+        node_pools=settings.node_pools,
+        labels=dict(settings.site_labels),
+        version=worker_version(),
+    )
+
+
+def make_process_options(settings: Settings) -> ProcessOptions:
+    return ProcessOptions(
+        start_timeout_seconds=settings.action_start_timeout_seconds,
+        stop_grace_seconds=settings.action_stop_grace_seconds,
+        wrapper_log_level=settings.action_log_level,
+        extra_env={
+            name: os.environ[name] for name in settings.action_env_passthrough if name in os.environ
+        },
+    )
+
+
+def make_backend(settings: Settings, store: FileStore) -> LocalBackend:
+    cache: Path = settings.cache_dir
+    return LocalBackend(
+        artefacts=ArtefactCache(store, cache),
+        instances_dir=cache / "instances",
+        options=make_process_options(settings),
+        policy=RestartPolicy(max_consecutive_failures=settings.action_max_failures),
+    )
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+
+    clock = providers.Singleton(SystemClock)
+    filestore = providers.Singleton(make_filestore, settings)
+    reports = providers.Singleton(ReportQueue)
+    staging = providers.Singleton(
+        FileStaging,
+        store=filestore,
+        root=providers.Callable(lambda s: s.cache_dir / "executions", settings),
+    )
+    backend = providers.Singleton(make_backend, settings, filestore)
+    deployments = providers.Singleton(
+        Deployments, backend=backend, reports=reports, staging=staging, clock=clock
+    )
+    executions = providers.Singleton(
+        Executions,
+        backend=backend,
+        deployments=deployments,
+        reports=reports,
+        staging=staging,
+        clock=clock,
+        site_name=settings.provided.site_name,
+    )
+    worker = providers.Singleton(
+        Worker,
+        site=providers.Callable(make_site, settings),
+        backend=backend,
+        reports=reports,
+        deployments=deployments,
+        executions=executions,
+    )
+    connection = providers.Singleton(
+        RunnerConnection,
+        address=settings.provided.runner_address,
+        worker=worker,
+        reports=reports,
+        clock=clock,
+        heartbeat_seconds=settings.provided.heartbeat_seconds,
+        silence_timeout_seconds=settings.provided.runner_silence_seconds,
+        backoff=providers.Factory(
+            Backoff, initial=0.2, maximum=settings.provided.reconnect_max_seconds
+        ),
+    )

@@ -1,0 +1,408 @@
+"""The `local` site backend: one long-running action-wrapper process per deployed step.
+
+A step's process is supervised: if it dies (or stops answering health checks) it is started
+again after a backoff; after too many consecutive failures the backend gives up and the step is
+reported FAILED. Executions of one step run one at a time (a queue per process). Cancelling or
+timing out an execution kills its process (SIGKILL to the process group) and starts a fresh one:
+user code in a thread cannot be interrupted, and a process that still runs it must not take the
+next execution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import shutil
+import signal
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+from grpc import aio
+
+from ...application.ports import (
+    ActionEvent,
+    ActionResult,
+    ActionRunRequest,
+    ActionStarted,
+    StepListener,
+)
+from ...domain.errors import ActionCrashed, ActionUnavailable, DeploymentFailed
+from ...domain.model import DeployStep, LogStream, RestartPolicy, StepRef
+from ..grpc.mappers import init_request_to_proto, run_reply_from_proto, run_request_to_proto
+from .artefacts import ArtefactCache
+from .process import PID_FILE, ActionProcess, ProcessOptions, kill_leftover
+
+log = logging.getLogger(__name__)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_BROKEN_CALL = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+}
+
+
+class _NullListener:
+    def step_down(self, ref: StepRef, reason: str, restarting: bool) -> None:
+        del ref, reason, restarting
+
+    def step_up(self, ref: StepRef) -> None:
+        del ref
+
+    def step_log(self, ref: StepRef, stream: LogStream, line: str) -> None:
+        del ref, stream, line
+
+
+def _segment(text: str) -> str:
+    cleaned = _UNSAFE.sub("_", text)
+    return cleaned if cleaned.strip(".") else "_"
+
+
+class StepInstance:
+    """The supervised process of one deployed step."""
+
+    def __init__(
+        self,
+        *,
+        spec: DeployStep,
+        artefact_dir: Path,
+        instance_dir: Path,
+        options: ProcessOptions,
+        policy: RestartPolicy,
+        backend: LocalBackend,
+    ) -> None:
+        self.spec = spec
+        self._artefact_dir = artefact_dir
+        self._instance_dir = instance_dir
+        self._options = options
+        self._policy = policy
+        self._backend = backend
+        self.process: ActionProcess | None = None
+        self._ready = False
+        self._gave_up: str | None = None
+        self._closing = False
+        self._changed = asyncio.Condition()
+        self._run_lock = asyncio.Lock()
+        self._failures = 0
+        self._supervisor: asyncio.Task[None] | None = None
+        self._planned_replacement = False
+        self._restart_reason: str | None = None
+        self._stoppers: set[asyncio.Task[None]] = set()
+        self.restarts = 0
+
+    @property
+    def ref(self) -> StepRef:
+        return self.spec.ref
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """First start: raises DeploymentFailed (no retry: the runner hears why at once)."""
+        self.process = await self._spawn()
+        await self._set_ready(True)
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"supervise {self.ref}")
+
+    async def _spawn(self) -> ActionProcess:
+        listener = self._backend.listener
+        process = ActionProcess(
+            ref=self.ref,
+            artefact_dir=self._artefact_dir,
+            instance_dir=self._instance_dir,
+            options=self._options,
+            on_line=lambda stream, line: listener.step_log(self.ref, stream, line),
+        )
+        await process.start(init_request_to_proto(self.spec, self._artefact_dir / "code"))
+        return process
+
+    async def _set_ready(self, ready: bool) -> None:
+        async with self._changed:
+            self._ready = ready
+            self._changed.notify_all()
+
+    async def _give_up(self, reason: str) -> None:
+        message = f"{reason} (gave up after {self._failures} consecutive failures)"
+        log.error("action keeps dying, giving up", extra={"step": str(self.ref), "reason": reason})
+        async with self._changed:
+            self._gave_up = message
+            self._changed.notify_all()
+        self._backend.listener.step_down(self.ref, message, False)
+
+    async def _supervise(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            process = self.process
+            assert process is not None
+            watch = asyncio.create_task(self._watch_health(process))
+            try:
+                await process.wait_exit()
+            finally:
+                watch.cancel()
+            await self._set_ready(False)
+            if self._closing:
+                return
+            planned, self._planned_replacement = self._planned_replacement, False
+            reason = self._restart_reason or process.exit_reason()
+            self._restart_reason = None
+            await process.stop(grace=0.0)
+            delay = 0.0
+            if not planned:
+                if loop.time() - process.started_at >= self._policy.healthy_after_seconds:
+                    self._failures = 0
+                self._failures += 1
+                if self._policy.gives_up(self._failures):
+                    await self._give_up(reason)
+                    return
+                log.warning(
+                    "action process died",
+                    extra={"step": str(self.ref), "reason": reason, "failures": self._failures},
+                )
+                self._backend.listener.step_down(self.ref, reason, True)
+                delay = self._policy.delay(self._failures)
+            while True:
+                await asyncio.sleep(delay)
+                if self._closing:
+                    return
+                try:
+                    self.process = await self._spawn()
+                    break
+                except DeploymentFailed as error:
+                    self._failures += 1
+                    if self._policy.gives_up(self._failures):
+                        await self._give_up(error.detail)
+                        return
+                    log.warning(
+                        "action restart failed",
+                        extra={"step": str(self.ref), "reason": error.detail},
+                    )
+                    delay = self._policy.delay(self._failures)
+            self.restarts += 1
+            await self._set_ready(True)
+            if not planned:
+                log.info("action process restarted", extra={"step": str(self.ref)})
+                self._backend.listener.step_up(self.ref)
+
+    async def _watch_health(self, process: ActionProcess) -> None:
+        misses = 0
+        while process.alive:
+            await asyncio.sleep(self._options.health_interval_seconds)
+            if await process.check_health(self._options.health_timeout_seconds):
+                misses = 0
+                continue
+            misses += 1
+            if misses >= self._options.health_max_failures and process.alive:
+                self._restart_reason = "the action process stopped answering health checks"
+                log.warning("action process unhealthy, killing", extra={"step": str(self.ref)})
+                process.signal(signal.SIGKILL)
+                return
+
+    async def stop(self) -> None:
+        """Undeploy: stop supervising and stop the process."""
+        self._closing = True
+        async with self._changed:
+            self._changed.notify_all()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(BaseException):
+                await self._supervisor
+        if self.process is not None:
+            await self.process.stop()
+        for stopper in list(self._stoppers):
+            with contextlib.suppress(BaseException):
+                await stopper
+        shutil.rmtree(self._instance_dir, ignore_errors=True)
+
+    async def restart(self, reason: str) -> None:
+        """Replace a running process by a fresh one, counted as a failure (a trigger ended)."""
+        if self._gave_up is not None:
+            raise ActionUnavailable(self._gave_up)
+        if self._closing:
+            raise ActionUnavailable(f"step {self.ref} is being undeployed")
+        process = self.process
+        if process is None or not process.alive or not self._ready:
+            return  # already down: the supervisor is bringing it back
+        self._restart_reason = reason
+        self._ready = False
+        self._spawn_stopper(process)
+
+    def _replace_now(self, process: ActionProcess, why: str) -> None:
+        """Kill the process right away and start a fresh one, not counted as a failure."""
+        if not process.alive or self._closing:
+            return
+        log.info("replacing the action process", extra={"step": str(self.ref), "why": why})
+        self._planned_replacement = True
+        self._ready = False
+        process.signal(signal.SIGKILL)
+
+    def _spawn_stopper(self, process: ActionProcess) -> None:
+        stopper = asyncio.create_task(process.stop())
+        self._stoppers.add(stopper)
+        stopper.add_done_callback(self._stoppers.discard)
+
+    # -- runs ------------------------------------------------------------------------------
+
+    async def _await_ready(self) -> ActionProcess:
+        async with self._changed:
+            while True:
+                if self._gave_up is not None:
+                    raise ActionUnavailable(f"step {self.ref} is down: {self._gave_up}")
+                if self._closing:
+                    raise ActionUnavailable(f"step {self.ref} is being undeployed")
+                if self._ready and self.process is not None and self.process.alive:
+                    return self.process
+                await self._changed.wait()
+
+    async def run(self, request: ActionRunRequest) -> AsyncGenerator[ActionEvent, None]:
+        async with self._run_lock:
+            process = await self._await_ready()
+            stub = process.stub
+            assert stub is not None
+            yield ActionStarted()
+            process.reset_peak_memory()
+            cpu_before = process.cpu_seconds()
+            call = stub.Run(
+                run_request_to_proto(request.execution_id, request.inputs, request.work_dir)
+            )
+            settled = False
+            try:
+                async for reply in call:
+                    event = run_reply_from_proto(reply, datetime.now(UTC))
+                    if isinstance(event, ActionResult):
+                        settled = True
+                        event = replace(
+                            event,
+                            cpu_seconds=max(process.cpu_seconds() - cpu_before, 0.0),
+                            max_memory_bytes=process.peak_memory_bytes(),
+                        )
+                    if event is not None:
+                        yield event
+                settled = True
+            except aio.AioRpcError as error:
+                settled = True
+                if error.code() in _BROKEN_CALL:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(process.wait_exit()), 2.0)
+                if not process.alive:
+                    raise ActionCrashed(process.exit_reason()) from error
+                raise ActionCrashed(
+                    f"the action's Run call failed: {error.code().name}: {error.details()}"
+                ) from error
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # we are cancelled (Cancel order, timeout, shutdown)
+                # grpc cancels the calls of a closed channel: the process died meanwhile.
+                settled = True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(process.wait_exit()), 2.0)
+                raise ActionCrashed(process.exit_reason()) from None
+            finally:
+                if not settled:
+                    call.cancel()
+                    self._replace_now(process, f"execution {request.execution_id} was stopped")
+
+
+def _clean_instances(instances_dir: Path) -> int:
+    if not instances_dir.is_dir():
+        return 0
+    killed = sum(1 for pid_file in instances_dir.glob(f"*/*/{PID_FILE}") if kill_leftover(pid_file))
+    shutil.rmtree(instances_dir, ignore_errors=True)
+    return killed
+
+
+class LocalBackend:
+    """SiteBackend adapter running each deployed step as a local process."""
+
+    kind = "local"
+
+    def __init__(
+        self,
+        *,
+        artefacts: ArtefactCache,
+        instances_dir: Path,
+        options: ProcessOptions,
+        policy: RestartPolicy,
+    ) -> None:
+        self._artefacts = artefacts
+        self._instances_dir = instances_dir
+        self._options = options
+        self._policy = policy
+        self._instances: dict[StepRef, StepInstance] = {}
+        self.listener: StepListener = _NullListener()
+
+    def set_listener(self, listener: StepListener) -> None:
+        self.listener = listener
+
+    def instance(self, ref: StepRef) -> StepInstance | None:
+        return self._instances.get(ref)
+
+    def process_count(self) -> int:
+        return sum(1 for i in self._instances.values() if i.process is not None and i.process.alive)
+
+    def restart_count(self) -> int:
+        return sum(i.restarts for i in self._instances.values())
+
+    async def start(self) -> None:
+        """Clean what a previous worker on this cache left: partial downloads, and action
+        processes still running if it was killed without stopping them."""
+        self._artefacts.clean_partial()
+        killed = await asyncio.to_thread(_clean_instances, self._instances_dir)
+        if killed:
+            log.warning(
+                "stopped action processes left by a previous worker", extra={"count": killed}
+            )
+
+    async def deploy(self, spec: DeployStep) -> None:
+        current = self._instances.get(spec.ref)
+        if current is not None:
+            if current.spec == replace(spec, order_seq=current.spec.order_seq):
+                try:
+                    await current._await_ready()
+                    return
+                except ActionUnavailable:
+                    pass
+            await self.undeploy(spec.ref)
+        artefact_dir = await self._artefacts.get(spec.artefact_key, spec.artefact_sha256)
+        instance = StepInstance(
+            spec=spec,
+            artefact_dir=artefact_dir,
+            instance_dir=self._instances_dir
+            / _segment(spec.ref.deployment_id)
+            / _segment(spec.ref.step_id),
+            options=self._options,
+            policy=self._policy,
+            backend=self,
+        )
+        await instance.start()
+        self._instances[spec.ref] = instance
+
+    async def undeploy(self, ref: StepRef) -> None:
+        instance = self._instances.pop(ref, None)
+        if instance is not None:
+            await instance.stop()
+
+    async def run(
+        self, ref: StepRef, request: ActionRunRequest
+    ) -> AsyncGenerator[ActionEvent, None]:
+        instance = self._instances.get(ref)
+        if instance is None:
+            raise ActionUnavailable(f"step {ref} is not deployed on this site")
+        async with aclosing(instance.run(request)) as events:
+            async for event in events:
+                yield event
+
+    async def restart(self, ref: StepRef, reason: str) -> None:
+        instance = self._instances.get(ref)
+        if instance is None:
+            raise ActionUnavailable(f"step {ref} is not deployed on this site")
+        await instance.restart(reason)
+
+    async def close(self) -> None:
+        instances = list(self._instances.values())
+        self._instances.clear()
+        await asyncio.gather(*(instance.stop() for instance in instances), return_exceptions=True)

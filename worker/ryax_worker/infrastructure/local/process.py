@@ -1,0 +1,383 @@
+"""One action-wrapper process: start it from an unpacked artefact, health-check it, call Init,
+stop it (SIGTERM to its process group, then SIGKILL)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
+
+from ...domain.errors import DeploymentFailed
+from ...domain.model import LogStream, StepRef
+from ..proto import action_service_pb2 as apb
+from ..proto import action_service_pb2_grpc as apb_grpc
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+LINE_LIMIT = 1024 * 1024
+TAIL_LINES = 20
+PID_FILE = "pid"
+#: Variables of the worker's environment an action sees; never the worker's credentials.
+BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessOptions:
+    start_timeout_seconds: float = 60.0
+    stop_grace_seconds: float = 10.0
+    health_interval_seconds: float = 10.0
+    health_timeout_seconds: float = 5.0
+    health_max_failures: int = 3
+    #: The wrapper's own log level: its log (stderr) becomes the step's log on the runner.
+    wrapper_log_level: str = "warning"
+    #: Extra variables given to every action process (names from RYAX_ACTION_ENV_PASSTHROUGH).
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+    def environment(self) -> dict[str, str]:
+        env = {name: os.environ[name] for name in BASE_ENV if name in os.environ}
+        env.update(self.extra_env)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "the action process is still running"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"action process was killed by {name}"
+    return f"action process exited with code {code}"
+
+
+def kill_leftover(pid_file: Path) -> bool:
+    """Kill the process group of a wrapper a previous worker left running (it was killed
+    itself); True when there was one. The pid must still be an action wrapper's."""
+    try:
+        pid = int(pid_file.read_text(encoding="utf-8").strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return False
+    if b"ryax_action_wrapper" not in cmdline:
+        return False
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+        return True
+    return False
+
+
+def _read_port_file(path: Path) -> int | None:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+class ActionProcess:
+    """A started wrapper process (call start() once; stop() always)."""
+
+    def __init__(
+        self,
+        *,
+        ref: StepRef,
+        artefact_dir: Path,
+        instance_dir: Path,
+        options: ProcessOptions,
+        on_line: Callable[[LogStream, str], None],
+    ) -> None:
+        self.ref = ref
+        self._artefact_dir = artefact_dir
+        self._instance_dir = instance_dir
+        self._options = options
+        self._on_line = on_line
+        self._process: asyncio.subprocess.Process | None = None
+        self._channel: aio.Channel | None = None
+        self._pumps: list[asyncio.Task[None]] = []
+        self._stderr_tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self._exited = asyncio.Event()
+        self._waiter: asyncio.Task[None] | None = None
+        self.stub: apb_grpc.ActionServiceAsyncStub | None = None
+        self.started_at = 0.0
+        self.stopping = False
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.returncode if self._process is not None else None
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and not self._exited.is_set()
+
+    def exit_reason(self) -> str:
+        reason = describe_exit(self.returncode)
+        last = next((line for line in reversed(self._stderr_tail) if line.strip()), "")
+        return f"{reason}: {last.strip()}" if last else reason
+
+    async def wait_exit(self) -> int | None:
+        await self._exited.wait()
+        return self.returncode
+
+    # -- start -----------------------------------------------------------------------------
+
+    async def start(self, init: apb.InitRequest) -> None:
+        """Start the process and Init the action; raises DeploymentFailed with the reason."""
+        try:
+            await self._start(init)
+        except BaseException:
+            await self.stop(grace=1.0)
+            raise
+
+    async def _start(self, init: apb.InitRequest) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._options.start_timeout_seconds
+        self._instance_dir.mkdir(parents=True, exist_ok=True)
+        port_file = self._instance_dir / "port"
+        port_file.unlink(missing_ok=True)
+        run_sh = self._artefact_dir / "run.sh"
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                str(run_sh),
+                "--address",
+                "127.0.0.1:0",
+                "--port-file",
+                str(port_file),
+                "--log-level",
+                self._options.wrapper_log_level,
+                cwd=self._instance_dir,
+                env=self._options.environment(),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                limit=LINE_LIMIT,
+            )
+        except OSError as error:
+            raise DeploymentFailed(
+                f"cannot start the action process ({run_sh}): {error}"
+            ) from error
+        self.started_at = loop.time()
+        process = self._process
+        # Lets a worker that was killed find and stop this process when it starts again.
+        (self._instance_dir / PID_FILE).write_text(str(process.pid), encoding="utf-8")
+        assert process.stdout is not None and process.stderr is not None
+        self._pumps = [
+            asyncio.create_task(self._pump(process.stdout, LogStream.STDOUT)),
+            asyncio.create_task(self._pump(process.stderr, LogStream.STDERR)),
+        ]
+        self._waiter = asyncio.create_task(self._wait_process())
+        log.info("action process started", extra={"step": str(self.ref), "pid": process.pid})
+
+        port = await self._read_port(port_file, deadline)
+        self._channel = aio.insecure_channel(
+            f"127.0.0.1:{port}",
+            options=[
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        await self._until(self._channel.channel_ready(), deadline, "to accept connections")
+        await self._until(self._wait_healthy(deadline), deadline, "to be healthy")
+        self.stub = apb_grpc.ActionServiceStub(self._channel)
+        try:
+            reply = await self._until(
+                self.stub.Init(init, timeout=max(deadline - loop.time(), 0.1)), deadline, "to Init"
+            )
+        except aio.AioRpcError as error:
+            raise DeploymentFailed(self._broken("Init failed", error)) from error
+        if reply.error:
+            raise DeploymentFailed(f"Init failed: {reply.error}")
+        log.info(
+            "action initialised",
+            extra={
+                "step": str(self.ref),
+                "wrapper_version": reply.wrapper_version,
+                "python_version": reply.python_version,
+            },
+        )
+
+    async def _read_port(self, port_file: Path, deadline: float) -> int:
+        loop = asyncio.get_running_loop()
+        while True:
+            port = _read_port_file(port_file)
+            if port is not None:
+                return port
+            if self._exited.is_set():
+                raise DeploymentFailed(f"{self.exit_reason()} (while starting)")
+            if loop.time() > deadline:
+                raise DeploymentFailed(
+                    f"the action process did not listen within "
+                    f"{self._options.start_timeout_seconds:g} s"
+                )
+            await asyncio.sleep(0.05)
+
+    async def _until(self, work: Awaitable[T], deadline: float, what: str) -> T:
+        """Await `work` unless the process exits or the deadline passes first."""
+        loop = asyncio.get_running_loop()
+        task: asyncio.Future[T] = asyncio.ensure_future(work)
+        exited: asyncio.Future[bool] = asyncio.create_task(self._exited.wait())
+        try:
+            waited: list[asyncio.Future[Any]] = [task, exited]
+            done, _ = await asyncio.wait(
+                waited,
+                timeout=max(deadline - loop.time(), 0.0),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            exited.cancel()
+        if task in done:
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        if self._exited.is_set():
+            raise DeploymentFailed(f"{self.exit_reason()} (waiting for it {what})")
+        raise DeploymentFailed(
+            f"the action process did not get ready ({what}) within "
+            f"{self._options.start_timeout_seconds:g} s"
+        )
+
+    def _broken(self, what: str, error: aio.AioRpcError) -> str:
+        if self._exited.is_set():
+            return f"{what}: {self.exit_reason()}"
+        return f"{what}: {error.code().name}: {error.details()}"
+
+    async def _wait_healthy(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if await self.check_health(max(deadline - loop.time(), 0.1)):
+                return
+            await asyncio.sleep(0.1)
+
+    async def check_health(self, within_seconds: float) -> bool:
+        """True when the wrapper answers the gRPC health check ("" = the process)."""
+        if self._channel is None:
+            return False
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        try:
+            reply = await stub.Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=max(within_seconds, 0.1)
+            )
+        except grpc.RpcError:
+            return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+    # -- output and exit -------------------------------------------------------------------
+
+    async def _pump(self, stream: asyncio.StreamReader, kind: LogStream) -> None:
+        while True:
+            try:
+                raw = await stream.readline()
+            except (ValueError, asyncio.LimitOverrunError):
+                raw = await stream.read(LINE_LIMIT)
+            except OSError:
+                return
+            if not raw:
+                return
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            if kind == LogStream.STDERR:
+                self._stderr_tail.append(line)
+            log.debug("action output", extra={"step": str(self.ref), "line": line})
+            try:
+                self._on_line(kind, line)
+            except Exception:
+                log.exception("cannot forward an action process line")
+
+    async def _wait_process(self) -> None:
+        assert self._process is not None
+        await self._process.wait()
+        # Let the pumps drain what the process wrote last (the crash reason is often there).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*self._pumps, return_exceptions=True), 2.0)
+        self._exited.set()
+        log.info(
+            "action process exited",
+            extra={
+                "step": str(self.ref),
+                "pid": self._process.pid,
+                "code": self._process.returncode,
+            },
+        )
+
+    # -- stop ------------------------------------------------------------------------------
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self._process is None or self._process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._process.pid, sig)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """SIGTERM the process group, SIGKILL after the grace period; close the channel."""
+        self.stopping = True
+        grace = self._options.stop_grace_seconds if grace is None else grace
+        if self._process is not None and self._process.returncode is None:
+            self.signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._exited.wait()), grace)
+            except TimeoutError:
+                log.warning(
+                    "action process ignored SIGTERM, killing", extra={"step": str(self.ref)}
+                )
+                self.signal(signal.SIGKILL)
+        if self._process is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._exited.wait()), 10.0)
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+        for pump in self._pumps:
+            pump.cancel()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.cancel()
+
+    # -- resource usage (Linux /proc) --------------------------------------------------------
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the process and its waited-for children, in seconds (0 if unknown)."""
+        if self.pid is None:
+            return 0.0
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            ticks = sum(int(value) for value in fields[11:15])
+            return ticks / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
+    def reset_peak_memory(self) -> None:
+        if self.pid is None:
+            return
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+
+    def peak_memory_bytes(self) -> int:
+        if self.pid is None:
+            return 0
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            return 0
+        return 0

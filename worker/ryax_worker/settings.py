@@ -1,0 +1,211 @@
+"""Settings, read from the environment. Every variable is documented here with its default."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .domain.errors import InvalidInput
+from .domain.model import NodePool, parse_memory
+
+BACKENDS = ("local",)
+PLANNED_BACKENDS = ("slurm", "kubernetes")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    #: RYAX_RUNNER_GRPC_ADDRESS: the runner's WorkerService (host:port); the worker dials it.
+    runner_address: str = "127.0.0.1:8105"
+    #: RYAX_SITE_NAME: the site this worker serves (unique on the platform).
+    site_name: str = "local"
+    #: RYAX_WORKER_ID: stable id of this worker, kept across restarts (default: the site name).
+    worker_id: str = "local"
+    #: RYAX_WORKER_BACKEND: "local" (slurm and kubernetes are planned).
+    backend: str = "local"
+    #: RYAX_NODE_POOLS: JSON list of {"name","cpu","memory" (bytes or "8G"),"gpu"} or
+    #: "name:cpu:memory[:gpu],..."; default: one pool "default" with this machine's cores/memory.
+    node_pools: tuple[NodePool, ...] = ()
+    #: RYAX_SITE_LABELS: JSON object or "key=value,key=value".
+    site_labels: dict[str, str] = field(default_factory=dict)
+    #: RYAX_WORKER_CACHE_DIR: artefacts, action instances, execution work dirs.
+    #: Default: $XDG_CACHE_HOME/ryax/worker-<site> (~/.cache/ryax/worker-<site>).
+    cache_dir: Path = Path("~/.cache/ryax/worker-local")
+    #: RYAX_S3_ENDPOINT (host:port), RYAX_S3_ACCESS_KEY, RYAX_S3_SECRET_KEY, RYAX_S3_BUCKET
+    #: (default ryax), RYAX_S3_SECURE (default false): the shared filestore through the S3 API.
+    s3_endpoint: str | None = None
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_bucket: str = "ryax"
+    s3_secure: bool = False
+    #: RYAX_FILESTORE_DIR: a local-directory filestore, used when RYAX_S3_ENDPOINT is unset.
+    #: Default: $XDG_DATA_HOME/ryax/filestore (~/.local/share/ryax/filestore).
+    filestore_dir: Path = Path("~/.local/share/ryax/filestore")
+    #: RYAX_HTTP_HOST / RYAX_HTTP_PORT: health and metrics (/healthz /readyz /metrics).
+    http_host: str = "127.0.0.1"
+    http_port: int = 8107
+    #: RYAX_LOG_FORMAT: "json" or "text"; RYAX_LOG_LEVEL: debug, info, warning, error.
+    log_format: str = "text"
+    log_level: str = "info"
+    #: RYAX_HEARTBEAT_SECONDS: heartbeat period until the runner's Registered says otherwise.
+    heartbeat_seconds: float = 2.0
+    #: RYAX_RUNNER_SILENCE_SECONDS: reconnect when nothing came from the runner for that long
+    #: (it acknowledges heartbeats); 0 = never.
+    runner_silence_seconds: float = 30.0
+    #: RYAX_RECONNECT_MAX_SECONDS: longest wait between two connection attempts.
+    reconnect_max_seconds: float = 10.0
+    #: RYAX_SHUTDOWN_GRACE_SECONDS: on SIGTERM, how long running executions may go on.
+    shutdown_grace_seconds: float = 30.0
+    #: RYAX_ACTION_START_TIMEOUT_SECONDS: start + Init of an action process.
+    action_start_timeout_seconds: float = 120.0
+    #: RYAX_ACTION_STOP_GRACE_SECONDS: SIGTERM -> SIGKILL delay when stopping an action.
+    action_stop_grace_seconds: float = 10.0
+    #: RYAX_ACTION_MAX_FAILURES: consecutive deaths of an action before its step is FAILED.
+    action_max_failures: int = 5
+    #: RYAX_ACTION_LOG_LEVEL: log level of the action wrapper itself (its lines, and anything
+    #: the process prints outside an execution, become the step's log on the runner).
+    action_log_level: str = "warning"
+    #: RYAX_ACTION_ENV_PASSTHROUGH: comma-separated names of worker variables actions also see.
+    action_env_passthrough: tuple[str, ...] = ()
+
+    @property
+    def use_s3(self) -> bool:
+        return bool(self.s3_endpoint)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = dict(os.environ if env is None else env)
+        try:
+            return cls._from_env(e)
+        except (InvalidInput, ValueError) as error:
+            raise SystemExit(f"configuration error: {error}") from error
+
+    @classmethod
+    def _from_env(cls, e: dict[str, str]) -> Settings:
+        site = e.get("RYAX_SITE_NAME") or "local"
+        backend = (e.get("RYAX_WORKER_BACKEND") or "local").lower()
+        if backend not in BACKENDS:
+            planned = " (planned, not implemented yet)" if backend in PLANNED_BACKENDS else ""
+            raise ValueError(
+                f"RYAX_WORKER_BACKEND={backend!r}{planned}: supported backends are "
+                + ", ".join(BACKENDS)
+            )
+        cache_home = Path(e.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        data_home = Path(e.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+        s3_endpoint = e.get("RYAX_S3_ENDPOINT") or None
+        if s3_endpoint and not (e.get("RYAX_S3_ACCESS_KEY") and e.get("RYAX_S3_SECRET_KEY")):
+            raise ValueError("RYAX_S3_ACCESS_KEY and RYAX_S3_SECRET_KEY are required with S3")
+        return cls(
+            runner_address=e.get("RYAX_RUNNER_GRPC_ADDRESS") or "127.0.0.1:8105",
+            site_name=site,
+            worker_id=e.get("RYAX_WORKER_ID") or site,
+            backend=backend,
+            node_pools=parse_node_pools(e.get("RYAX_NODE_POOLS", "")),
+            site_labels=parse_labels(e.get("RYAX_SITE_LABELS", "")),
+            cache_dir=Path(
+                e.get("RYAX_WORKER_CACHE_DIR") or cache_home / "ryax" / f"worker-{site}"
+            ).expanduser(),
+            s3_endpoint=s3_endpoint,
+            s3_access_key=e.get("RYAX_S3_ACCESS_KEY", ""),
+            s3_secret_key=e.get("RYAX_S3_SECRET_KEY", ""),
+            s3_bucket=e.get("RYAX_S3_BUCKET") or "ryax",
+            s3_secure=_bool(e.get("RYAX_S3_SECURE", "false")),
+            filestore_dir=Path(
+                e.get("RYAX_FILESTORE_DIR") or data_home / "ryax" / "filestore"
+            ).expanduser(),
+            http_host=e.get("RYAX_HTTP_HOST") or "127.0.0.1",
+            http_port=int(e.get("RYAX_HTTP_PORT") or "8107"),
+            log_format=e.get("RYAX_LOG_FORMAT") or "text",
+            log_level=e.get("RYAX_LOG_LEVEL") or "info",
+            heartbeat_seconds=float(e.get("RYAX_HEARTBEAT_SECONDS") or "2"),
+            runner_silence_seconds=float(e.get("RYAX_RUNNER_SILENCE_SECONDS") or "30"),
+            reconnect_max_seconds=float(e.get("RYAX_RECONNECT_MAX_SECONDS") or "10"),
+            shutdown_grace_seconds=float(e.get("RYAX_SHUTDOWN_GRACE_SECONDS") or "30"),
+            action_start_timeout_seconds=float(e.get("RYAX_ACTION_START_TIMEOUT_SECONDS") or "120"),
+            action_stop_grace_seconds=float(e.get("RYAX_ACTION_STOP_GRACE_SECONDS") or "10"),
+            action_max_failures=int(e.get("RYAX_ACTION_MAX_FAILURES") or "5"),
+            action_log_level=e.get("RYAX_ACTION_LOG_LEVEL") or "warning",
+            action_env_passthrough=tuple(
+                name.strip()
+                for name in (e.get("RYAX_ACTION_ENV_PASSTHROUGH") or "").split(",")
+                if name.strip()
+            ),
+        )
+
+
+def _bool(text: str) -> bool:
+    return text.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def machine_node_pool() -> NodePool:
+    """One pool describing this machine."""
+    cpu = float(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        memory = 1024**3
+    return NodePool(name="default", cpu=cpu or 1.0, memory_bytes=memory, gpu=0)
+
+
+def parse_node_pools(text: str) -> tuple[NodePool, ...]:
+    """RYAX_NODE_POOLS: JSON, or "name:cpu:memory[:gpu]" items separated by commas."""
+    text = text.strip()
+    if not text:
+        return (machine_node_pool(),)
+    pools: list[NodePool] = []
+    if text.startswith("[") or text.startswith("{"):
+        data = json.loads(text)
+        items = [data] if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise InvalidInput("RYAX_NODE_POOLS", "expected a JSON list of pools")
+        for item in items:
+            if not isinstance(item, dict) or "name" not in item:
+                raise InvalidInput("RYAX_NODE_POOLS", f"a pool needs a name: {item!r}")
+            memory = item.get("memory_bytes", item.get("memory", 0))
+            pools.append(
+                NodePool(
+                    name=str(item["name"]),
+                    cpu=float(item.get("cpu", 0)),
+                    memory_bytes=memory if isinstance(memory, int) else parse_memory(str(memory)),
+                    gpu=int(item.get("gpu", 0)),
+                )
+            )
+    else:
+        for item in filter(None, (part.strip() for part in text.replace(";", ",").split(","))):
+            parts = item.split(":")
+            if len(parts) not in (3, 4):
+                raise InvalidInput(
+                    "RYAX_NODE_POOLS", f"{item!r}: expected name:cpu:memory[:gpu], e.g. big:8:32G"
+                )
+            pools.append(
+                NodePool(
+                    name=parts[0],
+                    cpu=float(parts[1]),
+                    memory_bytes=parse_memory(parts[2]),
+                    gpu=int(parts[3]) if len(parts) == 4 else 0,
+                )
+            )
+    names = [pool.name for pool in pools]
+    if len(set(names)) != len(names):
+        raise InvalidInput("RYAX_NODE_POOLS", f"pool names must be unique: {names}")
+    return tuple(pools)
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """RYAX_SITE_LABELS: a JSON object, or "key=value" items separated by commas."""
+    text = text.strip()
+    if not text:
+        return {}
+    if text.startswith("{"):
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise InvalidInput("RYAX_SITE_LABELS", "expected a JSON object")
+        return {str(k): str(v) for k, v in data.items()}
+    labels: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput("RYAX_SITE_LABELS", f"{item!r}: expected key=value")
+        labels[key.strip()] = value.strip()
+    return labels

@@ -1,0 +1,366 @@
+"""Real pieces for the worker's integration tests: hand-built action artefacts (the builder's
+layout, the real action-wrapper), a fake runner that is a real grpc.aio WorkerService server,
+the real S3 server (root conftest), and a worker wired by its own container."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import io
+import json
+import shutil
+import site
+import sys
+import tarfile
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc import aio
+
+import ryax_worker
+from ryax_worker.container import Container
+from ryax_worker.domain.model import RestartPolicy
+from ryax_worker.infrastructure.proto import worker_service_pb2 as wpb
+from ryax_worker.infrastructure.proto import worker_service_pb2_grpc as wpb_grpc
+from ryax_worker.settings import Settings, parse_node_pools
+
+REPO = Path(ryax_worker.__file__).resolve().parents[2]
+WRAPPER_PACKAGE = REPO / "action-wrapper" / "ryax_action_wrapper"
+
+
+# --------------------------------------------------------------------------- artefacts
+
+
+def build_artefact(
+    files: dict[str, str], *, kind: str = "processor", action_id: str = "test-action"
+) -> bytes:
+    """A built action as the builder makes it: manifest.json, code/, deps/, wrapper/, run.sh.
+
+    deps/ stays empty: run.sh puts this venv's site-packages (grpcio, protobuf) on PYTHONPATH
+    after deps, as the builder's `pip install --target deps` would provide them.
+    """
+    if not WRAPPER_PACKAGE.is_dir():
+        pytest.skip(f"{WRAPPER_PACKAGE} is missing")
+    interpreter = getattr(sys, "_base_executable", sys.executable)
+    site_packages = ":".join(site.getsitepackages())
+    run_sh = textwrap.dedent(
+        f"""\
+        #!/bin/sh
+        HERE="$(cd "$(dirname "$0")" && pwd)"
+        export PYTHONPATH="$HERE/wrapper:$HERE/deps:$HERE/code:{site_packages}"
+        exec {interpreter} -m ryax_action_wrapper "$@"
+        """
+    )
+    manifest = {
+        "action_id": action_id,
+        "action_version": "1.0",
+        "kind": kind,
+        "python": "3.11",
+        "wrapper_version": "test",
+    }
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+
+        def add(name: str, data: bytes, mode: int = 0o644) -> None:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            archive.addfile(info, io.BytesIO(data))
+
+        add("manifest.json", json.dumps(manifest).encode())
+        add("run.sh", run_sh.encode(), 0o755)
+        for name, text in files.items():
+            add(f"code/{name}", textwrap.dedent(text).encode())
+        dirs = tarfile.TarInfo("deps")
+        dirs.type = tarfile.DIRTYPE
+        archive.addfile(dirs)
+        for path in sorted(WRAPPER_PACKAGE.rglob("*")):
+            if "__pycache__" in path.parts or not path.is_file():
+                continue
+            relative = path.relative_to(WRAPPER_PACKAGE.parent).as_posix()
+            add(f"wrapper/{relative}", path.read_bytes())
+    return buffer.getvalue()
+
+
+@dataclass
+class Artefact:
+    key: str
+    sha256: str
+
+
+# --------------------------------------------------------------------------- fake runner
+
+
+@dataclass
+class Session:
+    register: wpb.Register
+    outbox: asyncio.Queue[wpb.RunnerMessage | None] = field(default_factory=asyncio.Queue)
+
+
+class FakeRunner(wpb_grpc.WorkerServiceServicer):
+    """Stands in for the runner: applies each report once (report_seq), acknowledges, sends
+    orders with increasing order_seq and re-sends the unacknowledged ones after a reconnect."""
+
+    def __init__(self) -> None:
+        self.received: list[wpb.WorkerMessage] = []
+        self.applied: list[wpb.WorkerMessage] = []
+        self.last_applied = 0
+        self.registers: list[wpb.Register] = []
+        self.session: Session | None = None
+        self.acking = True
+        self.orders: list[wpb.RunnerMessage] = []
+        self.acked_order = 0
+        self.heartbeat_seconds = 0.3
+        self.changed = asyncio.Event()
+
+    async def Connect(  # type: ignore[override]  # noqa: N802 - read/write API, no iterator
+        self, request_iterator: Any, context: Any
+    ) -> None:
+        first = await context.read()
+        if first is aio.EOF or first.WhichOneof("message") != "register":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Register first")
+        register = first.register
+        self.registers.append(register)
+        session = Session(register)
+        self.session = session
+        await context.write(
+            wpb.RunnerMessage(
+                registered=wpb.Registered(
+                    worker_id=register.worker_id,
+                    site_id="site-1",
+                    last_report_seq=self.last_applied,
+                    heartbeat_interval_seconds=self.heartbeat_seconds,
+                )
+            )
+        )
+        for order in self.orders:
+            if order.order_seq > max(register.last_seen_order_seq, self.acked_order):
+                session.outbox.put_nowait(order)
+        reader = asyncio.create_task(self._read(context, session))
+        try:
+            while True:
+                message = await session.outbox.get()
+                if message is None:
+                    return
+                await context.write(message)
+        finally:
+            reader.cancel()
+            if self.session is session:
+                self.session = None
+
+    async def _read(self, context: Any, session: Session) -> None:
+        while True:
+            message = await context.read()
+            if message is aio.EOF:
+                session.outbox.put_nowait(None)
+                return
+            self.received.append(message)
+            if message.report_seq > self.last_applied:
+                self.last_applied = message.report_seq
+                self.applied.append(message)
+                if message.WhichOneof("message") == "ack":
+                    self.acked_order = max(self.acked_order, message.ack.order_seq)
+            if self.acking:
+                session.outbox.put_nowait(
+                    wpb.RunnerMessage(report_ack=wpb.ReportAck(report_seq=self.last_applied))
+                )
+            self.changed.set()
+
+    # -- test helpers ------------------------------------------------------------------------
+
+    def send(self, **order: Any) -> int:
+        seq = len(self.orders) + 1
+        message = wpb.RunnerMessage(order_seq=seq, **order)
+        self.orders.append(message)
+        if self.session is not None:
+            self.session.outbox.put_nowait(message)
+        return seq
+
+    def break_stream(self) -> None:
+        """End the current stream from the runner's side (the worker must reconnect)."""
+        if self.session is not None:
+            self.session.outbox.put_nowait(None)
+
+    def applied_of(self, kind: str) -> list[Any]:
+        return [getattr(m, kind) for m in self.applied if m.WhichOneof("message") == kind]
+
+    def states(self, step_id: str = "s1") -> list[tuple[int, str]]:
+        return [
+            (s.state, s.reason) for s in self.applied_of("deployment_state") if s.step_id == step_id
+        ]
+
+    def result(self, execution_id: str) -> Any:
+        found = [r for r in self.applied_of("execution_result") if r.execution_id == execution_id]
+        return found[0] if found else None
+
+    def logs(self, execution_id: str) -> list[Any]:
+        return [
+            line for line in self.applied_of("execution_log") if line.execution_id == execution_id
+        ]
+
+    async def until(self, predicate: Callable[[], Any], within: float = 30.0) -> Any:
+        async with asyncio.timeout(within):
+            while True:
+                value = predicate()
+                if value:
+                    return value
+                self.changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.changed.wait(), 0.05)
+
+
+@pytest.fixture
+async def fake_runner() -> AsyncIterator[tuple[FakeRunner, str]]:
+    runner = FakeRunner()
+    server = aio.server()
+    wpb_grpc.add_WorkerServiceServicer_to_server(runner, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield runner, f"127.0.0.1:{port}"
+    await server.stop(0.5)
+
+
+# --------------------------------------------------------------------------- worker
+
+
+@dataclass
+class WorkerUnderTest:
+    container: Container
+    runner: FakeRunner
+    store: Any  # minio client on the test bucket
+    bucket: str
+    cache_dir: Path
+
+    def upload(self, key: str, data: bytes) -> None:
+        self.store.put_object(self.bucket, key, io.BytesIO(data), len(data))
+
+    def read(self, key: str) -> bytes:
+        response = self.store.get_object(self.bucket, key)
+        try:
+            return bytes(response.read())
+        finally:
+            response.close()
+            response.release_conn()
+
+    def artefact(self, files: dict[str, str], kind: str = "processor") -> Artefact:
+        data = build_artefact(files, kind=kind)
+        sha = hashlib.sha256(data).hexdigest()
+        key = f"artefacts/{sha}.tar.gz"
+        self.upload(key, data)
+        return Artefact(key=key, sha256=sha)
+
+    def deploy(
+        self,
+        artefact: Artefact,
+        *,
+        step_id: str = "s1",
+        kind: str = "processor",
+        inputs: list[wpb.IO] | None = None,
+        outputs: list[wpb.IO] | None = None,
+        trigger_inputs: dict[str, wpb.Value] | None = None,
+    ) -> int:
+        return self.runner.send(
+            deploy=wpb.Deploy(
+                deployment_id="d1",
+                step_id=step_id,
+                action_id="test-action",
+                action_version="1.0",
+                action_kind=kind,
+                artefact_key=artefact.key,
+                artefact_sha256=artefact.sha256,
+                is_trigger=kind == "trigger",
+                trigger_inputs=trigger_inputs or {},
+                inputs=inputs or [],
+                outputs=outputs or [],
+            )
+        )
+
+    def execute(
+        self,
+        execution_id: str,
+        inputs: dict[str, wpb.Value] | None = None,
+        *,
+        step_id: str = "s1",
+        timeout: float = 0.0,
+    ) -> int:
+        return self.runner.send(
+            execute=wpb.Execute(
+                execution_id=execution_id,
+                run_id="r1",
+                deployment_id="d1",
+                step_id=step_id,
+                inputs=inputs or {},
+                timeout_seconds=timeout,
+            )
+        )
+
+    async def ready(self, step_id: str = "s1") -> None:
+        await self.runner.until(
+            lambda: any(
+                s == wpb.DEPLOYMENT_STATE_KIND_READY for s, _ in self.runner.states(step_id)
+            ),
+            within=60,
+        )
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, s3_server: Any, fresh_bucket: str) -> Callable[[str], Settings]:
+    def make(runner_address: str) -> Settings:
+        return Settings(
+            runner_address=runner_address,
+            site_name="site-a",
+            worker_id="worker-a",
+            site_labels={"zone": "test"},
+            node_pools=parse_node_pools("small:2:4G"),
+            cache_dir=tmp_path / "cache",
+            s3_endpoint=s3_server.address,
+            s3_access_key=s3_server.access_key,
+            s3_secret_key=s3_server.secret_key,
+            s3_bucket=fresh_bucket,
+            heartbeat_seconds=0.3,
+            action_start_timeout_seconds=60,
+            action_stop_grace_seconds=3,
+        )
+
+    return make
+
+
+@pytest.fixture
+async def worker(
+    fake_runner: tuple[FakeRunner, str],
+    make_settings: Callable[[str], Settings],
+    s3_server: Any,
+    fresh_bucket: str,
+) -> AsyncIterator[WorkerUnderTest]:
+    runner, address = fake_runner
+    settings = make_settings(address)
+    container = Container(settings=settings)
+    backend = container.backend()
+    # Quick restarts in tests; two consecutive deaths and the step is FAILED.
+    backend._policy = RestartPolicy(
+        initial_delay_seconds=0.2, max_delay_seconds=1, max_consecutive_failures=2
+    )
+    backend._options = replace(backend._options, health_interval_seconds=1.0)
+    await container.filestore().ensure_bucket()
+    await backend.start()
+    connection = container.connection()
+    connection.start()
+    under_test = WorkerUnderTest(
+        container=container,
+        runner=runner,
+        store=s3_server.client(),
+        bucket=fresh_bucket,
+        cache_dir=settings.cache_dir,
+    )
+    await runner.until(lambda: connection.connected, within=15)
+    try:
+        yield under_test
+    finally:
+        await container.worker().shutdown(grace_seconds=5)
+        await connection.close(flush_timeout=2)
+        shutil.rmtree(settings.cache_dir, ignore_errors=True)
