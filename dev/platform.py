@@ -199,6 +199,16 @@ def service_env(service: Service, s: Secrets) -> dict[str, str]:
     database = devlib.with_database(pg_dsn(), service.database)
     env["RYAX_DATABASE_URL"] = devlib.to_sqlalchemy_url(database)
     env["RYAX_HTTP_PORT"] = str(service.http_port)
+    data = DEV / "data"
+    if service.folder == "repository":
+        # The demo imports examples/actions from this machine: local paths are allowed here
+        # (and only here: the default refuses local and private addresses).
+        env["RYAX_REPOSITORY_ALLOW_LOCAL"] = "true"
+        env["RYAX_REPOSITORY_WORK_DIR"] = str(data / "repository")
+    elif service.folder == "action-builder":
+        env["RYAX_BUILDER_CACHE_DIR"] = str(data / "builder-cache")
+    elif service.folder == "worker":
+        env["RYAX_WORKER_CACHE_DIR"] = str(data / "worker-cache")
     return env
 
 

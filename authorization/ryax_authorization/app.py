@@ -30,7 +30,7 @@ def create_app(container: Container) -> web.Application:
             async with container.engine().connect() as conn:
                 await conn.execute(sa.text("SELECT 1"))
             return True
-        except Exception:
+        except Exception:  # noqa: BLE001 - readiness answers false, it never raises
             return False
 
     add_operational_routes(app, api, metrics, ready)

@@ -95,7 +95,7 @@ class AuthorizationUseCases:
 
     # ---- sessions --------------------------------------------------------------------------
     async def login(self, username: str, password: str) -> LoginResult:
-        """Same answer for an unknown user and a wrong password; lock out after repeated failures."""
+        """Same answer for unknown user and wrong password; lockout after repeated failures."""
         now = self._clock.now()
         async with self._uow() as uow:
             user = await uow.users.get_by_username(username)
