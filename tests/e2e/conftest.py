@@ -28,7 +28,11 @@ class RunningPlatform:
 
 def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*PLATFORM, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        [*PLATFORM, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         check=False,
     )
 
@@ -54,7 +58,8 @@ def platform() -> Iterator[RunningPlatform]:
     env = _env_of("authorization")
     try:
         yield RunningPlatform(
-            url=env["RYAX_GATEWAY_URL"], admin_user=env["RYAX_ADMIN_USER"],
+            url=env["RYAX_GATEWAY_URL"],
+            admin_user=env["RYAX_ADMIN_USER"],
             admin_password=env["RYAX_ADMIN_PASSWORD"],
         )
     finally:

@@ -327,3 +327,30 @@ def test_missing_project_and_forbidden_project(demo: Demo, ryax: Ryax) -> None:
     out = ryax("workflow", "list", "-p", "no-such-project-e2e")
     assert out.code in (1, 4)  # not found, or not a member: the server decides which
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- 20 runs
+
+
+def test_twenty_runs_through_the_http_endpoint_each_with_its_own_outputs(
+    live: Platform, demo: Demo
+) -> None:
+    """Trigger -> report (file) -> count (file in, file + int out) -> shout and slug (fan-out)
+    -> join (fan-in) -> log: 20 runs, every answer checked against its own input."""
+    from ryax_cli.sdk import Client
+
+    client = Client(live.url)
+    client.login(demo.user, demo.password)
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta"]
+    for i in range(20):
+        text = " ".join(words[: 1 + i % len(words)]) + f" run {i}"
+        run = client.runs.trigger(demo.project, DEMO_WORKFLOW, {"text": text}, timeout=120)
+        assert run.succeeded, f"run {i} ({run.id}) {run.state}: {run.error}"
+        slug = text.lower().replace(" ", "-")
+        # The report is the title "Posted text" (2 words) followed by the text.
+        expected = {"summary": f"{text.upper()} | {slug}", "words": len(text.split()) + 2}
+        assert run.outputs == expected, f"run {i}"
+        detail = client.runs.show(demo.project, run.id)
+        steps = {s.step for s in detail.info.steps}
+        assert {"report", "count", "shout", "slug", "join", "log"} <= steps
+    client.close()
