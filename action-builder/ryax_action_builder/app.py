@@ -1,0 +1,155 @@
+"""Build the container, open resources, consume build orders; stop cleanly on SIGTERM.
+
+Start-up runs in the background (the wrapper layer may take a few seconds to prepare the first
+time, the broker may not be up yet): /healthz answers at once, /readyz once consuming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import web
+
+from .container import SERVICE, Container
+from .infrastructure.api.web import add_operational_routes
+from .infrastructure.logging import configure_logging
+from .infrastructure.messaging.consumer import Consumer, PoisonMessage, Subscription
+from .infrastructure.messaging.mappers import (
+    EXCHANGE,
+    ORDER_TYPE,
+    REPOSITORY_EXCHANGE,
+    build_order_from_proto,
+)
+from .settings import Settings
+
+log = logging.getLogger("ryax_action_builder")
+QUEUE = "action-builder.builds"
+STARTUP_RETRY_SECONDS = 3.0
+
+
+def make_consumer(container: Container) -> Consumer:
+    builder = container.builder()
+    metrics = container.metrics()
+
+    async def on_order(message_id: str, type_: str, body: bytes) -> None:
+        if type_ and type_ != ORDER_TYPE:
+            raise PoisonMessage(f"unexpected message type {type_!r}")
+        order = build_order_from_proto(body)
+        log.info(
+            "build order",
+            extra={
+                "build_id": order.build_id,
+                "message_id": message_id,
+                "action": f"{order.action_id}:{order.action_version}",
+            },
+        )
+        metrics.building.inc()
+        try:
+            outcome = await builder.handle(order)
+        finally:
+            metrics.building.dec()
+        log.info(
+            "build answered",
+            extra={
+                "build_id": order.build_id,
+                "outcome": type(outcome).__name__,
+                "seconds": round(outcome.duration_seconds, 2),
+            },
+        )
+
+    return Consumer(
+        container.broker(),
+        QUEUE,
+        [Subscription(exchange=REPOSITORY_EXCHANGE, routing_keys=(ORDER_TYPE,))],
+        on_order,
+        prefetch=1,  # strictly one build at a time per builder
+    )
+
+
+def create_app(container: Container) -> web.Application:
+    settings: Settings = container.settings()
+    app = web.Application()
+    broker, filestore, build_tool = (
+        container.broker(),
+        container.filestore(),
+        container.build_tool(),
+    )
+    consumer = make_consumer(container)
+    started = asyncio.Event()
+
+    async def ready() -> dict[str, bool]:
+        try:
+            await asyncio.wait_for(filestore.ping(), 5)
+            filestore_ok = True
+        except Exception:  # noqa: BLE001 - readiness answers, it does not raise
+            filestore_ok = False
+        return {
+            "broker": broker.is_connected,
+            "consuming": consumer.consuming,
+            "filestore": filestore_ok,
+            "build_tool": build_tool.ready,
+        }
+
+    add_operational_routes(app, container.metrics(), ready)
+
+    async def start() -> None:
+        while True:
+            try:
+                await filestore.start()
+                await build_tool.start()
+                if not broker.is_connected:
+                    await broker.connect()
+                await broker.declare_exchange(EXCHANGE)
+                await consumer.start()
+                started.set()
+                log.info("consuming build orders", extra={"queue": QUEUE})
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any start-up failure is retried
+                log.warning(
+                    "start-up failed, retrying", extra={"error": f"{type(exc).__name__}: {exc}"}
+                )
+                await asyncio.sleep(STARTUP_RETRY_SECONDS)
+
+    async def on_startup(app: web.Application) -> None:
+        app[STARTUP] = asyncio.create_task(start())
+
+    async def on_shutdown(app: web.Application) -> None:
+        task = app[STARTUP]
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if started.is_set():
+            await consumer.stop(settings.shutdown_grace_seconds)
+
+    async def on_cleanup(_: web.Application) -> None:
+        await broker.close()
+
+    app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+STARTUP = web.AppKey("startup", asyncio.Task[None])
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    configure_logging(SERVICE, settings.log_format, settings.log_level)
+    container = Container(settings=settings)
+    app = create_app(container)
+    log.info("starting", extra={"host": settings.http_host, "port": settings.http_port})
+    # aiohttp handles SIGTERM/SIGINT: on_shutdown lets the build in hand finish (or abandons
+    # it unacknowledged after the grace period), then the broker connection closes.
+    web.run_app(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        print=None,
+        shutdown_timeout=settings.shutdown_grace_seconds + 15,
+    )

@@ -1,0 +1,93 @@
+"""Settings, read from the environment. Every variable is documented here with its default."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    #: RYAX_AMQP_URL: the broker (orders from ryax.repository, answers to ryax.action-builder).
+    amqp_url: str
+    #: RYAX_HTTP_HOST / RYAX_HTTP_PORT: health, readiness and metrics only.
+    http_host: str = "127.0.0.1"
+    http_port: int = 8106
+    #: RYAX_LOG_FORMAT: "json" or "text"; RYAX_LOG_LEVEL: debug, info, warning, error.
+    log_format: str = "text"
+    log_level: str = "info"
+    #: RYAX_S3_ENDPOINT (host:port, or http(s)://host:port), RYAX_S3_ACCESS_KEY,
+    #: RYAX_S3_SECRET_KEY, RYAX_S3_BUCKET (default ryax), RYAX_S3_SECURE (default false),
+    #: RYAX_S3_REGION (default none). Without an endpoint the local-directory filestore is used.
+    s3_endpoint: str | None = None
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_bucket: str = "ryax"
+    s3_secure: bool = False
+    s3_region: str | None = None
+    #: RYAX_FILESTORE_DIR: the local-directory filestore (when RYAX_S3_ENDPOINT is unset).
+    filestore_dir: Path | None = None
+    #: RYAX_BUILDER_CACHE_DIR: pip's cache and the wrapper's dependency layer, kept between
+    #: builds and restarts (default ~/.cache/ryax-action-builder).
+    cache_dir: Path = field(
+        default_factory=lambda: Path("~/.cache/ryax-action-builder").expanduser()
+    )
+    #: RYAX_BUILDER_WORK_DIR: scratch space for builds (default: the system's temp directory).
+    work_dir: Path | None = None
+    #: RYAX_BUILDER_PYTHON: the interpreter whose pip builds the artefacts; the artefacts run
+    #: on the same Python version (default: the builder's own interpreter).
+    python: str = sys.executable
+    #: RYAX_BUILDER_PIP_TIMEOUT_SECONDS: a pip install taking longer fails the build.
+    pip_timeout_seconds: float = 900.0
+    #: RYAX_BUILDER_SHUTDOWN_GRACE_SECONDS: on SIGTERM, how long the build in hand may finish
+    #: before it is abandoned (unacknowledged: the order is redelivered).
+    shutdown_grace_seconds: float = 60.0
+    #: RYAX_BUILDER_MAX_SOURCE_BYTES: largest unpacked source archive accepted.
+    max_source_bytes: int = 256 * 1024 * 1024
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = dict(os.environ if env is None else env)
+
+        def required(name: str) -> str:
+            value = e.get(name)
+            if not value:
+                raise SystemExit(f"configuration error: {name} is required")
+            return value
+
+        endpoint = e.get("RYAX_S3_ENDPOINT") or None
+        secure = e.get("RYAX_S3_SECURE", "false").strip().lower() in ("1", "true", "yes")
+        if endpoint is not None:
+            if endpoint.startswith("https://"):
+                secure = True
+            endpoint = endpoint.removeprefix("https://").removeprefix("http://").rstrip("/")
+        filestore_dir = e.get("RYAX_FILESTORE_DIR") or None
+        if endpoint is None and filestore_dir is None:
+            raise SystemExit(
+                "configuration error: set RYAX_S3_ENDPOINT (S3 filestore) or RYAX_FILESTORE_DIR "
+                "(local-directory filestore)"
+            )
+        return cls(
+            amqp_url=required("RYAX_AMQP_URL"),
+            http_host=e.get("RYAX_HTTP_HOST", "127.0.0.1"),
+            http_port=int(e.get("RYAX_HTTP_PORT", "8106")),
+            log_format=e.get("RYAX_LOG_FORMAT", "text"),
+            log_level=e.get("RYAX_LOG_LEVEL", "info"),
+            s3_endpoint=endpoint,
+            s3_access_key=e.get("RYAX_S3_ACCESS_KEY", ""),
+            s3_secret_key=e.get("RYAX_S3_SECRET_KEY", ""),
+            s3_bucket=e.get("RYAX_S3_BUCKET", "ryax"),
+            s3_secure=secure,
+            s3_region=e.get("RYAX_S3_REGION") or None,
+            filestore_dir=Path(filestore_dir) if filestore_dir else None,
+            cache_dir=Path(
+                e.get("RYAX_BUILDER_CACHE_DIR") or "~/.cache/ryax-action-builder"
+            ).expanduser(),
+            work_dir=Path(e["RYAX_BUILDER_WORK_DIR"]) if e.get("RYAX_BUILDER_WORK_DIR") else None,
+            python=e.get("RYAX_BUILDER_PYTHON") or sys.executable,
+            pip_timeout_seconds=float(e.get("RYAX_BUILDER_PIP_TIMEOUT_SECONDS", "900")),
+            shutdown_grace_seconds=float(e.get("RYAX_BUILDER_SHUTDOWN_GRACE_SECONDS", "60")),
+            max_source_bytes=int(e.get("RYAX_BUILDER_MAX_SOURCE_BYTES", str(256 * 1024 * 1024))),
+        )

@@ -1,0 +1,333 @@
+"""The builder against the real RabbitMQ, S3 server and pip (PyPI): build, run the artefact,
+cache, pip failure, redelivery after a crash, and the service as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import grpc
+import pytest
+from aiohttp.test_utils import TestServer
+
+from ryax_action_builder.app import create_app, make_consumer
+from ryax_action_builder.application.build_log import BuildLog
+from ryax_action_builder.container import Container
+from ryax_action_builder.domain.model import BuildPlan, outcome_event_id
+from ryax_action_builder.infrastructure.filestore import S3Filestore
+from ryax_action_builder.infrastructure.proto import builder_events_pb2 as pb
+from ryax_action_builder.settings import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+Sender = Callable[..., Any]
+Answers = Any  # conftest.Answers
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    return {
+        "RYAX_AMQP_URL": settings.amqp_url,
+        "RYAX_HTTP_PORT": str(settings.http_port),
+        "RYAX_S3_ENDPOINT": settings.s3_endpoint or "",
+        "RYAX_S3_ACCESS_KEY": settings.s3_access_key,
+        "RYAX_S3_SECRET_KEY": settings.s3_secret_key,
+        "RYAX_S3_BUCKET": settings.s3_bucket,
+        "RYAX_S3_REGION": settings.s3_region or "",
+        "RYAX_BUILDER_CACHE_DIR": str(settings.cache_dir),
+        "RYAX_BUILDER_WORK_DIR": str(settings.work_dir or ""),
+        "RYAX_BUILDER_SHUTDOWN_GRACE_SECONDS": str(settings.shutdown_grace_seconds),
+    }
+
+
+@pytest.fixture
+def filestore(settings: Settings) -> S3Filestore:
+    assert settings.s3_endpoint is not None
+    return S3Filestore(
+        endpoint=settings.s3_endpoint,
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key,
+        bucket=settings.s3_bucket,
+        region=settings.s3_region,
+    )
+
+
+def store_in(filestore: S3Filestore, tmp_path: Path) -> Callable[[str, bytes], Any]:
+    async def store(key: str, data: bytes) -> None:
+        await filestore.write_bytes(key, data, "application/gzip")
+
+    return store
+
+
+@pytest.fixture
+async def builder(settings: Settings) -> AsyncIterator[Container]:
+    """The whole service in this process (aiohttp app: start-up, consumer, shutdown)."""
+    container = Container(settings=settings)
+    server = TestServer(create_app(container), port=settings.http_port)
+    await server.start_server()
+    async with aiohttp.ClientSession() as http:
+        deadline = time.monotonic() + 120
+        while True:
+            async with http.get(f"http://127.0.0.1:{settings.http_port}/readyz") as resp:
+                if resp.status == 200:
+                    break
+                assert time.monotonic() < deadline, await resp.text()
+            await asyncio.sleep(0.2)
+    yield container
+    await server.close()
+
+
+def decode(message: Any) -> pb.ActionBuilt | pb.ActionBuildFailed:
+    if message.routing_key == "ActionBuilt":
+        return pb.ActionBuilt.FromString(message.body)
+    return pb.ActionBuildFailed.FromString(message.body)
+
+
+async def run_artefact(artefact: Path, work: Path) -> tuple[Any, Any]:
+    """Unpack the artefact as a worker would, start run.sh, Init and Run over gRPC."""
+    # The worker's side of the contract, from the wrapper's own generated code (another
+    # package: imported by name so each service type-checks alone).
+    wpb: Any = importlib.import_module(
+        "ryax_action_wrapper.infrastructure.proto.action_service_pb2"
+    )
+    wpb_grpc: Any = importlib.import_module(
+        "ryax_action_wrapper.infrastructure.proto.action_service_pb2_grpc"
+    )
+
+    unpacked = work / "unpacked"
+    with tarfile.open(artefact) as tar:
+        tar.extractall(unpacked, filter="data")
+    manifest = json.loads((unpacked / "manifest.json").read_text())
+    assert os.access(unpacked / "run.sh", os.X_OK)
+    socket = work / "action.sock"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    # The artefact must not lean on the builder's virtualenv: a bare interpreter runs it.
+    env["RYAX_PYTHON"] = sys.base_exec_prefix + "/bin/python3"
+    process = subprocess.Popen(  # noqa: ASYNC220 - started once, then awaited over gRPC
+        [str(unpacked / "run.sh"), "--address", f"unix:{socket}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not socket.exists():
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        async with grpc.aio.insecure_channel(f"unix:{socket}") as channel:
+            stub = wpb_grpc.ActionServiceStub(channel)
+            init = await stub.Init(
+                wpb.InitRequest(
+                    action_dir=str(unpacked / "code"),
+                    kind=manifest["kind"],
+                    inputs=[wpb.IO(name="text", type="string")],
+                    outputs=[wpb.IO(name="slug", type="string")],
+                )
+            )
+            assert init.error == "", init.traceback
+            replies = [
+                r
+                async for r in stub.Run(
+                    wpb.RunRequest(
+                        execution_id="x",
+                        inputs={"text": wpb.Value(string_value="Hello, World!")},
+                        work_dir=str(work / "exec"),
+                    )
+                )
+            ]
+        return manifest, replies
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def test_build_run_cache_and_failure(
+    builder: Container,
+    answers: Answers,
+    order_sender: Sender,
+    filestore: S3Filestore,
+    tmp_path: Path,
+    slugify_files: dict[str, str],
+) -> None:
+    store = store_in(filestore, tmp_path)
+
+    # 1. A new action with one small PyPI dependency.
+    started = time.monotonic()
+    await order_sender(store, "build-1", slugify_files)
+    await answers.wait_for(1)
+    new_build_seconds = time.monotonic() - started
+    built = decode(answers.messages[0])
+    assert isinstance(built, pb.ActionBuilt), built
+    assert answers.messages[0].message_id == outcome_event_id("build-1", "ActionBuilt")
+    assert not built.cached
+    assert built.artefact_key.startswith("artefacts/") and len(built.artefact_sha256) == 64
+    assert "pip install --target deps -r requirements.txt" in built.build_log
+    assert "python-slugify" in built.build_log
+    print(
+        f"\nnew build with one small dependency: {new_build_seconds:.2f}s "
+        f"(builder-measured {built.duration_seconds:.2f}s)"
+    )
+    assert new_build_seconds <= 20
+
+    # 2. The artefact runs: run.sh, Init, Run over gRPC.
+    artefact = tmp_path / "artefact.tar.gz"
+    await filestore.download(built.artefact_key, artefact)
+    manifest, replies = await run_artefact(artefact, tmp_path)
+    assert manifest["kind"] == "processor" and manifest["python"] == "3.11"
+    result = replies[-1].result
+    assert result.status == 1, result.error  # COMPLETED
+    assert result.outputs["slug"].string_value == "hello-world"
+    assert replies[0].log.line == "slugifying Hello, World!"
+
+    # 3. Unchanged: answered from the cache.
+    started = time.monotonic()
+    await order_sender(store, "build-2", slugify_files)
+    await answers.wait_for(2)
+    cached_seconds = time.monotonic() - started
+    cached = decode(answers.messages[1])
+    assert isinstance(cached, pb.ActionBuilt)
+    assert cached.cached
+    assert (cached.artefact_key, cached.artefact_sha256) == (
+        built.artefact_key,
+        built.artefact_sha256,
+    )
+    print(
+        f"unchanged rebuild (cache hit): {cached_seconds:.2f}s "
+        f"(builder-measured {cached.duration_seconds:.2f}s)"
+    )
+    assert cached_seconds <= 1.0
+
+    # 4. A requirement that does not exist: ActionBuildFailed with pip's error.
+    bad = {**slugify_files, "requirements.txt": "ryax-no-such-package-for-tests==0.0.1\n"}
+    await order_sender(store, "build-3", bad)
+    await answers.wait_for(3)
+    failed = decode(answers.messages[2])
+    assert isinstance(failed, pb.ActionBuildFailed), failed
+    assert failed.reason == (
+        "requirements.txt: No matching distribution found for ryax-no-such-package-for-tests==0.0.1"
+    )
+    assert "ERROR: No matching distribution found" in failed.build_log
+    assert answers.messages[2].message_id == outcome_event_id("build-3", "ActionBuildFailed")
+
+    # 5. An unsafe archive is refused.
+    unsafe = {**slugify_files, "../escape.py": "print('out')"}
+    await order_sender(store, "build-4", unsafe)
+    await answers.wait_for(4)
+    refused = decode(answers.messages[3])
+    assert isinstance(refused, pb.ActionBuildFailed)
+    assert "escapes the archive root" in refused.reason
+
+
+class BlockingBuildTool:
+    """Holds the build until the test 'crashes' the builder."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.entered = asyncio.Event()
+
+    @property
+    def python_version(self) -> str:
+        return str(self.real.python_version)
+
+    @property
+    def wrapper_version(self) -> str:
+        return str(self.real.wrapper_version)
+
+    async def build(
+        self, plan: BuildPlan, source_dir: Path, work_dir: Path, log: BuildLog, built_at: datetime
+    ) -> Path:
+        self.entered.set()
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+
+async def test_order_is_redelivered_after_a_crash_mid_build(
+    settings: Settings,
+    answers: Answers,
+    order_sender: Sender,
+    filestore: S3Filestore,
+    tmp_path: Path,
+    slugify_files: dict[str, str],
+) -> None:
+    # Builder A takes the order and dies mid-build (its connection drops, nothing acked).
+    crashing = Container(settings=settings)
+    real_tool = crashing.build_tool()
+    await real_tool.start()
+    blocking = BlockingBuildTool(real_tool)
+    crashing.build_tool.override(blocking)
+    await filestore.start()
+    await crashing.broker().connect()
+    consumer_a = make_consumer(crashing)
+    await consumer_a.start()
+    files = {**slugify_files, "ryax_handler.py": slugify_files["ryax_handler.py"] + "\n# v2\n"}
+    await order_sender(store_in(filestore, tmp_path), "build-crash", files)
+    await asyncio.wait_for(blocking.entered.wait(), 60)
+    await crashing.broker().close()  # the process is gone: the broker requeues the order
+    await consumer_a.stop(grace_seconds=0)
+    assert answers.messages == []
+
+    # Builder B (a fresh process in real life) gets the order again and answers it.
+    container = Container(settings=settings)
+    server = TestServer(create_app(container), port=settings.http_port)
+    await server.start_server()
+    try:
+        await answers.wait_for(1, seconds=180)
+        answer = decode(answers.messages[0])
+        assert isinstance(answer, pb.ActionBuilt), answer
+        assert answers.messages[0].message_id == outcome_event_id("build-crash", "ActionBuilt")
+        assert not answer.cached
+        await asyncio.sleep(1)
+        assert len(answers.messages) == 1
+    finally:
+        await server.close()
+
+
+def test_service_process_builds_and_stops_on_sigterm(
+    settings: Settings, filestore: S3Filestore, tmp_path: Path
+) -> None:
+    """`python -m ryax_action_builder`: ready, answers, metrics, then SIGTERM stops it."""
+
+    async def scenario(process: subprocess.Popen[bytes]) -> None:
+        base = f"http://127.0.0.1:{settings.http_port}"
+        async with aiohttp.ClientSession() as http:
+            deadline = time.monotonic() + 120
+            while True:
+                assert process.poll() is None, "the builder exited"
+                try:
+                    async with http.get(base + "/readyz") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                assert time.monotonic() < deadline, "the builder never became ready"
+                await asyncio.sleep(0.2)
+            async with http.get(base + "/healthz") as resp:
+                assert resp.status == 200
+            async with http.get(base + "/metrics") as resp:
+                assert "ryax_builds_total" in await resp.text()
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ryax_action_builder"],
+        env={**os.environ, **settings_env(settings)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        asyncio.run(scenario(process))
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -1,0 +1,261 @@
+"""The use cases of the wrapper: load an action (Init) and run it (Run).
+
+One execution at a time: a processor's executions are queued behind a lock that is released
+only when the user code really returned (a sync handler in a thread cannot be interrupted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import logging
+import traceback
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..domain.errors import DomainError
+from ..domain.io import PathProbe, Value, convert_inputs, validate_outputs
+from ..domain.model import (
+    ActionConfig,
+    ActionKind,
+    Event,
+    ExecutionResult,
+    InitOutcome,
+    LogStream,
+    RunStatus,
+    clamp_fraction,
+    describe_exception,
+)
+from .channel import EventChannel
+from .context import activated
+from .ports import CodeLoader, CodeLoadError, OutputCapture, WorkingDirectory
+from .trigger_service import TriggerService
+
+log = logging.getLogger(__name__)
+_WRAPPER_DIR = str(Path(__file__).resolve().parents[1])
+
+
+class NotInitialized(Exception):
+    """Run before a successful Init."""
+
+
+@dataclass
+class _Execution:
+    """The context the `ryax` helper module sees during one Run."""
+
+    execution_id: str
+    channel: EventChannel
+
+    def report_progress(self, fraction: float, message: str) -> None:
+        self.channel.emit_progress(clamp_fraction(fraction), str(message or ""))
+
+
+class ActionRuntime:
+    def __init__(
+        self,
+        *,
+        loader: CodeLoader,
+        capture: OutputCapture,
+        workdir: WorkingDirectory,
+        probe: PathProbe,
+    ) -> None:
+        self._loader = loader
+        self._capture = capture
+        self._workdir = workdir
+        self._probe = probe
+        self._config: ActionConfig | None = None
+        self._entry: Callable[..., Any] | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def config(self) -> ActionConfig | None:
+        return self._config
+
+    @property
+    def ready(self) -> bool:
+        return self._entry is not None
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    def init(self, config: ActionConfig) -> InitOutcome:
+        """Load the user code; the outcome says why it cannot run, if it cannot."""
+        self._entry = None
+        self._config = config
+        try:
+            entry = self._loader.load(config.action_dir, config.kind)
+        except CodeLoadError as exc:
+            return InitOutcome(error=exc.error, traceback=exc.traceback)
+        if config.kind is ActionKind.TRIGGER and config.trigger_inputs:
+            # Check the trigger's static inputs now rather than at Run.
+            try:
+                convert_inputs(config.inputs, config.trigger_inputs, self._probe)
+            except DomainError as exc:
+                return InitOutcome(error=exc.detail)
+        self._entry = entry
+        return InitOutcome()
+
+    async def run(
+        self, execution_id: str, inputs: Mapping[str, Value], work_dir: str
+    ) -> AsyncIterator[Event]:
+        """The events of one execution (processor, publisher) or of the trigger's life; the
+        last one is the ExecutionResult. Cancelling the iteration cancels the execution."""
+        if self._entry is None or self._config is None:
+            raise NotInitialized("the action is not loaded: call Init first (and check its error)")
+        await self._lock.acquire()
+        loop = asyncio.get_running_loop()
+        channel = EventChannel(loop)
+        if self._config.kind is ActionKind.TRIGGER:
+            body = self._run_trigger(channel, self._entry, self._config, work_dir)
+        else:
+            body = self._run_handler(channel, self._entry, self._config, inputs, work_dir)
+        task = asyncio.create_task(
+            self._execute(channel, execution_id, work_dir, body), name=f"execution-{execution_id}"
+        )
+        task.add_done_callback(lambda _: self._lock.release())
+        try:
+            async for event in channel.events():
+                yield event
+        finally:
+            if not task.done():
+                task.cancel()
+            channel.close()
+
+    async def _execute(
+        self,
+        channel: EventChannel,
+        execution_id: str,
+        work_dir: str,
+        body: Coroutine[Any, Any, ExecutionResult],
+    ) -> None:
+        result = ExecutionResult(status=RunStatus.FAILED, error="the execution did not end")
+        try:
+            with (
+                self._capture.capturing(channel.emit_line),
+                activated(_Execution(execution_id, channel)),
+                self._workdir.entered(work_dir),
+            ):
+                result = await body
+        except asyncio.CancelledError:
+            channel.close()
+            raise
+        except Exception as exc:
+            log.exception("execution failed in the wrapper", extra={"execution": execution_id})
+            result = ExecutionResult(
+                status=RunStatus.FAILED,
+                error=f"action wrapper error: {exc}",
+                traceback=traceback.format_exc(),
+            )
+        finally:
+            body.close()  # never started when the set-up failed
+        # The capture has ended: every line is queued, so the result goes after all of them.
+        channel.finish(result)
+
+    async def _run_handler(
+        self,
+        channel: EventChannel,
+        entry: Callable[..., Any],
+        config: ActionConfig,
+        inputs: Mapping[str, Value],
+        work_dir: str,
+    ) -> ExecutionResult:
+        try:
+            request = convert_inputs(config.inputs, inputs, self._probe)
+        except DomainError as exc:
+            return ExecutionResult(status=RunStatus.FAILED, error=exc.detail)
+        try:
+            returned = await _call(entry, request)
+        except Exception as exc:  # noqa: BLE001 - any user error fails the execution
+            return _failed(exc)
+        try:
+            outputs = validate_outputs(
+                config.outputs, returned, work_dir=work_dir, probe=self._probe
+            )
+        except DomainError as exc:
+            return ExecutionResult(status=RunStatus.FAILED, error=exc.detail)
+        if outputs.ignored:
+            channel.emit_line(
+                LogStream.LOG,
+                f"WARNING ryax: ignored undeclared output(s): {', '.join(outputs.ignored)}",
+            )
+        if outputs.single:
+            return ExecutionResult(status=RunStatus.COMPLETED, outputs=outputs.sets[0])
+        return ExecutionResult(status=RunStatus.COMPLETED, outputs_list=outputs.sets)
+
+    async def _run_trigger(
+        self,
+        channel: EventChannel,
+        entry: Callable[..., Any],
+        config: ActionConfig,
+        work_dir: str,
+    ) -> ExecutionResult:
+        try:
+            input_values = convert_inputs(config.inputs, config.trigger_inputs, self._probe)
+        except DomainError as exc:
+            return ExecutionResult(status=RunStatus.FAILED, error=exc.detail)
+        service = TriggerService(
+            channel=channel,
+            outputs=config.outputs,
+            input_values=input_values,
+            work_dir=work_dir,
+            probe=self._probe,
+            loop=asyncio.get_running_loop(),
+        )
+        try:
+            await _call(entry, service, input_values)
+        except Exception as exc:  # noqa: BLE001 - a crashing trigger ends its Run, FAILED
+            return _failed(exc)
+        return ExecutionResult(status=RunStatus.COMPLETED)
+
+
+async def _call(entry: Callable[..., Any], *args: Any) -> Any:
+    """Await an async entry on the loop; run a sync one in a thread (the server stays
+    responsive). A thread cannot be interrupted: on cancellation, wait until it returns."""
+    if inspect.iscoroutinefunction(entry):
+        return await entry(*args)
+    loop = asyncio.get_running_loop()
+    ctx = contextvars.copy_context()
+    future = loop.run_in_executor(None, ctx.run, entry, *args)
+    try:
+        returned = await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])
+        raise
+    if inspect.isawaitable(returned):
+        returned = await returned
+    return returned
+
+
+def _failed(exc: BaseException) -> ExecutionResult:
+    error, status = describe_exception(exc)
+    return ExecutionResult(
+        status=RunStatus.FAILED, error=error, traceback=user_traceback(exc), http_status=status
+    )
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback from the first frame of user code (the wrapper's frames are noise)."""
+    te = traceback.TracebackException.from_exception(exc)
+    frames = list(te.stack)
+    start = 0
+    for index, frame in enumerate(frames):
+        if not _is_plumbing(frame.filename):
+            start = index
+            break
+    else:
+        start = len(frames)
+    te.stack = traceback.StackSummary.from_list(frames[start:])
+    return "".join(te.format())
+
+
+def _is_plumbing(filename: str) -> bool:
+    if filename.startswith(_WRAPPER_DIR):
+        return True
+    parts = Path(filename).parts
+    return any(p in ("asyncio", "concurrent") for p in parts[-3:-1]) or filename.endswith(
+        ("threading.py", "contextvars.py")
+    )

@@ -1,0 +1,57 @@
+"""The wrapper process: serve ActionService and the standard gRPC health service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
+
+from ...application.runtime import ActionRuntime
+from ..proto import action_service_pb2_grpc as pb_grpc
+from .servicer import SERVICE_NAME, ActionServicer
+
+log = logging.getLogger(__name__)
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+GRACE_SECONDS = 5.0
+
+
+async def serve(runtime: ActionRuntime, address: str, port_file: str | None = None) -> None:
+    """Serve until SIGTERM/SIGINT. Health: "" is SERVING while the process is up; the
+    ActionService name is SERVING once Init succeeded (NOT_SERVING after a trigger ended)."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ]
+    )
+    health_servicer = health.aio.HealthServicer()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+    pb_grpc.add_ActionServiceServicer_to_server(ActionServicer(runtime, health_servicer), server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port(address)
+    if port == 0 and not address.startswith("unix:"):
+        raise SystemExit(f"cannot listen on {address}")
+    await server.start()
+    if port_file:
+        _write_port(port_file, port)
+    log.info("listening", extra={"address": address, "port": port})
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping")
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(GRACE_SECONDS)
+
+
+def _write_port(port_file: str, port: int) -> None:
+    """For `--address 127.0.0.1:0`: the caller reads the port the system chose (atomically)."""
+    with open(port_file + ".tmp", "w") as f:
+        f.write(str(port))
+    os.replace(port_file + ".tmp", port_file)

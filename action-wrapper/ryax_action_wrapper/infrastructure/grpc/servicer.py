@@ -1,0 +1,85 @@
+"""ActionService over gRPC (grpc.aio): thin edge around ActionRuntime."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+from grpc_health.v1 import health, health_pb2  # type: ignore[import-untyped]
+
+from ...application.runtime import ActionRuntime
+from ...domain.errors import InvalidDeclaration
+from ...domain.model import ActionKind, ExecutionResult, InitOutcome, RunStatus
+from ..proto import action_service_pb2 as pb
+from ..proto import action_service_pb2_grpc as pb_grpc
+from . import mappers
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ActionService"].full_name
+
+
+class ActionServicer(pb_grpc.ActionServiceServicer):
+    def __init__(self, runtime: ActionRuntime, health_servicer: health.aio.HealthServicer) -> None:
+        self._runtime = runtime
+        self._health = health_servicer
+
+    async def Init(  # noqa: N802 - the gRPC method name
+        self, request: pb.InitRequest, context: grpc.aio.ServicerContext
+    ) -> pb.InitReply:
+        if self._runtime.busy:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, "an execution is running; Init refused"
+            )
+        try:
+            config = mappers.config_from_proto(request)
+        except InvalidDeclaration as exc:
+            outcome = InitOutcome(error=exc.detail)
+        else:
+            # Importing heavy libraries takes time: keep the server (and health) responsive.
+            outcome = await asyncio.to_thread(self._runtime.init, config)
+        await self._set_serving(outcome.ok)
+        log.info(
+            "init",
+            extra={
+                "action": f"{request.action_id}:{request.action_version}",
+                "kind": request.kind,
+                "error": outcome.error,
+            },
+        )
+        return mappers.init_reply_to_proto(outcome)
+
+    async def Run(  # noqa: N802 - the gRPC method name
+        self, request: pb.RunRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.RunReply]:
+        if not self._runtime.ready:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "the action is not loaded: call Init first (and check its error)",
+            )
+        config = self._runtime.config
+        is_trigger = config is not None and config.kind is ActionKind.TRIGGER
+        inputs = mappers.values_from_proto(request.inputs)
+        async for event in self._runtime.run(request.execution_id, inputs, request.work_dir):
+            if isinstance(event, ExecutionResult):
+                if is_trigger:
+                    # A trigger whose run() ended makes no more runs: health checks see it.
+                    await self._set_serving(False)
+                log.info(
+                    "execution ended",
+                    extra={
+                        "execution": request.execution_id,
+                        "status": str(event.status),
+                        "error": event.error if event.status is RunStatus.FAILED else "",
+                    },
+                )
+            yield mappers.event_to_proto(event)
+
+    async def _set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        await self._health.set(SERVICE_NAME, status)
