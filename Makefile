@@ -16,8 +16,8 @@ SERVICES := authorization repository action-builder studio runner worker action-
 # Installed (editable) are the service folders that have a pyproject.toml.
 PY_SERVICES := $(strip $(foreach s,$(SERVICES),$(if $(wildcard $(s)/pyproject.toml),$(s))))
 PY_PACKAGES := $(strip $(foreach s,$(PY_SERVICES),$(if $(wildcard $(s)/ryax_$(subst -,_,$(s))/__init__.py),$(s)/ryax_$(subst -,_,$(s)))))
-LINT_PATHS := $(wildcard $(SERVICES) proto-registry tests dev conftest.py)
-TEST_DIRS := $(wildcard $(SERVICES:%=%/tests) proto-registry/tests tests/e2e dev/tests)
+LINT_PATHS := $(wildcard $(SERVICES) proto-registry tests dev bench conftest.py)
+TEST_DIRS := $(wildcard $(SERVICES:%=%/tests) proto-registry/tests tests/e2e dev/tests bench/tests)
 # Typed developer tooling. dev/platform.py is checked on its own: passed with the others, mypy
 # would resolve the standard library's `platform` to it.
 DEV_TYPED := conftest.py dev/devlib.py dev/gen_importlinter.py
@@ -26,12 +26,13 @@ empty :=
 space := $(empty) $(empty)
 
 .PHONY: help venv deps test lint format typecheck lint-imports protos protos-check pytest \
-	demo down status logs clean
+	demo down status logs clean bench
 
 help:
 	@echo "make test          set up (venv, PostgreSQL, RabbitMQ) and run every check and test suite"
 	@echo "make demo          set up and start the platform under supervisord (then: status, down)"
 	@echo "make status        state and health of each platform program"
+	@echo "make bench         benchmarks vs Prefect 3 and Celery, against the running platform (make demo first; BENCH_ARGS='--runs 20 --only chain')"
 	@echo "make down          stop the platform (PostgreSQL and RabbitMQ keep running)"
 	@echo "make venv          create/update .venv (services editable + dev/requirements-dev.txt)"
 	@echo "make deps          make sure PostgreSQL and RabbitMQ run; writes .dev/env"
@@ -120,3 +121,8 @@ logs:
 
 clean:
 	rm -rf .mypy_cache .ruff_cache .import_linter_cache .dev/pytest .dev/pytest-summary
+
+# Benchmarks against the running platform (`make demo` first); peers get their own venvs in
+# .dev/bench, never .venv. Results: .dev/bench/{bench.txt,results.json,bench.png}.
+bench: venv deps
+	$(PY) bench/run.py $(BENCH_ARGS)

@@ -181,7 +181,11 @@ async def test_exception_and_list_outputs(
     res = result(await run(listing, tmp_path / "w2", text=pb.Value(string_value="x y z")))
     assert res.status == pb.RUN_STATUS_COMPLETED
     assert [s.outputs["word"].string_value for s in res.outputs_list] == ["x", "y", "z"]
-    assert len(res.outputs) == 0
+    assert len(res.outputs) == 0 and res.outputs_is_list
+    # An empty list is told apart from "no outputs": nothing runs downstream.
+    res = result(await run(listing, tmp_path / "w2b", text=pb.Value(string_value="")))
+    assert res.status == pb.RUN_STATUS_COMPLETED
+    assert res.outputs_is_list and len(res.outputs_list) == 0
 
     # Missing and wrong outputs fail the execution, naming the output.
     bad = channel_to(start_wrapper())

@@ -241,6 +241,7 @@ class FakeWorker:
             out = await self.handler(e.step_id, inputs)
             result.status = pb.EXECUTION_STATUS_COMPLETED
             if isinstance(out, list):
+                result.outputs_is_list = True
                 for item in out:
                     s = result.outputs_list.add()
                     for k, v in item.items():

@@ -299,6 +299,11 @@ class Executions:
                 ended_at=self._clock.now(),
                 outputs=outputs,
                 outputs_list=outputs_list,
+                outputs_is_list=(
+                    outcome.status == ExecutionStatus.COMPLETED
+                    and result is not None
+                    and result.outputs_is_list
+                ),
                 error=outcome.error,
                 traceback=outcome.traceback,
                 http_status=result.http_status if result is not None else 0,

@@ -73,6 +73,7 @@ class ActionResult:
     status: ActionStatus
     outputs: Values = field(default_factory=dict)
     outputs_list: tuple[Values, ...] = ()
+    outputs_is_list: bool = False  # a list was returned (maybe empty: nothing downstream)
     error: str = ""
     traceback: str = ""
     http_status: int = 0

@@ -253,6 +253,7 @@ class ExecutionFinished:
     ended_at: datetime
     outputs: Values = field(default_factory=dict)
     outputs_list: tuple[Values, ...] = ()
+    outputs_is_list: bool = False
     error: str = ""
     traceback: str = ""
     http_status: int = 0

@@ -170,6 +170,7 @@ def result_to_proto(result: ExecutionResult) -> pb.Result:
         status=_STATUSES[result.status],
         outputs=values_to_proto(result.outputs or {}),
         outputs_list=[pb.OutputSet(outputs=values_to_proto(s)) for s in result.outputs_list or []],
+        outputs_is_list=result.outputs_list is not None,
         error=result.error,
         traceback=result.traceback,
         http_status=result.http_status,

@@ -146,13 +146,15 @@ def report_from_proto(msg: pb.WorkerMessage) -> Report | None:
         )
     if kind == "execution_result":
         r = msg.execution_result
+        # outputs_is_list tells an empty list (nothing runs downstream) from no outputs.
+        is_list = r.outputs_is_list or len(r.outputs_list) > 0
         return ExecutionEnded(
             execution_id=r.execution_id,
             result=ExecutionResult(
                 outcome=OUTCOMES.get(r.status, Outcome.FAILED),
-                outputs=values_from_proto(r.outputs) if len(r.outputs_list) == 0 else None,
+                outputs=None if is_list else values_from_proto(r.outputs),
                 outputs_list=[values_from_proto(s.outputs) for s in r.outputs_list]
-                if len(r.outputs_list) > 0
+                if is_list
                 else None,
                 error=r.error or ("" if r.status else "the worker reported no status"),
                 traceback=r.traceback,

@@ -312,6 +312,7 @@ def report_to_proto(seq: int, report: Report) -> wpb.WorkerMessage:
         _runner_values(report.outputs, result.outputs)
         for values in report.outputs_list:
             _runner_values(values, result.outputs_list.add().outputs)
+        result.outputs_is_list = report.outputs_is_list
         result.error, result.traceback = report.error, report.traceback
         result.started_at.CopyFrom(timestamp_to_proto(report.started_at))
         result.ended_at.CopyFrom(timestamp_to_proto(report.ended_at))
@@ -402,6 +403,7 @@ def run_reply_from_proto(reply: apb.RunReply, now: datetime) -> ActionEvent | No
             status=ActionStatus.COMPLETED if completed else ActionStatus.FAILED,
             outputs=values_from_proto(r.outputs),
             outputs_list=tuple(values_from_proto(s.outputs) for s in r.outputs_list),
+            outputs_is_list=r.outputs_is_list,
             error=r.error if completed or r.error else "the action failed without a message",
             traceback=r.traceback,
             http_status=r.http_status,

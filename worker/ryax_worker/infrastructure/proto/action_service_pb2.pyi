@@ -403,6 +403,7 @@ class Result(_message.Message):
     TRACEBACK_FIELD_NUMBER: _builtins.int
     HTTP_STATUS_FIELD_NUMBER: _builtins.int
     OUTPUTS_LIST_FIELD_NUMBER: _builtins.int
+    OUTPUTS_IS_LIST_FIELD_NUMBER: _builtins.int
     LOG_LINE_COUNT_FIELD_NUMBER: _builtins.int
     status: Global___RunStatus.ValueType
     error: _builtins.str
@@ -411,6 +412,10 @@ class Result(_message.Message):
     """Python traceback of the user code, when there is one."""
     http_status: _builtins.int
     """HTTP status carried by the user's exception (a code the user attached to it); 0 = none."""
+    outputs_is_list: _builtins.bool
+    """True when the handler returned a list (possibly empty: nothing runs downstream); then
+    outputs_list holds the sets and outputs is empty.
+    """
     log_line_count: _builtins.int
     """Number of Log messages sent in this Run stream (the highest Log.seq)."""
     @_builtins.property
@@ -432,11 +437,12 @@ class Result(_message.Message):
         traceback: _builtins.str = ...,
         http_status: _builtins.int = ...,
         outputs_list: _abc.Iterable[Global___OutputSet] | None = ...,
+        outputs_is_list: _builtins.bool = ...,
         log_line_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "http_status", b"http_status", "log_line_count", b"log_line_count", "outputs", b"outputs", "outputs_list", b"outputs_list", "status", b"status", "traceback", b"traceback"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "http_status", b"http_status", "log_line_count", b"log_line_count", "outputs", b"outputs", "outputs_is_list", b"outputs_is_list", "outputs_list", b"outputs_list", "status", b"status", "traceback", b"traceback"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -456,6 +456,7 @@ class ExecutionResult(_message.Message):
     ENDED_AT_FIELD_NUMBER: _builtins.int
     HTTP_STATUS_FIELD_NUMBER: _builtins.int
     OUTPUTS_LIST_FIELD_NUMBER: _builtins.int
+    OUTPUTS_IS_LIST_FIELD_NUMBER: _builtins.int
     LOG_LINE_COUNT_FIELD_NUMBER: _builtins.int
     CPU_SECONDS_FIELD_NUMBER: _builtins.int
     MAX_MEMORY_BYTES_FIELD_NUMBER: _builtins.int
@@ -467,6 +468,8 @@ class ExecutionResult(_message.Message):
     """Python traceback of the user code, when there is one."""
     http_status: _builtins.int
     """HTTP status chosen by the user code (an exception carrying a code); 0 = none."""
+    outputs_is_list: _builtins.bool
+    """True when the action returned a list (possibly empty: nothing runs downstream of it)."""
     log_line_count: _builtins.int
     """Number of ExecutionLog lines sent for this execution (the highest ExecutionLog.seq), so the
     runner knows when it has them all.
@@ -500,13 +503,14 @@ class ExecutionResult(_message.Message):
         ended_at: _timestamp_pb2.Timestamp | None = ...,
         http_status: _builtins.int = ...,
         outputs_list: _abc.Iterable[Global___OutputSet] | None = ...,
+        outputs_is_list: _builtins.bool = ...,
         log_line_count: _builtins.int = ...,
         cpu_seconds: _builtins.float = ...,
         max_memory_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ended_at", b"ended_at", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu_seconds", b"cpu_seconds", "ended_at", b"ended_at", "error", b"error", "execution_id", b"execution_id", "http_status", b"http_status", "log_line_count", b"log_line_count", "max_memory_bytes", b"max_memory_bytes", "outputs", b"outputs", "outputs_list", b"outputs_list", "started_at", b"started_at", "status", b"status", "traceback", b"traceback"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu_seconds", b"cpu_seconds", "ended_at", b"ended_at", "error", b"error", "execution_id", b"execution_id", "http_status", b"http_status", "log_line_count", b"log_line_count", "max_memory_bytes", b"max_memory_bytes", "outputs", b"outputs", "outputs_is_list", b"outputs_is_list", "outputs_list", b"outputs_list", "started_at", b"started_at", "status", b"status", "traceback", b"traceback"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,28 @@
+"""The worker's protobuf mappers carry "the action returned a list" end to end."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from ryax_worker.domain.model import ExecutionFinished, ExecutionId, ExecutionStatus
+from ryax_worker.infrastructure.grpc.mappers import report_to_proto
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("is_list", [True, False])
+def test_an_empty_list_result_is_not_mistaken_for_no_outputs(is_list: bool) -> None:
+    finished = ExecutionFinished(
+        execution_id=ExecutionId("e1"),
+        status=ExecutionStatus.COMPLETED,
+        started_at=AT,
+        ended_at=AT,
+        outputs_list=(),
+        outputs_is_list=is_list,
+    )
+    message = report_to_proto(7, finished)
+    assert message.report_seq == 7
+    assert message.execution_result.outputs_is_list is is_list
+    assert len(message.execution_result.outputs_list) == 0
