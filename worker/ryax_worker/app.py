@@ -7,10 +7,11 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from .container import Container
 from .infrastructure.api.metrics import WorkerCollector
-from .infrastructure.api.web import Api, Metrics, add_operational_routes, make_middlewares
+from .infrastructure.api.web import add_operational_routes
 from .infrastructure.logging import configure_logging
 from .settings import Settings
 
@@ -20,13 +21,12 @@ SERVICE = "worker"
 
 def create_app(container: Container) -> web.Application:
     settings: Settings = container.settings()
-    metrics = Metrics(SERVICE)
-    api = Api(title="Ryax worker", prefix="/worker")
-    app = web.Application(middlewares=make_middlewares(metrics))
+    registry = CollectorRegistry()
+    app = web.Application()
     connection = container.connection()
     worker = container.worker()
     backend = container.backend()
-    metrics.registry.register(
+    registry.register(
         WorkerCollector(
             stats=worker.stats,
             connected=lambda: connection.connected,
@@ -39,7 +39,7 @@ def create_app(container: Container) -> web.Application:
     async def ready() -> bool:
         return connection.connected and worker.accepting
 
-    add_operational_routes(app, api, metrics, ready)
+    add_operational_routes(app, registry, ready)
 
     async def startup(_: web.Application) -> None:
         settings.cache_dir.mkdir(parents=True, exist_ok=True)
