@@ -13,11 +13,13 @@ STAMP := $(VENV)/.ryax-installed
 
 # Keep in sync with SERVICES in dev/gen_importlinter.py and dev/platform.py.
 SERVICES := authorization repository action-builder studio runner worker action-wrapper cli
-# Installed (editable) are the service folders that have a pyproject.toml.
-PY_SERVICES := $(strip $(foreach s,$(SERVICES),$(if $(wildcard $(s)/pyproject.toml),$(s))))
+# The platform kit (kit/, package ryax_kit): the plumbing every service depends on.
+KIT := kit
+# Installed (editable) are the kit and the service folders that have a pyproject.toml.
+PY_SERVICES := $(strip $(foreach s,$(KIT) $(SERVICES),$(if $(wildcard $(s)/pyproject.toml),$(s))))
 PY_PACKAGES := $(strip $(foreach s,$(PY_SERVICES),$(if $(wildcard $(s)/ryax_$(subst -,_,$(s))/__init__.py),$(s)/ryax_$(subst -,_,$(s)))))
-LINT_PATHS := $(wildcard $(SERVICES) proto-registry tests dev bench conftest.py)
-TEST_DIRS := $(wildcard $(SERVICES:%=%/tests) proto-registry/tests tests/e2e dev/tests bench/tests)
+LINT_PATHS := $(wildcard $(KIT) $(SERVICES) proto-registry tests dev bench conftest.py)
+TEST_DIRS := $(wildcard $(KIT)/tests $(SERVICES:%=%/tests) proto-registry/tests tests/e2e dev/tests bench/tests)
 # Typed developer tooling. dev/platform.py is checked on its own: passed with the others, mypy
 # would resolve the standard library's `platform` to it.
 DEV_TYPED := conftest.py dev/devlib.py dev/gen_importlinter.py

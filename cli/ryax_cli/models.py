@@ -1,68 +1,150 @@
-"""What the SDK returns: typed, read-only views over the server's JSON.
+"""What the SDK returns: typed, read-only views over the services' JSON answers.
 
-Every model keeps the server's document in `raw` (the `-o json` output of the CLI) and reads
-its fields tolerantly, so a field the server adds later never breaks an older client.
+Each model reads every field from exactly one key of the answer, the one the service sends:
+`KEYS` maps a field to its key (`a.b` is key `b` of the object under `a`), and `SCHEMAS` names
+the response schemas of the services' OpenAPI documents the model reads. A field in `OPTIONAL`
+may be absent or null (it then has its default); the schemas require the others.
+`NESTED` names the model of each field that holds objects. `cli/tests/unit/test_models_contract.py`
+checks all of it against the services' OpenAPI, so a renamed key fails a test instead of
+showing up as an empty column. Every model keeps the whole answer in `raw` (the `-o json`
+output), so a field a service adds later reaches `-o json` without a new client.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from .errors import problem_text
-
-
-def _str(d: dict[str, Any], *keys: str, default: str = "") -> str:
-    for key in keys:
-        value = d.get(key)
-        if value is not None and value != "":
-            return str(value)
-    return default
+from .errors import RyaxError, problem_text
 
 
-def _opt_str(d: dict[str, Any], *keys: str) -> str | None:
-    value = _str(d, *keys)
-    return value or None
+@dataclass(frozen=True)
+class Schema:
+    """A response schema of a service's OpenAPI document (`components.schemas.<name>`)."""
 
-
-def _time(d: dict[str, Any], *keys: str) -> datetime | None:
-    for key in keys:
-        value = d.get(key)
-        if isinstance(value, str) and value:
-            try:
-                return datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                continue
-    return None
-
-
-def _list(d: Any, *keys: str) -> list[Any]:
-    """A list answer, bare or wrapped in an object under one of `keys` (or `items`)."""
-    if isinstance(d, list):
-        return d
-    if isinstance(d, dict):
-        for key in (*keys, "items", "results", "data"):
-            value = d.get(key)
-            if isinstance(value, list):
-                return value
-    return []
-
-
-def _dict(d: dict[str, Any], *keys: str) -> dict[str, Any]:
-    for key in keys:
-        value = d.get(key)
-        if isinstance(value, dict):
-            return value
-    return {}
+    service: str
+    name: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class Model:
     raw: dict[str, Any] = field(repr=False, compare=False)
 
+    #: the response schemas this model reads (a key is in every one, an OPTIONAL key in one)
+    SCHEMAS: ClassVar[tuple[Schema, ...]] = ()
+    #: field -> the one key it is read from
+    KEYS: ClassVar[Mapping[str, str]] = {}
+    #: fields whose key may be absent or null
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset()
+    #: field -> the model of the object(s) under its key
+    NESTED: ClassVar[Mapping[str, type[Model]]] = {}
+
+    @classmethod
+    def from_json(cls, d: Any) -> Self:
+        raise NotImplementedError
+
+
+M = TypeVar("M", bound=Model)
+
+
+class _Reader:
+    """Reads the fields of one answer, each from the key its model declares (and no other)."""
+
+    def __init__(self, model: type[Model], doc: Any) -> None:
+        if not isinstance(doc, dict):
+            raise RyaxError(
+                f"unexpected answer from the server: expected an object ({model.__name__}), "
+                f"got {type(doc).__name__}"
+            )
+        self._model = model
+        self.doc: dict[str, Any] = doc
+
+    def value(self, name: str) -> Any:
+        found: Any = self.doc
+        for part in self._model.KEYS[name].split("."):
+            found = found.get(part) if isinstance(found, dict) else None
+        return found
+
+    def text(self, name: str) -> str:
+        found = self.value(name)
+        return "" if found is None else str(found)
+
+    def opt_text(self, name: str) -> str | None:
+        return self.text(name) or None
+
+    def flag(self, name: str) -> bool:
+        return self.value(name) is True
+
+    def integer(self, name: str) -> int | None:
+        found = self.value(name)
+        return found if isinstance(found, int) and not isinstance(found, bool) else None
+
+    def number(self, name: str) -> float | None:
+        found = self.value(name)
+        if isinstance(found, bool) or not isinstance(found, int | float):
+            return None
+        return float(found)
+
+    def time(self, name: str) -> datetime | None:
+        found = self.value(name)
+        if not isinstance(found, str) or not found:
+            return None
+        try:
+            return datetime.fromisoformat(found)
+        except ValueError:
+            return None
+
+    def mapping(self, name: str) -> dict[str, Any]:
+        found = self.value(name)
+        return found if isinstance(found, dict) else {}
+
+    def texts(self, name: str) -> list[str]:
+        found = self.value(name)
+        return [str(item) for item in found] if isinstance(found, list) else []
+
+    def many(self, name: str, model: type[M]) -> list[M]:
+        self._nested(name, model)
+        found = self.value(name)
+        return [model.from_json(item) for item in found] if isinstance(found, list) else []
+
+    def one(self, name: str, model: type[M]) -> M | None:
+        self._nested(name, model)
+        found = self.value(name)
+        return model.from_json(found) if found is not None else None
+
+    def _nested(self, name: str, model: type[Model]) -> None:
+        if self._model.NESTED.get(name) is not model:
+            raise TypeError(f"{self._model.__name__}.NESTED must declare {name}: {model.__name__}")
+
+
+@dataclass(frozen=True)
+class Listing(Generic[M]):
+    """A list answer: the items under `key` of the `schema` object the service answers."""
+
+    model: type[M]
+    key: str
+    schema: Schema
+
+    def read(self, body: Any) -> list[M]:
+        items = body.get(self.key) if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise RyaxError(
+                f"unexpected answer from the server: expected {self.schema.name} "
+                f"with a list under {self.key!r}"
+            )
+        return [self.model.from_json(item) for item in items]
+
+
+def _keys(*names: str, **renamed: str) -> dict[str, str]:
+    """Fields read from the key of the same name, and fields read from another key."""
+    return {**{n: n for n in names}, **renamed}
+
 
 # --------------------------------------------------------------------------- authorization
+
+AUTHORIZATION = "authorization"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,14 +154,18 @@ class User(Model):
     is_admin: bool = False
     created_at: datetime | None = None
 
+    SCHEMAS = (Schema(AUTHORIZATION, "UserOut"),)
+    KEYS = _keys("id", "username", "is_admin", "created_at")
+
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> User:
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
         return cls(
-            raw=d,
-            id=_str(d, "id"),
-            username=_str(d, "username", "name"),
-            is_admin=bool(d.get("is_admin", False)),
-            created_at=_time(d, "created_at"),
+            raw=r.doc,
+            id=r.text("id"),
+            username=r.text("username"),
+            is_admin=r.flag("is_admin"),
+            created_at=r.time("created_at"),
         )
 
 
@@ -89,13 +175,18 @@ class Session(Model):
     expires_at: datetime | None
     user: User
 
+    SCHEMAS = (Schema(AUTHORIZATION, "LoginOut"),)
+    KEYS = _keys("access_token", "expires_at", "user")
+    NESTED = {"user": User}
+
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Session:
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
         return cls(
-            raw=d,
-            access_token=_str(d, "access_token", "token"),
-            expires_at=_time(d, "expires_at"),
-            user=User.from_json(_dict(d, "user")),
+            raw=r.doc,
+            access_token=r.text("access_token"),
+            expires_at=r.time("expires_at"),
+            user=r.one("user", User) or User.from_json({}),
         )
 
 
@@ -104,9 +195,13 @@ class Member(Model):
     user_id: str
     role: str
 
+    SCHEMAS = (Schema(AUTHORIZATION, "MemberOut"),)
+    KEYS = _keys("user_id", "role")
+
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Member:
-        return cls(raw=d, user_id=_str(d, "user_id", "user"), role=_str(d, "role"))
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
+        return cls(raw=r.doc, user_id=r.text("user_id"), role=r.text("role"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,15 +212,21 @@ class Project(Model):
     created_at: datetime | None = None
     members: list[Member] = field(default_factory=list)
 
+    SCHEMAS = (Schema(AUTHORIZATION, "ProjectOut"),)
+    KEYS = _keys("id", "name", "role", "created_at", "members")
+    OPTIONAL = frozenset({"role", "members"})
+    NESTED = {"members": Member}
+
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Project:
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
         return cls(
-            raw=d,
-            id=_str(d, "id"),
-            name=_str(d, "name"),
-            role=_opt_str(d, "role"),
-            created_at=_time(d, "created_at"),
-            members=[Member.from_json(m) for m in _list(d.get("members"))],
+            raw=r.doc,
+            id=r.text("id"),
+            name=r.text("name"),
+            role=r.opt_text("role"),
+            created_at=r.time("created_at"),
+            members=r.many("members", Member),
         )
 
 
@@ -136,89 +237,167 @@ class Me(Model):
     is_admin: bool
     projects: list[Project]
 
+    SCHEMAS = (Schema(AUTHORIZATION, "MeOut"),)
+    KEYS = _keys("id", "username", "is_admin", "projects")
+    NESTED = {"projects": Project}
+
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Me:
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
         return cls(
-            raw=d,
-            id=_str(d, "id"),
-            username=_str(d, "username"),
-            is_admin=bool(d.get("is_admin", False)),
-            projects=[Project.from_json(p) for p in _list(d.get("projects"))],
+            raw=r.doc,
+            id=r.text("id"),
+            username=r.text("username"),
+            is_admin=r.flag("is_admin"),
+            projects=r.many("projects", Project),
         )
 
 
 @dataclass(frozen=True, kw_only=True)
 class MachineToken(Model):
+    """A machine token; `token` (its value) is only in the answer that created it."""
+
     id: str
     name: str
     token: str | None = None
+    created_at: datetime | None = None
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
 
+    SCHEMAS = (Schema(AUTHORIZATION, "TokenOut"), Schema(AUTHORIZATION, "NewTokenOut"))
+    KEYS = _keys("id", "name", "token", "created_at", "expires_at", "revoked_at")
+    OPTIONAL = frozenset({"token", "expires_at", "revoked_at"})
+
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> MachineToken:
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
         return cls(
-            raw=d,
-            id=_str(d, "id"),
-            name=_str(d, "name"),
-            token=_opt_str(d, "token"),
-            expires_at=_time(d, "expires_at"),
-            revoked_at=_time(d, "revoked_at"),
+            raw=r.doc,
+            id=r.text("id"),
+            name=r.text("name"),
+            token=r.opt_text("token"),
+            created_at=r.time("created_at"),
+            expires_at=r.time("expires_at"),
+            revoked_at=r.time("revoked_at"),
         )
 
 
+USERS = Listing(User, "users", Schema(AUTHORIZATION, "UsersOut"))
+PROJECTS = Listing(Project, "projects", Schema(AUTHORIZATION, "ProjectsOut"))
+TOKENS = Listing(MachineToken, "tokens", Schema(AUTHORIZATION, "TokensOut"))
+
 # --------------------------------------------------------------------------- repository
+
+REPOSITORY = "repository"
+STUDIO = "studio"
 
 
 @dataclass(frozen=True, kw_only=True)
 class Repository(Model):
+    """`branch` is the one asked for (None: the remote's default); `last_scan_branch` the one
+    the last scan fetched."""
+
     id: str
     name: str
     url: str
     branch: str | None = None
     auth: str | None = None
     last_commit: str | None = None
+    last_scan_branch: str | None = None
     last_scan_at: datetime | None = None
 
+    SCHEMAS = (Schema(REPOSITORY, "RepositoryOut"),)
+    KEYS = _keys(
+        "id",
+        "name",
+        "url",
+        "branch",
+        "auth",
+        last_commit="last_scan.commit",
+        last_scan_branch="last_scan.branch",
+        last_scan_at="last_scan.finished_at",
+    )
+    OPTIONAL = frozenset({"branch", "last_commit", "last_scan_branch", "last_scan_at"})
+
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Repository:
-        last = _dict(d, "last_scan")
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
         return cls(
-            raw=d,
-            id=_str(d, "id"),
-            name=_str(d, "name"),
-            url=_str(d, "url"),
-            branch=_opt_str(d, "branch") or _opt_str(last, "branch"),
-            auth=_opt_str(d, "auth"),
-            last_commit=_opt_str(last, "commit"),
-            last_scan_at=_time(last, "finished_at") or _time(d, "last_scan_at"),
+            raw=r.doc,
+            id=r.text("id"),
+            name=r.text("name"),
+            url=r.text("url"),
+            branch=r.opt_text("branch"),
+            auth=r.opt_text("auth"),
+            last_commit=r.opt_text("last_commit"),
+            last_scan_branch=r.opt_text("last_scan_branch"),
+            last_scan_at=r.time("last_scan_at"),
         )
 
 
 @dataclass(frozen=True, kw_only=True)
 class IoSpec(Model):
+    """An input or output of an action (the repository's and the studio's answers agree)."""
+
     name: str
     type: str
     optional: bool = False
     help: str = ""
 
+    SCHEMAS = (Schema(REPOSITORY, "IOOut"), Schema(STUDIO, "IOOut"))
+    KEYS = _keys("name", "type", "optional", "help")
+
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> IoSpec:
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
         return cls(
-            raw=d,
-            name=_str(d, "name"),
-            type=_str(d, "type"),
-            optional=bool(d.get("optional", False)),
-            help=_str(d, "help", "human_name"),
+            raw=r.doc,
+            name=r.text("name"),
+            type=r.text("type"),
+            optional=r.flag("optional"),
+            help=r.text("help"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScanProblem(Model):
+    """An error or warning of a scan, about one field of one metadata file."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    SCHEMAS = (Schema(REPOSITORY, "IssueOut"),)
+    KEYS = _keys("file", "line", "field", "message")
+
+    @property
+    def path(self) -> str:
+        """`file:line` (the line when known)."""
+        return f"{self.file}:{self.line}" if self.file and self.line else self.file
+
+    @property
+    def text(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+    @classmethod
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
+        return cls(
+            raw=r.doc,
+            file=r.text("file"),
+            line=r.integer("line"),
+            field=r.text("field"),
+            message=r.text("message"),
         )
 
 
 @dataclass(frozen=True, kw_only=True)
 class Action(Model):
-    """An action source found by a scan (repository) or an action of the studio's store.
+    """An action source recorded by a scan or an upload (the repository service).
 
-    `id` is the server's id of this source; `action_id` and `version` are the metadata's
-    `spec.id` and `spec.version`, what workflows and builds name.
+    `id` is the source's id; `action_id` and `version` are the metadata's `spec.id` and
+    `spec.version` (unknown for an invalid source), what workflows and builds name.
     """
 
     id: str
@@ -234,45 +413,138 @@ class Action(Model):
     outputs: list[IoSpec] = field(default_factory=list)
     problems: list[ScanProblem] = field(default_factory=list)
 
+    SCHEMAS = (Schema(REPOSITORY, "ActionOut"),)
+    KEYS = _keys(
+        "id",
+        "action_id",
+        "version",
+        "kind",
+        "description",
+        "inputs",
+        "outputs",
+        name="human_name",
+        build_state="state",
+        last_build_id="last_build.id",
+        repository="origin.name",
+        problems="errors",
+    )
+    OPTIONAL = frozenset({"action_id", "version", "kind", "name", "description", "last_build_id"})
+    NESTED = {"inputs": IoSpec, "outputs": IoSpec, "problems": ScanProblem}
+
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Action:
-        action_id = _str(d, "action_id", "technical_name", "id")
-        origin = _dict(d, "origin")
-        last_build = _dict(d, "last_build")
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
         return cls(
-            raw=d,
-            id=_str(d, "id", "source_id", "action_id"),
-            action_id=action_id,
-            version=_str(d, "version", "action_version"),
-            kind=_str(d, "kind"),
-            name=_str(d, "human_name", "name", default=action_id),
-            description=_str(d, "description"),
-            build_state=_opt_str(d, "build_state", "state", "status"),
-            last_build_id=_opt_str(last_build, "id"),
-            repository=_opt_str(origin, "name")
-            or _opt_str(d, "repository_name", "repository", "repository_id"),
-            inputs=[IoSpec.from_json(i) for i in _list(d.get("inputs")) if isinstance(i, dict)],
-            outputs=[IoSpec.from_json(o) for o in _list(d.get("outputs")) if isinstance(o, dict)],
-            problems=[ScanProblem.from_json(e) for e in _list(d.get("errors"))],
+            raw=r.doc,
+            id=r.text("id"),
+            action_id=r.text("action_id"),
+            version=r.text("version"),
+            kind=r.text("kind"),
+            name=r.text("name"),
+            description=r.text("description"),
+            build_state=r.opt_text("build_state"),
+            last_build_id=r.opt_text("last_build_id"),
+            repository=r.opt_text("repository"),
+            inputs=r.many("inputs", IoSpec),
+            outputs=r.many("outputs", IoSpec),
+            problems=r.many("problems", ScanProblem),
         )
 
 
 @dataclass(frozen=True, kw_only=True)
-class ScanProblem(Model):
-    path: str
-    message: str
+class StoreAction(Model):
+    """A built action of the studio's store, what workflow steps use."""
+
+    action_id: str
+    version: str
+    kind: str = ""
+    name: str = ""
+    description: str = ""
+    builtin: bool = False
+    ready_at: datetime | None = None
+    inputs: list[IoSpec] = field(default_factory=list)
+    outputs: list[IoSpec] = field(default_factory=list)
+
+    SCHEMAS = (Schema(STUDIO, "ActionOut"),)
+    KEYS = _keys(
+        "action_id",
+        "version",
+        "kind",
+        "description",
+        "builtin",
+        "ready_at",
+        "inputs",
+        "outputs",
+        name="human_name",
+    )
+    OPTIONAL = frozenset({"ready_at"})
+    NESTED = {"inputs": IoSpec, "outputs": IoSpec}
 
     @classmethod
-    def from_json(cls, d: Any) -> ScanProblem:
-        if not isinstance(d, dict):
-            return cls(raw={"message": str(d)}, path="", message=str(d))
-        path = _str(d, "file", "path", "location")
-        line = d.get("line")
-        if path and isinstance(line, int) and line > 0:
-            path = f"{path}:{line}"
-        message = _str(d, "message", "detail", "error")
-        fld = _str(d, "field")
-        return cls(raw=d, path=path, message=f"{fld}: {message}" if fld else message)
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
+        return cls(
+            raw=r.doc,
+            action_id=r.text("action_id"),
+            version=r.text("version"),
+            kind=r.text("kind"),
+            name=r.text("name"),
+            description=r.text("description"),
+            builtin=r.flag("builtin"),
+            ready_at=r.time("ready_at"),
+            inputs=r.many("inputs", IoSpec),
+            outputs=r.many("outputs", IoSpec),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScannedAction(Model):
+    """One action folder a scan found: `status` says what the scan did with it (new,
+    unchanged, changed_same_version, replaced, invalid); `id` is its source's id."""
+
+    path: str
+    status: str
+    id: str | None = None
+    action_id: str = ""
+    version: str = ""
+    kind: str = ""
+    build_state: str | None = None
+    message: str = ""
+    problems: list[ScanProblem] = field(default_factory=list)
+    warnings: list[ScanProblem] = field(default_factory=list)
+
+    SCHEMAS = (Schema(REPOSITORY, "ScannedActionOut"),)
+    KEYS = _keys(
+        "path",
+        "status",
+        "action_id",
+        "version",
+        "kind",
+        "message",
+        "warnings",
+        id="source_id",
+        build_state="state",
+        problems="errors",
+    )
+    OPTIONAL = frozenset({"id", "action_id", "version", "kind", "build_state"})
+    NESTED = {"problems": ScanProblem, "warnings": ScanProblem}
+
+    @classmethod
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
+        return cls(
+            raw=r.doc,
+            path=r.text("path"),
+            status=r.text("status"),
+            id=r.opt_text("id"),
+            action_id=r.text("action_id"),
+            version=r.text("version"),
+            kind=r.text("kind"),
+            build_state=r.opt_text("build_state"),
+            message=r.text("message"),
+            problems=r.many("problems", ScanProblem),
+            warnings=r.many("warnings", ScanProblem),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -280,24 +552,30 @@ class ScanResult(Model):
     id: str
     repository_id: str | None
     commit: str | None
-    actions: list[Action]
+    actions: list[ScannedAction]
     problems: list[ScanProblem]
     warnings: list[ScanProblem]
     build_ids: list[str]
 
+    SCHEMAS = (Schema(REPOSITORY, "ScanOut"),)
+    KEYS = _keys(
+        "id", "repository_id", "commit", "actions", "warnings", "build_ids", problems="errors"
+    )
+    OPTIONAL = frozenset({"repository_id", "commit"})
+    NESTED = {"actions": ScannedAction, "problems": ScanProblem, "warnings": ScanProblem}
+
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ScanResult:
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
         return cls(
-            raw=d,
-            id=_str(d, "id"),
-            repository_id=_opt_str(d, "repository_id"),
-            commit=_opt_str(d, "commit"),
-            actions=[Action.from_json(a) for a in _list(d.get("actions"))],
-            problems=[
-                ScanProblem.from_json(p) for p in _list(d.get("errors") or d.get("problems"))
-            ],
-            warnings=[ScanProblem.from_json(p) for p in _list(d.get("warnings"))],
-            build_ids=[str(b) for b in _list(d.get("build_ids"))],
+            raw=r.doc,
+            id=r.text("id"),
+            repository_id=r.opt_text("repository_id"),
+            commit=r.opt_text("commit"),
+            actions=r.many("actions", ScannedAction),
+            problems=r.many("problems", ScanProblem),
+            warnings=r.many("warnings", ScanProblem),
+            build_ids=r.texts("build_ids"),
         )
 
 
@@ -316,6 +594,19 @@ class Build(Model):
     created_at: datetime | None = None
     ended_at: datetime | None = None
 
+    SCHEMAS = (Schema(REPOSITORY, "BuildOut"),)
+    KEYS = _keys(
+        "id",
+        "action_id",
+        "version",
+        "state",
+        "log",
+        error="reason",
+        created_at="requested_at",
+        ended_at="finished_at",
+    )
+    OPTIONAL = frozenset({"ended_at"})
+
     @property
     def done(self) -> bool:
         return self.succeeded or self.failed
@@ -329,22 +620,24 @@ class Build(Model):
         return self.state.lower() in BUILD_FAILED
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Build:
-        log = d.get("log") or d.get("build_log") or d.get("logs") or ""
-        if isinstance(log, list):
-            log = "\n".join(str(line) for line in log)
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
         return cls(
-            raw=d,
-            id=_str(d, "id", "build_id"),
-            action_id=_str(d, "action_id"),
-            version=_str(d, "version", "action_version"),
-            state=_str(d, "state", "status", default="unknown"),
-            error=_opt_str(d, "error", "error_message", "reason"),
-            log=str(log),
-            created_at=_time(d, "created_at", "requested_at"),
-            ended_at=_time(d, "ended_at", "finished_at", "completed_at"),
+            raw=r.doc,
+            id=r.text("id"),
+            action_id=r.text("action_id"),
+            version=r.text("version"),
+            state=r.text("state") or "unknown",
+            error=r.opt_text("error"),
+            log=r.text("log"),
+            created_at=r.time("created_at"),
+            ended_at=r.time("ended_at"),
         )
 
+
+REPOSITORIES = Listing(Repository, "repositories", Schema(REPOSITORY, "RepositoriesOut"))
+ACTIONS = Listing(Action, "actions", Schema(REPOSITORY, "ActionsOut"))
+STORE_ACTIONS = Listing(StoreAction, "actions", Schema(STUDIO, "ActionsOut"))
 
 # --------------------------------------------------------------------------- studio
 
@@ -358,92 +651,53 @@ class WorkflowProblem(Model):
     line: int | None = None
     path: str | None = None
 
-    @classmethod
-    def from_json(cls, d: Any) -> WorkflowProblem:
-        if not isinstance(d, dict):
-            return cls(raw={"message": str(d)}, message=str(d))
-        line = d.get("line")
-        return cls(
-            raw=d,
-            message=_str(d, "message", "detail", "error"),
-            step=_opt_str(d, "step_id", "step", "function"),
-            input=_opt_str(d, "input", "input_name", "field"),
-            code=_opt_str(d, "code", "error"),
-            line=line if isinstance(line, int) else None,
-            path=_opt_str(d, "path"),
-        )
+    SCHEMAS = (Schema(STUDIO, "ProblemOut"),)
+    KEYS = _keys("message", "input", "code", "line", "path", step="step_id")
+    OPTIONAL = frozenset({"step", "input", "line", "path"})
 
     def __str__(self) -> str:
         return problem_text(self.raw)
 
+    @classmethod
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
+        return cls(
+            raw=r.doc,
+            message=r.text("message"),
+            step=r.opt_text("step"),
+            input=r.opt_text("input"),
+            code=r.opt_text("code"),
+            line=r.integer("line"),
+            path=r.opt_text("path"),
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class Step(Model):
+    """A step; `inputs` maps an input to its value: {"static": v}, {"secret": name} or
+    {"reference": {"step", "output"}}."""
+
     id: str
     action_id: str
     version: str
     inputs: dict[str, Any] = field(default_factory=dict)
 
+    SCHEMAS = (Schema(STUDIO, "StepOut"),)
+    KEYS = _keys("id", "action_id", "version", "inputs")
+
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Step:
-        inputs = d.get("inputs") if isinstance(d.get("inputs"), dict) else d.get("inputs_values")
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
         return cls(
-            raw=d,
-            id=_str(d, "id", "step_id", "name"),
-            action_id=_str(d, "action_id", "from", "action"),
-            version=_str(d, "version", "action_version"),
-            inputs=inputs if isinstance(inputs, dict) else {},
+            raw=r.doc,
+            id=r.text("id"),
+            action_id=r.text("action_id"),
+            version=r.text("version"),
+            inputs=r.mapping("inputs"),
         )
 
 
 HTTP_TRIGGERS = frozenset({"httpapijson", "http_api_json"})
-
-
-@dataclass(frozen=True, kw_only=True)
-class Workflow(Model):
-    id: str
-    name: str
-    description: str = ""
-    step_count: int = 0
-    steps: list[Step] = field(default_factory=list)
-    problems: list[WorkflowProblem] = field(default_factory=list)
-    deployment: Deployment | None = None
-    updated_at: datetime | None = None
-
-    @property
-    def valid(self) -> bool:
-        return bool(self.raw.get("valid", not self.problems))
-
-    @property
-    def deployment_state(self) -> str | None:
-        return self.deployment.state if self.deployment else None
-
-    @property
-    def http_endpoint(self) -> bool:
-        """Started by the built-in HTTP endpoint trigger (only known with the steps)."""
-        return any(s.action_id in HTTP_TRIGGERS for s in self.steps)
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Workflow:
-        raw_steps = d.get("steps", d.get("functions"))
-        steps = [Step.from_json(s) for s in _list(raw_steps) if isinstance(s, dict)]
-        count = raw_steps if isinstance(raw_steps, int) else len(steps)
-        problems = d.get("problems") if d.get("problems") is not None else d.get("errors")
-        deployment = _dict(d, "deployment")
-        return cls(
-            raw=d,
-            id=_str(d, "id", "workflow_id"),
-            name=_str(d, "name", "human_name"),
-            description=_str(d, "description"),
-            step_count=count,
-            steps=steps,
-            problems=[WorkflowProblem.from_json(p) for p in _list(problems, "problems")],
-            deployment=Deployment.from_json(deployment) if deployment else None,
-            updated_at=_time(d, "updated_at", "created_at"),
-        )
-
-
-# --------------------------------------------------------------------------- runner
 
 DEPLOYMENT_OK = frozenset({"deployed", "running", "ready", "active"})
 DEPLOYMENT_FAILED = frozenset({"failed", "error"})
@@ -452,15 +706,18 @@ DEPLOYMENT_GONE = frozenset({"undeployed", "stopped", "not_deployed"})
 
 @dataclass(frozen=True, kw_only=True)
 class Deployment(Model):
-    """States: requested, deploying, waiting_for_site, deployed, undeploying, undeployed,
-    failed; `reason` says why (a failure, or which site is missing)."""
+    """A deployment as the studio reports it. States: requested, deploying, waiting_for_site,
+    deployed, undeploying, undeployed, failed; `reason` says why (a failure, or which site
+    is missing)."""
 
     id: str
     workflow_id: str
     state: str
     reason: str | None = None
-    steps: list[dict[str, Any]] = field(default_factory=list)
     updated_at: datetime | None = None
+
+    SCHEMAS = (Schema(STUDIO, "DeploymentOut"),)
+    KEYS = _keys("id", "workflow_id", "state", "reason", "updated_at")
 
     @property
     def running(self) -> bool:
@@ -475,18 +732,108 @@ class Deployment(Model):
         return self.state.lower() in DEPLOYMENT_GONE
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Deployment:
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
         return cls(
-            raw=d,
-            id=_str(d, "id", "deployment_id"),
-            workflow_id=_str(d, "workflow_id", "workflow"),
-            state=_str(d, "state", "status", default="unknown"),
-            reason=_opt_str(d, "reason", "error", "error_message"),
-            steps=[s for s in _list(d.get("steps")) if isinstance(s, dict)],
-            updated_at=_time(d, "updated_at", "created_at", "requested_at"),
+            raw=r.doc,
+            id=r.text("id"),
+            workflow_id=r.text("workflow_id"),
+            state=r.text("state") or "unknown",
+            reason=r.opt_text("reason"),
+            updated_at=r.time("updated_at"),
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class WorkflowSummary(Model):
+    """A workflow as listed: its number of steps and its deployment."""
+
+    id: str
+    name: str
+    description: str = ""
+    step_count: int = 0
+    deployment: Deployment | None = None
+    updated_at: datetime | None = None
+
+    SCHEMAS = (Schema(STUDIO, "WorkflowSummary"),)
+    KEYS = _keys("id", "name", "description", "deployment", "updated_at", step_count="steps")
+    OPTIONAL = frozenset({"deployment"})
+    NESTED = {"deployment": Deployment}
+
+    @property
+    def deployment_state(self) -> str | None:
+        return self.deployment.state if self.deployment else None
+
+    @classmethod
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
+        return cls(
+            raw=r.doc,
+            id=r.text("id"),
+            name=r.text("name"),
+            description=r.text("description"),
+            step_count=r.integer("step_count") or 0,
+            deployment=r.one("deployment", Deployment),
+            updated_at=r.time("updated_at"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Workflow(Model):
+    """A workflow with its steps, its problems and its current deployment."""
+
+    id: str
+    name: str
+    description: str = ""
+    valid: bool = False
+    steps: list[Step] = field(default_factory=list)
+    problems: list[WorkflowProblem] = field(default_factory=list)
+    deployment: Deployment | None = None
+    updated_at: datetime | None = None
+
+    SCHEMAS = (Schema(STUDIO, "WorkflowOut"),)
+    KEYS = _keys(
+        "id", "name", "description", "valid", "steps", "problems", "deployment", "updated_at"
+    )
+    OPTIONAL = frozenset({"deployment"})
+    NESTED = {"steps": Step, "problems": WorkflowProblem, "deployment": Deployment}
+
+    @property
+    def step_count(self) -> int:
+        return len(self.steps)
+
+    @property
+    def deployment_state(self) -> str | None:
+        return self.deployment.state if self.deployment else None
+
+    @property
+    def http_endpoint(self) -> bool:
+        """Started by the built-in HTTP endpoint trigger."""
+        return any(s.action_id in HTTP_TRIGGERS for s in self.steps)
+
+    @classmethod
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
+        return cls(
+            raw=r.doc,
+            id=r.text("id"),
+            name=r.text("name"),
+            description=r.text("description"),
+            valid=r.flag("valid"),
+            steps=r.many("steps", Step),
+            problems=r.many("problems", WorkflowProblem),
+            deployment=r.one("deployment", Deployment),
+            updated_at=r.time("updated_at"),
+        )
+
+
+WORKFLOWS = Listing(WorkflowSummary, "workflows", Schema(STUDIO, "WorkflowsOut"))
+WORKFLOW_PROBLEMS = Listing(WorkflowProblem, "problems", Schema(STUDIO, "ProblemsOut"))
+DEPLOYMENTS = Listing(Deployment, "deployments", Schema(STUDIO, "DeploymentsOut"))
+
+# --------------------------------------------------------------------------- runner
+
+RUNNER = "runner"
 RUN_OK = frozenset({"completed", "success", "succeeded", "done"})
 RUN_FAILED = frozenset({"failed", "error"})
 RUN_CANCELLED = frozenset({"cancelled", "canceled"})
@@ -494,53 +841,72 @@ RUN_CANCELLED = frozenset({"cancelled", "canceled"})
 
 @dataclass(frozen=True, kw_only=True)
 class FileRef(Model):
-    """A file output: download it with `Run.download(name, dest)` or `Client.download(ref)`."""
+    """A file value of a run (the runner answers `{"type": "file", "name", "size", "key",
+    "download_url"}`, see `present` in its routes): download it with
+    `Run.download(name, dest)`. It is inside free-form results, so no OpenAPI schema
+    describes it."""
 
+    kind: str
     name: str
+    key: str = ""
     url: str | None = None
     size: int | None = None
 
+    KEYS = _keys("name", "key", "size", kind="type", url="download_url")
+    FILE_KINDS: ClassVar[frozenset[str]] = frozenset({"file", "directory"})
+
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> FileRef:
-        size = d.get("size")
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
         return cls(
-            raw=d,
-            name=_str(d, "name", "file_name", "filename", "path"),
-            url=_opt_str(d, "url", "download_url", "href", "link"),
-            size=size if isinstance(size, int) else None,
+            raw=r.doc,
+            kind=r.text("kind"),
+            name=r.text("name"),
+            key=r.text("key"),
+            url=r.opt_text("url"),
+            size=r.integer("size"),
         )
 
-    @staticmethod
-    def looks_like(value: Any) -> bool:
-        if not isinstance(value, dict):
-            return False
-        kind = str(value.get("type", value.get("kind", ""))).lower()
-        has_link = any(k in value for k in ("url", "download_url", "href", "link"))
-        return kind in ("file", "directory") or (has_link and "name" in value)
+    @classmethod
+    def looks_like(cls, value: Any) -> bool:
+        return (
+            isinstance(value, dict)
+            and value.get(cls.KEYS["kind"]) in cls.FILE_KINDS
+            and isinstance(value.get(cls.KEYS["url"]), str)
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
 class StepRun(Model):
+    """One execution of a step in a run."""
+
     step: str
     state: str
     error: str | None = None
     site: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
 
+    SCHEMAS = (Schema(RUNNER, "ExecutionOut"),)
+    KEYS = _keys("state", "error", "outputs", step="step_id", site="site_name")
+    OPTIONAL = frozenset({"error", "site", "outputs"})
+
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> StepRun:
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
         return cls(
-            raw=d,
-            step=_str(d, "step", "step_id", "id", "name"),
-            state=_str(d, "state", "status", default="unknown"),
-            error=_opt_str(d, "error", "error_message", "reason"),
-            site=_opt_str(d, "site_name", "site_id"),
-            outputs=d["outputs"] if isinstance(d.get("outputs"), dict) else {},
+            raw=r.doc,
+            step=r.text("step"),
+            state=r.text("state") or "unknown",
+            error=r.opt_text("error"),
+            site=r.opt_text("site"),
+            outputs=r.mapping("outputs"),
         )
 
 
 @dataclass(frozen=True, kw_only=True)
 class RunInfo(Model):
+    """A run; `outputs` are the workflow's results, `steps` only come with one run's detail."""
+
     id: str
     workflow_id: str
     state: str
@@ -553,6 +919,25 @@ class RunInfo(Model):
     ended_at: datetime | None = None
     duration_seconds: float | None = None
 
+    SCHEMAS = (Schema(RUNNER, "RunOut"), Schema(RUNNER, "RunDetailOut"))
+    KEYS = _keys(
+        "id",
+        "workflow_id",
+        "workflow_name",
+        "state",
+        "steps",
+        "started_at",
+        "ended_at",
+        "duration_seconds",
+        error="reason",
+        failed_step="failed_step_id",
+        outputs="results",
+    )
+    OPTIONAL = frozenset(
+        {"failed_step", "outputs", "steps", "started_at", "ended_at", "duration_seconds"}
+    )
+    NESTED = {"steps": StepRun}
+
     @property
     def done(self) -> bool:
         s = self.state.lower()
@@ -563,51 +948,90 @@ class RunInfo(Model):
         return self.state.lower() in RUN_OK
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> RunInfo:
-        outputs = d.get("results") if d.get("results") is not None else d.get("outputs")
-        steps = _list(d.get("steps") or d.get("executions"))
-        error = d.get("reason") or d.get("error") or d.get("detail")
-        if isinstance(error, dict):
-            error = " ".join(
-                str(error.get(k)) for k in ("step", "message", "detail") if error.get(k)
-            )
-        duration = d.get("duration_seconds")
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
         return cls(
-            raw=d,
-            id=_str(d, "id", "run_id"),
-            workflow_id=_str(d, "workflow_id", "workflow"),
-            workflow_name=_str(d, "workflow_name"),
-            state=_str(d, "state", "status", default="unknown"),
-            error=str(error) if error else None,
-            failed_step=_opt_str(d, "failed_step_id", "step_id"),
-            outputs=outputs if isinstance(outputs, dict) else {},
-            steps=[StepRun.from_json(s) for s in steps if isinstance(s, dict)],
-            started_at=_time(d, "started_at", "created_at", "submitted_at"),
-            ended_at=_time(d, "ended_at", "finished_at", "completed_at"),
-            duration_seconds=float(duration) if isinstance(duration, int | float) else None,
+            raw=r.doc,
+            id=r.text("id"),
+            workflow_id=r.text("workflow_id"),
+            workflow_name=r.text("workflow_name"),
+            state=r.text("state") or "unknown",
+            error=r.opt_text("error"),
+            failed_step=r.opt_text("failed_step"),
+            outputs=r.mapping("outputs"),
+            steps=r.many("steps", StepRun),
+            started_at=r.time("started_at"),
+            ended_at=r.time("ended_at"),
+            duration_seconds=r.number("duration_seconds"),
         )
 
 
 @dataclass(frozen=True, kw_only=True)
+class RunPage(Model):
+    """A page of runs, newest first, and the cursor of the next page (None on the last)."""
+
+    runs: list[RunInfo]
+    next_cursor: str | None = None
+
+    SCHEMAS = (Schema(RUNNER, "RunsOut"),)
+    KEYS = _keys("runs", "next_cursor")
+    OPTIONAL = frozenset({"next_cursor"})
+    NESTED = {"runs": RunInfo}
+
+    @classmethod
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
+        return cls(raw=r.doc, runs=r.many("runs", RunInfo), next_cursor=r.opt_text("next_cursor"))
+
+
+@dataclass(frozen=True, kw_only=True)
 class LogLine(Model):
+    """A log line; `id` orders the pages of a run's logs (live lines have none)."""
+
     message: str
+    id: int | None = None
     step: str | None = None
     time: datetime | None = None
     stream: str | None = None
     seq: int | None = None
 
+    SCHEMAS = (Schema(RUNNER, "LogLineOut"),)
+    KEYS = _keys("id", "stream", "seq", message="line", step="step_id", time="at")
+    OPTIONAL = frozenset({"id"})
+
     @classmethod
-    def from_json(cls, d: Any) -> LogLine:
-        if not isinstance(d, dict):
-            return cls(raw={"message": str(d)}, message=str(d))
-        seq = d.get("seq", d.get("number", d.get("index")))
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
         return cls(
-            raw=d,
-            message=_str(d, "message", "line", "text", "msg").rstrip("\n"),
-            step=_opt_str(d, "step", "step_id", "execution_step"),
-            time=_time(d, "at", "time", "timestamp", "ts", "created_at"),
-            stream=_opt_str(d, "stream", "level"),
-            seq=seq if isinstance(seq, int) else None,
+            raw=r.doc,
+            message=r.text("message").rstrip("\n"),
+            id=r.integer("id"),
+            step=r.opt_text("step"),
+            time=r.time("time"),
+            stream=r.opt_text("stream"),
+            seq=r.integer("seq"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodePool(Model):
+    name: str
+    cpu: float | None = None
+    memory_bytes: int | None = None
+    gpu: int | None = None
+
+    SCHEMAS = (Schema(RUNNER, "NodePoolOut"),)
+    KEYS = _keys("name", "cpu", "memory_bytes", "gpu")
+
+    @classmethod
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
+        return cls(
+            raw=r.doc,
+            name=r.text("name"),
+            cpu=r.number("cpu"),
+            memory_bytes=r.integer("memory_bytes"),
+            gpu=r.integer("gpu"),
         )
 
 
@@ -618,21 +1042,36 @@ class Site(Model):
     backend: str = ""
     state: str = ""
     reason: str | None = None
-    node_pools: list[dict[str, Any]] = field(default_factory=list)
+    node_pools: list[NodePool] = field(default_factory=list)
     last_seen_at: datetime | None = None
 
+    SCHEMAS = (Schema(RUNNER, "SiteOut"),)
+    KEYS = _keys(
+        "id",
+        "name",
+        "state",
+        "node_pools",
+        "last_seen_at",
+        backend="backend_kind",
+        reason="state_reason",
+    )
+    OPTIONAL = frozenset({"reason"})
+    NESTED = {"node_pools": NodePool}
+
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Site:
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
         return cls(
-            raw=d,
-            id=_str(d, "id", "site_id", "name"),
-            name=_str(d, "name", "id"),
-            backend=_str(d, "backend_kind", "backend", "type", "kind"),
-            state=_str(d, "state", "status"),
-            reason=_opt_str(d, "state_reason", "reason"),
-            node_pools=[p for p in _list(d.get("node_pools")) if isinstance(p, dict)],
-            last_seen_at=_time(d, "last_heartbeat_at", "last_seen_at", "last_heartbeat"),
+            raw=r.doc,
+            id=r.text("id"),
+            name=r.text("name"),
+            backend=r.text("backend"),
+            state=r.text("state"),
+            reason=r.opt_text("reason"),
+            node_pools=r.many("node_pools", NodePool),
+            last_seen_at=r.time("last_seen_at"),
         )
 
 
-items_of = _list
+LOG_LINES = Listing(LogLine, "lines", Schema(RUNNER, "LogsOut"))
+SITES = Listing(Site, "sites", Schema(RUNNER, "SitesOut"))

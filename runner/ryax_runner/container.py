@@ -6,7 +6,7 @@ from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .application.engine import Engine, EngineSettings
-from .infrastructure.clock import SystemClock
+from .infrastructure.clock import AsyncioTimers, SystemClock
 from .infrastructure.database.engine import create_engine
 from .infrastructure.database.queries import SqlRunnerQueries
 from .infrastructure.database.recorder import SqlRecorder
@@ -61,11 +61,13 @@ class Container(containers.DeclarativeContainer):
     recorder = providers.Singleton(SqlRecorder, db, box, state_changed_to_proto)
     store = providers.Singleton(SqlStateStore, db, box)
     clock = providers.Singleton(SystemClock)
+    timers = providers.Singleton(AsyncioTimers)
     engine = providers.Singleton(
         Engine,
         recorder=recorder,
         store=store,
         clock=clock,
+        timers=timers,
         settings=providers.Factory(engine_settings, settings),
     )
     queries = providers.Singleton(SqlRunnerQueries, db)

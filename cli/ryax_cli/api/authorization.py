@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from ..models import MachineToken, Me, Project, Session, User, items_of
+from ..models import PROJECTS, TOKENS, USERS, MachineToken, Me, Project, Session, User
 from ._base import Group, seg
 
 BASE = "/authorization/v1"
@@ -29,7 +29,7 @@ class Sessions(Group):
 
 class Users(Group):
     def list(self) -> builtins.list[User]:
-        return [User.from_json(u) for u in items_of(self._http.get(f"{BASE}/users"), "users")]
+        return USERS.read(self._http.get(f"{BASE}/users"))
 
     def create(self, username: str, password: str, *, is_admin: bool = False) -> User:
         body = {"username": username, "password": password, "is_admin": is_admin}
@@ -43,8 +43,7 @@ class Users(Group):
 
 class Projects(Group):
     def list(self) -> builtins.list[Project]:
-        body = self._http.get(f"{BASE}/projects")
-        return [Project.from_json(p) for p in items_of(body, "projects")]
+        return PROJECTS.read(self._http.get(f"{BASE}/projects"))
 
     def get(self, project: str) -> Project:
         """A project (id or name) with its members."""
@@ -76,8 +75,7 @@ class Tokens(Group):
         return MachineToken.from_json(self._http.post(f"{BASE}/tokens", body))
 
     def list(self) -> builtins.list[MachineToken]:
-        body = self._http.get(f"{BASE}/tokens")
-        return [MachineToken.from_json(t) for t in items_of(body, "tokens")]
+        return TOKENS.read(self._http.get(f"{BASE}/tokens"))
 
     def revoke(self, token_id: str) -> None:
         self._http.delete(f"{BASE}/tokens/{seg(token_id)}")

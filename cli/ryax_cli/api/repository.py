@@ -6,11 +6,21 @@ import builtins
 import io
 import tarfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import BuildFailed, ConflictError, RyaxError, WaitTimeout
-from ..models import Action, Build, Repository, ScanResult, items_of
+from ..models import (
+    ACTIONS,
+    REPOSITORIES,
+    STORE_ACTIONS,
+    Action,
+    Build,
+    Repository,
+    ScanResult,
+    StoreAction,
+)
 from ._base import Group, project_path, resolve, seg
 
 SERVICE = "repository"
@@ -19,8 +29,7 @@ BuildProgress = Callable[[Build], None]
 
 class Repositories(Group):
     def list(self, project: str) -> builtins.list[Repository]:
-        body = self._http.get(project_path(SERVICE, project, "repositories"))
-        return [Repository.from_json(r) for r in items_of(body, "repositories")]
+        return REPOSITORIES.read(self._http.get(project_path(SERVICE, project, "repositories")))
 
     def add(
         self,
@@ -69,7 +78,7 @@ class Repositories(Group):
             project_path(SERVICE, project, "repositories", seg(repo.id), "scan"),
             params={"force": force or None, "build": build or None},
         )
-        return ScanResult.from_json(body if isinstance(body, dict) else {"actions": body})
+        return ScanResult.from_json(body)
 
     def upload(
         self, project: str, source: Path, *, name: str | None = None, build: bool = False
@@ -88,19 +97,17 @@ class Repositories(Group):
             files={"archive": (filename, data, content_type)},
             params={"build": build or None},
         )
-        return ScanResult.from_json(body if isinstance(body, dict) else {"actions": body})
+        return ScanResult.from_json(body)
 
 
 class Actions(Group):
     def list(self, project: str) -> builtins.list[Action]:
         """Action sources found by scans, with their build state."""
-        body = self._http.get(project_path(SERVICE, project, "actions"))
-        return [Action.from_json(a) for a in items_of(body, "actions")]
+        return ACTIONS.read(self._http.get(project_path(SERVICE, project, "actions")))
 
-    def store(self, project: str) -> builtins.list[Action]:
+    def store(self, project: str) -> builtins.list[StoreAction]:
         """Built actions available to workflows (the studio's action store)."""
-        body = self._http.get(project_path("studio", project, "actions"))
-        return [Action.from_json(a) for a in items_of(body, "actions")]
+        return STORE_ACTIONS.read(self._http.get(project_path("studio", project, "actions")))
 
     def show(self, project: str, action: str, version: str | None = None) -> Action:
         """One action (its `spec.id`, or the source id), the latest version unless `version`."""
@@ -178,16 +185,11 @@ class Actions(Group):
                 )
             self._waiting.sleep(self._waiting.interval)
             fresh = self.get_build(project, build.id)
-            build = Build(
-                raw=fresh.raw,
+            build = replace(
+                fresh,
                 id=fresh.id or build.id,
                 action_id=fresh.action_id or build.action_id,
                 version=fresh.version or build.version,
-                state=fresh.state,
-                error=fresh.error,
-                log=fresh.log,
-                created_at=fresh.created_at,
-                ended_at=fresh.ended_at,
             )
             if on_progress:
                 on_progress(build)
@@ -202,20 +204,11 @@ class Actions(Group):
 
 
 def _build_of(body: Any, target: Action) -> Build:
-    data: dict[str, Any] = body if isinstance(body, dict) else {}
-    if isinstance(data.get("build"), dict):
-        data = data["build"]
-    build = Build.from_json(data)
-    return Build(
-        raw=data,
-        id=build.id,
+    build = Build.from_json(body)
+    return replace(
+        build,
         action_id=build.action_id or target.action_id,
         version=build.version or target.version,
-        state=build.state,
-        error=build.error,
-        log=build.log,
-        created_at=build.created_at,
-        ended_at=build.ended_at,
     )
 
 

@@ -13,12 +13,12 @@ from urllib.parse import quote
 
 from .._http import SseEvent
 from ..errors import ApiError, RunFailed, RyaxError, WaitTimeout
-from ..models import FileRef, LogLine, RunInfo, Site, items_of
+from ..models import LOG_LINES, PROJECTS, SITES, FileRef, LogLine, RunInfo, RunPage, Site
 from ._base import Group, project_path, seg
 from .studio import Workflows
 
 SERVICE = "runner"
-RUN_HEADERS = ("ryax-run-id", "x-ryax-run-id")
+RUN_HEADER = "Ryax-Run-Id"
 
 
 class Run:
@@ -139,9 +139,8 @@ class Runs(Group):
             project_path(SERVICE, project, "runs"),
             params={"workflow_id": workflow_id, "state": state, "limit": limit, "cursor": cursor},
         )
-        runs = [Run(self, project, RunInfo.from_json(r)) for r in items_of(body, "runs")]
-        next_cursor = body.get("next_cursor") if isinstance(body, dict) else None
-        return runs, str(next_cursor) if next_cursor else None
+        page = RunPage.from_json(body)
+        return [Run(self, project, info) for info in page.runs], page.next_cursor
 
     def show(self, project: str, run_id: str) -> Run:
         """A run with its steps (inputs, outputs, errors, timings)."""
@@ -150,9 +149,7 @@ class Runs(Group):
 
     def cancel(self, project: str, run_id: str) -> Run:
         body = self._http.post(project_path(SERVICE, project, "runs", seg(run_id), "cancel"))
-        if isinstance(body, dict) and body.get("id"):
-            return Run(self, project, RunInfo.from_json(body))
-        return self.show(project, run_id)
+        return Run(self, project, RunInfo.from_json(body))
 
     def logs(
         self, project: str, run_id: str, *, follow: bool = False, page_size: int = 1000
@@ -169,11 +166,11 @@ class Runs(Group):
         after = 0
         while True:
             body = self._http.get(base, params={"after_id": after, "limit": page_size})
-            page = items_of(body, "lines", "logs")
-            for item in page:
-                yield LogLine.from_json(item)
-                if isinstance(item, dict) and isinstance(item.get("id"), int):
-                    after = max(after, item["id"])
+            page = LOG_LINES.read(body)
+            for line in page:
+                yield line
+                if line.id is not None:
+                    after = max(after, line.id)
             if len(page) < page_size or not after:
                 return
 
@@ -181,7 +178,7 @@ class Runs(Group):
         """Save a file output; `dest` may be a folder (the file keeps its name)."""
         target = dest / (ref.name or output) if dest.is_dir() else dest
         url = ref.url or project_path(
-            SERVICE, project, "runs", seg(run_id), "files", quote(str(ref.raw.get("key", "")))
+            SERVICE, project, "runs", seg(run_id), "files", quote(ref.key)
         )
         tmp = target.with_name(target.name + ".part")
         try:
@@ -265,46 +262,30 @@ class Sites(Group):
         used (every project sees the same sites).
         """
         if project is None:
-            body = self._http.get("/authorization/v1/projects")
-            names = [p.get("name") for p in items_of(body, "projects") if isinstance(p, dict)]
-            if not names or not names[0]:
+            projects = PROJECTS.read(self._http.get("/authorization/v1/projects"))
+            if not projects:
                 raise RyaxError("sites are listed through a project: you belong to none")
-            project = str(names[0])
-        body = self._http.get(project_path(SERVICE, project, "sites"))
-        return [Site.from_json(s) for s in items_of(body, "sites")]
+            project = projects[0].name
+        return SITES.read(self._http.get(project_path(SERVICE, project, "sites")))
 
 
 def _run_of_trigger(response: Any) -> RunInfo:
-    headers = response.headers
-    run_id = next((headers[h] for h in RUN_HEADERS if h in headers), "")
-    location = headers.get("location", "")
-    if not run_id and "/runs/" in location:
-        run_id = location.rstrip("/").split("/runs/")[-1].split("/")[0]
-    try:
-        body = response.json() if response.content else {}
-    except ValueError:
-        body = {"result": response.text}
+    """The endpoint's answer, which no OpenAPI schema describes (it is the workflow's own):
+    asynchronous, 202 with `{"run_id", "state", "status_url"}`; else the run's results, its id
+    in the `Ryax-Run-Id` header."""
+    body = response.json() if response.content else {}
     if response.status_code == 202:
-        data = body if isinstance(body, dict) else {}
-        return RunInfo.from_json(
-            {"state": "pending", **data, "id": data.get("run_id") or data.get("id") or run_id}
-        )
-    # A synchronous answer is the workflow's results.
-    outputs = body if isinstance(body, dict) else {"result": body}
-    return RunInfo.from_json({"id": run_id, "state": "completed", "results": outputs})
+        return RunInfo.from_json({**body, "id": str(body.get("run_id", ""))})
+    run_id = response.headers.get(RUN_HEADER, "")
+    return RunInfo.from_json({"id": run_id, "state": "completed", "results": body})
 
 
 def _lines_of_event(event: SseEvent) -> Iterator[LogLine]:
-    if event.event in ("ping", "heartbeat"):
+    """The stream sends `log` events (a LogLineOut without its id), then `end`."""
+    if event.event != "log":
         return
     try:
         data = json.loads(event.data)
-    except ValueError:
-        yield LogLine.from_json({"message": event.data})
-        return
-    if event.event == "document":
-        yield from (LogLine.from_json(item) for item in items_of(data, "lines", "logs"))
-    elif isinstance(data, list):
-        yield from (LogLine.from_json(item) for item in data)
-    else:
-        yield LogLine.from_json(data)
+    except ValueError as exc:
+        raise RyaxError(f"unexpected log event from the server: {event.data[:200]}") from exc
+    yield LogLine.from_json(data)

@@ -10,7 +10,15 @@ from typing import Any
 import yaml
 
 from ..errors import ConflictError, DeploymentFailed, InvalidWorkflowFile, WaitTimeout
-from ..models import Deployment, Workflow, WorkflowProblem, items_of
+from ..models import (
+    DEPLOYMENTS,
+    WORKFLOW_PROBLEMS,
+    WORKFLOWS,
+    Deployment,
+    Workflow,
+    WorkflowProblem,
+    WorkflowSummary,
+)
 from ._base import Group, project_path, seg
 
 SERVICE = "studio"
@@ -21,9 +29,8 @@ DeployProgress = Callable[[Deployment], None]
 class Workflows(Group):
     """Workflows are named by id or by name: the studio accepts both."""
 
-    def list(self, project: str) -> builtins.list[Workflow]:
-        body = self._http.get(project_path(SERVICE, project, "workflows"))
-        return [Workflow.from_json(w) for w in items_of(body, "workflows")]
+    def list(self, project: str) -> builtins.list[WorkflowSummary]:
+        return WORKFLOWS.read(self._http.get(project_path(SERVICE, project, "workflows")))
 
     def show(self, project: str, workflow: str) -> Workflow:
         """A workflow with its steps, its problems and its current deployment."""
@@ -31,8 +38,7 @@ class Workflows(Group):
 
     def errors(self, project: str, workflow: str) -> builtins.list[WorkflowProblem]:
         """Every problem that keeps the workflow from being deployed (empty when valid)."""
-        body = self._http.get(_path(project, workflow, "errors"))
-        return [WorkflowProblem.from_json(e) for e in items_of(body, "problems", "errors")]
+        return WORKFLOW_PROBLEMS.read(self._http.get(_path(project, workflow, "errors")))
 
     def create(self, project: str, name: str, *, description: str = "") -> Workflow:
         body = {"name": name, "description": description}
@@ -65,7 +71,7 @@ class Workflows(Group):
             headers={"Content-Type": YAML},
             params={"name": name, "draft": draft or None},
         )
-        return Workflow.from_json(body if isinstance(body, dict) else {})
+        return Workflow.from_json(body)
 
     def replace_yaml(
         self, project: str, workflow: str, document: str | bytes, *, draft: bool = False
@@ -85,21 +91,13 @@ class Workflows(Group):
     def export(self, project: str, workflow: str) -> str:
         """The workflow as YAML, re-importable."""
         response = self._http.request(
-            "GET",
-            _path(project, workflow, "export"),
-            headers={"Accept": f"{YAML}, text/yaml, application/json"},
+            "GET", _path(project, workflow, "export"), headers={"Accept": YAML}
         )
-        if "json" in response.headers.get("content-type", ""):
-            body = response.json()
-            if isinstance(body, dict) and isinstance(body.get("yaml"), str):
-                return str(body["yaml"])
-            return yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
         return response.text
 
     def deployments(self, project: str, workflow: str) -> builtins.list[Deployment]:
         """The workflow's deployments, newest first, in the state the runner reports."""
-        body = self._http.get(_path(project, workflow, "deployments"))
-        return [Deployment.from_json(d) for d in items_of(body, "deployments")]
+        return DEPLOYMENTS.read(self._http.get(_path(project, workflow, "deployments")))
 
     def deployment(self, project: str, workflow: str) -> Deployment | None:
         """The current (newest) deployment of a workflow, None if it was never deployed."""
@@ -121,8 +119,7 @@ class Workflows(Group):
         its current deployment is returned (and waited for).
         """
         try:
-            body = self._http.post(_path(project, workflow, "deploy"))
-            deployment = Deployment.from_json(body if isinstance(body, dict) else {})
+            deployment = Deployment.from_json(self._http.post(_path(project, workflow, "deploy")))
         except ConflictError:
             current = self.deployment(project, workflow)
             if current is None or current.gone or current.failed:
@@ -181,7 +178,7 @@ class Workflows(Group):
             if current is not None and not (current.gone or current.failed):
                 raise
             return current
-        deployment = Deployment.from_json(body if isinstance(body, dict) else {})
+        deployment = Deployment.from_json(body)
         if on_progress:
             on_progress(deployment)
         if not wait:

@@ -40,8 +40,8 @@ def list_actions(
                         a.version,
                         a.kind,
                         a.name,
-                        a.raw.get("ready_at") or "",
-                        "yes" if a.raw.get("builtin") else "",
+                        a.ready_at,
+                        "yes" if a.builtin else "",
                     )
                     for a in built
                 ],

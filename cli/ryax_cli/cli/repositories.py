@@ -81,7 +81,14 @@ def list_repositories(project: ProjectOpt = None, output: OutputOpt = Output.tab
         lambda: table(
             ["NAME", "ID", "URL", "BRANCH", "LAST COMMIT", "LAST SCAN"],
             [
-                (r.name, r.id, r.url, r.branch, (r.last_commit or "")[:12], r.last_scan_at)
+                (
+                    r.name,
+                    r.id,
+                    r.url,
+                    r.branch or r.last_scan_branch,
+                    (r.last_commit or "")[:12],
+                    r.last_scan_at,
+                )
                 for r in found
             ],
             empty="no repositories: add one with `ryax repository add URL`",
@@ -151,14 +158,7 @@ def _show_scan(result: ScanResult, output: Output) -> None:
         table(
             ["PATH", "ACTION", "VERSION", "KIND", "FOUND", "STATE"],
             [
-                (
-                    a.raw.get("path", ""),
-                    a.action_id,
-                    a.version,
-                    a.kind,
-                    a.raw.get("status", ""),
-                    state_text(a.build_state),
-                )
+                (a.path, a.action_id, a.version, a.kind, a.status, state_text(a.build_state))
                 for a in result.actions
             ],
             title="Actions found",
@@ -166,10 +166,10 @@ def _show_scan(result: ScanResult, output: Output) -> None:
         )
         for warning in result.warnings:
             where = f"{warning.path}: " if warning.path else ""
-            info(f"warning: {where}{warning.message}")
+            info(f"warning: {where}{warning.text}")
         for problem in result.problems:
             where = f"{problem.path}: " if problem.path else ""
-            info(f"error: {where}{problem.message}")
+            info(f"error: {where}{problem.text}")
         summary = f"{len(result.actions)} action(s) found"
         if result.problems:
             summary += f", {len(result.problems)} error(s)"

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import typer
 
+from ..models import NodePool
 from .context import Output, OutputOpt, ProjectOpt, command, state
 from .output import emit, state_text, table
 
 app = typer.Typer(no_args_is_help=True)
 
 
-def _pools(pools: list[dict[str, object]]) -> str:
+def _pools(pools: list[NodePool]) -> str:
     parts = []
     for pool in pools:
         res = []
-        if pool.get("cpu"):
-            res.append(f"{pool['cpu']} cpu")
-        memory = pool.get("memory_bytes") or pool.get("memory")
-        if isinstance(memory, int | float) and memory:
-            res.append(f"{memory / 2**30:.1f} GiB")
-        if pool.get("gpu"):
-            res.append(f"{pool['gpu']} gpu")
-        name = str(pool.get("name", "?"))
+        if pool.cpu:
+            res.append(f"{pool.cpu:g} cpu")
+        if pool.memory_bytes:
+            res.append(f"{pool.memory_bytes / 2**30:.1f} GiB")
+        if pool.gpu:
+            res.append(f"{pool.gpu} gpu")
+        name = pool.name or "?"
         parts.append(f"{name} ({', '.join(res)})" if res else name)
     return "; ".join(parts)
 

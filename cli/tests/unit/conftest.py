@@ -29,10 +29,17 @@ def fake() -> Iterator[FakeRyax]:
         {
             "id": "site-1",
             "name": "local",
-            "backend": "local",
+            "worker_id": "worker-1",
+            "backend_kind": "local",
             "state": "online",
-            "node_pools": [{"name": "default", "cpu": 4, "memory": 8_000_000_000}],
-            "last_heartbeat_at": "2026-01-02T03:04:05+00:00",
+            "state_reason": None,
+            "node_pools": [
+                {"name": "default", "cpu": 4.0, "memory_bytes": 8_000_000_000, "gpu": 0}
+            ],
+            "labels": {},
+            "version": "0.1.0",
+            "registered_at": "2026-01-02T03:04:05+00:00",
+            "last_seen_at": "2026-01-02T03:04:05+00:00",
         }
     )
     with serve(server):

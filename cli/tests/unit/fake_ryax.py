@@ -32,6 +32,14 @@ class Recorded:
 
 
 @dataclass
+class Answer:
+    method: str
+    path: str
+    status: int
+    body: Any
+
+
+@dataclass
 class FakeRyax:
     url: str = ""
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -46,6 +54,8 @@ class FakeRyax:
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     sites: list[dict[str, Any]] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
+    #: every JSON answer, to check its shape against the services' OpenAPI
+    answers: list[Answer] = field(default_factory=list)
     uploads: dict[str, bytes] = field(default_factory=dict)
     #: polls of a build / deployment before it ends
     polls_to_finish: int = 2
@@ -93,10 +103,15 @@ def build_app(fake: FakeRyax) -> web.Application:
             Recorded(request.method, request.path, dict(request.query), dict(request.headers), body)
         )
         try:
-            return await handler(request)
+            response = await handler(request)
         except _Fail as exc:
             document = {"error": exc.error, "detail": exc.detail, **exc.extra}
             return web.json_response(document, status=exc.status)
+        if isinstance(response, web.Response) and response.content_type == "application/json":
+            assert response.text is not None
+            body = json.loads(response.text)
+            fake.answers.append(Answer(request.method, request.path, response.status, body))
+        return response
 
     app = web.Application(middlewares=[record])
     r = web.RouteTableDef()
@@ -150,7 +165,14 @@ def build_app(fake: FakeRyax) -> web.Application:
     @r.get("/authorization/v1/me")
     async def me(request: web.Request) -> web.Response:
         user = caller(request)
-        return web.json_response({**_user(user), "projects": _projects_of(fake, user)})
+        return web.json_response(
+            {
+                "id": user["id"],
+                "username": user["username"],
+                "is_admin": user["is_admin"],
+                "projects": _projects_of(fake, user),
+            }
+        )
 
     @r.get("/authorization/v1/users")
     async def users(request: web.Request) -> web.Response:
@@ -266,6 +288,8 @@ def build_app(fake: FakeRyax) -> web.Application:
                     "kind": action["kind"],
                     "source_id": action["id"],
                     "state": action["state"],
+                    "sha256": "0" * 64,
+                    "recorded_sha256": None,
                     "message": "",
                     "errors": [],
                     "warnings": [],
@@ -277,26 +301,15 @@ def build_app(fake: FakeRyax) -> web.Application:
             "branch": "main",
             "finished_at": NOW,
         }
-        return web.json_response(
+        errors = [
             {
-                "id": "scan-1",
-                "origin": "git",
-                "name": repo["name"],
-                "repository_id": repo["id"],
-                "commit": "abc123",
-                "actions": found,
-                "errors": [
-                    {
-                        "file": "broken/ryax_metadata.yaml",
-                        "line": 3,
-                        "field": "spec.kind",
-                        "message": "must be one of Trigger, Processor, Publisher",
-                    }
-                ],
-                "warnings": [],
-                "build_ids": [],
+                "file": "broken/ryax_metadata.yaml",
+                "line": 3,
+                "field": "spec.kind",
+                "message": "must be one of Trigger, Processor, Publisher",
             }
-        )
+        ]
+        return web.json_response(_scan_out("scan-1", repo, found, errors))
 
     @r.post(base + "/uploads")
     async def upload(request: web.Request) -> web.Response:
@@ -305,7 +318,7 @@ def build_app(fake: FakeRyax) -> web.Application:
         part = await reader.next()
         assert part is not None and not isinstance(part, MultipartReader)
         fake.uploads[part.filename or ""] = await part.read()
-        return web.json_response({"id": "scan-2", "actions": [], "errors": [], "warnings": []})
+        return web.json_response(_scan_out("scan-2", None, [], []))
 
     @r.get(base + "/actions")
     async def list_actions(request: web.Request) -> web.Response:
@@ -368,11 +381,7 @@ def build_app(fake: FakeRyax) -> web.Application:
     @r.get(sbase + "/actions")
     async def store(request: web.Request) -> web.Response:
         project_of(request)
-        built = [
-            {k: a[k] for k in ("action_id", "version", "kind", "human_name", "description")}
-            for a in fake.actions.values()
-            if a["state"] == "built"
-        ]
+        built = [_store_action(a) for a in fake.actions.values() if a["state"] == "built"]
         return web.json_response({"actions": built})
 
     def mine(project: dict[str, Any]) -> list[dict[str, Any]]:
@@ -487,8 +496,13 @@ def build_app(fake: FakeRyax) -> web.Application:
         d = {
             "id": fake.new_id("dep"),
             "workflow_id": wf["id"],
+            "snapshot_id": fake.new_id("snap"),
             "state": "requested",
             "reason": "",
+            "state_seq": 0,
+            "requested_by": "alice",
+            "requested_at": NOW,
+            "updated_at": NOW,
             "polls": 0,
         }
         fake.deployments[d["id"]] = d
@@ -790,6 +804,76 @@ def _detail(fake: FakeRyax, wf: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _scan_out(
+    scan_id: str,
+    repo: dict[str, Any] | None,
+    found: list[dict[str, Any]],
+    errors: list[dict[str, Any]],
+) -> dict[str, Any]:
+    counts = {k: 0 for k in ("unchanged", "changed_same_version", "replaced", "invalid")}
+    return {
+        "id": scan_id,
+        "origin": "git" if repo else "upload",
+        "name": repo["name"] if repo else "action.tar.gz",
+        "repository_id": repo["id"] if repo else None,
+        "commit": "abc123" if repo else None,
+        "branch": "main" if repo else None,
+        "started_at": NOW,
+        "finished_at": NOW,
+        "forced": False,
+        "counts": {
+            **counts,
+            "found": len(found),
+            "new": len(found),
+            "errors": len(errors),
+            "warnings": 0,
+        },
+        "actions": found,
+        "errors": errors,
+        "warnings": [],
+        "build_ids": [],
+    }
+
+
+def _store_action(a: dict[str, Any]) -> dict[str, Any]:
+    """A built action as the studio's store answers it."""
+
+    def io(spec: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "name": spec["name"],
+            "type": spec["type"],
+            "human_name": spec["name"].title(),
+            "help": spec["help"],
+            "optional": spec["optional"],
+            "enum_values": [],
+            "has_default": False,
+            "default": None,
+            "origin": None,
+        }
+
+    return {
+        "action_id": a["action_id"],
+        "version": a["version"],
+        "kind": a["kind"],
+        "human_name": a["human_name"],
+        "description": a["description"],
+        "type": "python3",
+        "categories": [],
+        "inputs": [io(i) for i in a["inputs"]],
+        "outputs": [io(o) for o in a["outputs"]],
+        "resources": {"cpu": None, "memory_bytes": None, "time_seconds": None, "gpu": None},
+        "artefact_key": f"artefacts/{a['action_id']}",
+        "artefact_sha256": "0" * 64,
+        "has_logo": False,
+        "repository_id": a["origin"]["repository_id"],
+        "source_commit": "abc123",
+        "build_id": "build-0",
+        "ready_at": NOW,
+        "builtin": False,
+        "dynamic_outputs": False,
+    }
+
+
 def _run_out(run: dict[str, Any], *, steps: bool) -> dict[str, Any]:
     out = _public(run)
     if steps:
@@ -800,6 +884,7 @@ def _run_out(run: dict[str, Any], *, steps: bool) -> dict[str, Any]:
                 "state": "completed",
                 "error": None,
                 "site_name": "local",
+                "outputs": {"text": "a b"},
             },
             {
                 "execution_id": "ex-count",

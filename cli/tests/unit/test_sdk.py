@@ -352,7 +352,7 @@ def test_import_sends_yaml_and_checks_it_first() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         bodies.append(request)
-        return httpx.Response(201, json={"id": "w1", "name": "Demo", "errors": []})
+        return httpx.Response(201, json={"id": "w1", "name": "Demo", "valid": True, "problems": []})
 
     client = client_for(handler)
     wf = client.workflows.import_yaml("demo", "kind: Workflows\nspec: {}\n")
@@ -474,12 +474,17 @@ def test_run_failure_can_raise() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(
             200,
-            json={"id": "r1", "state": "failed", "error": {"step": "count", "message": "boom"}},
+            json={
+                "id": "r1",
+                "state": "failed",
+                "failed_step_id": "count",
+                "reason": "count: boom",
+            },
         )
 
     run = client_for(handler).runs.show("demo", "r1")
-    assert run.wait(1).error == "count boom"
-    with pytest.raises(RunFailed, match="run r1 failed: count boom"):
+    assert run.wait(1).error == "count: boom" and run.info.failed_step == "count"
+    with pytest.raises(RunFailed, match="run r1 failed: count: boom"):
         run.wait(1, raise_on_failure=True)
 
 

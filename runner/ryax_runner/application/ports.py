@@ -19,6 +19,24 @@ class Clock(Protocol):
         ...
 
 
+class TimerHandle(Protocol):
+    def cancel(self) -> None:
+        """The callback will not run (no-op once it ran)."""
+        ...
+
+
+class Timers(Protocol):
+    """Monotonic time and delayed callbacks (the event loop's in production)."""
+
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary origin; never goes back."""
+        ...
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
+        """Run `callback` on the event loop once `delay` seconds have passed."""
+        ...
+
+
 class WorkerChannel(Protocol):
     """The open stream to one worker. `send` never blocks (messages are queued in order)."""
 

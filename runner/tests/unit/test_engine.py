@@ -4,7 +4,6 @@ orchestration, worker loss."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 import pytest
 
@@ -15,7 +14,6 @@ from ryax_runner.application.messages import (
     ExecuteOrder,
     ExecutionEnded,
     Heartbeat,
-    Outgoing,
     Registered,
     RegisterWorker,
     ReportAck,
@@ -25,10 +23,9 @@ from ryax_runner.application.messages import (
     UndeployOrder,
     UndeployWorkflow,
 )
-from ryax_runner.application.ports import CommitListener, LoadedState
 from ryax_runner.domain.deployment import Deployment, DeploymentState, StepState
-from ryax_runner.domain.run import ExecutionResult, Outcome, Run, RunState
-from ryax_runner.domain.site import Site, SiteId, site_id_for
+from ryax_runner.domain.run import ExecutionResult, Outcome, RunState
+from ryax_runner.domain.site import site_id_for
 from ryax_runner.domain.workflow import (
     IO,
     ReferenceInput,
@@ -37,86 +34,9 @@ from ryax_runner.domain.workflow import (
     TriggerDefinition,
     WorkflowDefinition,
 )
+from ryax_runner.infrastructure.clock import AsyncioTimers
 
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class FakeClock:
-    def now(self) -> datetime:
-        return NOW
-
-
-class FakeRecorder:
-    def __init__(self) -> None:
-        self.runs: dict[str, Run] = {}
-        self.deployments: dict[str, Deployment] = {}
-        self.sites: dict[str, Site] = {}
-        self.events: list[object] = []
-        self.claims: list[str] = []
-        self.logs: list[object] = []
-        self.listeners: list[CommitListener] = []
-        self.pending_sites: dict[SiteId, int] = {}
-
-    def run(self, run: Run) -> None:
-        self.runs[run.id] = run
-
-    def deployment(self, deployment: Deployment) -> None:
-        self.deployments[deployment.id] = deployment
-        self.events += deployment.events
-        deployment.events.clear()
-
-    def site(self, site: Site) -> None:
-        self.sites[site.id] = site
-        self.pending_sites[site.id] = site.last_report_seq
-
-    def log(self, line: object) -> None:
-        self.logs.append(line)
-
-    def claim(self, message_id: str) -> None:
-        self.claims.append(message_id)
-
-    async def durable(self) -> None:
-        self.commit()
-
-    def commit(self) -> None:
-        seqs, self.pending_sites = self.pending_sites, {}
-        for listener in self.listeners:
-            listener(seqs)
-
-    def add_commit_listener(self, listener: CommitListener) -> None:
-        self.listeners.append(listener)
-
-
-class FakeStore:
-    def __init__(self) -> None:
-        self.claimed: set[str] = set()
-
-    async def load(self) -> LoadedState:
-        return LoadedState()
-
-    async def is_claimed(self, message_id: str) -> bool:
-        return message_id in self.claimed
-
-    async def deployment_exists(self, deployment_id: str) -> bool:
-        return False
-
-    async def last_deployment_for(self, project_id: str, endpoint: str) -> Deployment | None:
-        return None
-
-
-class FakeChannel:
-    def __init__(self) -> None:
-        self.sent: list[Outgoing] = []
-        self.closed = ""
-
-    def send(self, message: Outgoing) -> None:
-        self.sent.append(message)
-
-    def close(self, reason: str) -> None:
-        self.closed = reason
-
-    def of(self, kind: type) -> list:
-        return [m for m in self.sent if isinstance(m, kind)]
+from .fakes import FakeChannel, FakeClock, FakeRecorder, FakeStore
 
 
 def definition(retries: int = 0, http: bool = True) -> WorkflowDefinition:
@@ -150,6 +70,7 @@ def parts() -> tuple[Engine, FakeRecorder, FakeStore]:
         recorder=recorder,
         store=store,
         clock=FakeClock(),
+        timers=AsyncioTimers(),
         settings=EngineSettings(retry_backoff_seconds=0.0),
     )
     return engine, recorder, store

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from ..domain.actions import ActionVersion, ProjectId
 from ..domain.deployment import Deployment, DeploymentId, Secret, Snapshot, SnapshotId
-from ..domain.validation import Problem
+from ..domain.problems import Problem
 from ..domain.workflow import Step, Workflow, WorkflowId, WorkflowResult
 
 

@@ -30,7 +30,8 @@ from ..domain.deployment import (
     take_snapshot,
 )
 from ..domain.errors import Conflict, InvalidInput, InvalidWorkflow, NotFound
-from ..domain.validation import Problem, validate_workflow
+from ..domain.problems import Problem
+from ..domain.validation import validate_workflow
 from ..domain.workflow import (
     InputValue,
     Position,

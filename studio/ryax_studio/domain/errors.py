@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .validation import Problem
+    from .problems import Problem
 
 
 class DomainError(Exception):

@@ -8,7 +8,6 @@ its YAML line through `Problem.location`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Set
-from dataclasses import dataclass
 
 from .actions import (
     ACCEPTS,
@@ -21,6 +20,7 @@ from .actions import (
     static_value_problem,
 )
 from .errors import InvalidInput
+from .problems import Problem
 from .workflow import (
     MAX_STEPS,
     ReferenceValue,
@@ -30,26 +30,6 @@ from .workflow import (
     Workflow,
     check_step_id,
 )
-
-
-@dataclass(frozen=True, kw_only=True)
-class Problem:
-    """One thing that keeps a workflow from being deployed.
-
-    `location` names the part of the definition at fault, for mapping to a source line:
-    ("step", id), ("step", id, "from"), ("step", id, "streams_to"), ("step", id, "outputs", name),
-    ("step", id, "inputs_values", input_name), ("result", index), ("workflow",).
-    """
-
-    code: str
-    message: str
-    step_id: str | None = None
-    input_name: str | None = None
-    location: tuple[str | int, ...] = ("workflow",)
-    #: Where in the source document (import only): 1-based line and a path such as
-    #: `spec.functions[3] (shout).inputs_values.text`.
-    line: int | None = None
-    path: str | None = None
 
 
 def _step_problem(step: Step, code: str, message: str, *extra: str) -> Problem:

@@ -20,7 +20,7 @@ import yaml
 from ..application.ports import ParsedWorkflow
 from ..domain.actions import IO, ActionRef, IOType, Origin
 from ..domain.errors import InvalidDocument
-from ..domain.validation import Problem
+from ..domain.problems import Problem
 from ..domain.workflow import (
     MAX_STEPS,
     InputValue,

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from ryax_studio.domain.actions import IOType
-from ryax_studio.domain.validation import Problem, validate_workflow
+from ryax_studio.domain.problems import Problem
+from ryax_studio.domain.validation import validate_workflow
 from ryax_studio.domain.workflow import (
     ReferenceValue,
     SecretValue,

@@ -13,7 +13,7 @@ from ...application.use_cases import ActionStore, Deployments, Secrets, Workflow
 from ...domain.actions import IO, ActionKind, ActionVersion, IOType, Origin, ProjectId, Resources
 from ...domain.deployment import Deployment, Secret, Snapshot
 from ...domain.errors import InvalidInput
-from ...domain.validation import Problem
+from ...domain.problems import Problem
 from ...domain.workflow import (
     InputValue,
     Position,

@@ -1,0 +1,205 @@
+"""Database helpers against the real PostgreSQL: database creation, migrations one process at a
+time, the unit-of-work base (rollback on exit, outbox in the same transaction, conflicts)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import textwrap
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ryax_kit.database import (
+    SqlAlchemyUnitOfWorkBase,
+    create_engine,
+    ensure_database,
+    ping,
+)
+from ryax_kit.messaging import OutgoingMessage, outbox_table, processed_messages_table
+
+pytestmark = pytest.mark.integration
+
+metadata = sa.MetaData()
+outbox = outbox_table(metadata)
+processed = processed_messages_table(metadata)
+things = sa.Table(
+    "things",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+)
+
+
+class Clash(Exception):
+    pass
+
+
+class UnitOfWork(SqlAlchemyUnitOfWorkBase):
+    outbox_table = outbox
+    processed_table = processed
+
+    def open_repositories(self, session: AsyncSession) -> None:
+        self.added: list[str] = []
+
+    async def save(self) -> Sequence[OutgoingMessage]:
+        for name in self.added:
+            await self.session.execute(sa.insert(things).values(name=name))
+        return [
+            OutgoingMessage(
+                event_id=f"added-{n}", exchange="x", routing_key="Thing.Added", type="T", body=b""
+            )
+            for n in self.added
+        ]
+
+    def conflict(self, exc: IntegrityError) -> Exception:
+        return Clash("this thing exists already")
+
+
+async def test_ensure_database_creates_it_once(pg_server_dsn: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    name = f"ryax_kit_ensure_{uuid.uuid4().hex[:8]}"
+    url = make_url(pg_server_dsn).set(drivername="postgresql+asyncpg", database=name)
+    rendered = url.render_as_string(hide_password=False)
+    server = await asyncpg.connect(pg_server_dsn)
+    try:
+        await asyncio.gather(ensure_database(rendered), ensure_database(rendered))
+        assert await server.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        engine = create_engine(rendered)
+        assert await ping(engine)
+        await engine.dispose()
+    finally:
+        await server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await server.close()
+
+
+async def test_ping_is_false_when_the_database_is_unreachable() -> None:
+    engine = create_engine("postgresql+asyncpg://nobody@127.0.0.1:9/none")
+    assert await ping(engine) is False
+    await engine.dispose()
+
+
+def _migrations(root: Path) -> Path:
+    folder = root / "migrations"
+    (folder / "versions").mkdir(parents=True)
+    (folder / "env.py").write_text(
+        "import sqlalchemy as sa\n"
+        "from ryax_kit.database.migrations import run_env\n"
+        "run_env(sa.MetaData())\n"
+    )
+    (folder / "script.py.mako").write_text("")
+    (folder / "versions" / "0001_slow.py").write_text(
+        textwrap.dedent(
+            """
+            import time
+            from alembic import op
+            import sqlalchemy as sa
+            revision = "0001"
+            down_revision = None
+            def upgrade() -> None:
+                op.create_table("slow", sa.Column("id", sa.Integer, primary_key=True))
+                time.sleep(0.5)
+            def downgrade() -> None:
+                op.drop_table("slow")
+            """
+        )
+    )
+    return folder
+
+
+async def test_two_processes_migrating_at_once_take_turns(
+    fresh_database: str, tmp_path: Path
+) -> None:
+    folder = _migrations(tmp_path)
+    # Two service processes (Alembic's context is per process). Without the lock, the second
+    # would fail creating the table the first created.
+    script = (
+        "import asyncio, sys; from pathlib import Path; from ryax_kit.database import migrate; "
+        "asyncio.run(migrate(sys.argv[1], Path(sys.argv[2])))"
+    )
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            script,
+            fresh_database,
+            str(folder),
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    for proc in procs:
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
+    engine = create_engine(fresh_database)
+    async with engine.connect() as conn:
+        version = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).all()
+    await engine.dispose()
+    assert [row[0] for row in version] == ["0001"]
+
+
+@pytest.fixture
+async def sessions(fresh_database: str) -> async_sessionmaker[AsyncSession]:
+    engine = create_engine(fresh_database)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def test_commit_writes_the_outbox_in_the_same_transaction_and_wakes_the_relay(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    woken: list[int] = []
+    async with UnitOfWork(sessions, after_commit=lambda: woken.append(1)) as uow:
+        uow.added.append("a")
+        await uow.commit()
+    async with sessions() as session:
+        events = (await session.execute(sa.select(outbox.c.event_id))).scalars().all()
+    assert events == ["added-a"]
+    assert woken == [1]
+
+
+async def test_leaving_without_commit_rolls_back(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with UnitOfWork(sessions) as uow:
+        await uow.session.execute(sa.insert(things).values(name="ghost"))
+    async with sessions() as session:
+        count = (await session.execute(sa.select(sa.func.count()).select_from(things))).scalar()
+    assert count == 0
+
+
+async def test_a_violated_constraint_is_the_service_conflict_and_nothing_is_written(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with UnitOfWork(sessions) as uow:
+        uow.added.append("b")
+        await uow.commit()
+    with pytest.raises(Clash):
+        async with UnitOfWork(sessions) as uow:
+            uow.added.append("b")
+            await uow.commit()
+    async with sessions() as session:
+        events = (await session.execute(sa.select(outbox.c.event_id))).scalars().all()
+    assert events == ["added-b"]
+
+
+async def test_claim_message_is_true_once(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with UnitOfWork(sessions) as uow:
+        assert await uow.claim_message("m1")
+        await uow.commit()
+    async with UnitOfWork(sessions) as uow:
+        assert not await uow.claim_message("m1")
+
+
+async def test_the_session_outside_the_block_is_an_error(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    with pytest.raises(RuntimeError, match="not open"):
+        _ = UnitOfWork(sessions).session

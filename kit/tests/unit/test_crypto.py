@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import pytest
+
+from ryax_kit.crypto import KeyRing, Unsealable
+
+OLD = "old-secret-0123456789-0123456789-abcdef"
+NEW = "new-secret-0123456789-0123456789-abcdef"
+
+
+def test_seal_and_open_with_context() -> None:
+    sealer = KeyRing([NEW]).sealer("studio/project-secrets")
+    token = sealer.seal(b"hunter2", b"project-1\x00db-password")
+    assert b"hunter2" not in token
+    assert sealer.open(token, b"project-1\x00db-password") == b"hunter2"
+    assert sealer.seal(b"hunter2") != sealer.seal(b"hunter2")  # a fresh nonce each time
+
+
+def test_a_value_moved_to_another_record_or_purpose_does_not_open() -> None:
+    ring = KeyRing([NEW])
+    token = ring.sealer("a").seal(b"v", b"record-1")
+    with pytest.raises(Unsealable, match="altered or belongs to another record"):
+        ring.sealer("a").open(token, b"record-2")
+    with pytest.raises(Unsealable):
+        ring.sealer("b").open(token, b"record-1")
+
+
+def test_tampering_is_detected() -> None:
+    sealer = KeyRing([NEW]).sealer("p")
+    token = bytearray(sealer.seal(b"value"))
+    token[-1] ^= 1
+    with pytest.raises(Unsealable):
+        sealer.open(bytes(token))
+    with pytest.raises(Unsealable, match="version"):
+        sealer.open(b"\x01short")
+
+
+def test_rotation_reads_old_values_and_says_which_to_reseal() -> None:
+    old_token = KeyRing([OLD]).sealer("p").seal(b"v")
+    rotated = KeyRing([NEW, OLD]).sealer("p")
+    assert rotated.open(old_token) == b"v"
+    assert rotated.needs_reseal(old_token)
+    fresh = rotated.seal(b"v")
+    assert not rotated.needs_reseal(fresh)
+    retired = KeyRing([NEW]).sealer("p")
+    assert retired.open(fresh) == b"v"
+    with pytest.raises(Unsealable, match="RYAX_SECRET_KEY_PREVIOUS"):
+        retired.open(old_token)
+
+
+def test_text_values() -> None:
+    sealer = KeyRing([NEW]).sealer("repository/git-credentials")
+    token = sealer.seal_text('{"password": "x"}', "repo-1")
+    assert token.isascii() and "password" not in token
+    assert sealer.open_text(token, "repo-1") == '{"password": "x"}'
+    with pytest.raises(Unsealable):
+        sealer.open_text("not base64 !!", "repo-1")
+
+
+def test_key_ring_from_env_and_rules() -> None:
+    ring = KeyRing.from_env({"RYAX_SECRET_KEY": NEW, "RYAX_SECRET_KEY_PREVIOUS": f" {OLD} ,"})
+    assert ring.secrets == (NEW, OLD)
+    assert NEW not in repr(ring) and NEW not in repr(ring.sealer("p"))
+    with pytest.raises(ValueError, match="current secret must be at least 32"):
+        KeyRing(["short"])
+    with pytest.raises(ValueError, match="previous secret #1"):
+        KeyRing([NEW, "short"])

@@ -1,0 +1,26 @@
+"""The engine: deployments, sites and runs kept in memory, driven by pushes, recorded in batches.
+
+Everything runs on one event loop and no method awaits between reading and changing state, so
+no lock is needed. Hot path of a run: a result arrives (`report`) -> the run's state machine
+says what became ready -> Execute orders are queued on the workers' streams at once; the
+recorder commits the changes a few milliseconds later, in one transaction with everything else
+that changed meanwhile, and only then are the worker's reports acknowledged (ReportAck), so a
+runner crash loses nothing the worker will not send again.
+
+Time comes from the `Clock` (dates) and `Timers` (monotonic time, retry and timeout timers, the
+heartbeat monitor) ports, so tests drive it without sleeping.
+
+Parts, each owning one rule and sharing the `EngineState`:
+- links.WorkerLinks: which worker serves a site, heartbeats, numbered orders, acks after commit;
+- placement.Placer: which site runs each step; re-placing when a site goes offline;
+- reconciliation.Reconciler: what a (re)connecting worker has vs. what is desired;
+- dispatch.Dispatcher: runs and executions: dispatch, results, retries, timeouts, waiting steps;
+- log_hub.LogHub: live log subscribers;
+- facade.Engine: the public face, routing each command and report to the parts.
+"""
+
+from .facade import Engine
+from .links import SiteTaken
+from .state import EngineSettings, EngineState, EngineStats, WorkerLink
+
+__all__ = ["Engine", "EngineSettings", "EngineState", "EngineStats", "SiteTaken", "WorkerLink"]

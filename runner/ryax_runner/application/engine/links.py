@@ -1,0 +1,187 @@
+"""Worker links: which worker serves which site, whether it is still heard, and the numbered
+orders and acknowledgements on its stream."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ...domain.errors import Conflict, InvalidInput
+from ...domain.site import Site, SiteId, SiteState, site_id_for
+from ..messages import Outgoing, Registered, RegisterWorker, ReportAck
+from ..ports import Clock, Recorder, Timers, WorkerChannel
+from .state import EngineSettings, EngineState, WorkerLink
+
+log = logging.getLogger(__name__)
+
+
+class SiteTaken(Conflict):
+    code = "site_taken"
+
+
+class WorkerLinks:
+    """A site is served by one heard worker; each report applies once, acked after commit."""
+
+    def __init__(
+        self,
+        state: EngineState,
+        *,
+        recorder: Recorder,
+        clock: Clock,
+        timers: Timers,
+        settings: EngineSettings,
+    ) -> None:
+        self._state = state
+        self._recorder = recorder
+        self._clock = clock
+        self._timers = timers
+        self._settings = settings
+
+    def restore(self, sites: Iterable[Site]) -> None:
+        now = self._timers.monotonic()
+        for site in sites:
+            self._state.sites[site.id] = site
+            # A site recorded online gets a full heartbeat timeout to reconnect.
+            self._state.links[site.id] = WorkerLink(site_id=site.id, last_seen=now)
+
+    def connect(
+        self, cmd: RegisterWorker, channel: WorkerChannel
+    ) -> tuple[Site, WorkerLink, Registered]:
+        """Take the site for the worker (unless another live worker serves it) and answer
+        Registered on its stream."""
+        if not cmd.worker_id or not cmd.site_name:
+            raise InvalidInput("register", "worker_id and site_name are required")
+        now = self._clock.now()
+        sid = site_id_for(cmd.site_name)
+        site = self._state.sites.get(sid)
+        link = self._state.links.get(sid)
+        if (
+            site is not None
+            and link is not None
+            and site.worker_id != cmd.worker_id
+            and site.state is SiteState.ONLINE
+            and link.channel is not None
+            and self._timers.monotonic() - link.last_seen < self._settings.heartbeat_timeout_seconds
+        ):
+            raise SiteTaken(
+                f"site {cmd.site_name!r} is served by worker {site.worker_id!r}, still online"
+            )
+        if site is None:
+            site = Site(
+                id=sid,
+                name=cmd.site_name,
+                worker_id=cmd.worker_id,
+                backend_kind=cmd.backend_kind,
+                registered_at=now,
+                last_seen_at=now,
+            )
+            self._state.sites[sid] = site
+        if link is None:
+            link = self._state.links[sid] = WorkerLink(
+                site_id=sid, last_seen=self._timers.monotonic()
+            )
+        if link.channel is not None and link.channel is not channel:
+            link.channel.close("replaced by a newer connection of the worker")
+        site.register(
+            worker_id=cmd.worker_id,
+            backend_kind=cmd.backend_kind,
+            node_pools=cmd.node_pools,
+            labels=dict(cmd.labels),
+            version=cmd.version,
+            last_seen_order_seq=cmd.last_seen_order_seq,
+            now=now,
+        )
+        link.channel, link.last_seen, link.acked_seq = channel, self._timers.monotonic(), 0
+        self._recorder.site(site)
+        reply = Registered(
+            worker_id=cmd.worker_id,
+            site_id=sid,
+            last_report_seq=site.last_report_seq,
+            heartbeat_interval_seconds=self._settings.heartbeat_interval_seconds,
+        )
+        channel.send(reply)
+        log.info(
+            "worker registered",
+            extra={
+                "site": site.name,
+                "worker_id": cmd.worker_id,
+                "last_seen_order_seq": cmd.last_seen_order_seq,
+            },
+        )
+        return site, link, reply
+
+    def disconnected(self, site_id: SiteId, channel: WorkerChannel) -> None:
+        """The stream ended; the site stays online until its heartbeat timeout."""
+        link = self._state.links.get(site_id)
+        if link is not None and link.channel is channel:
+            link.channel = None
+
+    def accept(self, site_id: SiteId, report_seq: int) -> bool:
+        """The worker was heard; True when the report is new (to apply), False for a repeat."""
+        site, link = self._state.sites[site_id], self._state.links[site_id]
+        link.last_seen = self._timers.monotonic()
+        self._state.stats.reports += 1
+        if report_seq <= site.last_report_seq:
+            self._state.stats.duplicate_reports += 1
+            # Recording the site brings an ack of what was applied, duplicates included.
+            self._recorder.site(site)
+            return False
+        site.last_report_seq = report_seq
+        self._recorder.site(site)
+        return True
+
+    def heartbeat(self, site_id: SiteId) -> None:
+        self._state.sites[site_id].last_seen_at = self._clock.now()
+
+    def committed(self, site_seqs: dict[SiteId, int]) -> None:
+        """Acknowledge to each worker the reports now committed."""
+        for sid, seq in site_seqs.items():
+            link = self._state.links.get(sid)
+            if link is not None and link.channel is not None and seq > link.acked_seq:
+                link.acked_seq = seq
+                link.channel.send(ReportAck(report_seq=seq))
+
+    def send(self, site_id: SiteId, order: Callable[..., Outgoing], **fields: Any) -> int:
+        """Queue an order on the site's stream; 0 when the worker is not connected."""
+        link = self._state.links.get(site_id)
+        if link is None or link.channel is None:
+            return 0
+        site = self._state.sites[site_id]
+        seq = site.next_order_seq()
+        link.channel.send(order(order_seq=seq, **fields))
+        self._recorder.site(site)
+        return seq
+
+    def silent(self) -> list[tuple[SiteId, float]]:
+        """Online sites not heard for longer than the heartbeat timeout, with their silence."""
+        now = self._timers.monotonic()
+        found: list[tuple[SiteId, float]] = []
+        for sid, link in self._state.links.items():
+            if self._state.sites[sid].state is not SiteState.ONLINE:
+                continue
+            silence = now - link.last_seen
+            if silence > self._settings.heartbeat_timeout_seconds:
+                found.append((sid, silence))
+        return found
+
+    def go_offline(self, site_id: SiteId, reason: str) -> tuple[Site, WorkerLink]:
+        """Record the site offline and end its stream."""
+        site, link = self._state.sites[site_id], self._state.links[site_id]
+        site.go_offline(reason)
+        self._recorder.site(site)
+        log.warning("site offline", extra={"site": site.name, "reason": reason})
+        if link.channel is not None:
+            link.channel.close("site declared offline")
+            link.channel = None
+        return site, link
+
+    def busy(self) -> bool:
+        """Some execution dispatched to a worker has no result yet."""
+        return any(link.executions for link in self._state.links.values())
+
+    def close_all(self, reason: str) -> None:
+        for link in self._state.links.values():
+            if link.channel is not None:
+                link.channel.close(reason)
+                link.channel = None

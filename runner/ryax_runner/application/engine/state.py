@@ -1,0 +1,62 @@
+"""What the engine's parts share: settings, the in-memory state and its counters."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from ...domain.deployment import Deployment, DeploymentId
+from ...domain.run import ExecutionId, Run, RunId
+from ...domain.site import Site, SiteId
+from ...domain.values import MAX_INLINE_BYTES
+from ..ports import WorkerChannel
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineSettings:
+    heartbeat_interval_seconds: float = 2.0
+    #: A site that sent nothing for this long is offline (its executions are lost).
+    heartbeat_timeout_seconds: float = 6.0
+    retry_backoff_seconds: float = 1.0
+    max_inline_bytes: int = MAX_INLINE_BYTES
+    #: Added to a step's timeout before the runner itself gives up on an execution.
+    timeout_grace_seconds: float = 30.0
+
+
+@dataclass(eq=False, kw_only=True)
+class WorkerLink:
+    """Live connection state of a site's worker (not recorded)."""
+
+    site_id: SiteId
+    channel: WorkerChannel | None = None
+    #: `Timers.monotonic()` of the last message of the worker.
+    last_seen: float
+    acked_seq: int = 0
+    #: Executions dispatched to this site that have no result yet.
+    executions: set[ExecutionId] = field(default_factory=set)
+
+
+@dataclass(kw_only=True)
+class EngineStats:
+    runs_started: int = 0
+    runs_ended: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    executions_dispatched: int = 0
+    reports: int = 0
+    duplicate_reports: int = 0
+
+
+@dataclass(eq=False, kw_only=True)
+class EngineState:
+    """The engine's memory, shared by its parts. One event loop and no await between reading
+    and changing it: no lock."""
+
+    sites: dict[SiteId, Site] = field(default_factory=dict)
+    links: dict[SiteId, WorkerLink] = field(default_factory=dict)
+    deployments: dict[DeploymentId, Deployment] = field(default_factory=dict)
+    #: Runs not ended, or ended with executions still active on a worker.
+    runs: dict[RunId, Run] = field(default_factory=dict)
+    #: Each active execution's run.
+    executions: dict[ExecutionId, Run] = field(default_factory=dict)
+    stats: EngineStats = field(default_factory=EngineStats)
+    #: Shutting down: no new runs.
+    draining: bool = False
