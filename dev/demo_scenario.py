@@ -370,8 +370,9 @@ def print_next(s: Settings, outcome: dict[str, Any]) -> None:
     say("API docs:     " + "  ".join(f"{s.url}/{service}/docs" for service in SERVICES))
     say(f"Endpoints:    {s.url}/runner/v1/projects/{s.project}/endpoints/openapi.json")
     say(
-        f"Credentials:  admin {s.admin_user} (RYAX_ADMIN_PASSWORD or .dev/admin-password); "
-        f"user {outcome['user']} / {outcome['password']} in project {s.project}"
+        f"Credentials:  admin {s.admin_user} / {s.admin_password} (demo only; from "
+        f"RYAX_ADMIN_PASSWORD or .dev/admin-password); user {outcome['user']} / "
+        f"{outcome['password']} in project {s.project}"
     )
     say("Try:")
     examples: Sequence[str] = (

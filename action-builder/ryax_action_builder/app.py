@@ -12,10 +12,11 @@ import logging
 
 from aiohttp import web
 
+from ryax_kit.logging import configure_logging
+from ryax_kit.messaging import Consumer, PoisonMessage, Subscription
+from ryax_kit.web import create_web_app
+
 from .container import SERVICE, Container
-from .infrastructure.api.web import add_operational_routes
-from .infrastructure.logging import configure_logging
-from .infrastructure.messaging.consumer import Consumer, PoisonMessage, Subscription
 from .infrastructure.messaging.mappers import (
     EXCHANGE,
     ORDER_TYPE,
@@ -26,12 +27,15 @@ from .settings import Settings
 
 log = logging.getLogger("ryax_action_builder")
 QUEUE = "action-builder.builds"
+PREFIX = "/action-builder"
 STARTUP_RETRY_SECONDS = 3.0
 
 
 def make_consumer(container: Container) -> Consumer:
+    """Orders one at a time. A failed publish of the answer (broker away, no queue bound for
+    it yet) propagates: the kit's consumer retries the order; an undecodable order is poison."""
     builder = container.builder()
-    metrics = container.metrics()
+    metrics = container.build_metrics()
 
     async def on_order(message_id: str, type_: str, body: bytes) -> None:
         if type_ and type_ != ORDER_TYPE:
@@ -65,12 +69,12 @@ def make_consumer(container: Container) -> Consumer:
         [Subscription(exchange=REPOSITORY_EXCHANGE, routing_keys=(ORDER_TYPE,))],
         on_order,
         prefetch=1,  # strictly one build at a time per builder
+        registry=container.metrics().registry,
     )
 
 
 def create_app(container: Container) -> web.Application:
     settings: Settings = container.settings()
-    app = web.Application()
     broker, filestore, build_tool = (
         container.broker(),
         container.filestore(),
@@ -81,9 +85,8 @@ def create_app(container: Container) -> web.Application:
 
     async def ready() -> dict[str, bool]:
         try:
-            await asyncio.wait_for(filestore.ping(), 5)
-            filestore_ok = True
-        except Exception:  # noqa: BLE001 - readiness answers, it does not raise
+            filestore_ok = await asyncio.wait_for(filestore.ping(), 5)
+        except TimeoutError:
             filestore_ok = False
         return {
             "broker": broker.is_connected,
@@ -92,12 +95,12 @@ def create_app(container: Container) -> web.Application:
             "build_tool": build_tool.ready,
         }
 
-    add_operational_routes(app, container.metrics(), ready)
+    app = create_web_app(metrics=container.metrics(), ready=ready, prefix=PREFIX)
 
     async def start() -> None:
         while True:
             try:
-                await filestore.start()
+                await filestore.ensure_ready()
                 await build_tool.start()
                 if not broker.is_connected:
                     await broker.connect()

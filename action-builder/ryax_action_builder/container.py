@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from dependency_injector import containers, providers
 
+from ryax_kit.core import AsyncioTimers, SystemClock
+from ryax_kit.filestore import filestore_from_settings
+from ryax_kit.messaging import Broker
+from ryax_kit.web import Metrics
+
 from .application.use_cases import ActionBuilder, BuildObserver, BuildSettings
 from .domain.model import ArchiveLimits
-from .infrastructure.api.web import Metrics
 from .infrastructure.archive import TarSourceUnpacker
-from .infrastructure.clock import SystemClock
-from .infrastructure.filestore import LocalDirFilestore, S3Filestore
-from .infrastructure.messaging.broker import Broker
+from .infrastructure.kit_filestore import KitFilestore
 from .infrastructure.messaging.publisher import AioPikaEventPublisher
 from .infrastructure.metadata import parse_metadata
+from .infrastructure.metrics import BuildMetrics
 from .infrastructure.pip_build import PipBuildTool
 from .infrastructure.wrapper_source import WrapperSource
 from .settings import Settings
@@ -20,21 +23,7 @@ from .settings import Settings
 SERVICE = "action-builder"
 
 
-def make_filestore(settings: Settings) -> S3Filestore | LocalDirFilestore:
-    if settings.s3_endpoint:
-        return S3Filestore(
-            endpoint=settings.s3_endpoint,
-            access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key,
-            bucket=settings.s3_bucket,
-            secure=settings.s3_secure,
-            region=settings.s3_region,
-        )
-    assert settings.filestore_dir is not None
-    return LocalDirFilestore(settings.filestore_dir)
-
-
-def observers(metrics: Metrics) -> tuple[BuildObserver, ...]:
+def observers(metrics: BuildMetrics) -> tuple[BuildObserver, ...]:
     return (metrics.observe,)
 
 
@@ -42,7 +31,17 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
     broker = providers.Singleton(Broker, url=settings.provided.amqp_url, service=SERVICE)
-    filestore = providers.Singleton(make_filestore, settings)
+    #: S3 when RYAX_S3_ENDPOINT is set, else the local directory (Settings require one).
+    filestore = providers.Singleton(
+        filestore_from_settings,
+        s3_endpoint=settings.provided.s3_endpoint,
+        s3_access_key=settings.provided.s3_access_key,
+        s3_secret_key=settings.provided.s3_secret_key,
+        s3_bucket=settings.provided.s3_bucket,
+        s3_secure=settings.provided.s3_secure,
+        s3_region=settings.provided.s3_region,
+        filestore_dir=settings.provided.filestore_dir,
+    )
     wrapper = providers.Singleton(WrapperSource.locate)
     build_tool = providers.Singleton(
         PipBuildTool,
@@ -52,6 +51,7 @@ class Container(containers.DeclarativeContainer):
         pip_timeout_seconds=settings.provided.pip_timeout_seconds,
     )
     metrics = providers.Singleton(Metrics, SERVICE)
+    build_metrics = providers.Singleton(BuildMetrics, metrics.provided.registry)
     publisher = providers.Singleton(AioPikaEventPublisher, broker)
     build_settings = providers.Singleton(
         BuildSettings,
@@ -60,12 +60,13 @@ class Container(containers.DeclarativeContainer):
     )
     builder = providers.Singleton(
         ActionBuilder,
-        filestore=filestore,
+        filestore=providers.Singleton(KitFilestore, filestore),
         unpacker=providers.Singleton(TarSourceUnpacker),
         build_tool=build_tool,
         parse_metadata=providers.Object(parse_metadata),
         publisher=publisher,
         clock=providers.Singleton(SystemClock),
+        timers=providers.Singleton(AsyncioTimers),
         settings=build_settings,
-        observers=providers.Callable(observers, metrics),
+        observers=providers.Callable(observers, build_metrics),
     )

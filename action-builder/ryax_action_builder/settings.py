@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ryax_kit.filestore import split_endpoint
+from ryax_kit.settings import CommonSettings, ConfigurationError, Env
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,45 +51,41 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        e = dict(os.environ if env is None else env)
-
-        def required(name: str) -> str:
-            value = e.get(name)
-            if not value:
-                raise SystemExit(f"configuration error: {name} is required")
-            return value
-
-        endpoint = e.get("RYAX_S3_ENDPOINT") or None
-        secure = e.get("RYAX_S3_SECURE", "false").strip().lower() in ("1", "true", "yes")
+        e = Env.from_os(env)
+        common = CommonSettings.read(e, default_port=8106)
+        endpoint = e.text("RYAX_S3_ENDPOINT") or None
+        secure = e.flag("RYAX_S3_SECURE")
         if endpoint is not None:
-            if endpoint.startswith("https://"):
-                secure = True
-            endpoint = endpoint.removeprefix("https://").removeprefix("http://").rstrip("/")
-        filestore_dir = e.get("RYAX_FILESTORE_DIR") or None
+            try:
+                split_endpoint(endpoint, secure)  # the filestore takes it as given
+            except ValueError as exc:
+                raise ConfigurationError(f"RYAX_S3_ENDPOINT: {exc}") from None
+        filestore_dir = e.path("RYAX_FILESTORE_DIR")
         if endpoint is None and filestore_dir is None:
-            raise SystemExit(
-                "configuration error: set RYAX_S3_ENDPOINT (S3 filestore) or RYAX_FILESTORE_DIR "
+            raise ConfigurationError(
+                "set RYAX_S3_ENDPOINT (S3 filestore) or RYAX_FILESTORE_DIR "
                 "(local-directory filestore)"
             )
         return cls(
-            amqp_url=required("RYAX_AMQP_URL"),
-            http_host=e.get("RYAX_HTTP_HOST", "127.0.0.1"),
-            http_port=int(e.get("RYAX_HTTP_PORT", "8106")),
-            log_format=e.get("RYAX_LOG_FORMAT", "text"),
-            log_level=e.get("RYAX_LOG_LEVEL", "info"),
+            amqp_url=e.required("RYAX_AMQP_URL"),
+            http_host=common.http_host,
+            http_port=common.http_port,
+            log_format=common.log_format,
+            log_level=common.log_level,
             s3_endpoint=endpoint,
-            s3_access_key=e.get("RYAX_S3_ACCESS_KEY", ""),
-            s3_secret_key=e.get("RYAX_S3_SECRET_KEY", ""),
-            s3_bucket=e.get("RYAX_S3_BUCKET", "ryax"),
+            s3_access_key=e.text("RYAX_S3_ACCESS_KEY"),
+            s3_secret_key=e.text("RYAX_S3_SECRET_KEY"),
+            s3_bucket=e.text("RYAX_S3_BUCKET", "ryax"),
             s3_secure=secure,
-            s3_region=e.get("RYAX_S3_REGION") or None,
-            filestore_dir=Path(filestore_dir) if filestore_dir else None,
-            cache_dir=Path(
-                e.get("RYAX_BUILDER_CACHE_DIR") or "~/.cache/ryax-action-builder"
-            ).expanduser(),
-            work_dir=Path(e["RYAX_BUILDER_WORK_DIR"]) if e.get("RYAX_BUILDER_WORK_DIR") else None,
-            python=e.get("RYAX_BUILDER_PYTHON") or sys.executable,
-            pip_timeout_seconds=float(e.get("RYAX_BUILDER_PIP_TIMEOUT_SECONDS", "900")),
-            shutdown_grace_seconds=float(e.get("RYAX_BUILDER_SHUTDOWN_GRACE_SECONDS", "60")),
-            max_source_bytes=int(e.get("RYAX_BUILDER_MAX_SOURCE_BYTES", str(256 * 1024 * 1024))),
+            s3_region=e.text("RYAX_S3_REGION") or None,
+            filestore_dir=filestore_dir,
+            cache_dir=e.path("RYAX_BUILDER_CACHE_DIR")
+            or Path("~/.cache/ryax-action-builder").expanduser(),
+            work_dir=e.path("RYAX_BUILDER_WORK_DIR"),
+            python=e.text("RYAX_BUILDER_PYTHON", sys.executable),
+            pip_timeout_seconds=e.number("RYAX_BUILDER_PIP_TIMEOUT_SECONDS", 900.0, minimum=1),
+            shutdown_grace_seconds=e.number("RYAX_BUILDER_SHUTDOWN_GRACE_SECONDS", 60.0, minimum=0),
+            max_source_bytes=e.integer(
+                "RYAX_BUILDER_MAX_SOURCE_BYTES", 256 * 1024 * 1024, minimum=1
+            ),
         )

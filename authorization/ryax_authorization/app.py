@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
-import sqlalchemy as sa
 from aiohttp import web
 
+from ryax_kit.database import ensure_database, migrate, ping
+from ryax_kit.logging import configure_logging
+from ryax_kit.web import Metrics, create_web_app
+
 from .container import Container
-from .infrastructure.api.routes import USE_CASES, api
-from .infrastructure.api.web import Metrics, add_operational_routes, make_middlewares
-from .infrastructure.database.engine import ensure_database, migrate
-from .infrastructure.logging import configure_logging
+from .infrastructure.api.routes import ERRORS, USE_CASES, api
+from .infrastructure.database.tables import MIGRATIONS
 from .settings import Settings
 
 log = logging.getLogger("ryax_authorization")
@@ -20,24 +22,22 @@ SERVICE = "authorization"
 
 def create_app(container: Container) -> web.Application:
     settings: Settings = container.settings()
-    metrics = Metrics(SERVICE)
-    app = web.Application(middlewares=make_middlewares(metrics), client_max_size=1024 * 1024)
+
+    async def ready() -> Mapping[str, bool]:
+        return {"database": await ping(container.engine())}
+
+    app = create_web_app(
+        metrics=Metrics(SERVICE),
+        ready=ready,
+        prefix=api.prefix,
+        api=api,
+        errors=ERRORS,
+    )
     app[USE_CASES] = container.use_cases()
-    app.add_routes(api.routes)
-
-    async def ready() -> bool:
-        try:
-            async with container.engine().connect() as conn:
-                await conn.execute(sa.text("SELECT 1"))
-            return True
-        except Exception:  # noqa: BLE001 - readiness answers false, it never raises
-            return False
-
-    add_operational_routes(app, api, metrics, ready)
 
     async def startup(_: web.Application) -> None:
         await ensure_database(settings.database_url)
-        await migrate(settings.database_url)
+        await migrate(settings.database_url, MIGRATIONS)
         if settings.admin_user and settings.admin_password:
             created = await container.use_cases().bootstrap_admin(
                 settings.admin_user, settings.admin_password

@@ -7,11 +7,13 @@ from datetime import timedelta
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ryax_kit.core import SystemClock
+from ryax_kit.database import create_engine
+
 from .application.use_cases import AuthorizationUseCases
 from .domain.model import LockoutPolicy
-from .infrastructure.database.engine import create_engine
 from .infrastructure.database.uow import SqlAlchemyUnitOfWork
-from .infrastructure.security import Argon2PasswordHasher, JwtAccessTokens, SystemClock
+from .infrastructure.security import Argon2PasswordHasher, JwtAccessTokens
 from .settings import Settings
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+
+from ryax_kit.settings import CommonSettings, Env
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,24 +30,18 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        e = dict(os.environ if env is None else env)
-
-        def required(name: str) -> str:
-            value = e.get(name)
-            if not value:
-                raise SystemExit(f"configuration error: {name} is required")
-            return value
-
+        e = Env.from_os(env)
+        common = CommonSettings.read(e, default_port=8101)
         return cls(
-            database_url=required("RYAX_DATABASE_URL"),
-            http_host=e.get("RYAX_HTTP_HOST", "127.0.0.1"),
-            http_port=int(e.get("RYAX_HTTP_PORT", "8101")),
-            log_format=e.get("RYAX_LOG_FORMAT", "text"),
-            log_level=e.get("RYAX_LOG_LEVEL", "info"),
-            secret_key=required("RYAX_SECRET_KEY"),
-            access_token_minutes=int(e.get("RYAX_ACCESS_TOKEN_MINUTES", str(12 * 60))),
-            admin_user=e.get("RYAX_ADMIN_USER") or None,
-            admin_password=e.get("RYAX_ADMIN_PASSWORD") or None,
-            login_max_failures=int(e.get("RYAX_LOGIN_MAX_FAILURES", "5")),
-            login_lock_seconds=int(e.get("RYAX_LOGIN_LOCK_SECONDS", "60")),
+            database_url=e.required("RYAX_DATABASE_URL"),
+            http_host=common.http_host,
+            http_port=common.http_port,
+            log_format=common.log_format,
+            log_level=common.log_level,
+            secret_key=e.required("RYAX_SECRET_KEY", min_length=32),
+            access_token_minutes=e.integer("RYAX_ACCESS_TOKEN_MINUTES", 12 * 60, minimum=1),
+            admin_user=e.raw("RYAX_ADMIN_USER"),
+            admin_password=e.raw("RYAX_ADMIN_PASSWORD"),
+            login_max_failures=e.integer("RYAX_LOGIN_MAX_FAILURES", 5, minimum=1),
+            login_lock_seconds=e.integer("RYAX_LOGIN_LOCK_SECONDS", 60, minimum=0),
         )

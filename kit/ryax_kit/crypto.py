@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from .settings import ConfigurationError, Env
+
 VERSION = 2
 _NONCE = 12
 _KID = 4
@@ -58,6 +60,20 @@ class KeyRing:
         current = env.get(name, "")
         previous = [s.strip() for s in env.get(f"{name}_PREVIOUS", "").split(",") if s.strip()]
         return cls([current, *previous])
+
+    @staticmethod
+    def read_secrets(e: Env, name: str = "RYAX_SECRET_KEY") -> tuple[str, ...]:
+        """`name` (required) and `<name>_PREVIOUS` (comma-separated), each at least 32
+        characters: a missing or short one stops the start, naming the variable."""
+        current = e.required(name, min_length=MIN_SECRET_LENGTH)
+        previous = e.items(f"{name}_PREVIOUS")
+        for index, secret in enumerate(previous, start=1):
+            if len(secret) < MIN_SECRET_LENGTH:
+                raise ConfigurationError(
+                    f"{name}_PREVIOUS: secret #{index} must be at least "
+                    f"{MIN_SECRET_LENGTH} characters"
+                )
+        return (current, *previous)
 
     def __repr__(self) -> str:
         return f"KeyRing({len(self._secrets)} secrets)"

@@ -43,18 +43,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import io
 import os
-import re
 import shutil
 import stat
 import tempfile
 import urllib.parse
 from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
+
+from .core.keys import (
+    MAX_KEY_BYTES,
+    MAX_SEGMENT_BYTES,
+    InvalidKey,
+    _show,
+    check_key,
+    encode_segment,
+)
+from .settings import ConfigurationError, Env
 
 if TYPE_CHECKING:
     from minio import Minio
@@ -66,6 +75,7 @@ __all__ = [
     "MAX_SEGMENT_BYTES",
     "Filestore",
     "FilestoreError",
+    "FilestoreSettings",
     "InvalidKey",
     "LocalDirFilestore",
     "ObjectNotFound",
@@ -74,20 +84,17 @@ __all__ = [
     "check_key",
     "encode_segment",
     "filestore_from_settings",
+    "split_endpoint",
 ]
 
 CHUNK_SIZE = 256 * 1024
-MAX_KEY_BYTES = 1024
-MAX_SEGMENT_BYTES = 255
+#: Longest wait of a health check (ping).
+PING_SECONDS = 3.0
 MAX_PRESIGN_EXPIRY = timedelta(days=7)
 MIN_PRESIGN_EXPIRY = timedelta(seconds=1)
 DEFAULT_REGION = "us-east-1"
 FILE_MODE = 0o644
 
-_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._=-]*")
-_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # what encode_segment leaves alone
-_UNESCAPED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
-_EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,16})$")
 # minio's codes for "no such object": HEAD answers 404 without a body, which it names NoSuchKey.
 _MISSING_CODES = frozenset({"NoSuchKey", "NoSuchObject", "NotFound"})
 _BUCKET_TAKEN_CODES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
@@ -110,79 +117,8 @@ class ObjectNotFound(FilestoreError):
         self.key = key
 
 
-class InvalidKey(ValueError):
-    """The key breaks the key rule (see the module docstring): a caller's mistake, not a
-    filestore failure, hence not a FilestoreError."""
-
-    def __init__(self, key: object, reason: str) -> None:
-        super().__init__(f"invalid filestore key {_show(key)}: {reason}")
-        self.key = key
-        self.reason = reason
-
-
 class PresignNotSupported(FilestoreError):
     """This filestore cannot hand out URLs."""
-
-
-def _show(key: object) -> str:
-    text = repr(key)
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-# --------------------------------------------------------------------------- keys
-
-
-def check_key(key: str) -> str:
-    """The key itself when it follows the key rule, else InvalidKey naming it and why."""
-    if not isinstance(key, str):
-        raise InvalidKey(key, "not a string")
-    if not key:
-        raise InvalidKey(key, "empty")
-    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
-        raise InvalidKey(key, f"longer than {MAX_KEY_BYTES} bytes")
-    if key.startswith("/"):
-        raise InvalidKey(key, "absolute (a key is a relative path)")
-    if "\\" in key:
-        raise InvalidKey(key, "backslash")
-    if "\x00" in key:
-        raise InvalidKey(key, "NUL character")
-    for segment in key.split("/"):
-        if segment in ("", ".", ".."):
-            raise InvalidKey(key, f"{segment!r} segment")
-        if len(segment) > MAX_SEGMENT_BYTES:
-            raise InvalidKey(key, f"a segment is longer than {MAX_SEGMENT_BYTES} bytes")
-        if not _SEGMENT.fullmatch(segment):
-            raise InvalidKey(
-                key,
-                f"segment {_show(segment)} is not [A-Za-z0-9_][A-Za-z0-9._=-]* "
-                "(put user text through encode_segment)",
-            )
-    return key
-
-
-def encode_segment(text: str) -> str:
-    """One valid key segment for any non-empty text (a user's file name, say); distinct texts
-    give distinct segments.
-
-    A plain segment (`[A-Za-z0-9_][A-Za-z0-9._-]*`, at most 255 bytes) is returned as it is:
-    `report.pdf` stays `report.pdf`. Anything else becomes `u=` followed by its UTF-8 bytes,
-    each byte outside `[A-Za-z0-9._-]` written `=XX`: `my file.txt` -> `u=my=20file.txt`,
-    `.bashrc` -> `u=.bashrc`. When that is longer than 255 bytes it becomes
-    `h=<sha256 of the text>` plus the text's extension when it has a short alphanumeric one.
-    Plain segments never contain `=`, so the three forms cannot meet.
-    """
-    if not isinstance(text, str) or not text:
-        raise InvalidKey(text, "an empty name cannot be a key segment")
-    if len(text) <= MAX_SEGMENT_BYTES and _PLAIN_SEGMENT.fullmatch(text):
-        return text
-    # surrogatepass: a name decoded with surrogateescape keeps its own bytes, distinct from
-    # the UTF-8 of any proper text.
-    data = text.encode("utf-8", "surrogatepass")
-    escaped = "u=" + "".join(chr(b) if b in _UNESCAPED else f"={b:02X}" for b in data)
-    if len(escaped) <= MAX_SEGMENT_BYTES:
-        return escaped
-    extension = _EXTENSION.search(text)
-    return "h=" + hashlib.sha256(data).hexdigest() + (extension.group(0) if extension else "")
 
 
 def _check_expiry(expires: timedelta) -> timedelta:
@@ -578,8 +514,12 @@ class S3Filestore:
         await self._call("create the bucket", None, ensure)
 
     async def ping(self) -> bool:
+        """Bounded: an unreachable endpoint answers False within PING_SECONDS (the client's own
+        retries would take much longer)."""
         try:
-            return await asyncio.to_thread(self._client.bucket_exists, self.bucket)
+            return await asyncio.wait_for(
+                asyncio.to_thread(self._client.bucket_exists, self.bucket), PING_SECONDS
+            )
         except Exception:  # noqa: BLE001 - a health check answers, it does not raise
             return False
 
@@ -734,3 +674,57 @@ def filestore_from_settings(
             public_endpoint=s3_public_endpoint or None,
         )
     return LocalDirFilestore(Path(filestore_dir))
+
+
+@dataclass(frozen=True, kw_only=True)
+class FilestoreSettings:
+    """The filestore as every service reads it from the environment.
+
+    RYAX_S3_ENDPOINT (`host:port`, or `http(s)://host:port` whose scheme decides TLS; unset:
+    the local directory RYAX_FILESTORE_DIR), RYAX_S3_ACCESS_KEY, RYAX_S3_SECRET_KEY,
+    RYAX_S3_BUCKET (default `ryax`), RYAX_S3_SECURE (default false), RYAX_S3_REGION,
+    RYAX_S3_PUBLIC_ENDPOINT (the address remote sites reach the filestore at, for presigned
+    URLs; default: the endpoint).
+    """
+
+    s3_endpoint: str | None
+    s3_access_key: str = field(repr=False)
+    s3_secret_key: str = field(repr=False)
+    s3_bucket: str
+    s3_secure: bool
+    s3_region: str | None
+    s3_public_endpoint: str | None
+    filestore_dir: Path
+
+    @classmethod
+    def read(cls, e: Env, *, default_dir: Path) -> FilestoreSettings:
+        """A malformed endpoint stops the start, naming the variable."""
+        for name in ("RYAX_S3_ENDPOINT", "RYAX_S3_PUBLIC_ENDPOINT"):
+            value = e.raw(name)
+            if value is not None:
+                try:
+                    split_endpoint(value, False)
+                except ValueError as error:
+                    raise ConfigurationError(f"{name}: {error}") from None
+        return cls(
+            s3_endpoint=e.raw("RYAX_S3_ENDPOINT"),
+            s3_access_key=e.text("RYAX_S3_ACCESS_KEY"),
+            s3_secret_key=e.text("RYAX_S3_SECRET_KEY"),
+            s3_bucket=e.text("RYAX_S3_BUCKET", "ryax"),
+            s3_secure=e.flag("RYAX_S3_SECURE"),
+            s3_region=e.raw("RYAX_S3_REGION"),
+            s3_public_endpoint=e.raw("RYAX_S3_PUBLIC_ENDPOINT"),
+            filestore_dir=e.path("RYAX_FILESTORE_DIR") or default_dir,
+        )
+
+    def filestore(self) -> S3Filestore | LocalDirFilestore:
+        return filestore_from_settings(
+            s3_endpoint=self.s3_endpoint,
+            s3_access_key=self.s3_access_key,
+            s3_secret_key=self.s3_secret_key,
+            s3_bucket=self.s3_bucket,
+            s3_secure=self.s3_secure,
+            s3_region=self.s3_region,
+            filestore_dir=self.filestore_dir,
+            s3_public_endpoint=self.s3_public_endpoint,
+        )

@@ -4,47 +4,56 @@ from __future__ import annotations
 
 import logging
 
-import sqlalchemy as sa
 from aiohttp import web
 
+from ryax_kit.authz import AUTHZ
+from ryax_kit.database import ensure_database, migrate, ping
+from ryax_kit.logging import configure_logging
+from ryax_kit.web import create_web_app
+
 from .container import SERVICE, Container
-from .infrastructure.api.authz import AUTHZ
-from .infrastructure.api.routes import UPLOAD_LIMITS, USE_CASES, UploadLimits, api
-from .infrastructure.api.web import Metrics, add_operational_routes, make_middlewares
-from .infrastructure.database.engine import ensure_database, migrate
-from .infrastructure.logging import configure_logging
+from .infrastructure.api.routes import ERRORS, UPLOAD_LIMITS, USE_CASES, UploadLimits, api
+from .infrastructure.database import MIGRATIONS
 from .infrastructure.messaging.mappers import EXCHANGE
 from .settings import Settings
 
 log = logging.getLogger("ryax_repository")
 
+#: The largest body aiohttp reads whole (JSON bodies); uploads are streamed with their own limit.
+MAX_BODY_BYTES = 1024 * 1024
+
 
 def create_app(container: Container) -> web.Application:
     settings: Settings = container.settings()
-    metrics = Metrics(SERVICE)
-    app = web.Application(middlewares=make_middlewares(metrics), client_max_size=1024 * 1024)
+    broker = container.broker()
+    engine = container.engine()
+    filestore = container.filestore()
+
+    async def ready() -> dict[str, bool]:
+        return {
+            "database": await ping(engine),
+            "broker": broker is None or broker.is_connected,
+            "filestore": await filestore.ping(),
+        }
+
+    app = create_web_app(
+        metrics=container.metrics(),
+        ready=ready,
+        prefix=api.prefix,
+        api=api,
+        errors=ERRORS,
+        client_max_size=MAX_BODY_BYTES,
+    )
     app[USE_CASES] = container.use_cases()
     app[AUTHZ] = container.authz()
     app[UPLOAD_LIMITS] = UploadLimits(
         scratch_dir=settings.work_dir / "tmp", max_bytes=settings.max_upload_bytes
     )
-    app.add_routes(api.routes)
-    broker = container.broker()
-
-    async def ready() -> bool:
-        try:
-            async with container.engine().connect() as conn:
-                await conn.execute(sa.text("SELECT 1"))
-        except Exception:  # noqa: BLE001 - readiness answers, it does not raise
-            return False
-        return broker is None or broker.is_connected
-
-    add_operational_routes(app, api, metrics, ready)
 
     async def startup(_: web.Application) -> None:
         await ensure_database(settings.database_url)
-        await migrate(settings.database_url)
-        await container.filestore().ensure_ready()
+        await migrate(settings.database_url, MIGRATIONS)
+        await filestore.ensure_ready()
         settings.work_dir.mkdir(parents=True, exist_ok=True)
         if broker is None:
             log.warning("RYAX_AMQP_URL is not set: events stay in the outbox, no build results")
@@ -64,7 +73,7 @@ def create_app(container: Container) -> web.Application:
             await container.relay().stop()
             await broker.close()
         await container.authz().close()
-        await container.engine().dispose()
+        await engine.dispose()
 
     app.on_startup.append(startup)
     app.on_shutdown.append(shutdown)

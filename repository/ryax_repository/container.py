@@ -5,59 +5,70 @@ from __future__ import annotations
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from .application.ports import Filestore
+from ryax_kit.authz import AuthorizationClient
+from ryax_kit.core import SystemClock
+from ryax_kit.crypto import KeyRing
+from ryax_kit.database import create_engine
+from ryax_kit.filestore import LocalDirFilestore, S3Filestore, filestore_from_settings
+from ryax_kit.messaging import Broker, Consumer, OutboxRelay
+from ryax_kit.web import Metrics
+
 from .application.use_cases import RepositoryUseCases
-from .infrastructure.api.authz import AuthorizationClient
 from .infrastructure.archives import SafeArchiveExtractor
-from .infrastructure.database.engine import create_engine
 from .infrastructure.database.tables import outbox
 from .infrastructure.database.uow import SqlAlchemyUnitOfWork
-from .infrastructure.filestore import LocalFilestore, S3Filestore
 from .infrastructure.git import GitCli
-from .infrastructure.messaging.broker import Broker
-from .infrastructure.messaging.consumer import Consumer
 from .infrastructure.messaging.handlers import SUBSCRIPTIONS, make_handler
 from .infrastructure.messaging.mappers import CONSUMER_QUEUE
-from .infrastructure.messaging.outbox import OutboxRelay
 from .infrastructure.network import DnsAddressResolver
-from .infrastructure.security import FernetCredentialCipher, SystemClock
+from .infrastructure.security import SealedCredentialCipher
 from .infrastructure.sources import FolderScanner, ScanLimits
 from .settings import Settings
 
 SERVICE = "repository"
 
 
-def make_filestore(settings: Settings) -> Filestore:
+def make_filestore(settings: Settings) -> S3Filestore | LocalDirFilestore:
     """S3 when RYAX_S3_ENDPOINT is set, else the local directory RYAX_FILESTORE_DIR."""
-    if settings.s3_endpoint:
-        return S3Filestore(
-            settings.s3_endpoint,
-            settings.s3_access_key,
-            settings.s3_secret_key,
-            settings.s3_bucket,
-            settings.s3_secure,
-        )
-    return LocalFilestore(settings.filestore_dir)
+    return filestore_from_settings(
+        s3_endpoint=settings.s3_endpoint,
+        s3_access_key=settings.s3_access_key,
+        s3_secret_key=settings.s3_secret_key,
+        s3_bucket=settings.s3_bucket,
+        s3_secure=settings.s3_secure,
+        s3_region=None,
+        filestore_dir=settings.filestore_dir,
+    )
 
 
 def make_broker(settings: Settings) -> Broker | None:
     return Broker(settings.amqp_url, SERVICE) if settings.amqp_url else None
 
 
+def make_key_ring(settings: Settings) -> KeyRing:
+    """RYAX_SECRET_KEY seals; it and RYAX_SECRET_KEY_PREVIOUS open."""
+    return KeyRing([settings.secret_key, *settings.secret_key_previous])
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
+    metrics = providers.Singleton(Metrics, SERVICE)
     engine = providers.Singleton(create_engine, url=settings.provided.database_url)
     session_factory = providers.Singleton(
         async_sessionmaker[AsyncSession], engine, expire_on_commit=False
     )
     broker = providers.Singleton(make_broker, settings)
-    relay = providers.Singleton(OutboxRelay, session_factory, outbox, broker)
+    relay = providers.Singleton(
+        OutboxRelay, session_factory, outbox, broker, registry=metrics.provided.registry
+    )
     uow = providers.Factory(
         SqlAlchemyUnitOfWork, session_factory=session_factory, after_commit=relay.provided.wake
     )
     clock = providers.Singleton(SystemClock)
-    cipher = providers.Singleton(FernetCredentialCipher, settings.provided.secret_key)
+    cipher = providers.Singleton(
+        SealedCredentialCipher, providers.Singleton(make_key_ring, settings)
+    )
     resolver = providers.Singleton(DnsAddressResolver)
     git = providers.Singleton(
         GitCli,
@@ -98,5 +109,6 @@ class Container(containers.DeclarativeContainer):
         CONSUMER_QUEUE,
         SUBSCRIPTIONS,
         providers.Factory(make_handler, use_cases),
+        registry=metrics.provided.registry,
     )
     authz = providers.Singleton(AuthorizationClient, settings.provided.authorization_url)

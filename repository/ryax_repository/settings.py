@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from ryax_kit.crypto import MIN_SECRET_LENGTH
+from ryax_kit.settings import CommonSettings, ConfigurationError, Env
 
 MiB = 1024 * 1024
 _DEFAULT_ROOT = Path(tempfile.gettempdir())
 
 
-def _flag(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+def _size(e: Env, name: str, default: int) -> int:
+    """A limit: a whole number of at least 1."""
+    return e.integer(name, default, minimum=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,17 +27,22 @@ class Settings:
     #: RYAX_HTTP_HOST / RYAX_HTTP_PORT: where the HTTP API listens.
     http_host: str = "127.0.0.1"
     http_port: int = 8102
-    #: RYAX_LOG_FORMAT: "json" or "text"; RYAX_LOG_LEVEL: debug, info, warning, error.
+    #: RYAX_LOG_FORMAT: "json" or "text"; RYAX_LOG_LEVEL: debug, info, warning, error, critical.
     log_format: str = "text"
     log_level: str = "info"
     #: RYAX_AUTHORIZATION_URL: the authorization service (the /authorize contract).
     authorization_url: str = "http://127.0.0.1:8101"
     #: RYAX_SECRET_KEY: >= 32 characters; the key encrypting stored git credentials is derived
-    #: from it (changing it makes stored credentials unreadable). No default.
+    #: from it (changing it makes stored credentials unreadable unless the old one is kept in
+    #: RYAX_SECRET_KEY_PREVIOUS). No default.
     secret_key: str
-    #: RYAX_S3_ENDPOINT (host:port), RYAX_S3_ACCESS_KEY, RYAX_S3_SECRET_KEY, RYAX_S3_BUCKET
-    #: (default ryax), RYAX_S3_SECURE (default false): the S3 filestore. When RYAX_S3_ENDPOINT
-    #: is unset, the local directory RYAX_FILESTORE_DIR is the filestore.
+    #: RYAX_SECRET_KEY_PREVIOUS: comma-separated former values of RYAX_SECRET_KEY (oldest
+    #: last), still accepted to read credentials stored before a rotation. Default: none.
+    secret_key_previous: tuple[str, ...] = ()
+    #: RYAX_S3_ENDPOINT (host:port, or http(s)://host:port whose scheme then decides TLS),
+    #: RYAX_S3_ACCESS_KEY, RYAX_S3_SECRET_KEY, RYAX_S3_BUCKET (default ryax), RYAX_S3_SECURE
+    #: (default false): the S3 filestore. When RYAX_S3_ENDPOINT is unset, the local directory
+    #: RYAX_FILESTORE_DIR is the filestore.
     s3_endpoint: str | None = None
     s3_access_key: str = ""
     s3_secret_key: str = ""
@@ -69,49 +77,41 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        e = dict(os.environ if env is None else env)
-
-        def required(name: str) -> str:
-            value = e.get(name)
-            if not value:
-                raise SystemExit(f"configuration error: {name} is required")
-            return value
-
-        def number(name: str, default: int) -> int:
-            raw = e.get(name, "")
-            try:
-                return int(raw) if raw else default
-            except ValueError:
-                raise SystemExit(f"configuration error: {name} must be a whole number") from None
-
-        secret = required("RYAX_SECRET_KEY")
-        if len(secret) < 32:
-            raise SystemExit("configuration error: RYAX_SECRET_KEY must be at least 32 characters")
+        e = Env.from_os(env)
+        common = CommonSettings.read(e, default_port=8102)
+        secret = e.required("RYAX_SECRET_KEY", min_length=MIN_SECRET_LENGTH)
+        previous = e.items("RYAX_SECRET_KEY_PREVIOUS")
+        if any(len(key) < MIN_SECRET_LENGTH for key in previous):
+            raise ConfigurationError(
+                f"RYAX_SECRET_KEY_PREVIOUS: each secret must be at least {MIN_SECRET_LENGTH} "
+                "characters"
+            )
         return cls(
-            database_url=required("RYAX_DATABASE_URL"),
-            amqp_url=required("RYAX_AMQP_URL"),
-            http_host=e.get("RYAX_HTTP_HOST", "127.0.0.1"),
-            http_port=number("RYAX_HTTP_PORT", 8102),
-            log_format=e.get("RYAX_LOG_FORMAT", "text"),
-            log_level=e.get("RYAX_LOG_LEVEL", "info"),
-            authorization_url=e.get("RYAX_AUTHORIZATION_URL", "http://127.0.0.1:8101"),
+            database_url=e.required("RYAX_DATABASE_URL"),
+            amqp_url=e.required("RYAX_AMQP_URL"),
+            http_host=common.http_host,
+            http_port=common.http_port,
+            log_format=common.log_format,
+            log_level=common.log_level,
+            authorization_url=e.text("RYAX_AUTHORIZATION_URL", "http://127.0.0.1:8101"),
             secret_key=secret,
-            s3_endpoint=e.get("RYAX_S3_ENDPOINT") or None,
-            s3_access_key=e.get("RYAX_S3_ACCESS_KEY", ""),
-            s3_secret_key=e.get("RYAX_S3_SECRET_KEY", ""),
-            s3_bucket=e.get("RYAX_S3_BUCKET", "ryax"),
-            s3_secure=_flag(e.get("RYAX_S3_SECURE")),
-            filestore_dir=Path(e.get("RYAX_FILESTORE_DIR") or _DEFAULT_ROOT / "ryax-filestore"),
-            work_dir=Path(e.get("RYAX_REPOSITORY_WORK_DIR") or _DEFAULT_ROOT / "ryax-repository"),
-            allow_local=_flag(e.get("RYAX_REPOSITORY_ALLOW_LOCAL")),
-            git_timeout_seconds=float(e.get("RYAX_GIT_TIMEOUT_SECONDS") or 300),
-            git_ca_bundle=Path(e["RYAX_GIT_CA_BUNDLE"]) if e.get("RYAX_GIT_CA_BUNDLE") else None,
-            max_repository_bytes=number("RYAX_REPOSITORY_MAX_REPOSITORY_BYTES", 1024 * MiB),
-            max_files=number("RYAX_REPOSITORY_MAX_FILES", 200_000),
-            max_action_bytes=number("RYAX_REPOSITORY_MAX_ACTION_BYTES", 50 * MiB),
-            max_metadata_bytes=number("RYAX_REPOSITORY_MAX_METADATA_BYTES", MiB),
-            max_upload_bytes=number("RYAX_REPOSITORY_MAX_UPLOAD_BYTES", 100 * MiB),
-            max_extracted_bytes=number("RYAX_REPOSITORY_MAX_EXTRACTED_BYTES", 500 * MiB),
+            secret_key_previous=previous,
+            s3_endpoint=e.raw("RYAX_S3_ENDPOINT"),
+            s3_access_key=e.text("RYAX_S3_ACCESS_KEY"),
+            s3_secret_key=e.text("RYAX_S3_SECRET_KEY"),
+            s3_bucket=e.text("RYAX_S3_BUCKET", "ryax"),
+            s3_secure=e.flag("RYAX_S3_SECURE"),
+            filestore_dir=e.path("RYAX_FILESTORE_DIR") or _DEFAULT_ROOT / "ryax-filestore",
+            work_dir=e.path("RYAX_REPOSITORY_WORK_DIR") or _DEFAULT_ROOT / "ryax-repository",
+            allow_local=e.flag("RYAX_REPOSITORY_ALLOW_LOCAL"),
+            git_timeout_seconds=e.number("RYAX_GIT_TIMEOUT_SECONDS", 300.0, minimum=1),
+            git_ca_bundle=e.path("RYAX_GIT_CA_BUNDLE"),
+            max_repository_bytes=_size(e, "RYAX_REPOSITORY_MAX_REPOSITORY_BYTES", 1024 * MiB),
+            max_files=_size(e, "RYAX_REPOSITORY_MAX_FILES", 200_000),
+            max_action_bytes=_size(e, "RYAX_REPOSITORY_MAX_ACTION_BYTES", 50 * MiB),
+            max_metadata_bytes=_size(e, "RYAX_REPOSITORY_MAX_METADATA_BYTES", MiB),
+            max_upload_bytes=_size(e, "RYAX_REPOSITORY_MAX_UPLOAD_BYTES", 100 * MiB),
+            max_extracted_bytes=_size(e, "RYAX_REPOSITORY_MAX_EXTRACTED_BYTES", 500 * MiB),
         )
 
     def __repr__(self) -> str:

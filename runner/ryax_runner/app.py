@@ -1,7 +1,8 @@
 """Build the container, open resources, serve HTTP and gRPC; drain and close on SIGTERM.
 
-Start: database (created, migrated) -> recorder -> engine rebuilt from the record -> broker,
-outbox relay, studio consumer -> gRPC server (workers reconnect and are reconciled) -> HTTP.
+Start: database (created, migrated), filestore (bucket or directory made) -> recorder -> engine
+rebuilt from the record -> broker, outbox relay, studio consumer -> gRPC server (workers
+reconnect and are reconciled) -> HTTP.
 SIGTERM: stop consuming and taking new runs (503), give dispatched executions
 RYAX_RUNNER_SHUTDOWN_GRACE seconds, close the worker streams (workers reconnect to the next
 runner), commit everything, publish the outbox, close. Runs still going on are in the
@@ -11,23 +12,24 @@ database and continue when the runner is back and the workers reconnected.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import aiohttp
-import sqlalchemy as sa
 from aiohttp import web
 from prometheus_client import Gauge
 
+from ryax_kit.authz import AUTHZ, AuthorizationClient
+from ryax_kit.database import ensure_database, migrate, ping
+from ryax_kit.logging import configure_logging
+from ryax_kit.web import Metrics, create_web_app
+
 from .application.engine import Engine
-from .container import Container
+from .container import SERVICE, Container
 from .infrastructure.api import endpoints, routes
-from .infrastructure.api.authz import AUTHZ, AuthorizationClient
-from .infrastructure.api.web import Metrics, add_operational_routes, make_middlewares
-from .infrastructure.database.engine import ensure_database, migrate
-from .infrastructure.logging import configure_logging
+from .infrastructure.database import MIGRATIONS
 from .settings import Settings
 
 log = logging.getLogger("ryax_runner")
-SERVICE = "runner"
 
 
 def _engine_metrics(metrics: Metrics, engine: Engine) -> None:
@@ -70,11 +72,26 @@ def _engine_metrics(metrics: Metrics, engine: Engine) -> None:
 
 def create_app(container: Container) -> web.Application:
     settings: Settings = container.settings()
-    metrics = Metrics(SERVICE)
-    app = web.Application(
-        middlewares=make_middlewares(metrics), client_max_size=settings.max_upload_bytes
-    )
+    metrics: Metrics = container.metrics()
     engine = container.engine()
+    started = {"ok": False}
+
+    async def ready() -> Mapping[str, bool]:
+        return {
+            "started": started["ok"],
+            "draining": not engine.draining,  # passes while the runner takes new runs
+            "broker": container.broker().is_connected,
+            "database": await ping(container.db()),
+        }
+
+    app = create_web_app(
+        metrics=metrics,
+        ready=ready,
+        prefix=routes.api.prefix,
+        api=routes.api,
+        errors=routes.ERRORS,
+        client_max_size=settings.max_upload_bytes,
+    )
     app[routes.ENGINE] = engine
     app[routes.QUERIES] = container.queries()
     app[routes.FILESTORE] = container.filestore()
@@ -86,25 +103,12 @@ def create_app(container: Container) -> web.Application:
         "max_upload_bytes": settings.max_upload_bytes,
     }
     app[AUTHZ] = AuthorizationClient(settings.authorization_url)
-    app.add_routes(routes.api.routes)
     _engine_metrics(metrics, engine)
-    started = {"ok": False}
-
-    async def ready() -> bool:
-        if not started["ok"] or engine.draining or not container.broker().is_connected:
-            return False
-        try:
-            async with container.db().connect() as conn:
-                await conn.execute(sa.text("SELECT 1"))
-            return True
-        except Exception:  # noqa: BLE001 - readiness answers, it does not raise
-            return False
-
-    add_operational_routes(app, routes.api, metrics, ready)
 
     async def startup(app: web.Application) -> None:
         await ensure_database(settings.database_url)
-        await migrate(settings.database_url)
+        await migrate(settings.database_url, MIGRATIONS)
+        await container.filestore().ensure_ready()
         recorder = container.recorder()
         recorder.set_outbox_listener(container.relay().wake)
         recorder.start()
@@ -119,7 +123,7 @@ def create_app(container: Container) -> web.Application:
 
     async def shutdown(_: web.Application) -> None:
         log.info("draining")
-        await container.consumer().stop()
+        await container.consumer().stop(settings.shutdown_grace_seconds)
         await engine.drain(settings.shutdown_grace_seconds)
 
     async def cleanup(app: web.Application) -> None:

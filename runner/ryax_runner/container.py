@@ -5,34 +5,24 @@ from __future__ import annotations
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ryax_kit.core import AsyncioTimers, SystemClock
+from ryax_kit.database import create_engine
+from ryax_kit.filestore import filestore_from_settings
+from ryax_kit.messaging import Broker, OutboxRelay
+from ryax_kit.web import Metrics
+
 from .application.engine import Engine, EngineSettings
-from .infrastructure.clock import AsyncioTimers, SystemClock
-from .infrastructure.database.engine import create_engine
 from .infrastructure.database.queries import SqlRunnerQueries
 from .infrastructure.database.recorder import SqlRecorder
 from .infrastructure.database.serialization import SecretBox
 from .infrastructure.database.store import SqlStateStore
 from .infrastructure.database.tables import outbox
-from .infrastructure.filestore import Filestore, LocalFilestore, S3Filestore
 from .infrastructure.grpc.server import GrpcServer
-from .infrastructure.messaging.broker import Broker
 from .infrastructure.messaging.handlers import studio_consumer
 from .infrastructure.messaging.mappers import state_changed_to_proto
-from .infrastructure.messaging.outbox import OutboxRelay
 from .settings import Settings
 
-
-def make_filestore(settings: Settings) -> Filestore:
-    """S3 when RYAX_S3_ENDPOINT is set, else the local directory RYAX_FILESTORE_DIR."""
-    if settings.s3_endpoint:
-        return S3Filestore(
-            settings.s3_endpoint,
-            settings.s3_access_key,
-            settings.s3_secret_key,
-            settings.s3_bucket,
-            settings.s3_secure,
-        )
-    return LocalFilestore(str(settings.filestore_dir))
+SERVICE = "runner"
 
 
 def engine_settings(settings: Settings) -> EngineSettings:
@@ -47,6 +37,7 @@ def engine_settings(settings: Settings) -> EngineSettings:
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
+    metrics = providers.Singleton(Metrics, SERVICE)
     db = providers.Singleton(
         create_engine,
         url=settings.provided.database_url,
@@ -55,9 +46,13 @@ class Container(containers.DeclarativeContainer):
     session_factory = providers.Singleton(
         async_sessionmaker[AsyncSession], db, expire_on_commit=False
     )
-    box = providers.Singleton(SecretBox, settings.provided.secret_key)
-    broker = providers.Singleton(Broker, settings.provided.amqp_url, "runner")
-    relay = providers.Singleton(OutboxRelay, session_factory, outbox, broker)
+    box = providers.Singleton(
+        SecretBox, settings.provided.secret_key, settings.provided.secret_key_previous
+    )
+    broker = providers.Singleton(Broker, settings.provided.amqp_url, SERVICE)
+    relay = providers.Singleton(
+        OutboxRelay, session_factory, outbox, broker, registry=metrics.provided.registry
+    )
     recorder = providers.Singleton(SqlRecorder, db, box, state_changed_to_proto)
     store = providers.Singleton(SqlStateStore, db, box)
     clock = providers.Singleton(SystemClock)
@@ -71,6 +66,18 @@ class Container(containers.DeclarativeContainer):
         settings=providers.Factory(engine_settings, settings),
     )
     queries = providers.Singleton(SqlRunnerQueries, db)
-    filestore = providers.Singleton(make_filestore, settings)
+    #: S3 when RYAX_S3_ENDPOINT is set, else the local directory RYAX_FILESTORE_DIR.
+    filestore = providers.Singleton(
+        filestore_from_settings,
+        s3_endpoint=settings.provided.s3_endpoint,
+        s3_access_key=settings.provided.s3_access_key,
+        s3_secret_key=settings.provided.s3_secret_key,
+        s3_bucket=settings.provided.s3_bucket,
+        s3_secure=settings.provided.s3_secure,
+        s3_region=None,
+        filestore_dir=settings.provided.filestore_dir,
+    )
     grpc_server = providers.Singleton(GrpcServer, engine, settings.provided.grpc_address)
-    consumer = providers.Singleton(studio_consumer, broker, engine)
+    consumer = providers.Singleton(
+        studio_consumer, broker, engine, registry=metrics.provided.registry
+    )

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ryax_kit.crypto import MIN_SECRET_LENGTH
+from ryax_kit.settings import CommonSettings, ConfigurationError, Env
 
-def _bool(value: str) -> bool:
-    return value.strip().lower() in ("1", "true", "yes", "on")
+#: The heartbeat timeout's ceiling: a lost site must be noticed within seconds.
+MAX_HEARTBEAT_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -20,6 +21,9 @@ class Settings:
     amqp_url: str
     #: RYAX_SECRET_KEY: encrypts the secrets of deployed workflows at rest (>= 32 chars).
     secret_key: str
+    #: RYAX_SECRET_KEY_PREVIOUS: earlier secret keys, comma-separated (each >= 32 chars), still
+    #: accepted to open what they sealed while keys are rotated (docs/operations.md).
+    secret_key_previous: tuple[str, ...] = ()
     #: RYAX_HTTP_HOST / RYAX_HTTP_PORT: where the HTTP API listens.
     http_host: str = "127.0.0.1"
     http_port: int = 8104
@@ -30,9 +34,10 @@ class Settings:
     log_level: str = "info"
     #: RYAX_AUTHORIZATION_URL: the authorization service (the authz contract).
     authorization_url: str = "http://127.0.0.1:8101"
-    #: RYAX_S3_ENDPOINT (host:port), RYAX_S3_ACCESS_KEY, RYAX_S3_SECRET_KEY, RYAX_S3_BUCKET,
-    #: RYAX_S3_SECURE: the S3 filestore; when RYAX_S3_ENDPOINT is unset the local directory
-    #: RYAX_FILESTORE_DIR (default <tmp>/ryax-filestore, shared with the workers) is used.
+    #: RYAX_S3_ENDPOINT (host:port or http(s)://host:port), RYAX_S3_ACCESS_KEY,
+    #: RYAX_S3_SECRET_KEY, RYAX_S3_BUCKET, RYAX_S3_SECURE: the S3 filestore; when
+    #: RYAX_S3_ENDPOINT is unset the local directory RYAX_FILESTORE_DIR (default
+    #: <tmp>/ryax-filestore, shared with the workers) is used.
     s3_endpoint: str = ""
     s3_access_key: str = ""
     s3_secret_key: str = ""
@@ -62,45 +67,47 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        e = dict(os.environ if env is None else env)
-
-        def required(name: str) -> str:
-            value = e.get(name)
-            if not value:
-                raise SystemExit(f"configuration error: {name} is required")
-            return value
-
-        secret_key = required("RYAX_SECRET_KEY")
-        if len(secret_key) < 32:
-            raise SystemExit("configuration error: RYAX_SECRET_KEY must be at least 32 chars")
-        timeout = float(e.get("RYAX_RUNNER_HEARTBEAT_TIMEOUT") or "6")
-        if timeout > 10:
-            raise SystemExit("configuration error: RYAX_RUNNER_HEARTBEAT_TIMEOUT must be <= 10")
+        e = Env.from_os(env)
+        common = CommonSettings.read(e, default_port=8104)
+        timeout = e.number("RYAX_RUNNER_HEARTBEAT_TIMEOUT", 6.0, minimum=0.1)
+        if timeout > MAX_HEARTBEAT_TIMEOUT_SECONDS:
+            raise ConfigurationError(
+                f"RYAX_RUNNER_HEARTBEAT_TIMEOUT={timeout:g} must be <= "
+                f"{MAX_HEARTBEAT_TIMEOUT_SECONDS:g} (seconds)"
+            )
+        previous = e.items("RYAX_SECRET_KEY_PREVIOUS")
+        if any(len(key) < MIN_SECRET_LENGTH for key in previous):
+            raise ConfigurationError(
+                f"RYAX_SECRET_KEY_PREVIOUS: each key must be at least {MIN_SECRET_LENGTH} "
+                "characters"
+            )
+        default_dir = Path(tempfile.gettempdir()) / "ryax-filestore"
         return cls(
-            database_url=required("RYAX_DATABASE_URL"),
-            amqp_url=required("RYAX_AMQP_URL"),
-            secret_key=secret_key,
-            http_host=e.get("RYAX_HTTP_HOST") or "127.0.0.1",
-            http_port=int(e.get("RYAX_HTTP_PORT") or "8104"),
-            grpc_address=e.get("RYAX_RUNNER_GRPC_ADDRESS") or "127.0.0.1:8105",
-            log_format=e.get("RYAX_LOG_FORMAT") or "text",
-            log_level=e.get("RYAX_LOG_LEVEL") or "info",
-            authorization_url=e.get("RYAX_AUTHORIZATION_URL") or "http://127.0.0.1:8101",
-            s3_endpoint=e.get("RYAX_S3_ENDPOINT", ""),
-            s3_access_key=e.get("RYAX_S3_ACCESS_KEY", ""),
-            s3_secret_key=e.get("RYAX_S3_SECRET_KEY", ""),
-            s3_bucket=e.get("RYAX_S3_BUCKET") or "ryax",
-            s3_secure=_bool(e.get("RYAX_S3_SECURE", "false")),
-            filestore_dir=Path(
-                e.get("RYAX_FILESTORE_DIR") or Path(tempfile.gettempdir()) / "ryax-filestore"
-            ).expanduser(),
-            heartbeat_interval_seconds=float(e.get("RYAX_RUNNER_HEARTBEAT_INTERVAL") or "2"),
+            database_url=e.required("RYAX_DATABASE_URL"),
+            amqp_url=e.required("RYAX_AMQP_URL"),
+            secret_key=e.required("RYAX_SECRET_KEY", min_length=MIN_SECRET_LENGTH),
+            secret_key_previous=previous,
+            http_host=common.http_host,
+            http_port=common.http_port,
+            grpc_address=e.text("RYAX_RUNNER_GRPC_ADDRESS", "127.0.0.1:8105"),
+            log_format=common.log_format,
+            log_level=common.log_level,
+            authorization_url=e.text("RYAX_AUTHORIZATION_URL", "http://127.0.0.1:8101"),
+            s3_endpoint=e.text("RYAX_S3_ENDPOINT"),
+            s3_access_key=e.text("RYAX_S3_ACCESS_KEY"),
+            s3_secret_key=e.text("RYAX_S3_SECRET_KEY"),
+            s3_bucket=e.text("RYAX_S3_BUCKET", "ryax"),
+            s3_secure=e.flag("RYAX_S3_SECURE"),
+            filestore_dir=e.path("RYAX_FILESTORE_DIR") or default_dir,
+            heartbeat_interval_seconds=e.number(
+                "RYAX_RUNNER_HEARTBEAT_INTERVAL", 2.0, minimum=0.01
+            ),
             heartbeat_timeout_seconds=timeout,
-            retry_backoff_seconds=float(e.get("RYAX_RUNNER_RETRY_BACKOFF") or "1"),
-            max_inline_bytes=int(e.get("RYAX_RUNNER_MAX_INLINE_BYTES") or str(64 * 1024)),
-            sync_timeout_seconds=float(e.get("RYAX_RUNNER_SYNC_TIMEOUT") or "60"),
-            max_upload_bytes=int(e.get("RYAX_RUNNER_MAX_UPLOAD_BYTES") or str(1024**3)),
-            shutdown_grace_seconds=float(e.get("RYAX_RUNNER_SHUTDOWN_GRACE") or "10"),
-            public_url=(e.get("RYAX_RUNNER_PUBLIC_URL") or "").rstrip("/"),
-            database_pool_size=int(e.get("RYAX_DATABASE_POOL_SIZE") or "10"),
+            retry_backoff_seconds=e.number("RYAX_RUNNER_RETRY_BACKOFF", 1.0, minimum=0),
+            max_inline_bytes=e.integer("RYAX_RUNNER_MAX_INLINE_BYTES", 64 * 1024, minimum=1),
+            sync_timeout_seconds=e.number("RYAX_RUNNER_SYNC_TIMEOUT", 60.0, minimum=0),
+            max_upload_bytes=e.integer("RYAX_RUNNER_MAX_UPLOAD_BYTES", 1024**3, minimum=1),
+            shutdown_grace_seconds=e.number("RYAX_RUNNER_SHUTDOWN_GRACE", 10.0, minimum=0),
+            public_url=e.text("RYAX_RUNNER_PUBLIC_URL").rstrip("/"),
+            database_pool_size=e.integer("RYAX_DATABASE_POOL_SIZE", 10, minimum=1),
         )

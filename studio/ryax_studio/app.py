@@ -5,49 +5,51 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-import sqlalchemy as sa
 from aiohttp import web
 
-from .container import Container
-from .infrastructure.api.authz import AUTHZ
-from .infrastructure.api.routes import ACTIONS, DEPLOYMENTS, SECRETS, WORKFLOWS, api
-from .infrastructure.api.web import Metrics, add_operational_routes, make_middlewares
-from .infrastructure.database.engine import ensure_database, migrate
-from .infrastructure.logging import configure_logging
+from ryax_kit.authz import AUTHZ
+from ryax_kit.database import ensure_database, migrate, ping
+from ryax_kit.logging import configure_logging
+from ryax_kit.web import create_web_app
+
+from .container import SERVICE, Container
+from .infrastructure.api.routes import ACTIONS, DEPLOYMENTS, ERRORS, SECRETS, WORKFLOWS, api
+from .infrastructure.database.tables import MIGRATIONS
+from .infrastructure.messaging.mappers import EXCHANGE
 from .infrastructure.yaml_format import MAX_DOCUMENT_BYTES
 from .settings import Settings
 
 log = logging.getLogger("ryax_studio")
-SERVICE = "studio"
 PURGE_EVERY_SECONDS = 60
 
 
 def create_app(container: Container, *, messaging: bool = True) -> web.Application:
     """`messaging=False` serves the HTTP API without RabbitMQ (tests of the API alone)."""
     settings: Settings = container.settings()
-    metrics = Metrics(SERVICE)
-    app = web.Application(
-        middlewares=make_middlewares(metrics), client_max_size=MAX_DOCUMENT_BYTES + 64 * 1024
+
+    async def ready() -> Mapping[str, bool]:
+        return {
+            "database": await ping(container.engine()),
+            "broker": not messaging or container.broker().is_connected,
+        }
+
+    app = create_web_app(
+        metrics=container.metrics(),
+        ready=ready,
+        prefix=api.prefix,
+        api=api,
+        errors=ERRORS,
+        client_max_size=MAX_DOCUMENT_BYTES + 64 * 1024,
     )
     app[ACTIONS] = container.actions()
     app[SECRETS] = container.secrets()
     app[WORKFLOWS] = container.workflows()
     app[DEPLOYMENTS] = container.deployments()
     app[AUTHZ] = container.authz()
-    app.add_routes(api.routes)
     tasks: list[asyncio.Task[None]] = []
-
-    async def ready() -> bool:
-        try:
-            async with container.engine().connect() as conn:
-                await conn.execute(sa.text("SELECT 1"))
-        except Exception:  # noqa: BLE001 - readiness answers, it does not raise
-            return False
-        return not messaging or container.broker().is_connected
-
-    add_operational_routes(app, api, metrics, ready)
 
     async def purge_outbox() -> None:
         """Deploy requests carry secret values: published rows do not linger."""
@@ -62,10 +64,10 @@ def create_app(container: Container, *, messaging: bool = True) -> web.Applicati
 
     async def startup(_: web.Application) -> None:
         await ensure_database(settings.database_url)
-        await migrate(settings.database_url)
+        await migrate(settings.database_url, MIGRATIONS)
         if messaging:
             await container.broker().connect()
-            await container.broker().declare_exchange("ryax.studio")
+            await container.broker().declare_exchange(EXCHANGE)
             container.relay().start()
             await container.consumer().start()
             tasks.append(asyncio.create_task(purge_outbox(), name="outbox-purge"))

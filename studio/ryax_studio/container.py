@@ -5,16 +5,17 @@ from __future__ import annotations
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ryax_kit.authz import AuthorizationClient
+from ryax_kit.core import SystemClock
+from ryax_kit.database import create_engine
+from ryax_kit.messaging import Broker, Consumer, OutboxRelay
+from ryax_kit.web import Metrics
+
 from .application.use_cases import ActionStore, Deployments, Secrets, Workflows
-from .infrastructure.api.authz import AuthorizationClient
-from .infrastructure.database.engine import create_engine
 from .infrastructure.database.tables import outbox
 from .infrastructure.database.uow import SqlAlchemyUnitOfWork
-from .infrastructure.messaging.broker import Broker
-from .infrastructure.messaging.consumer import Consumer
 from .infrastructure.messaging.handlers import QUEUE, SUBSCRIPTIONS, StudioMessageHandler
-from .infrastructure.messaging.outbox import OutboxRelay
-from .infrastructure.security import AesGcmSecretCipher, SystemClock
+from .infrastructure.security import AesGcmSecretCipher
 from .infrastructure.yaml_format import RyaxWorkflowYaml
 from .settings import Settings
 
@@ -24,19 +25,28 @@ SERVICE = "studio"
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
+    metrics = providers.Singleton(Metrics, SERVICE)
     engine = providers.Singleton(create_engine, url=settings.provided.database_url)
     session_factory = providers.Singleton(
         async_sessionmaker[AsyncSession], engine, expire_on_commit=False
     )
     broker = providers.Singleton(Broker, url=settings.provided.amqp_url, service=SERVICE)
     relay = providers.Singleton(
-        OutboxRelay, session_factory=session_factory, table=outbox, broker=broker
+        OutboxRelay,
+        session_factory=session_factory,
+        table=outbox,
+        broker=broker,
+        registry=metrics.provided.registry,
     )
     uow = providers.Factory(
-        SqlAlchemyUnitOfWork, session_factory=session_factory, on_commit=relay.provided.wake
+        SqlAlchemyUnitOfWork, session_factory=session_factory, after_commit=relay.provided.wake
     )
     clock = providers.Singleton(SystemClock)
-    cipher = providers.Singleton(AesGcmSecretCipher, secret_key=settings.provided.secret_key)
+    cipher = providers.Singleton(
+        AesGcmSecretCipher,
+        secret_key=settings.provided.secret_key,
+        previous_keys=settings.provided.secret_key_previous,
+    )
     workflow_format = providers.Singleton(RyaxWorkflowYaml)
     authz = providers.Singleton(
         AuthorizationClient,
@@ -62,4 +72,5 @@ class Container(containers.DeclarativeContainer):
         queue=QUEUE,
         subscriptions=providers.Object(SUBSCRIPTIONS),
         handler=message_handler,
+        registry=metrics.provided.registry,
     )

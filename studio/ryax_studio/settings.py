@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+
+from ryax_kit.crypto import MIN_SECRET_LENGTH
+from ryax_kit.settings import CommonSettings, ConfigurationError, Env
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -17,8 +19,12 @@ class Settings:
     #: RYAX_AUTHORIZATION_URL: the authorization service (the contract /authorization/v1/authorize).
     authorization_url: str = "http://127.0.0.1:8101"
     #: RYAX_SECRET_KEY: the key project secrets are encrypted with (>= 32 characters; a derived
-    #: key is used). Changing it makes the stored secrets unreadable. No default.
+    #: key is used). Changing it makes the stored secrets unreadable unless the old one is kept
+    #: in RYAX_SECRET_KEY_PREVIOUS. No default.
     secret_key: str
+    #: RYAX_SECRET_KEY_PREVIOUS: former values of RYAX_SECRET_KEY, comma-separated (newest
+    #: first), still accepted to read secrets stored before a key rotation. Default: none.
+    secret_key_previous: tuple[str, ...] = ()
     #: RYAX_HTTP_HOST / RYAX_HTTP_PORT: where the HTTP API listens.
     http_host: str = "127.0.0.1"
     http_port: int = 8103
@@ -33,26 +39,26 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        e = dict(os.environ if env is None else env)
-
-        def required(name: str) -> str:
-            value = e.get(name)
-            if not value:
-                raise SystemExit(f"configuration error: {name} is required")
-            return value
-
-        secret_key = required("RYAX_SECRET_KEY")
-        if len(secret_key) < 32:
-            raise SystemExit("configuration error: RYAX_SECRET_KEY must be at least 32 characters")
+        e = Env.from_os(env)
+        secret_key = e.required("RYAX_SECRET_KEY", min_length=MIN_SECRET_LENGTH)
+        previous = e.items("RYAX_SECRET_KEY_PREVIOUS")
+        for index, old in enumerate(previous, 1):
+            if len(old) < MIN_SECRET_LENGTH:
+                raise ConfigurationError(
+                    f"RYAX_SECRET_KEY_PREVIOUS: key #{index} must be at least "
+                    f"{MIN_SECRET_LENGTH} characters"
+                )
+        common = CommonSettings.read(e, default_port=8103)
         return cls(
-            database_url=required("RYAX_DATABASE_URL"),
-            amqp_url=required("RYAX_AMQP_URL"),
-            authorization_url=e.get("RYAX_AUTHORIZATION_URL", "http://127.0.0.1:8101"),
+            database_url=e.required("RYAX_DATABASE_URL"),
+            amqp_url=e.required("RYAX_AMQP_URL"),
+            authorization_url=e.text("RYAX_AUTHORIZATION_URL", "http://127.0.0.1:8101"),
             secret_key=secret_key,
-            http_host=e.get("RYAX_HTTP_HOST", "127.0.0.1"),
-            http_port=int(e.get("RYAX_HTTP_PORT", "8103")),
-            log_format=e.get("RYAX_LOG_FORMAT", "text"),
-            log_level=e.get("RYAX_LOG_LEVEL", "info"),
-            authz_cache_seconds=float(e.get("RYAX_AUTHZ_CACHE_SECONDS", "10")),
-            outbox_retention_seconds=int(e.get("RYAX_OUTBOX_RETENTION_SECONDS", "300")),
+            secret_key_previous=previous,
+            http_host=common.http_host,
+            http_port=common.http_port,
+            log_format=common.log_format,
+            log_level=common.log_level,
+            authz_cache_seconds=e.number("RYAX_AUTHZ_CACHE_SECONDS", 10.0, minimum=0),
+            outbox_retention_seconds=e.integer("RYAX_OUTBOX_RETENTION_SECONDS", 300, minimum=0),
         )

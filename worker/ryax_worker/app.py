@@ -4,29 +4,36 @@ close the stream."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Mapping
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+
+from ryax_kit.logging import configure_logging
+from ryax_kit.web import Metrics, create_web_app
 
 from .container import Container
 from .infrastructure.api.metrics import WorkerCollector
-from .infrastructure.api.web import add_operational_routes
-from .infrastructure.logging import configure_logging
 from .settings import Settings
 
 log = logging.getLogger("ryax_worker")
 SERVICE = "worker"
+#: A readiness probe answers within this, whatever the filestore does (an unreachable S3 host
+#: can hold the kit's ping for its connect timeout times its retries).
+FILESTORE_PING_SECONDS = 3.0
 
 
 def create_app(container: Container) -> web.Application:
+    """Only /healthz, /readyz and /metrics (also under /worker/): the worker has no API, it is
+    driven by the runner's gRPC stream."""
     settings: Settings = container.settings()
-    registry = CollectorRegistry()
-    app = web.Application()
+    metrics = Metrics(SERVICE)
     connection = container.connection()
     worker = container.worker()
     backend = container.backend()
-    registry.register(
+    store = container.filestore()
+    metrics.registry.register(
         WorkerCollector(
             stats=worker.stats,
             connected=lambda: connection.connected,
@@ -36,16 +43,26 @@ def create_app(container: Container) -> web.Application:
         )
     )
 
-    async def ready() -> bool:
-        return connection.connected and worker.accepting
+    async def filestore_answers() -> bool:
+        try:
+            return await asyncio.wait_for(store.ping(), FILESTORE_PING_SECONDS)
+        except TimeoutError:
+            return False
 
-    add_operational_routes(app, registry, ready)
+    async def ready() -> Mapping[str, bool]:
+        """Registered with the runner, taking orders (not stopping), filestore reachable."""
+        return {
+            "registered": connection.connected,
+            "accepting": worker.accepting,
+            "filestore": await filestore_answers(),
+        }
+
+    app = create_web_app(metrics=metrics, ready=ready, prefix="/worker")
 
     async def startup(_: web.Application) -> None:
         settings.cache_dir.mkdir(parents=True, exist_ok=True)
-        store = container.filestore()
         try:
-            await store.ensure_bucket()
+            await store.ensure_ready()
         except Exception as error:  # noqa: BLE001 - the filestore may come later; executions say so
             log.warning("filestore not reachable at start", extra={"reason": str(error)})
         await backend.start()

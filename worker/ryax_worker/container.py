@@ -8,6 +8,9 @@ from pathlib import Path
 
 from dependency_injector import containers, providers
 
+from ryax_kit.core import SystemClock
+from ryax_kit.filestore import LocalDirFilestore, S3Filestore, filestore_from_settings
+
 from .application.deployments import Deployments
 from .application.executions import Executions
 from .application.ports import FileStore
@@ -15,12 +18,12 @@ from .application.reports import ReportQueue
 from .application.staging import FileStaging
 from .application.worker import Worker
 from .domain.model import Backoff, RestartPolicy, SiteInfo
-from .infrastructure.clock import SystemClock
-from .infrastructure.filestore import LocalDirectoryFileStore, S3FileStore
 from .infrastructure.grpc.runner_client import RunnerConnection
 from .infrastructure.local.artefacts import ArtefactCache
 from .infrastructure.local.backend import LocalBackend
 from .infrastructure.local.process import ProcessOptions
+from .infrastructure.placement import FilestorePlacement
+from .infrastructure.transfers import FilestoreTransfers
 from .settings import Settings
 
 
@@ -31,17 +34,20 @@ def worker_version() -> str:
         return "0.0.0"
 
 
-def make_filestore(settings: Settings) -> S3FileStore | LocalDirectoryFileStore:
-    if settings.use_s3:
-        assert settings.s3_endpoint is not None
-        return S3FileStore(
-            endpoint=settings.s3_endpoint,
-            access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key,
-            bucket=settings.s3_bucket,
-            secure=settings.s3_secure,
-        )
-    return LocalDirectoryFileStore(settings.filestore_dir)
+#: The settings `filestore_from_settings` takes, under the same names in Settings.
+FILESTORE_SETTINGS = (
+    "s3_endpoint",
+    "s3_access_key",
+    "s3_secret_key",
+    "s3_bucket",
+    "s3_secure",
+    "s3_region",
+    "filestore_dir",
+)
+
+
+def make_filestore(settings: Settings) -> S3Filestore | LocalDirFilestore:
+    return filestore_from_settings(**{name: getattr(settings, name) for name in FILESTORE_SETTINGS})
 
 
 def make_site(settings: Settings) -> SiteInfo:
@@ -80,16 +86,24 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
     clock = providers.Singleton(SystemClock)
+    #: The kit's filestore (readiness, bucket creation); use cases see it through `transfers`.
     filestore = providers.Singleton(make_filestore, settings)
+    transfers = providers.Singleton(FilestoreTransfers, filestore)
+    placement = providers.Singleton(FilestorePlacement)
     reports = providers.Singleton(ReportQueue)
     staging = providers.Singleton(
         FileStaging,
-        store=filestore,
+        store=transfers,
         root=providers.Callable(lambda s: s.cache_dir / "executions", settings),
     )
-    backend = providers.Singleton(make_backend, settings, filestore)
+    backend = providers.Singleton(make_backend, settings, transfers)
     deployments = providers.Singleton(
-        Deployments, backend=backend, reports=reports, staging=staging, clock=clock
+        Deployments,
+        backend=backend,
+        reports=reports,
+        staging=staging,
+        placement=placement,
+        clock=clock,
     )
     executions = providers.Singleton(
         Executions,
@@ -97,6 +111,7 @@ class Container(containers.DeclarativeContainer):
         deployments=deployments,
         reports=reports,
         staging=staging,
+        placement=placement,
         clock=clock,
         site_name=settings.provided.site_name,
     )

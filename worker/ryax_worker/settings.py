@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from ryax_kit.filestore import split_endpoint
+from ryax_kit.settings import CommonSettings, ConfigurationError, Env
 
 from .domain.errors import InvalidInput
 from .domain.model import NodePool, parse_memory
@@ -32,13 +37,15 @@ class Settings:
     #: RYAX_WORKER_CACHE_DIR: artefacts, action instances, execution work dirs.
     #: Default: $XDG_CACHE_HOME/ryax/worker-<site> (~/.cache/ryax/worker-<site>).
     cache_dir: Path = Path("~/.cache/ryax/worker-local")
-    #: RYAX_S3_ENDPOINT (host:port), RYAX_S3_ACCESS_KEY, RYAX_S3_SECRET_KEY, RYAX_S3_BUCKET
-    #: (default ryax), RYAX_S3_SECURE (default false): the shared filestore through the S3 API.
+    #: RYAX_S3_ENDPOINT (host:port, or http(s)://host:port whose scheme then decides TLS),
+    #: RYAX_S3_ACCESS_KEY, RYAX_S3_SECRET_KEY, RYAX_S3_BUCKET (default ryax), RYAX_S3_SECURE
+    #: (default false), RYAX_S3_REGION (default none): the shared filestore through the S3 API.
     s3_endpoint: str | None = None
     s3_access_key: str = ""
     s3_secret_key: str = ""
     s3_bucket: str = "ryax"
     s3_secure: bool = False
+    s3_region: str | None = None
     #: RYAX_FILESTORE_DIR: a local-directory filestore, used when RYAX_S3_ENDPOINT is unset.
     #: Default: $XDG_DATA_HOME/ryax/filestore (~/.local/share/ryax/filestore).
     filestore_dir: Path = Path("~/.local/share/ryax/filestore")
@@ -75,67 +82,64 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        e = dict(os.environ if env is None else env)
-        try:
-            return cls._from_env(e)
-        except (InvalidInput, ValueError) as error:
-            raise SystemExit(f"configuration error: {error}") from error
-
-    @classmethod
-    def _from_env(cls, e: dict[str, str]) -> Settings:
-        site = e.get("RYAX_SITE_NAME") or "local"
-        backend = (e.get("RYAX_WORKER_BACKEND") or "local").lower()
+        """Read every variable; a missing or malformed one stops the process with
+        `configuration error: ...` naming the variable (ConfigurationError is a SystemExit)."""
+        e = Env.from_os(env)
+        common = CommonSettings.read(e, default_port=8107)
+        site = e.text("RYAX_SITE_NAME", "local")
+        backend = e.text("RYAX_WORKER_BACKEND", "local", lower=True)
         if backend not in BACKENDS:
             planned = " (planned, not implemented yet)" if backend in PLANNED_BACKENDS else ""
-            raise ValueError(
+            raise ConfigurationError(
                 f"RYAX_WORKER_BACKEND={backend!r}{planned}: supported backends are "
                 + ", ".join(BACKENDS)
             )
-        cache_home = Path(e.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        data_home = Path(e.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-        s3_endpoint = e.get("RYAX_S3_ENDPOINT") or None
-        if s3_endpoint and not (e.get("RYAX_S3_ACCESS_KEY") and e.get("RYAX_S3_SECRET_KEY")):
-            raise ValueError("RYAX_S3_ACCESS_KEY and RYAX_S3_SECRET_KEY are required with S3")
+        cache_home = e.path("XDG_CACHE_HOME") or Path.home() / ".cache"
+        data_home = e.path("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+        s3_endpoint = e.text("RYAX_S3_ENDPOINT") or None
+        s3_secure = e.flag("RYAX_S3_SECURE", False)
+        if s3_endpoint:
+            if not (e.raw("RYAX_S3_ACCESS_KEY") and e.raw("RYAX_S3_SECRET_KEY")):
+                raise ConfigurationError(
+                    "RYAX_S3_ACCESS_KEY and RYAX_S3_SECRET_KEY are required with S3"
+                )
+            try:
+                split_endpoint(s3_endpoint, s3_secure)  # what the filestore will do with it
+            except ValueError as error:
+                raise ConfigurationError(f"RYAX_S3_ENDPOINT: {error}") from None
+        try:
+            node_pools = parse_node_pools(e.text("RYAX_NODE_POOLS"))
+            site_labels = parse_labels(e.text("RYAX_SITE_LABELS"))
+        except InvalidInput as error:
+            raise ConfigurationError(error.detail) from error
         return cls(
-            runner_address=e.get("RYAX_RUNNER_GRPC_ADDRESS") or "127.0.0.1:8105",
+            **asdict(common),
+            runner_address=e.text("RYAX_RUNNER_GRPC_ADDRESS", "127.0.0.1:8105"),
             site_name=site,
-            worker_id=e.get("RYAX_WORKER_ID") or site,
+            worker_id=e.text("RYAX_WORKER_ID", site),
             backend=backend,
-            node_pools=parse_node_pools(e.get("RYAX_NODE_POOLS", "")),
-            site_labels=parse_labels(e.get("RYAX_SITE_LABELS", "")),
-            cache_dir=Path(
-                e.get("RYAX_WORKER_CACHE_DIR") or cache_home / "ryax" / f"worker-{site}"
-            ).expanduser(),
+            node_pools=node_pools,
+            site_labels=site_labels,
+            cache_dir=e.path("RYAX_WORKER_CACHE_DIR") or cache_home / "ryax" / f"worker-{site}",
             s3_endpoint=s3_endpoint,
-            s3_access_key=e.get("RYAX_S3_ACCESS_KEY", ""),
-            s3_secret_key=e.get("RYAX_S3_SECRET_KEY", ""),
-            s3_bucket=e.get("RYAX_S3_BUCKET") or "ryax",
-            s3_secure=_bool(e.get("RYAX_S3_SECURE", "false")),
-            filestore_dir=Path(
-                e.get("RYAX_FILESTORE_DIR") or data_home / "ryax" / "filestore"
-            ).expanduser(),
-            http_host=e.get("RYAX_HTTP_HOST") or "127.0.0.1",
-            http_port=int(e.get("RYAX_HTTP_PORT") or "8107"),
-            log_format=e.get("RYAX_LOG_FORMAT") or "text",
-            log_level=e.get("RYAX_LOG_LEVEL") or "info",
-            heartbeat_seconds=float(e.get("RYAX_HEARTBEAT_SECONDS") or "2"),
-            runner_silence_seconds=float(e.get("RYAX_RUNNER_SILENCE_SECONDS") or "30"),
-            reconnect_max_seconds=float(e.get("RYAX_RECONNECT_MAX_SECONDS") or "10"),
-            shutdown_grace_seconds=float(e.get("RYAX_SHUTDOWN_GRACE_SECONDS") or "30"),
-            action_start_timeout_seconds=float(e.get("RYAX_ACTION_START_TIMEOUT_SECONDS") or "120"),
-            action_stop_grace_seconds=float(e.get("RYAX_ACTION_STOP_GRACE_SECONDS") or "10"),
-            action_max_failures=int(e.get("RYAX_ACTION_MAX_FAILURES") or "5"),
-            action_log_level=e.get("RYAX_ACTION_LOG_LEVEL") or "warning",
-            action_env_passthrough=tuple(
-                name.strip()
-                for name in (e.get("RYAX_ACTION_ENV_PASSTHROUGH") or "").split(",")
-                if name.strip()
+            s3_access_key=e.text("RYAX_S3_ACCESS_KEY"),
+            s3_secret_key=e.text("RYAX_S3_SECRET_KEY"),
+            s3_bucket=e.text("RYAX_S3_BUCKET", "ryax"),
+            s3_secure=s3_secure,
+            s3_region=e.text("RYAX_S3_REGION") or None,
+            filestore_dir=e.path("RYAX_FILESTORE_DIR") or data_home / "ryax" / "filestore",
+            heartbeat_seconds=e.number("RYAX_HEARTBEAT_SECONDS", 2.0, minimum=0.01),
+            runner_silence_seconds=e.number("RYAX_RUNNER_SILENCE_SECONDS", 30.0, minimum=0),
+            reconnect_max_seconds=e.number("RYAX_RECONNECT_MAX_SECONDS", 10.0, minimum=0),
+            shutdown_grace_seconds=e.number("RYAX_SHUTDOWN_GRACE_SECONDS", 30.0, minimum=0),
+            action_start_timeout_seconds=e.number(
+                "RYAX_ACTION_START_TIMEOUT_SECONDS", 120.0, minimum=0
             ),
+            action_stop_grace_seconds=e.number("RYAX_ACTION_STOP_GRACE_SECONDS", 10.0, minimum=0),
+            action_max_failures=e.integer("RYAX_ACTION_MAX_FAILURES", 5, minimum=0),
+            action_log_level=e.text("RYAX_ACTION_LOG_LEVEL", "warning"),
+            action_env_passthrough=e.items("RYAX_ACTION_ENV_PASSTHROUGH"),
         )
-
-
-def _bool(text: str) -> bool:
-    return text.strip().lower() in {"1", "true", "yes", "on"}
 
 
 def machine_node_pool() -> NodePool:
@@ -148,9 +152,28 @@ def machine_node_pool() -> NodePool:
     return NodePool(name="default", cpu=cpu or 1.0, memory_bytes=memory, gpu=0)
 
 
+@contextmanager
+def _reading(variable: str) -> Iterator[None]:
+    """Any error met while reading `variable` becomes an InvalidInput naming it."""
+    try:
+        yield
+    except InvalidInput as error:
+        if error.field == variable:
+            raise
+        raise InvalidInput(variable, error.detail) from error
+    except json.JSONDecodeError as error:
+        raise InvalidInput(variable, f"not valid JSON: {error}") from error
+    except (ValueError, TypeError) as error:
+        raise InvalidInput(variable, str(error)) from error
+
+
 def parse_node_pools(text: str) -> tuple[NodePool, ...]:
     """RYAX_NODE_POOLS: JSON, or "name:cpu:memory[:gpu]" items separated by commas."""
-    text = text.strip()
+    with _reading("RYAX_NODE_POOLS"):
+        return _node_pools(text.strip())
+
+
+def _node_pools(text: str) -> tuple[NodePool, ...]:
     if not text:
         return (machine_node_pool(),)
     pools: list[NodePool] = []
@@ -194,7 +217,11 @@ def parse_node_pools(text: str) -> tuple[NodePool, ...]:
 
 def parse_labels(text: str) -> dict[str, str]:
     """RYAX_SITE_LABELS: a JSON object, or "key=value" items separated by commas."""
-    text = text.strip()
+    with _reading("RYAX_SITE_LABELS"):
+        return _labels(text.strip())
+
+
+def _labels(text: str) -> dict[str, str]:
     if not text:
         return {}
     if text.startswith("{"):

@@ -16,7 +16,8 @@ class ObjectNotFound(Exception):
 
 
 class Filestore(Protocol):
-    """The shared object store (S3 API, or a local directory on a single machine)."""
+    """The shared object store (S3 API, or a local directory on a single machine): the part of
+    the kit's `Filestore` a build uses. Missing objects raise ObjectNotFound (this one)."""
 
     async def exists(self, key: str) -> bool: ...
 
@@ -24,17 +25,17 @@ class Filestore(Protocol):
         """Raises ObjectNotFound."""
         ...
 
-    async def upload(self, key: str, source: Path, content_type: str) -> None: ...
+    async def upload(
+        self, key: str, source: Path, content_type: str = "application/octet-stream"
+    ) -> None: ...
 
-    async def read_bytes(self, key: str) -> bytes | None:
-        """None when there is no such object."""
+    async def read_bytes(self, key: str) -> bytes:
+        """Raises ObjectNotFound."""
         ...
 
-    async def write_bytes(self, key: str, data: bytes, content_type: str) -> None: ...
-
-    async def ping(self) -> None:
-        """Raises when the store cannot be reached."""
-        ...
+    async def write_bytes(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> None: ...
 
 
 class SourceUnpacker(Protocol):
@@ -73,11 +74,6 @@ class MetadataParser(Protocol):
 
 class EventPublisher(Protocol):
     async def publish(self, event: BuildOutcome) -> None:
-        """Returns once the broker confirmed the event (raises otherwise)."""
+        """Returns once the broker confirmed the event. Raises otherwise (broker unreachable,
+        no queue bound for the answer yet): the order is then tried again, never acked."""
         ...
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-    def monotonic(self) -> float: ...

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ryax_kit.core import Clock, Timers
+
 from ..domain.errors import BuildRefused
 from ..domain.model import (
     ActionBuildFailed,
@@ -26,7 +28,6 @@ from ..domain.model import (
 from .build_log import BuildLog
 from .ports import (
     BuildTool,
-    Clock,
     EventPublisher,
     Filestore,
     MetadataParser,
@@ -58,6 +59,7 @@ class ActionBuilder:
         parse_metadata: MetadataParser,
         publisher: EventPublisher,
         clock: Clock,
+        timers: Timers,
         settings: BuildSettings,
         observers: tuple[BuildObserver, ...] = (),
     ) -> None:
@@ -67,12 +69,14 @@ class ActionBuilder:
         self._parse_metadata = parse_metadata
         self._publisher = publisher
         self._clock = clock
+        self._timers = timers
         self._settings = settings
         self._observers = observers
         self._lock = asyncio.Lock()
 
     async def handle(self, order: BuildOrder) -> BuildOutcome:
-        """Build (or find) the artefact of `order` and publish ActionBuilt/ActionBuildFailed."""
+        """Build (or find) the artefact of `order` and publish ActionBuilt/ActionBuildFailed.
+        A failed publish propagates (the order is retried); a failed build is an answer."""
         async with self._lock:
             outcome = await self.build(order)
             await self._publisher.publish(outcome)
@@ -81,7 +85,7 @@ class ActionBuilder:
             return outcome
 
     async def build(self, order: BuildOrder) -> BuildOutcome:
-        start = self._clock.monotonic()
+        start = self._timers.monotonic()
         build_log = BuildLog()
         build_log.add(
             f"build {order.build_id}: {order.kind} {order.action_id}:{order.action_version} "
@@ -161,7 +165,7 @@ class ActionBuilder:
         size = (await asyncio.to_thread(artefact.stat)).st_size
         build_log.add(f"artefact {plan.artefact_key}: {size} bytes, sha256 {sha256}")
         await self._filestore.upload(plan.artefact_key, artefact, "application/gzip")
-        duration = self._clock.monotonic() - start
+        duration = self._timers.monotonic() - start
         build_log.add(f"stored; built in {duration:.1f}s")
         info = {
             "artefact_key": plan.artefact_key,
@@ -184,7 +188,10 @@ class ActionBuilder:
     ) -> ActionBuilt | None:
         if not await self._filestore.exists(plan.artefact_key):
             return None
-        raw = await self._filestore.read_bytes(plan.info_key)
+        try:
+            raw = await self._filestore.read_bytes(plan.info_key)
+        except ObjectNotFound:
+            raw = b""  # the sidecar is written after the artefact: it may be missing
         info = json.loads(raw) if raw else {}
         sha256 = str(info.get("artefact_sha256") or "")
         if not sha256:
@@ -224,7 +231,7 @@ class ActionBuilder:
             artefact_sha256=sha256,
             build_log=text,
             cached=cached,
-            duration_seconds=self._clock.monotonic() - start,
+            duration_seconds=self._timers.monotonic() - start,
             built_at=self._clock.now(),
             trace_context=order.trace_context,
         )
@@ -240,7 +247,7 @@ class ActionBuilder:
             action_version=order.action_version,
             reason=reason,
             build_log=build_log.text(),
-            duration_seconds=self._clock.monotonic() - start,
+            duration_seconds=self._timers.monotonic() - start,
             failed_at=self._clock.now(),
             trace_context=order.trace_context,
         )

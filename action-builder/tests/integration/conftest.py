@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import socket
 import tarfile
 import textwrap
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,8 +115,9 @@ class Answers:
             )
 
 
-@pytest.fixture
-async def answers(amqp_url: str) -> AsyncIterator[Answers]:
+@contextlib.asynccontextmanager
+async def listening_for_answers(amqp_url: str) -> AsyncIterator[Answers]:
+    """Plays the repository: binds a queue to the builder's answers, collects them."""
     connection = await aio_pika.connect_robust(amqp_url)
     channel = await connection.channel()
     exchange = await channel.declare_exchange(
@@ -133,8 +135,27 @@ async def answers(amqp_url: str) -> AsyncIterator[Answers]:
             result.arrived.notify_all()
 
     await queue.consume(on_message)
-    yield result
-    await connection.close()
+    try:
+        yield result
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def answers(amqp_url: str) -> AsyncIterator[Answers]:
+    async with listening_for_answers(amqp_url) as result:
+        yield result
+
+
+@pytest.fixture
+async def listen_later(amqp_url: str) -> AsyncIterator[Callable[[], Awaitable[Answers]]]:
+    """Starts listening for answers when called: until then no queue is bound to them."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def listen() -> Answers:
+            return await stack.enter_async_context(listening_for_answers(amqp_url))
+
+        yield listen
 
 
 @pytest.fixture

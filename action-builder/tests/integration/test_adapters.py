@@ -1,4 +1,5 @@
-"""The tar unpacker on crafted archives, and both filestore adapters (local dir, real S3)."""
+"""The tar unpacker on crafted archives, and the kit's filestores (local dir, real S3) seen
+through the application's port."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from ryax_action_builder.application.ports import ObjectNotFound
+from ryax_action_builder.application.ports import Filestore, ObjectNotFound
 from ryax_action_builder.domain.errors import UnsafeArchive
 from ryax_action_builder.domain.model import ArchiveLimits
 from ryax_action_builder.infrastructure.archive import TarSourceUnpacker
-from ryax_action_builder.infrastructure.filestore import LocalDirFilestore, S3Filestore
+from ryax_action_builder.infrastructure.kit_filestore import KitFilestore
+from ryax_kit.filestore import LocalDirFilestore, S3Filestore
 
 pytestmark = pytest.mark.integration
 
@@ -87,12 +89,14 @@ def test_refuses_archive_bombs_and_garbage(tmp_path: Path) -> None:
         TarSourceUnpacker().unpack(garbage, tmp_path / "out2", ArchiveLimits())
 
 
-async def exercise(store: Any, tmp_path: Path) -> None:
+async def exercise(store: Filestore, tmp_path: Path) -> None:
+    """What a build does with the filestore; a missing object is the application's error."""
     source = tmp_path / "in.bin"
     source.write_bytes(b"artefact")
     assert not await store.exists("artefacts/a.tar.gz")
-    assert await store.read_bytes("artefacts/a.json") is None
-    with pytest.raises(ObjectNotFound):
+    with pytest.raises(ObjectNotFound, match=r"artefacts/a\.json"):
+        await store.read_bytes("artefacts/a.json")
+    with pytest.raises(ObjectNotFound, match=r"artefacts/a\.tar\.gz"):
         await store.download("artefacts/a.tar.gz", tmp_path / "missing")
     await store.upload("artefacts/a.tar.gz", source, "application/gzip")
     await store.write_bytes("artefacts/a.json", b"{}", "application/json")
@@ -100,31 +104,23 @@ async def exercise(store: Any, tmp_path: Path) -> None:
     assert await store.read_bytes("artefacts/a.json") == b"{}"
     await store.download("artefacts/a.tar.gz", tmp_path / "out.bin")
     assert (tmp_path / "out.bin").read_bytes() == b"artefact"
-    await store.ping()
 
 
 async def test_local_directory_filestore(tmp_path: Path) -> None:
     store = LocalDirFilestore(tmp_path / "store")
-    await store.start()
-    await exercise(store, tmp_path)
-    with pytest.raises(ValueError, match="invalid filestore key"):
-        store.path_of("../outside")
+    await store.ensure_ready()
+    await exercise(KitFilestore(store), tmp_path)
+    assert await store.ping()
 
 
-async def test_s3_filestore(s3_server: Any, tmp_path: Path) -> None:
+async def test_s3_filestore(s3_server: Any, fresh_bucket: str, tmp_path: Path) -> None:
     store = S3Filestore(
         endpoint=s3_server.address,
         access_key=s3_server.access_key,
         secret_key=s3_server.secret_key,
-        bucket="ryax-builder-adapter-test",
+        bucket=fresh_bucket,
         region=s3_server.region,
     )
-    await store.start()  # creates the bucket
-    await store.start()  # idempotent
-    try:
-        await exercise(store, tmp_path)
-    finally:
-        client = s3_server.client()
-        for obj in client.list_objects(store.bucket, recursive=True):
-            client.remove_object(store.bucket, obj.object_name)
-        client.remove_bucket(store.bucket)
+    await store.ensure_ready()
+    await exercise(KitFilestore(store), tmp_path)
+    assert await store.ping()

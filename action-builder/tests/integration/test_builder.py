@@ -22,13 +22,13 @@ import grpc
 import pytest
 from aiohttp.test_utils import TestServer
 
-from ryax_action_builder.app import create_app, make_consumer
+from ryax_action_builder.app import QUEUE, create_app, make_consumer
 from ryax_action_builder.application.build_log import BuildLog
 from ryax_action_builder.container import Container
 from ryax_action_builder.domain.model import BuildPlan, outcome_event_id
-from ryax_action_builder.infrastructure.filestore import S3Filestore
 from ryax_action_builder.infrastructure.proto import builder_events_pb2 as pb
 from ryax_action_builder.settings import Settings
+from ryax_kit.filestore import S3Filestore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 Sender = Callable[..., Any]
@@ -52,14 +52,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 @pytest.fixture
 def filestore(settings: Settings) -> S3Filestore:
-    assert settings.s3_endpoint is not None
-    return S3Filestore(
-        endpoint=settings.s3_endpoint,
-        access_key=settings.s3_access_key,
-        secret_key=settings.s3_secret_key,
-        bucket=settings.s3_bucket,
-        region=settings.s3_region,
-    )
+    store = Container(settings=settings).filestore()
+    assert isinstance(store, S3Filestore)
+    return store
 
 
 def store_in(filestore: S3Filestore, tmp_path: Path) -> Callable[[str, bytes], Any]:
@@ -229,6 +224,39 @@ async def test_build_run_cache_and_failure(
     assert "escapes the archive root" in refused.reason
 
 
+async def test_answer_nobody_can_receive_yet_is_retried_not_lost(
+    builder: Container,
+    listen_later: Callable[[], Any],
+    order_sender: Sender,
+    filestore: S3Filestore,
+    tmp_path: Path,
+    slugify_files: dict[str, str],
+) -> None:
+    """No queue is bound to the builder's answers yet (the repository never started): the
+    publish is refused as unroutable, the order stays unacknowledged and is tried again until
+    the answer can be delivered."""
+    registry = builder.metrics().registry
+
+    def consumed(outcome: str) -> float:
+        labels = {"queue": QUEUE, "outcome": outcome}
+        return registry.get_sample_value("ryax_messages_consumed_total", labels) or 0.0
+
+    await order_sender(store_in(filestore, tmp_path), "build-early", slugify_files)
+    deadline = time.monotonic() + 120
+    while consumed("retried") < 1:
+        assert time.monotonic() < deadline, "the unroutable answer was never retried"
+        await asyncio.sleep(0.1)
+    assert consumed("handled") == 0 and consumed("dead_lettered") == 0
+
+    answers = await listen_later()  # the repository starts: its queue is bound
+    await answers.wait_for(1, seconds=60)
+    answer = decode(answers.messages[0])
+    assert isinstance(answer, pb.ActionBuilt), answer
+    assert answers.messages[0].message_id == outcome_event_id("build-early", "ActionBuilt")
+    assert answer.cached  # built on the first attempt; the retry found the artefact
+    assert consumed("handled") == 1 and consumed("dead_lettered") == 0
+
+
 class BlockingBuildTool:
     """Holds the build until the test 'crashes' the builder."""
 
@@ -266,7 +294,7 @@ async def test_order_is_redelivered_after_a_crash_mid_build(
     await real_tool.start()
     blocking = BlockingBuildTool(real_tool)
     crashing.build_tool.override(blocking)
-    await filestore.start()
+    await filestore.ensure_ready()
     await crashing.broker().connect()
     consumer_a = make_consumer(crashing)
     await consumer_a.start()

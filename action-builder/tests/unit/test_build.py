@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,8 @@ from ryax_action_builder.domain.model import (
     outcome_event_id,
 )
 from ryax_action_builder.infrastructure.metadata import parse_metadata
+from ryax_kit.messaging import Unroutable, is_transient
+from ryax_kit.testing import FakeClock, FakeTimers
 
 
 class FakeFilestore:
@@ -43,14 +45,13 @@ class FakeFilestore:
     async def upload(self, key: str, source: Path, content_type: str) -> None:
         self.objects[key] = source.read_bytes()  # noqa: ASYNC240 - a fake, tiny files
 
-    async def read_bytes(self, key: str) -> bytes | None:
-        return self.objects.get(key)
+    async def read_bytes(self, key: str) -> bytes:
+        if key not in self.objects:
+            raise ObjectNotFound(key)
+        return self.objects[key]
 
     async def write_bytes(self, key: str, data: bytes, content_type: str) -> None:
         self.objects[key] = data
-
-    async def ping(self) -> None:
-        return None
 
 
 class FakeUnpacker:
@@ -93,24 +94,12 @@ class FakeBuildTool:
 class FakePublisher:
     def __init__(self) -> None:
         self.published: list[BuildOutcome] = []
-        self.fail = False
+        self.fail: Exception | None = None
 
     async def publish(self, event: BuildOutcome) -> None:
-        if self.fail:
-            raise ConnectionError("broker gone")
+        if self.fail is not None:
+            raise self.fail
         self.published.append(event)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> datetime:
-        return datetime(2026, 1, 1, tzinfo=UTC)
-
-    def monotonic(self) -> float:
-        self.t += 0.25
-        return self.t
 
 
 METADATA = (
@@ -130,6 +119,7 @@ class World:
             parse_metadata=parse_metadata,
             publisher=self.publisher,
             clock=FakeClock(),
+            timers=FakeTimers(),
             settings=BuildSettings(),
         )
 
@@ -230,7 +220,7 @@ async def test_pip_failure_is_action_build_failed_with_the_log() -> None:
     [
         ("sha", "has sha256"),
         ("missing", "is not in the filestore"),
-        ("yaml", "ryax_metadata.yaml: invalid YAML"),
+        ("yaml", "ryax_metadata.yaml:2:1: YAML syntax error"),
         ("entry", "ryax_handler.py is missing"),
     ],
 )
@@ -271,6 +261,33 @@ async def test_unexpected_error_still_answers() -> None:
 
 async def test_publish_failure_propagates_so_the_order_is_retried() -> None:
     w = World()
-    w.publisher.fail = True
+    w.publisher.fail = ConnectionError("broker gone")
     with pytest.raises(ConnectionError):
         await w.builder.handle(w.order("b-1"))
+
+
+async def test_answer_with_no_queue_bound_yet_propagates_as_transient() -> None:
+    """The repository's queue does not exist yet: the answer cannot be published, the order
+    must be tried again later (the kit's consumer retries transient errors for ever)."""
+    w = World()
+    w.publisher.fail = Unroutable("no queue is bound to 'ryax.action-builder' yet")
+    with pytest.raises(Unroutable) as raised:
+        await w.builder.handle(w.order("b-1"))
+    assert is_transient(raised.value)
+    w.publisher.fail = None
+    again = await w.builder.handle(w.order("b-1"))  # the redelivery: answered from the cache
+    assert isinstance(again, ActionBuilt) and again.cached
+    assert w.publisher.published == [again]
+    assert again.event_id == outcome_event_id("b-1", "ActionBuilt")
+
+
+def test_metadata_empty_is_a_mapping_and_problems_say_where() -> None:
+    assert parse_metadata("") == {} and parse_metadata("  \n") == {}
+    assert parse_metadata("spec: {type: python3}") == {"spec": {"type": "python3"}}
+    with pytest.raises(BuildRefused) as duplicate:
+        parse_metadata("spec: 1\nspec: 2\n")
+    assert duplicate.value.detail == (
+        "ryax_metadata.yaml:2:1: spec: duplicate key 'spec' (first given on line 1)"
+    )
+    with pytest.raises(BuildRefused, match="expected a mapping at the top level"):
+        parse_metadata("- a\n- b\n")

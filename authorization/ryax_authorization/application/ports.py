@@ -15,12 +15,6 @@ from ..domain.model import (
 )
 
 
-class Clock(Protocol):
-    def now(self) -> datetime:
-        """The current time, timezone-aware (UTC)."""
-        ...
-
-
 class PasswordHasher(Protocol):
     def hash(self, password: str) -> str:
         """A salted slow hash of the password."""

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ryax_kit.core import Clock
+
 from ..domain.errors import AlreadyExists, AuthenticationFailed, Forbidden, NotFound
 from ..domain.model import (
     LockoutPolicy,
@@ -29,7 +31,7 @@ from ..domain.model import (
     ensure_admin,
     ensure_can_manage,
 )
-from .ports import AccessTokens, Clock, PasswordHasher, UnitOfWork
+from .ports import AccessTokens, PasswordHasher, UnitOfWork
 
 MACHINE_TOKEN_PREFIX = "ryax_"
 

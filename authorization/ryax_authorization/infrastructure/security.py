@@ -12,11 +12,6 @@ from ..domain.errors import AuthenticationFailed
 from ..domain.model import TokenId, UserId
 
 
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
 class Argon2PasswordHasher:
     def __init__(self) -> None:
         self._argon = Argon2()

@@ -42,12 +42,15 @@ async def login(client: TestClient, user: str, password: str) -> dict[str, str]:
 
 async def test_health_ready_metrics_and_docs(client: TestClient) -> None:  # type: ignore[type-arg]
     assert (await client.get("/healthz")).status == 200
-    assert (await client.get("/readyz")).status == 200
+    ready = await client.get("/readyz")
+    assert ready.status == 200
+    assert await ready.json() == {"ready": True, "checks": {"database": True}}
     assert (await client.get("/authorization/healthz")).status == 200
     metrics = await (await client.get("/metrics")).text()
     assert "ryax_http_requests_total" in metrics
     spec = await (await client.get("/authorization/openapi.json")).json()
-    assert "/authorization/v1/authorize" in spec["paths"]
+    authorize = spec["paths"]["/authorization/v1/authorize"]["get"]
+    assert [p["name"] for p in authorize["parameters"]] == ["project", "operation"]
     assert (await client.get("/authorization/docs")).status == 200
 
 
@@ -90,7 +93,10 @@ async def test_tokens_bearer_logout_and_machine_tokens(client: TestClient) -> No
     assert (
         await client.get("/authorization/v1/me", headers={"Authorization": "Bearer garbage"})
     ).status == 401
-    assert (await client.get("/authorization/v1/me")).status == 401
+    for missing in ({}, {"Authorization": "Bearer "}):
+        anonymous = await client.get("/authorization/v1/me", headers=missing)
+        assert anonymous.status == 401 and "WWW-Authenticate" in anonymous.headers
+        assert (await anonymous.json())["error"] == "unauthenticated"
 
     created = await client.post("/authorization/v1/tokens", headers=headers, json={"name": "ci"})
     assert created.status == 201

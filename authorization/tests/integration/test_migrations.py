@@ -6,16 +6,16 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ryax_authorization.infrastructure.database.engine import ensure_database, migrate
-from ryax_authorization.infrastructure.database.tables import metadata
+from ryax_authorization.infrastructure.database.tables import MIGRATIONS, metadata
+from ryax_kit.database import ensure_database, migrate
 
 pytestmark = pytest.mark.integration
 
 
 async def test_migrate_from_empty_database_matches_the_tables(fresh_database: str) -> None:
     await ensure_database(fresh_database)
-    await migrate(fresh_database)
-    await migrate(fresh_database)
+    await migrate(fresh_database, MIGRATIONS)
+    await migrate(fresh_database, MIGRATIONS)
     engine = create_async_engine(fresh_database)
     async with engine.connect() as conn:
         tables = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))

@@ -15,17 +15,6 @@ from ryax_authorization.domain.model import (
 )
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.current = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, **kwargs: float) -> None:
-        self.current += timedelta(**kwargs)
-
-
 class FakeHasher:
     def hash(self, password: str) -> str:
         return "hashed:" + password

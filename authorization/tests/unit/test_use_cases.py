@@ -15,8 +15,9 @@ from ryax_authorization.domain.errors import (
     InvalidInput,
 )
 from ryax_authorization.domain.model import LockoutPolicy, Operation, ProjectId, Role, TokenId
+from ryax_kit.testing import FakeClock
 
-from .fakes import FakeClock, FakeHasher, FakeTokens, FakeUnitOfWork
+from .fakes import FakeHasher, FakeTokens, FakeUnitOfWork
 
 PASSWORD = "correct horse battery"
 
@@ -61,7 +62,7 @@ async def test_login_failures_look_the_same_and_lock_out(
             await uc.login("admin", "wrong password")
     with pytest.raises(AccountLocked):
         await uc.login("admin", PASSWORD)
-    clock.advance(minutes=2)
+    clock.advance(2 * 60)
     assert (await uc.login("admin", PASSWORD)).access_token
 
 
@@ -74,7 +75,7 @@ async def test_logout_revokes_and_expiry_rejects(
     with pytest.raises(AuthenticationFailed):
         await uc.authenticate(token)
     token = await admin_token(uc)
-    clock.advance(hours=2)
+    clock.advance(2 * 3600)
     with pytest.raises(AuthenticationFailed, match="expired"):
         await uc.authenticate(token)
     with pytest.raises(AuthenticationFailed):

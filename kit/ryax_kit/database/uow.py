@@ -13,6 +13,10 @@
 
 Entering opens a session; leaving rolls back whatever was not committed; `commit()` saves, adds
 the returned messages to the outbox in the same transaction, commits, and wakes the relay.
+
+Hooks a subclass may override: `open_repositories`, `save`, `conflict` (the domain error for a
+constraint violated at commit) and `committed` (after a successful commit: e.g. clear the
+aggregates' recorded events; call `super().committed(messages)` to keep waking the relay).
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ from aiohttp import web
 
 from .errors import HttpError
 
+CHALLENGE = 'Bearer realm="ryax"'
+
 
 def bearer_token(request: web.Request) -> str:
     """`Authorization: Bearer <token>` (any case of `Bearer`); a bare token is accepted too
@@ -16,12 +18,12 @@ def bearer_token(request: web.Request) -> str:
             401,
             "unauthenticated",
             "missing Authorization header",
-            {"WWW-Authenticate": 'Bearer realm="ryax"'},
+            {"WWW-Authenticate": CHALLENGE},
         )
     scheme, _, rest = header.partition(" ")
     token = rest.strip() if scheme.lower() == "bearer" else header
     if not token:
         raise HttpError(
-            401, "unauthenticated", "empty bearer token", {"WWW-Authenticate": "Bearer"}
+            401, "unauthenticated", "empty bearer token", {"WWW-Authenticate": CHALLENGE}
         )
     return token

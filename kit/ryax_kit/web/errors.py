@@ -33,10 +33,24 @@ def error_response(
     )
 
 
+#: The status of a domain error whose class is not listed, by its `code`.
+STATUS_BY_CODE: Mapping[str, int] = {
+    "invalid_input": 400,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "already_exists": 409,
+    "conflict": 409,
+    "too_large": 413,
+    "unavailable": 503,
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class ErrorMapping:
     """How a service's domain errors become answers. Each domain error carries a stable `code`
-    and a `detail`; the most specific class listed in `statuses` gives the status."""
+    and a `detail`; the most specific class listed in `statuses` gives the status, else its
+    code (`STATUS_BY_CODE`: not_found is 404...), else `default_status`."""
 
     base: type[Exception]
     statuses: Mapping[type[Exception], int] = field(default_factory=dict)
@@ -50,7 +64,7 @@ class ErrorMapping:
         for cls in type(exc).__mro__:
             if cls in self.statuses:
                 return self.statuses[cls]
-        return self.default_status
+        return STATUS_BY_CODE.get(str(getattr(exc, "code", "")), self.default_status)
 
     def answer(self, exc: Exception) -> web.Response:
         return error_response(

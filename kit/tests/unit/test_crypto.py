@@ -65,3 +65,15 @@ def test_key_ring_from_env_and_rules() -> None:
         KeyRing(["short"])
     with pytest.raises(ValueError, match="previous secret #1"):
         KeyRing([NEW, "short"])
+
+
+def test_read_secrets_names_the_variable() -> None:
+    from ryax_kit.settings import ConfigurationError, Env
+
+    assert KeyRing.read_secrets(Env({"RYAX_SECRET_KEY": NEW})) == (NEW,)
+    both = Env({"RYAX_SECRET_KEY": NEW, "RYAX_SECRET_KEY_PREVIOUS": OLD})
+    assert KeyRing(KeyRing.read_secrets(both)).secrets == (NEW, OLD)
+    with pytest.raises(ConfigurationError, match="RYAX_SECRET_KEY is required"):
+        KeyRing.read_secrets(Env({}))
+    with pytest.raises(ConfigurationError, match="RYAX_SECRET_KEY_PREVIOUS: secret #1"):
+        KeyRing.read_secrets(Env({"RYAX_SECRET_KEY": NEW, "RYAX_SECRET_KEY_PREVIOUS": "x"}))

@@ -279,3 +279,36 @@ async def test_the_local_directory_hands_out_no_urls() -> None:
     for presign in (store.presigned_get_url, store.presigned_put_url):
         with pytest.raises(PresignNotSupported, match="RYAX_S3_ENDPOINT"):
             await presign("runs/a", timedelta(minutes=1))
+
+
+def test_filestore_settings_from_the_environment(tmp_path: Path) -> None:
+    from ryax_kit.filestore import FilestoreSettings, LocalDirFilestore, S3Filestore
+    from ryax_kit.settings import Env
+
+    local = FilestoreSettings.read(Env({}), default_dir=tmp_path)
+    assert isinstance(local.filestore(), LocalDirFilestore)
+    assert local.filestore_dir == tmp_path
+    s3 = FilestoreSettings.read(
+        Env(
+            {
+                "RYAX_S3_ENDPOINT": "http://127.0.0.1:9000",
+                "RYAX_S3_ACCESS_KEY": "ak",
+                "RYAX_S3_SECRET_KEY": "very-secret",
+                "RYAX_S3_BUCKET": "b",
+            }
+        ),
+        default_dir=tmp_path,
+    )
+    assert "very-secret" not in repr(s3)
+    store = s3.filestore()
+    assert isinstance(store, S3Filestore) and store.bucket == "b"
+
+
+def test_a_malformed_endpoint_stops_the_start(tmp_path: Path) -> None:
+    from ryax_kit.filestore import FilestoreSettings
+    from ryax_kit.settings import ConfigurationError, Env
+
+    with pytest.raises(ConfigurationError, match="RYAX_S3_ENDPOINT: invalid S3 endpoint"):
+        FilestoreSettings.read(
+            Env({"RYAX_S3_ENDPOINT": "ftp://host:21/bucket"}), default_dir=tmp_path
+        )

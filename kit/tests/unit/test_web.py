@@ -248,3 +248,16 @@ def test_openapi_path() -> None:
 def test_http_error_carries_headers() -> None:
     error = HttpError(429, "locked", "later", {"Retry-After": "3"})
     assert error.headers == {"Retry-After": "3"}
+
+
+def test_unlisted_domain_errors_take_their_status_from_their_code() -> None:
+    class Forbidden(DomainError):
+        code = "forbidden"
+
+    class Odd(DomainError):
+        code = "odd"
+
+    mapping = ErrorMapping(base=DomainError, statuses={NotFound: 404}, default_status=422)
+    assert mapping.status_of(Forbidden("no")) == 403
+    assert mapping.status_of(Odd("?")) == 422
+    assert mapping.status_of(NotFound("x")) == 404

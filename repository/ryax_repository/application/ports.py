@@ -34,12 +34,14 @@ class Clock(Protocol):
 
 
 class CredentialCipher(Protocol):
-    def encrypt(self, credentials: Credentials) -> str:
-        """An authenticated ciphertext of the credentials (safe to store)."""
+    def encrypt(self, credentials: Credentials, repository_id: RepositoryId) -> str:
+        """An authenticated ciphertext of the credentials (safe to store), bound to the
+        repository: it does not open for another one."""
         ...
 
-    def decrypt(self, token: str) -> Credentials:
-        """The credentials; raises CredentialsUnreadable when the key changed or data is bad."""
+    def decrypt(self, token: str, repository_id: RepositoryId) -> Credentials:
+        """The credentials; raises CredentialsUnreadable when the key changed, the data is bad
+        or it was sealed for another repository."""
         ...
 
 
@@ -114,13 +116,15 @@ class ArchiveExtractor(Protocol):
 
 
 class Filestore(Protocol):
-    async def ensure_ready(self) -> None:
-        """Create the bucket or directory when missing."""
-        ...
+    """Content-addressed source archives (`sources/<sha256>.tar.gz`); the kit's filestore."""
 
-    async def put_file(self, key: str, path: Path) -> None: ...
     async def exists(self, key: str) -> bool: ...
-    async def get_bytes(self, key: str) -> bytes: ...
+
+    async def upload(
+        self, key: str, source: Path, content_type: str = "application/octet-stream"
+    ) -> None:
+        """Copy a local file in (replacing any object under the key)."""
+        ...
 
 
 class GitRepositoryRepository(Protocol):

@@ -127,11 +127,14 @@ class RepositoryUseCases:
         check_credentials(parsed, credentials)
         await self._check_location(parsed)
         now = self._clock.now()
+        repository_id = RepositoryId(new_id())
         encrypted = (
-            self._cipher.encrypt(credentials) if credentials.kind is not AuthKind.NONE else None
+            self._cipher.encrypt(credentials, repository_id)
+            if credentials.kind is not AuthKind.NONE
+            else None
         )
         repository = GitRepository(
-            id=RepositoryId(new_id()),
+            id=repository_id,
             project_id=project_id,
             name=name,
             url=parsed.raw,
@@ -218,7 +221,7 @@ class RepositoryUseCases:
         url = parse_git_url(repository.url)
         pinned = await self._check_location(url)
         credentials = (
-            self._cipher.decrypt(repository.encrypted_credentials)
+            self._cipher.decrypt(repository.encrypted_credentials, repository.id)
             if repository.encrypted_credentials
             else None
         )
@@ -357,7 +360,7 @@ class RepositoryUseCases:
             if found.packed is None or found.archive is None:
                 continue
             if not await self._filestore.exists(found.packed.key):
-                await self._filestore.put_file(found.packed.key, found.archive)
+                await self._filestore.upload(found.packed.key, found.archive, "application/gzip")
 
     async def _record(
         self,

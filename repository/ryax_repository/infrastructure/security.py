@@ -1,43 +1,26 @@
-"""Clock and the encryption of stored repository credentials (Fernet, key from RYAX_SECRET_KEY)."""
+"""Encryption of stored repository credentials: the platform's sealer (ryax_kit.crypto) for the
+purpose "repository/git-credentials", each value bound to its repository."""
 
 from __future__ import annotations
 
-import base64
 import json
-from datetime import UTC, datetime
 
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from ryax_kit.crypto import KeyRing, Unsealable
 
 from ..domain.errors import CredentialsUnreadable
-from ..domain.model import Credentials
+from ..domain.model import Credentials, RepositoryId
 
-MIN_SECRET_LENGTH = 32
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
+PURPOSE = "repository/git-credentials"
 
 
-def derive_fernet_key(secret: str) -> bytes:
-    """A dedicated key for this purpose, derived (HKDF-SHA256) from the platform secret."""
-    hkdf = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=b"ryax-repository", info=b"git-credentials-v1"
-    )
-    return base64.urlsafe_b64encode(hkdf.derive(secret.encode("utf-8")))
+class SealedCredentialCipher:
+    """Authenticated encryption: a changed key, an altered value or a value copied onto another
+    repository is detected, not misread."""
 
+    def __init__(self, ring: KeyRing) -> None:
+        self._sealer = ring.sealer(PURPOSE)
 
-class FernetCredentialCipher:
-    """Authenticated encryption: a changed key or altered ciphertext is detected, not misread."""
-
-    def __init__(self, secret_key: str) -> None:
-        if len(secret_key) < MIN_SECRET_LENGTH:
-            raise ValueError(f"RYAX_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters")
-        self._fernet = Fernet(derive_fernet_key(secret_key))
-
-    def encrypt(self, credentials: Credentials) -> str:
+    def encrypt(self, credentials: Credentials, repository_id: RepositoryId) -> str:
         plain = json.dumps(
             {
                 "username": credentials.username,
@@ -45,12 +28,12 @@ class FernetCredentialCipher:
                 "ssh_key": credentials.ssh_key,
             }
         )
-        return self._fernet.encrypt(plain.encode("utf-8")).decode("ascii")
+        return self._sealer.seal_text(plain, repository_id)
 
-    def decrypt(self, token: str) -> Credentials:
+    def decrypt(self, token: str, repository_id: RepositoryId) -> Credentials:
         try:
-            data = json.loads(self._fernet.decrypt(token.encode("ascii")))
-        except (InvalidToken, ValueError) as exc:
+            data = json.loads(self._sealer.open_text(token, repository_id))
+        except (Unsealable, ValueError) as exc:
             raise CredentialsUnreadable(
                 "the stored credentials of this repository cannot be decrypted (was "
                 "RYAX_SECRET_KEY changed?); delete and add the repository again"
@@ -62,4 +45,4 @@ class FernetCredentialCipher:
         )
 
     def __repr__(self) -> str:
-        return "FernetCredentialCipher(***)"
+        return "SealedCredentialCipher(***)"

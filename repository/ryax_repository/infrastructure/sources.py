@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from ryax_kit.safe_yaml import YamlError
+
 from ..application.ports import FoundAction, ScanFindings
 from ..domain.action_metadata import (
     ActionMetadata,
@@ -29,7 +31,7 @@ from ..domain.action_metadata import (
     image_size,
 )
 from ..domain.model import Issue, PackedSource
-from .yaml_nodes import YamlLoadError, load_action_metadata, load_nodes
+from .yaml_nodes import load_action_metadata, load_nodes
 
 METADATA_NAME = "ryax_metadata.yaml"
 SKIPPED_DIRS = frozenset({".git", "__pycache__"})
@@ -403,7 +405,7 @@ def _best_effort_identity(data: bytes, file: str) -> tuple[str | None, str | Non
     """spec.id and spec.version of an invalid file, when readable, to name it in reports."""
     try:
         root = load_nodes(data, file)
-    except YamlLoadError:
+    except YamlError:
         return None, None
     if not isinstance(root.value, dict) or "spec" not in root.value:
         return None, None

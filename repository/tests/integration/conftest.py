@@ -12,9 +12,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from ryax_kit.database import ensure_database, migrate
 from ryax_repository.app import create_app
 from ryax_repository.container import Container
-from ryax_repository.infrastructure.database.engine import ensure_database, migrate
+from ryax_repository.infrastructure.database import MIGRATIONS
 from ryax_repository.settings import Settings
 
 SECRET = "integration-tests-secret-key-0123456789"
@@ -56,7 +57,7 @@ async def container(make_settings: Callable[..., Settings]) -> AsyncIterator[Con
     """Use cases on a migrated database, local filestore, real git; no broker."""
     settings = make_settings()
     await ensure_database(settings.database_url)
-    await migrate(settings.database_url)
+    await migrate(settings.database_url, MIGRATIONS)
     c = Container(settings=settings)
     yield c
     await c.engine().dispose()

@@ -229,5 +229,8 @@ async def test_scan_with_build_and_garbage_is_dead_lettered(
     assert dead is not None and "DecodeError" in str(dead.headers["x-ryax-error"])
     await dead.ack()
     health = await (await client.get("/readyz")).json()
-    assert health == {"ready": True}
+    assert health == {
+        "ready": True,
+        "checks": {"database": True, "broker": True, "filestore": True},
+    }
     assert json.dumps(report)  # the scan result is plain JSON

@@ -1,8 +1,11 @@
-"""The filestore adapters (local directory, S3 on SeaweedFS) and the migrations from empty."""
+"""The filestore the settings choose (local directory, S3 on SeaweedFS) holding source archives,
+and the migrations from empty. The filestore adapters themselves are tested in
+kit/tests/integration/test_filestore.py."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -11,55 +14,68 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ryax_repository.infrastructure.database.engine import alembic_config, ensure_database, migrate
-from ryax_repository.infrastructure.filestore import LocalFilestore, S3Filestore
+from ryax_kit.database import alembic_config, ensure_database, migrate
+from ryax_kit.filestore import LocalDirFilestore, S3Filestore, check_key
+from ryax_repository.container import make_filestore
+from ryax_repository.domain.model import source_key
+from ryax_repository.infrastructure.database import MIGRATIONS
+from ryax_repository.settings import Settings
 
 pytestmark = pytest.mark.integration
 TABLES = {"repositories", "action_sources", "builds", "scans", "outbox", "processed_messages"}
+RETRY_COLUMNS = {"attempts", "last_error", "next_attempt_at"}
+ARCHIVE = b"\x1f\x8b archive bytes"
 
 
-async def exercise(store: Any, tmp_path: Path) -> None:
+def settings(tmp_path: Path, **values: Any) -> Settings:
+    return Settings(
+        database_url="postgresql+asyncpg://unused/unused",
+        amqp_url=None,
+        secret_key="s" * 32,
+        filestore_dir=tmp_path / "store",
+        **values,
+    )
+
+
+async def store_a_source(store: Any, tmp_path: Path) -> str:
     await store.ensure_ready()
-    await store.ensure_ready()  # idempotent
+    key = check_key(source_key(hashlib.sha256(ARCHIVE).hexdigest()))
     source = tmp_path / "archive.tar.gz"
-    source.write_bytes(b"\x1f\x8b archive bytes")
-    key = "sources/" + "ab" * 32 + ".tar.gz"
+    source.write_bytes(ARCHIVE)
     assert not await store.exists(key)
-    await store.put_file(key, source)
-    assert await store.exists(key)
-    assert await store.get_bytes(key) == b"\x1f\x8b archive bytes"
-    for bad in ("../escape", "/abs", "sources/../x", "a//b"):
-        with pytest.raises(ValueError):
-            await store.exists(bad)
+    await store.upload(key, source, "application/gzip")
+    assert await store.exists(key) and await store.read_bytes(key) == ARCHIVE
+    return key
 
 
-async def test_local_filestore(tmp_path: Path) -> None:
-    store = LocalFilestore(tmp_path / "store")
-    await exercise(store, tmp_path)
-    assert (tmp_path / "store" / "sources").is_dir()
-    assert [p.name for p in (tmp_path / "store" / "sources").iterdir()] == ["ab" * 32 + ".tar.gz"]
+async def test_local_filestore_by_default(tmp_path: Path) -> None:
+    store = make_filestore(settings(tmp_path))
+    assert isinstance(store, LocalDirFilestore)
+    key = await store_a_source(store, tmp_path)
+    assert (tmp_path / "store" / key).read_bytes() == ARCHIVE
 
 
-async def test_s3_filestore(s3_server: Any, fresh_bucket: str, tmp_path: Path) -> None:
-    store = S3Filestore(s3_server.address, s3_server.access_key, s3_server.secret_key, fresh_bucket)
-    await exercise(store, tmp_path)
-
-
-async def test_s3_filestore_creates_its_bucket(s3_server: Any, tmp_path: Path) -> None:
-    bucket = f"ryax-repo-test-{tmp_path.name[-8:].lower().replace('_', '-')}"
-    store = S3Filestore(s3_server.address, s3_server.access_key, s3_server.secret_key, bucket)
-    try:
-        await exercise(store, tmp_path)
-    finally:
-        client = s3_server.client()
-        for item in client.list_objects(bucket, recursive=True):
-            client.remove_object(bucket, item.object_name)
-        client.remove_bucket(bucket)
+async def test_s3_filestore_when_an_endpoint_is_set(
+    s3_server: Any, fresh_bucket: str, tmp_path: Path
+) -> None:
+    store = make_filestore(
+        settings(
+            tmp_path,
+            s3_endpoint=s3_server.address,
+            s3_access_key=s3_server.access_key,
+            s3_secret_key=s3_server.secret_key,
+            s3_bucket=fresh_bucket,
+        )
+    )
+    assert isinstance(store, S3Filestore) and await store.ping()
+    key = await store_a_source(store, tmp_path)
+    info = s3_server.client().stat_object(fresh_bucket, key)
+    assert info.content_type == "application/gzip"
 
 
 async def test_migrations_up_from_empty_down_and_up_again(db_url: str) -> None:
     await ensure_database(db_url)
-    await migrate(db_url)
+    await migrate(db_url, MIGRATIONS)
     engine = create_async_engine(db_url)
 
     async def tables() -> set[str]:
@@ -67,12 +83,22 @@ async def test_migrations_up_from_empty_down_and_up_again(db_url: str) -> None:
             names = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
         return names - {"alembic_version"}
 
+    async def outbox_columns() -> set[str]:
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda c: {column["name"] for column in sa.inspect(c).get_columns("outbox")}
+            )
+
+    config = alembic_config(db_url, MIGRATIONS)
     try:
         assert await tables() == TABLES
-        await asyncio.to_thread(command.downgrade, alembic_config(db_url), "base")
+        assert await outbox_columns() >= RETRY_COLUMNS
+        await asyncio.to_thread(command.downgrade, config, "0001")
+        assert not RETRY_COLUMNS & await outbox_columns()
+        await asyncio.to_thread(command.downgrade, config, "base")
         assert await tables() == set()
-        await migrate(db_url)
-        assert await tables() == TABLES
-        await migrate(db_url)  # a restart re-applies nothing
+        await migrate(db_url, MIGRATIONS)
+        assert await tables() == TABLES and await outbox_columns() >= RETRY_COLUMNS
+        await migrate(db_url, MIGRATIONS)  # a restart re-applies nothing
     finally:
         await engine.dispose()

@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
+from ryax_kit.database import ensure_database, migrate
 from ryax_repository.application.use_cases import RepositoryUseCases
 from ryax_repository.container import Container
 from ryax_repository.domain.errors import InvalidInput, ScanFailed
 from ryax_repository.domain.model import Credentials, FindingStatus, ProjectId, SourceState
+from ryax_repository.infrastructure.database import MIGRATIONS
 
 pytestmark = pytest.mark.integration
 P = ProjectId("project-a")
@@ -142,7 +144,7 @@ async def test_scan_reports_everything_at_once_and_never_follows_links(
     assert any(w.startswith("actions/linked/ryax_metadata.yaml: symbolic link") for w in warnings)
 
     echo = next(a for a in report.actions if a.path == "actions/echo")
-    archive = await container.filestore().get_bytes(f"sources/{echo.sha256}.tar.gz")
+    archive = await container.filestore().read_bytes(f"sources/{echo.sha256}.tar.gz")
     import hashlib
 
     assert hashlib.sha256(archive).hexdigest() == echo.sha256
@@ -273,11 +275,9 @@ async def test_unreachable_and_plain_folders(
 async def test_local_sources_are_refused_without_the_setting(
     make_settings: Any, tmp_path: Path, helpers: Any
 ) -> None:
-    from ryax_repository.infrastructure.database.engine import ensure_database, migrate
-
     settings = make_settings(allow_local=False)
     await ensure_database(settings.database_url)
-    await migrate(settings.database_url)
+    await migrate(settings.database_url, MIGRATIONS)
     c = Container(settings=settings)
     try:
         for url in (

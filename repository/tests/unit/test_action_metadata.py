@@ -622,7 +622,6 @@ def test_valid_cpu(value: float, expected: float) -> None:
         (-1, "the integer -1"),
         ("2", "the string '2'"),
         (True, "the boolean true"),
-        (float("nan"), "the number nan"),
     ],
 )
 def test_invalid_cpu(value: object, shown: str) -> None:
@@ -724,11 +723,40 @@ def test_valid_time(value: object, expected: float) -> None:
             "15m, 2h), got '5 minutes'",
         ),
         (True, "expected a duration such as 90s, 15m or 2h, got the boolean true"),
-        (float("inf"), "expected a finite number of seconds, got inf"),
     ],
 )
 def test_invalid_time(value: object, message: str) -> None:
     assert messages(document(resources={"time": value})) == [f"spec.resources.time: {message}"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "message"),
+    [
+        (
+            {"resources": {"cpu": float("nan")}},
+            "spec.resources.cpu",
+            "expected a number of CPU cores of at least 0.1 (e.g. 0.5 or 2), got the number nan",
+        ),
+        (
+            {"resources": {"time": float("inf")}},
+            "spec.resources.time",
+            "expected a finite number of seconds, got inf",
+        ),
+        (
+            {"inputs": [io("d", "float", default_value=float("inf"))]},
+            "spec.inputs[0].default_value",
+            "expected a finite number, got the number inf",
+        ),
+    ],
+)
+def test_non_finite_numbers_are_refused(spec: dict[str, Any], field: str, message: str) -> None:
+    # In a file, the YAML loader refuses them first, at the field...
+    [found] = messages(document(**spec))
+    assert found.startswith(f"{field}: ") and "is not a finite number" in found
+    # ...and the format's own rule holds for a tree that did not come from YAML.
+    with pytest.raises(InvalidActionMetadata) as caught:
+        parse_action_metadata(n(document(**spec)), FILE)
+    assert [e.message for e in caught.value.errors] == [f"{field}: {message}"]
 
 
 @pytest.mark.parametrize("value", [0, 1, 4])
@@ -1064,7 +1092,6 @@ def test_valid_defaults(type_: str, value: object, expected: object) -> None:
         ("integer", 2**63, f"expected a 64-bit integer, got the integer {2**63}"),
         ("float", "1.5", "expected a number, got the string '1.5'"),
         ("float", True, "expected a number, got the boolean true"),
-        ("float", float("inf"), "expected a finite number, got the number inf"),
         ("boolean", "true", "expected true or false, got the string 'true'"),
         ("boolean", 1, "expected true or false, got the integer 1"),
         ("enum", "z", "expected one of the enum_values (a, b), got 'z'"),

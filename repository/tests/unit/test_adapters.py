@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import cast
 
 import pytest
 
+from ryax_kit.crypto import KeyRing
+from ryax_kit.messaging import PoisonMessage
+from ryax_repository.application.use_cases import RepositoryUseCases
 from ryax_repository.domain.action_metadata import (
     ActionIO,
     ActionKind,
@@ -16,8 +20,9 @@ from ryax_repository.domain.action_metadata import (
 )
 from ryax_repository.domain.errors import CredentialsUnreadable
 from ryax_repository.domain.events import ActionBuildRequested, ActionReady
-from ryax_repository.domain.model import Credentials
+from ryax_repository.domain.model import Credentials, RepositoryId
 from ryax_repository.infrastructure.git import scrub
+from ryax_repository.infrastructure.messaging.handlers import make_handler
 from ryax_repository.infrastructure.messaging.mappers import (
     EXCHANGE,
     action_build_failed_from_proto,
@@ -26,7 +31,7 @@ from ryax_repository.infrastructure.messaging.mappers import (
 )
 from ryax_repository.infrastructure.proto import builder_events_pb2 as builder_pb
 from ryax_repository.infrastructure.proto import repository_events_pb2 as pb
-from ryax_repository.infrastructure.security import FernetCredentialCipher
+from ryax_repository.infrastructure.security import SealedCredentialCipher
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 SECRET = "a-platform-secret-key-of-32-chars-or-more"
@@ -162,16 +167,40 @@ def test_builder_answers_become_commands() -> None:
     assert (failed.reason, failed.log) == ("why", "log")
 
 
+R1, R2 = RepositoryId("repository-1"), RepositoryId("repository-2")
+
+
+async def test_an_unknown_message_type_is_poison() -> None:
+    handle = make_handler(cast(RepositoryUseCases, object()))
+    with pytest.raises(PoisonMessage, match="unexpected message type 'ActionDeleted'"):
+        await handle("m1", "ActionDeleted", b"")
+
+
 def test_credentials_round_trip_and_are_unreadable_with_another_key() -> None:
-    cipher = FernetCredentialCipher(SECRET)
-    token = cipher.encrypt(Credentials(username="bot", password="p@ss-word"))
+    cipher = SealedCredentialCipher(KeyRing([SECRET]))
+    token = cipher.encrypt(Credentials(username="bot", password="p@ss-word"), R1)
     assert "p@ss-word" not in token and "bot" not in token
-    assert cipher.decrypt(token) == Credentials(username="bot", password="p@ss-word")
+    assert cipher.decrypt(token, R1) == Credentials(username="bot", password="p@ss-word")
     with pytest.raises(CredentialsUnreadable, match="RYAX_SECRET_KEY"):
-        FernetCredentialCipher(SECRET + "-changed").decrypt(token)
+        SealedCredentialCipher(KeyRing([SECRET + "-changed"])).decrypt(token, R1)
+    with pytest.raises(CredentialsUnreadable, match="RYAX_SECRET_KEY"):
+        cipher.decrypt("not a sealed value", R1)
     with pytest.raises(ValueError):
-        FernetCredentialCipher("short")
+        SealedCredentialCipher(KeyRing(["short"]))
     assert "***" in repr(cipher)
+
+
+def test_credentials_are_bound_to_their_repository() -> None:
+    cipher = SealedCredentialCipher(KeyRing([SECRET]))
+    token = cipher.encrypt(Credentials(username="bot", ssh_key="KEY"), R1)
+    with pytest.raises(CredentialsUnreadable):
+        cipher.decrypt(token, R2)
+
+
+def test_credentials_stay_readable_after_a_key_rotation() -> None:
+    token = SealedCredentialCipher(KeyRing([SECRET])).encrypt(Credentials(password="tok"), R1)
+    rotated = SealedCredentialCipher(KeyRing([SECRET + "-new", SECRET]))
+    assert rotated.decrypt(token, R1) == Credentials(password="tok")
 
 
 def test_git_messages_are_scrubbed() -> None:

@@ -62,12 +62,14 @@ class FakeClock:
 
 
 class FakeCipher:
-    def encrypt(self, credentials: Credentials) -> str:
+    def encrypt(self, credentials: Credentials, repository_id: RepositoryId) -> str:
         data = json.dumps([credentials.username, credentials.password, credentials.ssh_key])
-        return "enc:" + data[::-1]
+        return f"enc:{repository_id}:" + data[::-1]
 
-    def decrypt(self, token: str) -> Credentials:
-        username, password, key = json.loads(token.removeprefix("enc:")[::-1])
+    def decrypt(self, token: str, repository_id: RepositoryId) -> Credentials:
+        prefix = f"enc:{repository_id}:"
+        assert token.startswith(prefix), "decrypted for another repository"
+        username, password, key = json.loads(token.removeprefix(prefix)[::-1])
         return Credentials(username=username, password=password, ssh_key=key)
 
 
@@ -130,18 +132,16 @@ class FakeExtractor:
 class FakeFilestore:
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
+        self.content_types: dict[str, str] = {}
 
-    async def ensure_ready(self) -> None:
-        pass
-
-    async def put_file(self, key: str, path: Path) -> None:
+    async def upload(
+        self, key: str, source: Path, content_type: str = "application/octet-stream"
+    ) -> None:
         self.objects[key] = b"archive"
+        self.content_types[key] = content_type
 
     async def exists(self, key: str) -> bool:
         return key in self.objects
-
-    async def get_bytes(self, key: str) -> bytes:
-        return self.objects[key]
 
 
 @dataclass
@@ -496,6 +496,7 @@ async def test_scan_records_valid_actions_and_reports_every_error(world: World) 
         f"sources/{'1' * 64}.tar.gz",
         f"sources/{'2' * 64}.tar.gz",
     }
+    assert set(world.filestore.content_types.values()) == {"application/gzip"}
     views = await world.uc.list_actions(P1)
     assert sorted((v.source.action_id or "?", v.source.state.value) for v in views) == [
         ("?", "invalid"),

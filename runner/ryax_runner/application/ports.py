@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from pathlib import Path
 from typing import Protocol
+
+# Time is the kit's port (framework-free): `Clock` for dates, `Timers` for monotonic time and
+# delayed callbacks. Named here so the engine takes every port from one module.
+from ryax_kit.core import Clock as Clock
+from ryax_kit.core import TimerHandle as TimerHandle
+from ryax_kit.core import Timers as Timers
 
 from ..domain.deployment import Deployment
 from ..domain.run import Execution, Run
 from ..domain.site import Site, SiteId
 from .messages import LogLine, Outgoing
-
-
-class Clock(Protocol):
-    def now(self) -> datetime:
-        """Current time, tz-aware."""
-        ...
-
-
-class TimerHandle(Protocol):
-    def cancel(self) -> None:
-        """The callback will not run (no-op once it ran)."""
-        ...
-
-
-class Timers(Protocol):
-    """Monotonic time and delayed callbacks (the event loop's in production)."""
-
-    def monotonic(self) -> float:
-        """Seconds from an arbitrary origin; never goes back."""
-        ...
-
-    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
-        """Run `callback` on the event loop once `delay` seconds have passed."""
-        ...
 
 
 class WorkerChannel(Protocol):
@@ -100,4 +82,17 @@ class StateStore(Protocol):
     async def last_deployment_for(self, project_id: str, endpoint: str) -> Deployment | None:
         """The most recent deployment (any state) whose workflow name, workflow id or id is
         `endpoint`: to tell "not deployed any more" (409) from "unknown" (404)."""
+        ...
+
+
+class Filestore(Protocol):
+    """The files of runs (uploaded inputs, outputs), under keys `runs/<run>/<execution>/...`:
+    what the runner uses of the kit's `ryax_kit.filestore.Filestore`, with its signatures."""
+
+    def read(self, key: str) -> AsyncGenerator[bytes, None]:
+        """The object in chunks; ObjectNotFound (a FilestoreError) when missing."""
+        ...
+
+    async def put_file(self, key: str, source: Path) -> None:
+        """Move a local file in: `source` is gone once this returns."""
         ...

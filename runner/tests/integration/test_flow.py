@@ -11,10 +11,12 @@ from typing import Any
 import aio_pika
 import aiohttp
 import pytest
+import sqlalchemy as sa
 from runner_testkit.fake_worker import ActionError, FakeWorker
 from runner_testkit.harness import RunningRunner, deploy_request, io, publish, step
 
 from ryax_runner.domain.values import Value
+from ryax_runner.infrastructure.database.tables import outbox
 from ryax_runner.infrastructure.proto import runner_events_pb2 as rpb
 from ryax_runner.infrastructure.proto import studio_events_pb2 as spb
 
@@ -123,6 +125,17 @@ async def test_deploy_consumed_recorded_and_state_published(
         event = rpb.WorkflowDeploymentStateChanged.FromString(msg.body)
         states.append((event.state, event.state_seq))
     assert states == [("deploying", 1), ("deployed", 2)]
+
+    async def outbox_rows() -> list[sa.Row[Any]]:
+        async with runner.container.db().connect() as conn:
+            query = sa.select(outbox.c.attempts, outbox.c.last_error, outbox.c.published_at)
+            return list((await conn.execute(query)).all())
+
+    async def all_published() -> bool:
+        return all(row.published_at is not None for row in await outbox_rows())
+
+    await until(all_published)  # the recorder's rows, with the kit's retry columns at rest
+    assert [(row.attempts, row.last_error) for row in await outbox_rows()] == [(0, None)] * 2
     # A repeated event is a no-op.
     await publish(amqp_url, request)
     await asyncio.sleep(0.3)

@@ -15,6 +15,7 @@ from runner_testkit.fake_worker import FakeWorker
 from runner_testkit.harness import RunningRunner, deploy_request, io, publish, start_runner, step
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from ryax_kit.filestore import encode_segment
 from ryax_runner.domain.values import FileRef, Value
 
 pytestmark = pytest.mark.integration
@@ -266,6 +267,52 @@ async def test_files_multipart_and_download(
         form.add_field("n", "42")
         async with session.post(url, data=form) as r:
             assert r.status == 400 and "doc" in (await r.json())["detail"]
+    await worker.stop()
+
+
+async def test_a_file_name_with_spaces_is_uploaded_and_downloaded_by_its_link(
+    runner: RunningRunner, amqp_url: str, tmp_path: Path
+) -> None:
+    name = "my report (v2).txt"
+
+    async def handler(step_id: str, inputs: dict[str, Value]) -> dict[str, Value]:
+        ref = inputs["doc"]
+        assert isinstance(ref, FileRef)
+        assert (tmp_path / "filestore" / ref.key).read_bytes() == b"quarterly figures"
+        return {"copy": ref}
+
+    worker = FakeWorker(runner.grpc_address, handler=handler)
+    await worker.start()
+    s = step(
+        "keep",
+        parents=("t",),
+        inputs={"doc": ("ref", "t", "doc")},
+        input_types={"doc": "file"},
+        outputs=("copy",),
+    )
+    s.outputs[0].type = "file"
+    request = deploy_request(
+        [step("t", kind="trigger", outputs=("doc",)), s],
+        workflow_name="reports",
+        fields=[io("doc", "file")],
+        results=[("copy", "keep", "copy")],
+    )
+    await publish(amqp_url, request)
+    await wait_deployed(runner, request.deployment_id)
+    form = aiohttp.FormData(quote_fields=False)  # the name as browsers and curl send it
+    form.add_field("doc", b"quarterly figures", filename=name)
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        url = f"{runner.url}/runner/v1/projects/alpha/endpoints/reports"
+        async with session.post(url, data=form) as r:
+            assert r.status == 200, await r.text()
+            copy = (await r.json())["copy"]
+        assert copy["name"] == name  # what users see is the name they gave
+        assert copy["key"].endswith("/doc/u=my=20report=20=28v2=29.txt")
+        assert copy["key"].rsplit("/", 1)[-1] == encode_segment(name)
+        async with session.get(runner.url + copy["download_url"]) as r:
+            assert r.status == 200 and await r.read() == b"quarterly figures"
+            disposition = r.headers["Content-Disposition"]
+        assert disposition == "attachment; filename*=UTF-8''my%20report%20%28v2%29.txt"
     await worker.stop()
 
 

@@ -3,78 +3,46 @@ when a test says so."""
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from ryax_kit import testing
+from ryax_kit.testing import FakeClock
 from ryax_runner.application.messages import Outgoing
-from ryax_runner.application.ports import CommitListener, LoadedState
+from ryax_runner.application.ports import CommitListener, LoadedState, TimerHandle
 from ryax_runner.domain.deployment import Deployment
 from ryax_runner.domain.run import Run
 from ryax_runner.domain.site import Site, SiteId
 
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
+__all__ = [
+    "FakeChannel",
+    "FakeClock",
+    "FakeRecorder",
+    "FakeStore",
+    "FakeTimers",
+]
 
 
-class FakeTimerHandle:
-    def __init__(self, due: float, callback: Callable[[], None]) -> None:
-        self.due = due
-        self.callback = callback
-        self.cancelled = False
-        self.fired = False
+class FakeTimers(testing.FakeTimers):
+    """The kit's fake timers, from time 0 (due times read as seconds since the start), telling
+    the due times of the timers still armed."""
 
-    def cancel(self) -> None:
-        self.cancelled = True
+    def __init__(self, clock: FakeClock | None = None) -> None:
+        super().__init__(clock, start=0.0)
+        self._armed: list[Any] = []
 
+    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
+        def run() -> None:
+            self._armed.remove(handle)
+            callback()
 
-class FakeTimers:
-    """Monotonic time that starts at 0 and moves only with `advance`, which runs the callbacks
-    that fall due on the way, in due order (then in the order they were set)."""
-
-    def __init__(self) -> None:
-        self._now = 0.0
-        self._queue: list[tuple[float, int, FakeTimerHandle]] = []
-        self._order = itertools.count()
-
-    def monotonic(self) -> float:
-        return self._now
-
-    def call_later(self, delay: float, callback: Callable[[], None]) -> FakeTimerHandle:
-        handle = FakeTimerHandle(self._now + max(0.0, delay), callback)
-        heapq.heappush(self._queue, (handle.due, next(self._order), handle))
+        handle = super().call_later(delay, run)
+        self._armed.append(handle)
         return handle
 
-    def advance(self, seconds: float) -> None:
-        """Move time by `seconds`, running every callback due by then, timers set by callbacks
-        included."""
-        end = self._now + seconds
-        while self._queue and self._queue[0][0] <= end:
-            due, _, handle = heapq.heappop(self._queue)
-            if handle.cancelled:
-                continue
-            self._now = max(self._now, due)
-            handle.fired = True
-            handle.callback()
-        self._now = end
-
-    @property
-    def pending(self) -> list[FakeTimerHandle]:
-        """Timers set, not yet run nor cancelled, in due order."""
-        return [h for _, _, h in sorted(self._queue) if not h.cancelled]
-
-
-class FakeClock:
-    """Dates from NOW, moving with `timers` when given (else frozen at NOW)."""
-
-    def __init__(self, timers: FakeTimers | None = None, start: datetime = NOW) -> None:
-        self._timers = timers
-        self._start = start
-
-    def now(self) -> datetime:
-        if self._timers is None:
-            return self._start
-        return self._start + timedelta(seconds=self._timers.monotonic())
+    def due_times(self) -> list[float]:
+        """Due times of the timers neither run nor cancelled, soonest first."""
+        return sorted(h.due for h in self._armed if not h.cancelled)
 
 
 class FakeRecorder:

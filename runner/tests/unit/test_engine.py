@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from ryax_kit.core import AsyncioTimers
 from ryax_runner.application.engine import Engine, EngineSettings, SiteTaken
 from ryax_runner.application.messages import (
     DeployOrder,
@@ -34,7 +35,6 @@ from ryax_runner.domain.workflow import (
     TriggerDefinition,
     WorkflowDefinition,
 )
-from ryax_runner.infrastructure.clock import AsyncioTimers
 
 from .fakes import FakeChannel, FakeClock, FakeRecorder, FakeStore
 

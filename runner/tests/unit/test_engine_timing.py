@@ -123,11 +123,12 @@ class Rig:
 
 @pytest.fixture
 def rig() -> Rig:
-    timers, recorder = FakeTimers(), FakeRecorder()
+    clock = FakeClock()
+    timers, recorder = FakeTimers(clock), FakeRecorder()
     engine = Engine(
         recorder=recorder,
         store=FakeStore(),
-        clock=FakeClock(timers),
+        clock=clock,
         timers=timers,
         settings=EngineSettings(
             heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT,
@@ -237,13 +238,13 @@ async def test_cancelling_a_run_cancels_its_timers(rig: Rig) -> None:
     run = rig.engine.start_run(d, {"x": "hi"}, origin="http")
     rig.fail("s1", rig.executes("s1", "a")[0])  # a's retry is due in BACKOFF seconds
     [b] = rig.executes("s1", "b")  # b's timeout is due in 60 + GRACE seconds
-    assert len(rig.timers.pending) == 2
+    assert rig.timers.pending == 2
 
     rig.engine.cancel_run("p", run.id, "cancelled by a user")
     assert run.state is RunState.CANCELLED
     assert [o.execution_id for o in channel.of(CancelOrder)] == [b.execution_id]
     # The retry is gone; b's timeout guards b until its worker confirms the cancellation.
-    assert [h.due for h in rig.timers.pending] == [60 + GRACE]
+    assert rig.timers.due_times() == [60 + GRACE]
     result = ExecutionResult(outcome=Outcome.CANCELLED)
     rig.report("s1", ExecutionEnded(execution_id=b.execution_id, result=result))
     assert not rig.timers.pending and run.id not in rig.engine.runs

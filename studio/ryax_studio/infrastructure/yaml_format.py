@@ -1,21 +1,20 @@
 """The published Ryax workflow YAML (`apiVersion: "ryax.tech/v2.0"`, `kind: Workflows`).
 
-The exact format is docs/reference/workflows.md. Documents come from users, so reading is
-defensive and fast to refuse: at most 1 MiB, one document, no anchors or aliases (no
-billion-laughs expansion), no tags beyond the YAML core types, no duplicate keys, bounded
-nesting, and the read stops as soon as `spec.functions` passes MAX_STEPS items. The loader
-works on the parser's event stream (libyaml when available) so it can stop early; every
+The exact format is docs/reference/workflows.md. Documents come from users, so the text is read
+by the kit's safe YAML loader (`ryax_kit.safe_yaml`), defensive and fast to refuse: at most
+1 MiB, one document, no anchors or aliases (no billion-laughs expansion), no tags beyond the
+YAML core types, no duplicate keys, at most 32 levels of nesting, and the read stops as soon as
+`spec.functions` passes MAX_STEPS items. The reader below turns that tree into a workflow; every
 problem carries its 1-based line and a path such as `spec.functions[3] (shout).inputs_values.text`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import yaml
+
+from ryax_kit.safe_yaml import YamlCode, YamlError, YamlLimits, YamlNode, YamlProblem, load_yaml
 
 from ..application.ports import ParsedWorkflow
 from ..domain.actions import IO, ActionRef, IOType, Origin
@@ -38,39 +37,22 @@ KIND: Final = "Workflows"
 MAX_DOCUMENT_BYTES: Final = 1024 * 1024
 MAX_DEPTH: Final = 32
 
-_Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_SCALAR_TAGS = {
-    "tag:yaml.org,2002:str",
-    "tag:yaml.org,2002:int",
-    "tag:yaml.org,2002:float",
-    "tag:yaml.org,2002:bool",
-    "tag:yaml.org,2002:null",
-    "tag:yaml.org,2002:timestamp",
+
+# ---- reading the text, defensively (the kit's safe YAML) --------------------------------------
+LIMITS: Final = YamlLimits(
+    max_bytes=MAX_DOCUMENT_BYTES,
+    max_depth=MAX_DEPTH,
+    max_items={"spec.functions": MAX_STEPS},
+    # One value may take the whole document, as a static value set through the API may.
+    max_scalar_bytes=MAX_DOCUMENT_BYTES,
+)
+#: The document's error codes by the kit's (the others are "invalid_document"); "too_large" is
+#: answered 413.
+_CODES: Final[dict[str, str]] = {
+    YamlCode.TOO_MANY_ITEMS: "too_many_steps",
+    YamlCode.TOO_LARGE: "too_large",
+    YamlCode.INVALID_YAML: "invalid_yaml",
 }
-
-
-# ---- a line-numbered node tree ----------------------------------------------------------------
-@dataclass(eq=False)
-class YNode:
-    kind: str  # "map", "seq" or "scalar"
-    line: int
-    value: Any = None  # scalar: the Python value
-    tag: str = ""
-    items: list[YNode] = field(default_factory=list)  # seq
-    pairs: list[tuple[YNode, YNode]] = field(default_factory=list)  # map
-
-    def describe(self) -> str:
-        if self.kind == "map":
-            return "a mapping"
-        if self.kind == "seq":
-            return "a list"
-        return {
-            "tag:yaml.org,2002:str": "a string",
-            "tag:yaml.org,2002:int": "an integer",
-            "tag:yaml.org,2002:float": "a float",
-            "tag:yaml.org,2002:bool": "a boolean",
-            "tag:yaml.org,2002:null": "null",
-        }.get(self.tag, "a string")
 
 
 def _problem(line: int | None, path: str, message: str, code: str = "invalid_document") -> Problem:
@@ -78,177 +60,20 @@ def _problem(line: int | None, path: str, message: str, code: str = "invalid_doc
     return Problem(code=code, message=text, line=line, path=path or None)
 
 
-def _line(event: yaml.Event) -> int:
-    mark = event.start_mark
-    return mark.line + 1 if mark is not None else 1
-
-
-class _Composer:
-    """Builds YNodes from parser events, refusing what an untrusted document must not hold."""
-
-    def __init__(self) -> None:
-        self._constructor = yaml.SafeLoader("")
-        self._resolver = yaml.resolver.Resolver()
-
-    def scalar(self, event: yaml.ScalarEvent) -> YNode:
-        line = _line(event)
-        if event.tag not in (None, "!"):
-            tag = event.tag
-            if tag not in _SCALAR_TAGS:
-                raise InvalidDocument([_problem(line, "", f"the tag {tag} is not allowed")])
-        else:
-            tag = self._resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
-        node = yaml.ScalarNode(tag, event.value, style=event.style)
-        if tag == "tag:yaml.org,2002:str" or tag == "tag:yaml.org,2002:timestamp":
-            # A date stays the text it was written as (our values are JSON, not datetimes).
-            return YNode("scalar", line, event.value, "tag:yaml.org,2002:str")
-        try:
-            value = self._constructor.construct_object(node)
-        except yaml.YAMLError as exc:
-            raise InvalidDocument(
-                [_problem(line, "", f"bad {tag.rsplit(':', 1)[-1]} value: {event.value!r} ({exc})")]
-            ) from None
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidDocument(
-                [_problem(line, "", f"{event.value!r}: only finite numbers are accepted")]
-            )
-        return YNode("scalar", line, value, tag)
-
-    def compose(self, text: str) -> YNode:
-        stack: list[tuple[YNode, list[YNode | None], str]] = []
-        root: YNode | None = None
-        documents = 0
-        events: Iterator[yaml.Event] = yaml.parse(text, Loader=_Loader)
-        for event in events:
-            if isinstance(event, yaml.DocumentStartEvent):
-                documents += 1
-                if documents > 1:
-                    raise InvalidDocument(
-                        [_problem(_line(event), "", "only one YAML document is accepted")]
-                    )
-                continue
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise InvalidDocument(
-                    [
-                        _problem(
-                            _line(event),
-                            "",
-                            "anchors (&name) and aliases (*name) are not allowed",
-                        )
-                    ]
-                )
-            node: YNode | None = None
-            if isinstance(event, yaml.ScalarEvent):
-                node = self.scalar(event)
-            elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-                if event.tag not in (None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"):
-                    raise InvalidDocument(
-                        [_problem(_line(event), "", f"the tag {event.tag} is not allowed")]
-                    )
-                if len(stack) >= MAX_DEPTH:
-                    raise InvalidDocument(
-                        [_problem(_line(event), "", "the document is nested too deeply")]
-                    )
-                kind = "map" if isinstance(event, yaml.MappingStartEvent) else "seq"
-                path = self._child_path(stack)
-                stack.append((YNode(kind, _line(event)), [None], path))
-                continue
-            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-                node = stack.pop()[0]
-            else:
-                continue
-            if not stack:
-                root = node
-                continue
-            self._attach(stack[-1], node)
-        if root is None:
-            raise InvalidDocument([_problem(1, "", "the document is empty")])
-        return root
-
-    @staticmethod
-    def _child_path(stack: list[tuple[YNode, list[YNode | None], str]]) -> str:
-        if not stack:
-            return ""
-        parent, pending, path = stack[-1]
-        if parent.kind == "map":
-            key = pending[0]
-            return f"{path}.{key.value}" if key is not None else path
-        return f"{path}[]"
-
-    @staticmethod
-    def _attach(frame: tuple[YNode, list[YNode | None], str], node: YNode) -> None:
-        parent, pending, path = frame
-        if parent.kind == "seq":
-            parent.items.append(node)
-            if path == ".spec.functions" and len(parent.items) > MAX_STEPS:
-                raise InvalidDocument(
-                    [
-                        _problem(
-                            node.line,
-                            "spec.functions",
-                            f"more than {MAX_STEPS} steps: a workflow has at most {MAX_STEPS}",
-                            "too_many_steps",
-                        )
-                    ],
-                    code="too_many_steps",
-                )
-            return
-        key = pending[0]
-        if key is None:
-            if node.kind != "scalar" or not isinstance(node.value, str):
-                raise InvalidDocument(
-                    [_problem(node.line, path.lstrip("."), "mapping keys must be strings")]
-                )
-            for existing, _ in parent.pairs:
-                if existing.value == node.value:
-                    raise InvalidDocument(
-                        [
-                            _problem(
-                                node.line,
-                                path.lstrip("."),
-                                f"the key {node.value!r} is given twice "
-                                f"(first at line {existing.line})",
-                            )
-                        ]
-                    )
-            pending[0] = node
-            return
-        parent.pairs.append((key, node))
-        pending[0] = None
-
-
-def load_document(data: bytes) -> YNode:
-    """Read one YAML document, defensively; raise InvalidDocument with the line of the fault."""
-    if len(data) > MAX_DOCUMENT_BYTES:
-        raise InvalidDocument(
-            [
-                _problem(
-                    None,
-                    "",
-                    f"the document is {len(data)} bytes; at most "
-                    f"{MAX_DOCUMENT_BYTES} (1 MiB) are accepted",
-                )
-            ],
-            code="too_large",
+def _document_problem(p: YamlProblem) -> Problem:
+    if p.code == YamlCode.TOO_MANY_ITEMS:
+        return _problem(
+            p.line,
+            p.path,
+            f"more than {MAX_STEPS} steps: a workflow has at most {MAX_STEPS}",
+            "too_many_steps",
         )
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InvalidDocument([_problem(line, "", "the document is not UTF-8 text")]) from None
-    try:
-        return _Composer().compose(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        message = exc.problem or exc.context or "invalid YAML"
-        raise InvalidDocument(
-            [_problem(line, "", f"YAML syntax error: {message}")], code="invalid_yaml"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise InvalidDocument(
-            [_problem(None, "", f"YAML error: {exc}")], code="invalid_yaml"
-        ) from None
+    return Problem(code="invalid_document", message=p.message, line=p.line, path=p.path or None)
+
+
+def _invalid_document(exc: YamlError) -> InvalidDocument:
+    problems = [_document_problem(p) for p in exc.problems]
+    return InvalidDocument(problems, code=_CODES.get(exc.code, "invalid_document"))
 
 
 # ---- the workflow document -> domain ----------------------------------------------------------
@@ -264,29 +89,34 @@ class _Reader:
         self.problems: list[Problem] = []
         self.lines: dict[tuple[str | int, ...], tuple[int, str]] = {}
 
-    def error(self, node: YNode, path: str, message: str) -> None:
+    def error(self, node: YamlNode, path: str, message: str) -> None:
         self.problems.append(_problem(node.line, path, message))
 
+    def error_at(self, line: int, path: str, message: str) -> None:
+        self.problems.append(_problem(line, path, message))
+
     def mapping(
-        self, node: YNode, path: str, allowed: tuple[str, ...], required: tuple[str, ...]
-    ) -> dict[str, YNode] | None:
+        self, node: YamlNode, path: str, allowed: tuple[str, ...], required: tuple[str, ...]
+    ) -> dict[str, YamlNode] | None:
         if node.kind != "map":
             self.error(node, path, f"expected a mapping, got {node.describe()}")
             return None
-        found: dict[str, YNode] = {}
-        for key, value in node.pairs:
-            if key.value not in allowed:
-                self.error(
-                    key, path, f"unknown field {key.value!r} (allowed: {', '.join(allowed)})"
+        found: dict[str, YamlNode] = {}
+        for key, value in node.entries.items():
+            if key not in allowed:
+                self.error_at(
+                    node.key_lines[key],
+                    path,
+                    f"unknown field {key!r} (allowed: {', '.join(allowed)})",
                 )
                 continue
-            found[key.value] = value
+            found[key] = value
         for name in required:
             if name not in found:
                 self.error(node, path, f"the field {name!r} is required")
         return found
 
-    def string(self, node: YNode | None, path: str, *, hint_quote: bool = False) -> str | None:
+    def string(self, node: YamlNode | None, path: str, *, hint_quote: bool = False) -> str | None:
         if node is None:
             return None
         if node.kind != "scalar" or not isinstance(node.value, str):
@@ -295,7 +125,7 @@ class _Reader:
             return None
         return node.value
 
-    def strings(self, node: YNode | None, path: str) -> list[str] | None:
+    def strings(self, node: YamlNode | None, path: str) -> list[str] | None:
         if node is None:
             return None
         if node.kind != "seq":
@@ -308,7 +138,7 @@ class _Reader:
                 result.append(value)
         return result
 
-    def reference(self, node: YNode, path: str) -> tuple[str, str] | None:
+    def reference(self, node: YamlNode, path: str) -> tuple[str, str] | None:
         text = self.string(node, path)
         if text is None:
             return None
@@ -318,7 +148,7 @@ class _Reader:
             return None
         return step, output
 
-    def parse(self, root: YNode) -> ParsedWorkflow:
+    def parse(self, root: YamlNode) -> ParsedWorkflow:
         name, description = "", ""
         steps: list[Step] = []
         results: list[WorkflowResult] = []
@@ -358,7 +188,7 @@ class _Reader:
             problems=self.problems,
         )
 
-    def functions(self, node: YNode) -> list[Step]:
+    def functions(self, node: YamlNode) -> list[Step]:
         if node.kind != "seq":
             self.error(node, "spec.functions", f"expected a list, got {node.describe()}")
             return []
@@ -370,7 +200,7 @@ class _Reader:
                 steps.append(step)
         return steps
 
-    def step(self, node: YNode, index: int, seen: dict[str, int]) -> Step | None:
+    def step(self, node: YamlNode, index: int, seen: dict[str, int]) -> Step | None:
         """A step; a step too broken to keep is still read through, to report every problem."""
         path = f"spec.functions[{index}]"
         fields = self.mapping(node, path, _STEP, ("id", "from", "version"))
@@ -417,7 +247,7 @@ class _Reader:
             step.streams_to = self.strings(fields["streams_to"], f"{path}.streams_to") or []
         return step if keep else None
 
-    def position(self, node: YNode, path: str) -> Position | None:
+    def position(self, node: YamlNode, path: str) -> Position | None:
         fields = self.mapping(node, path, ("x", "y"), ("x", "y"))
         if fields is None or "x" not in fields or "y" not in fields:
             return None
@@ -438,23 +268,22 @@ class _Reader:
             coords.append(value)
         return Position(x=coords[0], y=coords[1])
 
-    def inputs(self, node: YNode, step_id: str, path: str) -> dict[str, InputValue]:
+    def inputs(self, node: YamlNode, step_id: str, path: str) -> dict[str, InputValue]:
         if node.kind != "map":
             self.error(
                 node, path, f"expected a mapping of input names to values, got {node.describe()}"
             )
             return {}
         values: dict[str, InputValue] = {}
-        for key, value_node in node.pairs:
-            name = key.value
+        for name, value_node in node.entries.items():
             where = f"{path}.{name}"
-            self.lines[("step", step_id, "inputs_values", name)] = (key.line, where)
+            self.lines[("step", step_id, "inputs_values", name)] = (node.key_lines[name], where)
             value = self.input_value(value_node, where)
             if value is not None:
                 values[name] = value
         return values
 
-    def input_value(self, node: YNode, path: str) -> InputValue | None:
+    def input_value(self, node: YamlNode, path: str) -> InputValue | None:
         if node.kind == "scalar":
             if node.value is None:
                 self.error(node, path, "null is not a value: remove the input to leave it unset")
@@ -468,11 +297,11 @@ class _Reader:
                 "{project_variable_value: ...}, got a list",
             )
             return None
-        if len(node.pairs) != 1 or node.pairs[0][0].value not in (
+        if len(node.entries) != 1 or next(iter(node.entries)) not in (
             "reference_value",
             "project_variable_value",
         ):
-            keys = ", ".join(repr(k.value) for k, _ in node.pairs) or "none"
+            keys = ", ".join(repr(k) for k in node.entries) or "none"
             self.error(
                 node,
                 path,
@@ -480,14 +309,14 @@ class _Reader:
                 f'or {{project_variable_value: "<name>"}} (got keys {keys})',
             )
             return None
-        key, inner = node.pairs[0]
-        if key.value == "reference_value":
+        key, inner = next(iter(node.entries.items()))
+        if key == "reference_value":
             ref = self.reference(inner, f"{path}.reference_value")
             return ReferenceValue(step_id=ref[0], output=ref[1]) if ref else None
         name = self.string(inner, f"{path}.project_variable_value")
         return SecretValue(name=name) if name is not None else None
 
-    def outputs(self, node: YNode, step_id: str, path: str) -> tuple[IO, ...]:
+    def outputs(self, node: YamlNode, step_id: str, path: str) -> tuple[IO, ...]:
         if node.kind != "seq":
             self.error(node, path, f"expected a list, got {node.describe()}")
             return ()
@@ -553,7 +382,7 @@ class _Reader:
             )
         return tuple(result)
 
-    def results(self, node: YNode) -> list[WorkflowResult]:
+    def results(self, node: YamlNode) -> list[WorkflowResult]:
         if node.kind != "seq":
             self.error(node, "spec.results", f"expected a list, got {node.describe()}")
             return []
@@ -579,7 +408,11 @@ class _Reader:
 def parse_workflow(data: bytes) -> ParsedWorkflow:
     """The document as a workflow definition, with its format problems (never raises for those);
     raises InvalidDocument when the text is not an acceptable YAML document at all."""
-    return _Reader().parse(load_document(data))
+    try:
+        root = load_yaml(data, limits=LIMITS)
+    except YamlError as exc:
+        raise _invalid_document(exc) from None
+    return _Reader().parse(root)
 
 
 # ---- domain -> the workflow document ----------------------------------------------------------

@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ryax_kit.core import SystemClock
+from ryax_kit.database import alembic_config, create_engine, ensure_database, migrate
 from ryax_studio.application.use_cases import Deployments
 from ryax_studio.domain.actions import (
     IO,
@@ -42,14 +44,9 @@ from ryax_studio.domain.workflow import (
     WorkflowId,
     WorkflowResult,
 )
-from ryax_studio.infrastructure.database.engine import (
-    alembic_config,
-    create_engine,
-    ensure_database,
-    migrate,
-)
+from ryax_studio.infrastructure.database.tables import MIGRATIONS
 from ryax_studio.infrastructure.database.uow import SqlAlchemyUnitOfWork
-from ryax_studio.infrastructure.security import AesGcmSecretCipher, SystemClock
+from ryax_studio.infrastructure.security import AesGcmSecretCipher
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +57,7 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 @pytest.fixture
 async def sessions(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     await ensure_database(db_url)
-    await migrate(db_url)
+    await migrate(db_url, MIGRATIONS)
     engine = create_engine(db_url)
     yield async_sessionmaker(engine, expire_on_commit=False)
     await engine.dispose()
@@ -141,7 +138,7 @@ def rich_workflow() -> Workflow:
 
 
 async def test_migrations_go_up_from_zero_and_down_again(db_url: str) -> None:
-    await migrate(db_url)
+    await migrate(db_url, MIGRATIONS)
     engine = create_engine(db_url)
     async with engine.connect() as conn:
         tables = set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
@@ -155,11 +152,14 @@ async def test_migrations_go_up_from_zero_and_down_again(db_url: str) -> None:
         "processed_messages",
         "alembic_version",
     } <= tables
-    await asyncio.to_thread(command.downgrade, alembic_config(db_url), "base")
+    async with engine.connect() as conn:
+        columns = await conn.run_sync(lambda c: sa.inspect(c).get_columns("outbox"))
+    assert {"attempts", "last_error", "next_attempt_at"} <= {c["name"] for c in columns}
+    await asyncio.to_thread(command.downgrade, alembic_config(db_url, MIGRATIONS), "base")
     async with engine.connect() as conn:
         tables = set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
     assert tables == {"alembic_version"}
-    await migrate(db_url)
+    await migrate(db_url, MIGRATIONS)
     await engine.dispose()
 
 

@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from pathlib import Path
 
+from ryax_kit.core import Clock
+
 from ..domain.errors import ActionCrashed, ActionUnavailable, DeploymentFailed, DomainError
 from ..domain.model import (
     DeployedStep,
@@ -22,7 +24,6 @@ from ..domain.model import (
     TriggerFired,
     UndeployStep,
     file_refs,
-    trigger_output_key,
 )
 from .ports import (
     ActionLog,
@@ -30,7 +31,7 @@ from .ports import (
     ActionResult,
     ActionRunRequest,
     ActionStarted,
-    Clock,
+    FilePlacement,
     SiteBackend,
 )
 from .reports import ReportQueue
@@ -55,11 +56,13 @@ class Deployments:
         backend: SiteBackend,
         reports: ReportQueue,
         staging: FileStaging,
+        placement: FilePlacement,
         clock: Clock,
     ) -> None:
         self._backend = backend
         self._reports = reports
         self._staging = staging
+        self._placement = placement
         self._clock = clock
         self._steps: dict[StepRef, DeployedStep] = {}
         self._ops: dict[StepRef, asyncio.Task[None]] = {}
@@ -286,7 +289,9 @@ class Deployments:
         try:
             outputs = await self._staging.publish_outputs(
                 event.outputs,
-                lambda output, name: trigger_output_key(ref, event_id, output, name),
+                lambda output, name: self._placement.trigger_output_key(
+                    ref, event_id, output, name
+                ),
             )
         except DomainError as error:
             # The run cannot start without its files: say why in the step's log, keep going.

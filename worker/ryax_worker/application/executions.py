@@ -11,6 +11,8 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ryax_kit.core import Clock
+
 from ..domain.errors import ActionCrashed, ActionUnavailable, DomainError
 from ..domain.model import (
     CancelExecution,
@@ -23,7 +25,6 @@ from ..domain.model import (
     LogLine,
     StepRef,
     Values,
-    output_key,
 )
 from .deployments import Deployments
 from .ports import (
@@ -32,7 +33,7 @@ from .ports import (
     ActionResult,
     ActionRunRequest,
     ActionStatus,
-    Clock,
+    FilePlacement,
     SiteBackend,
 )
 from .reports import ReportQueue
@@ -62,9 +63,11 @@ class Outcome:
     traceback: str = ""
 
 
-def _placement(order: ExecuteStep, index: int | None) -> Callable[[str, str], str]:
+def _placement(
+    placement: FilePlacement, order: ExecuteStep, index: int | None
+) -> Callable[[str, str], str]:
     def key_for(output: str, name: str) -> str:
-        return output_key(order.run_id, order.execution_id, output, name, index)
+        return placement.output_key(order.run_id, order.execution_id, output, name, index)
 
     return key_for
 
@@ -81,6 +84,7 @@ class Executions:
         deployments: Deployments,
         reports: ReportQueue,
         staging: FileStaging,
+        placement: FilePlacement,
         clock: Clock,
         site_name: str,
     ) -> None:
@@ -88,6 +92,7 @@ class Executions:
         self._deployments = deployments
         self._reports = reports
         self._staging = staging
+        self._placement = placement
         self._clock = clock
         self._site_name = site_name
         self._running: dict[ExecutionId, RunningExecution] = {}
@@ -187,11 +192,13 @@ class Executions:
             outcome = await self._run_action(running, request)
             if outcome.status == ExecutionStatus.COMPLETED and outcome.result is not None:
                 outputs = await self._staging.publish_outputs(
-                    outcome.result.outputs, _placement(order, None)
+                    outcome.result.outputs, _placement(self._placement, order, None)
                 )
                 outputs_list = tuple(
                     [
-                        await self._staging.publish_outputs(values, _placement(order, index))
+                        await self._staging.publish_outputs(
+                            values, _placement(self._placement, order, index)
+                        )
                         for index, values in enumerate(outcome.result.outputs_list)
                     ]
                 )

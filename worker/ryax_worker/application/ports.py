@@ -12,21 +12,38 @@ from typing import Protocol
 from ..domain.model import DeployStep, LogStream, StepRef, Values
 
 
-class Clock(Protocol):
-    def now(self) -> datetime:
-        """The current time, timezone-aware (UTC)."""
-        ...
-
-
 class FileStore(Protocol):
-    """The platform's shared filestore (S3 API or a local directory), addressed by key."""
+    """The platform's shared filestore (S3 API or a local directory), addressed by key: the part
+    of `ryax_kit.filestore.Filestore` the worker uses, with its signatures. Every failure (a
+    missing object, an invalid key, the filestore unreachable) raises FileTransferFailed."""
 
     async def download(self, key: str, destination: Path) -> None:
-        """Write the object at `key` to `destination`; raises FileTransferFailed."""
+        """Write the object at `key` to `destination` (parents created, whole or not at all)."""
         ...
 
-    async def upload(self, source: Path, key: str) -> None:
-        """Store the file `source` at `key` (overwriting); raises FileTransferFailed."""
+    async def upload(
+        self, key: str, source: Path, content_type: str = "application/octet-stream"
+    ) -> None:
+        """Copy the file `source` in at `key`, replacing any object there."""
+        ...
+
+
+class FilePlacement(Protocol):
+    """Where published files go in the filestore. Ids and output names must be plain key
+    segments (else InvalidInput); any file name an action chose gives a valid key (the FileRef
+    keeps the name itself)."""
+
+    def output_key(
+        self, run_id: str, execution_id: str, output: str, name: str, index: int | None = None
+    ) -> str:
+        """`runs/<run_id>/<execution_id>/<output>/<name>`; for the i-th set of a list of
+        outputs `runs/<run_id>/<execution_id>/<output>/<i>/<name>`. A directory's name ends
+        with .tar."""
+        ...
+
+    def trigger_output_key(self, ref: StepRef, event_id: str, output: str, name: str) -> str:
+        """Files of a run a trigger yielded, before the runner gives the run an id:
+        `triggers/<deployment_id>/<step_id>/<event_id>/<output>/<name>`."""
         ...
 
 

@@ -161,7 +161,7 @@ class FileStaging:
     ) -> FileRef:
         digest, size = await asyncio.to_thread(sha256_of, path)
         try:
-            await self._store.upload(path, key)
+            await self._store.upload(key, path)
         except FileTransferFailed as error:
             raise FileTransferFailed(f"output {output}: {error.detail}") from error
         return replace(

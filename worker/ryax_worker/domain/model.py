@@ -478,7 +478,7 @@ class Backoff:
 
 
 # ---------------------------------------------------------------------------------------------
-# Placement of files in the filestore
+# Names of files on the worker's disk (their filestore keys: infrastructure/placement.py)
 
 
 def _safe_segment(text: str, what: str) -> str:
@@ -493,38 +493,6 @@ def safe_file_name(name: str) -> str:
     if base in {"", ".", ".."}:
         return "file"
     return base.replace("\x00", "")
-
-
-def output_key(
-    run_id: str, execution_id: str, output: str, name: str, index: int | None = None
-) -> str:
-    """`runs/<run_id>/<execution_id>/<output>/<name>`; for the i-th set of a list of outputs,
-    `runs/<run_id>/<execution_id>/<output>/<i>/<name>`. A directory's name ends with .tar."""
-    parts = [
-        "runs",
-        _safe_segment(run_id, "run_id"),
-        _safe_segment(execution_id, "execution_id"),
-        _safe_segment(output, "output"),
-    ]
-    if index is not None:
-        parts.append(str(index))
-    parts.append(_safe_segment(safe_file_name(name), "name"))
-    return "/".join(parts)
-
-
-def trigger_output_key(ref: StepRef, event_id: str, output: str, name: str) -> str:
-    """Files of a run a trigger yielded, before the runner gives the run an id:
-    `triggers/<deployment_id>/<step_id>/<event_id>/<output>/<name>`."""
-    return "/".join(
-        [
-            "triggers",
-            _safe_segment(ref.deployment_id, "deployment_id"),
-            _safe_segment(ref.step_id, "step_id"),
-            _safe_segment(event_id, "event_id"),
-            _safe_segment(output, "output"),
-            _safe_segment(safe_file_name(name), "name"),
-        ]
-    )
 
 
 def input_path_parts(input_name: str, file: FileRef) -> tuple[str, str]:

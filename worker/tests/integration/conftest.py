@@ -346,7 +346,7 @@ async def worker(
         initial_delay_seconds=0.2, max_delay_seconds=1, max_consecutive_failures=2
     )
     backend._options = replace(backend._options, health_interval_seconds=1.0)
-    await container.filestore().ensure_bucket()
+    await container.filestore().ensure_ready()
     await backend.start()
     connection = container.connection()
     connection.start()

@@ -326,7 +326,10 @@ async def test_health_endpoints(fake_runner: Any, make_settings: Any) -> None:
         assert (await client.get("/healthz")).status == 200
         await runner.until(lambda: container.connection().connected, within=15)
         response = await client.get("/readyz")
-        assert response.status == 200 and (await response.json()) == {"ready": True}
+        checks = {"registered": True, "accepting": True, "filestore": True}
+        assert response.status == 200
+        assert (await response.json()) == {"ready": True, "checks": checks}
+        assert (await client.get("/worker/readyz")).status == 200
         metrics = await (await client.get("/metrics")).text()
         assert "ryax_worker_connected 1.0" in metrics
         assert "ryax_worker_running_executions 0.0" in metrics

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
+from ryax_kit.filestore import check_key
+from ryax_kit.testing import FakeClock
 from ryax_worker.application.deployments import Deployments
 from ryax_worker.application.executions import Executions
 from ryax_worker.application.ports import (
@@ -35,18 +36,10 @@ from ryax_worker.domain.model import (
     StepRef,
     Values,
 )
+from ryax_worker.infrastructure.placement import FilestorePlacement
 
 T = TypeVar("T")
 Script = Callable[[ActionRunRequest], AsyncIterator[ActionEvent]]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self._now = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        self._now += timedelta(milliseconds=1)
-        return self._now
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -55,16 +48,20 @@ def _write(path: Path, data: bytes) -> None:
 
 
 class FakeFileStore:
+    """Objects in a dict; keys must follow the kit's key rule, as on the real filestores."""
+
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
 
     async def download(self, key: str, destination: Path) -> None:
-        if key not in self.objects:
+        if check_key(key) not in self.objects:
             raise FileTransferFailed(f"{key} is not in the filestore")
         await asyncio.to_thread(_write, destination, self.objects[key])
 
-    async def upload(self, source: Path, key: str) -> None:
-        self.objects[key] = await asyncio.to_thread(source.read_bytes)
+    async def upload(
+        self, key: str, source: Path, content_type: str = "application/octet-stream"
+    ) -> None:
+        self.objects[check_key(key)] = await asyncio.to_thread(source.read_bytes)
 
 
 class FakeBackend:
@@ -178,12 +175,16 @@ def harness(tmp_path: Path) -> Harness:
     backend = FakeBackend()
     store = FakeFileStore()
     staging = FileStaging(store, tmp_path / "executions")
-    deployments = Deployments(backend=backend, reports=reports, staging=staging, clock=clock)
+    placement = FilestorePlacement()
+    deployments = Deployments(
+        backend=backend, reports=reports, staging=staging, placement=placement, clock=clock
+    )
     executions = Executions(
         backend=backend,
         deployments=deployments,
         reports=reports,
         staging=staging,
+        placement=placement,
         clock=clock,
         site_name="site-a",
     )

@@ -339,6 +339,30 @@ class TestExecutions:
         keys = [s["f"].key for s in results(harness)["e1"].outputs_list]  # type: ignore[union-attr]
         assert keys == ["runs/r1/e1/f/0/f.txt", "runs/r1/e1/f/1/f.txt"]
 
+    async def test_any_output_file_name_gives_a_valid_key(self, harness: Any) -> None:
+        names = ("résumé final.pdf", ".hidden")
+
+        async def script(request: ActionRunRequest) -> AsyncIterator[ActionEvent]:
+            outputs: Values = {}
+            for n, name in enumerate(names):
+                path = request.work_dir / name
+                path.write_text(name)
+                outputs[f"f{n}"] = FileRef(key=str(path), name=name)
+            yield ActionResult(status=ActionStatus.COMPLETED, outputs=outputs)
+
+        harness.backend.scripts[REF] = script
+        await deployed(harness)
+        harness.worker.handle(execute(2, "e1"))
+        await harness.until(lambda: "e1" in results(harness))
+        result = results(harness)["e1"]
+        assert result.status == ExecutionStatus.COMPLETED, result.error
+        files = [result.outputs[f"f{n}"] for n in range(len(names))]
+        assert [(f.key, f.name) for f in files if isinstance(f, FileRef)] == [
+            ("runs/r1/e1/f0/u=r=C3=A9sum=C3=A9=20final.pdf", "résumé final.pdf"),
+            ("runs/r1/e1/f1/u=.hidden", ".hidden"),
+        ]
+        assert harness.store.objects["runs/r1/e1/f1/u=.hidden"] == b".hidden"
+
     async def test_action_failure_is_reported(self, harness: Any) -> None:
         async def script(request: ActionRunRequest) -> AsyncIterator[ActionEvent]:
             yield ActionLog(stream=LogStream.STDERR, line="Traceback...", at=AT)

@@ -1,4 +1,4 @@
-"""Domain rules: report numbering and buffering, order dedup, placement of files, policies."""
+"""Domain rules: report numbering and buffering, order dedup, local file names, policies."""
 
 from __future__ import annotations
 
@@ -27,10 +27,8 @@ from ryax_worker.domain.model import (
     StepId,
     StepRef,
     input_path_parts,
-    output_key,
     parse_memory,
     safe_file_name,
-    trigger_output_key,
 )
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -147,26 +145,11 @@ def test_order_ledger_ignores_replays() -> None:
     assert ledger.is_new(4)
 
 
-class TestPlacement:
-    def test_output_key(self) -> None:
-        assert output_key("r1", "e1", "image", "cat.png") == "runs/r1/e1/image/cat.png"
-
-    def test_output_key_of_a_list_element(self) -> None:
-        assert output_key("r1", "e1", "image", "cat.png", 2) == "runs/r1/e1/image/2/cat.png"
-
+class TestLocalNames:
     def test_names_are_reduced_to_one_segment(self) -> None:
-        assert output_key("r1", "e1", "out", "/tmp/work/../x/a.txt") == "runs/r1/e1/out/a.txt"
+        assert safe_file_name("/tmp/work/../x/a.txt") == "a.txt"
         assert safe_file_name("..") == "file"
         assert safe_file_name("dir/") == "dir"
-
-    def test_unsafe_ids_are_refused(self) -> None:
-        with pytest.raises(InvalidInput):
-            output_key("../r", "e1", "out", "a")
-        with pytest.raises(InvalidInput):
-            output_key("r", "e1", "a/b", "a")
-
-    def test_trigger_key(self) -> None:
-        assert trigger_output_key(REF, "ev", "file", "a.csv") == "triggers/d1/s1/ev/file/a.csv"
 
     def test_input_path(self) -> None:
         ref = FileRef(key="runs/x/y/out/../../evil", name="../../evil")

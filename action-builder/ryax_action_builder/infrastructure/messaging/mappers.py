@@ -7,6 +7,8 @@ from datetime import datetime
 from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from ryax_kit.messaging import OutgoingMessage, PoisonMessage
+
 from ...domain.model import (
     ActionBuildFailed,
     ActionBuilt,
@@ -17,8 +19,6 @@ from ...domain.model import (
 )
 from ..proto import builder_events_pb2 as builder_pb
 from ..proto import repository_events_pb2 as repository_pb
-from .broker import OutgoingMessage
-from .consumer import PoisonMessage
 
 EXCHANGE = "ryax.action-builder"
 REPOSITORY_EXCHANGE = "ryax.repository"

@@ -1,14 +1,18 @@
-"""Publishes build outcomes to the builder's exchange, with publisher confirms.
+"""Publishes build outcomes to the builder's exchange through the kit's `Broker` (confirmed,
+mandatory).
 
 The builder keeps no state, so it has no outbox: an order is acknowledged only after its
 answer was confirmed; a crash in between redelivers the order, whose answer carries the same
-deterministic event id (consumers dedupe it).
+deterministic event id (consumers dedupe it). An answer no queue is bound for yet (the
+repository never started) raises `Unroutable`, a transient error: the order is tried again
+later, never acknowledged unanswered.
 """
 
 from __future__ import annotations
 
+from ryax_kit.messaging import Broker
+
 from ...domain.model import BuildOutcome
-from .broker import Broker
 from .mappers import outcome_to_message
 
 

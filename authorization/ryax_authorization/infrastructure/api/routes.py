@@ -8,7 +8,19 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from ryax_kit.web import Api, ErrorMapping, HttpError, Param, bearer_token, read_json
+
 from ...application.use_cases import AuthorizationUseCases
+from ...domain.errors import (
+    AccountLocked,
+    AlreadyExists,
+    AuthenticationFailed,
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+)
 from ...domain.model import (
     MachineToken,
     Operation,
@@ -20,10 +32,30 @@ from ...domain.model import (
     User,
     UserId,
 )
-from .web import Api, HttpError, bearer_token, read_body
 
 api = Api(title="Ryax authorization", prefix="/authorization")
 USE_CASES = web.AppKey("use_cases", AuthorizationUseCases)
+
+
+def _retry_after(exc: Exception) -> dict[str, str] | None:
+    if isinstance(exc, AccountLocked):
+        return {"Retry-After": str(exc.retry_after_seconds)}
+    return None
+
+
+ERRORS = ErrorMapping(
+    base=DomainError,
+    statuses={
+        InvalidInput: 400,
+        AuthenticationFailed: 401,
+        Forbidden: 403,
+        NotFound: 404,
+        AlreadyExists: 409,
+        Conflict: 409,
+        AccountLocked: 429,
+    },
+    headers=_retry_after,
+)
 
 
 class Strict(BaseModel):
@@ -169,7 +201,7 @@ async def _caller(request: web.Request) -> Principal:
     auth=False,
 )
 async def login(request: web.Request) -> web.Response:
-    body = await read_body(request, LoginIn)
+    body = await read_json(request, LoginIn)
     result = await request.app[USE_CASES].login(body.username, body.password)
     return _json(
         LoginOut(
@@ -217,7 +249,7 @@ async def me(request: web.Request) -> web.Response:
 )
 async def change_password(request: web.Request) -> web.Response:
     caller = await _caller(request)
-    body = await read_body(request, PasswordIn)
+    body = await read_json(request, PasswordIn)
     await request.app[USE_CASES].change_password(caller, body.old_password, body.new_password)
     return web.Response(status=204)
 
@@ -231,6 +263,15 @@ async def change_password(request: web.Request) -> web.Response:
     ),
     tag="contract",
     response=AccessOut,
+    query=(
+        Param("project", "the project: its id or its name", required=True),
+        Param(
+            "operation",
+            "what the caller wants to do",
+            default=Operation.READ.value,
+            enum=tuple(o.value for o in Operation),
+        ),
+    ),
 )
 async def authorize(request: web.Request) -> web.Response:
     token = bearer_token(request)
@@ -267,7 +308,7 @@ async def authorize(request: web.Request) -> web.Response:
 )
 async def create_user(request: web.Request) -> web.Response:
     caller = await _caller(request)
-    body = await read_body(request, UserIn)
+    body = await read_json(request, UserIn)
     user = await request.app[USE_CASES].create_user(
         caller, body.username, body.password, body.is_admin
     )
@@ -291,7 +332,7 @@ async def list_users(request: web.Request) -> web.Response:
 )
 async def create_project(request: web.Request) -> web.Response:
     caller = await _caller(request)
-    body = await read_body(request, ProjectIn)
+    body = await read_json(request, ProjectIn)
     owner = UserId(body.owner_id) if body.owner_id else None
     project = await request.app[USE_CASES].create_project(caller, body.name, owner)
     return _json(_project(project, Role.OWNER, members=True), 201)
@@ -330,7 +371,7 @@ async def get_project(request: web.Request) -> web.Response:
 )
 async def set_member(request: web.Request) -> web.Response:
     caller = await _caller(request)
-    body = await read_body(request, MemberIn)
+    body = await read_json(request, MemberIn)
     project = await request.app[USE_CASES].set_member(
         caller,
         ProjectId(request.match_info["project"]),
@@ -366,7 +407,7 @@ async def remove_member(request: web.Request) -> web.Response:
 )
 async def create_token(request: web.Request) -> web.Response:
     caller = await _caller(request)
-    body = await read_body(request, TokenIn)
+    body = await read_json(request, TokenIn)
     expires = timedelta(days=body.expires_in_days) if body.expires_in_days else None
     new = await request.app[USE_CASES].create_machine_token(caller, body.name, expires)
     out = _token(new.record)

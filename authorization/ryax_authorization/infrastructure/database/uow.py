@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from collections.abc import Sequence
 
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ryax_kit.database import SqlAlchemyUnitOfWorkBase
+from ryax_kit.messaging import OutgoingMessage
+
+from ...domain.errors import AlreadyExists, Conflict
 from .repositories import (
     SqlAlchemyMachineTokenRepository,
     SqlAlchemyProjectRepository,
@@ -11,36 +18,33 @@ from .repositories import (
     SqlAlchemyUserRepository,
 )
 
+#: Unique names a concurrent request can take between the use case's check and the commit.
+_TAKEN = {"users_username_key": "user", "projects_name_key": "project"}
 
-class SqlAlchemyUnitOfWork:
+
+class SqlAlchemyUnitOfWork(SqlAlchemyUnitOfWorkBase):
+    """No outbox: the authorization service publishes no events."""
+
     users: SqlAlchemyUserRepository
     projects: SqlAlchemyProjectRepository
     machine_tokens: SqlAlchemyMachineTokenRepository
     revoked_tokens: SqlAlchemyRevokedTokenRepository
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
-        self._session_factory = session_factory
-        self._session: AsyncSession | None = None
+    def open_repositories(self, session: AsyncSession) -> None:
+        self.users = SqlAlchemyUserRepository(session)
+        self.projects = SqlAlchemyProjectRepository(session)
+        self.machine_tokens = SqlAlchemyMachineTokenRepository(session)
+        self.revoked_tokens = SqlAlchemyRevokedTokenRepository(session)
 
-    async def __aenter__(self) -> SqlAlchemyUnitOfWork:
-        self._session = self._session_factory()
-        self.users = SqlAlchemyUserRepository(self._session)
-        self.projects = SqlAlchemyProjectRepository(self._session)
-        self.machine_tokens = SqlAlchemyMachineTokenRepository(self._session)
-        self.revoked_tokens = SqlAlchemyRevokedTokenRepository(self._session)
-        return self
-
-    async def __aexit__(self, *args: object) -> None:
-        assert self._session is not None
-        try:
-            await self._session.rollback()
-        finally:
-            await self._session.close()
-            self._session = None
-
-    async def commit(self) -> None:
-        assert self._session is not None
+    async def save(self) -> Sequence[OutgoingMessage]:
         await self.users.save()
         await self.projects.save()
         await self.machine_tokens.save()
-        await self._session.commit()
+        return ()
+
+    def conflict(self, exc: IntegrityError) -> Exception:
+        # asyncpg's error (the cause of SQLAlchemy's adapted one) names the constraint.
+        constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
+        if constraint in _TAKEN:
+            return AlreadyExists(f"this {_TAKEN[constraint]} name was just taken")
+        return Conflict("a concurrent change conflicts with this one, retry")

@@ -18,8 +18,24 @@ from urllib.parse import unquote
 from aiohttp import BodyPartReader, web
 from pydantic import BaseModel, ConfigDict, Field
 
+from ryax_kit.authz import Operation, require
+from ryax_kit.web import Api, ErrorMapping, HttpError, Param, read_json
+
 from ...application.use_cases import ActionView, RepositoryUseCases
 from ...domain.action_metadata import ActionIO
+from ...domain.errors import (
+    AlreadyExists,
+    AuthenticationFailed,
+    Conflict,
+    CredentialsUnreadable,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    ScanFailed,
+    TooLarge,
+    UnsafeArchive,
+)
 from ...domain.model import (
     ActionSource,
     Build,
@@ -32,11 +48,26 @@ from ...domain.model import (
     ScanId,
     ScannedAction,
     ScanReport,
+    SourceState,
 )
-from .authz import Operation, require
-from .web import Api, HttpError, read_body
 
 api = Api(title="Ryax repository", prefix="/repository")
+#: Domain errors -> HTTP answers `{"error": code, "detail": ...}` (400 for any other).
+ERRORS = ErrorMapping(
+    base=DomainError,
+    statuses={
+        InvalidInput: 400,
+        AuthenticationFailed: 401,
+        Forbidden: 403,
+        NotFound: 404,
+        AlreadyExists: 409,
+        Conflict: 409,
+        CredentialsUnreadable: 409,
+        TooLarge: 413,
+        UnsafeArchive: 400,
+        ScanFailed: 422,
+    },
+)
 USE_CASES = web.AppKey("use_cases", RepositoryUseCases)
 
 
@@ -454,10 +485,20 @@ def _uc(request: web.Request) -> RepositoryUseCases:
     return request.app[USE_CASES]
 
 
-SCAN_QUERY = {
-    "force": "replace recorded sources whose content changed under the same (id, version)",
-    "build": "request a build of every valid action found that is not built yet",
-}
+SCAN_QUERY = (
+    Param(
+        "force",
+        "replace recorded sources whose content changed under the same (id, version)",
+        type="boolean",
+        default=False,
+    ),
+    Param(
+        "build",
+        "request a build of every valid action found that is not built yet",
+        type="boolean",
+        default=False,
+    ),
+)
 
 
 # ---- repositories --------------------------------------------------------------------------
@@ -475,7 +516,7 @@ SCAN_QUERY = {
 )
 async def add_repository(request: web.Request) -> web.Response:
     project = await _project(request, Operation.WRITE)
-    body = await read_body(request, RepositoryIn)
+    body = await read_json(request, RepositoryIn)
     repository = await _uc(request).add_repository(
         project,
         name=body.name,
@@ -643,8 +684,11 @@ def _safe_name(name: str) -> str:
     ),
     tag="repositories",
     response=ScanOut,
-    query=SCAN_QUERY,
-    raw_body={
+    query=(
+        *SCAN_QUERY,
+        Param("name", "the archive's file name, for a raw body (default: upload)"),
+    ),
+    body_content={
         "multipart/form-data": {
             "schema": {
                 "type": "object",
@@ -673,6 +717,13 @@ async def upload(request: web.Request) -> web.Response:
     "build_failed) and last build",
     tag="actions",
     response=ActionsOut,
+    query=(
+        Param(
+            "state",
+            "only the sources in this state",
+            enum=tuple(state.value for state in SourceState),
+        ),
+    ),
 )
 async def list_actions(request: web.Request) -> web.Response:
     project = await _project(request, Operation.READ)
@@ -708,7 +759,14 @@ async def get_action(request: web.Request) -> web.Response:
     tag="actions",
     response=BuildOut,
     status=202,
-    query={"force": "request a build even when one is in progress"},
+    query=(
+        Param(
+            "force",
+            "request a build even when one is in progress",
+            type="boolean",
+            default=False,
+        ),
+    ),
     errors={404: "no such action version", 409: "invalid, or a build is in progress"},
 )
 async def build_action(request: web.Request) -> web.Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ..messaging.outbox import outbox_table, processed_messages_table
+from ryax_kit.messaging import outbox_table, processed_messages_table
 
 metadata = sa.MetaData()
 
@@ -17,7 +17,7 @@ repositories = sa.Table(
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("branch", sa.String(200), nullable=True),
     sa.Column("auth", sa.String(16), nullable=False),
-    # Fernet ciphertext; never returned by the API, never logged.
+    # Sealed (ryax_kit.crypto) ciphertext; never returned by the API, never logged.
     sa.Column("credentials", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from ryax_kit.messaging import MessageHandler, PoisonMessage, Subscription
+
 from ...application.use_cases import RepositoryUseCases
 from ..proto import builder_events_pb2 as builder_pb
-from .consumer import MessageHandler, Subscription
 from .mappers import (
     ACTION_BUILD_FAILED,
     ACTION_BUILT,
@@ -18,12 +19,8 @@ SUBSCRIPTIONS = [
 ]
 
 
-class UnknownMessage(Exception):
-    pass
-
-
 def make_handler(use_cases: RepositoryUseCases) -> MessageHandler:
-    """Dispatch by AMQP type (falls back to nothing: an unknown type is dead-lettered)."""
+    """Dispatch by AMQP type; an unknown type can never be handled: it is dead-lettered."""
 
     async def handle(message_id: str, type_: str, body: bytes) -> None:
         if type_ == ACTION_BUILT:
@@ -36,6 +33,6 @@ def make_handler(use_cases: RepositoryUseCases) -> MessageHandler:
                 message_id,
             )
         else:
-            raise UnknownMessage(f"unexpected message type {type_!r}")
+            raise PoisonMessage(f"unexpected message type {type_!r}")
 
     return handle

@@ -6,6 +6,8 @@ import json
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from ryax_kit.messaging import OutgoingMessage
+
 from ...domain.action_metadata import ActionIO
 from ...domain.events import (
     ActionBuildRequested,
@@ -16,7 +18,6 @@ from ...domain.events import (
 )
 from ..proto import builder_events_pb2 as builder_pb
 from ..proto import repository_events_pb2 as pb
-from .broker import OutgoingMessage
 
 EXCHANGE = "ryax.repository"
 BUILDER_EXCHANGE = "ryax.action-builder"

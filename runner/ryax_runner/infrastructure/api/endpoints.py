@@ -21,6 +21,7 @@ results.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -28,15 +29,26 @@ import tempfile
 import urllib.parse
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import aiohttp
 from aiohttp import web
 
+from ryax_kit.authz import Operation, require
+from ryax_kit.filestore import FilestoreError, encode_segment
+from ryax_kit.web import HttpError, Param
+
 from ...application.engine import Engine
-from ...application.ports import StateStore
+from ...application.ports import Filestore, StateStore
 from ...domain.deployment import Deployment, DeploymentState
-from ...domain.errors import Conflict, InvalidInput, NotDeployed, NotFound, TooLarge
+from ...domain.errors import (
+    Conflict,
+    InvalidInput,
+    NotDeployed,
+    NotFound,
+    TooLarge,
+    Unavailable,
+)
 from ...domain.run import Run, RunId, RunState, execution_id_for
 from ...domain.values import (
     FILE_TYPES,
@@ -48,10 +60,7 @@ from ...domain.values import (
     to_json,
 )
 from ...domain.workflow import IO
-from ..filestore import Filestore, sha256_of
-from .authz import Operation, require
 from .routes import ENGINE, FILESTORE, P, api, file_link, present
-from .web import HttpError
 
 log = logging.getLogger(__name__)
 STORE = web.AppKey("state_store", StateStore)
@@ -145,9 +154,13 @@ async def _read_multipart(
         if io is None:
             raise InvalidInput(name or "part", f"unknown input (expected: {', '.join(fields)})")
         if io.type in FILE_TYPES:
+            # The name the user gave is kept in the FileRef; the key holds it encoded (any
+            # text: spaces, unicode, a leading dot...).
             filename = Path(part.filename or name).name or name
+            key = f"runs/{run_id}/{execution_id}/{name}/{encode_segment(filename)}"
             fd, tmp_name = tempfile.mkstemp(prefix="ryax-upload-")
             tmp = Path(tmp_name)
+            digest = hashlib.sha256()
             size = 0
             try:
                 out = await asyncio.to_thread(os.fdopen, fd, "wb")
@@ -157,19 +170,19 @@ async def _read_multipart(
                         total += len(chunk)
                         if total > limit:
                             raise TooLarge(f"the request exceeds {limit} bytes")
-                        await asyncio.to_thread(out.write, chunk)
+                        await asyncio.to_thread(_append, out, digest, chunk)
                 finally:
                     await asyncio.to_thread(out.close)
-                digest = await asyncio.to_thread(sha256_of, tmp)
-                key = f"runs/{run_id}/{execution_id}/{name}/{filename}"
                 await store.put_file(key, tmp)
+            except FilestoreError as exc:
+                raise Unavailable(f"{name}: the file cannot be stored: {exc}") from exc
             finally:
                 await asyncio.to_thread(tmp.unlink, True)
             given[name] = FileRef(
                 key=key,
                 name=filename,
                 size=size,
-                sha256=digest,
+                sha256=digest.hexdigest(),
                 is_directory=io.type == "directory",
             )
         else:
@@ -177,6 +190,12 @@ async def _read_multipart(
             total += len(text)
             given[name] = parse_text(io.type, name, text, io.enum_values)
     return given
+
+
+def _append(out: BinaryIO, digest: Any, chunk: bytes) -> None:
+    """Write a chunk of an upload and hash it on the way (one pass over the data)."""
+    out.write(chunk)
+    digest.update(chunk)
 
 
 def _is_async(request: web.Request) -> bool:
@@ -216,6 +235,35 @@ def _outcome(request: web.Request, run: Run) -> tuple[int, dict[str, Any]]:
     "?mode=async or Prefer: respond-async: 202 with the run id; ?callback_url=)",
     tag="endpoints",
     status=200,
+    query=(
+        Param(
+            "mode",
+            "sync: answer the run's results; async: answer 202 with the run id at once",
+            default="sync",
+            enum=("sync", "async"),
+        ),
+        Param(
+            "timeout",
+            "sync: seconds to wait for the run (default RYAX_RUNNER_SYNC_TIMEOUT)",
+            type="number",
+        ),
+        Param("callback_url", "an http(s) URL the final result is POSTed to (as JSON)"),
+    ),
+    body_content={
+        media: {"schema": {"type": "object", "description": "the endpoint's fields"}}
+        for media in (
+            "application/json",
+            "multipart/form-data",
+            "application/x-www-form-urlencoded",
+        )
+    },
+    errors={
+        404: "no deployed workflow of this name or id in the project",
+        409: "the workflow is not deployed (any more, or not yet), or the run was cancelled",
+        413: "the request exceeds RYAX_RUNNER_MAX_UPLOAD_BYTES",
+        503: "the runner is shutting down or the filestore cannot be reached",
+        504: "sync: the run did not end in time (it goes on)",
+    },
 )
 async def call_endpoint(request: web.Request) -> web.Response:
     access = await require(request, Operation.WRITE)

@@ -7,6 +7,7 @@ authorization contract first; an object of another project answers 404.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import urllib.parse
 from datetime import datetime
@@ -15,19 +16,42 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from ryax_kit.authz import Operation, require
+from ryax_kit.filestore import FilestoreError, ObjectNotFound
+from ryax_kit.web import Api, ErrorMapping, Param
+
 from ...application.engine import Engine
+from ...application.ports import Filestore
 from ...application.queries import RunFilter, RunnerQueries
-from ...domain.errors import Conflict, InvalidInput, NotFound
+from ...domain.errors import (
+    Conflict,
+    DomainError,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    Unavailable,
+)
 from ...domain.run import RunState
-from ..filestore import Filestore
-from .authz import Operation, require
-from .web import Api
 
 api = Api(title="Ryax runner", prefix="/runner")
 ENGINE = web.AppKey("engine", Engine)
 QUERIES = web.AppKey("queries", RunnerQueries)
 FILESTORE = web.AppKey("filestore", Filestore)
 P = "/v1/projects/{project}"
+
+#: The domain errors the runner raises -> HTTP statuses, with the kit's body `{"error": code,
+#: "detail": ...}`; any other domain error (InvalidInput) answers 400.
+ERRORS = ErrorMapping(
+    base=DomainError,
+    statuses={NotFound: 404, Conflict: 409, TooLarge: 413, Unavailable: 503},
+)
+
+# -- query parameters (documented where a route reads them) -------------------------------------
+
+AFTER_ID = Param("after_id", "only lines after this line id (paging)", type="integer", default=0)
+LINES_LIMIT = Param("limit", "at most this many lines", type="integer", default=1000)
+STEP_ID = Param("step_id", "only the lines of this step")
+RUN_STATES = tuple(s.value for s in RunState)
 
 
 # -- response models (documentation) -------------------------------------------------------------
@@ -215,6 +239,10 @@ def _query_int(request: web.Request, name: str, default: int) -> int:
     summary="List deployments (filter by workflow_id, state)",
     tag="deployments",
     response=DeploymentsOut,
+    query=(
+        Param("workflow_id", "only the deployments of this workflow"),
+        Param("state", "only the deployments in this state (e.g. deployed, failed)"),
+    ),
 )
 async def list_deployments(request: web.Request) -> web.Response:
     access = await require(request, Operation.READ)
@@ -230,6 +258,7 @@ async def list_deployments(request: web.Request) -> web.Response:
     summary="A deployment and its steps",
     tag="deployments",
     response=DeploymentOut,
+    errors={404: "no such deployment in this project"},
 )
 async def get_deployment(request: web.Request) -> web.Response:
     access = await require(request, Operation.READ)
@@ -247,6 +276,8 @@ async def get_deployment(request: web.Request) -> web.Response:
     summary="Log lines of a deployment's steps (a trigger's process; ?step_id=)",
     tag="deployments",
     response=LogsOut,
+    query=(STEP_ID, AFTER_ID, LINES_LIMIT),
+    errors={404: "no such deployment in this project"},
 )
 async def deployment_logs(request: web.Request) -> web.Response:
     access = await require(request, Operation.READ)
@@ -274,12 +305,21 @@ async def deployment_logs(request: web.Request) -> web.Response:
     "until; pagination: limit, cursor)",
     tag="runs",
     response=RunsOut,
+    query=(
+        Param("workflow_id", "only the runs of this workflow"),
+        Param("deployment_id", "only the runs of this deployment"),
+        Param("state", "only the runs in this state", enum=RUN_STATES),
+        Param("since", "only runs created at or after this ISO 8601 date-time (with a zone)"),
+        Param("until", "only runs created before this ISO 8601 date-time (with a zone)"),
+        Param("limit", "page size, 1 to 500", type="integer", default=50),
+        Param("cursor", "the next_cursor of the previous page"),
+    ),
 )
 async def list_runs(request: web.Request) -> web.Response:
     access = await require(request, Operation.READ)
     state = request.query.get("state")
-    if state is not None and state not in {s.value for s in RunState}:
-        raise InvalidInput("state", f"one of {', '.join(s.value for s in RunState)}")
+    if state is not None and state not in RUN_STATES:
+        raise InvalidInput("state", f"one of {', '.join(RUN_STATES)}")
     limit = _query_int(request, "limit", 50)
     if not 1 <= limit <= 500:
         raise InvalidInput("limit", "between 1 and 500")
@@ -307,6 +347,7 @@ async def list_runs(request: web.Request) -> web.Response:
     summary="A run with its steps: inputs, outputs (files as links), timings, errors",
     tag="runs",
     response=RunDetailOut,
+    errors={404: "no such run in this project"},
 )
 async def get_run(request: web.Request) -> web.Response:
     access = await require(request, Operation.READ)
@@ -318,7 +359,14 @@ async def get_run(request: web.Request) -> web.Response:
     return web.json_response(present(doc, lambda k: file_link(request, project, run_id, k)))
 
 
-@api.route("POST", P + "/runs/{run_id}/cancel", summary="Cancel a run", tag="runs", response=RunOut)
+@api.route(
+    "POST",
+    P + "/runs/{run_id}/cancel",
+    summary="Cancel a run",
+    tag="runs",
+    response=RunOut,
+    errors={404: "no such run in this project", 409: "the run already ended"},
+)
 async def cancel_run(request: web.Request) -> web.Response:
     access = await require(request, Operation.WRITE)
     run_id = request.match_info["run_id"]
@@ -343,6 +391,13 @@ async def cancel_run(request: web.Request) -> web.Response:
     summary="Log lines of a run (?execution_id=, ?step_id=, ?after_id=, ?limit=)",
     tag="runs",
     response=LogsOut,
+    query=(
+        Param("execution_id", "only the lines of this execution"),
+        STEP_ID,
+        AFTER_ID,
+        LINES_LIMIT,
+    ),
+    errors={404: "no such run in this project"},
 )
 async def run_logs(request: web.Request) -> web.Response:
     access = await require(request, Operation.READ)
@@ -366,6 +421,8 @@ async def run_logs(request: web.Request) -> web.Response:
     P + "/runs/{run_id}/logs/stream",
     summary="Live log lines of a run (server-sent events `log`, then `end`)",
     tag="runs",
+    response_media="text/event-stream",
+    errors={404: "no such run in this project"},
 )
 async def stream_logs(request: web.Request) -> web.StreamResponse:
     access = await require(request, Operation.READ)
@@ -437,6 +494,11 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     P + "/runs/{run_id}/files/{key:.+}",
     summary="Download a file input or output of a run",
     tag="runs",
+    response_media="application/octet-stream",
+    errors={
+        404: "no such file in this run, or no longer in the filestore",
+        503: "the filestore cannot be reached",
+    },
 )
 async def download_file(request: web.Request) -> web.StreamResponse:
     access = await require(request, Operation.READ)
@@ -453,12 +515,17 @@ async def download_file(request: web.Request) -> web.StreamResponse:
             "Content-Disposition": f"attachment; filename*=UTF-8''{urllib.parse.quote(name)}",
         }
     )
-    store = request.app[FILESTORE]
-    if not await store.exists(key):
-        raise NotFound(f"file {key} is not in the filestore any more")
-    await response.prepare(request)
-    async for chunk in store.read(key):
-        await response.write(chunk)
+    async with contextlib.aclosing(request.app[FILESTORE].read(key)) as chunks:
+        try:  # the first chunk before answering: a missing file is still a 404
+            first = await anext(chunks, b"")
+        except ObjectNotFound:
+            raise NotFound(f"file {key} is not in the filestore any more") from None
+        except FilestoreError as exc:
+            raise Unavailable(f"the filestore cannot be read: {exc}") from exc
+        await response.prepare(request)
+        await response.write(first)
+        async for chunk in chunks:
+            await response.write(chunk)
     await response.write_eof()
     return response
 

@@ -22,14 +22,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from ryax_kit.messaging import OutgoingMessage, add_to_outbox
 
 from ...application.messages import LogLine
 from ...application.ports import CommitListener
 from ...domain.deployment import Deployment, DeploymentStateChanged
 from ...domain.run import Run
 from ...domain.site import Site, SiteId
-from ..messaging.broker import OutgoingMessage
 from .serialization import SecretBox, deployment_row, execution_row, run_row, site_row
 from .tables import deployments, executions, log_lines, outbox, processed_messages, runs, sites
 
@@ -70,7 +71,7 @@ class Batch:
     deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
     sites: dict[str, dict[str, Any]] = field(default_factory=dict)
     logs: list[dict[str, Any]] = field(default_factory=list)
-    outbox: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[OutgoingMessage] = field(default_factory=list)
     claims: list[dict[str, Any]] = field(default_factory=list)
 
     def merge(self, later: Batch) -> Batch:
@@ -200,19 +201,7 @@ class SqlRecorder:
             run.touched.clear()
         for d in self._deployments.values():
             batch.deployments[d.id] = deployment_row(d, self._box)
-            for event in d.events:
-                msg = self._encode(event)
-                batch.outbox.append(
-                    {
-                        "event_id": msg.event_id,
-                        "exchange": msg.exchange,
-                        "routing_key": msg.routing_key,
-                        "type": msg.type,
-                        "body": msg.body,
-                        "headers": msg.headers,
-                        "created_at": event.at,
-                    }
-                )
+            batch.outbox += [self._encode(event) for event in d.events]
             d.events.clear()
         for s in self._sites.values():
             batch.sites[s.id] = site_row(s)
@@ -252,10 +241,11 @@ class SqlRecorder:
             if batch.logs:
                 await conn.execute(self._insert_logs, batch.logs)
             if batch.outbox:
-                await conn.execute(
-                    pg_insert(outbox).on_conflict_do_nothing(index_elements=["event_id"]),
-                    batch.outbox,
-                )
+                # The kit's own insert (its retry columns take their defaults), in this
+                # transaction: a session joined to the connection, which commits nothing itself.
+                async with AsyncSession(bind=conn) as session:
+                    for message in batch.outbox:
+                        await add_to_outbox(session, outbox, message)
             if batch.claims:
                 await conn.execute(self._insert_claims, batch.claims)
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
+from collections.abc import Sequence
 from typing import Any
 
-from cryptography.fernet import Fernet
+from ryax_kit.crypto import KeyRing
 
 from ...domain.deployment import (
     Deployment,
@@ -34,18 +33,21 @@ from ...domain.workflow import (
 
 
 class SecretBox:
-    """Encrypts secret values stored in the database (Fernet, key derived from
-    RYAX_SECRET_KEY)."""
+    """Seals the secret values of deployed workflows stored in the database: the kit's sealer
+    for "runner/deployment-secrets", keyed by RYAX_SECRET_KEY (and RYAX_SECRET_KEY_PREVIOUS
+    while keys are rotated). A value that cannot be opened raises `ryax_kit.crypto.Unsealable`,
+    whose message says why (a key no longer configured, an altered value)."""
 
-    def __init__(self, secret_key: str) -> None:
-        key = base64.urlsafe_b64encode(hashlib.sha256(secret_key.encode("utf-8")).digest())
-        self._fernet = Fernet(key)
+    PURPOSE = "runner/deployment-secrets"
+
+    def __init__(self, secret_key: str, previous: Sequence[str] = ()) -> None:
+        self._sealer = KeyRing([secret_key, *previous]).sealer(self.PURPOSE)
 
     def seal(self, value: str) -> str:
-        return self._fernet.encrypt(value.encode("utf-8")).decode("ascii")
+        return self._sealer.seal_text(value)
 
     def open(self, token: str) -> str:
-        return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
+        return self._sealer.open_text(token)
 
 
 # -- definitions -------------------------------------------------------------------------------

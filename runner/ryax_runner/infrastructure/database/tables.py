@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from ..messaging.outbox import outbox_table, processed_messages_table
+from ryax_kit.messaging import outbox_table, processed_messages_table
 
 metadata = sa.MetaData()
 TZ = sa.DateTime(timezone=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from prometheus_client import CollectorRegistry
+
+from ryax_kit.messaging import Broker, Consumer, MessageHandler, PoisonMessage, Subscription
+
 from ...application.engine import Engine
-from .broker import Broker
-from .consumer import Consumer, MessageHandler, Subscription
 from .mappers import (
     DEPLOY_REQUESTED,
     STUDIO_EXCHANGE,
@@ -23,12 +25,14 @@ def studio_handler(engine: Engine) -> MessageHandler:
         elif message_type == UNDEPLOY_REQUESTED:
             await engine.undeploy_workflow(undeploy_requested_from_proto(message_id, body))
         else:
-            raise ValueError(f"unexpected message type {message_type!r}")
+            raise PoisonMessage(f"unexpected message type {message_type!r}")
 
     return handle
 
 
-def studio_consumer(broker: Broker, engine: Engine) -> Consumer:
+def studio_consumer(
+    broker: Broker, engine: Engine, registry: CollectorRegistry | None = None
+) -> Consumer:
     return Consumer(
         broker,
         QUEUE,
@@ -38,4 +42,5 @@ def studio_consumer(broker: Broker, engine: Engine) -> Consumer:
             )
         ],
         studio_handler(engine),
+        registry=registry,
     )

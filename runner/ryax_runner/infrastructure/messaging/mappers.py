@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC
 
+from ryax_kit.messaging import OutgoingMessage
+
 from ...application.messages import DeployWorkflow, UndeployWorkflow
 from ...domain.deployment import DeploymentStateChanged
 from ...domain.values import FileRef
@@ -23,7 +25,6 @@ from ...domain.workflow import (
 )
 from ..proto import runner_events_pb2 as runner_pb
 from ..proto import studio_events_pb2 as studio_pb
-from .broker import OutgoingMessage
 
 EXCHANGE = "ryax.runner"
 STUDIO_EXCHANGE = "ryax.studio"

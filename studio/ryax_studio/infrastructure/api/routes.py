@@ -3,16 +3,20 @@ authorization contract first (`require`); the project is the `{project}` path se
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ryax_kit.authz import Access, Operation, require
+from ryax_kit.web import Api, ErrorMapping, Param, read_json, read_raw
+
 from ...application.use_cases import ActionStore, Deployments, Secrets, Workflows, WorkflowView
 from ...domain.actions import IO, ActionKind, ActionVersion, IOType, Origin, ProjectId, Resources
 from ...domain.deployment import Deployment, Secret, Snapshot
-from ...domain.errors import InvalidInput
+from ...domain.errors import DomainError, InvalidInput, InvalidWorkflow
 from ...domain.problems import Problem
 from ...domain.workflow import (
     InputValue,
@@ -26,8 +30,6 @@ from ...domain.workflow import (
     WorkflowResult,
 )
 from ..yaml_format import MAX_DOCUMENT_BYTES
-from .authz import Access, Operation, require
-from .web import Api, read_body, read_raw
 
 api = Api(title="Ryax studio", prefix="/studio")
 ACTIONS = web.AppKey("actions", ActionStore)
@@ -379,6 +381,19 @@ def _problem(p: Problem) -> ProblemOut:
     )
 
 
+def problems_json(exc: Exception) -> Mapping[str, Any] | None:
+    """Every problem of an invalid workflow or document, with its step, input and line."""
+    problems: tuple[Problem, ...] | None = getattr(exc, "problems", None)
+    if problems is None:
+        return None
+    return {"problems": [_problem(p).model_dump() for p in problems]}
+
+
+#: Domain errors -> HTTP statuses: by their code (the kit's STATUS_BY_CODE: not_found 404,
+#: conflict 409, too_large 413...; a document's other codes 400), an invalid workflow 422.
+ERRORS = ErrorMapping(base=DomainError, statuses={InvalidWorkflow: 422}, extra=problems_json)
+
+
 def _value(v: InputValue) -> InputValueOut:
     if isinstance(v, StaticValue):
         return InputValueOut(static=v.value)
@@ -528,9 +543,10 @@ def _flag(request: web.Request, name: str) -> bool:
     response=ActionsOut,
     summary="Search the project's action store (every version, built-ins included)",
     query=(
-        ("q", "text in the id, name or description"),
-        ("category", "exact category (any case)"),
-        ("kind", "trigger, processor or publisher"),
+        Param("q", "text in the id, name or description"),
+        Param("name", "the same as q (older clients)"),
+        Param("category", "exact category (any case)"),
+        Param("kind", "the kind of action", enum=tuple(k.value for k in ActionKind)),
     ),
 )
 async def list_actions(request: web.Request) -> web.Response:
@@ -600,7 +616,7 @@ async def action_logo(request: web.Request) -> web.Response:
     tag="actions",
     status=204,
     summary="Remove a version from the store (409 while a deployed workflow uses it)",
-    errors=((409, "used by a deployed workflow, or built in"),),
+    errors={409: "used by a deployed workflow, or built in"},
 )
 async def delete_action(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
@@ -632,11 +648,11 @@ async def list_secrets(request: web.Request) -> web.Response:
     response=SecretOut,
     status=201,
     summary="Create a secret (stored encrypted)",
-    errors=((409, "a secret with this name exists"),),
+    errors={409: "a secret with this name exists"},
 )
 async def create_secret(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_body(request, SecretIn)
+    body = await read_json(request, SecretIn)
     secret, _ = await request.app[SECRETS].put(project, body.name, body.value, create_only=True)
     return _json(_secret(secret), 201)
 
@@ -651,7 +667,7 @@ async def create_secret(request: web.Request) -> web.Response:
 )
 async def put_secret(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_body(request, SecretValueIn)
+    body = await read_json(request, SecretValueIn)
     secret, created = await request.app[SECRETS].put(
         project, request.match_info["name"], body.value
     )
@@ -693,11 +709,11 @@ async def list_workflows(request: web.Request) -> web.Response:
     response=WorkflowOut,
     status=201,
     summary="Create an empty workflow (names are unique in a project)",
-    errors=((409, "the name is taken"),),
+    errors={409: "the name is taken"},
 )
 async def create_workflow(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_body(request, WorkflowIn)
+    body = await read_json(request, WorkflowIn)
     view = await request.app[WORKFLOWS].create(project, body.name, body.description)
     return _json(_workflow(view), 201)
 
@@ -711,18 +727,20 @@ async def create_workflow(request: web.Request) -> web.Response:
     body_media=YAML,
     summary="Import a workflow from its YAML (published Ryax format); all or nothing",
     query=(
-        (
+        Param(
             "draft",
             "true: keep a workflow that is complete as a document but not yet "
             "valid (e.g. a missing input)",
+            type="boolean",
+            default=False,
         ),
-        ("name", "use this name instead of spec.human_name"),
+        Param("name", "use this name instead of spec.human_name"),
     ),
-    errors=(
-        (413, "the document is over 1 MiB"),
-        (422, "every problem of the document, each with its line and path"),
-        (409, "the name is taken"),
-    ),
+    errors={
+        413: "the document is over 1 MiB",
+        422: "every problem of the document, each with its line and path",
+        409: "the name is taken",
+    },
 )
 async def import_workflow(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
@@ -756,7 +774,7 @@ async def show_workflow(request: web.Request) -> web.Response:
 )
 async def update_workflow(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_body(request, WorkflowPatch)
+    body = await read_json(request, WorkflowPatch)
     view = await request.app[WORKFLOWS].update(
         project, request.match_info["workflow"], body.name, body.description
     )
@@ -787,7 +805,7 @@ async def delete_workflow(request: web.Request) -> web.Response:
 )
 async def copy_workflow(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_body(request, CopyIn)
+    body = await read_json(request, CopyIn)
     view = await request.app[WORKFLOWS].copy(project, request.match_info["workflow"], body.name)
     return _json(_workflow(view), 201)
 
@@ -827,8 +845,12 @@ async def export_workflow(request: web.Request) -> web.Response:
     response=WorkflowOut,
     body_media=YAML,
     summary="Replace the workflow's definition with a YAML document (all or nothing)",
-    query=(("draft", "true: accept a document that is not yet valid"),),
-    errors=((413, "the document is over 1 MiB"), (422, "the document's problems")),
+    query=(
+        Param(
+            "draft", "true: accept a document that is not yet valid", type="boolean", default=False
+        ),
+    ),
+    errors={413: "the document is over 1 MiB", 422: "the document's problems"},
 )
 async def replace_workflow(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
@@ -848,11 +870,11 @@ async def replace_workflow(request: web.Request) -> web.Response:
     response=WorkflowOut,
     status=201,
     summary="Add a step from the action store (a trigger goes first)",
-    errors=((404, "no such action version"), (409, "the step id is taken")),
+    errors={404: "no such action version", 409: "the step id is taken"},
 )
 async def add_step(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_body(request, StepIn)
+    body = await read_json(request, StepIn)
     view = await request.app[WORKFLOWS].add_step(
         project,
         request.match_info["workflow"],
@@ -875,7 +897,7 @@ async def add_step(request: web.Request) -> web.Response:
 )
 async def update_step(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_body(request, StepPatch)
+    body = await read_json(request, StepPatch)
     view = await request.app[WORKFLOWS].update_step(
         project,
         request.match_info["workflow"],
@@ -913,7 +935,7 @@ async def remove_step(request: web.Request) -> web.Response:
 )
 async def set_input(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_body(request, InputValueModel)
+    body = await read_json(request, InputValueModel)
     view = await request.app[WORKFLOWS].set_input(
         project,
         request.match_info["workflow"],
@@ -953,7 +975,7 @@ async def unset_input(request: web.Request) -> web.Response:
 )
 async def set_outputs(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_body(request, OutputsIn)
+    body = await read_json(request, OutputsIn)
     outputs = tuple(
         IO(
             name=o.name,
@@ -982,7 +1004,7 @@ async def set_outputs(request: web.Request) -> web.Response:
 )
 async def set_settings(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_body(request, SettingsModel)
+    body = await read_json(request, SettingsModel)
     r = body.resources
     settings = StepSettings(
         timeout_seconds=body.timeout_seconds,
@@ -1013,7 +1035,7 @@ async def set_settings(request: web.Request) -> web.Response:
 )
 async def add_link(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_body(request, LinkIn)
+    body = await read_json(request, LinkIn)
     view = await request.app[WORKFLOWS].add_link(
         project, request.match_info["workflow"], body.from_step, body.to
     )
@@ -1044,7 +1066,7 @@ async def remove_link(request: web.Request) -> web.Response:
 )
 async def set_results(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_body(request, ResultsIn)
+    body = await read_json(request, ResultsIn)
     results = [WorkflowResult(key=r.key, step_id=r.step, output=r.output) for r in body.results]
     view = await request.app[WORKFLOWS].set_results(
         project, request.match_info["workflow"], results
@@ -1060,7 +1082,7 @@ async def set_results(request: web.Request) -> web.Response:
     response=DeploymentOut,
     status=202,
     summary="Deploy: snapshot the valid workflow and ask the runner to deploy it",
-    errors=((409, "already deployed"), (422, "the workflow is not valid: its problems")),
+    errors={409: "already deployed", 422: "the workflow is not valid: its problems"},
 )
 async def deploy(request: web.Request) -> web.Response:
     access, project = await _access(request, Operation.WRITE)
@@ -1079,7 +1101,7 @@ async def deploy(request: web.Request) -> web.Response:
     response=DeploymentOut,
     status=202,
     summary="Undeploy the current deployment",
-    errors=((409, "not deployed"),),
+    errors={409: "not deployed"},
 )
 async def undeploy(request: web.Request) -> web.Response:
     access, project = await _access(request, Operation.WRITE)

@@ -6,9 +6,14 @@ key order, so an export is byte-for-byte stable); each is one aggregate, read an
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import sqlalchemy as sa
 
-from ..messaging.outbox import outbox_table, processed_messages_table
+from ryax_kit.messaging import outbox_table, processed_messages_table
+
+#: The Alembic migrations of this database, applied at start.
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 metadata = sa.MetaData()
 

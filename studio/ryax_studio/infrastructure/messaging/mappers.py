@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from ryax_kit.messaging import OutgoingMessage
+
 from ...domain.actions import (
     IO,
     ActionKind,
@@ -29,7 +31,6 @@ from ...domain.workflow import ReferenceValue, SecretValue, StaticValue, StepSet
 from ..proto import repository_events_pb2 as repo_pb
 from ..proto import runner_events_pb2 as runner_pb
 from ..proto import studio_events_pb2 as studio_pb
-from .broker import OutgoingMessage
 
 EXCHANGE = "ryax.studio"
 REPOSITORY_EXCHANGE = "ryax.repository"

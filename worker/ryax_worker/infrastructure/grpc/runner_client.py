@@ -12,7 +12,8 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from ...application.ports import Clock
+from ryax_kit.core import Clock
+
 from ...application.reports import ReportQueue
 from ...application.worker import Worker
 from ...domain.model import Backoff, Heartbeat

@@ -1,0 +1,23 @@
+"""Outbox rows that cannot be published (no queue bound yet, refused) are set aside with their
+attempts, last error and next attempt time, and retried while the others go on.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from alembic import op
+
+from ryax_kit.messaging.outbox import downgrade_outbox_retries, upgrade_outbox_retries
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    upgrade_outbox_retries(op)
+
+
+def downgrade() -> None:
+    downgrade_outbox_retries(op)

@@ -1,0 +1,85 @@
+"""The runner's settings: every variable read with its default; a bad value stops the process
+with a message naming the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ryax_kit.settings import ConfigurationError
+from ryax_runner.settings import Settings
+
+KEY = "k" * 32
+REQUIRED = {"RYAX_DATABASE_URL": "postgresql+asyncpg://db/r", "RYAX_AMQP_URL": "amqp://mq/"}
+
+
+def test_defaults() -> None:
+    s = Settings.from_env({**REQUIRED, "RYAX_SECRET_KEY": KEY})
+    assert (s.http_host, s.http_port, s.grpc_address) == ("127.0.0.1", 8104, "127.0.0.1:8105")
+    assert (s.heartbeat_interval_seconds, s.heartbeat_timeout_seconds) == (2.0, 6.0)
+    assert (s.s3_endpoint, s.s3_bucket, s.s3_secure) == ("", "ryax", False)
+    assert s.secret_key_previous == ()
+    assert s.max_upload_bytes == 1024**3 and s.sync_timeout_seconds == 60.0
+    assert s.filestore_dir.name == "ryax-filestore"
+
+
+def test_every_variable_is_read() -> None:
+    s = Settings.from_env(
+        {
+            **REQUIRED,
+            "RYAX_SECRET_KEY": KEY,
+            "RYAX_SECRET_KEY_PREVIOUS": f"{'a' * 32}, {'b' * 40}",
+            "RYAX_HTTP_PORT": "9000",
+            "RYAX_RUNNER_GRPC_ADDRESS": "0.0.0.0:9001",
+            "RYAX_LOG_FORMAT": "json",
+            "RYAX_S3_ENDPOINT": "http://s3:8333",
+            "RYAX_S3_SECURE": "yes",
+            "RYAX_FILESTORE_DIR": "/srv/files",
+            "RYAX_RUNNER_HEARTBEAT_TIMEOUT": "10",
+            "RYAX_RUNNER_MAX_UPLOAD_BYTES": "2048",
+            "RYAX_RUNNER_PUBLIC_URL": "https://ryax.example/",
+            "RYAX_DATABASE_POOL_SIZE": "3",
+        }
+    )
+    assert s.secret_key_previous == ("a" * 32, "b" * 40)
+    assert (s.http_port, s.grpc_address, s.log_format) == (9000, "0.0.0.0:9001", "json")
+    assert (s.s3_endpoint, s.s3_secure, s.filestore_dir) == (
+        "http://s3:8333",
+        True,
+        Path("/srv/files"),
+    )
+    assert (s.heartbeat_timeout_seconds, s.max_upload_bytes) == (10.0, 2048)
+    assert (s.public_url, s.database_pool_size) == ("https://ryax.example", 3)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"RYAX_SECRET_KEY": KEY, "RYAX_RUNNER_HEARTBEAT_TIMEOUT": "11"},
+            "RYAX_RUNNER_HEARTBEAT_TIMEOUT=11 must be <= 10",
+        ),
+        (
+            {"RYAX_SECRET_KEY": KEY, "RYAX_RUNNER_HEARTBEAT_TIMEOUT": "soon"},
+            "RYAX_RUNNER_HEARTBEAT_TIMEOUT='soon' is not a number",
+        ),
+        ({"RYAX_SECRET_KEY": "short"}, "RYAX_SECRET_KEY must be at least 32 characters"),
+        ({}, "RYAX_SECRET_KEY is required"),
+        ({"RYAX_SECRET_KEY": KEY, "RYAX_SECRET_KEY_PREVIOUS": "old"}, "RYAX_SECRET_KEY_PREVIOUS"),
+        (
+            {"RYAX_SECRET_KEY": KEY, "RYAX_HTTP_PORT": "x"},
+            "RYAX_HTTP_PORT='x' is not a whole number",
+        ),
+        ({"RYAX_SECRET_KEY": KEY, "RYAX_S3_SECURE": "maybe"}, "RYAX_S3_SECURE='maybe'"),
+        (
+            {"RYAX_SECRET_KEY": KEY, "RYAX_DATABASE_POOL_SIZE": "0"},
+            "RYAX_DATABASE_POOL_SIZE=0 is below",
+        ),
+    ],
+)
+def test_a_bad_value_names_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        Settings.from_env({**REQUIRED, **env})
+    assert message in str(error.value)
+    assert str(error.value.code).startswith("configuration error: ")
