@@ -182,3 +182,16 @@ def fresh_bucket(s3_server: Any) -> Iterator[str]:
     """The name of a bucket of the test's own on `s3_server`, emptied and removed after it."""
     with devlib.temporary_bucket(s3_server) as bucket:
         yield bucket
+
+
+@pytest.fixture
+def s3_env(s3_server: Any, fresh_bucket: str) -> dict[str, str]:
+    """The RYAX_S3_* variables a service reads (ryax_kit.filestore.FilestoreSettings) to use
+    `s3_server` with the test's own bucket (`fresh_bucket`)."""
+    return {
+        "RYAX_S3_ENDPOINT": s3_server.address,
+        "RYAX_S3_ACCESS_KEY": s3_server.access_key,
+        "RYAX_S3_SECRET_KEY": s3_server.secret_key,
+        "RYAX_S3_BUCKET": fresh_bucket,
+        "RYAX_S3_REGION": s3_server.region,
+    }

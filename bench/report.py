@@ -68,7 +68,7 @@ def header(results: dict[str, Any]) -> list[str]:
         if name.startswith("python ("):
             by_version.setdefault(value, []).append(name.removeprefix("python (").rstrip(")"))
     pythons = "; ".join(f"{version} ({', '.join(users)})" for version, users in by_version.items())
-    lines = [
+    return [
         f"Ryax benchmarks, {results.get('started_at', '?')} on {env.get('host', '?')}",
         f"CPU:      {env.get('cpu_model', '?')}, {env.get('cores', '?')} cores "
         f"({env.get('cores_usable', '?')} usable)",
@@ -80,7 +80,6 @@ def header(results: dict[str, Any]) -> list[str]:
         f"throughput: clients {options.get('clients')}, at most {options.get('max_requests')} "
         f"requests or {options.get('max_seconds')} s per level",
     ]
-    return lines
 
 
 def table(results: dict[str, Any]) -> str:

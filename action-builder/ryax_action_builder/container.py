@@ -5,7 +5,7 @@ from __future__ import annotations
 from dependency_injector import containers, providers
 
 from ryax_kit.core import AsyncioTimers, SystemClock
-from ryax_kit.filestore import filestore_from_settings
+from ryax_kit.filestore import FilestoreSettings
 from ryax_kit.messaging import Broker
 from ryax_kit.web import Metrics
 
@@ -32,16 +32,7 @@ class Container(containers.DeclarativeContainer):
 
     broker = providers.Singleton(Broker, url=settings.provided.amqp_url, service=SERVICE)
     #: S3 when RYAX_S3_ENDPOINT is set, else the local directory (Settings require one).
-    filestore = providers.Singleton(
-        filestore_from_settings,
-        s3_endpoint=settings.provided.s3_endpoint,
-        s3_access_key=settings.provided.s3_access_key,
-        s3_secret_key=settings.provided.s3_secret_key,
-        s3_bucket=settings.provided.s3_bucket,
-        s3_secure=settings.provided.s3_secure,
-        s3_region=settings.provided.s3_region,
-        filestore_dir=settings.provided.filestore_dir,
-    )
+    filestore = providers.Singleton(FilestoreSettings.filestore, settings.provided.filestore)
     wrapper = providers.Singleton(WrapperSource.locate)
     build_tool = providers.Singleton(
         PipBuildTool,

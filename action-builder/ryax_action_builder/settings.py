@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ryax_kit.filestore import split_endpoint
+from ryax_kit.filestore import FilestoreSettings
 from ryax_kit.settings import CommonSettings, ConfigurationError, Env
+
+#: The builder has no default filestore directory (RYAX_FILESTORE_DIR is required without an
+#: S3 endpoint); this only fills the unused field when an endpoint is set.
+_UNUSED_DIR = Path(tempfile.gettempdir()) / "ryax-filestore"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,15 +27,10 @@ class Settings:
     log_level: str = "info"
     #: RYAX_S3_ENDPOINT (host:port, or http(s)://host:port), RYAX_S3_ACCESS_KEY,
     #: RYAX_S3_SECRET_KEY, RYAX_S3_BUCKET (default ryax), RYAX_S3_SECURE (default false),
-    #: RYAX_S3_REGION (default none). Without an endpoint the local-directory filestore is used.
-    s3_endpoint: str | None = None
-    s3_access_key: str = ""
-    s3_secret_key: str = ""
-    s3_bucket: str = "ryax"
-    s3_secure: bool = False
-    s3_region: str | None = None
-    #: RYAX_FILESTORE_DIR: the local-directory filestore (when RYAX_S3_ENDPOINT is unset).
-    filestore_dir: Path | None = None
+    #: RYAX_S3_REGION (default none), RYAX_S3_PUBLIC_ENDPOINT. Without an endpoint the
+    #: local-directory filestore RYAX_FILESTORE_DIR is used, and then it is required.
+    #: See ryax_kit.filestore.FilestoreSettings.
+    filestore: FilestoreSettings
     #: RYAX_BUILDER_CACHE_DIR: pip's cache and the wrapper's dependency layer, kept between
     #: builds and restarts (default ~/.cache/ryax-action-builder).
     cache_dir: Path = field(
@@ -53,15 +53,8 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         e = Env.from_os(env)
         common = CommonSettings.read(e, default_port=8106)
-        endpoint = e.text("RYAX_S3_ENDPOINT") or None
-        secure = e.flag("RYAX_S3_SECURE")
-        if endpoint is not None:
-            try:
-                split_endpoint(endpoint, secure)  # the filestore takes it as given
-            except ValueError as exc:
-                raise ConfigurationError(f"RYAX_S3_ENDPOINT: {exc}") from None
-        filestore_dir = e.path("RYAX_FILESTORE_DIR")
-        if endpoint is None and filestore_dir is None:
+        filestore = FilestoreSettings.read(e, default_dir=_UNUSED_DIR)
+        if filestore.s3_endpoint is None and e.path("RYAX_FILESTORE_DIR") is None:
             raise ConfigurationError(
                 "set RYAX_S3_ENDPOINT (S3 filestore) or RYAX_FILESTORE_DIR "
                 "(local-directory filestore)"
@@ -72,13 +65,7 @@ class Settings:
             http_port=common.http_port,
             log_format=common.log_format,
             log_level=common.log_level,
-            s3_endpoint=endpoint,
-            s3_access_key=e.text("RYAX_S3_ACCESS_KEY"),
-            s3_secret_key=e.text("RYAX_S3_SECRET_KEY"),
-            s3_bucket=e.text("RYAX_S3_BUCKET", "ryax"),
-            s3_secure=secure,
-            s3_region=e.text("RYAX_S3_REGION") or None,
-            filestore_dir=filestore_dir,
+            filestore=filestore,
             cache_dir=e.path("RYAX_BUILDER_CACHE_DIR")
             or Path("~/.cache/ryax-action-builder").expanduser(),
             work_dir=e.path("RYAX_BUILDER_WORK_DIR"),

@@ -9,7 +9,7 @@ from ryax_kit.authz import AuthorizationClient
 from ryax_kit.core import SystemClock
 from ryax_kit.crypto import KeyRing
 from ryax_kit.database import create_engine
-from ryax_kit.filestore import LocalDirFilestore, S3Filestore, filestore_from_settings
+from ryax_kit.filestore import FilestoreSettings
 from ryax_kit.messaging import Broker, Consumer, OutboxRelay
 from ryax_kit.web import Metrics
 
@@ -26,19 +26,6 @@ from .infrastructure.sources import FolderScanner, ScanLimits
 from .settings import Settings
 
 SERVICE = "repository"
-
-
-def make_filestore(settings: Settings) -> S3Filestore | LocalDirFilestore:
-    """S3 when RYAX_S3_ENDPOINT is set, else the local directory RYAX_FILESTORE_DIR."""
-    return filestore_from_settings(
-        s3_endpoint=settings.s3_endpoint,
-        s3_access_key=settings.s3_access_key,
-        s3_secret_key=settings.s3_secret_key,
-        s3_bucket=settings.s3_bucket,
-        s3_secure=settings.s3_secure,
-        s3_region=None,
-        filestore_dir=settings.filestore_dir,
-    )
 
 
 def make_broker(settings: Settings) -> Broker | None:
@@ -89,7 +76,8 @@ class Container(containers.DeclarativeContainer):
     extractor = providers.Singleton(
         SafeArchiveExtractor, max_bytes=settings.provided.max_extracted_bytes
     )
-    filestore = providers.Singleton(make_filestore, settings)
+    #: S3 when RYAX_S3_ENDPOINT is set, else the local directory RYAX_FILESTORE_DIR.
+    filestore = providers.Singleton(FilestoreSettings.filestore, settings.provided.filestore)
     use_cases = providers.Singleton(
         RepositoryUseCases,
         uow_factory=uow.provider,

@@ -6,8 +6,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ryax_kit.crypto import MIN_SECRET_LENGTH
-from ryax_kit.settings import CommonSettings, ConfigurationError, Env
+from ryax_kit.crypto import KeyRing
+from ryax_kit.filestore import FilestoreSettings
+from ryax_kit.settings import CommonSettings, Env
 
 MiB = 1024 * 1024
 _DEFAULT_ROOT = Path(tempfile.gettempdir())
@@ -41,16 +42,11 @@ class Settings:
     secret_key_previous: tuple[str, ...] = ()
     #: RYAX_S3_ENDPOINT (host:port, or http(s)://host:port whose scheme then decides TLS),
     #: RYAX_S3_ACCESS_KEY, RYAX_S3_SECRET_KEY, RYAX_S3_BUCKET (default ryax), RYAX_S3_SECURE
-    #: (default false): the S3 filestore. When RYAX_S3_ENDPOINT is unset, the local directory
-    #: RYAX_FILESTORE_DIR is the filestore.
-    s3_endpoint: str | None = None
-    s3_access_key: str = ""
-    s3_secret_key: str = ""
-    s3_bucket: str = "ryax"
-    s3_secure: bool = False
-    #: RYAX_FILESTORE_DIR: the local filestore (default <tmp>/ryax-filestore); shared with the
-    #: action builder and the workers on a single machine.
-    filestore_dir: Path = _DEFAULT_ROOT / "ryax-filestore"
+    #: (default false), RYAX_S3_REGION, RYAX_S3_PUBLIC_ENDPOINT: the S3 filestore. When
+    #: RYAX_S3_ENDPOINT is unset, the local directory RYAX_FILESTORE_DIR is the filestore
+    #: (default <tmp>/ryax-filestore; shared with the action builder and the workers on a
+    #: single machine). See ryax_kit.filestore.FilestoreSettings.
+    filestore: FilestoreSettings
     #: RYAX_REPOSITORY_WORK_DIR: clones, scratch space for scans and uploads
     #: (default <tmp>/ryax-repository).
     work_dir: Path = _DEFAULT_ROOT / "ryax-repository"
@@ -79,13 +75,7 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         e = Env.from_os(env)
         common = CommonSettings.read(e, default_port=8102)
-        secret = e.required("RYAX_SECRET_KEY", min_length=MIN_SECRET_LENGTH)
-        previous = e.items("RYAX_SECRET_KEY_PREVIOUS")
-        if any(len(key) < MIN_SECRET_LENGTH for key in previous):
-            raise ConfigurationError(
-                f"RYAX_SECRET_KEY_PREVIOUS: each secret must be at least {MIN_SECRET_LENGTH} "
-                "characters"
-            )
+        secret, *previous = KeyRing.read_secrets(e)
         return cls(
             database_url=e.required("RYAX_DATABASE_URL"),
             amqp_url=e.required("RYAX_AMQP_URL"),
@@ -95,13 +85,8 @@ class Settings:
             log_level=common.log_level,
             authorization_url=e.text("RYAX_AUTHORIZATION_URL", "http://127.0.0.1:8101"),
             secret_key=secret,
-            secret_key_previous=previous,
-            s3_endpoint=e.raw("RYAX_S3_ENDPOINT"),
-            s3_access_key=e.text("RYAX_S3_ACCESS_KEY"),
-            s3_secret_key=e.text("RYAX_S3_SECRET_KEY"),
-            s3_bucket=e.text("RYAX_S3_BUCKET", "ryax"),
-            s3_secure=e.flag("RYAX_S3_SECURE"),
-            filestore_dir=e.path("RYAX_FILESTORE_DIR") or _DEFAULT_ROOT / "ryax-filestore",
+            secret_key_previous=tuple(previous),
+            filestore=FilestoreSettings.read(e, default_dir=_DEFAULT_ROOT / "ryax-filestore"),
             work_dir=e.path("RYAX_REPOSITORY_WORK_DIR") or _DEFAULT_ROOT / "ryax-repository",
             allow_local=e.flag("RYAX_REPOSITORY_ALLOW_LOCAL"),
             git_timeout_seconds=e.number("RYAX_GIT_TIMEOUT_SECONDS", 300.0, minimum=1),

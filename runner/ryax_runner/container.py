@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ryax_kit.core import AsyncioTimers, SystemClock
 from ryax_kit.database import create_engine
-from ryax_kit.filestore import filestore_from_settings
+from ryax_kit.filestore import FilestoreSettings
 from ryax_kit.messaging import Broker, OutboxRelay
 from ryax_kit.web import Metrics
 
@@ -67,16 +67,7 @@ class Container(containers.DeclarativeContainer):
     )
     queries = providers.Singleton(SqlRunnerQueries, db)
     #: S3 when RYAX_S3_ENDPOINT is set, else the local directory RYAX_FILESTORE_DIR.
-    filestore = providers.Singleton(
-        filestore_from_settings,
-        s3_endpoint=settings.provided.s3_endpoint,
-        s3_access_key=settings.provided.s3_access_key,
-        s3_secret_key=settings.provided.s3_secret_key,
-        s3_bucket=settings.provided.s3_bucket,
-        s3_secure=settings.provided.s3_secure,
-        s3_region=None,
-        filestore_dir=settings.provided.filestore_dir,
-    )
+    filestore = providers.Singleton(FilestoreSettings.filestore, settings.provided.filestore)
     grpc_server = providers.Singleton(GrpcServer, engine, settings.provided.grpc_address)
     consumer = providers.Singleton(
         studio_consumer, broker, engine, registry=metrics.provided.registry

@@ -6,7 +6,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ryax_kit.crypto import MIN_SECRET_LENGTH
+from ryax_kit.crypto import KeyRing
+from ryax_kit.filestore import FilestoreSettings
 from ryax_kit.settings import CommonSettings, ConfigurationError, Env
 
 #: The heartbeat timeout's ceiling: a lost site must be noticed within seconds.
@@ -35,15 +36,11 @@ class Settings:
     #: RYAX_AUTHORIZATION_URL: the authorization service (the authz contract).
     authorization_url: str = "http://127.0.0.1:8101"
     #: RYAX_S3_ENDPOINT (host:port or http(s)://host:port), RYAX_S3_ACCESS_KEY,
-    #: RYAX_S3_SECRET_KEY, RYAX_S3_BUCKET, RYAX_S3_SECURE: the S3 filestore; when
-    #: RYAX_S3_ENDPOINT is unset the local directory RYAX_FILESTORE_DIR (default
-    #: <tmp>/ryax-filestore, shared with the workers) is used.
-    s3_endpoint: str = ""
-    s3_access_key: str = ""
-    s3_secret_key: str = ""
-    s3_bucket: str = "ryax"
-    s3_secure: bool = False
-    filestore_dir: Path = Path(tempfile.gettempdir()) / "ryax-filestore"
+    #: RYAX_S3_SECRET_KEY, RYAX_S3_BUCKET (default ryax), RYAX_S3_SECURE, RYAX_S3_REGION,
+    #: RYAX_S3_PUBLIC_ENDPOINT: the S3 filestore; when RYAX_S3_ENDPOINT is unset the local
+    #: directory RYAX_FILESTORE_DIR (default <tmp>/ryax-filestore, shared with the workers) is
+    #: used. See ryax_kit.filestore.FilestoreSettings.
+    filestore: FilestoreSettings
     #: RYAX_RUNNER_HEARTBEAT_INTERVAL: seconds between the heartbeats a worker must send.
     heartbeat_interval_seconds: float = 2.0
     #: RYAX_RUNNER_HEARTBEAT_TIMEOUT: a site silent this long is offline (<= 10 s).
@@ -75,30 +72,21 @@ class Settings:
                 f"RYAX_RUNNER_HEARTBEAT_TIMEOUT={timeout:g} must be <= "
                 f"{MAX_HEARTBEAT_TIMEOUT_SECONDS:g} (seconds)"
             )
-        previous = e.items("RYAX_SECRET_KEY_PREVIOUS")
-        if any(len(key) < MIN_SECRET_LENGTH for key in previous):
-            raise ConfigurationError(
-                f"RYAX_SECRET_KEY_PREVIOUS: each key must be at least {MIN_SECRET_LENGTH} "
-                "characters"
-            )
-        default_dir = Path(tempfile.gettempdir()) / "ryax-filestore"
+        secret, *previous = KeyRing.read_secrets(e)
         return cls(
             database_url=e.required("RYAX_DATABASE_URL"),
             amqp_url=e.required("RYAX_AMQP_URL"),
-            secret_key=e.required("RYAX_SECRET_KEY", min_length=MIN_SECRET_LENGTH),
-            secret_key_previous=previous,
+            secret_key=secret,
+            secret_key_previous=tuple(previous),
             http_host=common.http_host,
             http_port=common.http_port,
             grpc_address=e.text("RYAX_RUNNER_GRPC_ADDRESS", "127.0.0.1:8105"),
             log_format=common.log_format,
             log_level=common.log_level,
             authorization_url=e.text("RYAX_AUTHORIZATION_URL", "http://127.0.0.1:8101"),
-            s3_endpoint=e.text("RYAX_S3_ENDPOINT"),
-            s3_access_key=e.text("RYAX_S3_ACCESS_KEY"),
-            s3_secret_key=e.text("RYAX_S3_SECRET_KEY"),
-            s3_bucket=e.text("RYAX_S3_BUCKET", "ryax"),
-            s3_secure=e.flag("RYAX_S3_SECURE"),
-            filestore_dir=e.path("RYAX_FILESTORE_DIR") or default_dir,
+            filestore=FilestoreSettings.read(
+                e, default_dir=Path(tempfile.gettempdir()) / "ryax-filestore"
+            ),
             heartbeat_interval_seconds=e.number(
                 "RYAX_RUNNER_HEARTBEAT_INTERVAL", 2.0, minimum=0.01
             ),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ryax_kit.crypto import MIN_SECRET_LENGTH
-from ryax_kit.settings import CommonSettings, ConfigurationError, Env
+from ryax_kit.crypto import KeyRing
+from ryax_kit.settings import CommonSettings, Env
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,21 +40,14 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         e = Env.from_os(env)
-        secret_key = e.required("RYAX_SECRET_KEY", min_length=MIN_SECRET_LENGTH)
-        previous = e.items("RYAX_SECRET_KEY_PREVIOUS")
-        for index, old in enumerate(previous, 1):
-            if len(old) < MIN_SECRET_LENGTH:
-                raise ConfigurationError(
-                    f"RYAX_SECRET_KEY_PREVIOUS: key #{index} must be at least "
-                    f"{MIN_SECRET_LENGTH} characters"
-                )
+        secret_key, *previous = KeyRing.read_secrets(e)
         common = CommonSettings.read(e, default_port=8103)
         return cls(
             database_url=e.required("RYAX_DATABASE_URL"),
             amqp_url=e.required("RYAX_AMQP_URL"),
             authorization_url=e.text("RYAX_AUTHORIZATION_URL", "http://127.0.0.1:8101"),
             secret_key=secret_key,
-            secret_key_previous=previous,
+            secret_key_previous=tuple(previous),
             http_host=common.http_host,
             http_port=common.http_port,
             log_format=common.log_format,

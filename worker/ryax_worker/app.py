@@ -67,6 +67,7 @@ def create_app(container: Container) -> web.Application:
             log.warning("filestore not reachable at start", extra={"reason": str(error)})
         await backend.start()
         connection.start()
+        where = settings.filestore
         log.info(
             "worker started",
             extra={
@@ -74,7 +75,7 @@ def create_app(container: Container) -> web.Application:
                 "worker_id": settings.worker_id,
                 "backend": settings.backend,
                 "runner": settings.runner_address,
-                "filestore": settings.s3_endpoint or str(settings.filestore_dir),
+                "filestore": where.s3_endpoint or str(where.filestore_dir),
                 "node_pools": [pool.name for pool in settings.node_pools],
             },
         )

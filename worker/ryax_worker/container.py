@@ -9,7 +9,7 @@ from pathlib import Path
 from dependency_injector import containers, providers
 
 from ryax_kit.core import SystemClock
-from ryax_kit.filestore import LocalDirFilestore, S3Filestore, filestore_from_settings
+from ryax_kit.filestore import FilestoreSettings
 
 from .application.deployments import Deployments
 from .application.executions import Executions
@@ -32,22 +32,6 @@ def worker_version() -> str:
         return metadata.version("ryax-worker")
     except metadata.PackageNotFoundError:
         return "0.0.0"
-
-
-#: The settings `filestore_from_settings` takes, under the same names in Settings.
-FILESTORE_SETTINGS = (
-    "s3_endpoint",
-    "s3_access_key",
-    "s3_secret_key",
-    "s3_bucket",
-    "s3_secure",
-    "s3_region",
-    "filestore_dir",
-)
-
-
-def make_filestore(settings: Settings) -> S3Filestore | LocalDirFilestore:
-    return filestore_from_settings(**{name: getattr(settings, name) for name in FILESTORE_SETTINGS})
 
 
 def make_site(settings: Settings) -> SiteInfo:
@@ -87,7 +71,7 @@ class Container(containers.DeclarativeContainer):
 
     clock = providers.Singleton(SystemClock)
     #: The kit's filestore (readiness, bucket creation); use cases see it through `transfers`.
-    filestore = providers.Singleton(make_filestore, settings)
+    filestore = providers.Singleton(FilestoreSettings.filestore, settings.provided.filestore)
     transfers = providers.Singleton(FilestoreTransfers, filestore)
     placement = providers.Singleton(FilestorePlacement)
     reports = providers.Singleton(ReportQueue)

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ryax_kit.filestore import split_endpoint
+from ryax_kit.filestore import FilestoreSettings
 from ryax_kit.settings import CommonSettings, ConfigurationError, Env
 
 from .domain.errors import InvalidInput
@@ -38,17 +38,17 @@ class Settings:
     #: Default: $XDG_CACHE_HOME/ryax/worker-<site> (~/.cache/ryax/worker-<site>).
     cache_dir: Path = Path("~/.cache/ryax/worker-local")
     #: RYAX_S3_ENDPOINT (host:port, or http(s)://host:port whose scheme then decides TLS),
-    #: RYAX_S3_ACCESS_KEY, RYAX_S3_SECRET_KEY, RYAX_S3_BUCKET (default ryax), RYAX_S3_SECURE
-    #: (default false), RYAX_S3_REGION (default none): the shared filestore through the S3 API.
-    s3_endpoint: str | None = None
-    s3_access_key: str = ""
-    s3_secret_key: str = ""
-    s3_bucket: str = "ryax"
-    s3_secure: bool = False
-    s3_region: str | None = None
+    #: RYAX_S3_ACCESS_KEY and RYAX_S3_SECRET_KEY (both required with an endpoint),
+    #: RYAX_S3_BUCKET (default ryax), RYAX_S3_SECURE (default false), RYAX_S3_REGION (default
+    #: none), RYAX_S3_PUBLIC_ENDPOINT: the shared filestore through the S3 API.
     #: RYAX_FILESTORE_DIR: a local-directory filestore, used when RYAX_S3_ENDPOINT is unset.
     #: Default: $XDG_DATA_HOME/ryax/filestore (~/.local/share/ryax/filestore).
-    filestore_dir: Path = Path("~/.local/share/ryax/filestore")
+    #: See ryax_kit.filestore.FilestoreSettings.
+    filestore: FilestoreSettings = field(
+        default_factory=lambda: FilestoreSettings.read(
+            Env({}), default_dir=Path("~/.local/share/ryax/filestore")
+        )
+    )
     #: RYAX_HTTP_HOST / RYAX_HTTP_PORT: health and metrics (/healthz /readyz /metrics).
     http_host: str = "127.0.0.1"
     http_port: int = 8107
@@ -78,7 +78,7 @@ class Settings:
 
     @property
     def use_s3(self) -> bool:
-        return bool(self.s3_endpoint)
+        return bool(self.filestore.s3_endpoint)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -96,17 +96,11 @@ class Settings:
             )
         cache_home = e.path("XDG_CACHE_HOME") or Path.home() / ".cache"
         data_home = e.path("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-        s3_endpoint = e.text("RYAX_S3_ENDPOINT") or None
-        s3_secure = e.flag("RYAX_S3_SECURE", False)
-        if s3_endpoint:
-            if not (e.raw("RYAX_S3_ACCESS_KEY") and e.raw("RYAX_S3_SECRET_KEY")):
-                raise ConfigurationError(
-                    "RYAX_S3_ACCESS_KEY and RYAX_S3_SECRET_KEY are required with S3"
-                )
-            try:
-                split_endpoint(s3_endpoint, s3_secure)  # what the filestore will do with it
-            except ValueError as error:
-                raise ConfigurationError(f"RYAX_S3_ENDPOINT: {error}") from None
+        filestore = FilestoreSettings.read(e, default_dir=data_home / "ryax" / "filestore")
+        if filestore.s3_endpoint and not (filestore.s3_access_key and filestore.s3_secret_key):
+            raise ConfigurationError(
+                "RYAX_S3_ACCESS_KEY and RYAX_S3_SECRET_KEY are required with S3"
+            )
         try:
             node_pools = parse_node_pools(e.text("RYAX_NODE_POOLS"))
             site_labels = parse_labels(e.text("RYAX_SITE_LABELS"))
@@ -121,13 +115,7 @@ class Settings:
             node_pools=node_pools,
             site_labels=site_labels,
             cache_dir=e.path("RYAX_WORKER_CACHE_DIR") or cache_home / "ryax" / f"worker-{site}",
-            s3_endpoint=s3_endpoint,
-            s3_access_key=e.text("RYAX_S3_ACCESS_KEY"),
-            s3_secret_key=e.text("RYAX_S3_SECRET_KEY"),
-            s3_bucket=e.text("RYAX_S3_BUCKET", "ryax"),
-            s3_secure=s3_secure,
-            s3_region=e.text("RYAX_S3_REGION") or None,
-            filestore_dir=e.path("RYAX_FILESTORE_DIR") or data_home / "ryax" / "filestore",
+            filestore=filestore,
             heartbeat_seconds=e.number("RYAX_HEARTBEAT_SECONDS", 2.0, minimum=0.01),
             runner_silence_seconds=e.number("RYAX_RUNNER_SILENCE_SECONDS", 30.0, minimum=0),
             reconnect_max_seconds=e.number("RYAX_RECONNECT_MAX_SECONDS", 10.0, minimum=0),
@@ -177,7 +165,7 @@ def _node_pools(text: str) -> tuple[NodePool, ...]:
     if not text:
         return (machine_node_pool(),)
     pools: list[NodePool] = []
-    if text.startswith("[") or text.startswith("{"):
+    if text.startswith(("[", "{")):
         data = json.loads(text)
         items = [data] if isinstance(data, dict) else data
         if not isinstance(items, list):

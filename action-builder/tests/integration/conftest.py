@@ -16,6 +16,8 @@ import aio_pika
 import pytest
 
 from ryax_action_builder.settings import Settings
+from ryax_kit.filestore import FilestoreSettings
+from ryax_kit.settings import Env
 
 
 @pytest.fixture
@@ -38,16 +40,12 @@ def free_port() -> int:
 
 @pytest.fixture
 def settings(
-    amqp_url: str, s3_server: Any, fresh_bucket: str, builder_cache: Path, tmp_path: Path
+    amqp_url: str, s3_env: dict[str, str], builder_cache: Path, tmp_path: Path
 ) -> Settings:
     return Settings(
         amqp_url=amqp_url,
         http_port=free_port(),
-        s3_endpoint=s3_server.address,
-        s3_access_key=s3_server.access_key,
-        s3_secret_key=s3_server.secret_key,
-        s3_bucket=fresh_bucket,
-        s3_region=s3_server.region,
+        filestore=FilestoreSettings.read(Env(s3_env), default_dir=tmp_path / "unused"),
         cache_dir=builder_cache,
         work_dir=tmp_path,
         shutdown_grace_seconds=5,

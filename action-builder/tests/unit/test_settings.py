@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from ryax_action_builder.settings import Settings
+from ryax_kit.filestore import FilestoreSettings
+from ryax_kit.settings import Env
 
 BASE = {"RYAX_AMQP_URL": "amqp://guest:guest@127.0.0.1/", "RYAX_FILESTORE_DIR": "/srv/files"}
 
 
 def test_defaults_are_the_documented_ones() -> None:
     assert Settings.from_env(BASE) == Settings(
-        amqp_url="amqp://guest:guest@127.0.0.1/", filestore_dir=Path("/srv/files")
+        amqp_url="amqp://guest:guest@127.0.0.1/",
+        filestore=FilestoreSettings.read(Env({}), default_dir=Path("/srv/files")),
     )
     assert Settings.from_env(BASE).python == sys.executable
 
@@ -46,12 +50,16 @@ def test_every_variable() -> None:
         http_port=9000,
         log_format="json",
         log_level="debug",
-        s3_endpoint="https://s3.example.org:9000",  # the filestore takes TLS from the scheme
-        s3_access_key="a",
-        s3_secret_key="s",
-        s3_bucket="b",
-        s3_secure=True,
-        s3_region="eu-west-1",
+        filestore=FilestoreSettings(
+            s3_endpoint="https://s3.example.org:9000",  # the filestore takes TLS from the scheme
+            s3_access_key="a",
+            s3_secret_key="s",
+            s3_bucket="b",
+            s3_secure=True,
+            s3_region="eu-west-1",
+            s3_public_endpoint=None,
+            filestore_dir=Path(tempfile.gettempdir()) / "ryax-filestore",  # unused with S3
+        ),
         cache_dir=Path("/c"),
         work_dir=Path("/w"),
         python="/usr/bin/python3.11",

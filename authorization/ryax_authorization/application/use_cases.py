@@ -233,8 +233,7 @@ class AuthorizationUseCases:
 
     async def get_project(self, caller: Principal, project_id: ProjectId) -> Project:
         async with self._uow() as uow:
-            project = await self._visible_project(uow, caller, project_id, Operation.READ)
-            return project
+            return await self._visible_project(uow, caller, project_id, Operation.READ)
 
     async def set_member(
         self, caller: Principal, project_id: ProjectId, user_id: UserId, role: Role

@@ -61,7 +61,7 @@ class Ryax:
     env: dict[str, str]
 
     def __call__(self, *args: str, input: str | None = None, **env: str | None) -> Outcome:
-        full: dict[str, str | None] = {k: None for k in ENV_KEYS}
+        full: dict[str, str | None] = dict.fromkeys(ENV_KEYS)
         full.update(self.env)
         full.update(env)
         result = CliRunner().invoke(app, list(args), input=input, env=full, prog_name="ryax")

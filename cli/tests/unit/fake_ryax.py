@@ -810,7 +810,7 @@ def _scan_out(
     found: list[dict[str, Any]],
     errors: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    counts = {k: 0 for k in ("unchanged", "changed_same_version", "replaced", "invalid")}
+    counts = dict.fromkeys(("unchanged", "changed_same_version", "replaced", "invalid"), 0)
     return {
         "id": scan_id,
         "origin": "git" if repo else "upload",

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from .broker import Broker, OutgoingMessage, PublishFailed, Unroutable
 
@@ -74,7 +74,10 @@ def downgrade_outbox_retries(op: object, table: str = "outbox") -> None:
         drop_column(table, column)
 
 
-async def add_to_outbox(session: AsyncSession, table: sa.Table, msg: OutgoingMessage) -> None:
+async def add_to_outbox(
+    session: AsyncSession | AsyncConnection, table: sa.Table, msg: OutgoingMessage
+) -> None:
+    """Insert the message in the caller's transaction (a session, or a plain connection)."""
     await session.execute(
         sa.insert(table).values(
             event_id=msg.event_id,
@@ -88,8 +91,11 @@ async def add_to_outbox(session: AsyncSession, table: sa.Table, msg: OutgoingMes
     )
 
 
-async def claim_message(session: AsyncSession, table: sa.Table, message_id: str) -> bool:
-    """Record a message id in the handler's transaction; False when it was handled before."""
+async def claim_message(
+    session: AsyncSession | AsyncConnection, table: sa.Table, message_id: str
+) -> bool:
+    """Record a message id in the handler's transaction (a session, or a plain connection);
+    False when it was handled before."""
     result = await session.execute(
         insert(table)
         .values(message_id=message_id, handled_at=datetime.now(UTC))

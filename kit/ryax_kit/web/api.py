@@ -74,6 +74,8 @@ class RouteDoc:
     body_media: str | None = None
     #: ... or the whole OpenAPI `content` object (e.g. multipart/form-data with its fields).
     body_content: Mapping[str, Any] | None = None
+    #: False when the route also accepts an empty body (OpenAPI `requestBody.required`).
+    body_required: bool = True
     #: An answer that is not JSON (e.g. application/yaml, application/octet-stream).
     response_media: str | None = None
     errors: Mapping[int, str] = field(default_factory=dict)
@@ -109,6 +111,7 @@ class Api:
         query: Sequence[Param] = (),
         body_media: str | None = None,
         body_content: Mapping[str, Any] | None = None,
+        body_required: bool = True,
         response_media: str | None = None,
         errors: Mapping[int, str] | None = None,
     ) -> Callable[[Handler], Handler]:
@@ -127,6 +130,7 @@ class Api:
                     query=tuple(query),
                     body_media=body_media,
                     body_content=body_content,
+                    body_required=body_required,
                     response_media=response_media,
                     errors=dict(errors or {}),
                 )
@@ -167,18 +171,15 @@ class Api:
             params += [p.openapi() for p in d.query]
             if params:
                 op["parameters"] = params
+            content: dict[str, Any] | None = None
             if d.body_content is not None:
-                op["requestBody"] = {"required": True, "content": dict(d.body_content)}
+                content = dict(d.body_content)
             elif d.body_media is not None:
-                op["requestBody"] = {
-                    "required": True,
-                    "content": {d.body_media: {"schema": {"type": "string"}}},
-                }
+                content = {d.body_media: {"schema": {"type": "string"}}}
             elif d.body is not None:
-                op["requestBody"] = {
-                    "required": True,
-                    "content": {"application/json": {"schema": ref(d.body)}},
-                }
+                content = {"application/json": {"schema": ref(d.body)}}
+            if content is not None:
+                op["requestBody"] = {"required": d.body_required, "content": content}
             ok: dict[str, Any] = {"description": "success"}
             if d.response_media is not None:
                 ok["content"] = {d.response_media: {"schema": {"type": "string"}}}

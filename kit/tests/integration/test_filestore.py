@@ -55,7 +55,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     else:
         filestore = LocalDirFilestore(tmp_path / "store")
     await filestore.ensure_ready()
-    yield filestore
+    return filestore
 
 
 @pytest.fixture

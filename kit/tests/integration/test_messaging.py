@@ -11,7 +11,12 @@ import aio_pika
 import pytest
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from ryax_kit.messaging import (
     Broker,
@@ -47,12 +52,17 @@ Handler = Callable[[str, str, bytes], Awaitable[None]]
 
 
 @pytest.fixture
-async def sessions(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_async_engine(db_url)
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
-    yield async_sessionmaker(engine, expire_on_commit=False)
+    yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
 
 
 @pytest.fixture
@@ -425,6 +435,37 @@ async def test_crash_between_commit_and_publish_loses_nothing(
             )
         ).scalar_one()
     assert published is not None
+    await c.stop()
+
+
+async def test_outbox_and_claims_on_a_plain_connection(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], broker: Broker
+) -> None:
+    """A service writing with Core on a connection (no ORM session) uses the same helpers, in
+    its own transaction: a rollback takes the event and the claim away with the change."""
+    seen: list[str] = []
+    c = consumer(broker, "kit.q15", "Plain.*", counting_handler(sessions, seen))
+    await c.start()
+    kept, dropped = message("Plain.Kept"), message("Plain.Dropped")
+    async with engine.begin() as conn:
+        await conn.execute(sa.insert(counters).values(name=kept.event_id, value=0))
+        await add_to_outbox(conn, outbox, kept)
+        assert await claim_message(conn, processed, "plain-1")
+        assert not await claim_message(conn, processed, "plain-1")  # seen in this transaction
+    with pytest.raises(RuntimeError):
+        async with engine.begin() as conn:
+            await add_to_outbox(conn, outbox, dropped)
+            assert await claim_message(conn, processed, "plain-2")
+            raise RuntimeError("the change failed")
+    async with engine.connect() as conn:
+        assert not await claim_message(conn, processed, "plain-1")  # committed before
+        await conn.rollback()
+
+    assert await OutboxRelay(sessions, outbox, broker).relay_once() == 1
+    await wait_for(lambda: seen == [kept.event_id])
+    async with engine.connect() as conn:
+        claimed = set((await conn.execute(sa.select(processed.c.message_id))).scalars())
+    assert {"plain-1", "plain-2"} & claimed == {"plain-1"}
     await c.stop()
 
 

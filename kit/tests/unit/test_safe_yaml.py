@@ -38,7 +38,7 @@ if hasattr(yaml, "CSafeLoader"):
 @pytest.fixture(autouse=True, params=sorted(LOADERS))
 def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setattr(safe_yaml, "_LOADER", LOADERS[request.param])
-    yield LOADERS[request.param]
+    return LOADERS[request.param]
 
 
 def refused(data: bytes | str, limits: YamlLimits | None = None) -> YamlError:

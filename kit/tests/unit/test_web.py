@@ -261,3 +261,29 @@ def test_unlisted_domain_errors_take_their_status_from_their_code() -> None:
     assert mapping.status_of(Forbidden("no")) == 403
     assert mapping.status_of(Odd("?")) == 422
     assert mapping.status_of(NotFound("x")) == 404
+
+
+def test_a_request_body_is_required_unless_the_route_says_otherwise() -> None:
+    optional = Api(title="Optional", prefix="/o")
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response()
+
+    optional.route("POST", "/json", summary="J", tag="t", body=ThingIn)(handler)
+    optional.route("POST", "/maybe", summary="M", tag="t", body=ThingIn, body_required=False)(
+        handler
+    )
+    optional.route(
+        "PUT", "/text", summary="T", tag="t", body_media="text/plain", body_required=False
+    )(handler)
+    form = {"multipart/form-data": {"schema": {"type": "object"}}}
+    optional.route("POST", "/form", summary="F", tag="t", body_content=form, body_required=False)(
+        handler
+    )
+    optional.route("GET", "/none", summary="N", tag="t")(handler)
+    paths = optional.openapi()["paths"]
+    assert paths["/o/json"]["post"]["requestBody"]["required"] is True
+    assert paths["/o/maybe"]["post"]["requestBody"]["required"] is False
+    assert paths["/o/text"]["put"]["requestBody"]["required"] is False
+    assert paths["/o/form"]["post"]["requestBody"] == {"required": False, "content": form}
+    assert "requestBody" not in paths["/o/none"]["get"]

@@ -101,7 +101,7 @@ def parse_git_url(url: str) -> GitUrl:
         raise _invalid(
             "plain http is refused (code and credentials would travel unencrypted): use https://"
         )
-    if lowered.startswith("https://") or lowered.startswith("ssh://"):
+    if lowered.startswith(("https://", "ssh://")):
         return _network_url(raw)
     helper = _TRANSPORT_HELPER.match(raw)
     if "://" in raw or helper:

@@ -13,6 +13,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from ryax_kit.database import ensure_database, migrate
+from ryax_kit.filestore import FilestoreSettings
+from ryax_kit.settings import Env
 from ryax_repository.app import create_app
 from ryax_repository.container import Container
 from ryax_repository.infrastructure.database import MIGRATIONS
@@ -41,7 +43,7 @@ def make_settings(db_url: str, tmp_path: Path) -> Callable[..., Settings]:
             "database_url": db_url,
             "amqp_url": None,
             "secret_key": SECRET,
-            "filestore_dir": tmp_path / "filestore",
+            "filestore": FilestoreSettings.read(Env({}), default_dir=tmp_path / "filestore"),
             "work_dir": tmp_path / "work",
             "allow_local": True,
             "git_timeout_seconds": 60.0,

@@ -15,8 +15,8 @@ from alembic import command
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ryax_kit.database import alembic_config, ensure_database, migrate
-from ryax_kit.filestore import LocalDirFilestore, S3Filestore, check_key
-from ryax_repository.container import make_filestore
+from ryax_kit.filestore import FilestoreSettings, LocalDirFilestore, S3Filestore, check_key
+from ryax_kit.settings import Env
 from ryax_repository.domain.model import source_key
 from ryax_repository.infrastructure.database import MIGRATIONS
 from ryax_repository.settings import Settings
@@ -27,13 +27,12 @@ RETRY_COLUMNS = {"attempts", "last_error", "next_attempt_at"}
 ARCHIVE = b"\x1f\x8b archive bytes"
 
 
-def settings(tmp_path: Path, **values: Any) -> Settings:
+def settings(tmp_path: Path, **env: str) -> Settings:
     return Settings(
         database_url="postgresql+asyncpg://unused/unused",
         amqp_url=None,
         secret_key="s" * 32,
-        filestore_dir=tmp_path / "store",
-        **values,
+        filestore=FilestoreSettings.read(Env(env), default_dir=tmp_path / "store"),
     )
 
 
@@ -49,7 +48,7 @@ async def store_a_source(store: Any, tmp_path: Path) -> str:
 
 
 async def test_local_filestore_by_default(tmp_path: Path) -> None:
-    store = make_filestore(settings(tmp_path))
+    store = settings(tmp_path).filestore.filestore()
     assert isinstance(store, LocalDirFilestore)
     key = await store_a_source(store, tmp_path)
     assert (tmp_path / "store" / key).read_bytes() == ARCHIVE
@@ -58,15 +57,13 @@ async def test_local_filestore_by_default(tmp_path: Path) -> None:
 async def test_s3_filestore_when_an_endpoint_is_set(
     s3_server: Any, fresh_bucket: str, tmp_path: Path
 ) -> None:
-    store = make_filestore(
-        settings(
-            tmp_path,
-            s3_endpoint=s3_server.address,
-            s3_access_key=s3_server.access_key,
-            s3_secret_key=s3_server.secret_key,
-            s3_bucket=fresh_bucket,
-        )
-    )
+    store = settings(
+        tmp_path,
+        RYAX_S3_ENDPOINT=s3_server.address,
+        RYAX_S3_ACCESS_KEY=s3_server.access_key,
+        RYAX_S3_SECRET_KEY=s3_server.secret_key,
+        RYAX_S3_BUCKET=fresh_bucket,
+    ).filestore.filestore()
     assert isinstance(store, S3Filestore) and await store.ping()
     key = await store_a_source(store, tmp_path)
     info = s3_server.client().stat_object(fresh_bucket, key)

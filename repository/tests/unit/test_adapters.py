@@ -185,7 +185,7 @@ def test_credentials_round_trip_and_are_unreadable_with_another_key() -> None:
         SealedCredentialCipher(KeyRing([SECRET + "-changed"])).decrypt(token, R1)
     with pytest.raises(CredentialsUnreadable, match="RYAX_SECRET_KEY"):
         cipher.decrypt("not a sealed value", R1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least 32 characters"):
         SealedCredentialCipher(KeyRing(["short"]))
     assert "***" in repr(cipher)
 

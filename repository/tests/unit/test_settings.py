@@ -30,7 +30,8 @@ def test_defaults() -> None:
         "text",
         "info",
     )
-    assert s.secret_key_previous == () and s.s3_endpoint is None and not s.s3_secure
+    assert s.secret_key_previous == () and s.filestore.s3_endpoint is None
+    assert not s.filestore.s3_secure and s.filestore.filestore_dir.name == "ryax-filestore"
     assert (s.max_metadata_bytes, s.max_upload_bytes) == (MiB, 100 * MiB)
     assert s.git_timeout_seconds == 300.0 and s.git_ca_bundle is None and not s.allow_local
 
@@ -49,7 +50,8 @@ def test_values_are_read() -> None:
         }
     )
     assert s.secret_key_previous == ("o" * 32, "p" * 40)
-    assert s.s3_endpoint == "127.0.0.1:8333" and s.s3_secure and s.allow_local
+    assert s.filestore.s3_endpoint == "127.0.0.1:8333" and s.filestore.s3_secure
+    assert s.allow_local
     assert s.git_ca_bundle == Path("/etc/ca.pem") and s.max_files == 10
     assert s.log_level == "debug"
     assert SECRET not in repr(s)
@@ -65,7 +67,7 @@ def test_values_are_read() -> None:
         ),
         (
             {"RYAX_SECRET_KEY_PREVIOUS": "short"},
-            "configuration error: RYAX_SECRET_KEY_PREVIOUS: each secret must be at least 32 "
+            "configuration error: RYAX_SECRET_KEY_PREVIOUS: secret #1 must be at least 32 "
             "characters",
         ),
         ({"RYAX_DATABASE_URL": ""}, "configuration error: RYAX_DATABASE_URL is required"),
@@ -80,6 +82,11 @@ def test_values_are_read() -> None:
         (
             {"RYAX_GIT_TIMEOUT_SECONDS": "soon"},
             "configuration error: RYAX_GIT_TIMEOUT_SECONDS='soon' is not a number",
+        ),
+        (
+            {"RYAX_S3_ENDPOINT": "ftp://s3:9000"},
+            "configuration error: RYAX_S3_ENDPOINT: invalid S3 endpoint 'ftp://s3:9000': "
+            "expected http(s)://host:port",
         ),
         (
             {"RYAX_S3_SECURE": "maybe"},

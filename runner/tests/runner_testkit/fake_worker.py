@@ -1,5 +1,5 @@
 """A fake worker: a real gRPC client of the runner's WorkerService that follows the protocol
-(/work/notes/runner-worker-protocol.md). It stands in for the worker service in tests and
+(docs/runner-worker-protocol.md). It stands in for the worker service in tests and
 benchmarks: steps "deploy" instantly, executions call a Python function.
 """
 
@@ -33,7 +33,7 @@ class ActionError(Exception):
 
 
 async def echo(step_id: str, inputs: dict[str, Value]) -> dict[str, Value]:
-    return {k: v for k, v in inputs.items()}
+    return dict(inputs.items())
 
 
 @dataclass

@@ -13,6 +13,8 @@ from typing import Any
 import aio_pika
 from aiohttp import web
 
+from ryax_kit.filestore import FilestoreSettings
+from ryax_kit.settings import Env
 from ryax_runner.app import create_app
 from ryax_runner.container import Container
 from ryax_runner.infrastructure.proto import studio_events_pb2 as spb
@@ -101,7 +103,7 @@ async def start_runner(
         secret_key=SECRET,
         grpc_address=grpc_address,
         authorization_url=authz_url,
-        filestore_dir=filestore,
+        filestore=FilestoreSettings.read(Env({}), default_dir=filestore),
         **overrides,
     )
     container = Container(settings=settings)

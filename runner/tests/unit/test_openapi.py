@@ -106,3 +106,11 @@ def test_the_query_parameters_documented_are_those_each_route_reads(
         assert documented == read, f"{method.upper()} {path}"
         read_somewhere += len(read)
     assert read_somewhere >= 19  # the scan finds them (deployments, runs, logs, endpoints)
+
+
+def test_an_endpoint_call_may_have_no_body(document: dict[str, Any]) -> None:
+    """Every field then takes its default (an endpoint without fields is called with none)."""
+    call = document["paths"]["/runner/v1/projects/{project}/endpoints/{endpoint}"]["post"]
+    assert call["requestBody"]["required"] is False
+    bodies = [op["requestBody"] for _, _, op in operations(document) if "requestBody" in op]
+    assert sum(not body["required"] for body in bodies) == 1

@@ -18,10 +18,14 @@ def test_defaults() -> None:
     s = Settings.from_env({**REQUIRED, "RYAX_SECRET_KEY": KEY})
     assert (s.http_host, s.http_port, s.grpc_address) == ("127.0.0.1", 8104, "127.0.0.1:8105")
     assert (s.heartbeat_interval_seconds, s.heartbeat_timeout_seconds) == (2.0, 6.0)
-    assert (s.s3_endpoint, s.s3_bucket, s.s3_secure) == ("", "ryax", False)
+    assert (s.filestore.s3_endpoint, s.filestore.s3_bucket, s.filestore.s3_secure) == (
+        None,
+        "ryax",
+        False,
+    )
     assert s.secret_key_previous == ()
     assert s.max_upload_bytes == 1024**3 and s.sync_timeout_seconds == 60.0
-    assert s.filestore_dir.name == "ryax-filestore"
+    assert s.filestore.filestore_dir.name == "ryax-filestore"
 
 
 def test_every_variable_is_read() -> None:
@@ -44,7 +48,7 @@ def test_every_variable_is_read() -> None:
     )
     assert s.secret_key_previous == ("a" * 32, "b" * 40)
     assert (s.http_port, s.grpc_address, s.log_format) == (9000, "0.0.0.0:9001", "json")
-    assert (s.s3_endpoint, s.s3_secure, s.filestore_dir) == (
+    assert (s.filestore.s3_endpoint, s.filestore.s3_secure, s.filestore.filestore_dir) == (
         "http://s3:8333",
         True,
         Path("/srv/files"),
@@ -72,6 +76,10 @@ def test_every_variable_is_read() -> None:
             "RYAX_HTTP_PORT='x' is not a whole number",
         ),
         ({"RYAX_SECRET_KEY": KEY, "RYAX_S3_SECURE": "maybe"}, "RYAX_S3_SECURE='maybe'"),
+        (
+            {"RYAX_SECRET_KEY": KEY, "RYAX_S3_ENDPOINT": "ftp://s3:9000"},
+            "RYAX_S3_ENDPOINT: invalid S3 endpoint",
+        ),
         (
             {"RYAX_SECRET_KEY": KEY, "RYAX_DATABASE_POOL_SIZE": "0"},
             "RYAX_DATABASE_POOL_SIZE=0 is below",

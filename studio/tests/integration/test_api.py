@@ -31,7 +31,7 @@ async def import_example(
     studio: Any, name: str, project: str = A, token: str = "token-a", **query: str
 ) -> Any:
     data = (EXAMPLES / f"{name}.yaml").read_bytes()
-    response = await studio.call(
+    return await studio.call(
         "POST",
         f"{project}/workflows/import",
         token,
@@ -39,7 +39,6 @@ async def import_example(
         params=query,
         headers={"Content-Type": "application/yaml"},
     )
-    return response
 
 
 async def outbox_rows(db_url: str) -> list[Any]:

@@ -337,11 +337,11 @@ def test_the_cipher_binds_a_value_to_its_secret() -> None:
     assert b"s3cr3t" not in sealed
     assert cipher.decrypt(P, "token", sealed) == "s3cr3t"
     assert cipher.encrypt(P, "token", "s3cr3t") != sealed  # a fresh nonce each time
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cannot be decrypted"):
         cipher.decrypt(P, "other", sealed)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cannot be decrypted"):
         cipher.decrypt(ProjectId("pb-id"), "token", sealed)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cannot be decrypted"):
         AesGcmSecretCipher("y" * 40).decrypt(P, "token", sealed)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least 32 characters"):
         AesGcmSecretCipher("short")

@@ -276,8 +276,7 @@ class FakeWorkflows:
     def _copy(self, w: Workflow | None) -> Workflow | None:
         if w is None:
             return None
-        found = self.seen.setdefault(w.id, copy.deepcopy(w))
-        return found
+        return self.seen.setdefault(w.id, copy.deepcopy(w))
 
     async def add(self, w: Workflow) -> None:
         self.seen[w.id] = w

@@ -30,7 +30,7 @@ def test_defaults() -> None:
 def test_previous_secret_keys_for_a_rotation() -> None:
     s = Settings.from_env({**REQUIRED, "RYAX_SECRET_KEY_PREVIOUS": f"{'a' * 32}, {'b' * 40}"})
     assert s.secret_key_previous == ("a" * 32, "b" * 40)
-    with pytest.raises(SystemExit, match="RYAX_SECRET_KEY_PREVIOUS: key #2 must be at least 32"):
+    with pytest.raises(SystemExit, match="RYAX_SECRET_KEY_PREVIOUS: secret #2 must be at least 32"):
         Settings.from_env({**REQUIRED, "RYAX_SECRET_KEY_PREVIOUS": f"{'a' * 32},short"})
 
 

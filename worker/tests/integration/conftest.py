@@ -24,6 +24,8 @@ import pytest
 from grpc import aio
 
 import ryax_worker
+from ryax_kit.filestore import FilestoreSettings
+from ryax_kit.settings import Env
 from ryax_worker.container import Container
 from ryax_worker.domain.model import RestartPolicy
 from ryax_worker.infrastructure.proto import worker_service_pb2 as wpb
@@ -309,7 +311,7 @@ class WorkerUnderTest:
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path, s3_server: Any, fresh_bucket: str) -> Callable[[str], Settings]:
+def make_settings(tmp_path: Path, s3_env: dict[str, str]) -> Callable[[str], Settings]:
     def make(runner_address: str) -> Settings:
         return Settings(
             runner_address=runner_address,
@@ -318,10 +320,7 @@ def make_settings(tmp_path: Path, s3_server: Any, fresh_bucket: str) -> Callable
             site_labels={"zone": "test"},
             node_pools=parse_node_pools("small:2:4G"),
             cache_dir=tmp_path / "cache",
-            s3_endpoint=s3_server.address,
-            s3_access_key=s3_server.access_key,
-            s3_secret_key=s3_server.secret_key,
-            s3_bucket=fresh_bucket,
+            filestore=FilestoreSettings.read(Env(s3_env), default_dir=tmp_path / "unused"),
             heartbeat_seconds=0.3,
             action_start_timeout_seconds=60,
             action_stop_grace_seconds=3,

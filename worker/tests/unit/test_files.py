@@ -11,7 +11,7 @@ import pytest
 
 from ryax_kit.filestore import LocalDirFilestore, S3Filestore, check_key
 from ryax_worker.application.staging import FileStaging
-from ryax_worker.container import make_filestore
+from ryax_worker.container import Container
 from ryax_worker.domain.errors import FileTransferFailed, InvalidInput
 from ryax_worker.domain.model import DeploymentId, FileRef, StepId, StepRef
 from ryax_worker.infrastructure.placement import FilestorePlacement
@@ -132,8 +132,15 @@ class TestTransferErrors:
 
 
 def test_the_filestore_follows_the_settings(tmp_path: Path) -> None:
-    local = make_filestore(Settings(filestore_dir=tmp_path))
+    local = Container(settings=Settings.from_env({"RYAX_FILESTORE_DIR": str(tmp_path)})).filestore()
     assert isinstance(local, LocalDirFilestore) and local.root == tmp_path
-    s3 = make_filestore(Settings(s3_endpoint="https://s3:9000", s3_bucket="b", s3_region="eu"))
+    env = {
+        "RYAX_S3_ENDPOINT": "https://s3:9000",
+        "RYAX_S3_ACCESS_KEY": "ak",
+        "RYAX_S3_SECRET_KEY": "sk",
+        "RYAX_S3_BUCKET": "b",
+        "RYAX_S3_REGION": "eu",
+    }
+    s3 = Container(settings=Settings.from_env(env)).filestore()
     assert isinstance(s3, S3Filestore)
     assert (s3.endpoint, s3.secure, s3.bucket, s3.region) == ("s3:9000", True, "b", "eu")

@@ -19,8 +19,9 @@ def test_defaults() -> None:
     assert (settings.site_name, settings.worker_id, settings.backend) == ("local", "local", "local")
     assert [pool.name for pool in settings.node_pools] == ["default"]
     assert settings.cache_dir == Path("/c/ryax/worker-local")
-    assert settings.filestore_dir == Path("/d/ryax/filestore")
-    assert not settings.use_s3 and settings.s3_bucket == "ryax" and settings.s3_region is None
+    assert settings.filestore.filestore_dir == Path("/d/ryax/filestore")
+    assert not settings.use_s3 and settings.filestore.s3_bucket == "ryax"
+    assert settings.filestore.s3_region is None
     assert (settings.http_host, settings.http_port) == ("127.0.0.1", 8107)
     assert (settings.log_format, settings.log_level) == ("text", "info")
     assert settings.heartbeat_seconds == 2.0 and settings.action_max_failures == 5
@@ -55,7 +56,8 @@ def test_every_variable_is_read() -> None:
     assert settings.node_pools == (NodePool(name="big", cpu=8, memory_bytes=32 * 10**9, gpu=1),)
     assert settings.site_labels == {"zone": "eu"}
     assert settings.cache_dir == Path("/c/ryax/worker-hpc")
-    assert settings.use_s3 and settings.s3_secure and settings.s3_region == "eu-west-1"
+    assert settings.use_s3 and settings.filestore.s3_secure
+    assert settings.filestore.s3_region == "eu-west-1" and settings.filestore.s3_bucket == "b"
     assert (settings.http_port, settings.log_format, settings.log_level) == (9107, "json", "debug")
     assert settings.runner_silence_seconds == 0 and settings.action_max_failures == 2
     assert settings.action_env_passthrough == ("A", "B")

@@ -13,13 +13,7 @@ from ryax_kit.web import Api, ErrorMapping, HttpError, Param, bearer_token, read
 from ...application.use_cases import AuthorizationUseCases
 from ...domain.errors import (
     AccountLocked,
-    AlreadyExists,
-    AuthenticationFailed,
-    Conflict,
     DomainError,
-    Forbidden,
-    InvalidInput,
-    NotFound,
 )
 from ...domain.model import (
     MachineToken,
@@ -43,19 +37,9 @@ def _retry_after(exc: Exception) -> dict[str, str] | None:
     return None
 
 
-ERRORS = ErrorMapping(
-    base=DomainError,
-    statuses={
-        InvalidInput: 400,
-        AuthenticationFailed: 401,
-        Forbidden: 403,
-        NotFound: 404,
-        AlreadyExists: 409,
-        Conflict: 409,
-        AccountLocked: 429,
-    },
-    headers=_retry_after,
-)
+#: Domain errors -> HTTP answers: by their code (ryax_kit.web.STATUS_BY_CODE: not_found 404...),
+#: except those listed here.
+ERRORS = ErrorMapping(base=DomainError, statuses={AccountLocked: 429}, headers=_retry_after)
 
 
 class Strict(BaseModel):

@@ -24,16 +24,9 @@ from ryax_kit.web import Api, ErrorMapping, HttpError, Param, read_json
 from ...application.use_cases import ActionView, RepositoryUseCases
 from ...domain.action_metadata import ActionIO
 from ...domain.errors import (
-    AlreadyExists,
-    AuthenticationFailed,
-    Conflict,
     CredentialsUnreadable,
     DomainError,
-    Forbidden,
-    InvalidInput,
-    NotFound,
     ScanFailed,
-    TooLarge,
     UnsafeArchive,
 )
 from ...domain.model import (
@@ -52,21 +45,12 @@ from ...domain.model import (
 )
 
 api = Api(title="Ryax repository", prefix="/repository")
-#: Domain errors -> HTTP answers `{"error": code, "detail": ...}` (400 for any other).
+#: Domain errors -> HTTP answers `{"error": code, "detail": ...}`: by their code
+#: (ryax_kit.web.STATUS_BY_CODE: not_found 404, too_large 413...) except those listed here;
+#: 400 for any other.
 ERRORS = ErrorMapping(
     base=DomainError,
-    statuses={
-        InvalidInput: 400,
-        AuthenticationFailed: 401,
-        Forbidden: 403,
-        NotFound: 404,
-        AlreadyExists: 409,
-        Conflict: 409,
-        CredentialsUnreadable: 409,
-        TooLarge: 413,
-        UnsafeArchive: 400,
-        ScanFailed: 422,
-    },
+    statuses={CredentialsUnreadable: 409, UnsafeArchive: 400, ScanFailed: 422},
 )
 USE_CASES = web.AppKey("use_cases", RepositoryUseCases)
 

@@ -257,6 +257,7 @@ def _outcome(request: web.Request, run: Run) -> tuple[int, dict[str, Any]]:
             "application/x-www-form-urlencoded",
         )
     },
+    body_required=False,  # an empty body: every field takes its default
     errors={
         404: "no deployed workflow of this name or id in the project",
         409: "the workflow is not deployed (any more, or not yet), or the run was cancelled",

@@ -28,7 +28,6 @@ from ...domain.errors import (
     DomainError,
     InvalidInput,
     NotFound,
-    TooLarge,
     Unavailable,
 )
 from ...domain.run import RunState
@@ -40,11 +39,10 @@ FILESTORE = web.AppKey("filestore", Filestore)
 P = "/v1/projects/{project}"
 
 #: The domain errors the runner raises -> HTTP statuses, with the kit's body `{"error": code,
-#: "detail": ...}`; any other domain error (InvalidInput) answers 400.
-ERRORS = ErrorMapping(
-    base=DomainError,
-    statuses={NotFound: 404, Conflict: 409, TooLarge: 413, Unavailable: 503},
-)
+#: "detail": ...}`: by their code (ryax_kit.web.STATUS_BY_CODE: not_found 404, too_large 413,
+#: unavailable 503...), any other 400. Conflict is listed for its subclasses with codes of their
+#: own (NotDeployed, SiteTaken): they answer 409 too.
+ERRORS = ErrorMapping(base=DomainError, statuses={Conflict: 409})
 
 # -- query parameters (documented where a route reads them) -------------------------------------
 

@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ryax_kit.messaging import OutgoingMessage, add_to_outbox
 
@@ -242,10 +242,9 @@ class SqlRecorder:
                 await conn.execute(self._insert_logs, batch.logs)
             if batch.outbox:
                 # The kit's own insert (its retry columns take their defaults), in this
-                # transaction: a session joined to the connection, which commits nothing itself.
-                async with AsyncSession(bind=conn) as session:
-                    for message in batch.outbox:
-                        await add_to_outbox(session, outbox, message)
+                # transaction.
+                for message in batch.outbox:
+                    await add_to_outbox(conn, outbox, message)
             if batch.claims:
                 await conn.execute(self._insert_claims, batch.claims)
 

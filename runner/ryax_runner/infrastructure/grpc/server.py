@@ -1,6 +1,6 @@
 """The WorkerService gRPC server (grpc.aio): one bidirectional stream per worker.
 
-See /work/notes/runner-worker-protocol.md (and the .proto) for the protocol. The servicer is
+See docs/runner-worker-protocol.md (and the .proto) for the protocol. The servicer is
 thin: it maps messages and hands them to the engine, whose methods do not block.
 """
 
