@@ -1,7 +1,8 @@
 # Ryax developer entry points. `make help` lists them.
 #   make test   set up everything (venv, PostgreSQL, RabbitMQ), then lint, type-check, check the
 #               architecture contracts and the protobuf copies, and run every test suite
-#   make demo   set up the same way and run the platform locally under supervisord
+#   make demo   set up the same way and run the platform locally under supervisord (its state is
+#               this checkout's own: `make status` names it, `make reset` drops it)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
@@ -28,7 +29,7 @@ empty :=
 space := $(empty) $(empty)
 
 .PHONY: help venv deps test lint format typecheck lint-imports protos protos-check pytest \
-	demo down status logs clean bench
+	demo down status reset logs clean bench
 
 help:
 	@echo "make test          set up (venv, PostgreSQL, RabbitMQ) and run every check and test suite"
@@ -36,6 +37,7 @@ help:
 	@echo "make status        state and health of each platform program"
 	@echo "make bench         benchmarks vs Prefect 3 and Celery, against the running platform (make demo first; BENCH_ARGS='--runs 20 --only chain')"
 	@echo "make down          stop the platform (PostgreSQL and RabbitMQ keep running)"
+	@echo "make reset         stop the platform, drop this checkout's databases and vhost, remove .dev/data"
 	@echo "make venv          create/update .venv (services editable + dev/requirements-dev.txt)"
 	@echo "make deps          make sure PostgreSQL and RabbitMQ run; writes .dev/env"
 	@echo "make lint          ruff check + ruff format --check"
@@ -117,6 +119,11 @@ down:
 
 status:
 	@if [ -x $(PY) ]; then $(PY) -P dev/platform.py status; else echo "no .venv: nothing runs"; fi
+
+# Start again from nothing: only this checkout's state (databases ryax_<id>_*, vhost ryax_<id>,
+# .dev/data); another checkout's is never touched. Secrets and logs in .dev/ are kept.
+reset: venv deps
+	@$(PY) -P dev/platform.py reset
 
 logs:
 	@ls -1 .dev/logs/*.log 2>/dev/null | sed 's/^/  /' || echo "no logs yet (make demo)"

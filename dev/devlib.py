@@ -102,7 +102,7 @@ def secret(path: Path, *, nbytes: int = 24, shared: bool = False) -> str:
     """The secret stored in `path`, generated (mode 600) the first time.
 
     shared: the secret guards something every checkout on this machine shares (the database
-    role, the demo's databases), so it is also kept in shared_state_dir() and taken from there.
+    role), so it is also kept in shared_state_dir() and taken from there.
     """
     copy = shared_state_dir() / path.name
     if shared and path.exists() and path.read_text().strip() and not copy.exists():
@@ -292,6 +292,12 @@ def check_postgres(dsn: str) -> None:
 def database_exists(server_dsn: str, name: str) -> bool:
     query = "SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)"
     return bool(run_coroutine(lambda: _pg_fetchval(server_dsn, query, name)))
+
+
+def database_names(server_dsn: str) -> list[str]:
+    """Every database on the server, sorted."""
+    query = "SELECT coalesce(array_agg(datname ORDER BY datname), '{}') FROM pg_database"
+    return list(run_coroutine(lambda: _pg_fetchval(server_dsn, query)))
 
 
 def drop_stale_databases(server_dsn: str) -> list[str]:

@@ -77,7 +77,8 @@ set_dev_env() {
 }
 
 # Secrets shared by every checkout of this user on this machine (a CI clone, a second worktree):
-# the database role and the demo's databases are shared too, so their passwords must be.
+# the database role is shared too, so its password must be. (The demo's databases and vhost are
+# each checkout's own, see dev/platform.py; so are its admin password and secret key.)
 SHARED_STATE="${RYAX_DEV_SHARED_STATE:-${XDG_STATE_HOME:-$HOME/.local/state}/ryax-dev}"
 
 # secret_file PATH: print the secret stored in PATH (mode 600). The first time, it is taken from

@@ -6,10 +6,14 @@
     python -P dev/platform.py down      stop supervisord and everything under it
     python -P dev/platform.py scenario  run dev/demo_scenario.py against the running platform
     python -P dev/platform.py env NAME  print the environment a service runs with (shell syntax)
+    python -P dev/platform.py reset     stop, then drop this checkout's databases, vhost and data
 
-PostgreSQL and RabbitMQ are the shared ones `make deps` ensures (never stopped here). Under
-supervisord run: SeaweedFS (S3, data in .dev/data/s3), Traefik (the gateway) and every service
-whose ryax_<name>/__main__.py exists. Logs: .dev/logs/<program>.log.
+PostgreSQL and RabbitMQ are the shared ones `make deps` ensures (never stopped here). The demo's
+state there belongs to this checkout: databases ryax_<id>_<service> and the vhost ryax_<id>,
+where <id> is derived from the checkout's absolute path (checkout_id), so two clones on one
+machine never share records. Under supervisord run: SeaweedFS (S3, data in .dev/data/s3),
+Traefik (the gateway) and every service whose ryax_<name>/__main__.py exists. Logs:
+.dev/logs/<program>.log.
 
 Run with `python -P` (or from make): this file is named platform.py, and without -P its folder
 would come first on sys.path and shadow the standard library's `platform` module.
@@ -18,6 +22,7 @@ would come first on sys.path and shadow the standard library's `platform` module
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.client
 import importlib.util
 import os
@@ -73,7 +78,6 @@ HOST = "127.0.0.1"
 GATEWAY_PORT = int(os.environ.get("RYAX_GATEWAY_PORT") or 8080)
 GATEWAY_URL = f"http://{HOST}:{GATEWAY_PORT}"
 RUNNER_GRPC_PORT = 8105
-AMQP_VHOST = "ryax"
 S3_BUCKET = "ryax"
 # SeaweedFS's fixed loopback ports (S3 on 8110; the rest are its internal servers).
 S3_PORTS = devlib.WeedPorts(
@@ -92,6 +96,45 @@ S3_ENDPOINT = f"http://{S3_ADDRESS}"
 HEALTH_TIMEOUT = float(os.environ.get("RYAX_DEMO_HEALTH_TIMEOUT") or 90)
 
 
+# --------------------------------------------------------------------------- this checkout's state
+
+
+def checkout_id(checkout: Path) -> str:
+    """Short and stable: the first 8 hex digits of the sha256 of the checkout's absolute path.
+    Two clones (two paths) get two ids; the same clone always gets the same one."""
+    return hashlib.sha256(str(checkout.resolve()).encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class StateNames:
+    """Where a checkout's demo keeps its state on the shared PostgreSQL and RabbitMQ."""
+
+    checkout_id: str
+
+    @property
+    def prefix(self) -> str:
+        return f"ryax_{self.checkout_id}"
+
+    @property
+    def vhost(self) -> str:
+        return self.prefix
+
+    def database(self, folder: str) -> str:
+        """The database of the service in `folder` (the service creates it when missing)."""
+        return f"{self.prefix}_{folder.replace('-', '_')}"
+
+    def owns_database(self, name: str) -> bool:
+        return name.startswith(self.prefix + "_")
+
+    @classmethod
+    def of(cls, checkout: Path) -> StateNames:
+        return cls(checkout_id(checkout))
+
+
+NAMES = StateNames.of(REPO)
+AMQP_VHOST = NAMES.vhost
+
+
 @dataclass(frozen=True)
 class Service:
     folder: str
@@ -108,7 +151,7 @@ class Service:
 
     @property
     def database(self) -> str:
-        return self.package
+        return NAMES.database(self.folder)
 
     def exists(self) -> bool:
         return (REPO / self.folder / self.package / "__main__.py").is_file()
@@ -155,9 +198,10 @@ def load_secrets() -> Secrets:
     return Secrets(
         admin_user=os.environ.get("RYAX_ADMIN_USER") or "admin",
         admin_password=os.environ.get("RYAX_ADMIN_PASSWORD")
-        or devlib.secret(DEV / "admin-password", nbytes=12, shared=True),
-        # 32 random bytes, url-safe base64 (43 characters): token signing and encryption.
-        secret_key=devlib.secret(DEV / "secret-key", nbytes=32, shared=True),
+        or devlib.secret(DEV / "admin-password", nbytes=12),
+        # 32 random bytes, url-safe base64 (43 characters): token signing and encryption. Per
+        # checkout, like the databases whose tokens and encrypted values it guards.
+        secret_key=devlib.secret(DEV / "secret-key", nbytes=32),
         s3_access_key="ryax" + devlib.secret(DEV / "s3-access-key", nbytes=9).lower(),
         s3_secret_key=devlib.secret(DEV / "s3-secret-key", nbytes=30),
     )
@@ -449,6 +493,18 @@ def print_table(programs: list[Program]) -> None:
         )
 
 
+def pg_location() -> str:
+    parts = urllib.parse.urlsplit(pg_dsn())
+    return f"{parts.hostname or HOST}:{parts.port or 5432}"
+
+
+def state_line() -> str:
+    return (
+        f"Database: {NAMES.prefix}_* on {pg_location()}, vhost {NAMES.vhost}   "
+        f"(checkout {NAMES.checkout_id}: {REPO}; make reset starts again from nothing)"
+    )
+
+
 def print_credentials(s: Secrets) -> None:
     password_source = (
         "RYAX_ADMIN_PASSWORD" if os.environ.get("RYAX_ADMIN_PASSWORD") else ".dev/admin-password"
@@ -459,6 +515,7 @@ def print_credentials(s: Secrets) -> None:
     say(
         f"S3:       {S3_ENDPOINT} bucket {S3_BUCKET} (keys: .dev/s3-access-key, .dev/s3-secret-key)"
     )
+    say(state_line())
     say(f"Logs:     {LOGS}/<program>.log      Stop: make down      State: make status")
 
 
@@ -543,11 +600,9 @@ def traefik_routes() -> str:
 
 
 def ensure_vhost() -> None:
-    admin = devlib.VhostAdmin(
-        amqp_server_url(), devlib.setting("RYAX_TEST_AMQP_MANAGEMENT_URL", "")
-    )
+    """Idempotent: add_vhost on an existing vhost succeeds (permissions are set again)."""
     try:
-        admin.add(AMQP_VHOST)
+        vhost_admin().add(AMQP_VHOST)
     except devlib.DependencyUnavailable as error:
         fail(f"rabbitmq: cannot create vhost {AMQP_VHOST!r}: {error}")
 
@@ -609,6 +664,7 @@ def cmd_down() -> int:
 
 
 def cmd_status() -> int:
+    say(state_line())
     if supervisord_pid() is None:
         say("The platform is not running (make demo starts it).")
         return 0
@@ -628,6 +684,49 @@ def cmd_status() -> int:
     if unhealthy:
         say(f"Unhealthy: {', '.join(unhealthy)} (logs in {LOGS})")
         return 1
+    return 0
+
+
+def checkout_databases(server_dsn: str, names: StateNames) -> list[str]:
+    """The databases of the checkout `names` describes on the server, and no other's."""
+    return [name for name in devlib.database_names(server_dsn) if names.owns_database(name)]
+
+
+def drop_checkout_state(
+    names: StateNames, *, server_dsn: str, vhosts: Any, data: Path
+) -> tuple[list[str], bool]:
+    """Drop the checkout's databases and vhost and remove its data folder; never another
+    checkout's state. (dropped databases, whether the vhost existed)."""
+    databases = checkout_databases(server_dsn, names)
+    for name in databases:
+        devlib.drop_database(server_dsn, name)
+    had_vhost = vhosts.exists(names.vhost)
+    if had_vhost:
+        vhosts.delete(names.vhost)
+    shutil.rmtree(data, ignore_errors=True)
+    return databases, had_vhost
+
+
+def vhost_admin() -> Any:
+    return devlib.VhostAdmin(amqp_server_url(), devlib.setting("RYAX_TEST_AMQP_MANAGEMENT_URL", ""))
+
+
+def cmd_reset() -> int:
+    cmd_down()
+    try:
+        devlib.check_postgres(pg_dsn())
+        databases, had_vhost = drop_checkout_state(
+            NAMES, server_dsn=pg_dsn(), vhosts=vhost_admin(), data=DEV / "data"
+        )
+    except devlib.DependencyUnavailable as error:
+        fail(f"reset: {error}")
+        return 1
+    say(
+        f"Dropped {len(databases)} database(s) of checkout {NAMES.checkout_id} on "
+        f"{pg_location()}: {', '.join(databases) or 'none'}"
+    )
+    say(f"Vhost {NAMES.vhost}: {'deleted' if had_vhost else 'absent'}")
+    say(f"Removed {DEV / 'data'}. `make demo` starts again from nothing.")
     return 0
 
 
@@ -655,7 +754,7 @@ def main(argv: list[str]) -> int:
     socket.setdefaulttimeout(30)  # no call to supervisord may hang
     parser = argparse.ArgumentParser(prog="dev/platform.py", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("up", "down", "status", "scenario"):
+    for name in ("up", "down", "status", "scenario", "reset"):
         sub.add_parser(name)
     env = sub.add_parser("env")
     env.add_argument("service")
@@ -667,6 +766,7 @@ def main(argv: list[str]) -> int:
         "down": cmd_down,
         "status": cmd_status,
         "scenario": cmd_scenario,
+        "reset": cmd_reset,
     }
     return commands[args.command]()
 

@@ -223,6 +223,18 @@ async def test_build_run_cache_and_failure(
     assert isinstance(refused, pb.ActionBuildFailed)
     assert "escapes the archive root" in refused.reason
 
+    # 6. The artefact deleted, its sidecar left: not a cache hit, really built and stored again.
+    sidecar = built.artefact_key.removesuffix(".tar.gz") + ".json"
+    await filestore.delete(built.artefact_key)
+    assert await filestore.exists(sidecar)
+    await order_sender(store, "build-5", slugify_files)
+    await answers.wait_for(5)
+    rebuilt = decode(answers.messages[4])
+    assert isinstance(rebuilt, pb.ActionBuilt), rebuilt
+    assert not rebuilt.cached and rebuilt.artefact_key == built.artefact_key
+    assert "pip install --target deps -r requirements.txt" in rebuilt.build_log
+    assert await filestore.exists(built.artefact_key)
+
 
 async def test_answer_nobody_can_receive_yet_is_retried_not_lost(
     builder: Container,

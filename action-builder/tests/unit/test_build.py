@@ -196,6 +196,24 @@ async def test_artefact_without_sidecar_is_still_a_cache_hit() -> None:
     assert second.artefact_sha256 == first.artefact_sha256
 
 
+async def test_sidecar_without_its_artefact_is_a_real_build() -> None:
+    """The cache hit needs the artefact itself: a sidecar left alone (artefact deleted, or
+    another filestore) never announces it; the action is built and stored again."""
+    w = World()
+    first = await w.builder.handle(w.order("b-1"))
+    assert isinstance(first, ActionBuilt)
+    sidecar = first.artefact_key.replace(".tar.gz", ".json")
+    del w.filestore.objects[first.artefact_key]
+    assert sidecar in w.filestore.objects
+    second = await w.builder.handle(w.order("b-2"))
+    assert isinstance(second, ActionBuilt) and not second.cached
+    assert len(w.tool.built) == 2
+    assert second.artefact_key == first.artefact_key
+    assert first.artefact_key in w.filestore.objects
+    info = json.loads(w.filestore.objects[sidecar])
+    assert info["build_id"] == "b-2" and info["artefact_sha256"] == second.artefact_sha256
+
+
 async def test_redelivered_order_answers_with_the_same_event_id() -> None:
     w = World()
     order = w.order("b-1")

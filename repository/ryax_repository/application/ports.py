@@ -116,7 +116,8 @@ class ArchiveExtractor(Protocol):
 
 
 class Filestore(Protocol):
-    """Content-addressed source archives (`sources/<sha256>.tar.gz`); the kit's filestore."""
+    """Content-addressed source archives (`sources/<sha256>.tar.gz`), and the built
+    artefacts (`artefacts/...`, only whether they exist); the kit's filestore."""
 
     async def exists(self, key: str) -> bool: ...
 

@@ -447,7 +447,11 @@ class RepositoryUseCases:
                 else:
                     existing.note_change(packed.sha256, origin, now)
                     message = _changed_message(meta.id, meta.version, found.path, existing)
-            if (
+            # A version recorded as built whose artefact is gone from the filestore (another
+            # filestore, deleted data) is built again whatever `build` says: its recorded
+            # build must not be trusted (a deploy would fail to fetch the artefact).
+            lost = await self._lost_artefact(uow, source) if existing is not None else None
+            if lost is not None or (
                 build
                 and status is not FindingStatus.CHANGED_SAME_VERSION
                 and (source.state in BUILDABLE)
@@ -455,6 +459,13 @@ class RepositoryUseCases:
                 request = source.request_build(BuildId(new_id()), new_id(), now)
                 await uow.builds.add(request)
                 builds.append(request.id)
+                if lost is not None:
+                    self._log_lost(lost, request, project_id)
+                    note = (
+                        f"the artefact of build {lost.id} ({lost.artefact_key}) is missing "
+                        f"from the filestore: build {request.id} requested"
+                    )
+                    message = f"{message}; {note}" if message else note
             results.append(
                 ScannedAction(
                     path=found.path,
@@ -532,9 +543,12 @@ class RepositoryUseCases:
                     f"the source archive of {source.label} is missing from the filestore; "
                     "scan the repository again (with ?force=true) to store it again"
                 )
+            lost = await self._lost_artefact(uow, source)
             build = source.request_build(BuildId(new_id()), new_id(), self._clock.now(), force)
             await uow.builds.add(build)
             await uow.commit()
+        if lost is not None:
+            self._log_lost(lost, build, project_id)
         log.info(
             "build requested",
             extra={
@@ -545,6 +559,34 @@ class RepositoryUseCases:
             },
         )
         return build
+
+    async def _lost_artefact(self, uow: UnitOfWork, source: ActionSource) -> Build | None:
+        """The recorded successful build of a BUILT source whose artefact is not in the
+        filestore (None when the artefact is there, or the source is not built). A recorded
+        build is only reused while its artefact exists: otherwise it is built again (the
+        content-addressed builder finds no artefact either, so it really builds)."""
+        if source.state is not SourceState.BUILT or source.last_build_id is None:
+            return None
+        build = await uow.builds.get(source.last_build_id)
+        if build is None:
+            return None
+        if build.artefact_key and await self._filestore.exists(build.artefact_key):
+            return None
+        return build
+
+    @staticmethod
+    def _log_lost(lost: Build, request: Build, project_id: ProjectId) -> None:
+        log.warning(
+            "recorded build has no artefact in the filestore: building again",
+            extra={
+                "build_id": lost.id,
+                "artefact_key": lost.artefact_key,
+                "new_build_id": request.id,
+                "action_id": lost.action_id,
+                "version": lost.version,
+                "project_id": project_id,
+            },
+        )
 
     async def get_build(self, project_id: ProjectId, build_id: BuildId) -> Build:
         async with self._uow() as uow:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -680,6 +681,93 @@ async def test_built_makes_the_action_ready_once(world: World) -> None:
     assert got.state is BuildState.SUCCEEDED
     with pytest.raises(NotFound):
         await world.uc.get_build(P2, build.id)
+
+
+ARTEFACT = "artefacts/demo.tar.gz"
+
+
+async def built(world: World) -> Build:
+    """demo 1.0 scanned, built and ready, its artefact in the filestore."""
+    await scanned(world)
+    build = await world.uc.build_action(P1, "demo", "1.0")
+    await world.uc.record_build_succeeded(
+        RecordBuildSucceeded(
+            build_id=build.id,
+            project_id=P1,
+            artefact_key=ARTEFACT,
+            artefact_sha256="a" * 64,
+            log="",
+            cached=False,
+            duration_seconds=1.0,
+        ),
+        f"built-{build.id}",
+    )
+    world.filestore.objects[ARTEFACT] = b"artefact"
+    world.store.published.clear()
+    assert (await world.uc.get_action(P1, "demo", "1.0")).source.state is SourceState.BUILT
+    return build
+
+
+async def test_a_built_action_with_its_artefact_is_not_built_again_by_a_scan(
+    world: World,
+) -> None:
+    await built(world)
+    [repo] = world.store.repositories.values()
+    report = await world.uc.scan_repository(P1, repo.id, build=True)
+    assert report.build_ids == () and world.store.published == []
+    assert (await world.uc.get_action(P1, "demo", "1.0")).source.state is SourceState.BUILT
+
+
+@pytest.mark.parametrize("build_flag", [False, True])
+async def test_a_built_action_whose_artefact_is_missing_is_built_again_by_a_scan(
+    world: World, caplog: pytest.LogCaptureFixture, build_flag: bool
+) -> None:
+    """The recorded build is not trusted when its artefact is gone (another checkout's
+    filestore, deleted data): a new build is requested, so the builder really builds."""
+    lost = await built(world)
+    del world.filestore.objects[ARTEFACT]
+    [repo] = world.store.repositories.values()
+    with caplog.at_level(logging.WARNING, "ryax_repository"):
+        report = await world.uc.scan_repository(P1, repo.id, build=build_flag)
+    [new_id] = report.build_ids
+    assert new_id != lost.id
+    [requested] = world.store.published
+    assert isinstance(requested, ActionBuildRequested) and requested.build_id == new_id
+    [action] = report.actions
+    assert action.status is FindingStatus.UNCHANGED and action.state is SourceState.BUILDING
+    assert f"the artefact of build {lost.id} ({ARTEFACT}) is missing" in action.message
+    [record] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert record.build_id == lost.id and record.artefact_key == ARTEFACT  # type: ignore[attr-defined]
+    assert record.new_build_id == new_id  # type: ignore[attr-defined]
+
+
+async def test_a_missing_artefact_is_rebuilt_under_a_changed_same_version(world: World) -> None:
+    """The recorded source is kept (not the changed one) and its artefact built again."""
+    await built(world)
+    del world.filestore.objects[ARTEFACT]
+    [repo] = world.store.repositories.values()
+    world.scanner.findings = ScanFindings(actions=(found("demo", "9" * 64),))
+    report = await world.uc.scan_repository(P1, repo.id)
+    [action] = report.actions
+    assert action.status is FindingStatus.CHANGED_SAME_VERSION
+    assert len(report.build_ids) == 1
+    [requested] = world.store.published
+    assert isinstance(requested, ActionBuildRequested)
+    assert requested.source_sha256 == "1" * 64
+
+
+async def test_build_of_an_action_whose_artefact_is_missing_is_a_new_build(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    lost = await built(world)
+    del world.filestore.objects[ARTEFACT]
+    with caplog.at_level(logging.WARNING, "ryax_repository"):
+        build = await world.uc.build_action(P1, "demo", "1.0")
+    assert build.id != lost.id and build.state is BuildState.REQUESTED
+    [requested] = world.store.published
+    assert isinstance(requested, ActionBuildRequested) and requested.build_id == build.id
+    [record] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert record.build_id == lost.id and record.artefact_key == ARTEFACT  # type: ignore[attr-defined]
 
 
 async def test_failed_build_is_recorded_with_its_log(world: World) -> None:

@@ -55,12 +55,13 @@ class WorkerServiceStub:
     3. Orders (runner -> worker). Deploy, Undeploy, Execute and Cancel carry an order_seq,
        increasing per worker_id. The worker acknowledges (Ack) once it has taken an order in
        charge, ignores an order whose order_seq it already handled, and on reconnect announces
-       the last order_seq it handled (Register.last_seen_order_seq) so the runner re-sends the
-       later ones. A worker that restarted from scratch sends 0 and reports what it still runs
-       (Register.deployed_steps, running_execution_ids): the runner then re-sends the desired
-       state of the site and settles executions the worker no longer knows (they failed).
+       the last order_seq it handled (Register.last_seen_order_seq). The runner keeps no log of
+       orders: at each registration it re-derives them from the site's desired state and what
+       the worker reports it has (Register.deployed_steps, running_execution_ids), and settles
+       the executions the worker no longer knows (docs/runner-worker-protocol.md).
     4. The worker sends a Heartbeat every Registered.heartbeat_interval_seconds; the runner
-       declares the site unreachable after a few missed heartbeats or when the stream ends.
+       declares the site unreachable when it has heard nothing from it for its heartbeat
+       timeout (RYAX_RUNNER_HEARTBEAT_TIMEOUT); the end of a stream alone changes nothing.
     """
 
     @_typing.overload
@@ -91,12 +92,13 @@ class WorkerServiceAsyncStub(WorkerServiceStub):
     3. Orders (runner -> worker). Deploy, Undeploy, Execute and Cancel carry an order_seq,
        increasing per worker_id. The worker acknowledges (Ack) once it has taken an order in
        charge, ignores an order whose order_seq it already handled, and on reconnect announces
-       the last order_seq it handled (Register.last_seen_order_seq) so the runner re-sends the
-       later ones. A worker that restarted from scratch sends 0 and reports what it still runs
-       (Register.deployed_steps, running_execution_ids): the runner then re-sends the desired
-       state of the site and settles executions the worker no longer knows (they failed).
+       the last order_seq it handled (Register.last_seen_order_seq). The runner keeps no log of
+       orders: at each registration it re-derives them from the site's desired state and what
+       the worker reports it has (Register.deployed_steps, running_execution_ids), and settles
+       the executions the worker no longer knows (docs/runner-worker-protocol.md).
     4. The worker sends a Heartbeat every Registered.heartbeat_interval_seconds; the runner
-       declares the site unreachable after a few missed heartbeats or when the stream ends.
+       declares the site unreachable when it has heard nothing from it for its heartbeat
+       timeout (RYAX_RUNNER_HEARTBEAT_TIMEOUT); the end of a stream alone changes nothing.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -123,12 +125,13 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
     3. Orders (runner -> worker). Deploy, Undeploy, Execute and Cancel carry an order_seq,
        increasing per worker_id. The worker acknowledges (Ack) once it has taken an order in
        charge, ignores an order whose order_seq it already handled, and on reconnect announces
-       the last order_seq it handled (Register.last_seen_order_seq) so the runner re-sends the
-       later ones. A worker that restarted from scratch sends 0 and reports what it still runs
-       (Register.deployed_steps, running_execution_ids): the runner then re-sends the desired
-       state of the site and settles executions the worker no longer knows (they failed).
+       the last order_seq it handled (Register.last_seen_order_seq). The runner keeps no log of
+       orders: at each registration it re-derives them from the site's desired state and what
+       the worker reports it has (Register.deployed_steps, running_execution_ids), and settles
+       the executions the worker no longer knows (docs/runner-worker-protocol.md).
     4. The worker sends a Heartbeat every Registered.heartbeat_interval_seconds; the runner
-       declares the site unreachable after a few missed heartbeats or when the stream ends.
+       declares the site unreachable when it has heard nothing from it for its heartbeat
+       timeout (RYAX_RUNNER_HEARTBEAT_TIMEOUT); the end of a stream alone changes nothing.
     """
 
     @_abc_1.abstractmethod
