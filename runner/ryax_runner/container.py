@@ -31,6 +31,10 @@ def engine_settings(settings: Settings) -> EngineSettings:
         heartbeat_timeout_seconds=settings.heartbeat_timeout_seconds,
         retry_backoff_seconds=settings.retry_backoff_seconds,
         max_inline_bytes=settings.max_inline_bytes,
+        infra_retries=settings.infra_retries,
+        default_step_timeout_seconds=settings.default_step_timeout_seconds,
+        timeout_grace_seconds=settings.timeout_grace_seconds,
+        site_wait_timeout_seconds=settings.site_wait_timeout_seconds,
     )
 
 

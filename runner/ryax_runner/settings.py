@@ -47,6 +47,20 @@ class Settings:
     heartbeat_timeout_seconds: float = 6.0
     #: RYAX_RUNNER_RETRY_BACKOFF: first retry delay of a failed execution (doubles each time).
     retry_backoff_seconds: float = 1.0
+    #: RYAX_RUNNER_INFRA_RETRIES: how many times an execution lost with its worker (crash,
+    #: restart, partition) is run again, per step and branch of a run; apart from the step's
+    #: own retries, which count failures only.
+    infra_retries: int = 3
+    #: RYAX_RUNNER_DEFAULT_STEP_TIMEOUT: the timeout (seconds) of a step that sets none and
+    #: whose action asks for no time (`resources.time`); every execution has one.
+    default_step_timeout_seconds: float = 3600.0
+    #: RYAX_RUNNER_TIMEOUT_GRACE: seconds the runner waits past a step's timeout for the
+    #: worker's own "timed out" result before it gives up on the execution itself.
+    timeout_grace_seconds: float = 30.0
+    #: RYAX_RUNNER_SITE_WAIT_TIMEOUT: seconds an execution may wait for its step to be ready on
+    #: a site (no site matches, the site is offline, the step is still deploying) before it
+    #: fails.
+    site_wait_timeout_seconds: float = 300.0
     #: RYAX_RUNNER_MAX_INLINE_BYTES: largest inline (non-file) value in a message.
     max_inline_bytes: int = 64 * 1024
     #: RYAX_RUNNER_SYNC_TIMEOUT: default and maximum wait of a synchronous endpoint call.
@@ -92,6 +106,12 @@ class Settings:
             ),
             heartbeat_timeout_seconds=timeout,
             retry_backoff_seconds=e.number("RYAX_RUNNER_RETRY_BACKOFF", 1.0, minimum=0),
+            infra_retries=e.integer("RYAX_RUNNER_INFRA_RETRIES", 3, minimum=0),
+            default_step_timeout_seconds=e.number(
+                "RYAX_RUNNER_DEFAULT_STEP_TIMEOUT", 3600.0, minimum=1
+            ),
+            timeout_grace_seconds=e.number("RYAX_RUNNER_TIMEOUT_GRACE", 30.0, minimum=0),
+            site_wait_timeout_seconds=e.number("RYAX_RUNNER_SITE_WAIT_TIMEOUT", 300.0, minimum=1),
             max_inline_bytes=e.integer("RYAX_RUNNER_MAX_INLINE_BYTES", 64 * 1024, minimum=1),
             sync_timeout_seconds=e.number("RYAX_RUNNER_SYNC_TIMEOUT", 60.0, minimum=0),
             max_upload_bytes=e.integer("RYAX_RUNNER_MAX_UPLOAD_BYTES", 1024**3, minimum=1),

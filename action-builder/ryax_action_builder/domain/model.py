@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,13 @@ BuildId = NewType("BuildId", str)
 #: Bump when the artefact layout changes: every content address changes with it.
 ARTEFACT_FORMAT: Final = 1
 SUPPORTED_TYPES: Final = ("python3", "python3-cuda")
+#: What to do about a dependency of spec.dependencies that is not installed.
+INSTEAD: Final = (
+    "if the code needs it, add a PyPI package that ships it to requirements.txt, or have it "
+    "installed on the workers (docs/reference/actions.md, Dependencies)"
+)
 _EVENT_NAMESPACE: Final = uuid.UUID("5d3b2f7e-4a7c-4f51-9b7e-6d1f3b0a9c21")
+_REQUIREMENT_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 class ActionKind(StrEnum):
@@ -31,6 +38,15 @@ class ActionKind(StrEnum):
     @property
     def entry_file(self) -> str:
         return "ryax_run.py" if self is ActionKind.TRIGGER else "ryax_handler.py"
+
+
+@dataclass(frozen=True)
+class PythonPackage:
+    """A Python package declared the Nix way in spec.dependencies, and the pip requirement the
+    repository maps it to (it owns that table; the builder installs what the order says)."""
+
+    dependency: str  # as written: python311Packages.opencv4
+    requirement: str  # opencv-python-headless
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +66,10 @@ class BuildOrder:
     repository_id: str = ""
     source_commit: str = ""
     trace_context: Mapping[str, str] = field(default_factory=dict)
+    #: Every Python package of spec.dependencies, in order, with its PyPI requirement, as the
+    #: repository mapped them; any other dependency is not installed. An order without them
+    #: (sent before the repository mapped them) has none.
+    python_packages: tuple[PythonPackage, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,24 +111,31 @@ def outcome_event_id(build_id: str, outcome: str) -> str:
 
 
 def content_address(
-    *, source_digest: str, requirements: str, python_version: str, wrapper_version: str
+    *,
+    source_digest: str,
+    requirements: str,
+    python_version: str,
+    wrapper_version: str,
+    python_packages: tuple[str, ...] = (),
 ) -> str:
     """sha256 of everything that makes an artefact: same inputs, same artefact.
 
     `source_digest` digests the unpacked source (paths, kinds, modes, bytes), not the archive:
     the same code packed twice (another mtime, another gzip) is the same artefact.
+    `python_packages` are the PyPI requirements of spec.dependencies (they follow the
+    repository's mapping table, not only the source); absent when there are none, so earlier
+    addresses still hold.
     """
-    canonical = json.dumps(
-        {
-            "format": ARTEFACT_FORMAT,
-            "source": source_digest.lower(),
-            "requirements": normalize_requirements(requirements),
-            "python": python_version,
-            "wrapper": wrapper_version,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    inputs: dict[str, object] = {
+        "format": ARTEFACT_FORMAT,
+        "source": source_digest.lower(),
+        "requirements": normalize_requirements(requirements),
+        "python": python_version,
+        "wrapper": wrapper_version,
+    }
+    if python_packages:
+        inputs["python_packages"] = list(python_packages)
+    canonical = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -235,6 +262,12 @@ class BuildPlan:
     requirements: str
     python_version: str
     wrapper_version: str
+    #: Python packages declared in spec.dependencies, installed from PyPI with requirements.txt.
+    python_packages: tuple[PythonPackage, ...] = ()
+
+    @property
+    def python_requirements(self) -> tuple[str, ...]:
+        return tuple(p.requirement for p in self.python_packages)
 
     @property
     def artefact_key(self) -> str:
@@ -259,6 +292,10 @@ class BuildPlan:
             "source_digest": self.source_digest,
             "requirements": [
                 line for line in normalize_requirements(self.requirements).split("\n") if line
+            ],
+            "python_packages": [
+                {"dependency": p.dependency, "requirement": p.requirement}
+                for p in self.python_packages
             ],
             "build_id": o.build_id,
             "repository_id": o.repository_id,
@@ -289,14 +326,7 @@ def plan_build(
             f"{', '.join(SUPPORTED_TYPES)})"
         )
     warnings: list[str] = []
-    dependencies = spec.get("dependencies") or []
-    if dependencies:
-        names = ", ".join(str(d) for d in dependencies)
-        # As docs/reference/actions.md says: accepted, not installed (there is no Nix here).
-        warnings.append(
-            f"binary dependencies (Nix) are not supported by this platform and were not "
-            f"installed: {names}"
-        )
+    packages = _python_packages(spec, order.python_packages, warnings)
     if "overlays.nix" in source_files:
         warnings.append("overlays.nix is ignored: this platform has no Nix")
     wanted = _requested_python(spec)
@@ -312,6 +342,7 @@ def plan_build(
         requirements=requirements,
         python_version=python_version,
         wrapper_version=wrapper_version,
+        python_packages=tuple(p.requirement for p in packages),
     )
     return BuildPlan(
         order=order,
@@ -321,7 +352,27 @@ def plan_build(
         requirements=requirements,
         python_version=python_version,
         wrapper_version=wrapper_version,
+        python_packages=packages,
     )
+
+
+def _python_packages(
+    spec: Mapping[str, Any], ordered: tuple[PythonPackage, ...], warnings: list[str]
+) -> tuple[PythonPackage, ...]:
+    """spec.dependencies (Nix packages in published Ryax): the Python packages the order maps to
+    PyPI, one per requirement; a warning for each other dependency (it is not installed)."""
+    mapped = {package.dependency for package in ordered}
+    dependencies = spec.get("dependencies") or []
+    for name in (str(d).strip() for d in dependencies) if isinstance(dependencies, list) else ():
+        if name not in mapped:
+            warnings.append(
+                f"spec.dependencies: Nix package {name} is not installed by this platform; "
+                f"{INSTEAD}"
+            )
+    found: dict[str, PythonPackage] = {}
+    for package in ordered:
+        found.setdefault(package.requirement, package)
+    return tuple(found.values())
 
 
 def _requested_python(spec: Mapping[str, Any]) -> str:
@@ -335,12 +386,93 @@ def _requested_python(spec: Mapping[str, Any]) -> str:
     return ""
 
 
-def pip_failure_reason(log: str) -> str:
-    """One user-facing line from pip's output: its last ERROR line, made readable."""
+def pip_failure_reason(log: str, python_packages: tuple[PythonPackage, ...] = ()) -> str:
+    """One user-facing line from pip's output: its last useful ERROR line, made readable, and
+    which file asked for what when requirements.txt and spec.dependencies are installed together
+    (a conflict names both)."""
     errors = [line.strip() for line in log.splitlines() if line.strip().startswith("ERROR:")]
+    source = "requirements.txt and spec.dependencies" if python_packages else "requirements.txt"
     if not errors:
-        return "requirements.txt: pip install failed (see the build log)"
-    # pip often ends with a generic line after the useful one.
-    useful = [e for e in errors if "No matching distribution" in e or "conflict" in e.lower()]
-    line = (useful or errors)[-1]
-    return "requirements.txt: " + line.removeprefix("ERROR:").strip()
+        return f"{source}: pip install failed (see the build log)"
+    # pip often ends with a generic line (ResolutionImpossible: see this URL) after the useful
+    # one.
+    useful = [
+        e
+        for e in errors
+        if "No matching distribution" in e
+        or ("conflict" in e.lower() and "ResolutionImpossible" not in e)
+    ]
+    line = (useful or errors)[-1].removeprefix("ERROR:").strip()
+    if not python_packages:
+        return f"{source}: {line}"
+    by_name = {canonical_name(p.requirement): p for p in python_packages}
+    missing = re.search(r"No matching distribution found for (\S+)", line)
+    if missing is not None:
+        package = by_name.get(canonical_name(missing.group(1)))
+        if package is not None:
+            return (
+                f"spec.dependencies: {package.dependency} is installed from PyPI as "
+                f"{package.requirement}, and {line}"
+            )
+        return f"requirements.txt: {line}"
+    causes = _conflict_causes(log, by_name)
+    if causes:
+        sides = {side for side, _ in causes if side} or {"requirements.txt"}
+        named = "requirements.txt and spec.dependencies" if len(sides) > 1 else sides.pop()
+        return f"{named} conflict: " + "; ".join(text for _, text in causes) + f" ({line})"
+    return f"{source}: {line}"
+
+
+def _conflict_causes(log: str, by_name: Mapping[str, PythonPackage]) -> list[tuple[str, str]]:
+    """pip's "The conflict is caused by:" lines, each with the file that asked for it
+    (requirements.txt, spec.dependencies, or "" for a dependency of a dependency)."""
+    lines = log.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if "The conflict is caused by" in line)
+    except StopIteration:
+        return []
+    causes: list[tuple[str, str]] = []
+    for raw in lines[start + 1 :]:
+        text = raw.strip()
+        if not text:
+            break
+        requested = re.fullmatch(r"The user requested (.+)", text)
+        depends = re.fullmatch(r"(\S+) (\S+) depends on (.+)", text)
+        if requested is not None:
+            wanted = requested.group(1)
+            package = by_name.get(canonical_name(wanted))
+            if package is not None and _same(package.requirement, wanted):
+                causes.append(
+                    (
+                        "spec.dependencies",
+                        f"spec.dependencies asks for {wanted} ({package.dependency})",
+                    )
+                )
+            else:
+                causes.append(("requirements.txt", f"requirements.txt asks for {wanted}"))
+        elif depends is not None:
+            name, version, wanted = depends.groups()
+            package = by_name.get(canonical_name(name))
+            if package is not None:
+                causes.append(
+                    (
+                        "spec.dependencies",
+                        f"{name} {version} from spec.dependencies ({package.dependency}) needs "
+                        f"{wanted}",
+                    )
+                )
+            else:
+                causes.append(("", f"{name} {version} needs {wanted}"))
+    return causes
+
+
+def canonical_name(requirement: str) -> str:
+    """The project name of a requirement, normalised as pip compares them (PEP 503), to find
+    which package pip's output speaks of."""
+    match = _REQUIREMENT_NAME.match(requirement.strip())
+    name = match.group(0) if match else requirement.strip()
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _same(requirement: str, wanted: str) -> bool:
+    return requirement.replace(" ", "").lower() == wanted.replace(" ", "").lower()

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ..application.build_log import BuildLog
 from ..domain.errors import BuildRefused
-from ..domain.model import BuildPlan, normalize_requirements, pip_failure_reason
+from ..domain.model import BuildPlan, PythonPackage, normalize_requirements, pip_failure_reason
 from .wrapper_source import WrapperSource
 
 log = logging.getLogger(__name__)
@@ -135,14 +135,23 @@ class PipBuildTool:
         layer = await self.wrapper_layer(log)
         log.add(f"wrapper layer {layer.name} (cached)")
         action_deps = work_dir / "deps"
+        arguments = ["--constraint", str(layer / "constraints.txt")]
+        command = "pip install --target deps"
         if normalize_requirements(plan.requirements):
-            log.add("pip install --target deps -r requirements.txt")
-            await self._pip_install(
-                action_deps,
-                ["--constraint", str(layer / "constraints.txt"), "-r", "requirements.txt"],
-                source_dir,
-                log,
+            arguments += ["-r", "requirements.txt"]
+            command += " -r requirements.txt"
+        for package in plan.python_packages:
+            log.add(
+                f"spec.dependencies: {package.dependency} -> PyPI {package.requirement} "
+                "(installed with requirements.txt, in the same pip run)"
             )
+        if plan.python_requirements:
+            # Names checked by the domain (PEP 508, no leading dash); `--` ends pip's options.
+            arguments += ["--", *plan.python_requirements]
+            command += " " + " ".join(plan.python_requirements)
+        if normalize_requirements(plan.requirements) or plan.python_requirements:
+            log.add(command)
+            await self._pip_install(action_deps, arguments, source_dir, log, plan.python_packages)
         else:
             log.add("no requirements.txt (or it is empty): no dependencies to install")
         artefact = work_dir / "artefact.tar.gz"
@@ -160,7 +169,12 @@ class PipBuildTool:
         return artefact
 
     async def _pip_install(
-        self, target: Path, arguments: Sequence[str], cwd: Path | None, log: BuildLog
+        self,
+        target: Path,
+        arguments: Sequence[str],
+        cwd: Path | None,
+        log: BuildLog,
+        python_packages: tuple[PythonPackage, ...] = (),
     ) -> None:
         command = [
             self._python,
@@ -182,12 +196,15 @@ class PipBuildTool:
         code, output = await self._run(command, cwd=cwd, limit=self._pip_timeout)
         log.add_output(output)
         if code == -signal.SIGKILL:
-            raise BuildRefused(
-                f"requirements.txt: pip install did not finish in {self._pip_timeout:.0f}s"
+            source = (
+                "requirements.txt and spec.dependencies"
+                if python_packages
+                else ("requirements.txt")
             )
+            raise BuildRefused(f"{source}: pip install did not finish in {self._pip_timeout:.0f}s")
         if code != 0:
             log.add(f"pip exited with status {code}")
-            raise BuildRefused(pip_failure_reason(output))
+            raise BuildRefused(pip_failure_reason(output, python_packages))
 
     async def _run(
         self, command: Sequence[str], *, cwd: Path | None, limit: float

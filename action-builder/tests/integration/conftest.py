@@ -158,8 +158,9 @@ async def listen_later(amqp_url: str) -> AsyncIterator[Callable[[], Awaitable[An
 
 @pytest.fixture
 async def order_sender(amqp_url: str) -> AsyncIterator[Callable[..., Any]]:
-    """Plays the repository: puts the source in the filestore, publishes ActionBuildRequested."""
-    from ryax_action_builder.domain.model import ActionKind, BuildId, BuildOrder
+    """Plays the repository: puts the source in the filestore, publishes ActionBuildRequested
+    (with the Python packages of spec.dependencies as the repository maps them, when given)."""
+    from ryax_action_builder.domain.model import ActionKind, BuildId, BuildOrder, PythonPackage
     from ryax_action_builder.infrastructure.messaging.mappers import build_order_to_proto
 
     connection = await aio_pika.connect_robust(amqp_url)
@@ -180,6 +181,7 @@ async def order_sender(amqp_url: str) -> AsyncIterator[Callable[..., Any]]:
         build_id: str,
         files: dict[str, str],
         kind: str = "processor",
+        python_packages: tuple[PythonPackage, ...] = (),
     ) -> BuildOrder:
         archive = source_archive(files)
         sha = hashlib.sha256(archive).hexdigest()
@@ -195,6 +197,7 @@ async def order_sender(amqp_url: str) -> AsyncIterator[Callable[..., Any]]:
             source_key=key,
             source_sha256=sha,
             metadata_yaml=files["ryax_metadata.yaml"],
+            python_packages=python_packages,
         )
         await exchange.publish(
             aio_pika.Message(

@@ -12,8 +12,9 @@ import subprocess
 import sys
 import tarfile
 import time
+import zipfile
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,16 @@ from aiohttp.test_utils import TestServer
 from ryax_action_builder.app import QUEUE, create_app, make_consumer
 from ryax_action_builder.application.build_log import BuildLog
 from ryax_action_builder.container import Container
-from ryax_action_builder.domain.model import BuildPlan, outcome_event_id
+from ryax_action_builder.domain.errors import BuildRefused
+from ryax_action_builder.domain.model import (
+    ActionKind,
+    BuildId,
+    BuildOrder,
+    BuildPlan,
+    PythonPackage,
+    outcome_event_id,
+    plan_build,
+)
 from ryax_action_builder.infrastructure.proto import builder_events_pb2 as pb
 from ryax_action_builder.settings import Settings
 from ryax_kit.filestore import S3Filestore
@@ -88,8 +98,15 @@ def decode(message: Any) -> pb.ActionBuilt | pb.ActionBuildFailed:
     return pb.ActionBuildFailed.FromString(message.body)
 
 
-async def run_artefact(artefact: Path, work: Path) -> tuple[Any, Any]:
-    """Unpack the artefact as a worker would, start run.sh, Init and Run over gRPC."""
+async def run_artefact(
+    artefact: Path,
+    work: Path,
+    inputs: dict[str, str] | None = None,
+    outputs: tuple[str, ...] = ("slug",),
+) -> tuple[Any, Any]:
+    """Unpack the artefact as a worker would, start run.sh, Init and Run over gRPC (string
+    inputs and outputs; by default the slugify action's)."""
+    values = inputs if inputs is not None else {"text": "Hello, World!"}
     # The worker's side of the contract, from the wrapper's own generated code (another
     # package: imported by name so each service type-checks alone).
     wpb: Any = importlib.import_module(
@@ -126,8 +143,8 @@ async def run_artefact(artefact: Path, work: Path) -> tuple[Any, Any]:
                 wpb.InitRequest(
                     action_dir=str(unpacked / "code"),
                     kind=manifest["kind"],
-                    inputs=[wpb.IO(name="text", type="string")],
-                    outputs=[wpb.IO(name="slug", type="string")],
+                    inputs=[wpb.IO(name=name, type="string") for name in values],
+                    outputs=[wpb.IO(name=name, type="string") for name in outputs],
                 )
             )
             assert init.error == "", init.traceback
@@ -136,7 +153,7 @@ async def run_artefact(artefact: Path, work: Path) -> tuple[Any, Any]:
                 async for r in stub.Run(
                     wpb.RunRequest(
                         execution_id="x",
-                        inputs={"text": wpb.Value(string_value="Hello, World!")},
+                        inputs={k: wpb.Value(string_value=v) for k, v in values.items()},
                         work_dir=str(work / "exec"),
                     )
                 )
@@ -371,3 +388,138 @@ def test_service_process_builds_and_stops_on_sigterm(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+# --------------------------------------------------------------------------- Nix-declared Python
+
+COMPAT = Path(__file__).resolve().parents[3] / "examples" / "ryax-compat"
+
+
+async def test_python_packages_declared_the_nix_way_are_built_and_run(
+    builder: Container,
+    answers: Answers,
+    order_sender: Sender,
+    filestore: S3Filestore,
+    tmp_path: Path,
+) -> None:
+    """examples/ryax-compat/nix-python-deps: `pythonPackages.tabulate` and
+    `python3Packages.dateutil` in spec.dependencies, `tabulate==0.9.0` in requirements.txt and a
+    Nix package (`ffmpeg`): one pip run installs both files' packages, the handler imports them
+    when the wrapper starts it. The order carries the packages as the repository maps them (it
+    owns the table; the builder has none)."""
+    folder = COMPAT / "nix-python-deps"
+    if not folder.is_dir():
+        pytest.skip("examples/ryax-compat is not present")
+    files = {p.name: p.read_text() for p in folder.iterdir() if p.is_file()}
+    mapped = (
+        PythonPackage("pythonPackages.tabulate", "tabulate"),
+        PythonPackage("python3Packages.dateutil", "python-dateutil"),
+    )
+    await order_sender(store_in(filestore, tmp_path), "build-nix", files, python_packages=mapped)
+    await answers.wait_for(1)
+    built = decode(answers.messages[0])
+    assert isinstance(built, pb.ActionBuilt), built
+    log = built.build_log
+    assert "spec.dependencies: pythonPackages.tabulate -> PyPI tabulate" in log
+    assert "spec.dependencies: python3Packages.dateutil -> PyPI python-dateutil" in log
+    assert "pip install --target deps -r requirements.txt tabulate python-dateutil" in log
+    assert "WARNING: spec.dependencies: Nix package ffmpeg is not installed" in log
+
+    artefact = tmp_path / "nix.tar.gz"
+    await filestore.download(built.artefact_key, artefact)
+    work = tmp_path / "run"
+    manifest, replies = await run_artefact(
+        artefact, work, {"dates": "2024-03-01; 1 April 2024"}, ("table",)
+    )
+    assert manifest["python_packages"] == [
+        {"dependency": "pythonPackages.tabulate", "requirement": "tabulate"},
+        {"dependency": "python3Packages.dateutil", "requirement": "python-dateutil"},
+    ]
+    result = replies[-1].result
+    assert result.status == 1, result.error  # COMPLETED: dateutil and tabulate imported
+    table = result.outputs["table"].string_value
+    assert "2024-03-01" in table and "Friday" in table and "2024-04-01" in table
+    deps = {entry.name for entry in (work / "unpacked" / "deps").iterdir()}
+    assert "tabulate-0.9.0.dist-info" in deps  # the version requirements.txt pins
+    assert any(name.startswith("python_dateutil-") for name in deps)
+
+
+def wheel(directory: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> None:
+    """A tiny pure-Python wheel, for pip to resolve without an index."""
+    dist = name.replace("-", "_")
+    info = f"{dist}-{version}.dist-info"
+    files = {
+        f"{dist}/__init__.py": f"VERSION = {version!r}\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        + "".join(f"Requires-Dist: {r}\n" for r in requires),
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    files[f"{info}/RECORD"] = "".join(f"{path},,\n" for path in files) + f"{info}/RECORD,,\n"
+    with zipfile.ZipFile(directory / f"{dist}-{version}-py3-none-any.whl", "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+
+
+async def test_a_conflict_between_requirements_and_dependencies_fails_naming_both(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requirements.txt pins ryaxtest-b 1.0; spec.dependencies declares pythonPackages.ryaxtest-a,
+    whose only version needs ryaxtest-b 2.0. One pip run (offline: local wheels) cannot satisfy
+    both, and the reason says which file asked for what."""
+    tool = Container(settings=settings).build_tool()
+    await tool.start()  # the wrapper layer, from the index, before going offline
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    wheel(wheels, "ryaxtest-a", "1.0", ("ryaxtest-b==2.0",))
+    wheel(wheels, "ryaxtest-b", "1.0")
+    wheel(wheels, "ryaxtest-b", "2.0")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "ryax_handler.py").write_text("import ryaxtest_a\n\ndef handle(r):\n    return {}\n")
+
+    def plan_for(requirements: str) -> BuildPlan:
+        (source / "requirements.txt").write_text(requirements)
+        return plan_build(
+            BuildOrder(
+                event_id="e",
+                build_id=BuildId("b-conflict"),
+                project_id="p",
+                action_id="a",
+                action_version="1.0",
+                kind=ActionKind.PROCESSOR,
+                source_key="sources/x.tar.gz",
+                source_sha256="",
+                metadata_yaml="",
+                python_packages=(PythonPackage("pythonPackages.ryaxtest-a", "ryaxtest-a"),),
+            ),
+            metadata={"spec": {"type": "python3", "dependencies": ["pythonPackages.ryaxtest-a"]}},
+            source_files=frozenset({"ryax_handler.py", "requirements.txt"}),
+            source_digest="ab" * 32,
+            requirements=requirements,
+            python_version=tool.python_version,
+            wrapper_version=tool.wrapper_version,
+        )
+
+    log = BuildLog()
+    with pytest.raises(BuildRefused) as refused:
+        await tool.build(
+            plan_for("ryaxtest-b==1.0\n"), source, tmp_path / "work-1", log, datetime.now(UTC)
+        )
+    assert refused.value.detail.startswith(
+        "requirements.txt and spec.dependencies conflict: requirements.txt asks for "
+        "ryaxtest-b==1.0; ryaxtest-a 1.0 from spec.dependencies (pythonPackages.ryaxtest-a) "
+        "needs ryaxtest-b==2.0 (Cannot install"
+    ), refused.value.detail
+    assert "pip install --target deps -r requirements.txt ryaxtest-a" in log.text()
+
+    # Without the pin, the same pip run installs both files' packages.
+    built = await tool.build(
+        plan_for("ryaxtest-b\n"), source, tmp_path / "work-2", BuildLog(), datetime.now(UTC)
+    )
+    with tarfile.open(built) as tar:
+        names = set(tar.getnames())
+    assert {"deps/ryaxtest_a/__init__.py", "deps/ryaxtest_b-2.0.dist-info/METADATA"} <= names

@@ -22,6 +22,7 @@ from ryax_action_builder.domain.model import (
     BuildOrder,
     BuildOutcome,
     BuildPlan,
+    PythonPackage,
     UnpackedSource,
     outcome_event_id,
 )
@@ -131,7 +132,11 @@ class World:
         return key, sha
 
     def order(
-        self, build_id: str, files: dict[str, str] | None = None, metadata: str = METADATA
+        self,
+        build_id: str,
+        files: dict[str, str] | None = None,
+        metadata: str = METADATA,
+        python_packages: tuple[PythonPackage, ...] = (),
     ) -> BuildOrder:
         key, sha = self.source(
             files
@@ -151,6 +156,7 @@ class World:
             source_sha256=sha,
             metadata_yaml=metadata,
             trace_context={"traceparent": "00-x"},
+            python_packages=python_packages,
         )
 
 
@@ -265,8 +271,34 @@ async def test_nix_dependencies_are_built_without_them_and_said_in_the_log() -> 
         w.order("b-1", metadata="spec: {type: python3, dependencies: [ffmpeg]}")
     )
     assert isinstance(outcome, ActionBuilt)
-    assert "WARNING: binary dependencies (Nix) are not supported" in outcome.build_log
-    assert "ffmpeg" in outcome.build_log
+    assert (
+        "WARNING: spec.dependencies: Nix package ffmpeg is not installed by this platform"
+        in outcome.build_log
+    )
+    assert w.tool.built[0].python_packages == ()
+
+
+async def test_python_packages_declared_the_nix_way_go_to_the_build_tool() -> None:
+    w = World()
+    metadata = (
+        "spec:\n  type: python3\n  dependencies:\n  - pythonPackages.tabulate\n"
+        "  - python3Packages.scikitlearn\n  - gcc\n"
+    )
+    # As the repository maps them (it owns the table): the builder installs what it is given.
+    mapped = (
+        PythonPackage("pythonPackages.tabulate", "tabulate"),
+        PythonPackage("python3Packages.scikitlearn", "scikit-learn"),
+    )
+    outcome = await w.builder.handle(w.order("b-1", metadata=metadata, python_packages=mapped))
+    assert isinstance(outcome, ActionBuilt)
+    [plan] = w.tool.built
+    assert plan.python_requirements == ("tabulate", "scikit-learn")
+    assert plan.requirements == "python-slugify==9.0.0\n"
+    assert "WARNING: spec.dependencies: Nix package gcc" in outcome.build_log
+    # The same source and requirements with other dependencies is another artefact.
+    other = await w.builder.handle(w.order("b-2"))
+    assert isinstance(other, ActionBuilt) and not other.cached
+    assert other.artefact_key != outcome.artefact_key
 
 
 async def test_unexpected_error_still_answers() -> None:

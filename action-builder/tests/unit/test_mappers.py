@@ -10,6 +10,7 @@ from ryax_action_builder.domain.model import (
     ActionKind,
     BuildId,
     BuildOrder,
+    PythonPackage,
 )
 from ryax_action_builder.infrastructure.messaging.mappers import (
     EXCHANGE,
@@ -19,6 +20,7 @@ from ryax_action_builder.infrastructure.messaging.mappers import (
     outcome_to_message,
 )
 from ryax_action_builder.infrastructure.proto import builder_events_pb2 as pb
+from ryax_action_builder.infrastructure.proto import repository_events_pb2 as repository_pb
 
 AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -37,9 +39,21 @@ def test_build_order_round_trip() -> None:
         repository_id="r",
         source_commit="c",
         trace_context={"traceparent": "t"},
+        python_packages=(
+            PythonPackage("pythonPackages.scikitlearn", "scikit-learn"),
+            PythonPackage("python311Packages.numpy_1", "numpy<2"),
+        ),
     )
     body = build_order_to_proto(order).SerializeToString()
     assert build_order_from_proto(body) == order
+
+
+def test_an_order_without_python_packages_has_none() -> None:
+    """An order from before the field: no Python package is installed for spec.dependencies."""
+    body = repository_pb.ActionBuildRequested(
+        event_id="e", build_id="b", action_kind="processor"
+    ).SerializeToString()
+    assert build_order_from_proto(body).python_packages == ()
 
 
 def test_garbage_is_undecodable() -> None:

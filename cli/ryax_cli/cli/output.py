@@ -31,6 +31,7 @@ STATE_STYLES = {
     "offline": "red",
     "cancelled": "yellow",
     "canceled": "yellow",
+    "lost": "yellow",
 }
 
 

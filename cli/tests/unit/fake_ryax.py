@@ -886,6 +886,20 @@ def _run_out(run: dict[str, Any], *, steps: bool) -> dict[str, Any]:
                 "site_name": "local",
                 "outputs": {"text": "a b"},
             },
+            *(
+                [
+                    {
+                        "execution_id": "ex-count-lost",
+                        "step_id": "count",
+                        "state": "lost",
+                        "error": "worker lost: site local no longer knows the execution",
+                        "site_name": "local",
+                        "outputs": None,
+                    }
+                ]
+                if run.get("lost_attempt")
+                else []
+            ),
             {
                 "execution_id": "ex-count",
                 "step_id": "count",

@@ -502,6 +502,23 @@ def test_run_list_pages(ryax: Ryax, tmp_path: Path) -> None:
     assert len(rest["runs"]) == 1 and rest["next_cursor"] is None
 
 
+def test_run_show_lists_a_lost_attempt_like_any_step_state(
+    ryax: Ryax, fake: FakeRyax, tmp_path: Path
+) -> None:
+    ryax.login()
+    deployed_demo(ryax, tmp_path)
+    ryax("run", "trigger", "Word count demo", "-i", "text=x")
+    run_id = next(iter(fake.runs))
+    fake.runs[run_id]["lost_attempt"] = True  # the worker was lost once: count ran twice
+    out = ryax("run", "show", run_id)
+    assert out.exit_code == 0, out.stderr
+    cells = [[c.strip() for c in line.split("│")[1:3]] for line in out.stdout.splitlines()]
+    assert [c for c in cells if c[:1] == ["count"]] == [["count", "lost"], ["count", "completed"]]
+    assert "no longer knows the execution" in out.stdout
+    shown = json.loads(ryax("run", "show", run_id, "-o", "json").stdout)
+    assert [s["state"] for s in shown["steps"]] == ["completed", "lost", "completed"]
+
+
 def test_run_show_unknown_is_404(ryax: Ryax) -> None:
     ryax.login()
     out = ryax("run", "show", "run-404")

@@ -4,11 +4,13 @@ shape, bodies read within limits, bearer tokens, health/readiness/metrics."""
 from .api import Api, Handler, Param, RouteDoc, openapi_path
 from .auth import bearer_token
 from .body import MAX_JSON_BYTES, read_json, read_raw, validation_detail
+from .content import UNTRUSTED_CONTENT_HEADERS
 from .errors import ErrorMapping, HttpError, error_response
 from .ops import Metrics, ReadyCheck, add_operational_routes, create_web_app, errors_middleware
 
 __all__ = [
     "MAX_JSON_BYTES",
+    "UNTRUSTED_CONTENT_HEADERS",
     "Api",
     "ErrorMapping",
     "Handler",

@@ -22,6 +22,14 @@ from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Final, TypeAlias
 
+from .nix_packages import (
+    NotInstalled,
+    PythonPackage,
+    classify_dependency,
+    declared_python_packages,
+    python_packages,
+)
+
 API_VERSION: Final = "ryax.tech/v2.0"
 LEGACY_API_VERSION: Final = "ryax.tech/v1"
 
@@ -195,14 +203,40 @@ class ActionMetadata:
     def entrypoint_file(self) -> str:
         return entrypoint_file(self.kind)
 
+    @property
+    def python_packages(self) -> tuple[PythonPackage, ...]:
+        """The `dependencies` that are Python packages (`python3Packages.X`...): the build
+        installs their PyPI requirements with requirements.txt."""
+        return python_packages(self.dependencies)
+
+    @property
+    def declared_python_packages(self) -> tuple[PythonPackage, ...]:
+        """Every one of those, in order, even two that install the same requirement: what the
+        build request carries (the builder tells them from the dependencies it does not
+        install)."""
+        return declared_python_packages(self.dependencies)
+
     def logo_errors(self, data: bytes) -> tuple[MetadataError, ...]:
         """Check the logo file's bytes (read by the caller) and report at the `logo` line."""
+        return self.inspect_logo(data)[0]
+
+    def inspect_logo(
+        self, data: bytes
+    ) -> tuple[tuple[MetadataError, ...], tuple[MetadataWarning, ...], str]:
+        """Errors and warnings about the logo file's bytes (read by the caller), at the `logo`
+        line, and the media type of what it really holds ("" when it is refused or absent)."""
         if self.logo is None:
-            return ()
-        return tuple(
+            return (), (), ""
+        check = inspect_logo(data, self.logo)
+        errors = tuple(
             MetadataError(self.source_file, self.logo_line, "spec.logo", f"spec.logo: {problem}")
-            for problem in check_logo(data, self.logo)
+            for problem in check.errors
         )
+        warnings = tuple(
+            MetadataWarning(self.source_file, self.logo_line, "spec.logo", f"spec.logo: {note}")
+            for note in check.warnings
+        )
+        return errors, warnings, "" if errors else check.media_type
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -363,7 +397,23 @@ TIME_UNITS: Final[Mapping[str, int]] = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
 LOGO_MAX_SIDE: Final = 250
-LOGO_SUFFIXES: Final = (".png", ".jpg", ".jpeg")
+LOGO_SUFFIXES: Final = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg")
+LOGO_NAMES: Final = ".png, .jpg, .jpeg, .gif, .webp or .svg"
+_SUFFIX_FORMATS: Final[Mapping[str, str]] = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".gif": "GIF",
+    ".webp": "WebP",
+    ".svg": "SVG",
+}
+LOGO_MEDIA_TYPES: Final[Mapping[str, str]] = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "GIF": "image/gif",
+    "WebP": "image/webp",
+    "SVG": "image/svg+xml",
+}
 
 
 def entrypoint_file(kind: ActionKind) -> str:
@@ -414,62 +464,172 @@ def parse_time(value: float | str) -> float:
 
 
 def image_size(data: bytes) -> tuple[str, int, int] | None:
-    """(format, width, height) of a PNG or JPEG image, or None when it is neither or is cut."""
+    """(format, width, height) of a PNG, JPEG, GIF or WebP image, or None when it is none of
+    them or is cut. SVG, a vector format without pixels, is told apart by `logo_format`."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         if len(data) < 24 or data[12:16] != b"IHDR":
             return None
         width, height = struct.unpack(">II", data[16:24])
         return ("PNG", width, height)
     if data.startswith(b"\xff\xd8"):
-        index = 2
-        while index + 4 <= len(data):
-            if data[index] != 0xFF:
-                return None
-            marker = data[index + 1]
-            if marker == 0xFF:  # fill byte before a marker
-                index += 1
-                continue
-            if marker == 0x01 or 0xD0 <= marker <= 0xD9:  # markers without a length
-                if marker == 0xD9:
-                    return None
-                index += 2
-                continue
-            (length,) = struct.unpack(">H", data[index + 2 : index + 4])
-            if length < 2:
-                return None
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                if index + 9 > len(data):
-                    return None
-                height, width = struct.unpack(">HH", data[index + 5 : index + 9])
-                return ("JPEG", width, height)
-            index += 2 + length
-        return None
+        return _jpeg_size(data)
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        if len(data) < 10:
+            return None
+        width, height = struct.unpack("<HH", data[6:10])
+        return ("GIF", width, height)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return _webp_size(data)
     return None
 
 
-def check_logo(data: bytes, name: str) -> list[str]:
-    """Problems with a logo file: PNG or JPEG matching its extension, at most 250x250 pixels."""
+def _jpeg_size(data: bytes) -> tuple[str, int, int] | None:
+    index = 2
+    while index + 4 <= len(data):
+        if data[index] != 0xFF:
+            return None
+        marker = data[index + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            index += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD9:  # markers without a length
+            if marker == 0xD9:
+                return None
+            index += 2
+            continue
+        (length,) = struct.unpack(">H", data[index + 2 : index + 4])
+        if length < 2:
+            return None
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if index + 9 > len(data):
+                return None
+            height, width = struct.unpack(">HH", data[index + 5 : index + 9])
+            return ("JPEG", width, height)
+        index += 2 + length
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[str, int, int] | None:
+    """The canvas of a WebP file: its first chunk is VP8 (lossy), VP8L (lossless) or VP8X."""
+    if len(data) < 30:
+        return None
+    chunk = data[12:16]
+    if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", data[26:30])
+        return ("WebP", width & 0x3FFF, height & 0x3FFF)
+    if chunk == b"VP8L" and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return ("WebP", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1)
+    if chunk == b"VP8X":
+        width = int.from_bytes(data[24:27], "little") + 1
+        height = int.from_bytes(data[27:30], "little") + 1
+        return ("WebP", width, height)
+    return None
+
+
+_SVG_PROLOG: Final = re.compile(
+    r"\s*(?:<\?xml[^>]*\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>)", re.S | re.I
+)
+_SVG_ROOT: Final = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?svg[\s/>]")
+_SVG_ACTIVE: Final = re.compile(
+    r"<\s*(?:[\w.-]+:)?(?:script|foreignObject)\b|\bon[a-z]+\s*=|javascript\s*:|<!\s*(?:DOCTYPE|ENTITY)",
+    re.I,
+)
+
+
+def _svg_text(data: bytes) -> str | None:
+    """The text of an SVG document (UTF-8, its root element `svg`), or None."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    position = 0
+    while match := _SVG_PROLOG.match(text, position):
+        if match.end() == position:
+            break
+        position = match.end()
+    rest = text[position:].lstrip()
+    return text if _SVG_ROOT.match(rest) else None
+
+
+def logo_format(data: bytes) -> str | None:
+    """PNG, JPEG, GIF, WebP or SVG by the content (not the name), or None for anything else."""
+    for signature, kind in _SIGNATURES:
+        if data.startswith(signature) and (kind != "WebP" or data[8:12] == b"WEBP"):
+            return kind
+    return "SVG" if _svg_text(data) is not None else None
+
+
+_SIGNATURES: Final = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"RIFF", "WebP"),
+)
+
+
+@dataclass(frozen=True)
+class LogoCheck:
+    """What a logo file holds: its real format and media type, and what is wrong with it.
+    `errors` refuse the action; `warnings` (a name that does not match the content) do not."""
+
+    format: str | None
+    media_type: str
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def inspect_logo(data: bytes, name: str) -> LogoCheck:
+    """A PNG, JPEG, GIF, WebP or SVG image of at most 250x250 pixels (SVG has no pixels); the
+    content decides the type, a name saying another type is only a warning (published Ryax
+    opens the file whatever its name)."""
     suffix = PurePosixPath(name).suffix.lower()
     if suffix not in LOGO_SUFFIXES:
-        return [f"logo {name!r} must be a .png, .jpg or .jpeg file"]
+        return LogoCheck(None, "", (f"logo {name!r} must be a {LOGO_NAMES} file",))
     if not data:
-        return [f"logo {name!r} is an empty file"]
-    size = image_size(data)
-    expected = "PNG" if suffix == ".png" else "JPEG"
-    if size is None:
-        return [f"logo {name!r} is not a readable {expected} image"]
-    kind, width, height = size
-    problems: list[str] = []
-    if kind != expected:
-        problems.append(f"logo {name!r} has a {suffix} name but holds a {kind} image")
-    if width == 0 or height == 0:
-        problems.append(f"logo {name!r} has no pixels ({width}x{height})")
-    elif width > LOGO_MAX_SIDE or height > LOGO_MAX_SIDE:
-        problems.append(
-            f"logo {name!r} is {width}x{height} pixels; at most "
-            f"{LOGO_MAX_SIDE}x{LOGO_MAX_SIDE} is allowed"
+        return LogoCheck(None, "", (f"logo {name!r} is an empty file",))
+    kind = logo_format(data)
+    if kind is None:
+        return LogoCheck(
+            None,
+            "",
+            (f"logo {name!r} is not an image: expected PNG, JPEG, GIF, WebP or SVG content",),
         )
-    return problems
+    media_type = LOGO_MEDIA_TYPES[kind]
+    errors: list[str] = []
+    if kind == "SVG":
+        text = _svg_text(data) or ""
+        if _SVG_ACTIVE.search(text):
+            errors.append(
+                f"logo {name!r} is an SVG image with active content (a script, an event "
+                "handler, a javascript: link, a foreignObject or a DOCTYPE), which a logo may "
+                "not have"
+            )
+    else:
+        size = image_size(data)
+        if size is None:
+            return LogoCheck(kind, media_type, (f"logo {name!r} is not a readable {kind} image",))
+        _, width, height = size
+        if width == 0 or height == 0:
+            errors.append(f"logo {name!r} has no pixels ({width}x{height})")
+        elif width > LOGO_MAX_SIDE or height > LOGO_MAX_SIDE:
+            errors.append(
+                f"logo {name!r} is {width}x{height} pixels; at most "
+                f"{LOGO_MAX_SIDE}x{LOGO_MAX_SIDE} is allowed"
+            )
+    warnings: tuple[str, ...] = ()
+    if _SUFFIX_FORMATS[suffix] != kind:
+        warnings = (
+            f"logo {name!r}: the file is named {suffix} but holds a {kind} image; it is kept "
+            f"and served as {media_type}",
+        )
+    return LogoCheck(kind, media_type, tuple(errors), warnings)
+
+
+def check_logo(data: bytes, name: str) -> list[str]:
+    """The problems that refuse a logo file (see `inspect_logo`)."""
+    return list(inspect_logo(data, name).errors)
 
 
 def check_entrypoint(kind: ActionKind, source: str) -> list[str]:
@@ -543,6 +703,15 @@ def _quote_hint(node: Node) -> str:
     if isinstance(node.value, bool | int | float):
         return " (quote it in the YAML file to make it a string)"
     return ""
+
+
+@dataclass(frozen=True)
+class _Declared:
+    """A Python package of spec.dependencies, with where it was declared."""
+
+    line: int
+    path: str
+    package: PythonPackage
 
 
 class _Parser:
@@ -750,14 +919,16 @@ class _Parser:
                 node, "spec.categories", "categories", MAX_CATEGORIES, CATEGORY_MAX
             )
         dependencies: tuple[str, ...] = ()
+        declared: list[_Declared] = []
         if (node := get("dependencies")) is not None:
-            dependencies = self.dependencies(node)
+            dependencies, declared = self.dependencies(node)
         resources = Resources()
         if (node := get("resources")) is not None:
             resources = self.resources(node)
         python_version = nixpkgs_version = None
         if (node := get("options")) is not None:
             python_version, nixpkgs_version = self.options(node)
+        self.python_package_versions(declared, python_version)
         addons: tuple[str, ...] = ()
         if (node := get("addons")) is not None:
             addons = self.addons(node)
@@ -882,23 +1053,49 @@ class _Parser:
             self.error(
                 node.line,
                 "spec.logo",
-                f"expected a .png, .jpg or .jpeg file (at most 250x250 pixels); got {value!r}",
+                f"expected a {LOGO_NAMES} file (at most 250x250 pixels); got {value!r}",
             )
             return None
         return value
 
-    def dependencies(self, node: Node) -> tuple[str, ...]:
-        values = self.strings(
-            node, "spec.dependencies", "dependencies", MAX_DEPENDENCIES, DEPENDENCY_MAX
-        )
-        if values:
-            self.warn(
-                node.line,
-                "spec.dependencies",
-                "binary dependencies are Nix packages in Ryax and this platform does not install "
-                f"Nix packages, so the build will not provide: {', '.join(values)}",
-            )
-        return values
+    def dependencies(self, node: Node) -> tuple[tuple[str, ...], list[_Declared]]:
+        """The Nix packages of published Ryax: Python package set attributes are installed from
+        PyPI (`nix_packages`); every other one gets a warning on its own line."""
+        path = "spec.dependencies"
+        items = self.list_of(node, path, "dependencies", MAX_DEPENDENCIES)
+        if items is None:
+            return (), []
+        values: list[str] = []
+        packages: list[_Declared] = []
+        for index, item in enumerate(items):
+            item_path = f"{path}[{index}]"
+            value = self.string(item, item_path, minimum=1, maximum=DEPENDENCY_MAX)
+            if value is None:
+                continue
+            values.append(value)
+            found = classify_dependency(value)
+            if isinstance(found, NotInstalled):
+                self.warn(item.line, item_path, found.reason)
+            else:
+                packages.append(_Declared(item.line, item_path, found))
+        return tuple(values), packages
+
+    def python_package_versions(
+        self, packages: list[_Declared], python_version: str | None
+    ) -> None:
+        """`python310Packages.X` in an action for Python 3.11: X is installed for 3.11."""
+        if python_version is None:
+            return
+        for declared in packages:
+            package = declared.package
+            if package.python_version and package.python_version != python_version:
+                self.warn(
+                    declared.line,
+                    declared.path,
+                    f"{package.dependency} is a package for Python {package.python_version}; "
+                    f"it is installed from PyPI for this action's Python {python_version} "
+                    "(spec.options.python.version)",
+                )
 
     def resources(self, node: Node) -> Resources:
         fields = self.mapping(node, "spec.resources", _RESOURCE_FIELDS)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .action_metadata import ActionMetadata
+from .nix_packages import PythonPackage
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +25,9 @@ class ActionBuildRequested:
     requested_at: datetime
     repository_id: str
     source_commit: str
+    #: Every Python package declared the Nix way in spec.dependencies, in order, with the PyPI
+    #: requirement it maps to: the builder installs these, it has no table of its own.
+    python_packages: tuple[PythonPackage, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

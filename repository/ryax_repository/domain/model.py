@@ -504,6 +504,7 @@ class ActionSource:
                 requested_at=now,
                 repository_id=self.origin.repository_id or "",
                 source_commit=self.origin.commit or "",
+                python_packages=self.packed.metadata.declared_python_packages,
             )
         )
         return build

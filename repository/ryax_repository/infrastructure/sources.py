@@ -28,7 +28,6 @@ from ..domain.action_metadata import (
     ActionMetadata,
     InvalidActionMetadata,
     check_entrypoint,
-    image_size,
 )
 from ..domain.model import Issue, PackedSource
 from .yaml_nodes import load_action_metadata, load_nodes
@@ -36,7 +35,7 @@ from .yaml_nodes import load_action_metadata, load_nodes
 METADATA_NAME = "ryax_metadata.yaml"
 SKIPPED_DIRS = frozenset({".git", "__pycache__"})
 SKIPPED_SUFFIXES = (".pyc",)
-MEDIA_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg"}
+NIX_OVERLAYS = "overlays.nix"
 MiB = 1024 * 1024
 
 
@@ -265,8 +264,21 @@ class FolderScanner:
                 )
             )
         errors += self._check_code(root, metadata, prefix, members)
-        logo, media_type, logo_errors = self._check_logo(root, metadata, prefix, members)
+        logo, media_type, logo_errors, logo_warnings = self._check_logo(
+            root, metadata, prefix, members
+        )
         errors += logo_errors
+        warnings += tuple(logo_warnings)
+        if prefix + NIX_OVERLAYS in members:
+            warnings += (
+                Issue(
+                    file=prefix + NIX_OVERLAYS,
+                    message=(
+                        f"{NIX_OVERLAYS} is ignored: this platform has no Nix; Python packages "
+                        "go in requirements.txt or spec.dependencies (python3Packages.<name>)"
+                    ),
+                ),
+            )
         if errors:
             return FoundAction(
                 path=folder,
@@ -330,52 +342,49 @@ class FolderScanner:
 
     def _check_logo(
         self, root: Path, metadata: ActionMetadata, prefix: str, members: dict[str, int]
-    ) -> tuple[bytes | None, str, list[Issue]]:
+    ) -> tuple[bytes | None, str, list[Issue], list[Issue]]:
+        """The logo's bytes and real media type, its errors and its warnings (a name that says
+        another image type than the content is only a warning)."""
         if metadata.logo is None:
-            return None, "", []
+            return None, "", [], []
         path = prefix + metadata.logo
         source = metadata.source_file or prefix + METADATA_NAME
 
-        def error(message: str) -> list[Issue]:
-            return [
-                Issue(
-                    file=source,
-                    line=metadata.logo_line,
-                    field="spec.logo",
-                    message=f"spec.logo: {message}",
-                )
-            ]
+        def error(message: str) -> tuple[None, str, list[Issue], list[Issue]]:
+            issue = Issue(
+                file=source,
+                line=metadata.logo_line,
+                field="spec.logo",
+                message=f"spec.logo: {message}",
+            )
+            return None, "", [issue], []
 
         if path not in members:
-            return (
-                None,
-                "",
-                error(
-                    f"the file {metadata.logo!r} is not in the action folder "
-                    "(symbolic links are not followed)"
-                ),
+            return error(
+                f"the file {metadata.logo!r} is not in the action folder "
+                "(symbolic links are not followed)"
             )
         if members[path] > self.limits.max_logo_bytes:
-            return (
-                None,
-                "",
-                error(
-                    f"{metadata.logo!r} is {members[path]} bytes; at most "
-                    f"{self.limits.max_logo_bytes} bytes"
-                ),
+            return error(
+                f"{metadata.logo!r} is {members[path]} bytes; at most "
+                f"{self.limits.max_logo_bytes} bytes"
             )
         try:
             data = read_limited(root, path, self.limits.max_logo_bytes)
         except (OSError, ValueError) as exc:
-            return None, "", error(f"{metadata.logo!r} cannot be read: {exc}")
-        problems = [
-            Issue(file=e.file or source, line=e.line, field=e.field_path, message=e.message)
-            for e in metadata.logo_errors(data)
+            return error(f"{metadata.logo!r} cannot be read: {exc}")
+        problems, notes, media_type = metadata.inspect_logo(data)
+        warnings = [
+            Issue(file=w.file or source, line=w.line, field=w.field_path, message=w.message)
+            for w in notes
         ]
         if problems:
-            return None, "", problems
-        size = image_size(data)
-        return data, MEDIA_TYPES.get(size[0], "") if size else "", []
+            errors = [
+                Issue(file=e.file or source, line=e.line, field=e.field_path, message=e.message)
+                for e in problems
+            ]
+            return None, "", errors, warnings
+        return data, media_type, [], warnings
 
 
 def _line_of(problem: str) -> int:

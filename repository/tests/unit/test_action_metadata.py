@@ -17,13 +17,17 @@ from ryax_repository.domain.action_metadata import (
     ActionMetadata,
     InvalidActionMetadata,
     IOType,
+    LogoCheck,
     MetadataError,
+    MetadataWarning,
     Node,
     Resources,
     check_entrypoint,
     check_logo,
     entrypoint_file,
     image_size,
+    inspect_logo,
+    logo_format,
     parse_action_metadata,
     parse_memory,
     parse_time,
@@ -35,6 +39,9 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE_ACTIONS = REPO_ROOT / "examples" / "actions"
 EXAMPLE_WORKFLOWS = REPO_ROOT / "examples" / "workflows"
 BUILTIN_HTTP = REPO_ROOT / "docs" / "reference" / "builtin" / "httpapijson.ryax_metadata.yaml"
+
+IMAGE_KINDS = "expected PNG, JPEG, GIF, WebP or SVG content"
+NAMES_RULE = "expected a .png, .jpg, .jpeg, .gif, .webp or .svg file (at most 250x250 pixels); got "
 
 MINIMAL = """\
 apiVersion: "ryax.tech/v2.0"
@@ -535,7 +542,9 @@ def test_internal_type_is_reserved_for_built_in_actions() -> None:
 # logo, categories, dependencies
 
 
-@pytest.mark.parametrize("value", ["logo.png", "img/logo.JPG", "a.jpeg", "./x.png"])
+@pytest.mark.parametrize(
+    "value", ["logo.png", "img/logo.JPG", "a.jpeg", "./x.png", "l.gif", "l.WebP", "l.svg"]
+)
 def test_valid_logo_names(value: str) -> None:
     assert parse(document(logo=value)).logo == value
 
@@ -546,11 +555,12 @@ def test_valid_logo_names(value: str) -> None:
         ("/etc/logo.png", "expected a file name relative to the action folder, inside it; got "),
         ("../logo.png", "expected a file name relative to the action folder, inside it; got "),
         ("img\\logo.png", "expected a file name relative to the action folder, inside it; got "),
-        ("logo.gif", "expected a .png, .jpg or .jpeg file (at most 250x250 pixels); got "),
-        ("logo", "expected a .png, .jpg or .jpeg file (at most 250x250 pixels); got "),
+        ("logo.bmp", NAMES_RULE),
+        ("logo", NAMES_RULE),
     ],
 )
 def test_invalid_logo_names(value: str, message: str) -> None:
+    """Published Ryax takes .png, .jpg and .jpeg names; GIF, WebP and SVG are added here."""
     assert messages(document(logo=value)) == [f"spec.logo: {message}{value!r}"]
 
 
@@ -578,17 +588,96 @@ def test_categories() -> None:
     ]
 
 
-def test_dependencies_are_kept_with_a_warning_about_nix() -> None:
-    metadata = parse(document(dependencies=["opencv", "git"]))
-    assert metadata.dependencies == ("opencv", "git")
-    [warning] = metadata.warnings
-    assert warning.field_path == "spec.dependencies"
-    assert warning.message == (
-        "spec.dependencies: binary dependencies are Nix packages in Ryax and this platform does "
-        "not install Nix packages, so the build will not provide: opencv, git"
+NIX_DEPENDENCIES = (
+    MINIMAL
+    + """\
+  options:
+    python:
+      version: "3.11"
+  dependencies:
+  - pythonPackages.pandas
+  - python3Packages.numpy
+  - ffmpeg
+  - python311Packages.requests
+  - python310Packages.opencv4
+  - python3.pkgs.scikitlearn
+  - glib.out
+  - python2Packages.six
+  - python3Packages.python
+"""
+)
+
+
+def test_python_packages_declared_the_nix_way_are_pypi_requirements() -> None:
+    metadata = parse(NIX_DEPENDENCIES)
+    assert metadata.dependencies[:2] == ("pythonPackages.pandas", "python3Packages.numpy")
+    assert [(p.dependency, p.requirement) for p in metadata.python_packages] == [
+        ("pythonPackages.pandas", "pandas"),
+        ("python3Packages.numpy", "numpy"),
+        ("python311Packages.requests", "requests"),
+        ("python310Packages.opencv4", "opencv-python-headless"),
+        ("python3.pkgs.scikitlearn", "scikit-learn"),
+    ]
+
+
+def test_other_nix_packages_are_warnings_on_their_own_lines() -> None:
+    metadata = parse(NIX_DEPENDENCIES)
+    assert [(w.line, w.field_path) for w in metadata.warnings] == [
+        (14, "spec.dependencies[2]"),
+        (18, "spec.dependencies[6]"),
+        (19, "spec.dependencies[7]"),
+        (20, "spec.dependencies[8]"),
+        (16, "spec.dependencies[4]"),
+    ]
+    ffmpeg = metadata.warnings[0]
+    assert ffmpeg.message == (
+        "spec.dependencies[2]: Nix package ffmpeg is not installed by this platform; if the code "
+        "needs it, add a PyPI package that ships it to requirements.txt, or have it installed on "
+        "the workers (docs/reference/actions.md, Dependencies)"
     )
-    assert str(warning).startswith(f"{FILE}:")
-    assert ": warning: spec.dependencies:" in str(warning)
+    assert str(ffmpeg) == f"{FILE}:14: warning: {ffmpeg.message}"
+    messages_ = [w.message for w in metadata.warnings]
+    assert "Nix package glib.out is not installed by this platform" in messages_[1]
+    assert "python2Packages.six is a Python 2 package and actions run on Python 3" in messages_[2]
+    assert "python3Packages.python is not installed: it is the interpreter itself" in messages_[3]
+    assert messages_[4] == (
+        "spec.dependencies[4]: python310Packages.opencv4 is a package for Python 3.10; it is "
+        "installed from PyPI for this action's Python 3.11 (spec.options.python.version)"
+    )
+
+
+def test_a_versioned_package_set_without_a_python_version_is_no_warning() -> None:
+    metadata = parse(document(dependencies=["python310Packages.tabulate"]))
+    assert metadata.warnings == ()
+    [package] = metadata.python_packages
+    assert (package.requirement, package.python_version) == ("tabulate", "3.10")
+
+
+def test_published_examples_of_dependencies() -> None:
+    """R2 (pythonPackages.*), R1 (unixODBCDrivers.msodbcsql17), S1 (git, opencv), S6."""
+    metadata = parse(
+        document(
+            dependencies=[
+                "pythonPackages.dbfread",
+                "pythonPackages.datar",
+                "unixODBCDrivers.msodbcsql17",
+                "opencv",
+                "nodejs_21",
+                "python311Packages.opencv4",
+            ]
+        )
+    )
+    assert [p.requirement for p in metadata.python_packages] == [
+        "dbfread",
+        "datar",
+        "opencv-python-headless",
+    ]
+    assert [w.field_path for w in metadata.warnings] == [
+        "spec.dependencies[2]",
+        "spec.dependencies[3]",
+        "spec.dependencies[4]",
+    ]
+    assert all("is not installed by this platform" in w.message for w in metadata.warnings)
 
 
 def test_no_dependencies_no_warning() -> None:
@@ -602,6 +691,11 @@ def test_invalid_dependencies() -> None:
     ]
     assert messages(document(dependencies=[f"p{i}" for i in range(65)])) == [
         "spec.dependencies: at most 64 dependencies are allowed, got 65"
+    ]
+    assert messages(document(dependencies=["ok", 3, ""])) == [
+        "spec.dependencies[1]: expected a string, got the integer 3 (quote it in the YAML file "
+        "to make it a string)",
+        "spec.dependencies[2]: expected between 1 and 1024 characters, got an empty string",
     ]
 
 
@@ -1136,7 +1230,7 @@ spec:
   version: 1.0
   human_name: Broken
   type: nodejs
-  logo: logo.gif
+  logo: logo.bmp
   resources:
     cpu: 0
     memory: 10M
@@ -1223,28 +1317,115 @@ def test_warnings_do_not_make_a_file_invalid() -> None:
 # logo files
 
 
-def test_image_size_reads_png_and_jpeg_headers() -> None:
+def gif(width: int, height: int) -> bytes:
+    """A real 1-colour GIF89a: header, palette, one image whose LZW data is a clear code and
+    an end code."""
+    screen = struct.pack("<HHBBB", width, height, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    image = b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0) + b"\x02\x02\x44\x01\x00"
+    return b"GIF89a" + screen + image + b"\x3b"
+
+
+def webp(width: int, height: int, chunk: bytes = b"VP8L") -> bytes:
+    """The header of a WebP file, as each of its three first chunks writes the size."""
+    if chunk == b"VP8L":
+        bits = (width - 1) | ((height - 1) << 14)
+        body = b"\x2f" + bits.to_bytes(4, "little") + bytes(5)
+    elif chunk == b"VP8X":
+        body = bytes(4) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    else:
+        body = b"\x00\x00\x00\x9d\x01\x2a" + struct.pack("<HH", width, height) + bytes(4)
+    payload = b"WEBP" + chunk + struct.pack("<I", len(body)) + body
+    return b"RIFF" + struct.pack("<I", len(payload)) + payload
+
+
+def svg(body: str = '<circle cx="8" cy="8" r="7" fill="teal"/>', prolog: str = "") -> bytes:
+    return (
+        f'{prolog}<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16">{body}</svg>\n'
+    ).encode()
+
+
+def test_image_size_reads_the_headers_of_each_raster_format() -> None:
     assert image_size(png(64, 32)) == ("PNG", 64, 32)
     assert image_size(jpeg(120, 80)) == ("JPEG", 120, 80)
     assert image_size(jpeg(120, 80, sof=0xC2)) == ("JPEG", 120, 80)
     assert image_size(jpeg(120, 80, fill=True)) == ("JPEG", 120, 80)
-    assert image_size(b"GIF89a....") is None
+    assert image_size(gif(48, 20)) == ("GIF", 48, 20)
+    assert image_size(webp(100, 50)) == ("WebP", 100, 50)
+    assert image_size(webp(250, 3, b"VP8X")) == ("WebP", 250, 3)
+    assert image_size(webp(17, 9, b"VP8 ")) == ("WebP", 17, 9)
+    assert image_size(b"GIF89a\x01") is None
+    assert image_size(webp(10, 10)[:24]) is None
     assert image_size(png(1, 1)[:20]) is None
     assert image_size(b"\xff\xd8\xff\xd9") is None
     assert image_size(jpeg(1, 1)[:30]) is None
+    assert image_size(svg()) is None
 
 
 @pytest.mark.parametrize(
-    ("data", "name"),
+    ("data", "kind"),
     [
-        (png(64, 64), "logo.png"),
-        (png(250, 250), "logo.PNG"),
-        (jpeg(250, 100), "logo.jpg"),
-        (jpeg(10, 10), "logo.jpeg"),
+        (png(1, 1), "PNG"),
+        (jpeg(1, 1), "JPEG"),
+        (gif(1, 1), "GIF"),
+        (webp(1, 1), "WebP"),
+        (svg(), "SVG"),
+        (svg(prolog='<?xml version="1.0"?>\n<!-- drawn by hand -->\n'), "SVG"),
+        (b"\xef\xbb\xbf" + svg(), "SVG"),
+        (b"<html><svg></svg></html>", None),
+        (b"RIFF\x00\x00\x00\x00WAVEfmt ", None),
+        (b"hello", None),
+        (b"\xff\xfe\x00<svg", None),
     ],
 )
-def test_good_logos(data: bytes, name: str) -> None:
+def test_logo_format_is_read_from_the_content(data: bytes, kind: str | None) -> None:
+    assert logo_format(data) == kind
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "media_type"),
+    [
+        (png(64, 64), "logo.png", "image/png"),
+        (png(250, 250), "logo.PNG", "image/png"),
+        (jpeg(250, 100), "logo.jpg", "image/jpeg"),
+        (jpeg(10, 10), "logo.jpeg", "image/jpeg"),
+        (gif(32, 32), "logo.gif", "image/gif"),
+        (webp(200, 200), "logo.webp", "image/webp"),
+        (svg(), "logo.svg", "image/svg+xml"),
+    ],
+)
+def test_good_logos(data: bytes, name: str, media_type: str) -> None:
     assert check_logo(data, name) == []
+    assert inspect_logo(data, name) == LogoCheck(logo_format(data), media_type)
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "kind", "media_type"),
+    [
+        (png(10, 10), "logo.jpg", "PNG", "image/png"),
+        (jpeg(10, 10), "logo.png", "JPEG", "image/jpeg"),
+        (gif(10, 10), "logo.jpeg", "GIF", "image/gif"),
+        (webp(10, 10), "logo.png", "WebP", "image/webp"),
+        (svg(), "logo.png", "SVG", "image/svg+xml"),
+        (png(10, 10), "logo.svg", "PNG", "image/png"),
+        (jpeg(10, 10), "logo.webp", "JPEG", "image/jpeg"),
+        (png(10, 10), "logo.gif", "PNG", "image/png"),
+    ],
+)
+def test_a_name_that_says_another_type_is_a_warning(
+    data: bytes, name: str, kind: str, media_type: str
+) -> None:
+    """Published Ryax opens the logo with PIL, which reads the content whatever the name."""
+    check = inspect_logo(data, name)
+    suffix = name[name.rindex(".") :]
+    assert check == LogoCheck(
+        kind,
+        media_type,
+        (),
+        (
+            f"logo {name!r}: the file is named {suffix} but holds a {kind} image; it is kept and "
+            f"served as {media_type}",
+        ),
+    )
 
 
 @pytest.mark.parametrize(
@@ -1253,17 +1434,56 @@ def test_good_logos(data: bytes, name: str) -> None:
         (png(251, 10), "l.png", ["logo 'l.png' is 251x10 pixels; at most 250x250 is allowed"]),
         (png(10, 251), "l.png", ["logo 'l.png' is 10x251 pixels; at most 250x250 is allowed"]),
         (jpeg(300, 200), "l.jpg", ["logo 'l.jpg' is 300x200 pixels; at most 250x250 is allowed"]),
-        (jpeg(10, 10), "l.png", ["logo 'l.png' has a .png name but holds a JPEG image"]),
-        (png(10, 10), "l.jpg", ["logo 'l.jpg' has a .jpg name but holds a PNG image"]),
+        (gif(251, 1), "l.gif", ["logo 'l.gif' is 251x1 pixels; at most 250x250 is allowed"]),
+        (
+            webp(2, 300, b"VP8X"),
+            "l.webp",
+            ["logo 'l.webp' is 2x300 pixels; at most 250x250 is allowed"],
+        ),
         (png(0, 10), "l.png", ["logo 'l.png' has no pixels (0x10)"]),
         (b"", "l.png", ["logo 'l.png' is an empty file"]),
-        (b"not an image", "l.jpeg", ["logo 'l.jpeg' is not a readable JPEG image"]),
+        (b"not an image", "l.jpeg", [f"logo 'l.jpeg' is not an image: {IMAGE_KINDS}"]),
+        (b"%PDF-1.7\n", "l.png", [f"logo 'l.png' is not an image: {IMAGE_KINDS}"]),
+        (
+            b"<html><body>hi</body></html>",
+            "l.svg",
+            [f"logo 'l.svg' is not an image: {IMAGE_KINDS}"],
+        ),
         (png(10, 10)[:18], "l.png", ["logo 'l.png' is not a readable PNG image"]),
-        (png(10, 10), "l.gif", ["logo 'l.gif' must be a .png, .jpg or .jpeg file"]),
+        (png(10, 10)[:18], "l.jpg", ["logo 'l.jpg' is not a readable PNG image"]),
+        (gif(1, 1)[:8], "l.gif", ["logo 'l.gif' is not a readable GIF image"]),
+        (
+            png(10, 10),
+            "l.bmp",
+            ["logo 'l.bmp' must be a .png, .jpg, .jpeg, .gif, .webp or .svg file"],
+        ),
     ],
 )
 def test_bad_logos(data: bytes, name: str, problems: list[str]) -> None:
     assert check_logo(data, name) == problems
+    assert inspect_logo(data, name).warnings == ()
+
+
+SVG_ACTIVE = (
+    "logo 'l.svg' is an SVG image with active content (a script, an event handler, a "
+    "javascript: link, a foreignObject or a DOCTYPE), which a logo may not have"
+)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        svg("<script>alert(1)</script>"),
+        svg('<rect width="4" height="4" onload="alert(1)"/>'),
+        svg('<a href="javascript:alert(1)"><rect width="4" height="4"/></a>'),
+        svg("<foreignObject><iframe src='https://example.com'/></foreignObject>"),
+        svg("<svg:script>x</svg:script>"),
+        svg(prolog='<!DOCTYPE svg [<!ENTITY x "y">]>'),
+    ],
+)
+def test_an_svg_logo_with_active_content_is_refused(data: bytes) -> None:
+    assert check_logo(data, "l.svg") == [SVG_ACTIVE]
+    assert check_logo(data, "l.png") == [SVG_ACTIVE.replace("l.svg", "l.png")]
 
 
 def test_logo_errors_point_at_the_logo_line() -> None:
@@ -1278,6 +1498,31 @@ def test_logo_errors_point_at_the_logo_line() -> None:
         ),
     )
     assert parse(MINIMAL).logo_errors(b"anything") == ()
+
+
+def test_logo_warnings_point_at_the_logo_line_and_give_the_real_type() -> None:
+    metadata = parse(MINIMAL + "  logo: logo.jpg\n")
+    errors_, warnings, media_type = metadata.inspect_logo(png(16, 16))
+    assert errors_ == () and media_type == "image/png"
+    assert warnings == (
+        MetadataWarning(
+            FILE,
+            8,
+            "spec.logo",
+            "spec.logo: logo 'logo.jpg': the file is named .jpg but holds a PNG image; it is "
+            "kept and served as image/png",
+        ),
+    )
+    assert metadata.inspect_logo(b"text") == (
+        (
+            MetadataError(
+                FILE, 8, "spec.logo", f"spec.logo: logo 'logo.jpg' is not an image: {IMAGE_KINDS}"
+            ),
+        ),
+        (),
+        "",
+    )
+    assert parse(MINIMAL).inspect_logo(b"anything") == ((), (), "")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from ryax_repository.domain.action_metadata import (
 from ryax_repository.domain.errors import CredentialsUnreadable
 from ryax_repository.domain.events import ActionBuildRequested, ActionReady
 from ryax_repository.domain.model import Credentials, RepositoryId
+from ryax_repository.domain.nix_packages import PythonPackage, classify_dependency
 from ryax_repository.infrastructure.git import scrub
 from ryax_repository.infrastructure.messaging.handlers import make_handler
 from ryax_repository.infrastructure.messaging.mappers import (
@@ -51,6 +52,10 @@ def test_build_requested_goes_to_the_repository_exchange() -> None:
         requested_at=NOW,
         repository_id="r1",
         source_commit="c" * 40,
+        python_packages=(
+            cast(PythonPackage, classify_dependency("pythonPackages.scikitlearn")),
+            cast(PythonPackage, classify_dependency("python311Packages.numpy_1")),
+        ),
     )
     message = event_to_message(event)
     assert (message.exchange, message.routing_key, message.type, message.event_id) == (
@@ -63,6 +68,10 @@ def test_build_requested_goes_to_the_repository_exchange() -> None:
     assert decoded.source_sha256 == "x" * 64 and decoded.action_kind == "processor"
     assert decoded.requested_at.ToDatetime(tzinfo=UTC) == NOW
     assert decoded.metadata_yaml == "apiVersion: x" and decoded.source_commit == "c" * 40
+    assert [(p.dependency, p.requirement) for p in decoded.python_packages] == [
+        ("pythonPackages.scikitlearn", "scikit-learn"),
+        ("python311Packages.numpy_1", "numpy<2"),
+    ]
 
 
 def test_action_ready_carries_the_full_definition() -> None:

@@ -32,13 +32,19 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----"
 
 
-def packed(sha: str = "a" * 64, version: str = "1.0", logo: bytes | None = None) -> PackedSource:
+def packed(
+    sha: str = "a" * 64,
+    version: str = "1.0",
+    logo: bytes | None = None,
+    dependencies: tuple[str, ...] = (),
+) -> PackedSource:
     meta = ActionMetadata(
         kind=ActionKind.PROCESSOR,
         id="demo",
         version=version,
         human_name="Demo action",
         type="python3",
+        dependencies=dependencies,
     )
     return PackedSource(
         sha256=sha,
@@ -50,12 +56,12 @@ def packed(sha: str = "a" * 64, version: str = "1.0", logo: bytes | None = None)
     )
 
 
-def source(sha: str = "a" * 64) -> ActionSource:
+def source(sha: str = "a" * 64, dependencies: tuple[str, ...] = ()) -> ActionSource:
     return ActionSource.valid(
         id=SourceId("s1"),
         project_id=ProjectId("p1"),
         origin=Origin(repository_id=RepositoryId("r1"), name="repo", path="demo", commit="c1"),
-        packed=packed(sha),
+        packed=packed(sha, dependencies=dependencies),
         warnings=(),
         now=NOW,
     )
@@ -104,6 +110,19 @@ def test_build_request_records_the_event_and_the_building_state() -> None:
     )
     assert event.source_key == source_key("a" * 64)
     assert (event.repository_id, event.source_commit) == ("r1", "c1")
+    assert event.python_packages == ()
+
+
+def test_build_request_carries_the_python_packages_the_repository_maps() -> None:
+    """The repository owns the Nix -> PyPI table: the builder installs what the request says."""
+    s = source(dependencies=("pythonPackages.scikitlearn", "ffmpeg", "python3Packages.tabulate"))
+    s.request_build(BuildId("b1"), "e1", NOW)
+    [event] = s.events
+    assert isinstance(event, ActionBuildRequested)
+    assert [(p.dependency, p.requirement) for p in event.python_packages] == [
+        ("pythonPackages.scikitlearn", "scikit-learn"),
+        ("python3Packages.tabulate", "tabulate"),
+    ]
 
 
 def test_one_build_at_a_time_unless_forced() -> None:

@@ -57,6 +57,11 @@ class Recorder(Protocol):
         """Return once everything marked before the call is committed."""
         ...
 
+    def when_durable(self, callback: Callable[[], None]) -> None:
+        """Call back once everything marked before this call is committed (at once if it
+        is); callbacks run in the order they were given."""
+        ...
+
     def add_commit_listener(self, listener: CommitListener) -> None: ...
 
 

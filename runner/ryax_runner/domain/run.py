@@ -10,6 +10,11 @@ independent fan-outs.
 
 A run ends exactly once: completed (nothing left to run), failed (an execution failed with no
 retry left: the reason names the step and its error) or cancelled.
+
+Two retry budgets, kept apart: an execution that *failed* (its action raised, it timed out) is
+retried while the step's `retries` allow, counting only those attempts; an execution *lost* with
+its worker (crash, restart, partition) says nothing about the step, so it is run again at once,
+up to the platform's infrastructure budget. Each attempt keeps its own record.
 """
 
 from __future__ import annotations
@@ -78,10 +83,17 @@ class ExecutionState(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    #: Lost with its worker; another attempt follows or the run failed.
+    LOST = "lost"
 
     @property
     def is_terminal(self) -> bool:
-        return self in (ExecutionState.COMPLETED, ExecutionState.FAILED, ExecutionState.CANCELLED)
+        return self in _TERMINAL_EXECUTION_STATES
+
+
+_TERMINAL_EXECUTION_STATES = frozenset(
+    {ExecutionState.COMPLETED, ExecutionState.FAILED, ExecutionState.CANCELLED, ExecutionState.LOST}
+)
 
 
 class Outcome(StrEnum):
@@ -137,10 +149,19 @@ class Execution:
     progress_message: str = ""
     cpu_seconds: float = 0.0
     max_memory_bytes: int = 0
+    #: Attempts of this step (in this branch) lost with their worker before this one.
+    infra_retries: int = 0
+    #: The attempt this one replaces (lost or failed), None for the first.
+    retry_of: ExecutionId | None = None
 
     @property
     def is_active(self) -> bool:
         return not self.state.is_terminal
+
+    @property
+    def user_attempt(self) -> int:
+        """The attempt number as the step's `retries` count it: lost attempts do not count."""
+        return self.attempt - self.infra_retries
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -388,14 +409,48 @@ class Run:
         return update
 
     def lose(
+        self, execution_id: ExecutionId, reason: str, *, now: datetime, infra_budget: int
+    ) -> RunUpdate:
+        """The execution was lost with its worker: LOST, and a new attempt is ready at once
+        while the step's lost attempts stay within `infra_budget`; else the run fails."""
+        update = RunUpdate()
+        execution = self.executions.get(execution_id)
+        if execution is None or execution.state.is_terminal:
+            return update
+        execution.state, execution.error = ExecutionState.LOST, reason
+        execution.ended_at = now
+        self.touched.add(execution.id)
+        if self.state.is_terminal:
+            return update
+        if execution.infra_retries < infra_budget:
+            again = self._next_attempt(
+                execution, now, now, infra_retries=execution.infra_retries + 1
+            )
+            update.ready.append(again)
+        else:
+            step = execution.step_id
+            self.failed_step_id, self.http_status = step, 0
+            times = execution.infra_retries + 1
+            self._end(
+                RunState.FAILED,
+                f"step {step} lost its worker {times} time{'s' if times > 1 else ''}: {reason}",
+                now,
+                update,
+            )
+        self._check_done(now, update)
+        return update
+
+    def fail(
         self,
         execution_id: ExecutionId,
         reason: str,
         *,
         now: datetime,
         retry_backoff_seconds: float = 1.0,
+        retryable: bool = True,
     ) -> RunUpdate:
-        """The execution's worker is gone (or never answered): failed, or retried."""
+        """The runner ends the execution as a failure of the step (timed out, never deployed):
+        FAILED, retried while the step's retries allow (if `retryable`)."""
         update = RunUpdate()
         execution = self.executions.get(execution_id)
         if execution is None or execution.state.is_terminal:
@@ -404,7 +459,7 @@ class Run:
         execution.ended_at = now
         self.touched.add(execution.id)
         if not self.state.is_terminal:
-            self._failed(execution, update, now, retry_backoff_seconds, True)
+            self._failed(execution, update, now, retry_backoff_seconds, retryable)
         self._check_done(now, update)
         return update
 
@@ -427,19 +482,14 @@ class Run:
         retryable: bool,
     ) -> None:
         step = self.definition.step(execution.step_id)
-        if retryable and execution.attempt <= step.settings.retries:
-            attempt = execution.attempt + 1
-            retry = Execution(
-                id=execution_id_for(self.id, step.step_id, execution.branch, attempt),
-                run_id=self.id,
-                step_id=step.step_id,
-                branch=execution.branch,
-                attempt=attempt,
-                created_at=now,
-                inputs=execution.inputs,
-                not_before=now + timedelta(seconds=backoff * 2 ** (execution.attempt - 1)),
+        tried = execution.user_attempt
+        if retryable and tried <= step.settings.retries:
+            retry = self._next_attempt(
+                execution,
+                now,
+                now + timedelta(seconds=backoff * 2 ** (tried - 1)),
+                infra_retries=execution.infra_retries,
             )
-            self._add(retry)
             update.retries.append(retry)
             return
         self.failed_step_id, self.http_status = step.step_id, execution.http_status
@@ -450,6 +500,25 @@ class Run:
             now,
             update,
         )
+
+    def _next_attempt(
+        self, previous: Execution, now: datetime, not_before: datetime, *, infra_retries: int
+    ) -> Execution:
+        attempt = previous.attempt + 1
+        execution = Execution(
+            id=execution_id_for(self.id, previous.step_id, previous.branch, attempt),
+            run_id=self.id,
+            step_id=previous.step_id,
+            branch=previous.branch,
+            attempt=attempt,
+            created_at=now,
+            inputs=previous.inputs,
+            not_before=not_before,
+            infra_retries=infra_retries,
+            retry_of=previous.id,
+        )
+        self._add(execution)
+        return execution
 
     def _end(self, state: RunState, reason: str, now: datetime, update: RunUpdate) -> None:
         self.state, self.reason, self.ended_at = state, reason, now

@@ -68,12 +68,21 @@ class Resources:
 
 @dataclass(frozen=True, kw_only=True)
 class StepSettings:
+    #: The step's own timeout (0 = not set).
     timeout_seconds: float = 0.0
     retries: int = 0
     site_name: str = ""
     node_pool: str = ""
     labels: tuple[tuple[str, str], ...] = ()
     resources: Resources = Resources()
+
+    def timeout(self, default_seconds: float) -> float:
+        """The step's run time limit: its own timeout, else the time its action asks for
+        (`resources.time`), else the platform's default. Never 0: every execution has one."""
+        for seconds in (self.timeout_seconds, self.resources.time_seconds):
+            if seconds > 0:
+                return seconds
+        return default_seconds
 
 
 @dataclass(frozen=True, kw_only=True)

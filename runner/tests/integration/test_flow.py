@@ -296,36 +296,59 @@ async def test_retries_then_failure_and_cancel(
     gate.set()
 
 
-async def test_heartbeat_loss_fails_executions(
+async def test_heartbeat_loss_loses_executions_and_they_run_again_when_the_site_is_back(
     runner: RunningRunner, amqp_url: str, worker: FakeWorker
 ) -> None:
     gate = asyncio.Event()
 
     async def stuck(step_id: str, inputs: dict[str, Value]) -> Any:
         await gate.wait()
-        return {}
+        return {"greeting": "back"}
 
     worker.handler = stuck
     await deployed(runner, amqp_url, simple_workflow())
     base = f"{runner.url}/runner/v1/projects/alpha/endpoints/hello"
     _, body = await post(base + "?mode=async", {"name": "x"})
+    run_url = f"{runner.url}/runner/v1/projects/alpha/runs/{body['run_id']}"
     await until(lambda: worker.running)
-    worker.heartbeat = False
+    [first] = worker.running
+    worker.heartbeat = False  # cut off: the worker goes on with the execution
     started = time.monotonic()
     engine = runner.container.engine()
 
-    async def failed() -> bool:
-        _, doc = await get(f"{runner.url}/runner/v1/projects/alpha/runs/{body['run_id']}")
-        return bool(doc["state"] == "failed")
+    async def lost() -> bool:
+        _, doc = await get(run_url)
+        return any(s["state"] == "lost" for s in doc["steps"])
 
-    await until(failed, seconds=12)
+    await until(lost, seconds=12)
     assert time.monotonic() - started <= 10
-    _, doc = await get(f"{runner.url}/runner/v1/projects/alpha/runs/{body['run_id']}")
-    assert "worker lost" in doc["reason"]
+    _, doc = await get(run_url)
+    assert doc["state"] == "running"  # the next attempt waits for a site
+    [gone] = [s for s in doc["steps"] if s["state"] == "lost"]
+    assert gone["execution_id"] == first and "worker lost" in gone["error"]
     _, sites = await get(f"{runner.url}/runner/v1/projects/alpha/sites")
     assert sites["sites"][0]["state"] == "offline"
     assert engine.deployments[next(iter(engine.deployments))].state == "waiting_for_site"
+
+    # The partition ends: the worker, still running the lost attempt, is told to cancel it and
+    # runs the next one.
+    await worker.disconnect()
+    worker.heartbeat = True
+    await worker.start()
+    await until(lambda: worker.running and first not in worker.running)
     gate.set()
+
+    async def completed() -> bool:
+        _, doc = await get(run_url)
+        return bool(doc["state"] == "completed")
+
+    await until(completed)
+    _, doc = await get(run_url)
+    attempts = [(s["attempt"], s["state"]) for s in doc["steps"] if not s["is_trigger"]]
+    assert attempts == [(1, "lost"), (2, "completed")]
+    again = doc["steps"][-1]
+    assert (again["infra_retries"], again["retry_of"]) == (1, first)
+    assert any(o.WhichOneof("message") == "cancel" for o in worker.orders)
 
 
 async def test_trigger_new_run_and_crash(

@@ -180,12 +180,22 @@ async def test_runner_restart_resumes_running_runs(
     await runner.stop()
 
 
-async def test_restarted_worker_loses_its_executions(runner: RunningRunner, amqp_url: str) -> None:
+async def test_a_restarted_worker_runs_its_lost_executions_again_across_a_runner_restart(
+    db_url: str, amqp_url: str, authz_url: str, tmp_path: Path
+) -> None:
+    runner = await start_runner(
+        db_url,
+        amqp_url,
+        tmp_path / "fs",
+        authz_url,
+        heartbeat_interval_seconds=0.5,
+        heartbeat_timeout_seconds=3.0,
+    )
     gate = asyncio.Event()
 
     async def handler(step_id: str, inputs: dict[str, Value]) -> dict[str, Value]:
         await gate.wait()
-        return {"out": "x"}
+        return {"out": f"{inputs['x']}{step_id}"}
 
     worker = FakeWorker(runner.grpc_address, handler=handler)
     await worker.start()
@@ -194,20 +204,54 @@ async def test_restarted_worker_loses_its_executions(runner: RunningRunner, amqp
     await wait_deployed(runner, request.deployment_id)
     run_id = await start_async(runner, "two", {"x": "v"})
     await until(lambda: worker.running)
+    [first] = worker.running
     await worker.stop()
-    fresh = FakeWorker(runner.grpc_address, handler=handler)  # same id, no memory
-    await fresh.start()
+    worker = FakeWorker(runner.grpc_address, handler=handler)  # same id, no memory
+    await worker.start()
+    await until(lambda: worker.running)  # the lost execution runs again, as attempt 2
+    [second] = worker.running
+    assert second != first
 
-    async def failed() -> bool:
-        return (await run_state(runner, run_id))["state"] == "failed"
-
-    await until(failed)
-    assert "worker lost" in (await run_state(runner, run_id))["reason"]
-    await until(
-        lambda: runner.container.engine().deployments[request.deployment_id].state == "deployed"
+    # The runner restarts: the lost attempt and the link between the attempts are kept.
+    port = int(runner.grpc_address.rsplit(":", 1)[1])
+    await runner.stop()
+    await worker.disconnect()
+    runner = await start_runner(
+        db_url,
+        amqp_url,
+        tmp_path / "fs",
+        authz_url,
+        grpc_port=port,
+        heartbeat_interval_seconds=0.5,
+        heartbeat_timeout_seconds=3.0,
     )
+    restored = runner.container.engine().runs[run_id].executions  # type: ignore[index]
+    assert restored[first].state == "lost"  # type: ignore[index]
+    assert "no longer knows the execution" in restored[first].error  # type: ignore[index]
+    attempt = restored[second]  # type: ignore[index]
+    assert (attempt.attempt, attempt.infra_retries, attempt.retry_of) == (2, 1, first)
+    assert attempt.state in ("dispatched", "running")
+    await worker.start()  # reconnects, still running attempt 2
     gate.set()
-    await fresh.stop()
+
+    async def completed() -> bool:
+        return (await run_state(runner, run_id))["state"] == "completed"
+
+    await until(completed)
+    doc = await run_state(runner, run_id)
+    assert doc["results"] == {"r": "vab"}
+    steps = [(s["step_id"], s["attempt"], s["state"], s["infra_retries"]) for s in doc["steps"]]
+    assert steps == [
+        ("t", 1, "completed", 0),
+        ("a", 1, "lost", 0),
+        ("a", 2, "completed", 1),
+        ("b", 1, "completed", 0),
+    ]
+    lost = doc["steps"][1]
+    assert "worker lost" in lost["error"] and lost["retry_of"] is None
+    assert doc["steps"][2]["retry_of"] == first
+    await worker.stop()
+    await runner.stop()
 
 
 async def test_files_multipart_and_download(

@@ -46,7 +46,12 @@ class FakeTimers(testing.FakeTimers):
 
 
 class FakeRecorder:
-    def __init__(self) -> None:
+    """Records in memory. `when_durable` calls back at once; with `hold=True` it calls back
+    only at the next `commit()` (orders then wait for the test to commit)."""
+
+    def __init__(self, *, hold: bool = False) -> None:
+        self.hold = hold
+        self.held: list[Callable[[], None]] = []
         self.runs: dict[str, Run] = {}
         self.deployments: dict[str, Deployment] = {}
         self.sites: dict[str, Site] = {}
@@ -77,7 +82,16 @@ class FakeRecorder:
     async def durable(self) -> None:
         self.commit()
 
+    def when_durable(self, callback: Callable[[], None]) -> None:
+        if self.hold:
+            self.held.append(callback)
+        else:
+            callback()
+
     def commit(self) -> None:
+        callbacks, self.held = self.held, []
+        for callback in callbacks:
+            callback()
         seqs, self.pending_sites = self.pending_sites, {}
         for listener in self.listeners:
             listener(seqs)
@@ -89,9 +103,11 @@ class FakeRecorder:
 class FakeStore:
     def __init__(self) -> None:
         self.claimed: set[str] = set()
+        #: What `load` gives the engine at start (a restart's record).
+        self.loaded = LoadedState()
 
     async def load(self) -> LoadedState:
-        return LoadedState()
+        return self.loaded
 
     async def is_claimed(self, message_id: str) -> bool:
         return message_id in self.claimed

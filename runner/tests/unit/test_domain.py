@@ -204,12 +204,74 @@ def test_client_error_is_not_retried_and_carries_http_status() -> None:
     assert u.ended and run.http_status == 422 and run.failed_step_id == "a"
 
 
-def test_lost_execution_is_retried_when_allowed() -> None:
+def test_a_lost_execution_runs_again_at_once_within_the_infrastructure_budget() -> None:
+    run, ready = start(wf(st("a", ("t",))))  # no user retries
+    first = ready[0]
+    run.mark_dispatched(first, site_id="s", order_seq=1, now=NOW)
+    later = NOW + timedelta(seconds=5)
+    u = run.lose(first.id, "worker lost: w1", now=later, infra_budget=2)
+    assert first.state is ExecutionState.LOST and first.error == "worker lost: w1"
+    assert first.ended_at == later and not u.retries
+    [second] = u.ready
+    assert (second.attempt, second.infra_retries, second.retry_of) == (2, 1, first.id)
+    assert second.not_before == later and second.state is ExecutionState.WAITING
+    assert not run.state.is_terminal
+    third = run.lose(second.id, "worker lost: w2", now=later, infra_budget=2).ready[0]
+    assert (third.attempt, third.infra_retries, third.retry_of) == (3, 2, second.id)
+
+    u = run.lose(third.id, "worker lost: w3", now=later, infra_budget=2)
+    assert u.ended and not u.ready and run.state is RunState.FAILED
+    assert run.reason == "step a lost its worker 3 times: worker lost: w3"
+    assert run.failed_step_id == "a"
+    # Every attempt keeps its own record.
+    assert [(e.attempt, e.state) for e in run.executions.values() if e.step_id == "a"] == [
+        (1, ExecutionState.LOST),
+        (2, ExecutionState.LOST),
+        (3, ExecutionState.LOST),
+    ]
+    # A late result of a lost attempt changes nothing.
+    assert run.finish(first.id, done({"o": "late"}), now=later).ready == []
+    assert first.state is ExecutionState.LOST and run.state is RunState.FAILED
+
+
+def test_user_retries_count_failures_only_not_lost_attempts() -> None:
     run, ready = start(wf(st("a", ("t",), retries=1)))
-    u = run.lose(ready[0].id, "worker lost", now=NOW)
-    assert len(u.retries) == 1 and run.state is RunState.PENDING
-    u2 = run.lose(u.retries[0].id, "worker lost", now=NOW)
-    assert u2.ended and "worker lost" in run.reason
+    lost = run.lose(ready[0].id, "worker lost", now=NOW, infra_budget=3).ready[0]
+    # Attempt 2 is the step's first try: its failure is retried once, after the first backoff.
+    u = run.finish(lost.id, ExecutionResult(outcome=Outcome.FAILED, error="boom"), now=NOW)
+    [retry] = u.retries
+    assert (retry.attempt, retry.infra_retries, retry.retry_of) == (3, 1, lost.id)
+    assert retry.not_before == NOW + timedelta(seconds=1)
+    u = run.finish(retry.id, ExecutionResult(outcome=Outcome.FAILED, error="boom"), now=NOW)
+    assert u.ended and run.state is RunState.FAILED and "after 3 attempts): boom" in run.reason
+
+
+def test_a_lost_attempt_after_a_failure_keeps_the_user_retries_left() -> None:
+    run, ready = start(wf(st("a", ("t",), retries=1)))
+    u = run.finish(ready[0].id, ExecutionResult(outcome=Outcome.FAILED, error="boom"), now=NOW)
+    retry = u.retries[0]
+    again = run.lose(retry.id, "worker lost", now=NOW, infra_budget=1).ready[0]
+    assert (again.attempt, again.user_attempt) == (3, 2)
+    u = run.finish(again.id, ExecutionResult(outcome=Outcome.FAILED, error="boom"), now=NOW)
+    assert u.ended and not u.retries  # one user retry, spent by attempt 2
+
+
+def test_a_runner_side_failure_is_a_failure_of_the_step() -> None:
+    run, ready = start(wf(st("a", ("t",), retries=1)))
+    u = run.fail(ready[0].id, "timed out after 60 s", now=NOW)
+    assert ready[0].state is ExecutionState.FAILED and len(u.retries) == 1
+    u = run.fail(u.retries[0].id, "no site could run step a", now=NOW, retryable=False)
+    assert u.ended and run.reason == "step a failed (after 2 attempts): no site could run step a"
+
+
+def test_losing_an_execution_of_an_ended_run_starts_nothing() -> None:
+    run, ready = start(wf(st("a", ("t",)), st("b", ("t",))))
+    for e in ready:
+        run.mark_dispatched(e, site_id="s", order_seq=1, now=NOW)
+    a = min(ready, key=lambda e: e.step_id)
+    run.cancel("by alice", NOW)
+    u = run.lose(a.id, "worker lost", now=NOW, infra_budget=3)
+    assert a.state is ExecutionState.LOST and not u.ready and run.state is RunState.CANCELLED
 
 
 def test_failure_cancels_the_other_active_executions() -> None:

@@ -3,8 +3,6 @@ orchestration, worker loss."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from ryax_kit.core import AsyncioTimers
@@ -25,7 +23,7 @@ from ryax_runner.application.messages import (
     UndeployWorkflow,
 )
 from ryax_runner.domain.deployment import Deployment, DeploymentState, StepState
-from ryax_runner.domain.run import ExecutionResult, Outcome, RunState
+from ryax_runner.domain.run import ExecutionResult, ExecutionState, Outcome, RunState
 from ryax_runner.domain.site import site_id_for
 from ryax_runner.domain.workflow import (
     IO,
@@ -184,29 +182,34 @@ async def test_another_worker_cannot_take_an_online_site(parts) -> None:  # type
         register(engine, FakeChannel(), worker="w2")
 
 
-async def test_site_lost_fails_or_retries_executions(parts) -> None:  # type: ignore[no-untyped-def]
+async def test_site_lost_runs_its_executions_again_when_it_is_back(parts) -> None:  # type: ignore[no-untyped-def]
     engine, _, _ = parts
     channel = FakeChannel()
     register(engine, channel)
-    d = await deploy(engine, retries=1)
+    d = await deploy(engine)  # no user retries: a lost execution runs again all the same
     ready(engine, 1)
     run = engine.start_run(d, {"x": "hi"}, origin="http")
+    [first] = channel.of(ExecuteOrder)
     engine.site_lost(site_id_for("s1"), "no message for 6.0 s")
-    assert run.state is RunState.PENDING or run.state is RunState.RUNNING  # retry queued
-    assert d.state is DeploymentState.WAITING_FOR_SITE
-    await asyncio.sleep(0.01)  # the retry is due; it waits for a site
+    lost = run.executions[first.execution_id]  # type: ignore[index]
+    assert lost.state is ExecutionState.LOST and "stopped responding" in lost.error
+    assert run.state is RunState.RUNNING
+    assert d.state is DeploymentState.WAITING_FOR_SITE  # the next attempt waits for a site
     channel2 = FakeChannel()
     register(
         engine,
         channel2,
-        last_seen=channel.of(ExecuteOrder)[-1].order_seq,
+        last_seen=first.order_seq,
         deployed=(ReportedStep(deployment_id="d1", step_id="a", state=StepState.READY),),
     )
     assert d.state is DeploymentState.DEPLOYED
-    retry = channel2.of(ExecuteOrder)
-    assert len(retry) == 1 and retry[0].execution_id != channel.of(ExecuteOrder)[0].execution_id
-    engine.site_lost(site_id_for("s1"), "no message for 6.0 s")
-    assert run.state is RunState.FAILED and "worker lost" in run.reason
+    [again] = channel2.of(ExecuteOrder)
+    assert again.execution_id != first.execution_id and again.inputs == {"x": "hi"}
+    result = ExecutionResult(outcome=Outcome.COMPLETED, outputs={"y": "ok"})
+    engine.report(
+        site_id_for("s1"), 2, ExecutionEnded(execution_id=again.execution_id, result=result)
+    )
+    assert run.state is RunState.COMPLETED and run.results == {"y": "ok"}
 
 
 async def test_reconcile_resends_unhandled_and_loses_forgotten(parts) -> None:  # type: ignore[no-untyped-def]
@@ -230,10 +233,17 @@ async def test_reconcile_resends_unhandled_and_loses_forgotten(parts) -> None:  
         deployed=step,
     )
     assert not r1.state.is_terminal
-    assert r2.state is RunState.FAILED and "no longer knows" in r2.reason
-    resent = channel2.of(ExecuteOrder)
-    assert [o.execution_id for o in resent] == [e3.execution_id]
-    assert resent[0].order_seq > e3.order_seq
+    # e2 was lost with the worker's memory: it runs again, as attempt 2.
+    lost = r2.executions[e2.execution_id]  # type: ignore[index]
+    assert lost.state is ExecutionState.LOST and "no longer knows" in lost.error
+    assert not r2.state.is_terminal
+    resent = {o.run_id: o for o in channel2.of(ExecuteOrder)}
+    assert set(resent) == {r2.id, r3.id}
+    assert resent[r3.id].execution_id == e3.execution_id
+    assert resent[r3.id].order_seq > e3.order_seq
+    again = resent[r2.id]
+    assert again.execution_id != e2.execution_id
+    assert r2.executions[again.execution_id].retry_of == e2.execution_id  # type: ignore[index]
     assert not r3.state.is_terminal
 
 

@@ -1,154 +1,58 @@
-"""The engine's clocks driven by hand (FakeTimers): heartbeat timeout, execution timeout, retry
-backoff, cancelled timers. No test sleeps; time moves only with `timers.advance`."""
+"""The engine's clocks driven by hand (FakeTimers): heartbeat timeout, step timeouts, the wait for
+a site, retry backoff, cancelled timers. No test sleeps; time moves only with `timers.advance`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from itertools import count
+from types import SimpleNamespace
 
-import pytest
-
-from ryax_runner.application.engine import Engine, EngineSettings
 from ryax_runner.application.messages import (
     CancelOrder,
     DeployOrder,
-    DeployWorkflow,
     ExecuteOrder,
     ExecutionEnded,
     Heartbeat,
-    RegisterWorker,
-    Report,
-    StepStateReported,
 )
-from ryax_runner.domain.deployment import Deployment, DeploymentState, StepState
-from ryax_runner.domain.run import ExecutionResult, ExecutionState, Outcome, Run, RunState
+from ryax_runner.application.ports import LoadedState
+from ryax_runner.domain.deployment import DeploymentState
+from ryax_runner.domain.run import (
+    ExecutionResult,
+    ExecutionState,
+    Outcome,
+    RunState,
+)
 from ryax_runner.domain.site import SiteState, site_id_for
-from ryax_runner.domain.workflow import (
-    IO,
-    ReferenceInput,
-    StepDefinition,
-    StepSettings,
-    TriggerDefinition,
-    WorkflowDefinition,
+from ryax_runner.domain.workflow import Resources, StepSettings
+from ryax_runner.infrastructure.database.serialization import (
+    SecretBox,
+    deployment_from_row,
+    deployment_row,
+    execution_from_row,
+    execution_row,
+    run_from_row,
+    run_row,
+    site_from_row,
+    site_row,
 )
 
-from .fakes import FakeChannel, FakeClock, FakeRecorder, FakeStore, FakeTimers
-
-HEARTBEAT_TIMEOUT = 6.0
-BACKOFF = 10.0
-GRACE = 5.0
-
-
-def processor(step_id: str, settings: StepSettings) -> StepDefinition:
-    return StepDefinition(
-        step_id=step_id,
-        action_id=step_id,
-        action_version="1",
-        action_kind="processor",
-        inputs=(IO(name="x", type="string"),),
-        outputs=(IO(name="y", type="string"),),
-        input_values=(("x", ReferenceInput(step_id="t", output_name="x")),),
-        parent_step_ids=("t",),
-        settings=settings,
-    )
+from .rig import (
+    BACKOFF,
+    GRACE,
+    HEARTBEAT_TIMEOUT,
+    REAP,
+    SITE_WAIT,
+    Rig,
+    execution,
+    make_rig,
+    processor,
+)
 
 
-def definition(*steps: StepDefinition) -> WorkflowDefinition:
-    trigger = StepDefinition(
-        step_id="t",
-        action_id="t",
-        action_version="1",
-        action_kind="trigger",
-        outputs=(IO(name="x", type="string"),),
-    )
-    return WorkflowDefinition(
-        steps=(trigger, *steps), trigger=TriggerDefinition(step_id="t", http_endpoint=True)
-    )
-
-
-@dataclass
-class Rig:
-    engine: Engine
-    timers: FakeTimers
-    recorder: FakeRecorder
-    channels: dict[str, FakeChannel] = field(default_factory=dict)
-    seqs: dict[str, count[int]] = field(default_factory=dict)
-
-    def register(self, site: str) -> FakeChannel:
-        channel = self.channels[site] = FakeChannel()
-        self.engine.register_worker(
-            RegisterWorker(worker_id=f"w-{site}", site_name=site, backend_kind="local"), channel
-        )
-        return channel
-
-    def report(self, site: str, message: Report) -> None:
-        seq = self.seqs.setdefault(site, count(1))
-        self.engine.report(site_id_for(site), next(seq), message)
-
-    def ready(self, site: str, *steps: str) -> None:
-        for step in steps:
-            self.report(
-                site, StepStateReported(deployment_id="d1", step_id=step, state=StepState.READY)
-            )
-
-    async def deploy(self, *steps: StepDefinition) -> Deployment:
-        d = await self.engine.deploy_workflow(
-            DeployWorkflow(
-                message_id="m1",
-                deployment_id="d1",
-                project_id="p",
-                workflow_id="w",
-                workflow_name="wf",
-                snapshot_id="s",
-                definition=definition(*steps),
-            )
-        )
-        assert d is not None
-        return d
-
-    def fail(self, site: str, order: ExecuteOrder) -> None:
-        result = ExecutionResult(outcome=Outcome.FAILED, error="boom")
-        self.report(site, ExecutionEnded(execution_id=order.execution_id, result=result))
-
-    def executes(self, site: str, step: str = "a") -> list[ExecuteOrder]:
-        return [o for o in self.channels[site].of(ExecuteOrder) if o.step_id == step]
-
-    def live_for(self, seconds: float, *, heard: tuple[str, ...] = ()) -> None:
-        """Let time pass a second at a time, the `heard` sites sending heartbeats."""
-        for _ in range(int(seconds)):
-            self.timers.advance(1.0)
-            for site in heard:
-                self.report(site, Heartbeat(seq=0))
-
-
-@pytest.fixture
-def rig() -> Rig:
-    clock = FakeClock()
-    timers, recorder = FakeTimers(clock), FakeRecorder()
-    engine = Engine(
-        recorder=recorder,
-        store=FakeStore(),
-        clock=clock,
-        timers=timers,
-        settings=EngineSettings(
-            heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT,
-            retry_backoff_seconds=BACKOFF,
-            timeout_grace_seconds=GRACE,
-        ),
-    )
-    return Rig(engine=engine, timers=timers, recorder=recorder)
-
-
-def execution(run: Run, order: ExecuteOrder) -> ExecutionState:
-    return next(e.state for e in run.executions.values() if e.id == order.execution_id)
-
-
-async def test_a_silent_site_goes_offline_its_executions_lost_and_steps_placed_again(
+async def test_a_silent_site_goes_offline_its_executions_run_again_where_the_step_is_placed(
     rig: Rig,
 ) -> None:
     await rig.engine.start()  # arms the heartbeat monitor
     rig.register("s1")
-    d = await rig.deploy(processor("a", StepSettings(retries=1)))
+    d = await rig.deploy(processor("a"))  # no user retries: a lost execution runs again anyway
     rig.ready("s1", "a")
     run = rig.engine.start_run(d, {"x": "hi"}, origin="http")
     [first] = rig.executes("s1")
@@ -160,18 +64,18 @@ async def test_a_silent_site_goes_offline_its_executions_lost_and_steps_placed_a
     s1 = rig.engine.sites[site_id_for("s1")]
     assert s1.state is SiteState.OFFLINE and "no message for 6.5 s" in s1.state_reason
     assert rig.channels["s1"].closed == "site declared offline"
-    assert execution(run, first) is ExecutionState.FAILED and not run.state.is_terminal
+    lost = execution(run, first)
+    assert lost.state is ExecutionState.LOST and "site s1 stopped responding" in lost.error
+    assert not run.state.is_terminal
     assert [o.step_id for o in s2.of(DeployOrder)] == ["a"]  # placed again, on s2
     assert d.steps["a"].site_id == site_id_for("s2")
-    assert rig.engine.sites[site_id_for("s2")].state is SiteState.ONLINE
 
-    rig.ready("s2", "a")
-    rig.live_for(BACKOFF - 1, heard=("s2",))
-    assert not rig.executes("s2")  # the retry waits for its backoff
-    rig.live_for(1, heard=("s2",))
-    [retry] = rig.executes("s2")
-    assert retry.execution_id != first.execution_id
+    rig.ready("s2", "a")  # the next attempt goes out at once: no backoff for a lost one
+    [again] = rig.executes("s2")
+    assert (execution(run, again).attempt, execution(run, again).retry_of) == (2, lost.id)
     assert d.state is DeploymentState.DEPLOYED
+    rig.complete("s2", again)
+    assert run.state is RunState.COMPLETED and run.results == {"y": "ok"}
 
 
 async def test_a_heartbeat_before_the_timeout_keeps_the_site_online(rig: Rig) -> None:
@@ -186,26 +90,146 @@ async def test_a_heartbeat_before_the_timeout_keeps_the_site_online(rig: Rig) ->
     assert site.state is SiteState.OFFLINE and channel.closed
 
 
-async def test_an_execution_without_result_times_out_and_is_cancelled_on_its_worker(
+async def test_an_execution_without_result_times_out_fails_and_is_cancelled_on_its_worker(
     rig: Rig,
 ) -> None:
+    await rig.engine.start()  # arms the reaper: first look at 6 s, then every 5 s
     channel = rig.register("s1")
-    d = await rig.deploy(processor("a", StepSettings(timeout_seconds=60)))
+    d = await rig.deploy(processor("a", StepSettings(timeout_seconds=60, retries=1)))
     rig.ready("s1", "a")
-    rig.timers.advance(3.0)
+    rig.live_for(3, heard=("s1",))
     run = rig.engine.start_run(d, {"x": "hi"}, origin="http")
     [order] = rig.executes("s1")
     assert order.timeout_seconds == 60
 
-    rig.timers.advance(60 + GRACE - 0.01)
-    assert execution(run, order) is ExecutionState.DISPATCHED and not channel.of(CancelOrder)
-    rig.timers.advance(0.01)
-    assert execution(run, order) is ExecutionState.FAILED
-    assert run.state is RunState.FAILED and "timed out: no result 60 s" in run.reason
+    rig.live_for(60 + GRACE, heard=("s1",))  # t = 68: the deadline (3 + 60 + 5)
+    assert execution(run, order).state is ExecutionState.DISPATCHED
+    assert not channel.of(CancelOrder)
+    rig.live_for(REAP, heard=("s1",))  # the reaper's next look
+    timed_out = execution(run, order)
+    assert timed_out.state is ExecutionState.FAILED
+    assert timed_out.error.startswith("timed out after 60 s: no result from site s1")
     [cancel] = channel.of(CancelOrder)
     assert cancel.execution_id == order.execution_id and cancel.reason == "timed out"
-    assert not rig.engine.links[site_id_for("s1")].executions
-    assert not rig.timers.pending
+    assert order.execution_id not in rig.engine.links[site_id_for("s1")].executions
+    # A failure of the step: its own retries apply (not the infrastructure budget).
+    assert not run.state.is_terminal
+    rig.live_for(BACKOFF, heard=("s1",))
+    [_, retry] = rig.executes("s1")
+    assert (execution(run, retry).attempt, execution(run, retry).infra_retries) == (2, 0)
+
+
+async def test_every_execution_has_a_timeout(rig: Rig) -> None:
+    await rig.engine.start()
+    rig.register("s1")
+    d = await rig.deploy(
+        processor("a"),  # nothing set: the platform's default
+        processor("b", StepSettings(resources=Resources(time_seconds=120))),  # the action's
+        processor("c", StepSettings(timeout_seconds=60, resources=Resources(time_seconds=120))),
+    )
+    rig.ready("s1", "a", "b", "c")
+    run = rig.engine.start_run(d, {"x": "hi"}, origin="http")
+    timeouts = {o.step_id: o.timeout_seconds for o in rig.channels["s1"].of(ExecuteOrder)}
+    assert timeouts == {"a": 3600, "b": 120, "c": 60}
+
+    rig.live_for(3600 + GRACE + REAP, heard=("s1",))
+    [a] = rig.executes("s1", "a")
+    assert execution(run, a).error.startswith("timed out after 3600 s")
+    assert run.state is RunState.FAILED
+
+
+async def test_an_execution_waiting_for_a_site_too_long_fails_with_the_placement_reason(
+    rig: Rig,
+) -> None:
+    await rig.engine.start()
+    rig.register("s1")
+    d = await rig.deploy(processor("a"))
+    rig.ready("s1", "a")
+    run = rig.engine.start_run(d, {"x": "hi"}, origin="http")
+    [first] = rig.executes("s1")
+    rig.live_for(HEARTBEAT_TIMEOUT + 1)  # s1 falls silent for good; no other site
+    assert execution(run, first).state is ExecutionState.LOST
+    assert d.state is DeploymentState.WAITING_FOR_SITE
+    assert d.reason == "step a: no site is online"
+
+    rig.live_for(SITE_WAIT - 5)
+    assert not run.state.is_terminal  # the next attempt still waits for a site
+    rig.live_for(5 + REAP)
+    [waited] = [e for e in run.executions.values() if e.retry_of == first.execution_id]
+    assert waited.state is ExecutionState.FAILED
+    assert waited.error == "no site could run step a for 100 s: step a: no site is online"
+    assert run.state is RunState.FAILED and run.reason.endswith(waited.error)
+    # The deployment keeps waiting, and says why.
+    assert d.state is DeploymentState.WAITING_FOR_SITE
+    assert d.reason == "step a: no site is online"
+
+
+async def test_an_execution_that_finds_a_site_in_time_runs(rig: Rig) -> None:
+    await rig.engine.start()
+    rig.register("s1")
+    d = await rig.deploy(processor("a"))
+    rig.ready("s1", "a")
+    run = rig.engine.start_run(d, {"x": "hi"}, origin="http")
+    rig.live_for(HEARTBEAT_TIMEOUT + 1)  # s1 lost; its execution waits for a site
+    rig.live_for(SITE_WAIT - 20)
+    rig.register("s2")  # placed there
+    rig.ready("s2", "a")
+    [again] = rig.executes("s2")
+    rig.live_for(30, heard=("s2",))  # past the wait deadline: dispatched, no longer waiting
+    assert execution(run, again).state is ExecutionState.DISPATCHED
+    rig.complete("s2", again)
+    assert run.state is RunState.COMPLETED
+
+
+async def test_restored_executions_keep_their_deadlines_from_before_the_restart() -> None:
+    before = make_rig()
+    before.register("s1")
+    before.register("s2")
+    d = await before.deploy(
+        processor("a", StepSettings(timeout_seconds=60)),
+        processor("b", StepSettings(timeout_seconds=30)),
+    )
+    before.ready("s1", "a")
+    before.ready("s2", "b")
+    slow = before.engine.start_run(d, {"x": "1"}, origin="http")
+    [a] = before.executes("s1", "a")
+    [b] = before.executes("s2", "b")
+    box = SecretBox("k" * 32)
+
+    after = make_rig()
+    # Down for 50 s; s2 was recorded offline (its result never came).
+    after.timers.clock.advance(50)  # type: ignore[union-attr]
+    sites = [site_from_row(SimpleNamespace(**site_row(s))) for s in before.engine.sites.values()]
+    next(s for s in sites if s.name == "s2").go_offline("no message for 6.5 s")
+    after.store.loaded = LoadedState(
+        sites=sites,
+        deployments=[deployment_from_row(SimpleNamespace(**deployment_row(d, box)), box)],
+        runs=[
+            (
+                run_from_row(SimpleNamespace(**run_row(slow)), d.definition),
+                [
+                    execution_from_row(SimpleNamespace(**execution_row(e)))
+                    for e in slow.executions.values()
+                ],
+            )
+        ],
+    )
+    await after.engine.start()
+    run = after.engine.runs[slow.id]
+    after.register("s1", last_seen=a.order_seq, running=frozenset({a.execution_id}), ready=("a",))
+    assert run.executions[b.execution_id].state is ExecutionState.DISPATCHED  # type: ignore[index]
+    after.live_for(HEARTBEAT_TIMEOUT, heard=("s1",))  # the reaper's first look: t = 6 s
+    # b's deadline (30 + 5 s after its dispatch) passed while the runner was down, and its
+    # site is offline: b was lost with it, and runs again (its next attempt waits for a site).
+    lost = run.executions[b.execution_id]  # type: ignore[index]
+    assert lost.state is ExecutionState.LOST and "site s2 is offline" in lost.error
+    assert [e.attempt for e in run.executions.values() if e.retry_of == lost.id] == [2]
+    # a's deadline is 60 + 5 s after its dispatch, not after the restart: 9 s from now.
+    assert run.executions[a.execution_id].state is ExecutionState.DISPATCHED  # type: ignore[index]
+    after.live_for(2 * REAP, heard=("s1",))
+    timed_out = run.executions[a.execution_id]  # type: ignore[index]
+    assert timed_out.state is ExecutionState.FAILED and "timed out after 60 s" in timed_out.error
+    assert run.state is RunState.FAILED
 
 
 async def test_a_retry_is_dispatched_after_its_backoff_and_not_before(rig: Rig) -> None:
@@ -237,17 +261,17 @@ async def test_cancelling_a_run_cancels_its_timers(rig: Rig) -> None:
     rig.ready("s1", "a", "b")
     run = rig.engine.start_run(d, {"x": "hi"}, origin="http")
     rig.fail("s1", rig.executes("s1", "a")[0])  # a's retry is due in BACKOFF seconds
-    [b] = rig.executes("s1", "b")  # b's timeout is due in 60 + GRACE seconds
-    assert rig.timers.pending == 2
+    [b] = rig.executes("s1", "b")
+    assert rig.timers.due_times() == [BACKOFF]
 
     rig.engine.cancel_run("p", run.id, "cancelled by a user")
     assert run.state is RunState.CANCELLED
     assert [o.execution_id for o in channel.of(CancelOrder)] == [b.execution_id]
-    # The retry is gone; b's timeout guards b until its worker confirms the cancellation.
-    assert rig.timers.due_times() == [60 + GRACE]
+    # The retry is gone; b is awaited until its worker confirms the cancellation.
+    assert not rig.timers.pending and run.id in rig.engine.runs
     result = ExecutionResult(outcome=Outcome.CANCELLED)
     rig.report("s1", ExecutionEnded(execution_id=b.execution_id, result=result))
-    assert not rig.timers.pending and run.id not in rig.engine.runs
+    assert run.id not in rig.engine.runs
 
     sent = len(channel.sent)
     rig.timers.advance(1000.0)

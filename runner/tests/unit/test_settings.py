@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ryax_kit.settings import ConfigurationError
+from ryax_runner.container import engine_settings
 from ryax_runner.settings import Settings
 
 KEY = "k" * 32
@@ -26,6 +27,8 @@ def test_defaults() -> None:
     assert s.secret_key_previous == ()
     assert s.max_upload_bytes == 1024**3 and s.sync_timeout_seconds == 60.0
     assert s.filestore.filestore_dir.name == "ryax-filestore"
+    assert (s.infra_retries, s.default_step_timeout_seconds) == (3, 3600.0)
+    assert (s.timeout_grace_seconds, s.site_wait_timeout_seconds) == (30.0, 300.0)
 
 
 def test_every_variable_is_read() -> None:
@@ -44,6 +47,10 @@ def test_every_variable_is_read() -> None:
             "RYAX_RUNNER_MAX_UPLOAD_BYTES": "2048",
             "RYAX_RUNNER_PUBLIC_URL": "https://ryax.example/",
             "RYAX_DATABASE_POOL_SIZE": "3",
+            "RYAX_RUNNER_INFRA_RETRIES": "0",
+            "RYAX_RUNNER_DEFAULT_STEP_TIMEOUT": "600",
+            "RYAX_RUNNER_TIMEOUT_GRACE": "10",
+            "RYAX_RUNNER_SITE_WAIT_TIMEOUT": "120",
         }
     )
     assert s.secret_key_previous == ("a" * 32, "b" * 40)
@@ -55,6 +62,9 @@ def test_every_variable_is_read() -> None:
     )
     assert (s.heartbeat_timeout_seconds, s.max_upload_bytes) == (10.0, 2048)
     assert (s.public_url, s.database_pool_size) == ("https://ryax.example", 3)
+    engine = engine_settings(s)
+    assert (engine.infra_retries, engine.default_step_timeout_seconds) == (0, 600.0)
+    assert (engine.timeout_grace_seconds, engine.site_wait_timeout_seconds) == (10.0, 120.0)
 
 
 @pytest.mark.parametrize(
@@ -83,6 +93,14 @@ def test_every_variable_is_read() -> None:
         (
             {"RYAX_SECRET_KEY": KEY, "RYAX_DATABASE_POOL_SIZE": "0"},
             "RYAX_DATABASE_POOL_SIZE=0 is below",
+        ),
+        (
+            {"RYAX_SECRET_KEY": KEY, "RYAX_RUNNER_DEFAULT_STEP_TIMEOUT": "0"},
+            "RYAX_RUNNER_DEFAULT_STEP_TIMEOUT=0.0 is below",
+        ),
+        (
+            {"RYAX_SECRET_KEY": KEY, "RYAX_RUNNER_INFRA_RETRIES": "-1"},
+            "RYAX_RUNNER_INFRA_RETRIES=-1 is below",
         ),
     ],
 )

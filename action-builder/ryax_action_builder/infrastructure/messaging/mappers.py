@@ -16,6 +16,7 @@ from ...domain.model import (
     BuildId,
     BuildOrder,
     BuildOutcome,
+    PythonPackage,
 )
 from ..proto import builder_events_pb2 as builder_pb
 from ..proto import repository_events_pb2 as repository_pb
@@ -53,6 +54,10 @@ def build_order_from_proto(body: bytes) -> BuildOrder:
         repository_id=message.repository_id,
         source_commit=message.source_commit,
         trace_context=dict(message.trace_context),
+        python_packages=tuple(
+            PythonPackage(dependency=p.dependency, requirement=p.requirement)
+            for p in message.python_packages
+        ),
     )
 
 
@@ -71,6 +76,10 @@ def build_order_to_proto(order: BuildOrder) -> repository_pb.ActionBuildRequeste
         repository_id=order.repository_id,
         source_commit=order.source_commit,
         trace_context=dict(order.trace_context),
+        python_packages=[
+            repository_pb.PythonPackage(dependency=p.dependency, requirement=p.requirement)
+            for p in order.python_packages
+        ],
     )
 
 

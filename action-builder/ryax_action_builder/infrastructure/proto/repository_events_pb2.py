@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17repository_events.proto\x12\x12ryax.repository.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb8\x03\n\x14\x41\x63tionBuildRequested\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x10\n\x08\x62uild_id\x18\x02 \x01(\t\x12\x12\n\nproject_id\x18\x03 \x01(\t\x12\x11\n\taction_id\x18\x04 \x01(\t\x12\x16\n\x0e\x61\x63tion_version\x18\x05 \x01(\t\x12\x13\n\x0b\x61\x63tion_kind\x18\x06 \x01(\t\x12\x12\n\nsource_key\x18\x07 \x01(\t\x12\x15\n\rsource_sha256\x18\x08 \x01(\t\x12\x15\n\rmetadata_yaml\x18\t \x01(\t\x12\x30\n\x0crequested_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrepository_id\x18\x0b \x01(\t\x12\x15\n\rsource_commit\x18\x0c \x01(\t\x12Q\n\rtrace_context\x18\x0f \x03(\x0b\x32:.ryax.repository.v1.ActionBuildRequested.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x97\x01\n\x02IO\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nhuman_name\x18\x02 \x01(\t\x12\x0c\n\x04help\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x10\n\x08optional\x18\x05 \x01(\x08\x12\x13\n\x0b\x65num_values\x18\x06 \x03(\t\x12\x1a\n\rdefault_value\x18\x07 \x01(\tH\x00\x88\x01\x01\x42\x10\n\x0e_default_value\"Q\n\tResources\x12\x0b\n\x03\x63pu\x18\x01 \x01(\x01\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x03\x12\x14\n\x0ctime_seconds\x18\x03 \x01(\x01\x12\x0b\n\x03gpu\x18\x04 \x01(\x05\"\x8b\x05\n\x0b\x41\x63tionReady\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\x11\n\taction_id\x18\x03 \x01(\t\x12\x16\n\x0e\x61\x63tion_version\x18\x04 \x01(\t\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x12\n\nhuman_name\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\x12\x0c\n\x04type\x18\x08 \x01(\t\x12\x12\n\ncategories\x18\t \x03(\t\x12&\n\x06inputs\x18\n \x03(\x0b\x32\x16.ryax.repository.v1.IO\x12\'\n\x07outputs\x18\x0b \x03(\x0b\x32\x16.ryax.repository.v1.IO\x12\x30\n\tresources\x18\x0c \x01(\x0b\x32\x1d.ryax.repository.v1.Resources\x12\x14\n\x0c\x61rtefact_key\x18\r \x01(\t\x12\x17\n\x0f\x61rtefact_sha256\x18\x0e \x01(\t\x12\x11\n\x04logo\x18\x0f \x01(\x0cH\x00\x88\x01\x01\x12\x17\n\x0flogo_media_type\x18\x10 \x01(\t\x12\x15\n\rrepository_id\x18\x11 \x01(\t\x12\x15\n\rsource_commit\x18\x12 \x01(\t\x12\x10\n\x08\x62uild_id\x18\x13 \x01(\t\x12,\n\x08ready_at\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12H\n\rtrace_context\x18\x15 \x03(\x0b\x32\x31.ryax.repository.v1.ActionReady.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x07\n\x05_logob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17repository_events.proto\x12\x12ryax.repository.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\x03\n\x14\x41\x63tionBuildRequested\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x10\n\x08\x62uild_id\x18\x02 \x01(\t\x12\x12\n\nproject_id\x18\x03 \x01(\t\x12\x11\n\taction_id\x18\x04 \x01(\t\x12\x16\n\x0e\x61\x63tion_version\x18\x05 \x01(\t\x12\x13\n\x0b\x61\x63tion_kind\x18\x06 \x01(\t\x12\x12\n\nsource_key\x18\x07 \x01(\t\x12\x15\n\rsource_sha256\x18\x08 \x01(\t\x12\x15\n\rmetadata_yaml\x18\t \x01(\t\x12\x30\n\x0crequested_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrepository_id\x18\x0b \x01(\t\x12\x15\n\rsource_commit\x18\x0c \x01(\t\x12Q\n\rtrace_context\x18\x0f \x03(\x0b\x32:.ryax.repository.v1.ActionBuildRequested.TraceContextEntry\x12:\n\x0fpython_packages\x18\x10 \x03(\x0b\x32!.ryax.repository.v1.PythonPackage\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"8\n\rPythonPackage\x12\x12\n\ndependency\x18\x01 \x01(\t\x12\x13\n\x0brequirement\x18\x02 \x01(\t\"\x97\x01\n\x02IO\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nhuman_name\x18\x02 \x01(\t\x12\x0c\n\x04help\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x10\n\x08optional\x18\x05 \x01(\x08\x12\x13\n\x0b\x65num_values\x18\x06 \x03(\t\x12\x1a\n\rdefault_value\x18\x07 \x01(\tH\x00\x88\x01\x01\x42\x10\n\x0e_default_value\"Q\n\tResources\x12\x0b\n\x03\x63pu\x18\x01 \x01(\x01\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x03\x12\x14\n\x0ctime_seconds\x18\x03 \x01(\x01\x12\x0b\n\x03gpu\x18\x04 \x01(\x05\"\x8b\x05\n\x0b\x41\x63tionReady\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\x11\n\taction_id\x18\x03 \x01(\t\x12\x16\n\x0e\x61\x63tion_version\x18\x04 \x01(\t\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x12\n\nhuman_name\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\x12\x0c\n\x04type\x18\x08 \x01(\t\x12\x12\n\ncategories\x18\t \x03(\t\x12&\n\x06inputs\x18\n \x03(\x0b\x32\x16.ryax.repository.v1.IO\x12\'\n\x07outputs\x18\x0b \x03(\x0b\x32\x16.ryax.repository.v1.IO\x12\x30\n\tresources\x18\x0c \x01(\x0b\x32\x1d.ryax.repository.v1.Resources\x12\x14\n\x0c\x61rtefact_key\x18\r \x01(\t\x12\x17\n\x0f\x61rtefact_sha256\x18\x0e \x01(\t\x12\x11\n\x04logo\x18\x0f \x01(\x0cH\x00\x88\x01\x01\x12\x17\n\x0flogo_media_type\x18\x10 \x01(\t\x12\x15\n\rrepository_id\x18\x11 \x01(\t\x12\x15\n\rsource_commit\x18\x12 \x01(\t\x12\x10\n\x08\x62uild_id\x18\x13 \x01(\t\x12,\n\x08ready_at\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12H\n\rtrace_context\x18\x15 \x03(\x0b\x32\x31.ryax.repository.v1.ActionReady.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x07\n\x05_logob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,15 +37,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACTIONREADY_TRACECONTEXTENTRY']._loaded_options = None
   _globals['_ACTIONREADY_TRACECONTEXTENTRY']._serialized_options = b'8\001'
   _globals['_ACTIONBUILDREQUESTED']._serialized_start=81
-  _globals['_ACTIONBUILDREQUESTED']._serialized_end=521
-  _globals['_ACTIONBUILDREQUESTED_TRACECONTEXTENTRY']._serialized_start=470
-  _globals['_ACTIONBUILDREQUESTED_TRACECONTEXTENTRY']._serialized_end=521
-  _globals['_IO']._serialized_start=524
-  _globals['_IO']._serialized_end=675
-  _globals['_RESOURCES']._serialized_start=677
-  _globals['_RESOURCES']._serialized_end=758
-  _globals['_ACTIONREADY']._serialized_start=761
-  _globals['_ACTIONREADY']._serialized_end=1412
-  _globals['_ACTIONREADY_TRACECONTEXTENTRY']._serialized_start=470
-  _globals['_ACTIONREADY_TRACECONTEXTENTRY']._serialized_end=521
+  _globals['_ACTIONBUILDREQUESTED']._serialized_end=581
+  _globals['_ACTIONBUILDREQUESTED_TRACECONTEXTENTRY']._serialized_start=530
+  _globals['_ACTIONBUILDREQUESTED_TRACECONTEXTENTRY']._serialized_end=581
+  _globals['_PYTHONPACKAGE']._serialized_start=583
+  _globals['_PYTHONPACKAGE']._serialized_end=639
+  _globals['_IO']._serialized_start=642
+  _globals['_IO']._serialized_end=793
+  _globals['_RESOURCES']._serialized_start=795
+  _globals['_RESOURCES']._serialized_end=876
+  _globals['_ACTIONREADY']._serialized_start=879
+  _globals['_ACTIONREADY']._serialized_end=1530
+  _globals['_ACTIONREADY_TRACECONTEXTENTRY']._serialized_start=530
+  _globals['_ACTIONREADY_TRACECONTEXTENTRY']._serialized_end=581
 # @@protoc_insertion_point(module_scope)

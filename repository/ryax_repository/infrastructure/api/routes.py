@@ -19,7 +19,7 @@ from aiohttp import BodyPartReader, web
 from pydantic import BaseModel, ConfigDict, Field
 
 from ryax_kit.authz import Operation, require
-from ryax_kit.web import Api, ErrorMapping, HttpError, Param, read_json
+from ryax_kit.web import UNTRUSTED_CONTENT_HEADERS, Api, ErrorMapping, HttpError, Param, read_json
 
 from ...application.use_cases import ActionView, RepositoryUseCases
 from ...domain.action_metadata import ActionIO
@@ -234,6 +234,11 @@ class PendingChangeOut(BaseModel):
     seen_at: datetime
 
 
+class PythonPackageOut(BaseModel):
+    dependency: str = Field(description="as written in spec.dependencies: python3Packages.numpy")
+    requirement: str = Field(description="what pip installs from PyPI: numpy")
+
+
 class ActionOut(BaseModel):
     id: str = Field(description="the source id")
     action_id: str | None
@@ -247,7 +252,20 @@ class ActionOut(BaseModel):
     inputs: list[IOOut]
     outputs: list[IOOut]
     resources: ResourcesOut | None
+    dependencies: list[str] = Field(
+        description="spec.dependencies as written (Nix package names in published Ryax)"
+    )
+    python_packages: list[PythonPackageOut] = Field(
+        description=(
+            "the dependencies that are Python packages (pythonPackages.X, python3Packages.X, "
+            "python3NNPackages.X): the build installs these PyPI requirements with "
+            "requirements.txt, in the same pip run; the others are not installed (a warning)"
+        )
+    )
     has_logo: bool
+    logo_media_type: str | None = Field(
+        description="the logo's real type (image/png...), whatever its file name says"
+    )
     source_sha256: str | None
     source_key: str | None
     origin: OriginOut
@@ -435,7 +453,15 @@ def _action(view: ActionView) -> ActionOut:
         )
         if meta
         else None,
+        dependencies=list(meta.dependencies) if meta else [],
+        python_packages=[
+            PythonPackageOut(dependency=p.dependency, requirement=p.requirement)
+            for p in meta.python_packages
+        ]
+        if meta
+        else [],
         has_logo=bool(s.packed and s.packed.logo),
+        logo_media_type=(s.packed.logo_media_type or None) if s.packed and s.packed.logo else None,
         source_sha256=s.packed.sha256 if s.packed else None,
         source_key=s.packed.key if s.packed else None,
         origin=_origin(s),
@@ -734,6 +760,32 @@ async def get_action(request: web.Request) -> web.Response:
         project, request.match_info["action_id"], request.match_info["version"]
     )
     return _json(_action(view))
+
+
+LOGO_HEADERS = UNTRUSTED_CONTENT_HEADERS
+
+
+@api.route(
+    "GET",
+    P + "/actions/{action_id}/{version}/logo",
+    summary="The action's logo, with the media type of what the file really holds",
+    tag="actions",
+    response_media="image/*",
+    errors={404: "no such action version, or it has no logo"},
+)
+async def action_logo(request: web.Request) -> web.Response:
+    project = await _project(request, Operation.READ)
+    view = await _uc(request).get_action(
+        project, request.match_info["action_id"], request.match_info["version"]
+    )
+    packed = view.source.packed
+    if packed is None or not packed.logo:
+        raise HttpError(404, "not_found", "this action version has no logo")
+    return web.Response(
+        body=packed.logo,
+        content_type=packed.logo_media_type or "application/octet-stream",
+        headers=LOGO_HEADERS,
+    )
 
 
 @api.route(

@@ -46,6 +46,10 @@ def action_build_requested_to_proto(event: ActionBuildRequested) -> pb.ActionBui
         requested_at=_timestamp(event.requested_at),
         repository_id=event.repository_id,
         source_commit=event.source_commit,
+        python_packages=[
+            pb.PythonPackage(dependency=p.dependency, requirement=p.requirement)
+            for p in event.python_packages
+        ],
     )
 
 

@@ -1,4 +1,10 @@
-"""Dispatch: runs and their executions, from start to end, and the timers they need."""
+"""Dispatch: runs and their executions, from start to end, and the timers they need.
+
+An execution lost with its worker (the worker restarted, the site went silent, the execution
+timed out on a site that is offline) is run again as a new attempt, within the infrastructure
+budget (`EngineSettings.infra_retries`), on whichever site has its step ready: the same site
+once it is back, or the site its step was placed on again. Deadlines are kept by the reaper
+(`deadlines.py`)."""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from datetime import datetime
 from ...domain.deployment import Deployment, DeploymentId, DeploymentState, StepState
 from ...domain.errors import Conflict, NotFound, Unavailable
 from ...domain.run import Execution, ExecutionId, ExecutionState, Run, RunId, RunUpdate
-from ...domain.site import Site, SiteId
+from ...domain.site import Site, SiteId, SiteState
 from ...domain.values import Value
 from ..messages import (
     CancelOrder,
@@ -31,7 +37,8 @@ log = logging.getLogger(__name__)
 
 
 class Dispatcher:
-    """An execution goes out when its step is ready, retries at not_before, is lost on timeout."""
+    """An execution goes out when its step is ready, retries at not_before, runs again when
+    lost with its worker, fails past its deadline."""
 
     def __init__(
         self,
@@ -51,7 +58,7 @@ class Dispatcher:
         self._clock = clock
         self._timers = timers
         self._settings = settings
-        #: The one retry or timeout timer of an execution.
+        #: The retry timer of an execution waiting for its not_before time.
         self._pending: dict[ExecutionId, TimerHandle] = {}
         #: Executions waiting for their step to be ready on its site.
         self._waiting: dict[tuple[DeploymentId, str], list[Execution]] = defaultdict(list)
@@ -117,7 +124,8 @@ class Dispatcher:
 
     def restore_run(self, run: Run, executions: list[Execution], now: datetime) -> None:
         """Take a run back after a restart: executions on a known site are awaited again
-        (with a fresh timeout), the others dispatched again or at their retry time."""
+        (their deadline still counted from their dispatch), the others dispatched again or at
+        their retry time."""
         update = Run.restore(run, executions, now)
         self._state.runs[run.id] = run
         for e in run.executions.values():
@@ -128,7 +136,6 @@ class Dispatcher:
                 link = self._state.links.get(SiteId(e.site_id))
                 if link is not None:
                     link.executions.add(e.id)
-                    self._arm_timeout(run, e)
                 else:
                     update.ready.append(e)
             elif e.state is ExecutionState.WAITING and e not in update.ready:
@@ -167,8 +174,7 @@ class Dispatcher:
             for e in run.executions.values():
                 if not e.is_active:
                     self._state.executions.pop(e.id, None)
-                    # A retry of an ended run is moot; a timeout still guards active ones.
-                    self.cancel_timer(e.id)
+                    self.cancel_timer(e.id)  # a retry of an ended run is moot
             if not run.active_executions:
                 self._state.runs.pop(run.id, None)
 
@@ -248,34 +254,27 @@ class Dispatcher:
         return line
 
     def site_lost(self, site: Site, link: WorkerLink, reason: str) -> None:
-        """Executions dispatched to a site that stopped answering are lost (or retried)."""
-        for eid in list(link.executions):
-            self.cancel_timer(eid)
+        """Executions dispatched to a site that stopped answering are lost: each runs again
+        where its step is ready (the site once back, or where the step is placed again)."""
+        executions, link.executions = list(link.executions), set()
+        for eid in executions:
             run = self._state.executions.get(eid)
-            if run is None:
-                continue
-            update = run.lose(
-                eid,
-                f"worker lost: site {site.name} stopped responding ({reason})",
-                now=self._clock.now(),
-                retry_backoff_seconds=self._settings.retry_backoff_seconds,
-            )
-            self.settle(run, update)
-        link.executions.clear()
+            if run is not None:
+                self.lose(run, eid, f"worker lost: site {site.name} stopped responding ({reason})")
 
     def lose(self, run: Run, execution_id: ExecutionId, reason: str) -> None:
-        """The execution's worker does not know it any more: failed, or retried."""
+        """The execution's worker does not have it any more: LOST, and it runs again while the
+        infrastructure budget allows (else the run fails)."""
+        self.cancel_timer(execution_id)
         update = run.lose(
-            execution_id,
-            reason,
-            now=self._clock.now(),
-            retry_backoff_seconds=self._settings.retry_backoff_seconds,
+            execution_id, reason, now=self._clock.now(), infra_budget=self._settings.infra_retries
         )
         self.settle(run, update)
 
     def resend(self, run: Run, execution: Execution) -> None:
-        """The worker never received the execution's order: dispatch it again."""
-        execution.state = ExecutionState.WAITING
+        """The worker never received the execution's order: dispatch it again (a wait for
+        its step counts from now)."""
+        execution.state, execution.not_before = ExecutionState.WAITING, self._clock.now()
         self._dispatch(run, execution)
         self._recorder.run(run)
 
@@ -291,12 +290,62 @@ class Dispatcher:
                 self._recorder.run(run)
 
     def fail_waiting(self, deployment_id: DeploymentId, step_id: str, reason: str) -> None:
-        """The step will not be ready: what waited for it is lost."""
+        """The step will not be ready: what waited for it fails."""
         waiting = self._waiting.pop((deployment_id, step_id), [])
         for execution in waiting:
             run = self._state.executions.get(execution.id)
             if run is not None and execution.is_active:
-                self.settle(run, run.lose(execution.id, reason, now=self._clock.now()))
+                self._fail(run, execution, reason)
+
+    def waited_too_long(self, run: Run, execution: Execution, reason: str) -> None:
+        """No site could run the execution's step in time: it fails (not retried: a retry
+        would only wait again)."""
+        key = (DeploymentId(run.deployment_id), execution.step_id)
+        waiting = self._waiting.get(key)
+        if waiting is not None and execution in waiting:
+            waiting.remove(execution)
+            if not waiting:
+                del self._waiting[key]
+        self._fail(run, execution, reason, retryable=False)
+
+    def timed_out(self, run: Run, execution: Execution, timeout: float) -> None:
+        """No result within the step's timeout (+ grace): the step failed, unless its site is
+        offline (then the execution was lost with it). The worker is told to stop it."""
+        for link in self._state.links.values():
+            link.executions.discard(execution.id)
+        site = self._state.sites.get(SiteId(execution.site_id or ""))
+        if execution.site_id:
+            self._links.send(
+                SiteId(execution.site_id),
+                CancelOrder,
+                execution_id=execution.id,
+                reason="timed out",
+            )
+        if site is None or site.state is SiteState.OFFLINE:
+            name = site.name if site is not None else execution.site_id
+            self.lose(
+                run,
+                execution.id,
+                f"worker lost: no result after {timeout:g} s, site {name} is offline",
+            )
+        else:
+            self._fail(
+                run,
+                execution,
+                f"timed out after {timeout:g} s: no result from site {site.name} "
+                f"(+{self._settings.timeout_grace_seconds:g} s grace)",
+            )
+
+    def _fail(self, run: Run, execution: Execution, reason: str, retryable: bool = True) -> None:
+        self.cancel_timer(execution.id)
+        update = run.fail(
+            execution.id,
+            reason,
+            now=self._clock.now(),
+            retry_backoff_seconds=self._settings.retry_backoff_seconds,
+            retryable=retryable,
+        )
+        self.settle(run, update)
 
     # -- dispatch and timers ---------------------------------------------------------------------
 
@@ -304,22 +353,10 @@ class Dispatcher:
         d = self._state.deployments.get(DeploymentId(run.deployment_id))
         step = d.steps.get(execution.step_id) if d is not None else None
         if d is None or step is None or d.is_gone:
-            self.settle(
-                run,
-                run.lose(
-                    execution.id, "the workflow is not deployed any more", now=self._clock.now()
-                ),
-            )
+            self._fail(run, execution, "the workflow is not deployed any more")
             return
         if step.state is StepState.FAILED:
-            self.settle(
-                run,
-                run.lose(
-                    execution.id,
-                    f"step {step.step_id} is not deployed: {step.reason}",
-                    now=self._clock.now(),
-                ),
-            )
+            self._fail(run, execution, f"step {step.step_id} is not deployed: {step.reason}")
             return
         link = self._state.links.get(step.site_id) if step.site_id is not None else None
         if step.state is not StepState.READY or link is None or link.channel is None:
@@ -327,7 +364,7 @@ class Dispatcher:
             return
         definition = d.definition.step(execution.step_id)
         inputs = run.resolve_inputs(definition, execution.branch)
-        timeout = definition.settings.timeout_seconds
+        timeout = definition.settings.timeout(self._settings.default_step_timeout_seconds)
         assert step.site_id is not None
         seq = self._links.send(
             step.site_id,
@@ -342,44 +379,12 @@ class Dispatcher:
         run.mark_dispatched(execution, site_id=step.site_id, order_seq=seq, now=self._clock.now())
         link.executions.add(execution.id)
         self._state.stats.executions_dispatched += 1
-        self._arm_timeout(run, execution)
 
     def _retry_due(self, run: Run, execution: Execution) -> None:
         self._pending.pop(execution.id, None)
         if execution.state is ExecutionState.WAITING and not run.state.is_terminal:
             self._dispatch(run, execution)
             self._recorder.run(run)
-
-    def _arm_timeout(self, run: Run, execution: Execution) -> None:
-        timeout = run.definition.step(execution.step_id).settings.timeout_seconds
-        if timeout > 0:
-            self.cancel_timer(execution.id)
-            self._pending[execution.id] = self._timers.call_later(
-                timeout + self._settings.timeout_grace_seconds,
-                functools.partial(self._timed_out, run, execution),
-            )
-
-    def _timed_out(self, run: Run, execution: Execution) -> None:
-        self._pending.pop(execution.id, None)
-        if not execution.is_active:
-            return
-        for link in self._state.links.values():
-            link.executions.discard(execution.id)
-        timeout = run.definition.step(execution.step_id).settings.timeout_seconds
-        update = run.lose(
-            execution.id,
-            f"timed out: no result {timeout:g} s (+ grace) after dispatch",
-            now=self._clock.now(),
-            retry_backoff_seconds=self._settings.retry_backoff_seconds,
-        )
-        if execution.site_id:
-            self._links.send(
-                SiteId(execution.site_id),
-                CancelOrder,
-                execution_id=execution.id,
-                reason="timed out",
-            )
-        self.settle(run, update)
 
     def cancel_timer(self, execution_id: ExecutionId) -> None:
         timer = self._pending.pop(execution_id, None)

@@ -24,6 +24,7 @@ from ..messages import (
     UndeployWorkflow,
 )
 from ..ports import Clock, LoadedState, Recorder, StateStore, TimerHandle, Timers, WorkerChannel
+from .deadlines import Reaper
 from .dispatch import Dispatcher
 from .links import WorkerLinks
 from .log_hub import LogHub, LogQueue
@@ -72,6 +73,13 @@ class Engine:
         self._reconciler = Reconciler(
             self._state, links=self._links, placer=self._placer, dispatcher=self._dispatcher
         )
+        self._reaper = Reaper(
+            self._state,
+            dispatcher=self._dispatcher,
+            clock=clock,
+            timers=timers,
+            settings=self.settings,
+        )
         self._monitor: TimerHandle | None = None
         recorder.add_commit_listener(self._links.committed)
 
@@ -108,14 +116,19 @@ class Engine:
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Rebuild the in-memory state from the record, then watch heartbeats."""
+        """Rebuild the in-memory state from the record, then watch heartbeats and deadlines
+        (the first look at deadlines once the sites had their heartbeat timeout to come back)."""
         self.restore(await self._store.load())
         self._arm_monitor()
+        self._reaper.start(
+            max(self.settings.reap_interval_seconds, self.settings.heartbeat_timeout_seconds)
+        )
 
     async def stop(self) -> None:
         if self._monitor is not None:
             self._monitor.cancel()
             self._monitor = None
+        self._reaper.stop()
         self._dispatcher.cancel_timers()
         self._links.close_all("runner shutting down")
         await self._recorder.durable()
@@ -195,7 +208,7 @@ class Engine:
 
     def report(self, site_id: SiteId, report_seq: int, message: Report) -> None:
         """Apply one report of a worker, once (report_seq)."""
-        if not self._links.accept(site_id, report_seq):
+        if not self._links.accept(site_id, report_seq, record=not isinstance(message, OrdersAcked)):
             return
         site = self._state.sites[site_id]
         if isinstance(message, LogLine):
@@ -216,7 +229,8 @@ class Engine:
             pass  # orders are re-derived from the desired state at each registration
 
     def site_lost(self, site_id: SiteId, reason: str) -> None:
-        """The site stopped answering: its executions are lost, its steps re-placed."""
+        """The site stopped answering: its executions are lost (and run again where their step
+        is ready), its steps re-placed."""
         site, link = self._links.go_offline(site_id, reason)
         self._dispatcher.site_lost(site, link, reason)
         self._placer.site_offline(site)

@@ -4,6 +4,7 @@ orders and acknowledgements on its stream."""
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,7 +22,8 @@ class SiteTaken(Conflict):
 
 
 class WorkerLinks:
-    """A site is served by one heard worker; each report applies once, acked after commit."""
+    """A site is served by one heard worker; each report applies once, acked after commit; an
+    order leaves only once the state that produced it is committed."""
 
     def __init__(
         self,
@@ -37,6 +39,9 @@ class WorkerLinks:
         self._clock = clock
         self._timers = timers
         self._settings = settings
+        #: Orders waiting for the commit of what produced them, in order_seq order, each with
+        #: the stream it was meant for.
+        self._held: deque[tuple[SiteId, WorkerChannel, Outgoing]] = deque()
 
     def restore(self, sites: Iterable[Site]) -> None:
         now = self._timers.monotonic()
@@ -117,8 +122,13 @@ class WorkerLinks:
         if link is not None and link.channel is channel:
             link.channel = None
 
-    def accept(self, site_id: SiteId, report_seq: int) -> bool:
-        """The worker was heard; True when the report is new (to apply), False for a repeat."""
+    def accept(self, site_id: SiteId, report_seq: int, *, record: bool = True) -> bool:
+        """The worker was heard; True when the report is new (to apply), False for a repeat.
+
+        `record=False` for a report without effect the worker does not keep (an order ack): its
+        report_seq moves in memory and is recorded (and acknowledged) with the next commit, so
+        it does not start a commit of its own, which orders waiting for theirs would queue
+        behind."""
         site, link = self._state.sites[site_id], self._state.links[site_id]
         link.last_seen = self._timers.monotonic()
         self._state.stats.reports += 1
@@ -128,7 +138,8 @@ class WorkerLinks:
             self._recorder.site(site)
             return False
         site.last_report_seq = report_seq
-        self._recorder.site(site)
+        if record:
+            self._recorder.site(site)
         return True
 
     def heartbeat(self, site_id: SiteId) -> None:
@@ -143,15 +154,32 @@ class WorkerLinks:
                 link.channel.send(ReportAck(report_seq=seq))
 
     def send(self, site_id: SiteId, order: Callable[..., Outgoing], **fields: Any) -> int:
-        """Queue an order on the site's stream; 0 when the worker is not connected."""
+        """Number an order for the site's stream and send it once everything marked so far is
+        committed; 0 when the worker is not connected.
+
+        A worker must never act on a state the runner could lose in a crash (an Execute of a
+        run not recorded). The batch that commits the state is taken after the engine's
+        current step, so it also carries what the step marks after this call (the execution
+        marked dispatched)."""
         link = self._state.links.get(site_id)
         if link is None or link.channel is None:
             return 0
         site = self._state.sites[site_id]
         seq = site.next_order_seq()
-        link.channel.send(order(order_seq=seq, **fields))
         self._recorder.site(site)
+        self._held.append((site_id, link.channel, order(order_seq=seq, **fields)))
+        self._recorder.when_durable(self._release)
         return seq
+
+    def _release(self) -> None:
+        """The oldest held order is durable: it goes out if its stream is still the site's
+        (a newer stream gets its orders again from reconciliation)."""
+        if not self._held:
+            return
+        site_id, channel, message = self._held.popleft()
+        link = self._state.links.get(site_id)
+        if link is not None and link.channel is channel:
+            channel.send(message)
 
     def silent(self) -> list[tuple[SiteId, float]]:
         """Online sites not heard for longer than the heartbeat timeout, with their silence."""

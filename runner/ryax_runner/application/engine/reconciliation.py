@@ -73,8 +73,10 @@ class Reconciler:
                 self._links.send(site.id, UndeployOrder, deployment_id=dep_id, step_id=step_id)
 
     def _reconcile_executions(self, site: Site, link: WorkerLink, cmd: RegisterWorker) -> None:
-        """Executions dispatched here: still running, never received, or lost."""
+        """Executions dispatched here: still running, never received, or lost (run again).
+        What the worker runs that the runner does not await here is cancelled."""
         running = cmd.running_execution_ids
+        awaited: set[str] = set()
         for eid in list(link.executions):
             run = self._state.executions.get(eid)
             if run is None:
@@ -82,17 +84,26 @@ class Reconciler:
                 continue
             execution = run.executions[eid]
             if eid in running:
+                awaited.add(eid)
                 if run.state.is_terminal:
                     self._links.send(site.id, CancelOrder, execution_id=eid, reason=run.reason)
                 continue
             link.executions.discard(eid)
-            self._dispatcher.cancel_timer(eid)
             if cmd.last_seen_order_seq and execution.order_seq > cmd.last_seen_order_seq:
                 self._dispatcher.resend(run, execution)
             else:
                 self._dispatcher.lose(
                     run, eid, f"worker lost: site {site.name} no longer knows the execution"
                 )
+        for stray in sorted(running - awaited):
+            # Lost (another attempt replaces it) or of an ended run: a worker that was cut off
+            # must not go on with it. A worker that already finished it ignores the cancel.
+            self._links.send(
+                site.id,
+                CancelOrder,
+                execution_id=stray,
+                reason="the runner no longer awaits this execution (lost or ended)",
+            )
 
     def step_state_reported(self, site: Site, message: StepStateReported) -> None:
         """A worker reports a step's state: applied if the step is desired there, else the

@@ -21,6 +21,14 @@ class EngineSettings:
     max_inline_bytes: int = MAX_INLINE_BYTES
     #: Added to a step's timeout before the runner itself gives up on an execution.
     timeout_grace_seconds: float = 30.0
+    #: The timeout of a step that sets none and whose action asks for no time.
+    default_step_timeout_seconds: float = 3600.0
+    #: Attempts of a step (per branch) that may be lost with their worker and run again.
+    infra_retries: int = 3
+    #: An execution waiting this long for its step to be ready on a site fails.
+    site_wait_timeout_seconds: float = 300.0
+    #: How often the reaper looks for executions past their deadline.
+    reap_interval_seconds: float = 5.0
 
 
 @dataclass(eq=False, kw_only=True)

@@ -114,7 +114,15 @@ class ExecutionOut(BaseModel):
     step_id: str
     branch: str = Field(description="fan-out path, e.g. 'split:2' ('' for the main branch)")
     attempt: int
-    state: str
+    state: str = Field(
+        description="waiting, dispatched, running, completed, failed, cancelled, or lost "
+        "(lost with its worker: the next attempt runs again, or the run failed)"
+    )
+    infra_retries: int = Field(
+        description="attempts before this one lost with their worker (not counted by the "
+        "step's retries)"
+    )
+    retry_of: str | None = Field(description="the execution id of the attempt this one replaces")
     is_trigger: bool
     site_id: str | None
     site_name: str | None
@@ -428,6 +436,9 @@ async def stream_logs(request: web.Request) -> web.StreamResponse:
     engine, queries = request.app[ENGINE], request.app[QUERIES]
     queue = engine.subscribe_logs(run_id)
     try:
+        # Lines published before the subscription are read from the database: wait until they
+        # are committed (the later ones come through the queue).
+        await engine.durable()
         if await queries.get_run(access.project_id, run_id) is None:
             raise NotFound(f"run {run_id} not found")
         running = engine.is_running(run_id)

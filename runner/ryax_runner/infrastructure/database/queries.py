@@ -83,6 +83,8 @@ def _execution(row: Any) -> Document:
         "branch": "/".join(f"{s}:{i}" for s, i in row.branch),
         "attempt": row.attempt,
         "state": row.state,
+        "infra_retries": row.infra_retries,
+        "retry_of": row.retry_of,
         "is_trigger": row.is_trigger,
         "site_id": row.site_id,
         "inputs": row.inputs,

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -118,6 +119,8 @@ class SqlRecorder:
         self._generation = 0
         self._committed = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        #: `when_durable` callbacks with the generation they wait for (non-decreasing).
+        self._callbacks: deque[tuple[int, Callable[[], None]]] = deque()
         self._listeners: list[CommitListener] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -173,6 +176,13 @@ class SqlRecorder:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((target, future))
         await future
+
+    def when_durable(self, callback: Callable[[], None]) -> None:
+        target = self._generation
+        if self._committed >= target and not self._callbacks:
+            callback()
+        else:
+            self._callbacks.append((target, callback))
 
     # -- committing ------------------------------------------------------------------------------
 
@@ -259,6 +269,12 @@ class SqlRecorder:
     def _done(self, generation: int, batch: Batch) -> None:
         self._committed = max(self._committed, generation)
         self.commits += 1
+        callbacks = self._callbacks
+        while callbacks and callbacks[0][0] <= self._committed:
+            try:
+                callbacks.popleft()[1]()
+            except Exception:
+                log.exception("durable callback failed")
         remaining = []
         for target, future in self._waiters:
             if target <= self._committed:

@@ -339,6 +339,8 @@ def execution_row(e: Execution) -> dict[str, Any]:
         "progress_message": e.progress_message,
         "cpu_seconds": e.cpu_seconds,
         "max_memory_bytes": e.max_memory_bytes,
+        "infra_retries": e.infra_retries,
+        "retry_of": e.retry_of,
     }
 
 
@@ -376,4 +378,6 @@ def execution_from_row(row: Any) -> Execution:
         progress_message=row.progress_message,
         cpu_seconds=row.cpu_seconds,
         max_memory_bytes=row.max_memory_bytes,
+        infra_retries=row.infra_retries,
+        retry_of=ExecutionId(row.retry_of) if row.retry_of else None,
     )

@@ -102,6 +102,9 @@ executions = sa.Table(
     sa.Column("progress_message", sa.Text, nullable=False),
     sa.Column("cpu_seconds", sa.Float, nullable=False),
     sa.Column("max_memory_bytes", sa.BigInteger, nullable=False),
+    # Attempts before this one lost with their worker; the attempt this one replaces (0003).
+    sa.Column("infra_retries", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("retry_of", sa.String(64), nullable=True),
 )
 
 log_lines = sa.Table(

@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ryax_kit.authz import Access, Operation, require
-from ryax_kit.web import Api, ErrorMapping, Param, read_json, read_raw
+from ryax_kit.web import UNTRUSTED_CONTENT_HEADERS, Api, ErrorMapping, Param, read_json, read_raw
 
 from ...application.use_cases import ActionStore, Deployments, Secrets, Workflows, WorkflowView
 from ...domain.actions import IO, ActionKind, ActionVersion, IOType, Origin, ProjectId, Resources
@@ -607,7 +607,11 @@ async def action_logo(request: web.Request) -> web.Response:
     )
     if action.logo is None:
         raise web.HTTPNotFound(text="this action has no logo")
-    return web.Response(body=action.logo, content_type=action.logo_media_type or "image/png")
+    return web.Response(
+        body=action.logo,
+        content_type=action.logo_media_type or "image/png",
+        headers=UNTRUSTED_CONTENT_HEADERS,
+    )
 
 
 @api.route(

@@ -70,6 +70,7 @@ class ActionBuildRequested(_message.Message):
     REPOSITORY_ID_FIELD_NUMBER: _builtins.int
     SOURCE_COMMIT_FIELD_NUMBER: _builtins.int
     TRACE_CONTEXT_FIELD_NUMBER: _builtins.int
+    PYTHON_PACKAGES_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Unique id of this event; consumers deduplicate on it."""
     build_id: _builtins.str
@@ -95,6 +96,15 @@ class ActionBuildRequested(_message.Message):
     def trace_context(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """W3C trace context of the request that caused this event ("traceparent", "tracestate")."""
 
+    @_builtins.property
+    def python_packages(self) -> _containers.RepeatedCompositeFieldContainer[Global___PythonPackage]:
+        """The Python packages declared the Nix way in ryax_metadata.yaml `spec.dependencies`
+        (`pythonPackages.X`, `python3Packages.X`, `python3NNPackages.X`...), in declaration order,
+        each with the PyPI requirement repository maps it to (repository owns that table). The
+        builder installs these requirements with requirements.txt, in the same pip run; every other
+        entry of spec.dependencies is not installed. Empty: no Python package to install.
+        """
+
     def __init__(
         self,
         *,
@@ -111,14 +121,41 @@ class ActionBuildRequested(_message.Message):
         repository_id: _builtins.str = ...,
         source_commit: _builtins.str = ...,
         trace_context: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        python_packages: _abc.Iterable[Global___PythonPackage] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["requested_at", b"requested_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "action_kind", b"action_kind", "action_version", b"action_version", "build_id", b"build_id", "event_id", b"event_id", "metadata_yaml", b"metadata_yaml", "project_id", b"project_id", "repository_id", b"repository_id", "requested_at", b"requested_at", "source_commit", b"source_commit", "source_key", b"source_key", "source_sha256", b"source_sha256", "trace_context", b"trace_context"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "action_kind", b"action_kind", "action_version", b"action_version", "build_id", b"build_id", "event_id", b"event_id", "metadata_yaml", b"metadata_yaml", "project_id", b"project_id", "python_packages", b"python_packages", "repository_id", b"repository_id", "requested_at", b"requested_at", "source_commit", b"source_commit", "source_key", b"source_key", "source_sha256", b"source_sha256", "trace_context", b"trace_context"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ActionBuildRequested: _TypeAlias = ActionBuildRequested  # noqa: Y015
+
+@_typing.final
+class PythonPackage(_message.Message):
+    """A Python package of `spec.dependencies` and what pip installs for it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPENDENCY_FIELD_NUMBER: _builtins.int
+    REQUIREMENT_FIELD_NUMBER: _builtins.int
+    dependency: _builtins.str
+    """As written in spec.dependencies (e.g. "pythonPackages.scikitlearn")."""
+    requirement: _builtins.str
+    """The pip requirement it maps to (e.g. "scikit-learn", "numpy<2", "psycopg[binary]")."""
+    def __init__(
+        self,
+        *,
+        dependency: _builtins.str = ...,
+        requirement: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dependency", b"dependency", "requirement", b"requirement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PythonPackage: _TypeAlias = PythonPackage  # noqa: Y015
 
 @_typing.final
 class IO(_message.Message):
@@ -267,9 +304,13 @@ class ActionReady(_message.Message):
     """Filestore key and hex SHA-256 of the built artefact the workers deploy."""
     artefact_sha256: _builtins.str
     logo: _builtins.bytes
-    """Content of the action's logo file (png or jpg, at most 250x250 px); absent = no logo."""
+    """Content of the action's logo file (PNG, JPEG, GIF, WebP up to 250x250 px, or a script-free
+    SVG); absent = no logo.
+    """
     logo_media_type: _builtins.str
-    """Media type of `logo` ("image/png", "image/jpeg"); empty when there is no logo."""
+    """Media type of `logo`, from its content whatever the file's name ("image/png",
+    "image/jpeg", "image/gif", "image/webp", "image/svg+xml"); empty when there is no logo.
+    """
     repository_id: _builtins.str
     source_commit: _builtins.str
     build_id: _builtins.str

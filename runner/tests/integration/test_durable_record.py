@@ -1,0 +1,152 @@
+"""The recorder against the real PostgreSQL: `when_durable` calls back only once what was marked
+before is committed, in order; lost attempts and the link between attempts survive a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ryax_kit.database import create_engine, ensure_database, migrate
+from ryax_runner.domain.deployment import Deployment, DeploymentId
+from ryax_runner.domain.run import ExecutionState, Run, RunId, RunState
+from ryax_runner.domain.workflow import (
+    IO,
+    ReferenceInput,
+    StepDefinition,
+    TriggerDefinition,
+    WorkflowDefinition,
+)
+from ryax_runner.infrastructure.database import MIGRATIONS
+from ryax_runner.infrastructure.database.recorder import SqlRecorder
+from ryax_runner.infrastructure.database.serialization import SecretBox
+from ryax_runner.infrastructure.database.store import SqlStateStore
+from ryax_runner.infrastructure.database.tables import executions, runs
+from ryax_runner.infrastructure.messaging.mappers import state_changed_to_proto
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+RUN_ID = RunId("6f1c1a3e-0000-4000-8000-000000000001")
+
+
+def definition() -> WorkflowDefinition:
+    return WorkflowDefinition(
+        steps=(
+            StepDefinition(
+                step_id="t",
+                action_id="t",
+                action_version="1",
+                action_kind="trigger",
+                outputs=(IO(name="x", type="string"),),
+            ),
+            StepDefinition(
+                step_id="a",
+                action_id="a",
+                action_version="1",
+                action_kind="processor",
+                inputs=(IO(name="x", type="string"),),
+                input_values=(("x", ReferenceInput(step_id="t", output_name="x")),),
+                parent_step_ids=("t",),
+            ),
+        ),
+        trigger=TriggerDefinition(step_id="t", http_endpoint=True),
+    )
+
+
+@pytest.fixture
+async def parts(db_url: str) -> AsyncIterator[tuple[SqlRecorder, SqlStateStore, AsyncEngine]]:
+    await ensure_database(db_url)
+    await migrate(db_url, MIGRATIONS)
+    engine = create_engine(db_url)
+    box = SecretBox("k" * 32)
+    recorder = SqlRecorder(engine, box, state_changed_to_proto)
+    recorder.start()
+    yield recorder, SqlStateStore(engine, box), engine
+    await recorder.stop()
+    await engine.dispose()
+
+
+def started_run() -> tuple[Deployment, Run]:
+    d = Deployment.request(
+        id=DeploymentId("d1"),
+        project_id="p",
+        workflow_id="w",
+        workflow_name="wf",
+        snapshot_id="s",
+        definition=definition(),
+        requested_by="alice",
+        now=NOW,
+    )
+    run, _ = Run.start(
+        id=RUN_ID,
+        project_id="p",
+        deployment_id=d.id,
+        workflow_id="w",
+        workflow_name="wf",
+        definition=d.definition,
+        trigger_outputs={"x": "hi"},
+        origin="http",
+        now=NOW,
+    )
+    return d, run
+
+
+async def test_when_durable_calls_back_after_the_commit_in_order(parts) -> None:  # type: ignore[no-untyped-def]
+    recorder, _, engine = parts
+    calls: list[str] = []
+    recorder.when_durable(lambda: calls.append("nothing pending"))
+    assert calls == ["nothing pending"]  # at once
+
+    d, run = started_run()
+    recorder.deployment(d)
+    recorder.run(run)
+    committed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    recorder.when_durable(lambda: calls.append("first"))
+    recorder.when_durable(lambda: committed.set_result(recorder.commits))
+    recorder.when_durable(lambda: calls.append("second"))
+    assert calls == ["nothing pending"]  # marked, not committed yet: held
+    await committed
+    assert calls == ["nothing pending", "first", "second"]
+    async with engine.connect() as conn:
+        found = (await conn.execute(sa.select(runs.c.id).where(runs.c.id == run.id))).all()
+    assert found == [(run.id,)]  # what was marked before the callback was committed
+
+
+async def test_lost_attempts_and_their_successors_survive_a_restart(parts) -> None:  # type: ignore[no-untyped-def]
+    recorder, store, engine = parts
+    d, run = started_run()
+    [first] = [e for e in run.executions.values() if e.step_id == "a"]
+    run.mark_dispatched(first, site_id="site-1", order_seq=3, now=NOW)
+    [second] = run.lose(
+        first.id, "worker lost: site s1 no longer knows the execution", now=NOW, infra_budget=3
+    ).ready
+    recorder.deployment(d)
+    recorder.run(run)
+    await recorder.durable()
+
+    loaded = await store.load()
+    [(restored, recorded)] = loaded.runs
+    by_id = {e.id: e for e in recorded}
+    lost = by_id[first.id]
+    assert lost.state is ExecutionState.LOST and "no longer knows" in lost.error
+    assert (lost.infra_retries, lost.retry_of) == (0, None)
+    again = by_id[second.id]
+    assert (again.attempt, again.infra_retries, again.retry_of) == (2, 1, first.id)
+    assert again.state is ExecutionState.WAITING
+
+    update = Run.restore(restored, recorded, NOW)
+    assert update.ready == [] and restored.state is RunState.RUNNING
+    assert restored.executions[second.id].retry_of == first.id
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(executions.c.attempt, executions.c.state, executions.c.infra_retries)
+                .where(executions.c.step_id == "a")
+                .order_by(executions.c.attempt)
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [(1, "lost", 0), (2, "waiting", 1)]
