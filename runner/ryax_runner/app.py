@@ -1,8 +1,14 @@
 """Build the container, open resources, serve HTTP and gRPC; drain and close on SIGTERM.
 
-Start: database (created, migrated), filestore (bucket or directory made) -> recorder -> engine
-rebuilt from the record -> broker, outbox relay, studio consumer -> gRPC server (workers
-reconnect and are reconciled) -> HTTP.
+Start: HTTP (/healthz answers at once) and database (created, migrated) -> the runner lease
+(one runner drives runs at a time: while another holds it this one waits, /readyz 503 with
+`leader: false`, and starts nothing else) -> filestore (bucket or directory made) -> recorder
+-> engine rebuilt from the record -> broker, outbox relay, studio consumer -> gRPC server
+(workers reconnect and are reconciled) -> callbacks.
+Lease lost (its database connection closed: the database restarted, the session was ended):
+another runner may already drive the runs, so this one stops at once: it exits (status 75)
+without committing anything more, and its supervisor starts it again to wait for the lease.
+What it had not committed was not acknowledged to any worker, which sends it again.
 SIGTERM: stop consuming and taking new runs (503), give dispatched executions
 RYAX_RUNNER_SHUTDOWN_GRACE seconds, close the worker streams (workers reconnect to the next
 runner), commit everything, publish the outbox, close. Runs still going on are in the
@@ -11,10 +17,13 @@ database and continue when the runner is back and the workers reconnected.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+import os
+import sys
+from collections.abc import Callable, Mapping
 
-import aiohttp
 from aiohttp import web
 from prometheus_client import Gauge
 
@@ -27,12 +36,30 @@ from .application.engine import Engine
 from .container import SERVICE, Container
 from .infrastructure.api import endpoints, routes
 from .infrastructure.database import MIGRATIONS
+from .infrastructure.database.recorder import SqlRecorder
 from .settings import Settings
 
 log = logging.getLogger("ryax_runner")
 
+#: Exit status when the lease is lost (EX_TEMPFAIL: start again), or the start failed.
+LEASE_LOST_EXIT = 75
+START_FAILED_EXIT = 1
+#: Set once the runner holds the lease and every part is started.
+STARTED = web.AppKey("started", asyncio.Event)
+#: What stops the process at once (reason, exit status); tests give their own.
+StopNow = Callable[[str, int], None]
 
-def _engine_metrics(metrics: Metrics, engine: Engine) -> None:
+
+def exit_now(reason: str, status: int) -> None:
+    """Stop driving runs at once, without committing anything more (the lease is lost, or
+    the runner could not start): the supervisor starts the process again."""
+    log.critical(f"{reason}: exiting now (status {status}) so that the supervisor restarts it")
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def _engine_metrics(metrics: Metrics, engine: Engine, recorder: SqlRecorder) -> None:
     def gauge(name: str, doc: str, read: object) -> None:
         Gauge(name, doc, registry=metrics.registry).set_function(read)  # type: ignore[arg-type]
 
@@ -64,21 +91,31 @@ def _engine_metrics(metrics: Metrics, engine: Engine) -> None:
         lambda: engine.stats.reports,
     )
     gauge(
+        "ryax_runner_parked_records",
+        "records the runner could not write, set aside (python -m ryax_runner.parked)",
+        lambda: recorder.parked_count,
+    )
+    gauge(
         "ryax_runner_sites_online",
         "sites online",
         lambda: sum(1 for s in engine.sites.values() if s.state == "online"),
     )
 
 
-def create_app(container: Container) -> web.Application:
+def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Application:
     settings: Settings = container.settings()
     metrics: Metrics = container.metrics()
     engine = container.engine()
-    started = {"ok": False}
+    recorder = container.recorder()
+    lease = container.lease()
+    started = asyncio.Event()
+    # Until this runner leads and is started, it takes no run (503).
+    engine.draining = True
 
     async def ready() -> Mapping[str, bool]:
         return {
-            "started": started["ok"],
+            "leader": lease.held,
+            "started": started.is_set(),
             "draining": not engine.draining,  # passes while the runner takes new runs
             "broker": container.broker().is_connected,
             "database": await ping(container.db()),
@@ -92,10 +129,13 @@ def create_app(container: Container) -> web.Application:
         errors=routes.ERRORS,
         client_max_size=settings.max_upload_bytes,
     )
+    app[STARTED] = started
     app[routes.ENGINE] = engine
     app[routes.QUERIES] = container.queries()
     app[routes.FILESTORE] = container.filestore()
     app[endpoints.STORE] = container.store()
+    app[endpoints.RECORDER] = recorder
+    app[endpoints.CALLBACKS] = container.callbacks()
     app[endpoints.ENDPOINT_SETTINGS] = {
         "sync_timeout": settings.sync_timeout_seconds,
         "sync_timeout_max": settings.sync_timeout_max_seconds,
@@ -103,37 +143,79 @@ def create_app(container: Container) -> web.Application:
         "max_upload_bytes": settings.max_upload_bytes,
     }
     app[AUTHZ] = AuthorizationClient(settings.authorization_url)
-    _engine_metrics(metrics, engine)
+    _engine_metrics(metrics, engine, recorder)
+    #: What was started, in order (stopped in reverse at cleanup).
+    running: list[str] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def watch_lease() -> None:
+        await lease.lost.wait()
+        stop_now("runner lease lost (another runner may drive the runs now)", LEASE_LOST_EXIT)
+
+    async def lead() -> None:
+        try:
+            await start_leading()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the runner could not start")
+            stop_now("the runner could not start", START_FAILED_EXIT)
+
+    async def start_leading() -> None:
+        await lease.acquire()  # waits while another runner holds it, saying who
+        tasks.append(asyncio.create_task(watch_lease(), name="runner-lease-watch"))
+        await container.filestore().ensure_ready()
+        recorder.set_outbox_listener(container.relay().wake)
+        recorder.set_unrecordable_listener(engine.abandon_run)
+        recorder.start()
+        running.append("recorder")
+        await engine.start()
+        running.append("engine")
+        engine.draining = False
+        await container.broker().connect()
+        running.append("broker")
+        container.relay().start()
+        running.append("relay")
+        await container.consumer().start()
+        running.append("consumer")
+        await container.grpc_server().start()
+        running.append("grpc")
+        container.callbacks().start()
+        running.append("callbacks")
+        started.set()
+        log.info("runner started", extra={"grpc": settings.grpc_address})
 
     async def startup(app: web.Application) -> None:
         await ensure_database(settings.database_url)
         await migrate(settings.database_url, MIGRATIONS)
-        await container.filestore().ensure_ready()
-        recorder = container.recorder()
-        recorder.set_outbox_listener(container.relay().wake)
-        recorder.start()
-        await engine.start()
-        await container.broker().connect()
-        container.relay().start()
-        await container.consumer().start()
-        await container.grpc_server().start()
-        app[endpoints.HTTP_CLIENT] = aiohttp.ClientSession()
-        started["ok"] = True
-        log.info("runner started", extra={"grpc": settings.grpc_address})
+        tasks.append(asyncio.create_task(lead(), name="runner-lead"))
 
     async def shutdown(_: web.Application) -> None:
         log.info("draining")
-        await container.consumer().stop(settings.shutdown_grace_seconds)
-        await engine.drain(settings.shutdown_grace_seconds)
+        engine.draining = True
+        if "consumer" in running:
+            await container.consumer().stop(settings.shutdown_grace_seconds)
+        if "engine" in running:
+            await engine.drain(settings.shutdown_grace_seconds)
 
     async def cleanup(app: web.Application) -> None:
-        await container.grpc_server().stop(grace=1.0)
-        await engine.stop()
-        await container.recorder().stop()
-        await container.relay().stop()
-        await container.broker().close()
-        if endpoints.HTTP_CLIENT in app:
-            await app[endpoints.HTTP_CLIENT].close()
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if "callbacks" in running:
+            await container.callbacks().stop()
+        if "grpc" in running:
+            await container.grpc_server().stop(grace=1.0)
+        if "engine" in running:
+            await engine.stop()
+        if "recorder" in running:
+            await recorder.stop()
+        if "relay" in running:
+            await container.relay().stop()
+        if "broker" in running:
+            await container.broker().close()
+        await lease.release()  # only once everything is committed: the next runner may lead
         await app[AUTHZ].close()
         await container.db().dispose()
         log.info("runner stopped")

@@ -6,12 +6,13 @@ from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ryax_kit.core import AsyncioTimers, SystemClock
-from ryax_kit.database import create_engine
+from ryax_kit.database import Lease, create_engine
 from ryax_kit.filestore import FilestoreSettings
 from ryax_kit.messaging import Broker, OutboxRelay
 from ryax_kit.web import Metrics
 
 from .application.engine import Engine, EngineSettings
+from .infrastructure.api.callbacks import CallbackSender
 from .infrastructure.database.queries import SqlRunnerQueries
 from .infrastructure.database.recorder import SqlRecorder
 from .infrastructure.database.serialization import SecretBox
@@ -75,4 +76,12 @@ class Container(containers.DeclarativeContainer):
     grpc_server = providers.Singleton(GrpcServer, engine, settings.provided.grpc_address)
     consumer = providers.Singleton(
         studio_consumer, broker, engine, registry=metrics.provided.registry
+    )
+    #: One runner drives runs at a time: the others wait for this lease (app.py).
+    lease = providers.Singleton(Lease, settings.provided.database_url, "runner")
+    callbacks = providers.Singleton(
+        CallbackSender,
+        db,
+        attempts=settings.provided.callback_attempts,
+        backoff_seconds=settings.provided.callback_backoff_seconds,
     )

@@ -75,6 +75,12 @@ class Settings:
     public_url: str = ""
     #: RYAX_DATABASE_POOL_SIZE: connections of the engine's pool.
     database_pool_size: int = 10
+    #: RYAX_RUNNER_CALLBACK_ATTEMPTS: how many times the callback of an endpoint call
+    #: (`callback_url`) is POSTed at most before it is abandoned.
+    callback_attempts: int = 8
+    #: RYAX_RUNNER_CALLBACK_BACKOFF: seconds before the second attempt of a callback, doubling
+    #: each time (at most 5 minutes): with the defaults, 8 attempts over about 4 minutes.
+    callback_backoff_seconds: float = 2.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -118,4 +124,6 @@ class Settings:
             shutdown_grace_seconds=e.number("RYAX_RUNNER_SHUTDOWN_GRACE", 10.0, minimum=0),
             public_url=e.text("RYAX_RUNNER_PUBLIC_URL").rstrip("/"),
             database_pool_size=e.integer("RYAX_DATABASE_POOL_SIZE", 10, minimum=1),
+            callback_attempts=e.integer("RYAX_RUNNER_CALLBACK_ATTEMPTS", 8, minimum=1),
+            callback_backoff_seconds=e.number("RYAX_RUNNER_CALLBACK_BACKOFF", 2.0, minimum=0),
         )

@@ -106,6 +106,8 @@ class TriggerFired:
     step_id: str
     outputs: dict[str, Value]
     at: datetime | None = None
+    #: Why the outputs could not be read ("" when they could): the run fails at once.
+    refused: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,7 +28,7 @@ from enum import StrEnum
 from typing import NewType
 
 from .errors import Conflict
-from .values import MAX_INLINE_BYTES, SECRET_TYPES, Value, inline_size
+from .values import MAX_INLINE_BYTES, SECRET_TYPES, Value, refused_output
 from .workflow import SecretInput, StaticInput, StepDefinition, WorkflowDefinition
 
 RunId = NewType("RunId", str)
@@ -225,8 +225,13 @@ class Run:
         trigger_outputs: dict[str, Value],
         origin: str,
         now: datetime,
+        max_inline_bytes: int = MAX_INLINE_BYTES,
+        refused: str = "",
     ) -> tuple[Run, RunUpdate]:
-        """A run from a trigger's outputs; returns the first executions to dispatch."""
+        """A run from a trigger's outputs; returns the first executions to dispatch.
+
+        Outputs that cannot be kept (`values.refused_output`), or `refused` (why the trigger's
+        outputs could not even be read), fail the trigger step and so the run, at once."""
         run = cls(
             id=id,
             project_id=project_id,
@@ -252,6 +257,12 @@ class Run:
         run._add(trigger)
         run.instances.add((trigger_step, ()))
         update = RunUpdate()
+        refused = refused or refused_output(trigger_outputs, None, max_inline_bytes)
+        if refused:
+            trigger.state, trigger.error, trigger.outputs = ExecutionState.FAILED, refused, None
+            run.failed_step_id = trigger_step
+            run._end(RunState.FAILED, f"step {trigger_step} failed: {refused}", now, update)
+            return run, update
         run._complete_nodes(trigger, update, now)
         run._check_done(now, update)
         return run, update
@@ -380,9 +391,9 @@ class Run:
         )
         outcome, error, http_status = result.outcome, result.error, result.http_status
         if outcome is Outcome.COMPLETED:
-            too_big = _oversized(result, max_inline_bytes)
-            if too_big:
-                outcome, error, http_status = Outcome.FAILED, too_big, 0
+            refused = refused_output(result.outputs, result.outputs_list, max_inline_bytes)
+            if refused:
+                outcome, error, http_status = Outcome.FAILED, refused, 0
         if outcome is Outcome.COMPLETED:
             execution.state = ExecutionState.COMPLETED
             execution.outputs, execution.outputs_list = result.outputs, result.outputs_list
@@ -461,6 +472,25 @@ class Run:
         if not self.state.is_terminal:
             self._failed(execution, update, now, retry_backoff_seconds, retryable)
         self._check_done(now, update)
+        return update
+
+    def abandon(self, reason: str, now: datetime) -> RunUpdate:
+        """The run's record could not be written (the write was set aside): whatever state it
+        reached in memory, it ends FAILED with `reason`, its active executions cancelled, and
+        every execution is to be recorded again (in a simpler form, by the recorder)."""
+        update = RunUpdate()
+        was_terminal = self.state.is_terminal
+        for e in self.executions.values():
+            if e.state is ExecutionState.WAITING:
+                e.state, e.error, e.ended_at = ExecutionState.CANCELLED, reason, now
+            elif e.is_active:
+                update.cancel.append(e)
+                e.state, e.error, e.ended_at = ExecutionState.CANCELLED, reason, now
+            self.touched.add(e.id)
+        self.state, self.reason, self.results = RunState.FAILED, reason, None
+        self.ended_at = self.ended_at or now
+        self.started_at = self.started_at or now
+        update.ended = not was_terminal
         return update
 
     def cancel(self, reason: str, now: datetime) -> RunUpdate:
@@ -619,16 +649,3 @@ class Run:
             else:
                 results[key] = [n.outputs.get(output_name) for n in nodes]
         return results
-
-
-def _oversized(result: ExecutionResult, limit: int) -> str:
-    sets = [result.outputs or {}, *(result.outputs_list or [])]
-    for outputs in sets:
-        for name, value in outputs.items():
-            size = inline_size(value)
-            if size > limit:
-                return (
-                    f"output {name} is {size} bytes, more than the {limit // 1024} KiB inline "
-                    "limit: return a file"
-                )
-    return ""

@@ -16,6 +16,9 @@ from .errors import InvalidInput
 
 #: Largest inline value (string or JSON document, UTF-8 bytes) carried inside a message.
 MAX_INLINE_BYTES = 64 * 1024
+#: Deepest nesting of a JSON document kept as a value (deeper ones are refused: they break
+#: recursive encoders long before they mean anything).
+MAX_JSON_DEPTH = 64
 
 STRING_TYPES = frozenset({"string", "longstring", "password", "enum"})
 FILE_TYPES = frozenset({"file", "directory"})
@@ -43,6 +46,97 @@ def inline_size(value: Value) -> int:
     if isinstance(value, (list, dict)):
         return len(json.dumps(value, separators=(",", ":")).encode("utf-8"))
     return 0
+
+
+def _text_problem(text: str) -> str:
+    if "\x00" in text:
+        return "contains a NUL character (U+0000), which cannot be stored"
+    for ch in text:
+        if "\ud800" <= ch <= "\udfff":
+            return (
+                f"contains a lone surrogate (U+{ord(ch):04X}), which is not valid text and "
+                "cannot be stored"
+            )
+    return ""
+
+
+def _has_bad_char(text: str) -> bool:
+    # Fast path: the common case holds neither NUL nor a surrogate.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return "\x00" in text
+
+
+def unstorable(value: object) -> str:
+    """Why a value cannot be stored and exchanged as it is ("" when it can): a NUL character
+    or a lone surrogate in a string (or a key), NaN or an infinity (JSON has none), a key that
+    is not a string, JSON nested deeper than MAX_JSON_DEPTH, or something that is no value at
+    all. Checked without recursion, so a hostile document cannot exhaust the stack."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if item is None or isinstance(item, (bool, int, FileRef)):
+            if isinstance(item, FileRef):
+                for text in (item.key, item.name, item.sha256):
+                    if _has_bad_char(text):
+                        return "a file reference whose name or key " + _text_problem(text)
+            continue
+        if isinstance(item, float):
+            if math.isnan(item):
+                return "is NaN, which JSON cannot hold"
+            if math.isinf(item):
+                return "is an infinity, which JSON cannot hold"
+            continue
+        if isinstance(item, str):
+            if _has_bad_char(item):
+                return _text_problem(item)
+            continue
+        if isinstance(item, (list, tuple, dict)):
+            if depth >= MAX_JSON_DEPTH:
+                return f"is nested more than {MAX_JSON_DEPTH} levels deep"
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if not isinstance(key, str):
+                        return f"has a key that is not a string ({type(key).__name__} {key!r:.40})"
+                    if _has_bad_char(key):
+                        return f"has a key that {_text_problem(key)}"
+                    stack.append((child, depth + 1))
+            else:
+                stack.extend((child, depth + 1) for child in item)
+            continue
+        return f"is a {type(item).__name__}, not a JSON value"
+    return ""
+
+
+def refused_output(
+    outputs: dict[str, Value] | None,
+    outputs_list: list[dict[str, Value]] | None = None,
+    limit: int = MAX_INLINE_BYTES,
+) -> str:
+    """The first output that cannot be kept, named with the reason ("" when all can): not
+    storable (`unstorable`), or an inline value over `limit` bytes (it must travel as a file)."""
+    for values in (outputs or {}, *(outputs_list or [])):
+        for name, value in values.items():
+            why = unstorable(value)
+            if why:
+                return f"output `{name}`: {why}"
+            size = inline_size(value)
+            if size > limit:
+                return (
+                    f"output `{name}`: {size} bytes, more than the {limit // 1024} KiB inline "
+                    "limit: return a file"
+                )
+    return ""
+
+
+def clean_text(text: str) -> str:
+    """Text made storable: NUL characters and lone surrogates become U+FFFD (for log lines,
+    error messages and other text that is never a reason to fail)."""
+    if not _has_bad_char(text):
+        return text
+    return "".join("\ufffd" if ch == "\x00" or "\ud800" <= ch <= "\udfff" else ch for ch in text)
 
 
 def check_inline_size(name: str, value: Value, limit: int = MAX_INLINE_BYTES) -> None:
@@ -99,6 +193,9 @@ def coerce(io_type: str, name: str, value: Any, enum_values: tuple[str, ...] = (
     """Check (and lightly convert) a JSON value against a Ryax type; errors name the input."""
     if value is None:
         return None
+    why = unstorable(value)
+    if why:
+        raise InvalidInput(name, why)
     if io_type in STRING_TYPES:
         if not isinstance(value, str):
             raise InvalidInput(name, f"expected a string, got {type(value).__name__}")

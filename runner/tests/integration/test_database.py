@@ -57,7 +57,13 @@ async def test_health_readiness_metrics(runner: RunningRunner) -> None:
                 assert r.status == 200, path
         async with s.get(runner.url + "/runner/readyz") as r:
             checks = (await r.json())["checks"]
-        assert checks == {"started": True, "draining": True, "broker": True, "database": True}
+        assert checks == {
+            "leader": True,
+            "started": True,
+            "draining": True,
+            "broker": True,
+            "database": True,
+        }
         runner.container.engine().draining = True
         async with s.get(runner.url + "/readyz") as r:
             assert r.status == 503 and (await r.json())["checks"]["draining"] is False
@@ -65,5 +71,6 @@ async def test_health_readiness_metrics(runner: RunningRunner) -> None:
         async with s.get(runner.url + "/metrics") as r:
             text = await r.text()
         assert "ryax_runner_runs_started_total" in text
+        assert "ryax_runner_parked_records 0.0" in text
         async with s.get(runner.url + "/runner/v1/projects/alpha/runs") as r:
             assert r.status == 401

@@ -3,10 +3,11 @@ service, and build studio events."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from aiohttp import web
 
 from ryax_kit.filestore import FilestoreSettings
 from ryax_kit.settings import Env
-from ryax_runner.app import create_app
+from ryax_runner.app import STARTED, create_app
 from ryax_runner.container import Container
 from ryax_runner.infrastructure.proto import studio_events_pb2 as spb
 from ryax_runner.settings import Settings
@@ -83,6 +84,13 @@ class RunningRunner:
     runner: web.AppRunner
     url: str
     grpc_address: str
+    app: web.Application
+    #: (reason, exit status) each time the app would have exited the process.
+    exits: list[tuple[str, int]] = field(default_factory=list)
+
+    async def started(self, seconds: float = 30.0) -> None:
+        """Wait until this runner holds the lease and every part is started."""
+        await asyncio.wait_for(self.app[STARTED].wait(), seconds)
 
     async def stop(self) -> None:
         await self.runner.cleanup()
@@ -94,8 +102,12 @@ async def start_runner(
     filestore: Path,
     authz_url: str,
     grpc_port: int | None = None,
+    wait: bool = True,
     **overrides: Any,
 ) -> RunningRunner:
+    """A runner serving HTTP; with `wait`, once it leads and is started (else at once: it may
+    be waiting for another runner's lease). It never exits the process: `exits` tells when it
+    would have."""
     grpc_address = f"127.0.0.1:{grpc_port or free_port()}"
     settings = Settings(
         database_url=database_url,
@@ -107,9 +119,20 @@ async def start_runner(
         **overrides,
     )
     container = Container(settings=settings)
-    app = create_app(container)
+    exits: list[tuple[str, int]] = []
+    app = create_app(container, stop_now=lambda reason, status: exits.append((reason, status)))
     runner, url = await serve(app)
-    return RunningRunner(container=container, runner=runner, url=url, grpc_address=grpc_address)
+    running = RunningRunner(
+        container=container,
+        runner=runner,
+        url=url,
+        grpc_address=grpc_address,
+        app=app,
+        exits=exits,
+    )
+    if wait:
+        await running.started()
+    return running
 
 
 # -- studio events -------------------------------------------------------------------------------

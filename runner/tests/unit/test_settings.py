@@ -29,6 +29,7 @@ def test_defaults() -> None:
     assert s.filestore.filestore_dir.name == "ryax-filestore"
     assert (s.infra_retries, s.default_step_timeout_seconds) == (3, 3600.0)
     assert (s.timeout_grace_seconds, s.site_wait_timeout_seconds) == (30.0, 300.0)
+    assert (s.callback_attempts, s.callback_backoff_seconds) == (8, 2.0)
 
 
 def test_every_variable_is_read() -> None:
@@ -51,8 +52,11 @@ def test_every_variable_is_read() -> None:
             "RYAX_RUNNER_DEFAULT_STEP_TIMEOUT": "600",
             "RYAX_RUNNER_TIMEOUT_GRACE": "10",
             "RYAX_RUNNER_SITE_WAIT_TIMEOUT": "120",
+            "RYAX_RUNNER_CALLBACK_ATTEMPTS": "3",
+            "RYAX_RUNNER_CALLBACK_BACKOFF": "0.5",
         }
     )
+    assert (s.callback_attempts, s.callback_backoff_seconds) == (3, 0.5)
     assert s.secret_key_previous == ("a" * 32, "b" * 40)
     assert (s.http_port, s.grpc_address, s.log_format) == (9000, "0.0.0.0:9001", "json")
     assert (s.filestore.s3_endpoint, s.filestore.s3_secure, s.filestore.filestore_dir) == (

@@ -72,8 +72,10 @@ class Dispatcher:
         trigger_outputs: dict[str, Value],
         origin: str,
         run_id: RunId | None = None,
+        refused: str = "",
     ) -> Run:
-        """Create a run of a deployed workflow and dispatch its first steps."""
+        """Create a run of a deployed workflow and dispatch its first steps (a run whose
+        trigger outputs cannot be kept fails at once, naming the output)."""
         if self._state.draining:
             raise Unavailable("the runner is shutting down; retry in a moment")
         if not d.is_active:
@@ -88,6 +90,8 @@ class Dispatcher:
             trigger_outputs=trigger_outputs,
             origin=origin,
             now=self._clock.now(),
+            max_inline_bytes=self._settings.max_inline_bytes,
+            refused=refused,
         )
         self._state.runs[run.id] = run
         self._state.stats.runs_started += 1
@@ -199,7 +203,24 @@ class Dispatcher:
         if d.is_gone or d.state is DeploymentState.UNDEPLOYED or self._state.draining:
             log.info("new run from an undeploying trigger, dropped", extra={"deployment_id": d.id})
             return
-        self.start_run(d, message.outputs, origin="trigger")
+        self.start_run(d, message.outputs, origin="trigger", refused=message.refused)
+
+    def abandon(self, run: Run, reason: str) -> None:
+        """The run's record could not be written: it ends FAILED with `reason` (its active
+        executions cancelled on their workers), and that simpler state is recorded."""
+        for e in run.active_executions:
+            self.cancel_timer(e.id)
+            if e.site_id:
+                link = self._state.links.get(SiteId(e.site_id))
+                if link is not None:
+                    link.executions.discard(e.id)
+        waiting_keys = [k for k, v in self._waiting.items() if any(e.run_id == run.id for e in v)]
+        for key in waiting_keys:
+            self._waiting[key] = [e for e in self._waiting[key] if e.run_id != run.id]
+            if not self._waiting[key]:
+                del self._waiting[key]
+        self.settle(run, run.abandon(reason, self._clock.now()))
+        log.error("run ended: its record could not be written", extra={"run_id": run.id})
 
     def execution_ended(self, link: WorkerLink, message: ExecutionEnded) -> None:
         eid = ExecutionId(message.execution_id)

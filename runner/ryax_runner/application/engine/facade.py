@@ -288,6 +288,11 @@ class Engine:
     def cancel_run(self, project_id: str, run_id: str, reason: str) -> Run:
         return self._dispatcher.cancel_run(project_id, run_id, reason)
 
+    def abandon_run(self, run: Run, reason: str) -> None:
+        """The recorder could not write the run (its write was set aside, with `reason`): the
+        run must not go on unrecorded, so it ends FAILED "could not be recorded: <reason>"."""
+        self._dispatcher.abandon(run, f"could not be recorded: {reason}")
+
     def wait_for(self, run: Run) -> asyncio.Future[Run]:
         """A future resolved with the run once it ended and its end was recorded."""
         return self._dispatcher.wait_for(run)

@@ -11,7 +11,8 @@ answers 200 with the workflow's results (files as download links), or, when the 
 HTTP status the action's exception carried (else 500) with its message; 504 (with the run id)
 when the run did not end in time (it goes on). Async (`?mode=async` or `Prefer: respond-async`):
 answers 202 with the run id once the run is recorded; with `?callback_url=` (or the header
-`Ryax-Callback-Url`) the final result is POSTed there as JSON (3 attempts).
+`Ryax-Callback-Url`) the final result is POSTed there as JSON once the run ended: the callback is
+recorded with the run and delivered with retries, also after a restart (`callbacks.py`).
 
 `GET /runner/v1/projects/{project}/endpoints/openapi.json`: an OpenAPI document with one
 operation per endpoint of the project, built from the endpoint's fields and the workflow's
@@ -28,6 +29,7 @@ import os
 import tempfile
 import urllib.parse
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -60,11 +62,14 @@ from ...domain.values import (
     to_json,
 )
 from ...domain.workflow import IO
+from ..database.recorder import SqlRecorder
+from .callbacks import CallbackSender
 from .routes import ENGINE, FILESTORE, P, api, file_link, present
 
 log = logging.getLogger(__name__)
 STORE = web.AppKey("state_store", StateStore)
-HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
+RECORDER = web.AppKey("recorder", SqlRecorder)
+CALLBACKS = web.AppKey("callbacks", CallbackSender)
 ENDPOINT_SETTINGS = web.AppKey("endpoint_settings", dict)
 _tasks: set[asyncio.Task[None]] = set()
 
@@ -288,7 +293,12 @@ async def call_endpoint(request: web.Request) -> web.Response:
     run = engine.start_run(d, inputs, origin="http", run_id=run_id)
     headers = {"Ryax-Run-Id": run.id}
     if callback:
-        _spawn(_post_callback(request.app, request.match_info["project"], run, callback))
+        # Recorded with the run (same batch): delivered once the run ended, even after a
+        # restart of the runner.
+        request.app[RECORDER].callback(
+            run.id, request.match_info["project"], callback, datetime.now(UTC)
+        )
+        _spawn(_wake_callbacks_on_end(request.app, run))
     if asynchronous:
         await engine.durable()
         status_url = f"/runner/v1/projects/{request.match_info['project']}/runs/{run.id}"
@@ -321,34 +331,11 @@ def _spawn(coro: Any) -> None:
     task.add_done_callback(_tasks.discard)
 
 
-async def _post_callback(app: web.Application, project: str, run: Run, url: str) -> None:
-    engine = app[ENGINE]
-    ended = await engine.wait_for(run)
-    prefix = f"/runner/v1/projects/{urllib.parse.quote(project)}/runs/{run.id}/files/"
-    results = present(
-        {k: to_json(v) for k, v in (ended.results or {}).items()},
-        lambda k: prefix + urllib.parse.quote(k),
-    )
-    payload = {
-        "run_id": ended.id,
-        "state": str(ended.state),
-        "reason": ended.reason or None,
-        "results": results if ended.state is RunState.COMPLETED else None,
-        "http_status": ended.http_status or None,
-        "failed_step_id": ended.failed_step_id or None,
-    }
-    session = app[HTTP_CLIENT]
-    for attempt in range(3):
-        try:
-            async with session.post(
-                url, json=payload, timeout=aiohttp.ClientTimeout(total=10)
-            ) as resp:
-                if resp.status < 500:
-                    return
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("callback failed", extra={"run_id": run.id, "error": str(exc)})
-        await asyncio.sleep(2**attempt)
-    log.error("callback abandoned after 3 attempts", extra={"run_id": run.id})
+async def _wake_callbacks_on_end(app: web.Application, run: Run) -> None:
+    """Deliver the run's callback as soon as its end is recorded (the sender also looks at
+    the database on its own: this only saves the wait)."""
+    await app[ENGINE].wait_for(run)
+    app[CALLBACKS].wake()
 
 
 # -- per-project OpenAPI -------------------------------------------------------------------------

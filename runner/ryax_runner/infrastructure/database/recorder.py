@@ -4,8 +4,20 @@ The engine marks changed objects; one background task commits them in a single t
 (upserts by primary key, executemany), as soon as the previous commit is done, so under load a
 transaction carries many changes (group commit) and when idle a change is committed within a
 few milliseconds. Objects are serialized when the batch is taken (a consistent snapshot: the
-event loop does not run engine code during serialization). A failed commit is retried with the
-same batch merged into the next one; nothing is dropped.
+event loop does not run engine code during serialization).
+
+A failed commit:
+- for a transient cause (the database down or restarting, a timeout, a serialization conflict:
+  `ryax_kit.messaging.is_transient`), the same batch is retried, merged into the next one, with
+  a growing pause, for as long as it takes; nothing is dropped.
+- for any other cause (a row the database refuses: a NUL in a text column, a value too long, a
+  constraint), the batch is split to find the rows that fail (bisecting by object: a run with
+  its executions, a deployment, a site, a log line, an outbox message, a claim, a callback):
+  everything else is committed, and each failing object is set aside in `parked_records` with
+  the reason (`parking.py`), logged at error. A run set aside ends FAILED "could not be
+  recorded: <reason>" (the engine is told, `set_unrecordable_listener`) and that simpler state
+  is recorded (its values left out: the parked payload keeps them). Waiters are released once
+  the rest is committed. A serialization that raises sets its object aside the same way.
 """
 
 from __future__ import annotations
@@ -25,18 +37,34 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ryax_kit.messaging import OutgoingMessage, add_to_outbox
+from ryax_kit.messaging import OutgoingMessage, add_to_outbox, is_transient
 
 from ...application.messages import LogLine
 from ...application.ports import CommitListener
 from ...domain.deployment import Deployment, DeploymentStateChanged
 from ...domain.run import Run
 from ...domain.site import Site, SiteId
+from ...domain.values import clean_text
+from .parking import ParkedRow, count_parked, describe, encode_payload, park, resolve
 from .serialization import SecretBox, deployment_row, execution_row, run_row, site_row
-from .tables import deployments, executions, log_lines, outbox, processed_messages, runs, sites
+from .tables import (
+    deployments,
+    executions,
+    log_lines,
+    outbox,
+    processed_messages,
+    run_callbacks,
+    runs,
+    sites,
+)
 
 log = logging.getLogger(__name__)
 EventEncoder = Callable[[DeploymentStateChanged], OutgoingMessage]
+#: Told when a run's write was set aside, with the reason: the run must end.
+UnrecordableListener = Callable[[Run, str], None]
+#: How often the count of parked records is read again (the gauge), and set-aside records
+#: that could not be written yet are tried again.
+PARKED_REFRESH_SECONDS = 30.0
 
 
 class RawUpsert:
@@ -74,6 +102,13 @@ class Batch:
     logs: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[OutgoingMessage] = field(default_factory=list)
     claims: list[dict[str, Any]] = field(default_factory=list)
+    callbacks: list[dict[str, Any]] = field(default_factory=list)
+    #: The runs serialized in this batch, by id (to end one whose write is set aside).
+    objects: dict[str, Run] = field(default_factory=dict)
+    #: Runs written in their simpler form (values left out) in this batch.
+    stripped: set[str] = field(default_factory=set)
+    #: Objects whose serialization raised: (kind, key, reason).
+    broken: list[tuple[str, str, str]] = field(default_factory=list)
 
     def merge(self, later: Batch) -> Batch:
         """`later` wins for rows present in both."""
@@ -84,6 +119,10 @@ class Batch:
         self.logs += later.logs
         self.outbox += later.outbox
         self.claims += later.claims
+        self.callbacks += later.callbacks
+        self.objects.update(later.objects)
+        self.stripped |= later.stripped
+        self.broken += later.broken
         return self
 
     @property
@@ -96,7 +135,159 @@ class Batch:
             or self.logs
             or self.outbox
             or self.claims
+            or self.callbacks
+            or self.broken
         )
+
+    def units(self) -> list[Unit]:
+        """One unit per object: a run with its executions, a deployment, a site, a log line,
+        an outbox message, a claim, a callback."""
+        units: list[Unit] = []
+        per_run: dict[str, Batch] = {}
+        for rid, row in self.runs.items():
+            per_run[rid] = Batch(runs={rid: row}, objects=_pick(self.objects, rid))
+        for eid, row in self.executions.items():
+            rid = row["run_id"]
+            if rid not in per_run:
+                per_run[rid] = Batch(objects=_pick(self.objects, rid))
+            per_run[rid].executions[eid] = row
+        for rid, part in per_run.items():
+            if rid in self.stripped:
+                part.stripped.add(rid)
+            units.append(Unit("run", rid, part))
+        units += [
+            Unit("deployment", k, Batch(deployments={k: r})) for k, r in self.deployments.items()
+        ]
+        units += [Unit("site", k, Batch(sites={k: r})) for k, r in self.sites.items()]
+        for line in self.logs:
+            where = line["execution_id"] or f"{line['deployment_id']}/{line['step_id']}"
+            key = f"{where}#{line['seq']}@{line['at'].isoformat()}"
+            units.append(Unit("log", key, Batch(logs=[line])))
+        units += [Unit("outbox", m.event_id, Batch(outbox=[m])) for m in self.outbox]
+        units += [Unit("claim", c["message_id"], Batch(claims=[c])) for c in self.claims]
+        units += [Unit("callback", c["run_id"], Batch(callbacks=[c])) for c in self.callbacks]
+        return units
+
+    def payload(self) -> dict[str, list[Any]]:
+        """The rows, as parked."""
+        doc: dict[str, list[Any]] = {}
+        for name in ("runs", "executions", "deployments", "sites"):
+            rows = getattr(self, name)
+            if rows:
+                doc[name] = list(rows.values())
+        for name in ("logs", "claims", "callbacks"):
+            if getattr(self, name):
+                doc[name] = list(getattr(self, name))
+        if self.outbox:
+            doc["outbox"] = [
+                {
+                    "event_id": m.event_id,
+                    "exchange": m.exchange,
+                    "routing_key": m.routing_key,
+                    "type": m.type,
+                    "body": m.body,
+                    "headers": m.headers,
+                }
+                for m in self.outbox
+            ]
+        return doc
+
+    @classmethod
+    def from_payload(cls, doc: dict[str, list[Any]]) -> Batch:
+        """A batch writing the parked rows again."""
+        batch = cls()
+        for name in ("runs", "executions", "deployments", "sites"):
+            getattr(batch, name).update({row["id"]: row for row in doc.get(name, [])})
+        batch.logs = list(doc.get("logs", []))
+        batch.claims = list(doc.get("claims", []))
+        batch.callbacks = list(doc.get("callbacks", []))
+        batch.outbox = [OutgoingMessage(**m) for m in doc.get("outbox", [])]
+        return batch
+
+
+def _pick(objects: dict[str, Run], rid: str) -> dict[str, Run]:
+    return {rid: objects[rid]} if rid in objects else {}
+
+
+@dataclass
+class Unit:
+    kind: str
+    key: str
+    batch: Batch
+
+
+def combine(units: list[Unit]) -> Batch:
+    batch = Batch()
+    for unit in units:
+        batch.merge(unit.batch)
+    return batch
+
+
+class Interrupted(Exception):
+    """A transient failure while the failing rows were looked for: `remaining` (not committed
+    yet) is retried like any batch."""
+
+    def __init__(self, remaining: Batch) -> None:
+        super().__init__("interrupted")
+        self.remaining = remaining
+
+
+def _strip_run(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "results": None, "reason": clean_text(row["reason"])[:2000]}
+
+
+def _strip_execution(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **row,
+        "inputs": {},
+        "outputs": None,
+        "outputs_list": None,
+        "error": clean_text(row["error"])[:2000],
+        "traceback": "",
+        "progress_message": clean_text(row["progress_message"])[:500],
+    }
+
+
+class BatchWriter:
+    """Writes a batch in one transaction (also used to retry parked rows)."""
+
+    def __init__(self) -> None:
+        self._upserts = {t.name: RawUpsert(t) for t in (runs, executions, deployments, sites)}
+        self._insert_logs = pg_insert(log_lines).on_conflict_do_nothing(
+            index_elements=[log_lines.c.execution_id, log_lines.c.seq],
+            index_where=sa.text("execution_id <> ''"),
+        )
+        self._insert_claims = pg_insert(processed_messages).on_conflict_do_nothing()
+        self._insert_callbacks = pg_insert(run_callbacks).on_conflict_do_nothing()
+
+    async def write(self, engine: AsyncEngine, batch: Batch) -> None:
+        async with engine.begin() as conn:
+            # The driver begins its transaction at the first statement SQLAlchemy sends: one
+            # is sent before the raw executemany, which would otherwise run outside it (each
+            # statement committed on its own, a failing batch half written).
+            await conn.execute(sa.text("SELECT 1"))
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None
+            for name, rows in (
+                ("runs", batch.runs),
+                ("executions", batch.executions),
+                ("deployments", batch.deployments),
+                ("sites", batch.sites),
+            ):
+                if rows:
+                    upsert = self._upserts[name]
+                    await raw.executemany(upsert.sql, upsert.records(rows.values()))
+            if batch.logs:
+                await conn.execute(self._insert_logs, batch.logs)
+            if batch.outbox:
+                # The kit's own insert (its retry columns take their defaults), in this
+                # transaction.
+                for message in batch.outbox:
+                    await add_to_outbox(conn, outbox, message)
+            if batch.claims:
+                await conn.execute(self._insert_claims, batch.claims)
+            if batch.callbacks:
+                await conn.execute(self._insert_callbacks, batch.callbacks)
 
 
 class SqlRecorder:
@@ -111,31 +302,42 @@ class SqlRecorder:
         self._box = box
         self._encode = encode_event
         self._on_outbox = on_outbox
+        self._on_unrecordable: UnrecordableListener | None = None
         self._runs: dict[str, Run] = {}
         self._deployments: dict[str, Deployment] = {}
         self._sites: dict[str, Site] = {}
         self._logs: list[LogLine] = []
         self._claims: list[str] = []
+        self._callbacks: list[dict[str, Any]] = []
         self._generation = 0
         self._committed = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         #: `when_durable` callbacks with the generation they wait for (non-decreasing).
-        self._callbacks: deque[tuple[int, Callable[[], None]]] = deque()
+        self._callbacks_due: deque[tuple[int, Callable[[], None]]] = deque()
         self._listeners: list[CommitListener] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.commits = 0
         self.last_commit_seconds = 0.0
-        self._upserts = {t.name: RawUpsert(t) for t in (runs, executions, deployments, sites)}
-        self._insert_logs = pg_insert(log_lines).on_conflict_do_nothing(
-            index_elements=[log_lines.c.execution_id, log_lines.c.seq],
-            index_where=sa.text("execution_id <> ''"),
-        )
-        self._insert_claims = pg_insert(processed_messages).on_conflict_do_nothing()
+        self._writer = BatchWriter()
+        #: Runs set aside: written in their simpler form (values left out) from now on.
+        self._simplify: set[str] = set()
+        #: Set-aside records not written to `parked_records` yet (the database refused them
+        #: too, or went away): tried again.
+        self._to_park: list[ParkedRow] = []
+        #: Parked deployments and sites (kind, key): a later successful write resolves them.
+        self._parked_keys: set[tuple[str, str]] = set()
+        self._to_resolve: set[tuple[str, str]] = set()
+        #: Records in `parked_records` (the gauge ryax_runner_parked_records).
+        self.parked_count = 0
 
     def set_outbox_listener(self, on_outbox: Callable[[], None]) -> None:
         self._on_outbox = on_outbox
+
+    def set_unrecordable_listener(self, listener: UnrecordableListener) -> None:
+        """Told when a run's write is set aside (the engine ends the run)."""
+        self._on_unrecordable = listener
 
     # -- marking (synchronous, cheap) ----------------------------------------------------------
 
@@ -163,6 +365,23 @@ class SqlRecorder:
         self._claims.append(message_id)
         self._bump()
 
+    def callback(self, run_id: str, project: str, url: str, now: datetime) -> None:
+        """Record the callback an endpoint call asked for, with its run (same batch)."""
+        self._callbacks.append(
+            {
+                "run_id": run_id,
+                "project": project,
+                "url": url,
+                "state": "pending",
+                "attempts": 0,
+                "created_at": now,
+                "next_attempt_at": now,
+                "last_error": "",
+                "delivered_at": None,
+            }
+        )
+        self._bump()
+
     def add_commit_listener(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
 
@@ -179,10 +398,10 @@ class SqlRecorder:
 
     def when_durable(self, callback: Callable[[], None]) -> None:
         target = self._generation
-        if self._committed >= target and not self._callbacks:
+        if self._committed >= target and not self._callbacks_due:
             callback()
         else:
-            self._callbacks.append((target, callback))
+            self._callbacks_due.append((target, callback))
 
     # -- committing ------------------------------------------------------------------------------
 
@@ -200,21 +419,45 @@ class SqlRecorder:
                 log.error("recorder could not commit its last batch before stopping")
             self._task = None
 
+    def _serialize_run(self, run: Run, batch: Batch) -> None:
+        strip = run.id in self._simplify
+        row = run_row(run)
+        rows: dict[str, dict[str, Any]] = {}
+        for eid in run.touched:
+            execution = run.executions.get(eid)
+            if execution is not None:
+                rows[eid] = execution_row(execution)
+        if strip:
+            row = _strip_run(row)
+            rows = {eid: _strip_execution(r) for eid, r in rows.items()}
+            batch.stripped.add(run.id)
+        batch.runs[run.id] = row
+        batch.executions.update(rows)
+        batch.objects[run.id] = run
+
     def _take(self) -> Batch:
         batch = Batch()
         for run in self._runs.values():
-            batch.runs[run.id] = run_row(run)
-            for eid in run.touched:
-                execution = run.executions.get(eid)
-                if execution is not None:
-                    batch.executions[eid] = execution_row(execution)
+            try:
+                self._serialize_run(run, batch)
+            except Exception as exc:  # noqa: BLE001 - set aside below, never a wedged recorder
+                batch.objects[run.id] = run
+                if run.id in self._simplify:
+                    batch.stripped.add(run.id)  # even its simpler form: given up
+                batch.broken.append(("run", run.id, f"cannot be serialized: {describe(exc)}"))
             run.touched.clear()
         for d in self._deployments.values():
-            batch.deployments[d.id] = deployment_row(d, self._box)
-            batch.outbox += [self._encode(event) for event in d.events]
+            try:
+                batch.deployments[d.id] = deployment_row(d, self._box)
+                batch.outbox += [self._encode(event) for event in d.events]
+            except Exception as exc:  # noqa: BLE001 - set aside below
+                batch.broken.append(("deployment", d.id, f"cannot be serialized: {describe(exc)}"))
             d.events.clear()
         for s in self._sites.values():
-            batch.sites[s.id] = site_row(s)
+            try:
+                batch.sites[s.id] = site_row(s)
+            except Exception as exc:  # noqa: BLE001 - set aside below
+                batch.broken.append(("site", s.id, f"cannot be serialized: {describe(exc)}"))
         now = time.time()
         for line in self._logs:
             batch.logs.append(
@@ -231,32 +474,13 @@ class SqlRecorder:
             )
         handled = datetime.fromtimestamp(now, UTC)
         batch.claims = [{"message_id": m, "handled_at": handled} for m in self._claims]
+        batch.callbacks = self._callbacks
         self._runs, self._deployments, self._sites = {}, {}, {}
-        self._logs, self._claims = [], []
+        self._logs, self._claims, self._callbacks = [], [], []
         return batch
 
     async def _write(self, batch: Batch) -> None:
-        async with self._engine.begin() as conn:
-            raw = (await conn.get_raw_connection()).driver_connection
-            assert raw is not None
-            for name, rows in (
-                ("runs", batch.runs),
-                ("executions", batch.executions),
-                ("deployments", batch.deployments),
-                ("sites", batch.sites),
-            ):
-                if rows:
-                    upsert = self._upserts[name]
-                    await raw.executemany(upsert.sql, upsert.records(rows.values()))
-            if batch.logs:
-                await conn.execute(self._insert_logs, batch.logs)
-            if batch.outbox:
-                # The kit's own insert (its retry columns take their defaults), in this
-                # transaction.
-                for message in batch.outbox:
-                    await add_to_outbox(conn, outbox, message)
-            if batch.claims:
-                await conn.execute(self._insert_claims, batch.claims)
+        await self._writer.write(self._engine, batch)
 
     async def flush_now(self) -> None:
         """Commit what is pending now (used when the background task is not running)."""
@@ -269,7 +493,14 @@ class SqlRecorder:
     def _done(self, generation: int, batch: Batch) -> None:
         self._committed = max(self._committed, generation)
         self.commits += 1
-        callbacks = self._callbacks
+        self._simplify -= batch.stripped
+        if self._parked_keys:
+            written = {("deployment", k) for k in batch.deployments}
+            written |= {("site", k) for k in batch.sites}
+            resolved = written & self._parked_keys
+            self._parked_keys -= resolved
+            self._to_resolve |= resolved
+        callbacks = self._callbacks_due
         while callbacks and callbacks[0][0] <= self._committed:
             try:
                 callbacks.popleft()[1]()
@@ -293,14 +524,144 @@ class SqlRecorder:
         if batch.outbox and self._on_outbox is not None:
             self._on_outbox()
 
+    async def _commit(self, batch: Batch) -> tuple[Batch, list[tuple[Unit, str]]]:
+        """Write the batch; when it fails for a cause that is not transient, write everything
+        but the objects that fail. Returns what was committed and what must be set aside."""
+        broken = [(Unit(kind, key, Batch()), reason) for kind, key, reason in batch.broken]
+        for unit, _ in broken:
+            if unit.kind == "run" and unit.key in batch.objects:
+                unit.batch.objects[unit.key] = batch.objects[unit.key]
+                if unit.key in batch.stripped:
+                    unit.batch.stripped.add(unit.key)
+        batch.broken = []
+        if batch.empty:
+            return batch, broken
+        try:
+            await self._write(batch)
+        except Exception as exc:
+            if is_transient(exc):
+                batch.broken = [(u.kind, u.key, r) for u, r in broken]
+                raise
+            log.warning(
+                "a batch could not be recorded; looking for the rows that fail",
+                extra={"reason": describe(exc)},
+            )
+        else:
+            return batch, broken
+        try:
+            committed, parked = await self._isolate(batch.units())
+        except Interrupted as exc:
+            exc.remaining.broken += [(u.kind, u.key, r) for u, r in broken]
+            exc.remaining.objects.update(batch.objects)
+            raise
+        return combine(committed), broken + parked
+
+    async def _isolate(self, units: list[Unit]) -> tuple[list[Unit], list[tuple[Unit, str]]]:
+        """Bisect: write halves in their own transactions until each failing object is alone."""
+        committed: list[Unit] = []
+        parked: list[tuple[Unit, str]] = []
+        groups = [units]
+        while groups:
+            group = groups.pop()
+            try:
+                await self._write(combine(group))
+            except Exception as exc:
+                if is_transient(exc):
+                    remaining = [u for g in groups for u in g] + group
+                    raise Interrupted(combine(remaining)) from exc
+                if len(group) == 1:
+                    parked.append((group[0], describe(exc)))
+                else:
+                    middle = len(group) // 2
+                    groups += [group[middle:], group[:middle]]
+                continue
+            committed += group
+        return committed, parked
+
+    def _set_aside(self, unit: Unit, reason: str) -> None:
+        """Log the object, end it if it is a run, keep its record to park."""
+        log.error(
+            "record set aside: it cannot be written",
+            extra={"kind": unit.kind, "key": unit.key, "reason": reason},
+        )
+        payload = unit.batch.payload()
+        run = unit.batch.objects.get(unit.key) if unit.kind == "run" else None
+        if run is not None:
+            again = unit.key in unit.batch.stripped
+            self._simplify.discard(unit.key)
+            if not again:
+                self._simplify.add(run.id)
+                if self._on_unrecordable is not None:
+                    try:
+                        self._on_unrecordable(run, reason)
+                    except Exception:
+                        log.exception("ending a run that could not be recorded failed")
+                try:  # the run as it ended: the payload a retry writes
+                    payload = {
+                        "runs": [run_row(run)],
+                        "executions": [execution_row(e) for e in run.executions.values()],
+                    }
+                except Exception:  # the captured rows then
+                    log.exception("run could not be serialized for parking")
+        if unit.kind in ("deployment", "site"):
+            self._parked_keys.add((unit.kind, unit.key))
+        self._to_park.append(
+            ParkedRow(
+                kind=unit.kind,
+                key=unit.key,
+                payload=encode_payload(payload),
+                reason=reason,
+                at=datetime.now(UTC),
+            )
+        )
+
+    async def _flush_parked(self) -> None:
+        """Write the set-aside records (and resolve the obsolete ones); kept to try again when
+        the database refuses."""
+        if self._to_park:
+            rows = self._to_park
+            try:
+                async with self._engine.begin() as conn:
+                    await park(conn, rows)
+            except Exception:
+                log.exception("set-aside records could not be written yet, will retry")
+                return
+            self._to_park = self._to_park[len(rows) :]
+            await self._refresh_parked()
+        if self._to_resolve:
+            keys, self._to_resolve = self._to_resolve, set()
+            try:
+                await resolve(self._engine, keys)
+            except Exception:
+                self._to_resolve |= keys
+                log.exception("resolved parked records could not be deleted yet")
+                return
+            await self._refresh_parked()
+
+    async def _refresh_parked(self) -> None:
+        try:
+            self.parked_count, keys = await count_parked(self._engine)
+        except Exception:  # a gauge; read again later
+            log.debug("parked records not counted", exc_info=True)
+            return
+        self._parked_keys = keys
+
     async def _loop(self) -> None:
         pending: Batch | None = None
         failures = 0
+        await self._refresh_parked()
         while True:
             if pending is None and self._generation == self._committed:
                 if self._stopping:
+                    await self._flush_parked()
                     return
-                await self._wake.wait()
+                if self._to_park or self._to_resolve:
+                    await self._flush_parked()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), PARKED_REFRESH_SECONDS)
+                except TimeoutError:
+                    await self._refresh_parked()
+                    continue
             self._wake.clear()
             generation = self._generation
             batch = self._take()
@@ -311,15 +672,22 @@ class SqlRecorder:
                 continue
             started = time.perf_counter()
             try:
-                await self._write(batch)
-            except Exception:
+                committed, parked = await self._commit(batch)
+            except Exception as exc:  # noqa: BLE001 - transient: the batch waits and is retried
                 failures += 1
-                pending = batch
-                log.exception("recording failed, will retry", extra={"failures": failures})
+                pending = exc.remaining if isinstance(exc, Interrupted) else batch
+                log.warning(
+                    "recording failed (transient), will retry",
+                    extra={"failures": failures, "reason": describe(exc)},
+                )
                 if self._stopping and failures > 5:
                     return
                 await asyncio.sleep(min(5.0, 0.1 * 2 ** min(failures, 6)))
                 continue
             failures, pending = 0, None
             self.last_commit_seconds = time.perf_counter() - started
-            self._done(generation, batch)
+            for unit, reason in parked:
+                self._set_aside(unit, reason)
+            if parked:
+                await self._flush_parked()  # on failure kept, tried again: never a wait
+            self._done(generation, committed)

@@ -130,5 +130,44 @@ log_lines = sa.Table(
     ),
 )
 
+#: Rows the recorder could not write (not for a transient cause), set aside so that every other
+#: change is still recorded (0004). `payload` is the JSON text of the rows, anything unstorable
+#: escaped; `python -m ryax_runner.parked` lists and retries them.
+parked_records = sa.Table(
+    "parked_records",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("first_failed_at", TZ, nullable=False),
+    sa.Column("last_failed_at", TZ, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.UniqueConstraint("kind", "key", name="uq_parked_records_kind_key"),
+)
+
+#: The callbacks asked by HTTP endpoint calls (`callback_url`), POSTed once their run ended
+#: (0005): `state` pending, delivered or abandoned; each attempt counted.
+run_callbacks = sa.Table(
+    "run_callbacks",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    # The project as the caller named it (id or name): file links in the payload use it.
+    sa.Column("project", sa.String(200), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_at", TZ, nullable=False),
+    sa.Column("next_attempt_at", TZ, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=False),
+    sa.Column("delivered_at", TZ, nullable=True),
+    sa.Index(
+        "ix_run_callbacks_pending",
+        "next_attempt_at",
+        postgresql_where=sa.text("state = 'pending'"),
+    ),
+)
+
 outbox = outbox_table(metadata)
 processed_messages = processed_messages_table(metadata)

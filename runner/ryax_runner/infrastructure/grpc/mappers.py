@@ -1,9 +1,18 @@
-"""WorkerService protobuf <-> application messages."""
+"""WorkerService protobuf <-> application messages.
+
+What a worker sends is never trusted to be storable: a report always maps to a message (a
+mapper that raised would close the stream, and the worker would send the same report again
+forever). Text that is only shown (log lines, errors, tracebacks, progress and state messages,
+names) has NUL characters and lone surrogates replaced (U+FFFD); a value that cannot be read
+(invalid JSON, nested too deep) fails its execution, or its trigger's run, naming the output;
+values that can be read but not kept are refused by the domain (`values.refused_output`).
+"""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf import struct_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -30,7 +39,7 @@ from ...application.messages import (
 from ...domain.deployment import StepState
 from ...domain.run import ExecutionResult, Outcome
 from ...domain.site import NodePool
-from ...domain.values import FileRef, Value
+from ...domain.values import FileRef, Value, clean_text
 from ...domain.workflow import IO, Resources
 from ..proto import worker_service_pb2 as pb
 
@@ -49,10 +58,24 @@ OUTCOMES = {
 STREAMS = {pb.LOG_STREAM_STDOUT: "stdout", pb.LOG_STREAM_STDERR: "stderr", pb.LOG_STREAM_LOG: "log"}
 
 
+class UnreadableValue(ValueError):
+    """A value of a worker's message that is no value at all (invalid JSON, too deep)."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"output `{name}`: {reason}")
+
+
 def time_from_proto(ts: Timestamp, default: datetime | None = None) -> datetime | None:
     if ts.seconds == 0 and ts.nanos == 0:
         return default
-    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, UTC)
+    try:
+        return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, UTC)
+    except (OverflowError, OSError, ValueError):
+        return default  # a date no calendar holds: as if not given
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value (JSON has no NaN nor infinities)")
 
 
 def value_to_proto(value: Value, out: pb.Value) -> None:
@@ -91,7 +114,7 @@ def value_from_proto(value: pb.Value) -> Value:
     if kind == "bool_value":
         return value.bool_value
     if kind == "json_value":
-        return json.loads(value.json_value)  # type: ignore[no-any-return]
+        return json.loads(value.json_value, parse_constant=_no_constant)  # type: ignore[no-any-return]
     ref = value.file if kind == "file" else value.directory
     return FileRef(
         key=ref.key,
@@ -103,20 +126,29 @@ def value_from_proto(value: pb.Value) -> Value:
 
 
 def values_from_proto(values: object) -> dict[str, Value]:
-    return {k: value_from_proto(v) for k, v in values.items()}  # type: ignore[attr-defined]
+    """The values of a worker's message; UnreadableValue names the first one that is not."""
+    decoded: dict[str, Value] = {}
+    for name, value in values.items():  # type: ignore[attr-defined]
+        try:
+            decoded[name] = value_from_proto(value)
+        except RecursionError:
+            raise UnreadableValue(name, "a JSON document nested too deep to be read") from None
+        except ValueError as exc:
+            raise UnreadableValue(name, f"not a valid JSON document ({str(exc)[:200]})") from exc
+    return decoded
 
 
 def register_from_proto(msg: pb.Register) -> RegisterWorker:
     return RegisterWorker(
-        worker_id=msg.worker_id,
-        site_name=msg.site_name,
-        backend_kind=msg.backend_kind,
+        worker_id=clean_text(msg.worker_id),
+        site_name=clean_text(msg.site_name),
+        backend_kind=clean_text(msg.backend_kind),
         node_pools=tuple(
-            NodePool(name=p.name, cpu=p.cpu, memory_bytes=p.memory_bytes, gpu=p.gpu)
+            NodePool(name=clean_text(p.name), cpu=p.cpu, memory_bytes=p.memory_bytes, gpu=p.gpu)
             for p in msg.node_pools
         ),
-        labels=dict(msg.labels),
-        version=msg.version,
+        labels={clean_text(k): clean_text(v) for k, v in msg.labels.items()},
+        version=clean_text(msg.version),
         last_seen_order_seq=msg.last_seen_order_seq,
         deployed_steps=tuple(
             ReportedStep(
@@ -139,7 +171,7 @@ def report_from_proto(msg: pb.WorkerMessage) -> Report | None:
             execution_id=m.execution_id,
             seq=m.seq,
             stream=STREAMS.get(m.stream, "stdout"),
-            line=m.line,
+            line=clean_text(m.line),
             at=time_from_proto(m.at) or datetime.now(UTC),
             deployment_id=m.deployment_id,
             step_id=m.step_id,
@@ -148,17 +180,29 @@ def report_from_proto(msg: pb.WorkerMessage) -> Report | None:
         r = msg.execution_result
         # outputs_is_list tells an empty list (nothing runs downstream) from no outputs.
         is_list = r.outputs_is_list or len(r.outputs_list) > 0
+        outcome = OUTCOMES.get(r.status, Outcome.FAILED)
+        error = clean_text(r.error) or ("" if r.status else "the worker reported no status")
+        outputs: dict[str, Value] | None = None
+        outputs_list: list[dict[str, Value]] | None = None
+        http_status = r.http_status
+        try:
+            if is_list:
+                outputs_list = [values_from_proto(s.outputs) for s in r.outputs_list]
+            else:
+                outputs = values_from_proto(r.outputs)
+        except UnreadableValue as exc:
+            if outcome is Outcome.COMPLETED:
+                outcome, error, http_status = Outcome.FAILED, str(exc), 0
+            outputs, outputs_list = None, None
         return ExecutionEnded(
             execution_id=r.execution_id,
             result=ExecutionResult(
-                outcome=OUTCOMES.get(r.status, Outcome.FAILED),
-                outputs=None if is_list else values_from_proto(r.outputs),
-                outputs_list=[values_from_proto(s.outputs) for s in r.outputs_list]
-                if is_list
-                else None,
-                error=r.error or ("" if r.status else "the worker reported no status"),
-                traceback=r.traceback,
-                http_status=r.http_status,
+                outcome=outcome,
+                outputs=outputs,
+                outputs_list=outputs_list,
+                error=error,
+                traceback=clean_text(r.traceback),
+                http_status=http_status,
                 started_at=time_from_proto(r.started_at),
                 ended_at=time_from_proto(r.ended_at),
                 log_count=r.log_line_count,
@@ -174,20 +218,25 @@ def report_from_proto(msg: pb.WorkerMessage) -> Report | None:
             deployment_id=s.deployment_id,
             step_id=s.step_id,
             state=STEP_STATES.get(s.state, StepState.DEPLOYING),
-            reason=s.reason,
+            reason=clean_text(s.reason),
         )
     if kind == "execution_progress":
         p = msg.execution_progress
         return ExecutionProgressed(
-            execution_id=p.execution_id, fraction=p.fraction, message=p.message
+            execution_id=p.execution_id, fraction=p.fraction, message=clean_text(p.message)
         )
     if kind == "new_run":
         n = msg.new_run
+        try:
+            trigger_outputs, refused = values_from_proto(n.outputs), ""
+        except UnreadableValue as exc:
+            trigger_outputs, refused = {}, str(exc)
         return TriggerFired(
             deployment_id=n.deployment_id,
             step_id=n.step_id,
-            outputs=values_from_proto(n.outputs),
+            outputs=trigger_outputs,
             at=time_from_proto(n.at),
+            refused=refused,
         )
     if kind == "ack":
         return OrdersAcked(order_seq=msg.ack.order_seq)
