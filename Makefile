@@ -1,8 +1,10 @@
 # Ryax developer entry points. `make help` lists them.
-#   make test   set up everything (venv, PostgreSQL, RabbitMQ), then lint, type-check, check the
-#               architecture contracts and the protobuf copies, and run every test suite
-#   make demo   set up the same way and run the platform locally under supervisord (its state is
-#               this checkout's own: `make status` names it, `make reset` drops it)
+#   make test   set up everything (venv with Node.js, PostgreSQL, RabbitMQ, nginx, Chromium), then
+#               lint, type-check, check the architecture contracts and the protobuf copies, check
+#               the web UI, and run every test suite (the browser tests included)
+#   make demo   set up the same way and run the platform locally under supervisord, the web UI at
+#               http://127.0.0.1:8080/ (its state is this checkout's own: `make status` names it,
+#               `make reset` drops it)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
@@ -20,7 +22,7 @@ KIT := kit
 PY_SERVICES := $(strip $(foreach s,$(KIT) $(SERVICES),$(if $(wildcard $(s)/pyproject.toml),$(s))))
 PY_PACKAGES := $(strip $(foreach s,$(PY_SERVICES),$(if $(wildcard $(s)/ryax_$(subst -,_,$(s))/__init__.py),$(s)/ryax_$(subst -,_,$(s)))))
 LINT_PATHS := $(wildcard $(KIT) $(SERVICES) proto-registry tests dev bench conftest.py)
-TEST_DIRS := $(wildcard $(KIT)/tests $(SERVICES:%=%/tests) proto-registry/tests tests/e2e dev/tests bench/tests)
+TEST_DIRS := $(wildcard $(KIT)/tests $(SERVICES:%=%/tests) proto-registry/tests tests/e2e tests/webui dev/tests bench/tests)
 # Typed developer tooling. dev/platform.py is checked on its own: passed with the others, mypy
 # would resolve the standard library's `platform` to it.
 DEV_TYPED := conftest.py dev/devlib.py dev/gen_importlinter.py
@@ -28,24 +30,27 @@ comma := ,
 empty :=
 space := $(empty) $(empty)
 
-.PHONY: help venv deps test lint format typecheck lint-imports protos protos-check pytest \
-	demo down status reset logs clean bench
+.PHONY: help venv deps webui-deps test lint format typecheck lint-imports protos protos-check \
+	webui webui-build pytest demo down status reset logs clean bench
 
 help:
-	@echo "make test          set up (venv, PostgreSQL, RabbitMQ) and run every check and test suite"
-	@echo "make demo          set up and start the platform under supervisord (then: status, down)"
+	@echo "make test          set up (venv, PostgreSQL, RabbitMQ, nginx, Chromium) and run every check and test suite"
+	@echo "make demo          set up and start the platform and its web UI under supervisord (then: status, down)"
 	@echo "make status        state and health of each platform program"
 	@echo "make bench         benchmarks vs Prefect 3 and Celery, against the running platform (make demo first; BENCH_ARGS='--runs 20 --only chain')"
 	@echo "make down          stop the platform (PostgreSQL and RabbitMQ keep running)"
 	@echo "make reset         stop the platform, drop this checkout's databases and vhost, remove .dev/data"
 	@echo "make venv          create/update .venv (services editable + dev/requirements-dev.txt)"
 	@echo "make deps          make sure PostgreSQL and RabbitMQ run; writes .dev/env"
+	@echo "make webui-deps    make sure nginx (serves the web UI) and Chromium (browser tests) are installed"
 	@echo "make lint          ruff check + ruff format --check"
 	@echo "make format        ruff format + ruff check --fix"
 	@echo "make typecheck     mypy, one run per service package"
 	@echo "make lint-imports  architecture contracts (.importlinter, generated)"
 	@echo "make protos        regenerate every service's protobuf copies"
 	@echo "make protos-check  check every service's protobuf copies are current"
+	@echo "make webui         web UI checks: npm ci, lint, typecheck, Vitest, API client vs OpenAPI"
+	@echo "make webui-build   build the web UI into webui/dist (when its sources changed)"
 	@echo "make pytest        the test suites only, one pytest per folder"
 	@echo "                   (TESTS='runner/tests dev/tests' PYTEST_ARGS='-k name -x' to narrow)"
 	@echo "Services found: $(or $(PY_SERVICES),none yet)"
@@ -60,11 +65,17 @@ $(STAMP): dev/requirements-dev.txt $(PY_SERVICES:%=%/pyproject.toml) dev/ensure-
 deps: venv
 	@bash dev/ensure-postgres.sh
 	@bash dev/ensure-rabbitmq.sh
+	@bash dev/ensure-bubblewrap.sh
+
+# nginx serves the web UI in `make demo` (and for the e2e tests); Chromium runs tests/webui.
+webui-deps:
+	@bash dev/ensure-nginx.sh
+	@bash dev/ensure-chromium.sh
 
 # ---------------------------------------------------------------------------- checks
 
-test: venv deps
-	@bash dev/run-checks.sh lint typecheck lint-imports protos-check pytest
+test: venv deps webui-deps
+	@bash dev/run-checks.sh lint typecheck lint-imports protos-check webui pytest
 
 lint: venv
 	$(VENV)/bin/ruff check --force-exclude $(LINT_PATHS)
@@ -104,6 +115,13 @@ protos-check: venv
 	else \
 		echo "protos-check: proto-registry/registry.py does not exist yet: skipped"; \
 	fi
+
+# The web UI (webui/) with .venv's Node.js and npm: dev/webui.sh says what each step does.
+webui: venv
+	@bash dev/webui.sh check
+
+webui-build: venv
+	@bash dev/webui.sh build
 
 pytest: venv deps
 	@bash dev/run-pytest.sh $(or $(TESTS),$(TEST_DIRS))

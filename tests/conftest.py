@@ -1,4 +1,6 @@
-"""The `platform` fixture: the whole platform started as processes, the way `make demo` does.
+"""The `platform` fixture of the suites that drive the whole platform as processes (tests/e2e
+with the `ryax` command and HTTP, tests/webui with a browser), started the way `make demo` does
+(dev/platform.py up: the services, the gateway, and nginx serving the web UI's build).
 
 If a platform of this checkout already runs (`make demo`), it is reused and left running;
 otherwise it is started under supervisord for the session and stopped after it.
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 PLATFORM = [str(REPO / ".venv" / "bin" / "python"), "-P", str(REPO / "dev" / "platform.py")]
 
 

@@ -1,0 +1,87 @@
+import { screen, waitFor, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { http, HttpResponse } from "msw";
+import { describe, expect, it } from "vitest";
+
+import { platform, workflowSummary } from "../../../test/fixtures/handlers";
+import { logIn, ORIGIN, renderRoutes } from "../../../test/render";
+import { server } from "../../../test/server";
+import { routes } from "../../routes";
+
+const deployment = (state: string, reason = "") => ({
+  id: "d",
+  workflow_id: "w",
+  snapshot_id: "s",
+  state,
+  reason,
+  state_seq: 1,
+  requested_by: "alice",
+  requested_at: "2026-01-01T00:00:00Z",
+  updated_at: "2026-01-01T00:00:00Z",
+});
+
+describe("DashboardPage", () => {
+  it("shows a card per workflow with its state and reason, and filters them", async () => {
+    logIn();
+    server.use(
+      http.get(`${ORIGIN}/studio/v1/projects/:project/workflows`, () =>
+        HttpResponse.json({
+          workflows: [
+            workflowSummary({ id: "w1", name: "word-count", deployment: deployment("deployed") }),
+            workflowSummary({ id: "w2", name: "nightly-report", description: "every night", deployment: deployment("waiting_for_site", "no online site has the node pool gpu") }),
+            workflowSummary({ id: "w3", name: "draft" }),
+          ],
+        }),
+      ),
+      ...platform,
+    );
+    const user = userEvent.setup();
+    renderRoutes(routes, ["/p/demo"]);
+    const card = await screen.findByRole("article", { name: "Workflow nightly-report" });
+    expect(within(card).getByText("Waiting for a site")).toBeInTheDocument();
+    expect(within(card).getByText("no online site has the node pool gpu")).toBeInTheDocument();
+    expect(within(screen.getByRole("article", { name: "Workflow word-count" })).getByText("Deployed")).toBeInTheDocument();
+    expect(within(screen.getByRole("article", { name: "Workflow draft" })).getByText("Not deployed")).toBeInTheDocument();
+
+    await user.type(screen.getByRole("textbox", { name: "Search" }), "night");
+    await waitFor(() => expect(screen.queryByRole("article", { name: "Workflow word-count" })).not.toBeInTheDocument());
+    expect(screen.getByText("1 of 3 workflows")).toBeInTheDocument();
+  });
+
+  it("creates a workflow and opens it", async () => {
+    logIn();
+    let created: unknown = null;
+    server.use(
+      http.post(`${ORIGIN}/studio/v1/projects/demo/workflows`, async ({ request }) => {
+        created = await request.json();
+        return HttpResponse.json({ ...workflowSummary({ id: "w9", name: "fresh" }), steps: [], results: [], valid: false, problems: [] }, { status: 201 });
+      }),
+      ...platform,
+    );
+    const user = userEvent.setup();
+    const { router } = renderRoutes(routes, ["/p/demo"]);
+    await user.click(await screen.findByRole("button", { name: "New workflow" }));
+    const dialog = await screen.findByRole("dialog", { name: "New workflow" });
+    await user.type(within(dialog).getByRole("textbox", { name: /Name/ }), "fresh");
+    await user.click(within(dialog).getByRole("button", { name: "Create" }));
+    await waitFor(() => expect(router.state.location.pathname).toBe("/p/demo/workflows/w9"));
+    expect(created).toEqual({ name: "fresh", description: "" });
+  });
+
+  it("says which name is taken when the studio refuses it", async () => {
+    logIn();
+    server.use(
+      http.post(`${ORIGIN}/studio/v1/projects/demo/workflows`, () =>
+        HttpResponse.json({ error: "already_exists", detail: "a workflow named fresh exists" }, { status: 409 }),
+      ),
+      ...platform,
+    );
+    const user = userEvent.setup();
+    renderRoutes(routes, ["/p/demo"]);
+    await user.click(await screen.findByRole("button", { name: "New workflow" }));
+    const dialog = await screen.findByRole("dialog", { name: "New workflow" });
+    await user.type(within(dialog).getByRole("textbox", { name: /Name/ }), "fresh");
+    await user.click(within(dialog).getByRole("button", { name: "Create" }));
+    expect(await within(dialog).findByText("a workflow named fresh exists")).toBeInTheDocument();
+  });
+});
