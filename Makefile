@@ -5,6 +5,8 @@
 #   make demo   set up the same way and run the platform locally under supervisord, the web UI at
 #               http://127.0.0.1:8080/ (its state is this checkout's own: `make status` names it,
 #               `make reset` drops it)
+#   make chaos  faults injected into a platform of its own (private PostgreSQL and RabbitMQ)
+#               while runs go on: one row per fault, .dev/chaos/results.json
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
@@ -22,22 +24,26 @@ KIT := kit
 PY_SERVICES := $(strip $(foreach s,$(KIT) $(SERVICES),$(if $(wildcard $(s)/pyproject.toml),$(s))))
 PY_PACKAGES := $(strip $(foreach s,$(PY_SERVICES),$(if $(wildcard $(s)/ryax_$(subst -,_,$(s))/__init__.py),$(s)/ryax_$(subst -,_,$(s)))))
 LINT_PATHS := $(wildcard $(KIT) $(SERVICES) proto-registry tests dev bench conftest.py)
-TEST_DIRS := $(wildcard $(KIT)/tests $(SERVICES:%=%/tests) proto-registry/tests tests/e2e tests/webui dev/tests bench/tests)
+# tests/chaos and tests/webui after tests/e2e: they use the platform's fixed ports (one folder
+# at a time).
+TEST_DIRS := $(wildcard $(KIT)/tests $(SERVICES:%=%/tests) proto-registry/tests tests/e2e tests/webui tests/chaos dev/tests bench/tests)
 # Typed developer tooling. dev/platform.py is checked on its own: passed with the others, mypy
 # would resolve the standard library's `platform` to it.
-DEV_TYPED := conftest.py dev/devlib.py dev/gen_importlinter.py
+DEV_TYPED := conftest.py dev/devlib.py dev/gen_importlinter.py dev/chaos.py
 comma := ,
 empty :=
 space := $(empty) $(empty)
 
 .PHONY: help venv deps webui-deps test lint format typecheck lint-imports protos protos-check \
-	webui webui-build pytest demo down status reset logs clean bench
+	webui webui-build pytest demo down status reset logs clean bench chaos
 
 help:
 	@echo "make test          set up (venv, PostgreSQL, RabbitMQ, nginx, Chromium) and run every check and test suite"
 	@echo "make demo          set up and start the platform and its web UI under supervisord (then: status, down)"
 	@echo "make status        state and health of each platform program"
 	@echo "make bench         benchmarks vs Prefect 3 and Celery, against the running platform (make demo first; BENCH_ARGS='--runs 20 --only chain')"
+	@echo "make chaos         faults (kill -9, broker and database restarts, poison outputs) during runs, on a"
+	@echo "                   platform of its own; about 10 minutes (CHAOS_ARGS='--only kill-worker --runs 50')"
 	@echo "make down          stop the platform (PostgreSQL and RabbitMQ keep running)"
 	@echo "make reset         stop the platform, drop this checkout's databases and vhost, remove .dev/data"
 	@echo "make venv          create/update .venv (services editable + dev/requirements-dev.txt)"
@@ -153,3 +159,9 @@ clean:
 # .dev/bench, never .venv. Results: .dev/bench/{bench.txt,results.json,bench.png}.
 bench: venv deps
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The chaos suite (dev/chaos.py): a private PostgreSQL and RabbitMQ node of its own, the platform
+# on them under supervisord (the fixed ports must be free: `make down` first), then each fault
+# during a load of runs. Exit 1 when a target is missed. Results: .dev/chaos/results.json.
+chaos: venv
+	$(PY) -P dev/chaos.py $(CHAOS_ARGS)

@@ -49,6 +49,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # Also declared in pyproject.toml; repeated so a service run with its own rootdir knows them.
     config.addinivalue_line("markers", "integration: needs real PostgreSQL/RabbitMQ/S3/gRPC")
     config.addinivalue_line("markers", "e2e: drives the whole platform as processes")
+    config.addinivalue_line(
+        "markers",
+        "chaos: injects faults into the whole platform, on a PostgreSQL and RabbitMQ of its own",
+    )
 
 
 def _unavailable(error: Exception) -> NoReturn:

@@ -16,6 +16,16 @@ machine never share records. Under supervisord run: SeaweedFS (S3, data in .dev/
 Traefik (the gateway), nginx serving the web UI's build (webui/dist, routed at `/`) and every
 service whose ryax_<name>/__main__.py exists. Logs: .dev/logs/<program>.log.
 
+Overrides, for a caller that brings its own servers (the chaos suite, dev/chaos.py, starts a
+private PostgreSQL and RabbitMQ and points the platform at them):
+  RYAX_DEV_PG_DSN    the PostgreSQL server (postgresql://...) instead of the shared one
+                     (RYAX_TEST_PG_DSN); the services' databases ryax_<id>_<service> go there
+  RYAX_DEV_AMQP_URL  the broker URL the services get as is, vhost included (it must exist:
+                     no vhost is created or deleted on it), instead of the shared broker's
+                     vhost ryax_<id>
+  RYAX_DEV_DATA_DIR  the folder of the platform's data (S3, repository clones, caches)
+                     instead of .dev/data
+
 Run with `python -P` (or from make): this file is named platform.py, and without -P its folder
 would come first on sys.path and shadow the standard library's `platform` module.
 """
@@ -66,7 +76,8 @@ REPO: Path = devlib.REPO_ROOT
 DEV: Path = devlib.DEV_STATE
 RUN = DEV / "run"
 LOGS = DEV / "logs"
-S3_DATA = DEV / "data" / "s3"
+DATA = Path(os.environ.get("RYAX_DEV_DATA_DIR") or DEV / "data")
+S3_DATA = DATA / "s3"
 VENV_BIN = REPO / ".venv" / "bin"
 SUPERVISOR_CONF = RUN / "supervisord.conf"
 SUPERVISOR_SOCK = RUN / "supervisor.sock"
@@ -215,6 +226,9 @@ def load_secrets() -> Secrets:
 
 
 def pg_dsn() -> str:
+    override = os.environ.get("RYAX_DEV_PG_DSN")
+    if override:
+        return override
     dsn: str = devlib.setting("RYAX_TEST_PG_DSN", devlib.DEFAULT_PG_DSN)
     return dsn
 
@@ -224,9 +238,18 @@ def amqp_server_url() -> str:
     return url
 
 
+def amqp_override() -> str:
+    """RYAX_DEV_AMQP_URL: a broker of the caller's, vhost included (see the module's doc)."""
+    return os.environ.get("RYAX_DEV_AMQP_URL", "")
+
+
+def services_amqp_url() -> str:
+    return amqp_override() or devlib.amqp_with_vhost(amqp_server_url(), AMQP_VHOST)
+
+
 def common_env(s: Secrets) -> dict[str, str]:
     return {
-        "RYAX_AMQP_URL": devlib.amqp_with_vhost(amqp_server_url(), AMQP_VHOST),
+        "RYAX_AMQP_URL": services_amqp_url(),
         "RYAX_HTTP_HOST": HOST,
         "RYAX_RUNNER_GRPC_ADDRESS": f"{HOST}:{RUNNER_GRPC_PORT}",
         "RYAX_AUTHORIZATION_URL": f"http://{HOST}:8101",
@@ -250,7 +273,7 @@ def service_env(service: Service, s: Secrets) -> dict[str, str]:
     database = devlib.with_database(pg_dsn(), service.database)
     env["RYAX_DATABASE_URL"] = devlib.to_sqlalchemy_url(database)
     env["RYAX_HTTP_PORT"] = str(service.http_port)
-    data = DEV / "data"
+    data = DATA
     if service.folder == "repository":
         # The demo imports examples/actions from this machine: local paths are allowed here
         # (and only here: the default refuses local and private addresses).
@@ -586,8 +609,11 @@ def pg_location() -> str:
 
 
 def state_line() -> str:
+    broker = (
+        f"broker {devlib.redact(amqp_override())}" if amqp_override() else f"vhost {NAMES.vhost}"
+    )
     return (
-        f"Database: {NAMES.prefix}_* on {pg_location()}, vhost {NAMES.vhost}   "
+        f"Database: {NAMES.prefix}_* on {pg_location()}, {broker}   "
         f"(checkout {NAMES.checkout_id}: {REPO}; make reset starts again from nothing)"
     )
 
@@ -720,7 +746,10 @@ def traefik_routes(*, webui: bool = True) -> str:
 
 
 def ensure_vhost() -> None:
-    """Idempotent: add_vhost on an existing vhost succeeds (permissions are set again)."""
+    """Idempotent: add_vhost on an existing vhost succeeds (permissions are set again). Not
+    with RYAX_DEV_AMQP_URL: that broker and its vhost are the caller's."""
+    if amqp_override():
+        return
     try:
         vhost_admin().add(AMQP_VHOST)
     except devlib.DependencyUnavailable as error:
@@ -839,7 +868,7 @@ def cmd_reset() -> int:
     try:
         devlib.check_postgres(pg_dsn())
         databases, had_vhost = drop_checkout_state(
-            NAMES, server_dsn=pg_dsn(), vhosts=vhost_admin(), data=DEV / "data"
+            NAMES, server_dsn=pg_dsn(), vhosts=vhost_admin(), data=DATA
         )
     except devlib.DependencyUnavailable as error:
         fail(f"reset: {error}")
@@ -849,7 +878,7 @@ def cmd_reset() -> int:
         f"{pg_location()}: {', '.join(databases) or 'none'}"
     )
     say(f"Vhost {NAMES.vhost}: {'deleted' if had_vhost else 'absent'}")
-    say(f"Removed {DEV / 'data'}. `make demo` starts again from nothing.")
+    say(f"Removed {DATA}. `make demo` starts again from nothing.")
     return 0
 
 

@@ -79,6 +79,28 @@ def test_every_service_gets_this_checkouts_database_and_vhost() -> None:
     assert f"Database: {names.prefix}_* on " in line and f"vhost {names.vhost}" in line
 
 
+def test_a_caller_can_bring_its_own_servers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RYAX_DEV_PG_DSN and RYAX_DEV_AMQP_URL (the chaos suite's private servers): the services
+    get them, and the shared broker is not asked for a vhost."""
+    monkeypatch.setenv("RYAX_DEV_PG_DSN", "postgresql://postgres:pw@127.0.0.1:25432/postgres")
+    monkeypatch.setenv("RYAX_DEV_AMQP_URL", "amqp://guest:guest@127.0.0.1:25672/")
+
+    def no_vhost() -> None:
+        pytest.fail("the shared broker was asked for a vhost")
+
+    monkeypatch.setattr(platform, "vhost_admin", no_vhost)
+    for service in platform.SERVICES:
+        env = platform.service_env(service, secrets())
+        database = platform.NAMES.database(service.folder)
+        assert env["RYAX_DATABASE_URL"] == (
+            f"postgresql+asyncpg://postgres:pw@127.0.0.1:25432/{database}"
+        )
+        assert env["RYAX_AMQP_URL"] == "amqp://guest:guest@127.0.0.1:25672/"
+    platform.ensure_vhost()
+    line = platform.state_line()
+    assert "on 127.0.0.1:25432" in line and "broker amqp://guest:***@127.0.0.1:25672/" in line
+
+
 @pytest.mark.integration
 def test_reset_drops_only_this_checkouts_state(
     pg_server_dsn: str, vhost_admin: Any, tmp_path: Path

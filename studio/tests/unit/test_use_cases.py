@@ -49,6 +49,15 @@ async def fill_store(app: Any, b: Any, project: ProjectId | None = None) -> None
             project=project or b.PROJECT,
         ),
     )
+    await app.actions.register(
+        "msg-poison",
+        b.action(
+            "poison-output",
+            inputs=[b.io("kind", has_default=True, default="ok")],
+            outputs=[b.io("text_value"), b.io("number_value", IOType.FLOAT)],
+            project=project or b.PROJECT,
+        ),
+    )
 
 
 async def build_demo(app: Any, b: Any) -> str:
