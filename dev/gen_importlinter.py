@@ -55,6 +55,7 @@ KIT_INFRASTRUCTURE = (
     "ryax_kit.filestore",
     "ryax_kit.logging",
     "ryax_kit.messaging",
+    "ryax_kit.reseal",
     "ryax_kit.safe_yaml",
     "ryax_kit.settings",
     "ryax_kit.testing",

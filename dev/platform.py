@@ -201,13 +201,43 @@ def fail(message: str) -> None:
 # --------------------------------------------------------------------------- secrets and env
 
 
+#: The services that store sealed values (ryax_kit.crypto): each gets a root secret of its own
+#: as RYAX_SECRET_KEY, so a leaked one opens no other service's data. No other program gets one.
+SEALING_SERVICES = ("repository", "studio", "runner")
+#: The one secret every service was given before (token signing and encryption): still offered
+#: to the sealing services as RYAX_SECRET_KEY_PREVIOUS while it exists, so what a checkout
+#: sealed with it opens; `python -m ryax_<service>.reseal` then deleting the file retires it.
+LEGACY_SECRET_KEY = DEV / "secret-key"
+
+
 @dataclass(frozen=True)
 class Secrets:
     admin_user: str
     admin_password: str
-    secret_key: str
+    #: authorization's token-signing key (Ed25519, PEM): only authorization is given it.
+    signing_key_file: Path
+    #: The root secret of each service in SEALING_SERVICES, by folder.
+    data_keys: dict[str, str]
     s3_access_key: str
     s3_secret_key: str
+    #: The studio <-> runner service credential (the studio's internal route).
+    internal_token: str = ""
+
+
+def signing_key(path: Path) -> Path:
+    """The Ed25519 private key (PEM, PKCS#8) in `path`, generated (mode 600) the first time."""
+    if not path.exists() or not path.read_text().strip():
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        devlib.write_private(path, pem.decode())
+    path.chmod(0o600)
+    return path
 
 
 def load_secrets() -> Secrets:
@@ -217,11 +247,16 @@ def load_secrets() -> Secrets:
         admin_user=os.environ.get("RYAX_ADMIN_USER") or "admin",
         admin_password=os.environ.get("RYAX_ADMIN_PASSWORD")
         or devlib.secret(DEV / "admin-password", nbytes=12),
-        # 32 random bytes, url-safe base64 (43 characters): token signing and encryption. Per
-        # checkout, like the databases whose tokens and encrypted values it guards.
-        secret_key=devlib.secret(DEV / "secret-key", nbytes=32),
+        # Per checkout, like the databases whose tokens and sealed values they guard.
+        signing_key_file=signing_key(DEV / "auth-signing-key.pem"),
+        # 32 random bytes, url-safe base64 (43 characters), one per service.
+        data_keys={
+            folder: devlib.secret(DEV / f"secret-key-{folder}", nbytes=32)
+            for folder in SEALING_SERVICES
+        },
         s3_access_key="ryax" + devlib.secret(DEV / "s3-access-key", nbytes=9).lower(),
         s3_secret_key=devlib.secret(DEV / "s3-secret-key", nbytes=30),
+        internal_token=devlib.secret(DEV / "internal-token", nbytes=32),
     )
 
 
@@ -263,7 +298,6 @@ def common_env(s: Secrets) -> dict[str, str]:
         "RYAX_LOG_FORMAT": "json",
         "RYAX_ADMIN_USER": s.admin_user,
         "RYAX_ADMIN_PASSWORD": s.admin_password,
-        "RYAX_SECRET_KEY": s.secret_key,
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -273,6 +307,22 @@ def service_env(service: Service, s: Secrets) -> dict[str, str]:
     database = devlib.with_database(pg_dsn(), service.database)
     env["RYAX_DATABASE_URL"] = devlib.to_sqlalchemy_url(database)
     env["RYAX_HTTP_PORT"] = str(service.http_port)
+    # Keys and the admin's password: only to the service that uses each.
+    if service.folder == "authorization":
+        env["RYAX_AUTH_SIGNING_KEY_FILE"] = str(s.signing_key_file)
+    else:
+        del env["RYAX_ADMIN_USER"], env["RYAX_ADMIN_PASSWORD"]
+    if service.folder in s.data_keys:
+        env["RYAX_SECRET_KEY"] = s.data_keys[service.folder]
+        legacy = LEGACY_SECRET_KEY.read_text().strip() if LEGACY_SECRET_KEY.is_file() else ""
+        if len(legacy) >= 32:
+            env["RYAX_SECRET_KEY_PREVIOUS"] = legacy
+    # The studio <-> runner service credential (the studio's internal route, which gives the
+    # runner a deployment's secret values): only to these two.
+    if service.folder in ("studio", "runner") and s.internal_token:
+        env["RYAX_INTERNAL_TOKEN"] = s.internal_token
+    if service.folder == "runner":
+        env["RYAX_STUDIO_URL"] = f"http://{HOST}:8103"
     data = DATA
     if service.folder == "repository":
         # The demo imports examples/actions from this machine: local paths are allowed here
@@ -704,6 +754,10 @@ def generate(services: list[Service], s: Secrets) -> None:
     SUPERVISOR_CONF.write_text(supervisor_config(programs))
 
 
+#: Routes of a service that other services call directly, never through the gateway.
+INTERNAL_PREFIXES = {"studio": "/studio/internal"}
+
+
 def traefik_routes(*, webui: bool = True) -> str:
     """The gateway's routes: each service under /<service>, and the web UI at `/` with the
     lowest priority (1), so every service prefix wins over it."""
@@ -717,9 +771,13 @@ def traefik_routes(*, webui: bool = True) -> str:
     routed = [service for service in SERVICES if service.routed]
     for service in routed:
         prefix = f"/{service.folder}"
+        rule = f"Path(`{prefix}`) || PathPrefix(`{prefix}/`)"
+        if service.folder in INTERNAL_PREFIXES:
+            # Service-to-service routes are never routed (the web UI's route answers them).
+            rule = f"({rule}) && !PathPrefix(`{INTERNAL_PREFIXES[service.folder]}`)"
         lines += [
             f"    {service.program}:",
-            f'      rule: "Path(`{prefix}`) || PathPrefix(`{prefix}/`)"',
+            f'      rule: "{rule}"',
             "      entryPoints: [web]",
             f"      service: {service.program}",
         ]

@@ -88,11 +88,19 @@ def create_app(container: Container) -> web.Application:
             filestore_ok = await asyncio.wait_for(filestore.ping(), 5)
         except TimeoutError:
             filestore_ok = False
+        # `sandbox`: pip runs in bubblewrap and did at start (`sandbox_none_allowed` instead
+        # with RYAX_SANDBOX=none).
+        sandbox = (
+            {"sandbox": build_tool.ready}
+            if build_tool.sandbox.active
+            else {"sandbox_none_allowed": settings.sandbox_allow_none}
+        )
         return {
             "broker": broker.is_connected,
             "consuming": consumer.consuming,
             "filestore": filestore_ok,
             "build_tool": build_tool.ready,
+            **sandbox,
         }
 
     app = create_web_app(metrics=container.metrics(), ready=ready, prefix=PREFIX)

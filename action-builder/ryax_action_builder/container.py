@@ -17,6 +17,7 @@ from .infrastructure.messaging.publisher import AioPikaEventPublisher
 from .infrastructure.metadata import parse_metadata
 from .infrastructure.metrics import BuildMetrics
 from .infrastructure.pip_build import PipBuildTool
+from .infrastructure.sandbox import PipSandbox
 from .infrastructure.wrapper_source import WrapperSource
 from .settings import Settings
 
@@ -40,6 +41,12 @@ class Container(containers.DeclarativeContainer):
         cache_dir=settings.provided.cache_dir,
         wrapper=wrapper,
         pip_timeout_seconds=settings.provided.pip_timeout_seconds,
+        sandbox=providers.Callable(
+            PipSandbox.configured,
+            settings.provided.sandbox,
+            settings.provided.sandbox_uid,
+            settings.provided.sandbox_gid,
+        ),
     )
     metrics = providers.Singleton(Metrics, SERVICE)
     build_metrics = providers.Singleton(BuildMetrics, metrics.provided.registry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -9,6 +10,8 @@ from pathlib import Path
 
 from ryax_kit.filestore import FilestoreSettings
 from ryax_kit.settings import CommonSettings, ConfigurationError, Env
+
+from .infrastructure.sandbox import nobody
 
 #: The builder has no default filestore directory (RYAX_FILESTORE_DIR is required without an
 #: S3 endpoint); this only fills the unused field when an endpoint is set.
@@ -48,6 +51,18 @@ class Settings:
     shutdown_grace_seconds: float = 60.0
     #: RYAX_BUILDER_MAX_SOURCE_BYTES: largest unpacked source archive accepted.
     max_source_bytes: int = 256 * 1024 * 1024
+    #: RYAX_SANDBOX: "bwrap" runs pip (and the setup.py or build backends it runs) in a
+    #: bubblewrap sandbox, as an unprivileged user, with the build's folders writable and the
+    #: rest of the machine hidden (default, when bwrap is installed); "none" runs pip as the
+    #: builder's user, refused unless RYAX_SANDBOX_ALLOW_NONE=true. Either way pip's
+    #: environment is a clean one (no RYAX_* setting, no credential).
+    sandbox: str = "bwrap"
+    #: RYAX_SANDBOX_ALLOW_NONE: "true" accepts RYAX_SANDBOX=none (machines without bubblewrap).
+    sandbox_allow_none: bool = False
+    #: RYAX_SANDBOX_UID / RYAX_SANDBOX_GID: the unprivileged user and group pip runs as when the
+    #: builder is root (default nobody/nogroup; 0 is refused).
+    sandbox_uid: int = 65534
+    sandbox_gid: int = 65534
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -75,4 +90,30 @@ class Settings:
             max_source_bytes=e.integer(
                 "RYAX_BUILDER_MAX_SOURCE_BYTES", 256 * 1024 * 1024, minimum=1
             ),
+            sandbox=read_sandbox(e),
+            sandbox_allow_none=e.flag("RYAX_SANDBOX_ALLOW_NONE"),
+            sandbox_uid=e.integer("RYAX_SANDBOX_UID", nobody()[0], minimum=1),
+            sandbox_gid=e.integer("RYAX_SANDBOX_GID", nobody()[1], minimum=1),
         )
+
+
+def read_sandbox(e: Env) -> str:
+    """RYAX_SANDBOX, checked: bwrap must be installed, none must be allowed."""
+    installed = shutil.which("bwrap") is not None
+    sandbox = e.text("RYAX_SANDBOX", "bwrap" if installed else "", lower=True)
+    if not sandbox:
+        raise ConfigurationError(
+            "RYAX_SANDBOX: bubblewrap (bwrap) is not installed: install it (apt-get install "
+            "bubblewrap), or set RYAX_SANDBOX=none and RYAX_SANDBOX_ALLOW_NONE=true to run pip "
+            "unsandboxed"
+        )
+    if sandbox not in ("bwrap", "none"):
+        raise ConfigurationError(f"RYAX_SANDBOX={sandbox!r}: expected bwrap or none")
+    if sandbox == "bwrap" and not installed:
+        raise ConfigurationError("RYAX_SANDBOX=bwrap: bwrap is not installed (bubblewrap)")
+    if sandbox == "none" and not e.flag("RYAX_SANDBOX_ALLOW_NONE"):
+        raise ConfigurationError(
+            "RYAX_SANDBOX=none runs pip, and the code of every package it installs, as this "
+            "builder's user: refused unless RYAX_SANDBOX_ALLOW_NONE=true"
+        )
+    return sandbox

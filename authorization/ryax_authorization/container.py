@@ -1,4 +1,5 @@
-"""The one place that names concrete adapters. Building it does no I/O."""
+"""The one place that names concrete adapters. Building it does no I/O (the signing keys are
+read when `tokens` is first asked for, at the start of the app)."""
 
 from __future__ import annotations
 
@@ -27,9 +28,11 @@ class Container(containers.DeclarativeContainer):
     uow = providers.Factory(SqlAlchemyUnitOfWork, session_factory=session_factory)
     clock = providers.Singleton(SystemClock)
     hasher = providers.Singleton(Argon2PasswordHasher)
+    #: Reads the key files (a bad one stops the start, naming the variable).
     tokens = providers.Singleton(
-        JwtAccessTokens,
-        secret=settings.provided.secret_key,
+        JwtAccessTokens.from_files,
+        current=settings.provided.signing_key_file,
+        previous=settings.provided.signing_key_previous_files,
         lifetime=providers.Factory(timedelta, minutes=settings.provided.access_token_minutes),
     )
     lockout = providers.Singleton(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ryax_kit.settings import CommonSettings, Env
 
@@ -17,8 +18,14 @@ class Settings:
     #: RYAX_LOG_FORMAT: "json" or "text"; RYAX_LOG_LEVEL: debug, info, warning, error.
     log_format: str = "text"
     log_level: str = "info"
-    #: RYAX_SECRET_KEY: signs access tokens (>= 32 characters). No default.
-    secret_key: str
+    #: RYAX_AUTH_SIGNING_KEY_FILE: a PEM Ed25519 private key (PKCS#8, no passphrase) that signs
+    #: access tokens; only this service holds it. No default. Make one with
+    #: `openssl genpkey -algorithm ed25519 -out signing-key.pem` (mode 0600).
+    signing_key_file: Path
+    #: RYAX_AUTH_SIGNING_KEY_PREVIOUS_FILES: comma-separated PEM files of the previous keys
+    #: (public or private, one or more keys per file) while a key is rotated: tokens they signed
+    #: still verify until they expire, and the JWKS lists them. Default: none.
+    signing_key_previous_files: tuple[Path, ...] = ()
     #: RYAX_ACCESS_TOKEN_MINUTES: lifetime of an access token from login.
     access_token_minutes: int = 12 * 60
     #: RYAX_ADMIN_USER / RYAX_ADMIN_PASSWORD: first admin, created at first start only.
@@ -38,7 +45,15 @@ class Settings:
             http_port=common.http_port,
             log_format=common.log_format,
             log_level=common.log_level,
-            secret_key=e.required("RYAX_SECRET_KEY", min_length=32),
+            signing_key_file=Path(
+                e.required(
+                    "RYAX_AUTH_SIGNING_KEY_FILE",
+                    hint="a PEM Ed25519 private key: openssl genpkey -algorithm ed25519",
+                )
+            ),
+            signing_key_previous_files=tuple(
+                Path(p) for p in e.items("RYAX_AUTH_SIGNING_KEY_PREVIOUS_FILES")
+            ),
             access_token_minutes=e.integer("RYAX_ACCESS_TOKEN_MINUTES", 12 * 60, minimum=1),
             admin_user=e.raw("RYAX_ADMIN_USER"),
             admin_password=e.raw("RYAX_ADMIN_PASSWORD"),

@@ -4,6 +4,7 @@ ryax_<id>), and a reset drops that checkout's state and nobody else's."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 from pathlib import Path
@@ -36,10 +37,82 @@ def secrets() -> Any:
     return platform.Secrets(
         admin_user="admin",
         admin_password="pw",
-        secret_key="k" * 43,
+        signing_key_file=Path("/checkout/.dev/auth-signing-key.pem"),
+        data_keys={folder: f"{folder}-key-".ljust(43, "k") for folder in platform.SEALING_SERVICES},
         s3_access_key="ak",
         s3_secret_key="sk",
     )
+
+
+def test_keys_go_only_to_the_service_that_uses_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only authorization gets the token-signing key; repository, studio and runner each get
+    a root secret of their own; the worker and the builder get no key, nor the admin's
+    password."""
+    monkeypatch.setattr(platform, "LEGACY_SECRET_KEY", tmp_path / "absent")
+    envs = {
+        service.folder: platform.service_env(service, secrets()) for service in platform.SERVICES
+    }
+    assert envs["authorization"]["RYAX_AUTH_SIGNING_KEY_FILE"].endswith("auth-signing-key.pem")
+    assert envs["authorization"]["RYAX_ADMIN_PASSWORD"] == "pw"
+    data_keys = [envs[folder]["RYAX_SECRET_KEY"] for folder in ("repository", "studio", "runner")]
+    assert len(set(data_keys)) == 3
+    for folder, env in envs.items():
+        if folder != "authorization":
+            assert "RYAX_AUTH_SIGNING_KEY_FILE" not in env and "RYAX_ADMIN_PASSWORD" not in env
+        if folder in ("authorization", "worker", "action-builder"):
+            assert not any(name.startswith("RYAX_SECRET_KEY") for name in env), folder
+        values = " ".join(env.values())
+        for key in data_keys:
+            assert (key in values) == (env.get("RYAX_SECRET_KEY") == key), folder
+    assert "RYAX_SECRET_KEY" not in platform.common_env(secrets())
+
+
+def test_the_former_shared_secret_still_opens_what_it_sealed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    legacy = tmp_path / "secret-key"
+    legacy.write_text("x" * 43 + "\n")
+    monkeypatch.setattr(platform, "LEGACY_SECRET_KEY", legacy)
+    for service in platform.SERVICES:
+        env = platform.service_env(service, secrets())
+        previous = env.get("RYAX_SECRET_KEY_PREVIOUS")
+        assert previous == ("x" * 43 if service.folder in platform.SEALING_SERVICES else None)
+
+
+def test_the_signing_key_is_generated_once_private_and_ed25519(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    path = platform.signing_key(tmp_path / "auth-signing-key.pem")
+    first = path.read_bytes()
+    assert path.stat().st_mode & 0o777 == 0o600
+    key = serialization.load_pem_private_key(first, password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    assert platform.signing_key(path).read_bytes() == first  # stable
+
+
+def test_the_jwks_is_routed_through_the_gateway() -> None:
+    routes = platform.traefik_routes()
+    assert 'rule: "Path(`/authorization`) || PathPrefix(`/authorization/`)"' in routes
+
+
+def test_security_the_studio_internal_route_is_not_routed_and_its_token_goes_to_two(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The studio's internal route (a deployment's secret values, for the runner) is never
+    routed by the gateway; the service credential goes to the studio and the runner only."""
+    routes = platform.traefik_routes()
+    assert "!PathPrefix(`/studio/internal`)" in routes
+    monkeypatch.setattr(platform, "LEGACY_SECRET_KEY", tmp_path / "absent")
+    with_token = dataclasses.replace(secrets(), internal_token="t" * 43)
+    for service in platform.SERVICES:
+        env = platform.service_env(service, with_token)
+        given = env.get("RYAX_INTERNAL_TOKEN")
+        assert (given == "t" * 43) == (service.folder in ("studio", "runner")), service.folder
+        assert ("t" * 43 in " ".join(env.values())) == (given is not None)
+    assert "RYAX_INTERNAL_TOKEN" not in platform.common_env(with_token)
 
 
 def test_checkout_id_is_short_stable_and_one_per_path(tmp_path: Path) -> None:
@@ -141,3 +214,12 @@ def test_reset_drops_only_this_checkouts_state(
         for vhost in (ours.vhost, other.vhost):
             if vhost_admin.exists(vhost):
                 vhost_admin.delete(vhost)
+
+
+def test_security_the_worker_and_the_builder_read_no_platform_key() -> None:
+    """Their settings (where a service reads its environment) name no key variable."""
+    for package in ("worker/ryax_worker", "action-builder/ryax_action_builder"):
+        for source in (REPO_ROOT / package).rglob("settings.py"):
+            text = source.read_text()
+            for name in ("RYAX_SECRET_KEY", "RYAX_AUTH_SIGNING_KEY"):
+                assert name not in text, f"{source.relative_to(REPO_ROOT)} reads {name}"

@@ -5,11 +5,17 @@ as `info`), a fresh 96-bit nonce per value, and an optional *context* authentica
 value (e.g. the project and the secret's name), so a ciphertext copied onto another record
 does not open. A sealed value is `0x02 | key id (4 bytes) | nonce (12) | ciphertext+tag`.
 
+Each service that stores sealed values has a root secret of its own (`RYAX_SECRET_KEY` in its
+environment, different for each service), so a leaked secret of one service opens nothing of
+another's; purposes separate the keys within a service.
+
 Rotation: a `KeyRing` holds the current root secret first and the previous ones after it.
 Values are always sealed with the current key and opened with whichever key sealed them (found
 by its key id); `needs_reseal` tells which values to seal again before a previous secret is
-retired. With the environment: `RYAX_SECRET_KEY` (current) and `RYAX_SECRET_KEY_PREVIOUS`
-(comma-separated, oldest last). See docs/operations.md, "Rotating keys".
+retired, `reseal` seals one again, and `ryax_kit.reseal` does it for a service's stored values
+(`python -m ryax_<service>.reseal`). With the environment: `RYAX_SECRET_KEY` (current) and
+`RYAX_SECRET_KEY_PREVIOUS` (comma-separated, oldest last). See docs/operations.md, "Rotating
+the encryption key of data at rest".
 """
 
 from __future__ import annotations
@@ -129,6 +135,14 @@ class Sealer:
         """True when `token` was sealed with a previous key (seal it again to retire that key)."""
         return len(token) > _KID and token[1 : 1 + _KID] != self._current_kid
 
+    def reseal(self, token: bytes, context: bytes = b"") -> bytes | None:
+        """`token` sealed again with the current key, or None when it already is. Raises
+        Unsealable when it cannot be opened (its key is not in the ring, or it was altered)."""
+        plaintext = self.open(token, context)
+        if not self.needs_reseal(token):
+            return None
+        return self.seal(plaintext, context)
+
     def seal_text(self, plaintext: str, context: str = "") -> str:
         """`seal` for text columns: URL-safe base64 of the sealed bytes."""
         return base64.urlsafe_b64encode(self.seal(plaintext.encode(), context.encode())).decode()
@@ -139,6 +153,13 @@ class Sealer:
         except (ValueError, UnicodeEncodeError):
             raise Unsealable(f"{self.purpose}: not a sealed text value") from None
         return self.open(raw, context.encode()).decode()
+
+    def reseal_text(self, token: str, context: str = "") -> str | None:
+        """`reseal` for text columns."""
+        plaintext = self.open_text(token, context)
+        if not self.text_needs_reseal(token):
+            return None
+        return self.seal_text(plaintext, context)
 
     def text_needs_reseal(self, token: str) -> bool:
         try:

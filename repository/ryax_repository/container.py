@@ -20,7 +20,7 @@ from .infrastructure.database.uow import SqlAlchemyUnitOfWork
 from .infrastructure.git import GitCli
 from .infrastructure.messaging.handlers import SUBSCRIPTIONS, make_handler
 from .infrastructure.messaging.mappers import CONSUMER_QUEUE
-from .infrastructure.network import DnsAddressResolver
+from .infrastructure.network import OutboundAddressGuard
 from .infrastructure.security import SealedCredentialCipher
 from .infrastructure.sources import FolderScanner, ScanLimits
 from .settings import Settings
@@ -56,7 +56,7 @@ class Container(containers.DeclarativeContainer):
     cipher = providers.Singleton(
         SealedCredentialCipher, providers.Singleton(make_key_ring, settings)
     )
-    resolver = providers.Singleton(DnsAddressResolver)
+    guard = providers.Singleton(OutboundAddressGuard, settings.provided.outbound_allow)
     git = providers.Singleton(
         GitCli,
         settings.provided.work_dir,
@@ -83,7 +83,7 @@ class Container(containers.DeclarativeContainer):
         uow_factory=uow.provider,
         clock=clock,
         cipher=cipher,
-        resolver=resolver,
+        guard=guard,
         git=git,
         scanner=scanner,
         extractor=extractor,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ryax_kit.crypto import KeyRing
 from ryax_kit.filestore import FilestoreSettings
+from ryax_kit.net import OutboundAllow
 from ryax_kit.settings import CommonSettings, Env
 
 MiB = 1024 * 1024
@@ -53,6 +54,10 @@ class Settings:
     #: RYAX_REPOSITORY_ALLOW_LOCAL: accept local paths, file:// URLs and hosts on internal
     #: addresses (loopback, private, link-local). Default false; the demo and tests set true.
     allow_local: bool = False
+    #: RYAX_OUTBOUND_ALLOW: internal destinations a repository may be fetched from all the same,
+    #: comma-separated CIDRs, addresses and host names (`*.corp.example` for subdomains); see
+    #: ryax_kit.net. Default: none (only public addresses).
+    outbound_allow: OutboundAllow = field(default_factory=OutboundAllow)
     #: RYAX_GIT_TIMEOUT_SECONDS: the longest a clone/fetch may take (default 300).
     git_timeout_seconds: float = 300.0
     #: RYAX_GIT_CA_BUNDLE: a PEM file of CA certificates for https git hosts with a private CA
@@ -89,6 +94,7 @@ class Settings:
             filestore=FilestoreSettings.read(e, default_dir=_DEFAULT_ROOT / "ryax-filestore"),
             work_dir=e.path("RYAX_REPOSITORY_WORK_DIR") or _DEFAULT_ROOT / "ryax-repository",
             allow_local=e.flag("RYAX_REPOSITORY_ALLOW_LOCAL"),
+            outbound_allow=OutboundAllow.read(e),
             git_timeout_seconds=e.number("RYAX_GIT_TIMEOUT_SECONDS", 300.0, minimum=1),
             git_ca_bundle=e.path("RYAX_GIT_CA_BUNDLE"),
             max_repository_bytes=_size(e, "RYAX_REPOSITORY_MAX_REPOSITORY_BYTES", 1024 * MiB),

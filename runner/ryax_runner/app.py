@@ -31,6 +31,7 @@ from ryax_kit.authz import AUTHZ, AuthorizationClient
 from ryax_kit.database import ensure_database, migrate, ping
 from ryax_kit.logging import configure_logging
 from ryax_kit.web import Metrics, create_web_app
+from ryax_kit.web.limits import add_body_limits
 
 from .application.engine import Engine
 from .container import SERVICE, Container
@@ -41,6 +42,8 @@ from .settings import Settings
 
 log = logging.getLogger("ryax_runner")
 
+#: The largest body a route other than the endpoint trigger accepts (none reads one).
+NO_BODY_BYTES = 64 * 1024
 #: Exit status when the lease is lost (EX_TEMPFAIL: start again), or the start failed.
 LEASE_LOST_EXIT = 75
 START_FAILED_EXIT = 1
@@ -127,7 +130,17 @@ def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Applic
         prefix=routes.api.prefix,
         api=routes.api,
         errors=routes.ERRORS,
-        client_max_size=settings.max_upload_bytes,
+        # request.read()/post() (a url-encoded endpoint call): at most a JSON body's size.
+        client_max_size=settings.max_json_bytes,
+    )
+    # Only the endpoint trigger takes a body (a multipart one streamed to disk, each file and
+    # the whole checked as they come); every other route refuses one over 64 KiB.
+    endpoint = ("POST", routes.api.prefix + routes.P + "/endpoints/{endpoint}")
+    add_body_limits(
+        app,
+        default=NO_BODY_BYTES,
+        routes={endpoint: max(settings.max_upload_total_bytes, settings.max_json_bytes)},
+        hints={endpoint: "RYAX_RUNNER_MAX_UPLOAD_TOTAL_BYTES"},
     )
     app[STARTED] = started
     app[routes.ENGINE] = engine
@@ -141,6 +154,9 @@ def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Applic
         "sync_timeout_max": settings.sync_timeout_max_seconds,
         "max_inline_bytes": settings.max_inline_bytes,
         "max_upload_bytes": settings.max_upload_bytes,
+        "max_upload_total_bytes": settings.max_upload_total_bytes,
+        "max_json_bytes": settings.max_json_bytes,
+        "outbound_allow": settings.outbound_allow,
     }
     app[AUTHZ] = AuthorizationClient(settings.authorization_url)
     _engine_metrics(metrics, engine, recorder)
@@ -215,6 +231,7 @@ def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Applic
             await container.relay().stop()
         if "broker" in running:
             await container.broker().close()
+        await container.studio_values().close()
         await lease.release()  # only once everything is committed: the next runner may lead
         await app[AUTHZ].close()
         await container.db().dispose()

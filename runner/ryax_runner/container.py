@@ -21,6 +21,7 @@ from .infrastructure.database.tables import outbox
 from .infrastructure.grpc.server import GrpcServer
 from .infrastructure.messaging.handlers import studio_consumer
 from .infrastructure.messaging.mappers import state_changed_to_proto
+from .infrastructure.messaging.studio_values import StudioValues
 from .settings import Settings
 
 SERVICE = "runner"
@@ -36,6 +37,8 @@ def engine_settings(settings: Settings) -> EngineSettings:
         default_step_timeout_seconds=settings.default_step_timeout_seconds,
         timeout_grace_seconds=settings.timeout_grace_seconds,
         site_wait_timeout_seconds=settings.site_wait_timeout_seconds,
+        max_fanout=settings.max_fanout,
+        max_run_executions=settings.max_run_executions,
     )
 
 
@@ -74,8 +77,11 @@ class Container(containers.DeclarativeContainer):
     #: S3 when RYAX_S3_ENDPOINT is set, else the local directory RYAX_FILESTORE_DIR.
     filestore = providers.Singleton(FilestoreSettings.filestore, settings.provided.filestore)
     grpc_server = providers.Singleton(GrpcServer, engine, settings.provided.grpc_address)
+    studio_values = providers.Singleton(
+        StudioValues, settings.provided.studio_url, settings.provided.internal_token
+    )
     consumer = providers.Singleton(
-        studio_consumer, broker, engine, registry=metrics.provided.registry
+        studio_consumer, broker, engine, studio_values, registry=metrics.provided.registry
     )
     #: One runner drives runs at a time: the others wait for this lease (app.py).
     lease = providers.Singleton(Lease, settings.provided.database_url, "runner")
@@ -84,4 +90,5 @@ class Container(containers.DeclarativeContainer):
         db,
         attempts=settings.provided.callback_attempts,
         backoff_seconds=settings.provided.callback_backoff_seconds,
+        allow=settings.provided.outbound_allow,
     )

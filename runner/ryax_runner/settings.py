@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ryax_kit.crypto import KeyRing
 from ryax_kit.filestore import FilestoreSettings
+from ryax_kit.net import OutboundAllow
 from ryax_kit.settings import CommonSettings, ConfigurationError, Env
+
+from .domain.run import MAX_FANOUT, MAX_RUN_EXECUTIONS
 
 #: The heartbeat timeout's ceiling: a lost site must be noticed within seconds.
 MAX_HEARTBEAT_TIMEOUT_SECONDS = 10.0
@@ -66,8 +69,31 @@ class Settings:
     #: RYAX_RUNNER_SYNC_TIMEOUT: default and maximum wait of a synchronous endpoint call.
     sync_timeout_seconds: float = 60.0
     sync_timeout_max_seconds: float = 3600.0
-    #: RYAX_RUNNER_MAX_UPLOAD_BYTES: largest request body of an endpoint call (files included).
+    #: RYAX_RUNNER_MAX_UPLOAD_BYTES: largest file of an endpoint call (a multipart file part,
+    #: streamed to disk then to the filestore); 413 past it.
     max_upload_bytes: int = 1024 * 1024 * 1024
+    #: RYAX_RUNNER_MAX_UPLOAD_TOTAL_BYTES: largest multipart body of an endpoint call, every
+    #: part together; 413 past it.
+    max_upload_total_bytes: int = 2 * 1024 * 1024 * 1024
+    #: RYAX_RUNNER_MAX_JSON_BYTES: largest JSON (or url-encoded form) body of an endpoint call;
+    #: every other route of the runner takes no body (64 KiB at most). 413 past it.
+    max_json_bytes: int = 1024 * 1024
+    #: RYAX_RUNNER_MAX_FANOUT: the longest list a step may return (one branch per element);
+    #: a longer one fails the step, saying so.
+    max_fanout: int = MAX_FANOUT
+    #: RYAX_RUNNER_MAX_RUN_EXECUTIONS: the most executions one run may create (nested fan-outs
+    #: multiply); past it the run fails, saying so.
+    max_run_executions: int = MAX_RUN_EXECUTIONS
+    #: RYAX_OUTBOUND_ALLOW: internal destinations a `callback_url` may name all the same,
+    #: comma-separated CIDRs, addresses and host names (`*.corp.example` for subdomains); see
+    #: ryax_kit.net. Default: none (callbacks go to public addresses only).
+    outbound_allow: OutboundAllow = field(default_factory=OutboundAllow)
+    #: RYAX_STUDIO_URL: the studio, for its internal route (the values of a deployment's
+    #: secrets and password-type inputs, fetched when the deployment is recorded).
+    studio_url: str = "http://127.0.0.1:8103"
+    #: RYAX_INTERNAL_TOKEN: the service credential shared with the studio only (>= 32
+    #: characters). Default: none (a deployment using a secret waits until it is configured).
+    internal_token: str = field(default="", repr=False)
     #: RYAX_RUNNER_SHUTDOWN_GRACE: seconds given to dispatched executions at SIGTERM.
     shutdown_grace_seconds: float = 10.0
     #: RYAX_RUNNER_PUBLIC_URL: base URL of the gateway used in links (file downloads, status);
@@ -121,9 +147,27 @@ class Settings:
             max_inline_bytes=e.integer("RYAX_RUNNER_MAX_INLINE_BYTES", 64 * 1024, minimum=1),
             sync_timeout_seconds=e.number("RYAX_RUNNER_SYNC_TIMEOUT", 60.0, minimum=0),
             max_upload_bytes=e.integer("RYAX_RUNNER_MAX_UPLOAD_BYTES", 1024**3, minimum=1),
+            max_upload_total_bytes=e.integer(
+                "RYAX_RUNNER_MAX_UPLOAD_TOTAL_BYTES", 2 * 1024**3, minimum=1
+            ),
+            max_json_bytes=e.integer("RYAX_RUNNER_MAX_JSON_BYTES", 1024**2, minimum=1024),
+            max_fanout=e.integer("RYAX_RUNNER_MAX_FANOUT", MAX_FANOUT, minimum=1),
+            max_run_executions=e.integer(
+                "RYAX_RUNNER_MAX_RUN_EXECUTIONS", MAX_RUN_EXECUTIONS, minimum=1
+            ),
+            outbound_allow=OutboundAllow.read(e),
+            studio_url=e.text("RYAX_STUDIO_URL", "http://127.0.0.1:8103").rstrip("/"),
+            internal_token=_internal_token(e),
             shutdown_grace_seconds=e.number("RYAX_RUNNER_SHUTDOWN_GRACE", 10.0, minimum=0),
             public_url=e.text("RYAX_RUNNER_PUBLIC_URL").rstrip("/"),
             database_pool_size=e.integer("RYAX_DATABASE_POOL_SIZE", 10, minimum=1),
             callback_attempts=e.integer("RYAX_RUNNER_CALLBACK_ATTEMPTS", 8, minimum=1),
             callback_backoff_seconds=e.number("RYAX_RUNNER_CALLBACK_BACKOFF", 2.0, minimum=0),
         )
+
+
+def _internal_token(e: Env) -> str:
+    token = e.text("RYAX_INTERNAL_TOKEN")
+    if token and len(token) < 32:
+        raise ConfigurationError("RYAX_INTERNAL_TOKEN must be at least 32 characters")
+    return token

@@ -14,9 +14,21 @@ from ryax_kit.authz import AUTHZ
 from ryax_kit.database import ensure_database, migrate, ping
 from ryax_kit.logging import configure_logging
 from ryax_kit.web import create_web_app
+from ryax_kit.web.limits import add_body_limits
 
 from .container import SERVICE, Container
-from .infrastructure.api.routes import ACTIONS, DEPLOYMENTS, ERRORS, SECRETS, WORKFLOWS, api
+from .infrastructure.api import internal
+from .infrastructure.api.routes import (
+    ACTIONS,
+    DEPLOYMENTS,
+    ERRORS,
+    JSON_BODY_BYTES,
+    SECRETS,
+    WORKFLOWS,
+    P,
+    W,
+    api,
+)
 from .infrastructure.database.tables import MIGRATIONS
 from .infrastructure.messaging.mappers import EXCHANGE
 from .infrastructure.yaml_format import MAX_DOCUMENT_BYTES
@@ -44,6 +56,19 @@ def create_app(container: Container, *, messaging: bool = True) -> web.Applicati
         errors=ERRORS,
         client_max_size=MAX_DOCUMENT_BYTES + 64 * 1024,
     )
+    # JSON bodies are small; the two routes taking a YAML document take up to its limit.
+    add_body_limits(
+        app,
+        default=JSON_BODY_BYTES,
+        routes={
+            ("POST", api.prefix + P + "/workflows/import"): MAX_DOCUMENT_BYTES,
+            ("PUT", api.prefix + W + "/yaml"): MAX_DOCUMENT_BYTES,
+        },
+    )
+    # The runner's route (not in the OpenAPI document, never routed by the gateway).
+    app.add_routes(internal.routes)
+    app[internal.TOKEN] = settings.internal_token
+    app[internal.INTERNAL_DEPLOYMENTS] = container.deployments()
     app[ACTIONS] = container.actions()
     app[SECRETS] = container.secrets()
     app[WORKFLOWS] = container.workflows()
@@ -52,7 +77,7 @@ def create_app(container: Container, *, messaging: bool = True) -> web.Applicati
     tasks: list[asyncio.Task[None]] = []
 
     async def purge_outbox() -> None:
-        """Deploy requests carry secret values: published rows do not linger."""
+        """Published rows do not linger (they hold no secret: deploy requests name them)."""
         relay = container.relay()
         keep = timedelta(seconds=settings.outbox_retention_seconds)
         while True:

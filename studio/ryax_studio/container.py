@@ -38,14 +38,17 @@ class Container(containers.DeclarativeContainer):
         broker=broker,
         registry=metrics.provided.registry,
     )
-    uow = providers.Factory(
-        SqlAlchemyUnitOfWork, session_factory=session_factory, after_commit=relay.provided.wake
-    )
     clock = providers.Singleton(SystemClock)
     cipher = providers.Singleton(
         AesGcmSecretCipher,
         secret_key=settings.provided.secret_key,
         previous_keys=settings.provided.secret_key_previous,
+    )
+    uow = providers.Factory(
+        SqlAlchemyUnitOfWork,
+        session_factory=session_factory,
+        cipher=cipher,
+        after_commit=relay.provided.wake,
     )
     workflow_format = providers.Singleton(RyaxWorkflowYaml)
     authz = providers.Singleton(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ryax_kit.crypto import KeyRing
-from ryax_kit.settings import CommonSettings, Env
+from ryax_kit.settings import CommonSettings, ConfigurationError, Env
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,9 +33,14 @@ class Settings:
     log_level: str = "info"
     #: RYAX_AUTHZ_CACHE_SECONDS: how long an authorization answer is reused.
     authz_cache_seconds: float = 10.0
-    #: RYAX_OUTBOX_RETENTION_SECONDS: published outbox rows (deploy requests carry secret values)
-    #: are deleted after this long.
+    #: RYAX_OUTBOX_RETENTION_SECONDS: published outbox rows are deleted after this long.
     outbox_retention_seconds: int = 300
+    #: RYAX_INTERNAL_TOKEN: the service credential the runner presents on the internal route
+    #: (/studio/internal/v1/deployments/{id}/values: the values of a deployment's secrets and
+    #: password-type inputs), shared by the studio and the runner only; >= 32 characters.
+    #: Default: none (the internal route answers 503, so deploying a workflow that uses a secret
+    #: or a password waits for it).
+    internal_token: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -54,4 +59,12 @@ class Settings:
             log_level=common.log_level,
             authz_cache_seconds=e.number("RYAX_AUTHZ_CACHE_SECONDS", 10.0, minimum=0),
             outbox_retention_seconds=e.integer("RYAX_OUTBOX_RETENTION_SECONDS", 300, minimum=0),
+            internal_token=read_internal_token(e),
         )
+
+
+def read_internal_token(e: Env) -> str:
+    token = e.text("RYAX_INTERNAL_TOKEN")
+    if token and len(token) < 32:
+        raise ConfigurationError("RYAX_INTERNAL_TOKEN must be at least 32 characters")
+    return token

@@ -50,11 +50,19 @@ def create_app(container: Container) -> web.Application:
             return False
 
     async def ready() -> Mapping[str, bool]:
-        """Registered with the runner, taking orders (not stopping), filestore reachable."""
+        """Registered with the runner, taking orders (not stopping), filestore reachable, and
+        the action sandbox working (`sandbox`); with RYAX_SANDBOX=none (allowed) the check is
+        named `sandbox_none_allowed` instead: actions run unsandboxed."""
+        sandbox = (
+            {"sandbox": backend.sandbox.active}
+            if settings.sandbox != "none"
+            else {"sandbox_none_allowed": settings.sandbox_allow_none}
+        )
         return {
             "registered": connection.connected,
             "accepting": worker.accepting,
             "filestore": await filestore_answers(),
+            **sandbox,
         }
 
     app = create_web_app(metrics=metrics, ready=ready, prefix="/worker")

@@ -22,6 +22,7 @@ from .infrastructure.grpc.runner_client import RunnerConnection
 from .infrastructure.local.artefacts import ArtefactCache
 from .infrastructure.local.backend import LocalBackend
 from .infrastructure.local.process import ProcessOptions
+from .infrastructure.local.sandbox import SandboxConfig, find_bwrap
 from .infrastructure.placement import FilestorePlacement
 from .infrastructure.transfers import FilestoreTransfers
 from .settings import Settings
@@ -53,6 +54,14 @@ def make_process_options(settings: Settings) -> ProcessOptions:
         extra_env={
             name: os.environ[name] for name in settings.action_env_passthrough if name in os.environ
         },
+        sandbox=SandboxConfig(
+            mode=settings.sandbox,
+            bwrap=find_bwrap() or "bwrap",
+            uid=settings.sandbox_uid,
+            gid=settings.sandbox_gid,
+            max_processes=settings.action_max_processes,
+            read_only_paths=settings.sandbox_read_only_paths,
+        ),
     )
 
 
@@ -61,6 +70,7 @@ def make_backend(settings: Settings, store: FileStore) -> LocalBackend:
     return LocalBackend(
         artefacts=ArtefactCache(store, cache),
         instances_dir=cache / "instances",
+        executions_dir=cache / "executions",
         options=make_process_options(settings),
         policy=RestartPolicy(max_consecutive_failures=settings.action_max_failures),
     )

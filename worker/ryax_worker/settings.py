@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -14,9 +15,14 @@ from ryax_kit.settings import CommonSettings, ConfigurationError, Env
 
 from .domain.errors import InvalidInput
 from .domain.model import NodePool, parse_memory
+from .infrastructure.local.sandbox import nobody
 
 BACKENDS = ("local",)
 PLANNED_BACKENDS = ("slurm", "kubernetes")
+SANDBOXES = ("bwrap", "none")
+#: Platform settings an action never gets, whatever RYAX_ACTION_ENV_PASSTHROUGH says (but the
+#: interpreter choice of run.sh).
+PASSTHROUGH_ALLOWED_RYAX = ("RYAX_PYTHON",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,8 +79,27 @@ class Settings:
     #: RYAX_ACTION_LOG_LEVEL: log level of the action wrapper itself (its lines, and anything
     #: the process prints outside an execution, become the step's log on the runner).
     action_log_level: str = "warning"
-    #: RYAX_ACTION_ENV_PASSTHROUGH: comma-separated names of worker variables actions also see.
+    #: RYAX_ACTION_ENV_PASSTHROUGH: comma-separated names of worker variables actions also see
+    #: (no RYAX_* name but RYAX_PYTHON: platform settings never reach actions).
     action_env_passthrough: tuple[str, ...] = ()
+    #: RYAX_SANDBOX: "bwrap" runs each action process in a bubblewrap sandbox, as an
+    #: unprivileged user, seeing only its artefact, its own folders and the system (default,
+    #: when bwrap is installed); "none" runs actions as this worker's user with its view of the
+    #: machine, and is refused unless RYAX_SANDBOX_ALLOW_NONE=true (machines without bubblewrap).
+    sandbox: str = "bwrap"
+    #: RYAX_SANDBOX_ALLOW_NONE: "true" accepts RYAX_SANDBOX=none (logged loudly at start).
+    sandbox_allow_none: bool = False
+    #: RYAX_SANDBOX_UID / RYAX_SANDBOX_GID: the unprivileged user and group actions run as when
+    #: the worker is root (default nobody/nogroup; 0 is refused). A worker that is not root
+    #: runs them under its own uid in a user namespace.
+    sandbox_uid: int = 65534
+    sandbox_gid: int = 65534
+    #: RYAX_SANDBOX_READ_ONLY_PATHS: comma-separated host paths every action may read, bound
+    #: read-only at the same path (e.g. a Python installed outside /usr). Default: none.
+    sandbox_read_only_paths: tuple[Path, ...] = ()
+    #: RYAX_ACTION_MAX_PROCESSES: processes and threads of one action (pids.max under cgroups
+    #: v2; else RLIMIT_NPROC, which counts every process of the sandbox's user together).
+    action_max_processes: int = 1024
 
     @property
     def use_s3(self) -> bool:
@@ -101,6 +126,18 @@ class Settings:
             raise ConfigurationError(
                 "RYAX_S3_ACCESS_KEY and RYAX_S3_SECRET_KEY are required with S3"
             )
+        passthrough = e.items("RYAX_ACTION_ENV_PASSTHROUGH")
+        platform = [
+            n for n in passthrough if n.startswith("RYAX_") and n not in PASSTHROUGH_ALLOWED_RYAX
+        ]
+        if platform:
+            raise ConfigurationError(
+                f"RYAX_ACTION_ENV_PASSTHROUGH: {', '.join(platform)}: platform settings are "
+                "never given to actions"
+            )
+        default_uid, default_gid = nobody()
+        uid = e.integer("RYAX_SANDBOX_UID", default_uid, minimum=1)
+        gid = e.integer("RYAX_SANDBOX_GID", default_gid, minimum=1)
         try:
             node_pools = parse_node_pools(e.text("RYAX_NODE_POOLS"))
             site_labels = parse_labels(e.text("RYAX_SITE_LABELS"))
@@ -126,8 +163,38 @@ class Settings:
             action_stop_grace_seconds=e.number("RYAX_ACTION_STOP_GRACE_SECONDS", 10.0, minimum=0),
             action_max_failures=e.integer("RYAX_ACTION_MAX_FAILURES", 5, minimum=0),
             action_log_level=e.text("RYAX_ACTION_LOG_LEVEL", "warning"),
-            action_env_passthrough=e.items("RYAX_ACTION_ENV_PASSTHROUGH"),
+            action_env_passthrough=passthrough,
+            sandbox=read_sandbox(e),
+            sandbox_allow_none=e.flag("RYAX_SANDBOX_ALLOW_NONE"),
+            sandbox_uid=uid,
+            sandbox_gid=gid,
+            sandbox_read_only_paths=tuple(
+                Path(p).expanduser() for p in e.items("RYAX_SANDBOX_READ_ONLY_PATHS")
+            ),
+            action_max_processes=e.integer("RYAX_ACTION_MAX_PROCESSES", 1024, minimum=16),
         )
+
+
+def read_sandbox(e: Env) -> str:
+    """RYAX_SANDBOX, checked: bwrap must be installed, none must be allowed."""
+    installed = shutil.which("bwrap") is not None
+    sandbox = e.text("RYAX_SANDBOX", "bwrap" if installed else "", lower=True)
+    if not sandbox:
+        raise ConfigurationError(
+            "RYAX_SANDBOX: bubblewrap (bwrap) is not installed: install it (apt-get install "
+            "bubblewrap), or set RYAX_SANDBOX=none and RYAX_SANDBOX_ALLOW_NONE=true to run "
+            "actions unsandboxed"
+        )
+    if sandbox not in SANDBOXES:
+        raise ConfigurationError(f"RYAX_SANDBOX={sandbox!r}: expected bwrap or none")
+    if sandbox == "bwrap" and not installed:
+        raise ConfigurationError("RYAX_SANDBOX=bwrap: bwrap is not installed (bubblewrap)")
+    if sandbox == "none" and not e.flag("RYAX_SANDBOX_ALLOW_NONE"):
+        raise ConfigurationError(
+            "RYAX_SANDBOX=none runs actions unsandboxed (as this worker's user, seeing its "
+            "files): refused unless RYAX_SANDBOX_ALLOW_NONE=true"
+        )
+    return sandbox
 
 
 def machine_node_pool() -> NodePool:

@@ -8,6 +8,11 @@ Layout of the artefact (.tar.gz):
   deps/          the wrapper's runtime dependencies + the action's requirements
   wrapper/       the ryax_action_wrapper package source
   run.sh         exec python3 -m ryax_action_wrapper "$@" with PYTHONPATH=wrapper:deps:code
+
+pip runs in a sandbox (sandbox.py): the build's folders writable, the interpreter and the
+wrapper layer read-only, nothing else of the machine; with a clean environment. Sandboxed, pip's
+cache is the build's own (a shared cache written by one build's setup.py could poison the next
+builds): downloads are not shared between builds; the wrapper layer is still built once.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import re
 import shutil
 import signal
 import tarfile
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -32,6 +38,7 @@ from pathlib import Path
 from ..application.build_log import BuildLog
 from ..domain.errors import BuildRefused
 from ..domain.model import BuildPlan, PythonPackage, normalize_requirements, pip_failure_reason
+from .sandbox import PipSandbox
 from .wrapper_source import WrapperSource
 
 log = logging.getLogger(__name__)
@@ -57,12 +64,16 @@ class PipBuildTool:
         wrapper: WrapperSource,
         pip_timeout_seconds: float = 900.0,
         compress_level: int = 6,
+        sandbox: PipSandbox | None = None,
     ) -> None:
         self._python = python
         self._cache_dir = cache_dir
         self._wrapper = wrapper
         self._pip_timeout = pip_timeout_seconds
         self._compress_level = compress_level
+        self.sandbox = sandbox or PipSandbox()
+        #: The interpreter's installation (its prefix, its venv): read-only in the sandbox.
+        self._python_roots: list[Path] = []
         self._python_version = ""
         self._layer: Path | None = None
         self._layer_lock = asyncio.Lock()
@@ -86,19 +97,27 @@ class PipBuildTool:
         return self._cache_dir / "pip"
 
     async def start(self) -> None:
-        """Find the interpreter's version and prepare the wrapper layer (slow only once per
-        cache directory)."""
+        """Find the interpreter's version and installation, check pip runs in the sandbox and
+        prepare the wrapper layer (slow only once per cache directory)."""
         code, output = await self._run(
-            [self._python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            [
+                self._python,
+                "-c",
+                "import sys; print(sys.prefix); print(sys.base_prefix); "
+                "print('%d.%d' % sys.version_info[:2])",
+            ],
             cwd=None,
             limit=60,
+            sandboxed=False,
         )
         if code != 0:
             raise RuntimeError(f"{self._python} does not run: {output}")
-        self._python_version = output.strip().splitlines()[-1]
+        *prefixes, self._python_version = output.strip().splitlines()[-3:]
+        self._python_roots = await asyncio.to_thread(_interpreter_roots, prefixes, self._python)
         code, output = await self._run([self._python, "-m", "pip", "--version"], cwd=None, limit=60)
         if code != 0:
-            raise RuntimeError(f"{self._python} has no pip: {output}")
+            where = " in its sandbox" if self.sandbox.active else ""
+            raise RuntimeError(f"{self._python} has no pip{where}: {output}")
         await self.wrapper_layer(BuildLog())
 
     async def wrapper_layer(self, build_log: BuildLog) -> Path:
@@ -116,11 +135,16 @@ class PipBuildTool:
                 build_log.add(f"preparing the wrapper layer: {' '.join(requirements)}")
                 started = time.monotonic()
                 tmp = layer.with_name(f"{layer.name}.{uuid.uuid4().hex}.tmp")
+                layer.parent.mkdir(parents=True, exist_ok=True)
+                scratch = Path(tempfile.mkdtemp(prefix="scratch-", dir=layer.parent))
                 try:
-                    await self._pip_install(tmp / "site", ["--", *requirements], None, build_log)
+                    await self._pip_install(
+                        tmp / "site", ["--", *requirements], None, build_log, scratch=scratch
+                    )
                     await asyncio.to_thread(_finish_layer, tmp, layer)
                 finally:
                     await asyncio.to_thread(shutil.rmtree, tmp, ignore_errors=True)
+                    await asyncio.to_thread(shutil.rmtree, scratch, ignore_errors=True)
                 log.info(
                     "wrapper layer ready",
                     extra={"layer": str(layer), "seconds": round(time.monotonic() - started, 1)},
@@ -151,7 +175,15 @@ class PipBuildTool:
             command += " " + " ".join(plan.python_requirements)
         if normalize_requirements(plan.requirements) or plan.python_requirements:
             log.add(command)
-            await self._pip_install(action_deps, arguments, source_dir, log, plan.python_packages)
+            await self._pip_install(
+                action_deps,
+                arguments,
+                source_dir,
+                log,
+                plan.python_packages,
+                scratch=work_dir / "scratch",
+                read_only=(layer,),
+            )
         else:
             log.add("no requirements.txt (or it is empty): no dependencies to install")
         artefact = work_dir / "artefact.tar.gz"
@@ -175,7 +207,11 @@ class PipBuildTool:
         cwd: Path | None,
         log: BuildLog,
         python_packages: tuple[PythonPackage, ...] = (),
+        *,
+        scratch: Path,
+        read_only: Sequence[Path] = (),
     ) -> None:
+        cache = scratch / "pip-cache" if self.sandbox.active else self.pip_cache
         command = [
             self._python,
             "-m",
@@ -184,7 +220,7 @@ class PipBuildTool:
             "--target",
             str(target),
             "--cache-dir",
-            str(self.pip_cache),
+            str(cache),
             "--disable-pip-version-check",
             "--no-input",
             "--progress-bar",
@@ -193,7 +229,17 @@ class PipBuildTool:
             "--no-warn-conflicts",
             *arguments,
         ]
-        code, output = await self._run(command, cwd=cwd, limit=self._pip_timeout)
+        # Writable: the build's own folders only (its source: pip may build a local package
+        # in place).
+        writable = [folder for folder in (target.parent, scratch, cwd) if folder is not None]
+        code, output = await self._run(
+            command,
+            cwd=cwd,
+            limit=self._pip_timeout,
+            scratch=scratch,
+            writable=writable,
+            read_only=read_only,
+        )
         log.add_output(output)
         if code == -signal.SIGKILL:
             source = (
@@ -207,17 +253,27 @@ class PipBuildTool:
             raise BuildRefused(pip_failure_reason(output, python_packages))
 
     async def _run(
-        self, command: Sequence[str], *, cwd: Path | None, limit: float
+        self,
+        command: Sequence[str],
+        *,
+        cwd: Path | None,
+        limit: float,
+        sandboxed: bool = True,
+        scratch: Path | None = None,
+        writable: Sequence[Path] = (),
+        read_only: Sequence[Path] = (),
     ) -> tuple[int, str]:
-        """Exit code and output (stdout and stderr merged); -SIGKILL after `limit` seconds."""
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("PYTHONPATH", "PYTHONHOME", "PIP_TARGET", "PIP_PREFIX", "PIP_USER")
-        }
-        env["PYTHONUNBUFFERED"] = "1"
+        """Exit code and output (stdout and stderr merged); -SIGKILL after `limit` seconds.
+        In the sandbox unless `sandboxed` is False (the builder's own checks of the
+        interpreter); always with a clean environment."""
+        sandbox = self.sandbox if sandboxed else PipSandbox()
+        env = sandbox.environment(scratch, self._python)
+        await asyncio.to_thread(sandbox.prepare, writable, scratch)
+        argv = sandbox.command(
+            command, writable=writable, read_only=[*self._python_roots, *read_only], cwd=cwd
+        )
         process = await asyncio.create_subprocess_exec(
-            *command,
+            *argv,
             cwd=cwd,
             env=env,
             stdin=asyncio.subprocess.DEVNULL,
@@ -237,7 +293,10 @@ class PipBuildTool:
             await process.wait()
             raise
         assert process.returncode is not None
-        return process.returncode, stdout.decode("utf-8", errors="replace")
+        code = process.returncode
+        if sandbox.active and code > 128 and code - 128 == signal.SIGKILL:
+            code = -signal.SIGKILL  # bwrap exits with 128 + the signal of its command
+        return code, stdout.decode("utf-8", errors="replace")
 
     def _pack(
         self,
@@ -297,7 +356,19 @@ def _without_bytecode(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return _normalized(info)
 
 
+def _interpreter_roots(prefixes: Sequence[str], python: str) -> list[Path]:
+    """What of the machine the interpreter needs besides /usr: its installation and venv."""
+    roots = {Path(os.path.realpath(prefix)) for prefix in prefixes}
+    roots.add(Path(os.path.dirname(os.path.abspath(python))))
+    return sorted(root for root in roots if not root.is_relative_to("/usr"))
+
+
 def _finish_layer(tmp: Path, layer: Path) -> None:
+    # pip ran as the sandbox's user: the layer becomes the builder's again, read-only to others.
+    for folder, dirs, files in os.walk(tmp):
+        for name in (*dirs, *files):
+            os.chown(os.path.join(folder, name), os.geteuid(), os.getegid(), follow_symlinks=False)
+    os.chown(tmp, os.geteuid(), os.getegid())
     (tmp / "constraints.txt").write_text(_freeze(tmp / "site"))
     layer.parent.mkdir(parents=True, exist_ok=True)
     try:

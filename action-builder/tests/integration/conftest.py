@@ -7,16 +7,21 @@ import io
 import socket
 import tarfile
 import textwrap
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aio_pika
+import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 
+from ryax_action_builder.app import create_app
+from ryax_action_builder.container import Container
 from ryax_action_builder.settings import Settings
-from ryax_kit.filestore import FilestoreSettings
+from ryax_kit.filestore import FilestoreSettings, S3Filestore
 from ryax_kit.settings import Env
 
 
@@ -212,3 +217,28 @@ async def order_sender(amqp_url: str) -> AsyncIterator[Callable[..., Any]]:
 
     yield send
     await connection.close()
+
+
+@pytest.fixture
+def filestore(settings: Settings) -> S3Filestore:
+    store = Container(settings=settings).filestore()
+    assert isinstance(store, S3Filestore)
+    return store
+
+
+@pytest.fixture
+async def builder(settings: Settings) -> AsyncIterator[Container]:
+    """The whole service in this process (aiohttp app: start-up, consumer, shutdown)."""
+    container = Container(settings=settings)
+    server = TestServer(create_app(container), port=settings.http_port)
+    await server.start_server()
+    async with aiohttp.ClientSession() as http:
+        deadline = time.monotonic() + 120
+        while True:
+            async with http.get(f"http://127.0.0.1:{settings.http_port}/readyz") as resp:
+                if resp.status == 200:
+                    break
+                assert time.monotonic() < deadline, await resp.text()
+            await asyncio.sleep(0.2)
+    yield container
+    await server.close()

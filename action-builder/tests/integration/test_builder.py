@@ -13,7 +13,7 @@ import sys
 import tarfile
 import time
 import zipfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,36 +60,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def filestore(settings: Settings) -> S3Filestore:
-    store = Container(settings=settings).filestore()
-    assert isinstance(store, S3Filestore)
-    return store
-
-
 def store_in(filestore: S3Filestore, tmp_path: Path) -> Callable[[str, bytes], Any]:
     async def store(key: str, data: bytes) -> None:
         await filestore.write_bytes(key, data, "application/gzip")
 
     return store
-
-
-@pytest.fixture
-async def builder(settings: Settings) -> AsyncIterator[Container]:
-    """The whole service in this process (aiohttp app: start-up, consumer, shutdown)."""
-    container = Container(settings=settings)
-    server = TestServer(create_app(container), port=settings.http_port)
-    await server.start_server()
-    async with aiohttp.ClientSession() as http:
-        deadline = time.monotonic() + 120
-        while True:
-            async with http.get(f"http://127.0.0.1:{settings.http_port}/readyz") as resp:
-                if resp.status == 200:
-                    break
-                assert time.monotonic() < deadline, await resp.text()
-            await asyncio.sleep(0.2)
-    yield container
-    await server.close()
 
 
 def decode(message: Any) -> pb.ActionBuilt | pb.ActionBuildFailed:
@@ -462,27 +437,25 @@ def wheel(directory: Path, name: str, version: str, requires: tuple[str, ...] = 
 
 
 async def test_a_conflict_between_requirements_and_dependencies_fails_naming_both(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, tmp_path: Path
 ) -> None:
     """requirements.txt pins ryaxtest-b 1.0; spec.dependencies declares pythonPackages.ryaxtest-a,
-    whose only version needs ryaxtest-b 2.0. One pip run (offline: local wheels) cannot satisfy
-    both, and the reason says which file asked for what."""
+    whose only version needs ryaxtest-b 2.0. One pip run (offline: local wheels, found through
+    options of requirements.txt: pip's sandbox sees the source, and its environment is the
+    builder's own) cannot satisfy both, and the reason says which file asked for what."""
     tool = Container(settings=settings).build_tool()
-    await tool.start()  # the wrapper layer, from the index, before going offline
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
+    await tool.start()  # the wrapper layer, from the index
+    source = tmp_path / "source"
+    wheels = source / "wheels"
+    wheels.mkdir(parents=True)
     wheel(wheels, "ryaxtest-a", "1.0", ("ryaxtest-b==2.0",))
     wheel(wheels, "ryaxtest-b", "1.0")
     wheel(wheels, "ryaxtest-b", "2.0")
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
-
-    source = tmp_path / "source"
-    source.mkdir()
+    offline = f"--no-index\n--find-links {wheels}\n"
     (source / "ryax_handler.py").write_text("import ryaxtest_a\n\ndef handle(r):\n    return {}\n")
 
     def plan_for(requirements: str) -> BuildPlan:
-        (source / "requirements.txt").write_text(requirements)
+        (source / "requirements.txt").write_text(offline + requirements)
         return plan_build(
             BuildOrder(
                 event_id="e",

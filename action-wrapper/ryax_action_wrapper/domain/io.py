@@ -82,6 +82,8 @@ Value = None | str | int | float | bool | list[Any] | dict[str, Any] | LocalFile
 class PathInfo:
     kind: Literal["file", "directory", "missing", "other"]
     size: int = 0
+    #: The path with every symbolic link resolved ("" when the probe does not say).
+    real: str = ""
 
 
 #: Tells what is at an absolute path (the only I/O the validation needs).
@@ -380,10 +382,22 @@ def _validate_output(decl: IODeclaration, value: object, work_dir: str, probe: P
     info = probe(path)
     if info.kind != t.value:
         raise InvalidOutputValue(decl.name, f"expected a {t} at '{path}', found {_describe(info)}")
+    if work_dir and not _inside(info.real, probe(work_dir).real):
+        raise InvalidOutputValue(
+            decl.name, f"{path} is outside the execution's work directory ({work_dir})"
+        )
     name = posixpath.basename(path)
     if t is IOType.FILE:
         return LocalFile(path=path, name=name, size=info.size)
     return LocalDirectory(path=path, name=name)
+
+
+def _inside(real: str, root: str) -> bool:
+    """A file or directory output must resolve (links followed) inside the work directory;
+    unknown when the probe gives no resolved paths."""
+    if not real or not root:
+        return True
+    return real == root or real.startswith(root.rstrip("/") + "/")
 
 
 def _is_bool(value: object) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -13,17 +14,22 @@ from ..domain.io import PathInfo
 def probe_path(path: str) -> PathInfo:
     try:
         st = os.stat(path)
+        real = os.path.realpath(path)
     except OSError:
         return PathInfo("missing")
     if stat.S_ISREG(st.st_mode):
-        return PathInfo("file", st.st_size)
+        return PathInfo("file", st.st_size, real)
     if stat.S_ISDIR(st.st_mode):
-        return PathInfo("directory")
-    return PathInfo("other")
+        return PathInfo("directory", real=real)
+    return PathInfo("other", real=real)
 
 
 class ProcessWorkingDirectory:
-    """Executions never overlap in one process, so changing the process's directory is safe."""
+    """Executions never overlap in one process, so changing the process's directory is safe.
+
+    During an execution its work directory is also the temporary directory (`tempfile`,
+    `$TMPDIR`): a file made with `tempfile.mkdtemp()` and returned as an output is inside the
+    work directory, where outputs must be, and goes away with the execution."""
 
     @contextmanager
     def entered(self, path: str) -> Iterator[None]:
@@ -32,10 +38,17 @@ class ProcessWorkingDirectory:
             return
         os.makedirs(path, exist_ok=True)
         previous = os.getcwd()
+        previous_tempdir, previous_env = tempfile.tempdir, os.environ.get("TMPDIR")
         os.chdir(path)
+        tempfile.tempdir = os.environ["TMPDIR"] = os.path.abspath(path)
         try:
             yield
         finally:
+            tempfile.tempdir = previous_tempdir
+            if previous_env is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = previous_env
             try:
                 os.chdir(previous)
             except OSError:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from ..domain.model import (
+    LoginAttempts,
     MachineToken,
     Project,
     ProjectId,
@@ -29,13 +31,30 @@ class PasswordHasher(Protocol):
         ...
 
 
+@dataclass(frozen=True, kw_only=True)
+class AccessTokenClaims:
+    """What a verified access token says."""
+
+    user_id: UserId
+    token_id: TokenId
+    #: The user's token generation when it was issued: a password change moves it on.
+    generation: int
+    expires_at: datetime
+
+
 class AccessTokens(Protocol):
-    def issue(self, user_id: UserId, token_id: TokenId, now: datetime) -> tuple[str, datetime]:
+    def issue(
+        self, user_id: UserId, token_id: TokenId, generation: int, now: datetime
+    ) -> tuple[str, datetime]:
         """A signed access token and its expiry."""
         ...
 
-    def decode(self, token: str, now: datetime) -> tuple[UserId, TokenId, datetime]:
-        """The user, token id and expiry; raises AuthenticationFailed if invalid or expired."""
+    def decode(self, token: str, now: datetime) -> AccessTokenClaims:
+        """The verified claims; raises AuthenticationFailed if invalid or expired."""
+        ...
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        """The public keys that verify access tokens (JWKS), never private material."""
         ...
 
 
@@ -60,6 +79,20 @@ class MachineTokenRepository(Protocol):
     async def get(self, token_id: TokenId) -> MachineToken | None: ...
     async def get_by_hash(self, token_hash: str) -> MachineToken | None: ...
     async def list_for_user(self, user_id: UserId) -> list[MachineToken]: ...
+    async def revoke_all_for_user(self, user_id: UserId, now: datetime) -> int:
+        """Revoke every usable machine token of the user; how many were revoked."""
+        ...
+
+
+class LoginAttemptRepository(Protocol):
+    """Failed logins by username, whether or not a user has that name."""
+
+    async def get(self, username: str) -> LoginAttempts | None: ...
+    async def add(self, attempts: LoginAttempts) -> None: ...
+    async def remove(self, username: str) -> None: ...
+    async def forget_before(self, before: datetime) -> None:
+        """Drop the records whose last failure is older than `before` and that lock nothing."""
+        ...
 
 
 class RevokedTokenRepository(Protocol):
@@ -72,6 +105,7 @@ class UnitOfWork(Protocol):
     projects: ProjectRepository
     machine_tokens: MachineTokenRepository
     revoked_tokens: RevokedTokenRepository
+    login_attempts: LoginAttemptRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *args: object) -> None: ...

@@ -14,6 +14,7 @@ from ryax_kit.core import Clock
 from ..domain.errors import AlreadyExists, AuthenticationFailed, Forbidden, NotFound
 from ..domain.model import (
     LockoutPolicy,
+    LoginAttempts,
     MachineToken,
     Operation,
     Principal,
@@ -97,31 +98,50 @@ class AuthorizationUseCases:
 
     # ---- sessions --------------------------------------------------------------------------
     async def login(self, username: str, password: str) -> LoginResult:
-        """Same answer for unknown user and wrong password; lockout after repeated failures."""
+        """Same answer for an unknown user and a wrong password, and the same lockout: failed
+        logins are counted by username whether or not a user has it, and a locked username is
+        refused before any password is checked, known or not (same answer, same steps)."""
         now = self._clock.now()
         async with self._uow() as uow:
+            attempts = await uow.login_attempts.get(username)
+            if attempts is not None:
+                attempts.ensure_not_locked(now)
             user = await uow.users.get_by_username(username)
             if user is None:
                 self._hasher.dummy_verify(password)
-                raise AuthenticationFailed()
-            user.ensure_not_locked(now)
-            if not self._hasher.verify(user.password_hash, password):
-                user.record_failed_login(now, self._lockout)
+            if user is None or not self._hasher.verify(user.password_hash, password):
+                await self._record_failure(uow, username, attempts, now)
                 await uow.commit()
                 raise AuthenticationFailed()
-            user.record_successful_login()
-            token, expires_at = self._tokens.issue(user.id, TokenId(new_id()), now)
+            if attempts is not None:
+                await uow.login_attempts.remove(username)
+            token, expires_at = self._tokens.issue(
+                user.id, TokenId(new_id()), user.token_generation, now
+            )
             await uow.commit()
             return LoginResult(access_token=token, expires_at=expires_at, user=user)
+
+    async def _record_failure(
+        self, uow: UnitOfWork, username: str, attempts: LoginAttempts | None, now: datetime
+    ) -> None:
+        if attempts is None:
+            attempts = LoginAttempts(username=username)
+            await uow.login_attempts.add(attempts)
+        attempts.record_failure(now, self._lockout)
+        await uow.login_attempts.forget_before(now - self._lockout.forget_after)
 
     async def logout(self, token: str) -> None:
         """Revoke the access token until it would have expired anyway."""
         now = self._clock.now()
-        _, token_id, expires_at = self._tokens.decode(token, now)
+        claims = self._tokens.decode(token, now)
         async with self._uow() as uow:
-            if not await uow.revoked_tokens.contains(token_id):
-                await uow.revoked_tokens.add(token_id, expires_at)
+            if not await uow.revoked_tokens.contains(claims.token_id):
+                await uow.revoked_tokens.add(claims.token_id, claims.expires_at)
                 await uow.commit()
+
+    def public_keys(self) -> dict[str, list[dict[str, str]]]:
+        """The JWKS: the public keys that verify access tokens (current first)."""
+        return self._tokens.jwks()
 
     async def authenticate(self, token: str) -> Principal:
         """Resolve a bearer token (access or machine token) into the calling principal."""
@@ -141,14 +161,19 @@ class AuthorizationUseCases:
                     token_id=record.id,
                     machine=True,
                 )
-            user_id, token_id, _ = self._tokens.decode(token, now)
-            if await uow.revoked_tokens.contains(token_id):
+            claims = self._tokens.decode(token, now)
+            if await uow.revoked_tokens.contains(claims.token_id):
                 raise AuthenticationFailed("invalid or revoked token")
-            user = await uow.users.get(user_id)
+            user = await uow.users.get(claims.user_id)
             if user is None:
                 raise AuthenticationFailed("invalid or revoked token")
+            if claims.generation != user.token_generation:
+                raise AuthenticationFailed("token revoked: the password was changed, log in again")
             return Principal(
-                user_id=user.id, username=user.username, is_admin=user.is_admin, token_id=token_id
+                user_id=user.id,
+                username=user.username,
+                is_admin=user.is_admin,
+                token_id=claims.token_id,
             )
 
     async def authorize(
@@ -194,13 +219,26 @@ class AuthorizationUseCases:
     async def change_password(
         self, caller: Principal, old_password: str, new_password: str
     ) -> None:
-        """A user changes their own password, proving they know the current one."""
+        """A user changes their own password, proving they know the current one (a wrong one
+        counts toward the lockout of the username, as at login). Every access token the user
+        was issued before, and every machine token of the user, is revoked: log in again."""
         check_password_policy(new_password)
+        now = self._clock.now()
         async with self._uow() as uow:
             user = await uow.users.get(caller.user_id)
-            if user is None or not self._hasher.verify(user.password_hash, old_password):
+            if user is None:
                 raise AuthenticationFailed("current password is wrong")
-            user.password_hash = self._hasher.hash(new_password)
+            attempts = await uow.login_attempts.get(user.username)
+            if attempts is not None:
+                attempts.ensure_not_locked(now)
+            if not self._hasher.verify(user.password_hash, old_password):
+                await self._record_failure(uow, user.username, attempts, now)
+                await uow.commit()
+                raise AuthenticationFailed("current password is wrong")
+            user.change_password(self._hasher.hash(new_password))
+            await uow.machine_tokens.revoke_all_for_user(user.id, now)
+            if attempts is not None:
+                await uow.login_attempts.remove(user.username)
             await uow.commit()
 
     # ---- projects --------------------------------------------------------------------------

@@ -77,10 +77,37 @@ def check_project_name(name: str) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class LockoutPolicy:
-    """After `max_failures` wrong passwords in a row the account is locked for `lock_for`."""
+    """After `max_failures` wrong passwords in a row for one username the login is locked for
+    `lock_for`; failures older than `forget_after` are forgotten."""
 
     max_failures: int = 5
     lock_for: timedelta = timedelta(minutes=1)
+    forget_after: timedelta = timedelta(days=1)
+
+
+@dataclass(eq=False, kw_only=True)
+class LoginAttempts:
+    """The failed logins under one username, kept whether or not a user has that name: an
+    unknown username is locked after the same failures, with the same answer, as a real one,
+    so lockout does not tell which usernames exist."""
+
+    username: str
+    failures: int = 0
+    locked_until: datetime | None = None
+    last_failed_at: datetime | None = None
+
+    def ensure_not_locked(self, now: datetime) -> None:
+        if self.locked_until is not None and now < self.locked_until:
+            raise AccountLocked(int((self.locked_until - now).total_seconds()) + 1)
+
+    def record_failure(self, now: datetime, policy: LockoutPolicy) -> None:
+        if self.last_failed_at is not None and now - self.last_failed_at > policy.forget_after:
+            self.failures = 0
+        self.failures += 1
+        self.last_failed_at = now
+        if self.failures >= policy.max_failures:
+            self.locked_until = now + policy.lock_for
+            self.failures = 0
 
 
 @dataclass(eq=False, kw_only=True)
@@ -90,8 +117,8 @@ class User:
     password_hash: str
     is_admin: bool = False
     created_at: datetime
-    failed_logins: int = 0
-    locked_until: datetime | None = None
+    #: Access tokens carry the generation they were issued in; only the current one is valid.
+    token_generation: int = 0
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, User) and other.id == self.id
@@ -99,19 +126,10 @@ class User:
     def __hash__(self) -> int:
         return hash(self.id)
 
-    def ensure_not_locked(self, now: datetime) -> None:
-        if self.locked_until is not None and now < self.locked_until:
-            raise AccountLocked(int((self.locked_until - now).total_seconds()) + 1)
-
-    def record_failed_login(self, now: datetime, policy: LockoutPolicy) -> None:
-        self.failed_logins += 1
-        if self.failed_logins >= policy.max_failures:
-            self.locked_until = now + policy.lock_for
-            self.failed_logins = 0
-
-    def record_successful_login(self) -> None:
-        self.failed_logins = 0
-        self.locked_until = None
+    def change_password(self, password_hash: str) -> None:
+        """The new password, and every access token issued before it revoked."""
+        self.password_hash = password_hash
+        self.token_generation += 1
 
 
 @dataclass(eq=False, kw_only=True)

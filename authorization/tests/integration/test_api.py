@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ryax_authorization.app import create_app
 from ryax_authorization.container import Container
@@ -17,11 +19,24 @@ pytestmark = pytest.mark.integration
 ADMIN_PASSWORD = "admin password for tests"
 
 
+def write_signing_key(path: Path) -> Path:
+    key = Ed25519PrivateKey.generate()
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
 @pytest.fixture
-async def client(fresh_database: str) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
+async def client(fresh_database: str, tmp_path: Path) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
     settings = Settings(
         database_url=fresh_database,
-        secret_key=secrets.token_hex(32),
+        signing_key_file=write_signing_key(tmp_path / "signing-key.pem"),
         admin_user="admin",
         admin_password=ADMIN_PASSWORD,
         login_max_failures=3,

@@ -19,7 +19,14 @@ async def test_migrate_from_empty_database_matches_the_tables(fresh_database: st
     engine = create_async_engine(fresh_database)
     async with engine.connect() as conn:
         tables = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
+        columns = await conn.run_sync(
+            lambda c: {
+                t: {col["name"] for col in sa.inspect(c).get_columns(t)} for t in metadata.tables
+            }
+        )
         version = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar()
     await engine.dispose()
     assert set(metadata.tables) <= tables
-    assert version == "0001"
+    assert version == "0002"
+    for name, table in metadata.tables.items():
+        assert columns[name] == {c.name for c in table.columns}, name

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from ryax_authorization.application.ports import AccessTokenClaims
 from ryax_authorization.domain.errors import AuthenticationFailed
 from ryax_authorization.domain.model import (
+    LoginAttempts,
     MachineToken,
     Project,
     ProjectId,
@@ -16,33 +18,49 @@ from ryax_authorization.domain.model import (
 
 
 class FakeHasher:
+    """`calls` records each verification ("verify" or "dummy"), to compare the steps taken."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
     def hash(self, password: str) -> str:
         return "hashed:" + password
 
     def verify(self, password_hash: str, password: str) -> bool:
+        self.calls.append("verify")
         return password_hash == "hashed:" + password
 
     def dummy_verify(self, password: str) -> None:
-        pass
+        self.calls.append("dummy")
 
 
 class FakeTokens:
     def __init__(self, lifetime: timedelta = timedelta(hours=1)) -> None:
         self.lifetime = lifetime
 
-    def issue(self, user_id: UserId, token_id: TokenId, now: datetime) -> tuple[str, datetime]:
+    def issue(
+        self, user_id: UserId, token_id: TokenId, generation: int, now: datetime
+    ) -> tuple[str, datetime]:
         expires = now + self.lifetime
-        return f"{user_id}|{token_id}|{expires.timestamp()}", expires
+        return f"{user_id}|{token_id}|{generation}|{expires.timestamp()}", expires
 
-    def decode(self, token: str, now: datetime) -> tuple[UserId, TokenId, datetime]:
+    def decode(self, token: str, now: datetime) -> AccessTokenClaims:
         try:
-            user_id, token_id, exp = token.split("|")
+            user_id, token_id, generation, exp = token.split("|")
             expires = datetime.fromtimestamp(float(exp), UTC)
         except ValueError as exc:
             raise AuthenticationFailed("invalid or revoked token") from exc
         if now >= expires:
             raise AuthenticationFailed("token expired")
-        return UserId(user_id), TokenId(token_id), expires
+        return AccessTokenClaims(
+            user_id=UserId(user_id),
+            token_id=TokenId(token_id),
+            generation=int(generation),
+            expires_at=expires,
+        )
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        return {"keys": []}
 
 
 class _Repo:
@@ -105,6 +123,32 @@ class FakeMachineTokens:
     async def list_for_user(self, user_id: UserId) -> list[MachineToken]:
         return [t for t in self.store.values() if t.user_id == user_id]
 
+    async def revoke_all_for_user(self, user_id: UserId, now: datetime) -> int:
+        usable = [t for t in self.store.values() if t.user_id == user_id and t.is_usable(now)]
+        for token in usable:
+            token.revoke(now)
+        return len(usable)
+
+
+class FakeLoginAttempts:
+    def __init__(self, store: dict[str, LoginAttempts]) -> None:
+        self.store = store
+
+    async def get(self, username: str) -> LoginAttempts | None:
+        return self.store.get(username)
+
+    async def add(self, attempts: LoginAttempts) -> None:
+        self.store[attempts.username] = attempts
+
+    async def remove(self, username: str) -> None:
+        self.store.pop(username, None)
+
+    async def forget_before(self, before: datetime) -> None:
+        for name, a in list(self.store.items()):
+            old = a.last_failed_at is not None and a.last_failed_at < before
+            if old and (a.locked_until is None or a.locked_until < before):
+                del self.store[name]
+
 
 class FakeRevoked:
     def __init__(self, store: dict[TokenId, datetime]) -> None:
@@ -125,6 +169,7 @@ class FakeUnitOfWork:
         self.projects = FakeProjects(db["projects"])
         self.machine_tokens = FakeMachineTokens(db["tokens"])
         self.revoked_tokens = FakeRevoked(db["revoked"])
+        self.login_attempts = FakeLoginAttempts(db.setdefault("attempts", {}))
         self.db = db
 
     async def __aenter__(self) -> FakeUnitOfWork:

@@ -9,6 +9,7 @@ import pytest
 from ryax_authorization.domain.errors import AccountLocked, Conflict, Forbidden, InvalidInput
 from ryax_authorization.domain.model import (
     LockoutPolicy,
+    LoginAttempts,
     MachineToken,
     Operation,
     Principal,
@@ -111,14 +112,29 @@ def test_bad_project_names(name: str) -> None:
 
 def test_lockout_after_repeated_failures_then_unlock() -> None:
     policy = LockoutPolicy(max_failures=3, lock_for=timedelta(seconds=30))
-    user = User(id=UserId("u"), username="u", password_hash="h", created_at=NOW)
+    attempts = LoginAttempts(username="u")
     for _ in range(3):
-        user.ensure_not_locked(NOW)
-        user.record_failed_login(NOW, policy)
+        attempts.ensure_not_locked(NOW)
+        attempts.record_failure(NOW, policy)
     with pytest.raises(AccountLocked) as info:
-        user.ensure_not_locked(NOW + timedelta(seconds=10))
+        attempts.ensure_not_locked(NOW + timedelta(seconds=10))
     assert 0 < info.value.retry_after_seconds <= 21
-    user.ensure_not_locked(NOW + timedelta(seconds=31))
+    attempts.ensure_not_locked(NOW + timedelta(seconds=31))
+
+
+def test_old_failures_are_forgotten() -> None:
+    policy = LockoutPolicy(max_failures=3, forget_after=timedelta(hours=1))
+    attempts = LoginAttempts(username="u")
+    for _ in range(2):
+        attempts.record_failure(NOW, policy)
+    attempts.record_failure(NOW + timedelta(hours=2), policy)
+    assert attempts.failures == 1 and attempts.locked_until is None
+
+
+def test_a_password_change_moves_the_token_generation_on() -> None:
+    user = User(id=UserId("u"), username="u", password_hash="h", created_at=NOW)
+    user.change_password("h2")
+    assert (user.password_hash, user.token_generation) == ("h2", 1)
 
 
 def test_machine_token_usability() -> None:

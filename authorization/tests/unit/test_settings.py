@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ryax_authorization.settings import Settings
 
-REQUIRED = {"RYAX_DATABASE_URL": "postgresql+asyncpg://db/auth", "RYAX_SECRET_KEY": "k" * 32}
+REQUIRED = {
+    "RYAX_DATABASE_URL": "postgresql+asyncpg://db/auth",
+    "RYAX_AUTH_SIGNING_KEY_FILE": "/run/secrets/signing-key.pem",
+}
 
 
 def test_defaults() -> None:
@@ -19,6 +24,21 @@ def test_defaults() -> None:
     )
     assert (s.access_token_minutes, s.login_max_failures, s.login_lock_seconds) == (720, 5, 60)
     assert s.admin_user is None and s.admin_password is None
+    assert s.signing_key_file == Path("/run/secrets/signing-key.pem")
+    assert s.signing_key_previous_files == ()
+
+
+def test_the_shared_secret_key_is_not_needed_any_more() -> None:
+    """Only the signing key file: RYAX_SECRET_KEY is neither required nor read."""
+    s = Settings.from_env(REQUIRED)
+    assert not any("secret" in name for name in vars(s))
+
+
+def test_previous_signing_keys() -> None:
+    s = Settings.from_env(
+        REQUIRED | {"RYAX_AUTH_SIGNING_KEY_PREVIOUS_FILES": "/keys/a.pem, /keys/b.pem"}
+    )
+    assert s.signing_key_previous_files == (Path("/keys/a.pem"), Path("/keys/b.pem"))
 
 
 def test_values_are_read() -> None:
@@ -40,7 +60,7 @@ def test_values_are_read() -> None:
     ("env", "message"),
     [
         ({"RYAX_DATABASE_URL": ""}, "RYAX_DATABASE_URL is required"),
-        ({"RYAX_SECRET_KEY": "short"}, "RYAX_SECRET_KEY must be at least 32 characters"),
+        ({"RYAX_AUTH_SIGNING_KEY_FILE": ""}, "RYAX_AUTH_SIGNING_KEY_FILE is required"),
         ({"RYAX_HTTP_PORT": "x"}, "RYAX_HTTP_PORT='x' is not a whole number"),
         ({"RYAX_LOGIN_MAX_FAILURES": "0"}, "RYAX_LOGIN_MAX_FAILURES=0 is below the minimum 1"),
         ({"RYAX_LOG_FORMAT": "xml"}, "RYAX_LOG_FORMAT='xml': expected one of json, text"),

@@ -77,3 +77,18 @@ def test_read_secrets_names_the_variable() -> None:
         KeyRing.read_secrets(Env({}))
     with pytest.raises(ConfigurationError, match="RYAX_SECRET_KEY_PREVIOUS: secret #1"):
         KeyRing.read_secrets(Env({"RYAX_SECRET_KEY": NEW, "RYAX_SECRET_KEY_PREVIOUS": "x"}))
+
+
+def test_reseal_seals_again_only_what_a_previous_key_sealed() -> None:
+    old_token = KeyRing([OLD]).sealer("p").seal(b"v", b"ctx")
+    rotated = KeyRing([NEW, OLD]).sealer("p")
+    again = rotated.reseal(old_token, b"ctx")
+    assert again is not None and not rotated.needs_reseal(again)
+    assert KeyRing([NEW]).sealer("p").open(again, b"ctx") == b"v"
+    assert rotated.reseal(again, b"ctx") is None
+    with pytest.raises(Unsealable):
+        rotated.reseal(old_token, b"other record")
+    text = KeyRing([OLD]).sealer("p").seal_text("secret", "r1")
+    new_text = rotated.reseal_text(text, "r1")
+    assert new_text is not None and KeyRing([NEW]).sealer("p").open_text(new_text, "r1") == "secret"
+    assert rotated.reseal_text(new_text, "r1") is None

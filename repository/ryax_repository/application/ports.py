@@ -45,9 +45,11 @@ class CredentialCipher(Protocol):
         ...
 
 
-class AddressResolver(Protocol):
-    async def resolve(self, host: str, port: int) -> list[str]:
-        """Every IP address `host` resolves to; raises InvalidInput("url", ...) if none."""
+class AddressGuard(Protocol):
+    async def check(self, host: str, port: int) -> str:
+        """The address to connect to: `host` resolved, every address checked against the
+        platform's outbound rule; raises InvalidInput("url", ...) naming the refused address
+        (or saying the host cannot be resolved)."""
         ...
 
 

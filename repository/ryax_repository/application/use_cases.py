@@ -16,10 +16,8 @@ from ..domain.errors import AlreadyExists, InvalidInput, NotFound, ScanFailed
 from ..domain.events import RecordBuildFailed, RecordBuildSucceeded
 from ..domain.git_url import (
     GitUrl,
-    literal_address,
     local_refused_message,
     parse_git_url,
-    refused_address,
 )
 from ..domain.model import (
     ActionSource,
@@ -43,7 +41,7 @@ from ..domain.model import (
     check_repository_name,
 )
 from .ports import (
-    AddressResolver,
+    AddressGuard,
     ArchiveExtractor,
     Clock,
     CredentialCipher,
@@ -85,7 +83,7 @@ class RepositoryUseCases:
         uow_factory: Callable[[], UnitOfWork],
         clock: Clock,
         cipher: CredentialCipher,
-        resolver: AddressResolver,
+        guard: AddressGuard,
         git: GitClient,
         scanner: SourceScanner,
         extractor: ArchiveExtractor,
@@ -96,7 +94,7 @@ class RepositoryUseCases:
         self._uow = uow_factory
         self._clock = clock
         self._cipher = cipher
-        self._resolver = resolver
+        self._guard = guard
         self._git = git
         self._scanner = scanner
         self._extractor = extractor
@@ -193,16 +191,7 @@ class RepositoryUseCases:
             return None
         if url.is_local or url.host is None:
             raise InvalidInput("url", local_refused_message())
-        literal = literal_address(url.host)
-        addresses = (
-            [literal]
-            if literal is not None
-            else await self._resolver.resolve(url.host, url.default_port)
-        )
-        refusal = refused_address(url.host, addresses)
-        if refusal is not None:
-            raise InvalidInput("url", refusal)
-        return addresses[0]
+        return await self._guard.check(url.host, url.default_port)
 
     # ---- scans -----------------------------------------------------------------------------
     async def scan_repository(

@@ -5,7 +5,8 @@ and - only when local sources are allowed - an absolute path or a `file:///path`
 never carries a password (credentials are given apart and stored encrypted). Hosts that
 resolve to private, loopback, link-local (cloud metadata) or other non-public addresses are
 refused unless local sources are allowed: a repository URL must not become a way to reach the
-platform's own network.
+platform's own network. That rule is the platform's (`ryax_kit.net`), applied by the
+infrastructure (`infrastructure/network.py`); here are the URL forms only.
 """
 
 from __future__ import annotations
@@ -30,23 +31,6 @@ ACCEPTED_FORMS = (
     "https://host/path, ssh://[user@]host[:port]/path, user@host:path"
     " (and, when local sources are allowed, /absolute/path or file:///absolute/path)"
 )
-
-# Named ranges, so a refusal says which rule applied (checked before the generic ones).
-_NAMED_RANGES: tuple[tuple[str, str], ...] = (
-    ("169.254.0.0/16", "link-local (cloud metadata) address"),
-    ("127.0.0.0/8", "loopback address"),
-    ("10.0.0.0/8", "private address"),
-    ("172.16.0.0/12", "private address"),
-    ("192.168.0.0/16", "private address"),
-    ("100.64.0.0/10", "shared (carrier-grade NAT) address"),
-    ("0.0.0.0/8", "'this network' address"),
-    ("::1/128", "loopback address"),
-    ("::/128", "unspecified address"),
-    ("fc00::/7", "unique-local (private) address"),
-    ("fe80::/10", "link-local address"),
-    ("64:ff9b::/96", "NAT64 address"),
-)
-_NETWORKS = tuple((ipaddress.ip_network(net), label, net) for net, label in _NAMED_RANGES)
 
 
 class UrlKind(StrEnum):
@@ -159,47 +143,6 @@ def _check_host(host: str) -> None:
         pass
     if not _HOST.match(host):
         raise _invalid(f"host {host!r} is not a valid host name")
-
-
-def literal_address(host: str) -> str | None:
-    """The host itself when it is an IP address (nothing to resolve)."""
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return None
-
-
-def internal_address_reason(address: str) -> str | None:
-    """Why an IP address is not a public one (None when it is public and may be used)."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return "an unparsable address"
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return internal_address_reason(str(ip.ipv4_mapped))
-    for network, label, text in _NETWORKS:
-        if ip.version == network.version and ip in network:
-            return f"a {label} ({text})"
-    if ip.is_multicast:
-        return "a multicast address"
-    if not ip.is_global:
-        return "a reserved, non-public address"
-    return None
-
-
-def refused_address(host: str, addresses: list[str]) -> str | None:
-    """The refusal message when any address of `host` is internal, else None."""
-    for address in addresses:
-        reason = internal_address_reason(address)
-        if reason is not None:
-            shown = (
-                f"{host} is" if host == address else f"host {host} resolves to {address}, which is"
-            )
-            return (
-                f"{shown} {reason}: repositories on internal addresses are refused "
-                f"(an administrator can allow them with {ALLOW_LOCAL_SETTING})"
-            )
-    return None
 
 
 def local_refused_message() -> str:

@@ -1,30 +1,50 @@
-"""Host name resolution, for the refusal of repositories on internal addresses."""
+"""Where repositories may be fetched from: the platform's outbound rule (`ryax_kit.net`).
+
+A host is resolved and every address checked; loopback, private, link-local, cloud-metadata and
+other non-public addresses are refused unless allowed (`RYAX_OUTBOUND_ALLOW`, or everything
+with `RYAX_REPOSITORY_ALLOW_LOCAL=true`, checked by the use cases). The first address is the one
+git is pinned to for https (`http.curloptResolve`), so a name resolving elsewhere afterwards
+(DNS rebinding) is not followed.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import socket
+from ryax_kit.net import (
+    ALLOW_SETTING,
+    DnsResolver,
+    OutboundAllow,
+    OutboundRefused,
+    Resolver,
+    literal_address,
+)
+from ryax_kit.net import refusal as outbound_refusal
 
 from ..domain.errors import InvalidInput
+from ..domain.git_url import ALLOW_LOCAL_SETTING
 
 
-class DnsAddressResolver:
-    def __init__(self, timeout: float = 10.0) -> None:
-        self._timeout = timeout
+class OutboundAddressGuard:
+    """`AddressGuard` over the kit's rule."""
 
-    async def resolve(self, host: str, port: int) -> list[str]:
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), self._timeout
+    def __init__(self, allow: OutboundAllow | None = None, resolver: Resolver | None = None):
+        self._allow = allow or OutboundAllow()
+        self._resolver = resolver or DnsResolver()
+
+    async def check(self, host: str, port: int) -> str:
+        literal = literal_address(host)
+        if literal is not None:
+            addresses = [str(literal)]
+        else:
+            try:
+                addresses = await self._resolver.resolve(host, port)
+            except OutboundRefused as exc:
+                raise InvalidInput("url", str(exc)) from exc
+        why = outbound_refusal(host, addresses, self._allow)
+        if why:
+            raise InvalidInput(
+                "url",
+                f"{why}: repositories on internal addresses are refused (an administrator can "
+                f"allow chosen hosts and networks with {ALLOW_SETTING}, or every local source "
+                f"with {ALLOW_LOCAL_SETTING})",
             )
-        except (OSError, TimeoutError) as exc:
-            raise InvalidInput("url", f"the host {host} cannot be resolved: {exc}") from exc
-        addresses: list[str] = []
-        for *_, sockaddr in infos:
-            address = str(sockaddr[0])
-            if address not in addresses:
-                addresses.append(address)
-        if not addresses:
-            raise InvalidInput("url", f"the host {host} resolves to no address")
-        return addresses
+        return addresses[0]

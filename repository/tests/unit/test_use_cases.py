@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ryax_kit.net import literal_address, refusal
 from ryax_repository.application.ports import Checkout, FoundAction, ScanFindings
 from ryax_repository.application.use_cases import RepositoryUseCases
 from ryax_repository.domain.action_metadata import ActionKind, ActionMetadata
@@ -81,10 +82,19 @@ class FakeResolver:
             "internal.corp": ["10.0.0.5"],
         }
 
-    async def resolve(self, host: str, port: int) -> list[str]:
-        if host not in self.hosts:
+    async def check(self, host: str, port: int) -> str:
+        """The platform's rule (ryax_kit.net) over this table of names."""
+        literal = literal_address(host)
+        if literal is not None:
+            addresses = [str(literal)]
+        elif host not in self.hosts:
             raise InvalidInput("url", f"the host {host} cannot be resolved")
-        return self.hosts[host]
+        else:
+            addresses = self.hosts[host]
+        why = refusal(host, addresses)
+        if why:
+            raise InvalidInput("url", why)
+        return addresses[0]
 
 
 @dataclass
@@ -303,7 +313,7 @@ def make_world(tmp_path: Path, allow_local: bool = False) -> World:
         uow_factory=lambda: FakeUnitOfWork(store),
         clock=FakeClock(),
         cipher=FakeCipher(),
-        resolver=resolver,
+        guard=resolver,
         git=git,
         scanner=scanner,
         extractor=FakeExtractor(),
@@ -403,7 +413,7 @@ async def test_local_paths_are_refused_unless_allowed(world: World, tmp_path: Pa
     ("url", "words"),
     [
         ("https://internal.corp/repo.git", "resolves to 10.0.0.5, which is a private"),
-        ("https://169.254.169.254/latest/meta-data", "link-local (cloud metadata)"),
+        ("https://169.254.169.254/latest/meta-data", "cloud metadata"),
         ("https://127.0.0.1/repo.git", "loopback"),
         ("ssh://git@[::1]/repo.git", "loopback"),
         ("git@10.1.1.1:repo.git", "private"),

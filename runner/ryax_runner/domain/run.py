@@ -29,13 +29,23 @@ from typing import NewType
 
 from .errors import Conflict
 from .values import MAX_INLINE_BYTES, SECRET_TYPES, Value, refused_output
-from .workflow import SecretInput, StaticInput, StepDefinition, WorkflowDefinition
+from .workflow import (
+    ReferenceInput,
+    SecretInput,
+    StaticInput,
+    StepDefinition,
+    WorkflowDefinition,
+)
 
 RunId = NewType("RunId", str)
 ExecutionId = NewType("ExecutionId", str)
 #: (fan-out step id, element index) pairs, sorted by step id.
 Branch = tuple[tuple[str, int], ...]
 MASK = "***"
+#: The longest list a step may return (one branch per element): RYAX_RUNNER_MAX_FANOUT.
+MAX_FANOUT = 1000
+#: The most executions one run may create (nested fan-outs multiply): a run past it fails.
+MAX_RUN_EXECUTIONS = 10_000
 
 
 def branch_key(branch: Branch) -> str:
@@ -209,6 +219,8 @@ class Run:
     instances: set[tuple[str, Branch]] = field(default_factory=set)
     #: Executions changed since the recorder last took them.
     touched: set[ExecutionId] = field(default_factory=set)
+    #: The most executions this run may create (RYAX_RUNNER_MAX_RUN_EXECUTIONS).
+    max_executions: int = field(default=MAX_RUN_EXECUTIONS, repr=False)
 
     # -- creation ----------------------------------------------------------------------------
 
@@ -227,6 +239,7 @@ class Run:
         now: datetime,
         max_inline_bytes: int = MAX_INLINE_BYTES,
         refused: str = "",
+        max_executions: int = MAX_RUN_EXECUTIONS,
     ) -> tuple[Run, RunUpdate]:
         """A run from a trigger's outputs; returns the first executions to dispatch.
 
@@ -241,6 +254,7 @@ class Run:
             definition=definition,
             origin=origin,
             created_at=now,
+            max_executions=max_executions,
         )
         trigger_step = definition.trigger.step_id
         trigger = Execution(
@@ -335,12 +349,19 @@ class Run:
         return values
 
     def shown_inputs(self, step: StepDefinition, branch: Branch) -> dict[str, Value]:
-        """Inputs as recorded and shown: secrets and password-typed values masked."""
+        """Inputs as recorded and shown: secrets, password-typed values and values taken from
+        a password-typed output masked."""
         shown = self.resolve_inputs(step, branch)
         for name in shown:
             io = next((i for i in step.inputs if i.name == name), None)
-            if isinstance(step.source(name), SecretInput) or (
-                io is not None and io.type in SECRET_TYPES
+            source = step.source(name)
+            from_password = isinstance(
+                source, ReferenceInput
+            ) and source.output_name in self.definition.sensitive_outputs(source.step_id)
+            if (
+                isinstance(source, SecretInput)
+                or (io is not None and io.type in SECRET_TYPES)
+                or from_password
             ):
                 shown[name] = MASK
         return shown
@@ -375,8 +396,10 @@ class Run:
         now: datetime,
         retry_backoff_seconds: float = 1.0,
         max_inline_bytes: int = MAX_INLINE_BYTES,
+        max_fanout: int = MAX_FANOUT,
     ) -> RunUpdate:
-        """Record how an execution ended; a result for an ended execution is ignored."""
+        """Record how an execution ended; a result for an ended execution is ignored. A list
+        longer than `max_fanout` fails the step (not retried: it would fan out as wide)."""
         update = RunUpdate()
         execution = self.executions.get(execution_id)
         if execution is None or execution.state.is_terminal:
@@ -390,10 +413,17 @@ class Run:
             result.max_memory_bytes,
         )
         outcome, error, http_status = result.outcome, result.error, result.http_status
+        retryable = True
         if outcome is Outcome.COMPLETED:
             refused = refused_output(result.outputs, result.outputs_list, max_inline_bytes)
             if refused:
                 outcome, error, http_status = Outcome.FAILED, refused, 0
+            elif result.outputs_list is not None and len(result.outputs_list) > max_fanout:
+                outcome, http_status, retryable = Outcome.FAILED, 0, False
+                error = (
+                    f"returned a list of {len(result.outputs_list)} elements: more than the "
+                    f"fan-out limit of {max_fanout} branches (RYAX_RUNNER_MAX_FANOUT)"
+                )
         if outcome is Outcome.COMPLETED:
             execution.state = ExecutionState.COMPLETED
             execution.outputs, execution.outputs_list = result.outputs, result.outputs_list
@@ -414,7 +444,7 @@ class Run:
             execution.error, execution.traceback = error or "failed", result.traceback
             execution.http_status = http_status
             if not self.state.is_terminal:
-                retryable = not (400 <= http_status < 500)
+                retryable = retryable and not (400 <= http_status < 500)
                 self._failed(execution, update, now, retry_backoff_seconds, retryable)
         self._check_done(now, update)
         return update
@@ -607,6 +637,8 @@ class Run:
                 self._expand(child_id, node, update, now)
 
     def _expand(self, child_id: str, node: Node, update: RunUpdate, now: datetime) -> None:
+        if self.state.is_terminal:
+            return
         lists: list[list[Node]] = []
         for parent in self.definition.parents(child_id):
             lists.append([node] if parent == node.step_id else self.nodes.get(parent, []))
@@ -615,6 +647,17 @@ class Run:
             branch = merge_branches(n.branch for n in combo)
             if branch is None or (child_id, branch) in self.instances:
                 continue
+            if len(self.executions) >= self.max_executions:
+                self.failed_step_id = node.step_id
+                self._end(
+                    RunState.FAILED,
+                    f"step {child_id} would make the run hold more than {self.max_executions} "
+                    f"executions (fan-out after step {node.step_id}; "
+                    "RYAX_RUNNER_MAX_RUN_EXECUTIONS)",
+                    now,
+                    update,
+                )
+                return
             self.instances.add((child_id, branch))
             execution = Execution(
                 id=execution_id_for(self.id, child_id, branch, 1),
@@ -628,19 +671,8 @@ class Run:
             update.ready.append(execution)
 
     def _results(self) -> dict[str, Value]:
-        d = self.definition
-        specs: list[tuple[str, str, str]]
-        if d.results:
-            specs = [(r.key, r.step_id, r.output_name) for r in d.results]
-        else:
-            leaves = d.leaves
-            specs = [
-                (o.name if len(leaves) == 1 else f"{leaf}.{o.name}", leaf, o.name)
-                for leaf in leaves
-                for o in d.step(leaf).outputs
-            ]
         results: dict[str, Value] = {}
-        for key, step_id, output_name in specs:
+        for key, step_id, output_name in self.definition.result_specs:
             nodes = sorted(self.nodes.get(step_id, []), key=lambda n: n.branch)
             if not nodes:
                 results[key] = None

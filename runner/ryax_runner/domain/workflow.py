@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from .errors import InvalidInput
-from .values import Value
+from .values import SECRET_TYPES, Value
+
+#: The size of a definition the runner takes (the studio's limits: a bigger one is refused).
+MAX_STEPS = 1000
+MAX_INPUTS_PER_STEP = 256
+MAX_OUTPUTS_PER_STEP = 256
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,10 +47,13 @@ class StaticInput:
 
 @dataclass(frozen=True, kw_only=True)
 class SecretInput:
-    """A project secret, resolved by the studio. `value` is never shown nor logged."""
+    """A value that never travels in an event: a project secret (`name`), or the static value
+    of a password-type input (`name` empty). The studio's event names it; the runner fetches
+    the value from the studio when it records the deployment (`with_secret_values`) and keeps
+    it sealed at rest. `value` is never shown nor logged."""
 
     name: str
-    value: str = field(repr=False)
+    value: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,6 +117,11 @@ class StepDefinition:
 
     def output(self, name: str) -> IO | None:
         return next((o for o in self.outputs if o.name == name), None)
+
+    @cached_property
+    def sensitive_outputs(self) -> frozenset[str]:
+        """Outputs of a password type: sealed at rest, masked when shown."""
+        return frozenset(o.name for o in self.outputs if o.type in SECRET_TYPES)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,6 +187,78 @@ class WorkflowDefinition:
             s.step_id
             for s in self.steps
             if not self.children[s.step_id] and s.step_id != self.trigger.step_id
+        )
+
+    def check_size(self) -> None:
+        """The limits of a definition (the studio's): InvalidInput names the one passed."""
+        if len(self.steps) > MAX_STEPS:
+            raise InvalidInput("steps", f"{len(self.steps)} steps; at most {MAX_STEPS}")
+        for s in self.steps:
+            if len(s.input_values) > MAX_INPUTS_PER_STEP or len(s.inputs) > MAX_INPUTS_PER_STEP:
+                raise InvalidInput(f"steps.{s.step_id}", f"more than {MAX_INPUTS_PER_STEP} inputs")
+            if len(s.outputs) > MAX_OUTPUTS_PER_STEP:
+                raise InvalidInput(
+                    f"steps.{s.step_id}", f"more than {MAX_OUTPUTS_PER_STEP} outputs"
+                )
+
+    def secret_inputs(self) -> list[tuple[str, str]]:
+        """(step id, input) of every value the studio keeps (secrets, passwords)."""
+        return [
+            (s.step_id, name)
+            for s in self.steps
+            for name, source in s.input_values
+            if isinstance(source, SecretInput)
+        ]
+
+    def with_secret_values(self, values: Mapping[tuple[str, str], str]) -> WorkflowDefinition:
+        """The definition with the values fetched from the studio; InvalidInput names an input
+        the studio gave no value for."""
+        steps = []
+        for s in self.steps:
+            sources = []
+            for name, source in s.input_values:
+                if isinstance(source, SecretInput):
+                    if (s.step_id, name) not in values:
+                        raise InvalidInput(
+                            f"steps.{s.step_id}.{name}", "the studio gave no value for it"
+                        )
+                    source = replace(source, value=values[(s.step_id, name)])
+                sources.append((name, source))
+            steps.append(replace(s, input_values=tuple(sources)))
+        return replace(self, steps=tuple(steps))
+
+    def sensitive_outputs(self, step_id: str) -> frozenset[str]:
+        """A step's outputs of a password type (for the trigger: its fields too): sealed at
+        rest, masked when shown."""
+        return self._sensitive.get(step_id, frozenset())
+
+    @cached_property
+    def _sensitive(self) -> dict[str, frozenset[str]]:
+        found = {s.step_id: s.sensitive_outputs for s in self.steps}
+        fields = frozenset(f.name for f in self.trigger.fields if f.type in SECRET_TYPES)
+        trigger = self.trigger.step_id
+        found[trigger] = found.get(trigger, frozenset()) | fields
+        return found
+
+    @cached_property
+    def sensitive_results(self) -> frozenset[str]:
+        """Result keys whose value is a password-type output (sealed at rest, masked)."""
+        return frozenset(
+            key
+            for key, step_id, output in self.result_specs
+            if output in self.sensitive_outputs(step_id)
+        )
+
+    @cached_property
+    def result_specs(self) -> tuple[tuple[str, str, str], ...]:
+        """(key, step id, output) of each result: the declared ones, else the leaves' outputs."""
+        if self.results:
+            return tuple((r.key, r.step_id, r.output_name) for r in self.results)
+        leaves = self.leaves
+        return tuple(
+            (o.name if len(leaves) == 1 else f"{leaf}.{o.name}", leaf, o.name)
+            for leaf in leaves
+            for o in self.step(leaf).outputs
         )
 
     def deployable_steps(self) -> tuple[StepDefinition, ...]:

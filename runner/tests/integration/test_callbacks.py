@@ -16,11 +16,15 @@ from runner_testkit.fake_worker import FakeWorker
 from runner_testkit.harness import RunningRunner, publish, serve, start_runner
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from ryax_kit.net import OutboundAllow
 from ryax_runner.domain.values import Value
 
 from .test_resume import AUTH, two_steps, until, wait_deployed
 
 pytestmark = pytest.mark.integration
+#: The receivers here listen on loopback: allowed as an administrator would
+#: (RYAX_OUTBOUND_ALLOW); test_security.py shows it refused by default.
+RECEIVER = OutboundAllow.parse("127.0.0.1/32")
 
 
 class Receiver:
@@ -78,7 +82,9 @@ async def test_a_callback_that_failed_is_delivered_after_a_runner_restart_once(
     hook = await receiver.start()
     receiver.status = 503  # the receiver is down for now
     settings = {"callback_backoff_seconds": 0.2, "callback_attempts": 10}
-    runner = await start_runner(db_url, amqp_url, tmp_path / "fs", authz_url, **settings)
+    runner = await start_runner(
+        db_url, amqp_url, tmp_path / "fs", authz_url, outbound_allow=RECEIVER, **settings
+    )
     worker = FakeWorker(runner.grpc_address, handler=echo)
     await worker.start()
     request = two_steps()
@@ -95,7 +101,13 @@ async def test_a_callback_that_failed_is_delivered_after_a_runner_restart_once(
 
     receiver.status = 200  # back, while no runner runs
     runner = await start_runner(
-        db_url, amqp_url, tmp_path / "fs", authz_url, grpc_port=port, **settings
+        db_url,
+        amqp_url,
+        tmp_path / "fs",
+        authz_url,
+        outbound_allow=RECEIVER,
+        grpc_port=port,
+        **settings,
     )
     await until(lambda: receiver.received[-1][0] == 200, 10)
     _, payload = receiver.received[-1]
@@ -128,6 +140,7 @@ async def test_a_callback_is_abandoned_after_its_last_attempt(
         amqp_url,
         tmp_path / "fs",
         authz_url,
+        outbound_allow=RECEIVER,
         callback_backoff_seconds=0.05,
         callback_attempts=3,
     )
@@ -152,7 +165,9 @@ async def test_a_callback_is_abandoned_after_its_last_attempt(
 async def test_a_callback_url_that_is_not_http_is_refused(
     db_url: str, amqp_url: str, authz_url: str, tmp_path: Path
 ) -> None:
-    runner = await start_runner(db_url, amqp_url, tmp_path / "fs", authz_url)
+    runner = await start_runner(
+        db_url, amqp_url, tmp_path / "fs", authz_url, outbound_allow=RECEIVER
+    )
     request = two_steps()
     await publish(amqp_url, request)
     worker = FakeWorker(runner.grpc_address, handler=echo)

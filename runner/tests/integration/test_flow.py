@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -195,9 +196,11 @@ async def test_endpoint_sync_async_errors(
     assert status == 404
 
 
-async def test_async_callback(runner: RunningRunner, amqp_url: str, worker: FakeWorker) -> None:
+async def test_async_callback(db_url: str, amqp_url: str, authz_url: str, tmp_path: Path) -> None:
     from aiohttp import web
-    from runner_testkit.harness import serve
+    from runner_testkit.harness import serve, start_runner
+
+    from ryax_kit.net import OutboundAllow
 
     received: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -208,14 +211,28 @@ async def test_async_callback(runner: RunningRunner, amqp_url: str, worker: Fake
     app = web.Application()
     app.router.add_post("/hook", hook)
     hook_runner, hook_url = await serve(app)
-    await deployed(runner, amqp_url, simple_workflow())
-    base = f"{runner.url}/runner/v1/projects/alpha/endpoints/hello"
-    status, body = await post(f"{base}?mode=async&callback_url={hook_url}/hook", {"name": "cb"})
-    assert status == 202
-    payload = await asyncio.wait_for(received.get(), 5)
-    assert payload["run_id"] == body["run_id"] and payload["state"] == "completed"
-    assert payload["results"] == {"greeting": "hello cb"}
-    await hook_runner.cleanup()
+    # The receiver listens on loopback: allowed as an administrator would (RYAX_OUTBOUND_ALLOW).
+    runner = await start_runner(
+        db_url,
+        amqp_url,
+        tmp_path / "filestore",
+        authz_url,
+        outbound_allow=OutboundAllow.parse("127.0.0.1/32"),
+    )
+    worker = FakeWorker(runner.grpc_address, handler=greet)
+    await worker.start()
+    try:
+        await deployed(runner, amqp_url, simple_workflow())
+        base = f"{runner.url}/runner/v1/projects/alpha/endpoints/hello"
+        status, body = await post(f"{base}?mode=async&callback_url={hook_url}/hook", {"name": "cb"})
+        assert status == 202
+        payload = await asyncio.wait_for(received.get(), 5)
+        assert payload["run_id"] == body["run_id"] and payload["state"] == "completed"
+        assert payload["results"] == {"greeting": "hello cb"}
+    finally:
+        await worker.stop()
+        await runner.stop()
+        await hook_runner.cleanup()
 
 
 async def test_fan_out_fan_in_and_chain(

@@ -121,8 +121,8 @@ def poison_execution_rows(monkeypatch: pytest.MonkeyPatch, poisoned: set[str]) -
     """The row builder puts a NUL in a text column of the executions of the `poisoned` runs."""
     real = recorder_module.execution_row
 
-    def row(e: Any) -> dict[str, Any]:
-        built = real(e)
+    def row(e: Any, *args: Any) -> dict[str, Any]:
+        built = real(e, *args)
         if e.run_id in poisoned:
             built["error"] = "bad\x00byte"
         return built

@@ -22,6 +22,8 @@ from ryax_runner.infrastructure.proto import studio_events_pb2 as spb
 from ryax_runner.settings import Settings
 
 SECRET = "x" * 40
+#: The service credential the runner presents to the (fake) studio.
+INTERNAL_TOKEN = "internal-token-" + "i" * 30
 
 
 # -- fake authorization ------------------------------------------------------------------------
@@ -60,6 +62,44 @@ def fake_authz_app(tokens: dict[str, Member]) -> web.Application:
     app = web.Application()
     app.router.add_get("/authorization/v1/authorize", authorize)
     return app
+
+
+# -- fake studio (its internal route only) ----------------------------------------------------
+
+
+@dataclass
+class FakeStudio:
+    """The studio's internal route: deployment id -> {(step id, input): value}."""
+
+    values: dict[str, dict[tuple[str, str], Any]] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)  # (deployment id, auth header)
+    #: Answer this status instead (e.g. 503 while "down").
+    status: int = 200
+
+    def app(self) -> web.Application:
+        async def values(request: web.Request) -> web.Response:
+            deployment_id = request.match_info["deployment_id"]
+            header = request.headers.get("Authorization", "")
+            self.calls.append((deployment_id, header))
+            if header != f"Bearer {INTERNAL_TOKEN}":
+                return web.json_response({"error": "unauthenticated"}, status=401)
+            if self.status != 200:
+                return web.json_response({"error": "unavailable"}, status=self.status)
+            if deployment_id not in self.values:
+                return web.json_response({"error": "not_found"}, status=404)
+            return web.json_response(
+                {
+                    "deployment_id": deployment_id,
+                    "values": [
+                        {"step_id": s, "input": n, "value": v}
+                        for (s, n), v in self.values[deployment_id].items()
+                    ],
+                }
+            )
+
+        app = web.Application()
+        app.router.add_get("/studio/internal/v1/deployments/{deployment_id}/values", values)
+        return app
 
 
 def free_port() -> int:
@@ -109,6 +149,7 @@ async def start_runner(
     be waiting for another runner's lease). It never exits the process: `exits` tells when it
     would have."""
     grpc_address = f"127.0.0.1:{grpc_port or free_port()}"
+    overrides.setdefault("internal_token", INTERNAL_TOKEN)
     settings = Settings(
         database_url=database_url,
         amqp_url=amqp_url,
@@ -158,7 +199,9 @@ def step(
     site_name: str = "",
     labels: dict[str, str] | None = None,
 ) -> spb.Step:
-    """`inputs`: name -> ("ref", step, output) | ("secret", name, value) | static value."""
+    """`inputs`: name -> ("ref", step, output) | ("secret", name) | ("sensitive",) | static
+    value. A secret's (or a sensitive value's) value is not in the event: the fake studio
+    serves it (`FakeStudio.values`)."""
     s = spb.Step(
         step_id=step_id,
         action_id=f"action-{step_id}",
@@ -175,7 +218,9 @@ def step(
         if isinstance(value, tuple) and value[0] == "ref":
             iv.reference.step_id, iv.reference.output_name = value[1], value[2]
         elif isinstance(value, tuple) and value[0] == "secret":
-            iv.secret.name, iv.secret.value = value[1], value[2]
+            iv.secret.name = value[1]
+        elif isinstance(value, tuple) and value[0] == "sensitive":
+            iv.sensitive.SetInParent()
         else:
             iv.static_json = json.dumps(value)
     for o in outputs:

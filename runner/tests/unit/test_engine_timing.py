@@ -206,9 +206,9 @@ async def test_restored_executions_keep_their_deadlines_from_before_the_restart(
         deployments=[deployment_from_row(SimpleNamespace(**deployment_row(d, box)), box)],
         runs=[
             (
-                run_from_row(SimpleNamespace(**run_row(slow)), d.definition),
+                run_from_row(SimpleNamespace(**run_row(slow, box)), d.definition, box),
                 [
-                    execution_from_row(SimpleNamespace(**execution_row(e)))
+                    execution_from_row(SimpleNamespace(**execution_row(e, box)), box)
                     for e in slow.executions.values()
                 ],
             )

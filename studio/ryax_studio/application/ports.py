@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from ..domain.actions import ActionVersion, ProjectId
+from ..domain.actions import ActionVersion, JsonValue, ProjectId
 from ..domain.deployment import Deployment, DeploymentId, Secret, Snapshot, SnapshotId
 from ..domain.problems import Problem
 from ..domain.workflow import Step, Workflow, WorkflowId, WorkflowResult
@@ -135,6 +135,11 @@ class DeploymentRepository(Protocol):
     ) -> list[Deployment]: ...
 
     async def active_in_project(self, project_id: ProjectId) -> list[Deployment]: ...
+
+    async def values_of(self, deployment_id: DeploymentId) -> dict[tuple[str, str], JsonValue]:
+        """The values a deployment was requested with (`Deployment.values`, stored sealed when
+        it was added): (step id, input) -> value; empty when it has none."""
+        ...
 
 
 class UnitOfWork(Protocol):

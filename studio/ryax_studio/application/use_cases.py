@@ -15,6 +15,8 @@ from ..domain.actions import (
     ActionKind,
     ActionRef,
     ActionVersion,
+    IOType,
+    JsonValue,
     ProjectId,
     builtin_actions,
     is_builtin,
@@ -35,6 +37,8 @@ from ..domain.validation import validate_workflow
 from ..domain.workflow import (
     InputValue,
     Position,
+    SecretValue,
+    StaticValue,
     Step,
     StepSettings,
     Workflow,
@@ -76,9 +80,12 @@ class _Base:
         return found
 
     async def _problems(self, uow: UnitOfWork, workflow: Workflow) -> list[Problem]:
+        """The workflow's problems; on the way, its sensitive values are marked (the static
+        values of password-type inputs: sealed at rest, masked when shown)."""
         store = await self._store_for(
             uow, workflow.project_id, (s.action.action_id for s in workflow.steps)
         )
+        workflow.mark_sensitive(password_inputs(store))
         secrets = {s.name for s in await uow.secrets.list_for_project(workflow.project_id)}
         return validate_workflow(workflow, store, secrets)
 
@@ -93,6 +100,13 @@ class _Base:
         if workflow is None:
             raise NotFound(f"workflow {ref!r} not found")
         return workflow
+
+
+def password_inputs(store: Mapping[ActionRef, ActionVersion]) -> dict[ActionRef, frozenset[str]]:
+    return {
+        ref: frozenset(io.name for io in action.inputs if io.type is IOType.PASSWORD)
+        for ref, action in store.items()
+    }
 
 
 # ---- the action store --------------------------------------------------------------------------
@@ -516,6 +530,7 @@ class Workflows(_Base):
                 created_at=workflow.created_at,
                 updated_at=now,
             )
+            candidate.keep_masked(workflow)
             try:
                 check_workflow_name(candidate.name)
             except InvalidInput as exc:
@@ -537,9 +552,11 @@ class Workflows(_Base):
             return view
 
     async def export_document(self, project_id: ProjectId, ref: str) -> tuple[Workflow, str]:
+        """Sensitive values are exported as MASK (given back, they keep the stored value)."""
         async with self._uow() as uow:
             workflow = await self._workflow(uow, project_id, ref)
-        return workflow, self._format.render(workflow)
+            await self._problems(uow, workflow)  # marks what is sensitive
+        return workflow, self._format.render(workflow.masked())
 
     async def export_snapshot(
         self, project_id: ProjectId, snapshot_id: str
@@ -548,13 +565,16 @@ class Workflows(_Base):
             snapshot = await uow.snapshots.get(project_id, SnapshotId(snapshot_id))
         if snapshot is None:
             raise NotFound(f"snapshot {snapshot_id!r} not found")
-        return snapshot, self._format.render(snapshot.definition)
+        return snapshot, self._format.render(snapshot.definition.masked())
 
 
 #: Problems a draft import still refuses: the document itself is broken, not just incomplete.
 _STRUCTURAL = frozenset(
     {
         "too_many_steps",
+        "too_many_inputs",
+        "too_many_outputs",
+        "value_too_large",
         "invalid_step_id",
         "duplicate_step",
         "duplicate_link",
@@ -610,17 +630,23 @@ class Deployments(_Base):
                 uow, project_id, (s.action.action_id for s in workflow.steps)
             )
             secrets = {s.name: s for s in await uow.secrets.list_for_project(project_id)}
+            workflow.mark_sensitive(password_inputs(store))
             snapshot = take_snapshot(workflow, store, set(secrets), SnapshotId(new_id()), now)
-            values = {
-                name: self._cipher.decrypt(project_id, name, secrets[name].ciphertext)
-                for name in snapshot.secret_names()
-            }
+            values: dict[tuple[str, str], JsonValue] = {}
+            for step_id, name, value in snapshot.sensitive_inputs():
+                if isinstance(value, SecretValue):
+                    secret = secrets[value.name]
+                    values[(step_id, name)] = self._cipher.decrypt(
+                        project_id, value.name, secret.ciphertext
+                    )
+                elif isinstance(value, StaticValue):
+                    values[(step_id, name)] = value.value
             deployment = Deployment.request(
                 deployment_id=DeploymentId(new_id()),
                 event_id=new_id(),
                 snapshot=snapshot,
                 current=current,
-                secret_values=values,
+                values=values,
                 requested_by=requested_by,
                 now=now,
             )
@@ -637,6 +663,25 @@ class Deployments(_Base):
                 },
             )
             return deployment
+
+    async def values_for_runner(
+        self, deployment_id: str
+    ) -> tuple[Deployment, Mapping[tuple[str, str], JsonValue]]:
+        """The values of a deployment's secrets and password-type inputs, for the runner only
+        (the internal route): those frozen when it was requested. 404 for an unknown
+        deployment, 409 once it is no longer active (the runner has them by then)."""
+        async with self._uow() as uow:
+            deployment = await uow.deployments.get(DeploymentId(deployment_id))
+            if deployment is None:
+                raise NotFound(f"deployment {deployment_id!r} not found")
+            if not deployment.active:
+                raise Conflict(f"deployment {deployment_id} is {deployment.state}")
+            values = await uow.deployments.values_of(deployment.id)
+        log.info(
+            "deployment values given to the runner",
+            extra={"deployment_id": deployment_id, "values": len(values)},
+        )
+        return deployment, values
 
     async def undeploy(self, project_id: ProjectId, ref: str, requested_by: str) -> Deployment:
         now = self._clock.now()

@@ -15,6 +15,8 @@ from .actions import (
     ActionKind,
     ActionRef,
     ActionVersion,
+    IOType,
+    JsonValue,
     ProjectId,
 )
 from .errors import Conflict, InvalidInput, InvalidWorkflow
@@ -74,6 +76,17 @@ class Snapshot:
     #: The workflow as it was edited (for showing and exporting the snapshot).
     definition: Workflow
 
+    def sensitive_inputs(self) -> list[tuple[str, str, InputValue]]:
+        """(step id, input, value) of every input whose value never travels in an event: a
+        project secret, or the static value of a password-type input."""
+        return [
+            (step.step_id, name, value)
+            for step in self.steps
+            for name, value in step.input_values
+            if isinstance(value, SecretValue)
+            or (isinstance(value, StaticValue) and value.sensitive)
+        ]
+
     def secret_names(self) -> list[str]:
         names: list[str] = []
         for step in self.steps:
@@ -127,10 +140,15 @@ def take_snapshot(
         values: list[tuple[str, InputValue]] = []
         for io in action.inputs:
             given = step.inputs.get(io.name)
+            password = io.type is IOType.PASSWORD
+            if isinstance(given, StaticValue) and password and not given.sensitive:
+                given = StaticValue(value=given.value, sensitive=True)
             if given is not None:
                 values.append((io.name, given))
             elif io.has_default:
-                values.append((io.name, StaticValue(value=copy.deepcopy(io.default))))
+                values.append(
+                    (io.name, StaticValue(value=copy.deepcopy(io.default), sensitive=password))
+                )
         settings = step.settings
         if settings.resources is None and not action.resources.is_empty():
             settings = StepSettings(
@@ -206,8 +224,6 @@ class WorkflowDeployRequested:
     workflow_id: WorkflowId
     workflow_name: str
     snapshot: Snapshot
-    #: Values of the secrets the snapshot names, resolved for the runner. Never log them.
-    secret_values: Mapping[str, str] = field(repr=False)
     requested_by: str
     requested_at: datetime
 
@@ -239,6 +255,10 @@ class Deployment:
     requested_at: datetime
     updated_at: datetime
     events: list[Event] = field(default_factory=list)
+    #: Set when the deployment is requested: the values of its sensitive inputs (step id,
+    #: input) -> value, frozen then. Stored sealed apart from the request and given only to the
+    #: runner (internal route); never in an event.
+    values: Mapping[tuple[str, str], JsonValue] | None = field(default=None, repr=False)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Deployment) and other.id == self.id
@@ -258,7 +278,7 @@ class Deployment:
         event_id: str,
         snapshot: Snapshot,
         current: Deployment | None,
-        secret_values: Mapping[str, str],
+        values: Mapping[tuple[str, str], JsonValue],
         requested_by: str,
         now: datetime,
     ) -> Deployment:
@@ -277,6 +297,7 @@ class Deployment:
             requested_by=requested_by,
             requested_at=now,
             updated_at=now,
+            values=dict(values),
         )
         deployment.events.append(
             WorkflowDeployRequested(
@@ -286,7 +307,6 @@ class Deployment:
                 workflow_id=snapshot.workflow_id,
                 workflow_name=snapshot.workflow_name,
                 snapshot=snapshot,
-                secret_values=dict(secret_values),
                 requested_by=requested_by,
                 requested_at=now,
             )

@@ -52,6 +52,12 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class TooLarge(DomainError):
+    """Over a size limit (a workflow's definition, a value): 413, naming the limit."""
+
+    code = "too_large"
+
+
 class InvalidWorkflow(DomainError):
     """A workflow that cannot be deployed (or imported): every problem at once."""
 

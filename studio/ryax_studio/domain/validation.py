@@ -19,15 +19,18 @@ from .actions import (
     IOType,
     static_value_problem,
 )
-from .errors import InvalidInput
+from .errors import InvalidInput, TooLarge
 from .problems import Problem
 from .workflow import (
+    MAX_INPUTS_PER_STEP,
+    MAX_OUTPUTS_PER_STEP,
     MAX_STEPS,
     ReferenceValue,
     SecretValue,
     StaticValue,
     Step,
     Workflow,
+    check_static_size,
     check_step_id,
 )
 
@@ -102,6 +105,31 @@ class _Validator:
         return self.problems
 
     # ---- steps and actions ---------------------------------------------------------------------
+    def sizes(self, step: Step) -> None:
+        """A step's size: its values, its declared outputs, each static value."""
+        if len(step.inputs) > MAX_INPUTS_PER_STEP:
+            self.add(
+                _step_problem(
+                    step,
+                    "too_many_inputs",
+                    f"{len(step.inputs)} input values; at most {MAX_INPUTS_PER_STEP} are allowed",
+                )
+            )
+        if len(step.outputs) > MAX_OUTPUTS_PER_STEP:
+            self.add(
+                _step_problem(
+                    step,
+                    "too_many_outputs",
+                    f"{len(step.outputs)} outputs; at most {MAX_OUTPUTS_PER_STEP} are allowed",
+                )
+            )
+        for name, value in step.inputs.items():
+            if isinstance(value, StaticValue):
+                try:
+                    check_static_size(name, value.value)
+                except TooLarge as exc:
+                    self.add(_input_problem(step, name, "value_too_large", exc.detail))
+
     def structure(self) -> None:
         if len(self.wf.steps) > MAX_STEPS:
             self.add(
@@ -113,6 +141,7 @@ class _Validator:
             )
         seen: set[str] = set()
         for step in self.wf.steps:
+            self.sizes(step)
             try:
                 check_step_id(step.id)
             except InvalidInput as exc:

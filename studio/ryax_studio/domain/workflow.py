@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import NewType
 
 from .actions import IO, ActionRef, JsonValue, ProjectId, Resources, check_io_name
-from .errors import AlreadyExists, InvalidInput, NotFound
+from .errors import AlreadyExists, InvalidInput, NotFound, TooLarge
 
 WorkflowId = NewType("WorkflowId", str)
 
@@ -18,6 +20,16 @@ STEP_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 WORKFLOW_NAME_MAX = 200
 MAX_STEPS = 1000
 MAX_RETRIES = 100
+#: Input values a step may hold, outputs it may declare (an action declares far fewer).
+MAX_INPUTS_PER_STEP = 256
+MAX_OUTPUTS_PER_STEP = 256
+#: A static value, as JSON (the runner's inline limit: bigger data travels as a file).
+MAX_STATIC_VALUE_BYTES = 64 * 1024
+#: A workflow's whole definition as stored (steps, values, settings), as JSON.
+MAX_DEFINITION_BYTES = 4 * 1024 * 1024
+#: What a sensitive value (the static value of a password-type input) is shown as; given back
+#: as the value of such an input, it keeps the stored one.
+MASK = "***"
 RESULT_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -42,7 +54,13 @@ def check_workflow_name(name: str) -> None:
 # ---- input values ------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class StaticValue:
-    value: JsonValue
+    value: JsonValue = field(repr=False)
+    #: The value of a password-type input: sealed at rest, shown as MASK, never in an event
+    #: (the runner fetches it with the secrets). Set by `Workflow.mark_sensitive`.
+    sensitive: bool = False
+
+    def shown(self) -> JsonValue:
+        return MASK if self.sensitive else self.value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +82,15 @@ class ReferenceValue:
 
 
 InputValue = StaticValue | SecretValue | ReferenceValue
+
+
+def check_static_size(name: str, value: JsonValue) -> None:
+    size = len(json.dumps(value, ensure_ascii=False).encode())
+    if size > MAX_STATIC_VALUE_BYTES:
+        raise TooLarge(
+            f"input {name!r}: the value is {size} bytes as JSON, more than the "
+            f"{MAX_STATIC_VALUE_BYTES} bytes a static value may hold (give a file instead)"
+        )
 
 
 # ---- settings ----------------------------------------------------------------------------------
@@ -226,12 +253,59 @@ class Workflow:
         self.updated_at = now
 
     def set_input(self, step_id: str, name: str, value: InputValue, now: datetime) -> None:
+        """A sensitive input given MASK (what it is shown as) keeps its value."""
         step = self.step(step_id)
         check_io_name(name, "input")
         if isinstance(value, ReferenceValue) and value.step_id == step_id:
             raise InvalidInput("reference", f"step {step_id!r} cannot use its own output")
+        if name not in step.inputs and len(step.inputs) >= MAX_INPUTS_PER_STEP:
+            raise InvalidInput("input", f"a step has at most {MAX_INPUTS_PER_STEP} input values")
+        if isinstance(value, StaticValue):
+            current = step.inputs.get(name)
+            if value.value == MASK and isinstance(current, StaticValue) and current.sensitive:
+                return
+            check_static_size(name, value.value)
         step.inputs[name] = value
         self.updated_at = now
+
+    def mark_sensitive(self, password_inputs: Mapping[ActionRef, frozenset[str]]) -> None:
+        """Static values given to password-type inputs (`password_inputs`: per action version
+        of the store, its password inputs) are sensitive; a step whose action is not known
+        keeps its marks."""
+        for step in self.steps:
+            names = password_inputs.get(step.action)
+            if names is None:
+                continue
+            for name, value in list(step.inputs.items()):
+                if isinstance(value, StaticValue) and value.sensitive != (name in names):
+                    step.inputs[name] = replace(value, sensitive=name in names)
+
+    def keep_masked(self, previous: Workflow) -> None:
+        """A document given back with MASK for a sensitive value (as exported) keeps the value
+        `previous` holds for the same step and input."""
+        for step in self.steps:
+            before = previous.find_step(step.id)
+            if before is None:
+                continue
+            for name, value in list(step.inputs.items()):
+                old = before.inputs.get(name)
+                if (
+                    isinstance(value, StaticValue)
+                    and value.value == MASK
+                    and isinstance(old, StaticValue)
+                    and old.sensitive
+                ):
+                    step.inputs[name] = old
+
+    def masked(self) -> Workflow:
+        """A copy whose sensitive values are MASK (for exports)."""
+        shown = self.copy(self.id, self.name, self.updated_at)
+        shown.created_at = self.created_at
+        for step in shown.steps:
+            for name, value in list(step.inputs.items()):
+                if isinstance(value, StaticValue) and value.sensitive:
+                    step.inputs[name] = StaticValue(value=MASK, sensitive=True)
+        return shown
 
     def unset_input(self, step_id: str, name: str, now: datetime) -> None:
         step = self.step(step_id)
@@ -243,6 +317,8 @@ class Workflow:
     def set_outputs(self, step_id: str, outputs: tuple[IO, ...], now: datetime) -> None:
         step = self.step(step_id)
         names = [o.name for o in outputs]
+        if len(outputs) > MAX_OUTPUTS_PER_STEP:
+            raise InvalidInput("outputs", f"a step declares at most {MAX_OUTPUTS_PER_STEP} outputs")
         for o in outputs:
             check_io_name(o.name, "outputs")
         if len(names) != len(set(names)):

@@ -1,14 +1,19 @@
-"""Project secrets at rest: the kit's sealer, bound to the secret's project and name."""
+"""Secrets at rest, with the kit's sealer: project secrets (bound to the project and name), the
+static values of password-type inputs in workflows and snapshots (bound to the project), and the
+values a deployment was requested with (bound to the deployment)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 
 from ryax_kit.crypto import KeyRing, Unsealable
 
-from ..domain.actions import ProjectId
+from ..domain.actions import JsonValue, ProjectId
 
 PURPOSE = "studio/project-secrets"
+VALUES_PURPOSE = "studio/password-values"
+DEPLOYMENT_PURPOSE = "studio/deployment-values"
 
 
 class AesGcmSecretCipher:
@@ -16,7 +21,10 @@ class AesGcmSecretCipher:
     each value, so a ciphertext copied onto another secret does not open."""
 
     def __init__(self, secret_key: str, previous_keys: Sequence[str] = ()) -> None:
-        self._sealer = KeyRing([secret_key, *previous_keys]).sealer(PURPOSE)
+        ring = KeyRing([secret_key, *previous_keys])
+        self._sealer = ring.sealer(PURPOSE)
+        self._values = ring.sealer(VALUES_PURPOSE)
+        self._deployments = ring.sealer(DEPLOYMENT_PURPOSE)
 
     @staticmethod
     def _context(project_id: ProjectId, name: str) -> bytes:
@@ -33,3 +41,24 @@ class AesGcmSecretCipher:
                 f"secret {name!r} cannot be decrypted: wrong RYAX_SECRET_KEY or tampered value"
             ) from exc
         return plain.decode()
+
+    # -- the static value of a password-type input (workflow and snapshot documents) ------------
+    def seal_value(self, project_id: str, value: JsonValue) -> str:
+        return self._values.seal_text(json.dumps(value, ensure_ascii=False), project_id)
+
+    def open_value(self, project_id: str, token: str) -> JsonValue:
+        opened: JsonValue = json.loads(self._values.open_text(token, project_id))
+        return opened
+
+    # -- the values a deployment was requested with ------------------------------------------
+    def seal_deployment_values(
+        self, deployment_id: str, values: Mapping[tuple[str, str], JsonValue]
+    ) -> bytes:
+        doc = [[step, name, value] for (step, name), value in values.items()]
+        return self._deployments.seal(json.dumps(doc).encode(), deployment_id.encode())
+
+    def open_deployment_values(
+        self, deployment_id: str, sealed: bytes
+    ) -> dict[tuple[str, str], JsonValue]:
+        doc = json.loads(self._deployments.open(sealed, deployment_id.encode()))
+        return {(step, name): value for step, name, value in doc}

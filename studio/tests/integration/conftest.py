@@ -17,6 +17,7 @@ from ryax_studio.domain.actions import IO, ActionKind, ActionVersion, IOType, Pr
 from ryax_studio.settings import Settings
 
 SECRET_KEY = "an integration test key of more than 32 characters"
+INTERNAL_TOKEN = "the internal token shared with the runner, 32+ chars"
 
 
 @pytest.fixture
@@ -117,6 +118,7 @@ def make_settings(db_url: str, authz_url: str, amqp_url: str = "amqp://unused/")
         secret_key=SECRET_KEY,
         authz_cache_seconds=0.0,
         outbox_retention_seconds=300,
+        internal_token=INTERNAL_TOKEN,
     )
 
 

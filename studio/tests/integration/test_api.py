@@ -323,7 +323,14 @@ async def test_build_validate_deploy_undeploy(studio: Any, fill_store: Any, db_u
     assert api_step.artefact_key == "" and store.artefact_key == "artefacts/vault.tar.gz"
     assert list(store.parent_step_ids) == ["api"]
     [password] = store.input_values
-    assert (password.secret.name, password.secret.value) == ("vault_key", "s3cr3t")
+    # The secret is named, never carried: the runner fetches its value on the internal route.
+    assert password.secret.name == "vault_key" and b"s3cr3t" not in row.body
+    internal = f"/studio/internal/v1/deployments/{deployment['id']}/values"
+    token = studio.container.settings().internal_token
+    answer = await studio.client.get(internal, headers={"Authorization": f"Bearer {token}"})
+    assert (await json_of(answer, 200))["values"] == [
+        {"step_id": "store", "input": "password", "value": "s3cr3t"}
+    ]
     values = {v.input_name: v.static_json for v in api_step.input_values}
     assert values == {
         "path": '"/store"',

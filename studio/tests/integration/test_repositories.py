@@ -63,8 +63,11 @@ async def sessions(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession
     await engine.dispose()
 
 
+CIPHER = AesGcmSecretCipher("a repositories test key of more than 32 characters")
+
+
 def uow(sessions: async_sessionmaker[AsyncSession]) -> SqlAlchemyUnitOfWork:
-    return SqlAlchemyUnitOfWork(sessions)
+    return SqlAlchemyUnitOfWork(sessions, CIPHER)
 
 
 def _action(action_id: str, kind: ActionKind, inputs: Any = (), outputs: Any = ()) -> Any:
@@ -263,7 +266,7 @@ async def test_snapshots_and_one_active_deployment_per_workflow(sessions: Any) -
         event_id="e1",
         snapshot=snap,
         current=None,
-        secret_values={"api_key": "v"},
+        values={("s", "api_key"): "v"},
         requested_by="a",
         now=NOW,
     )

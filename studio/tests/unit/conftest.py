@@ -239,6 +239,8 @@ class FakeState:
     deployments: dict[str, Deployment] = field(default_factory=dict)
     claimed: set[str] = field(default_factory=set)
     outbox: list[Event] = field(default_factory=list)
+    #: The values deployments were requested with (sealed apart in the real database).
+    deployment_values: dict[str, dict[tuple[str, str], Any]] = field(default_factory=dict)
     commits: int = 0
 
 
@@ -356,9 +358,15 @@ class FakeSnapshots:
 
 
 class FakeDeployments:
-    def __init__(self, state: dict[str, Deployment]) -> None:
+    def __init__(
+        self, state: dict[str, Deployment], values: dict[str, dict[tuple[str, str], Any]]
+    ) -> None:
         self.state = state
+        self.values = values
         self.seen: dict[str, Deployment] = {}
+
+    async def values_of(self, deployment_id: DeploymentId) -> dict[tuple[str, str], Any]:
+        return dict(self.values.get(deployment_id, {}))
 
     def _copy(self, d: Deployment) -> Deployment:
         return self.seen.setdefault(d.id, copy.deepcopy(d))
@@ -405,7 +413,7 @@ class FakeUnitOfWork:
         self.workflows = FakeWorkflows(self.state.workflows)
         self.secrets = FakeSecrets(self.state.secrets)
         self.snapshots = FakeSnapshots(self.state.snapshots)
-        self.deployments = FakeDeployments(self.state.deployments)
+        self.deployments = FakeDeployments(self.state.deployments, self.state.deployment_values)
         self.claims: set[str] = set()
         return self
 
@@ -444,6 +452,9 @@ class FakeUnitOfWork:
                 raise Conflict("already deployed")
             s.outbox.extend(d.events)
             d.events = []
+            if d.values:
+                s.deployment_values.setdefault(d.id, dict(d.values))
+                d.values = None
             s.deployments[d.id] = copy.deepcopy(d)
         s.claimed |= self.claims
         s.commits += 1

@@ -231,7 +231,7 @@ def _deployment(b: Any) -> Deployment:
         event_id="e1",
         snapshot=snap,
         current=None,
-        secret_values={},
+        values={("report", "title"): "topsecret-title"},
         requested_by="alice",
         now=b.T0,
     )
@@ -243,7 +243,8 @@ def test_deploy_records_the_request_event(b: Any) -> None:
     [event] = d.events
     assert isinstance(event, WorkflowDeployRequested)
     assert event.snapshot.id == "s1" and event.deployment_id == "d1"
-    assert "secret_values" not in repr(event)
+    assert d.values == {("report", "title"): "topsecret-title"}
+    assert "topsecret" not in repr(event) and "topsecret" not in repr(d)
 
 
 def test_a_second_deploy_is_a_conflict(b: Any) -> None:
@@ -255,7 +256,7 @@ def test_a_second_deploy_is_a_conflict(b: Any) -> None:
             event_id="e2",
             snapshot=snap,
             current=d,
-            secret_values={},
+            values={},
             requested_by="bob",
             now=b.T0,
         )
@@ -265,7 +266,7 @@ def test_a_second_deploy_is_a_conflict(b: Any) -> None:
         event_id="e2",
         snapshot=snap,
         current=d,
-        secret_values={},
+        values={},
         requested_by="bob",
         now=b.T0,
     )

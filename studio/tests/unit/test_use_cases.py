@@ -234,7 +234,7 @@ async def test_secrets(app: Any, b: Any) -> None:
 
 
 # ---- deployments -------------------------------------------------------------------------------
-async def test_deploy_emits_the_whole_snapshot_with_secret_values(app: Any, b: Any) -> None:
+async def test_deploy_emits_the_whole_snapshot_without_secret_values(app: Any, b: Any) -> None:
     wid = await build_demo(app, b)
     await app.secrets.put(b.PROJECT, "title", "Top secret title")
     await app.workflows.set_input(b.PROJECT, wid, "report", "title", SecretValue(name="title"))
@@ -242,7 +242,10 @@ async def test_deploy_emits_the_whole_snapshot_with_secret_values(app: Any, b: A
     [event] = app.state.outbox
     assert isinstance(event, WorkflowDeployRequested)
     assert event.deployment_id == deployment.id and event.requested_by == "alice"
-    assert event.secret_values == {"title": "Top secret title"}
+    assert "Top secret title" not in repr(event)
+    assert app.state.deployment_values[deployment.id] == {("report", "title"): "Top secret title"}
+    _, values = await app.deployments.values_for_runner(deployment.id)
+    assert values == {("report", "title"): "Top secret title"}
     assert event.snapshot.id == deployment.snapshot_id
     assert [s.step_id for s in event.snapshot.steps] == ["api", "report", "count", "shout", "log"]
     snapshots = await app.deployments.snapshots(b.PROJECT, wid)

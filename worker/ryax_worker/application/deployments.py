@@ -264,7 +264,7 @@ class Deployments:
         """One Run of the trigger; returns why it ended."""
         ref = step.ref
         session = f"trigger-{uuid.uuid4()}"
-        work_dir = self._staging.trigger_dir(session)
+        work_dir = self._staging.trigger_dir(ref, session)
         request = ActionRunRequest(execution_id=session, inputs={}, work_dir=work_dir)
         try:
             async with aclosing(self._backend.run(ref, request)) as events:
@@ -272,7 +272,7 @@ class Deployments:
                     if isinstance(event, ActionStarted):
                         self._set(step, State.READY)
                     elif isinstance(event, ActionNewRun):
-                        await self._forward_new_run(ref, event)
+                        await self._forward_new_run(ref, event, work_dir)
                     elif isinstance(event, ActionLog):
                         self.step_log(ref, event.stream, event.line)
                     elif isinstance(event, ActionResult):
@@ -284,7 +284,7 @@ class Deployments:
         finally:
             self._staging.cleanup(work_dir)
 
-    async def _forward_new_run(self, ref: StepRef, event: ActionNewRun) -> None:
+    async def _forward_new_run(self, ref: StepRef, event: ActionNewRun, work_dir: Path) -> None:
         event_id = str(uuid.uuid4())
         try:
             outputs = await self._staging.publish_outputs(
@@ -292,6 +292,7 @@ class Deployments:
                 lambda output, name: self._placement.trigger_output_key(
                     ref, event_id, output, name
                 ),
+                work_dir,
             )
         except DomainError as error:
             # The run cannot start without its files: say why in the step's log, keep going.
@@ -299,5 +300,5 @@ class Deployments:
             return
         finally:
             for value in file_refs(event.outputs).values():
-                self._staging.remove(Path(value.key))
+                self._staging.remove(Path(value.key), work_dir)
         self._reports.report(TriggerFired(ref=ref, outputs=outputs, at=event.at))

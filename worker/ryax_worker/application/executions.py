@@ -184,7 +184,7 @@ class Executions:
                     f"is not ready on site {self._site_name} ({step.state}"
                     + (f": {step.reason})" if step.reason else ")")
                 )
-            workspace = self._staging.workspace(order.execution_id)
+            workspace = self._staging.workspace(order.ref, order.execution_id)
             inputs = await self._staging.fetch_inputs(order.inputs, workspace.inputs_dir)
             request = ActionRunRequest(
                 execution_id=order.execution_id, inputs=inputs, work_dir=workspace.work_dir
@@ -192,12 +192,14 @@ class Executions:
             outcome = await self._run_action(running, request)
             if outcome.status == ExecutionStatus.COMPLETED and outcome.result is not None:
                 outputs = await self._staging.publish_outputs(
-                    outcome.result.outputs, _placement(self._placement, order, None)
+                    outcome.result.outputs,
+                    _placement(self._placement, order, None),
+                    workspace.work_dir,
                 )
                 outputs_list = tuple(
                     [
                         await self._staging.publish_outputs(
-                            values, _placement(self._placement, order, index)
+                            values, _placement(self._placement, order, index), workspace.work_dir
                         )
                         for index, values in enumerate(outcome.result.outputs_list)
                     ]

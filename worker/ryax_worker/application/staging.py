@@ -1,24 +1,41 @@
 """Moving an execution's files: filestore -> local input directory, local outputs -> filestore.
 
 Layout of one execution on disk (removed after the execution):
-    <root>/<execution_id>/inputs/<input name>/<file name>   (a directory input: extracted there)
-    <root>/<execution_id>/work/                              (the action's current directory)
+    <root>/<deployment>/<step>/<execution_id>/inputs/<input name>/<file name>
+                                                    (a directory input: extracted there)
+    <root>/<deployment>/<step>/<execution_id>/work/ (the action's current directory)
+`<root>/<deployment>/<step>/` is all the step's sandbox sees of the worker's disk.
 A directory travels as an uncompressed tar of its contents (members relative to the directory).
+
+An output is published only if it resolves inside the execution's work directory (links
+followed), and what is read is checked, not the name: each file is opened without following a
+final link, relative to an already checked directory, and the opened file's own path is checked
+again, so an action swapping a file for a link while the worker reads cannot lead it out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
 import shutil
+import stat
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..domain.errors import FileTransferFailed
-from ..domain.model import FileRef, Values, input_path_parts, safe_file_name
+from ..domain.errors import FileTransferFailed, OutputRefused
+from ..domain.model import (
+    FileRef,
+    StepRef,
+    Values,
+    input_path_parts,
+    safe_file_name,
+    step_dir_parts,
+)
 from .ports import FileStore
 
 CHUNK = 1024 * 1024
@@ -46,10 +63,79 @@ def sha256_of(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def tar_directory(directory: Path, destination: Path) -> None:
-    with tarfile.open(destination, "w") as archive:
-        for child in sorted(directory.iterdir()):
-            archive.add(child, arcname=child.name)
+_OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_OPEN_DIR = os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _opened_path(fd: int) -> str:
+    return os.readlink(f"/proc/self/fd/{fd}")
+
+
+@contextlib.contextmanager
+def open_inside(output: str, path: Path, root: Path, *, directory: bool) -> Iterator[int]:
+    """A descriptor on the output at `path`, which must resolve inside `root` (OutputRefused
+    naming the output otherwise). The check is made on what was opened."""
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    if not _inside(real, top):
+        raise OutputRefused(output, str(path), f"it leads to {real}" if real != str(path) else "")
+    try:
+        fd = os.open(real, _OPEN_DIR if directory else _OPEN_FILE)
+    except OSError as error:
+        raise OutputRefused(output, str(path), f"cannot open it: {error.strerror}") from error
+    try:
+        opened = _opened_path(fd)
+        if not _inside(opened, top):
+            raise OutputRefused(output, str(path), f"it leads to {opened}")
+        if not directory and not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OutputRefused(output, str(path), "not a regular file")
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def tar_directory(
+    directory: Path, destination: Path, root: Path | None = None, output: str = ""
+) -> None:
+    """Tar the contents of `directory` (members relative to it). Entries are opened relative to
+    their parent's descriptor without following links; links are stored as links (the reader's
+    extraction refuses those leading out). `root`: where it must resolve (default: itself)."""
+    with (
+        open_inside(output, directory, root or directory, directory=True) as top,
+        tarfile.open(destination, "w") as archive,
+    ):
+        _tar_children(archive, top, "")
+
+
+def _tar_children(archive: tarfile.TarFile, dir_fd: int, prefix: str) -> None:
+    for name in sorted(os.listdir(dir_fd)):
+        arcname = f"{prefix}{name}"
+        info = tarfile.TarInfo(arcname)
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        info.mtime, info.mode = int(st.st_mtime), stat.S_IMODE(st.st_mode)
+        if stat.S_ISLNK(st.st_mode):
+            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(name, dir_fd=dir_fd)
+            archive.addfile(info)
+        elif stat.S_ISDIR(st.st_mode):
+            child = os.open(name, _OPEN_DIR, dir_fd=dir_fd)
+            try:
+                info.type = tarfile.DIRTYPE
+                archive.addfile(info)
+                _tar_children(archive, child, f"{arcname}/")
+            finally:
+                os.close(child)
+        elif stat.S_ISREG(st.st_mode):
+            fd = os.open(name, _OPEN_FILE, dir_fd=dir_fd)
+            with os.fdopen(fd, "rb") as stream:
+                opened = os.fstat(stream.fileno())
+                if not stat.S_ISREG(opened.st_mode):
+                    continue
+                info.size = opened.st_size
+                archive.addfile(info, stream)
+        # sockets, pipes and devices are left out
 
 
 def extract_tar(archive_path: Path, destination: Path) -> None:
@@ -72,28 +158,37 @@ class FileStaging:
         self._store = store
         self._root = root
 
-    def workspace(self, execution_id: str) -> Workspace:
-        space = Workspace(self._root / safe_file_name(execution_id))
+    def step_dir(self, ref: StepRef) -> Path:
+        """Where the executions of a step live (the only part of this disk its sandbox sees)."""
+        return self._root.joinpath(*step_dir_parts(ref))
+
+    def workspace(self, ref: StepRef, execution_id: str) -> Workspace:
+        space = Workspace(self.step_dir(ref) / safe_file_name(execution_id))
         if space.root.exists():
             shutil.rmtree(space.root, ignore_errors=True)
         space.inputs_dir.mkdir(parents=True)
         space.work_dir.mkdir(parents=True)
         return space
 
-    def trigger_dir(self, name: str) -> Path:
-        path = self._root / safe_file_name(name)
+    def trigger_dir(self, ref: StepRef, name: str) -> Path:
+        path = self.step_dir(ref) / safe_file_name(name)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
     def cleanup(self, path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
-    def remove(self, path: Path) -> None:
-        """Delete a file or directory an action handed over (already published)."""
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+    def remove(self, path: Path, within: Path) -> None:
+        """Delete a file or directory an action handed over (already published); nothing
+        outside `within` (its work directory), whatever links the action made."""
+        with (
+            contextlib.suppress(OutputRefused, OSError),
+            open_inside("", path.parent, within, directory=True) as parent,
+        ):
+            if stat.S_ISDIR(os.stat(path.name, dir_fd=parent, follow_symlinks=False).st_mode):
+                shutil.rmtree(path.name, dir_fd=parent, ignore_errors=True)
+            else:
+                os.unlink(path.name, dir_fd=parent)
 
     async def fetch_inputs(self, values: Values, inputs_dir: Path) -> Values:
         """The values with every file or directory replaced by its local copy."""
@@ -129,17 +224,20 @@ class FileStaging:
             return FileRef(key=str(target), name=file_name, size=0, sha256="", is_directory=True)
         return FileRef(key=str(target), name=file_name, size=size, sha256=digest)
 
-    async def publish_outputs(self, values: Values, key_for: Callable[[str, str], str]) -> Values:
+    async def publish_outputs(
+        self, values: Values, key_for: Callable[[str, str], str], within: Path
+    ) -> Values:
         """The values with every local file or directory replaced by its filestore copy;
-        `key_for(output name, object name)` places them."""
+        `key_for(output name, object name)` places them. Each must resolve inside `within`
+        (the execution's work directory): OutputRefused naming the output otherwise."""
         published: Values = dict(values)
         for name, value in values.items():
             if isinstance(value, FileRef):
-                published[name] = await self._publish(name, value, key_for)
+                published[name] = await self._publish(name, value, key_for, within)
         return published
 
     async def _publish(
-        self, output: str, ref: FileRef, key_for: Callable[[str, str], str]
+        self, output: str, ref: FileRef, key_for: Callable[[str, str], str], within: Path
     ) -> FileRef:
         path = Path(ref.key)
         found = await asyncio.to_thread(_kind_of, path) if ref.key else None
@@ -150,11 +248,15 @@ class FileStaging:
         if found == "directory":
             with tempfile.TemporaryDirectory(prefix="ryax-out-") as temp:
                 archive = Path(temp) / f"{name}.tar"
-                await asyncio.to_thread(tar_directory, path, archive)
+                await asyncio.to_thread(tar_directory, path, archive, within, output)
                 return await self._upload(
                     output, archive, key_for(output, f"{name}.tar"), name, is_directory=True
                 )
-        return await self._upload(output, path, key_for(output, name), name, is_directory=False)
+        with open_inside(output, path, within, directory=False) as fd:
+            # The descriptor, not the name: the file read is the one checked.
+            return await self._upload(
+                output, Path(f"/proc/self/fd/{fd}"), key_for(output, name), name, is_directory=False
+            )
 
     async def _upload(
         self, output: str, path: Path, key: str, name: str, *, is_directory: bool

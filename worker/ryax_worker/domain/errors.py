@@ -68,3 +68,17 @@ class FileTransferFailed(DomainError):
     """An input could not be fetched or an output could not be stored."""
 
     code = "file_transfer_failed"
+
+
+class OutputRefused(DomainError):
+    """A file or directory output the worker will not publish: it does not resolve inside the
+    execution's work directory (a platform file, a link leading out of it...)."""
+
+    code = "output_refused"
+
+    def __init__(self, output: str, path: str, why: str = "") -> None:
+        super().__init__(
+            f"output '{output}': {path} is outside the execution's work directory"
+            + (f" ({why})" if why else "")
+        )
+        self.output = output

@@ -487,6 +487,17 @@ def _safe_segment(text: str, what: str) -> str:
     return text
 
 
+def step_dir_parts(ref: StepRef) -> tuple[str, str]:
+    """The folders of a deployed step on the worker's disk: `<deployment>/<step>` (its action
+    instance, and its executions, which its sandbox sees and nothing else)."""
+    return _dir_segment(ref.deployment_id), _dir_segment(ref.step_id)
+
+
+def _dir_segment(text: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", text)
+    return cleaned if cleaned.strip(".") else "_"
+
+
 def safe_file_name(name: str) -> str:
     """A file name an action gave or sees, reduced to a single safe path segment."""
     base = os.path.basename(name.replace("\\", "/").rstrip("/"))

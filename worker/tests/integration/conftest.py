@@ -39,18 +39,49 @@ WRAPPER_PACKAGE = REPO / "action-wrapper" / "ryax_action_wrapper"
 # --------------------------------------------------------------------------- artefacts
 
 
+#: What the wrapper needs at run time (RUNTIME_REQUIREMENTS), as the builder's layer holds them.
+WRAPPER_DEPS = ("grpc", "grpc_health", "google")
+
+
+@pytest.fixture(scope="session")
+def wrapper_deps(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wrapper's runtime dependencies copied once out of this venv, into a folder outside
+    the repository: sandboxed actions see it (read-only), never the checkout."""
+    target = tmp_path_factory.mktemp("wrapper-deps")
+    target.chmod(0o755)  # pytest makes it 0700: the sandbox's user must read it
+    site_packages = Path(site.getsitepackages()[0])
+    for name in WRAPPER_DEPS:
+        shutil.copytree(
+            site_packages / name, target / name, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    for dist in site_packages.glob("*.dist-info"):
+        if dist.name.lower().startswith(("grpcio", "protobuf")):
+            shutil.copytree(dist, target / dist.name)
+    return target
+
+
+def sandbox_read_only_paths(wrapper_deps: Path) -> tuple[Path, ...]:
+    """What the test actions read besides the system: the interpreter's installation (this
+    machine's Python may live outside /usr) and the wrapper's dependencies."""
+    return (Path(sys.base_prefix), wrapper_deps)
+
+
 def build_artefact(
-    files: dict[str, str], *, kind: str = "processor", action_id: str = "test-action"
+    files: dict[str, str],
+    *,
+    kind: str = "processor",
+    action_id: str = "test-action",
+    deps: Path | None = None,
 ) -> bytes:
     """A built action as the builder makes it: manifest.json, code/, deps/, wrapper/, run.sh.
 
-    deps/ stays empty: run.sh puts this venv's site-packages (grpcio, protobuf) on PYTHONPATH
-    after deps, as the builder's `pip install --target deps` would provide them.
+    deps/ stays empty: run.sh puts `deps` (the wrapper's grpcio and protobuf, copied out of this
+    venv) on PYTHONPATH after it, as the builder's `pip install --target deps` would provide them.
     """
     if not WRAPPER_PACKAGE.is_dir():
         pytest.skip(f"{WRAPPER_PACKAGE} is missing")
     interpreter = getattr(sys, "_base_executable", sys.executable)
-    site_packages = ":".join(site.getsitepackages())
+    site_packages = str(deps) if deps else ":".join(site.getsitepackages())
     run_sh = textwrap.dedent(
         f"""\
         #!/bin/sh
@@ -237,6 +268,7 @@ class WorkerUnderTest:
     store: Any  # minio client on the test bucket
     bucket: str
     cache_dir: Path
+    deps: Path | None = None
 
     def upload(self, key: str, data: bytes) -> None:
         self.store.put_object(self.bucket, key, io.BytesIO(data), len(data))
@@ -250,7 +282,7 @@ class WorkerUnderTest:
             response.release_conn()
 
     def artefact(self, files: dict[str, str], kind: str = "processor") -> Artefact:
-        data = build_artefact(files, kind=kind)
+        data = build_artefact(files, kind=kind, deps=self.deps)
         sha = hashlib.sha256(data).hexdigest()
         key = f"artefacts/{sha}.tar.gz"
         self.upload(key, data)
@@ -265,6 +297,7 @@ class WorkerUnderTest:
         inputs: list[wpb.IO] | None = None,
         outputs: list[wpb.IO] | None = None,
         trigger_inputs: dict[str, wpb.Value] | None = None,
+        resources: wpb.Resources | None = None,
     ) -> int:
         return self.runner.send(
             deploy=wpb.Deploy(
@@ -279,6 +312,7 @@ class WorkerUnderTest:
                 trigger_inputs=trigger_inputs or {},
                 inputs=inputs or [],
                 outputs=outputs or [],
+                resources=resources,
             )
         )
 
@@ -311,7 +345,9 @@ class WorkerUnderTest:
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path, s3_env: dict[str, str]) -> Callable[[str], Settings]:
+def make_settings(
+    tmp_path: Path, s3_env: dict[str, str], wrapper_deps: Path
+) -> Callable[[str], Settings]:
     def make(runner_address: str) -> Settings:
         return Settings(
             runner_address=runner_address,
@@ -324,6 +360,8 @@ def make_settings(tmp_path: Path, s3_env: dict[str, str]) -> Callable[[str], Set
             heartbeat_seconds=0.3,
             action_start_timeout_seconds=60,
             action_stop_grace_seconds=3,
+            sandbox="bwrap",
+            sandbox_read_only_paths=sandbox_read_only_paths(wrapper_deps),
         )
 
     return make
@@ -335,6 +373,7 @@ async def worker(
     make_settings: Callable[[str], Settings],
     s3_server: Any,
     fresh_bucket: str,
+    wrapper_deps: Path,
 ) -> AsyncIterator[WorkerUnderTest]:
     runner, address = fake_runner
     settings = make_settings(address)
@@ -355,6 +394,7 @@ async def worker(
         store=s3_server.client(),
         bucket=fresh_bucket,
         cache_dir=settings.cache_dir,
+        deps=wrapper_deps,
     )
     await runner.until(lambda: connection.connected, within=15)
     try:

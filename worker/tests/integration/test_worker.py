@@ -123,10 +123,11 @@ async def test_register_deploy_and_execute_with_a_file(worker: Any) -> None:
     )
     assert last_log < kinds.index("execution_result")
 
-    # Orders were acknowledged; heartbeats flow; the work dir is gone.
+    # Orders were acknowledged; heartbeats flow; the execution's folder is gone (the step's
+    # folder, which its sandbox sees, stays until it is undeployed).
     await runner.until(lambda: runner.acked_order >= 2)
     await runner.until(lambda: len(runner.applied_of("heartbeat")) >= 2, within=5)
-    assert not any((worker.cache_dir / "executions").iterdir())
+    assert not any((worker.cache_dir / "executions" / "d1" / "s1").iterdir())
 
 
 async def test_several_executions_at_once_across_processes(worker: Any) -> None:
@@ -326,7 +327,7 @@ async def test_health_endpoints(fake_runner: Any, make_settings: Any) -> None:
         assert (await client.get("/healthz")).status == 200
         await runner.until(lambda: container.connection().connected, within=15)
         response = await client.get("/readyz")
-        checks = {"registered": True, "accepting": True, "filestore": True}
+        checks = {"registered": True, "accepting": True, "filestore": True, "sandbox": True}
         assert response.status == 200
         assert (await response.json()) == {"ready": True, "checks": checks}
         assert (await client.get("/worker/readyz")).status == 200

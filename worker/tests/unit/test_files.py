@@ -71,6 +71,7 @@ async def test_an_output_file_keeps_its_name_through_the_filestore(
     published = await staging.publish_outputs(
         {"doc": FileRef(key=str(produced), name=name)},
         lambda output, file: PLACE.output_key("r1", "e1", output, file),
+        produced.parent,
     )
     ref = published["doc"]
     assert isinstance(ref, FileRef)
@@ -94,6 +95,7 @@ async def test_a_directory_output_keeps_its_name(staging: FileStaging, tmp_path:
     published = await staging.publish_outputs(
         {"dir": FileRef(key=str(folder), name="", is_directory=True)},
         lambda output, file: PLACE.output_key("r1", "e1", output, file),
+        folder.parent,
     )
     ref = published["dir"]
     assert isinstance(ref, FileRef) and ref.is_directory

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ryax_worker.domain.model import NodePool
+from ryax_worker.infrastructure.local.sandbox import nobody
 from ryax_worker.settings import Settings, parse_labels, parse_node_pools
 
 HOME = {"XDG_CACHE_HOME": "/c", "XDG_DATA_HOME": "/d"}
@@ -26,6 +27,10 @@ def test_defaults() -> None:
     assert (settings.log_format, settings.log_level) == ("text", "info")
     assert settings.heartbeat_seconds == 2.0 and settings.action_max_failures == 5
     assert settings.action_env_passthrough == ()
+    # bubblewrap is installed on the test machines (dev/ensure-bubblewrap.sh): sandboxed.
+    assert settings.sandbox == "bwrap" and not settings.sandbox_allow_none
+    assert (settings.sandbox_uid, settings.sandbox_gid) == nobody()
+    assert settings.sandbox_read_only_paths == () and settings.action_max_processes == 1024
 
 
 def test_every_variable_is_read() -> None:
@@ -48,7 +53,13 @@ def test_every_variable_is_read() -> None:
             "RYAX_LOG_LEVEL": "DEBUG",
             "RYAX_RUNNER_SILENCE_SECONDS": "0",
             "RYAX_ACTION_MAX_FAILURES": "2",
-            "RYAX_ACTION_ENV_PASSTHROUGH": "A, B,,",
+            "RYAX_ACTION_ENV_PASSTHROUGH": "A, B,,RYAX_PYTHON",
+            "RYAX_SANDBOX": "NONE",
+            "RYAX_SANDBOX_ALLOW_NONE": "true",
+            "RYAX_SANDBOX_UID": "1234",
+            "RYAX_SANDBOX_GID": "5678",
+            "RYAX_SANDBOX_READ_ONLY_PATHS": "/opt/python,/data",
+            "RYAX_ACTION_MAX_PROCESSES": "64",
         }
     )
     assert settings.runner_address == "runner:9000"
@@ -60,7 +71,11 @@ def test_every_variable_is_read() -> None:
     assert settings.filestore.s3_region == "eu-west-1" and settings.filestore.s3_bucket == "b"
     assert (settings.http_port, settings.log_format, settings.log_level) == (9107, "json", "debug")
     assert settings.runner_silence_seconds == 0 and settings.action_max_failures == 2
-    assert settings.action_env_passthrough == ("A", "B")
+    assert settings.action_env_passthrough == ("A", "B", "RYAX_PYTHON")
+    assert (settings.sandbox, settings.sandbox_allow_none) == ("none", True)
+    assert (settings.sandbox_uid, settings.sandbox_gid) == (1234, 5678)
+    assert settings.sandbox_read_only_paths == (Path("/opt/python"), Path("/data"))
+    assert settings.action_max_processes == 64
 
 
 #: NAME=value -> the start of what the process stops with.
@@ -77,6 +92,11 @@ BAD_VALUES = {
     "RYAX_NODE_POOLS=big:0:4G": "RYAX_NODE_POOLS: node_pools: pool 'big'",
     "RYAX_SITE_LABELS=zone": "RYAX_SITE_LABELS: 'zone': expected key=value",
     "RYAX_SITE_LABELS={1": "RYAX_SITE_LABELS: not valid JSON",
+    "RYAX_SANDBOX=none": "RYAX_SANDBOX=none runs actions unsandboxed",
+    "RYAX_SANDBOX=docker": "RYAX_SANDBOX='docker': expected bwrap or none",
+    "RYAX_SANDBOX_UID=0": "RYAX_SANDBOX_UID=0 is below the minimum",
+    "RYAX_ACTION_ENV_PASSTHROUGH=HOME,RYAX_S3_SECRET_KEY": "RYAX_ACTION_ENV_PASSTHROUGH: "
+    "RYAX_S3_SECRET_KEY: platform settings are never given to actions",
 }
 
 
@@ -100,3 +120,15 @@ def test_parsers_accept_both_forms() -> None:
         NodePool(name="a", cpu=1, memory_bytes=2**30),
     )
     assert parse_labels("a=1, b = 2") == {"a": "1", "b": "2"}
+
+
+def test_without_bubblewrap_the_worker_refuses_to_run_actions_unsandboxed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(SystemExit, match="bubblewrap \\(bwrap\\) is not installed"):
+        Settings.from_env(HOME)
+    with pytest.raises(SystemExit, match="RYAX_SANDBOX=bwrap: bwrap is not installed"):
+        Settings.from_env({**HOME, "RYAX_SANDBOX": "bwrap"})
+    allowed = {**HOME, "RYAX_SANDBOX": "none", "RYAX_SANDBOX_ALLOW_NONE": "true"}
+    assert Settings.from_env(allowed).sandbox == "none"

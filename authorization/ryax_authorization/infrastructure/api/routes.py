@@ -136,6 +136,19 @@ class AccessOut(BaseModel):
     role: Role
 
 
+class JwkOut(BaseModel):
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    x: str = Field(description="the public key, base64url")
+    kid: str = Field(description="the key id access tokens name in their header")
+    alg: Literal["EdDSA"]
+    use: Literal["sig"]
+
+
+class JwksOut(BaseModel):
+    keys: list[JwkOut] = Field(description="the current key first, then previous ones")
+
+
 class MeOut(BaseModel):
     id: str
     username: str
@@ -192,6 +205,24 @@ async def login(request: web.Request) -> web.Response:
             access_token=result.access_token, expires_at=result.expires_at, user=_user(result.user)
         )
     )
+
+
+@api.route(
+    "GET",
+    "/.well-known/jwks.json",
+    summary=(
+        "The public keys that verify access tokens (JWKS, Ed25519 with kid): the current one "
+        "and those kept while a key is rotated"
+    ),
+    tag="sessions",
+    response=JwksOut,
+    auth=False,
+)
+async def jwks(request: web.Request) -> web.Response:
+    keys = JwksOut.model_validate(request.app[USE_CASES].public_keys())
+    response = _json(keys)
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
 
 
 @api.route(

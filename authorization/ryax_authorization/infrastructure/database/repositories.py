@@ -9,8 +9,17 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ...domain.model import MachineToken, Project, ProjectId, Role, TokenId, User, UserId
-from .tables import machine_tokens, memberships, projects, revoked_tokens, users
+from ...domain.model import (
+    LoginAttempts,
+    MachineToken,
+    Project,
+    ProjectId,
+    Role,
+    TokenId,
+    User,
+    UserId,
+)
+from .tables import login_attempts, machine_tokens, memberships, projects, revoked_tokens, users
 
 
 def _user(row: Any) -> User:
@@ -20,8 +29,7 @@ def _user(row: Any) -> User:
         password_hash=row.password_hash,
         is_admin=row.is_admin,
         created_at=row.created_at,
-        failed_logins=row.failed_logins,
-        locked_until=row.locked_until,
+        token_generation=row.token_generation,
     )
 
 
@@ -66,8 +74,7 @@ class SqlAlchemyUserRepository:
                 "password_hash": user.password_hash,
                 "is_admin": user.is_admin,
                 "created_at": user.created_at,
-                "failed_logins": user.failed_logins,
-                "locked_until": user.locked_until,
+                "token_generation": user.token_generation,
             }
             stmt = insert(users).values(**values)
             stmt = stmt.on_conflict_do_update(index_elements=[users.c.id], set_=values)
@@ -185,6 +192,17 @@ class SqlAlchemyMachineTokenRepository:
         )
         return [_token(r) for r in (await self._session.execute(query)).all()]
 
+    async def revoke_all_for_user(self, user_id: UserId, now: datetime) -> int:
+        for token in self.seen.values():
+            if token.user_id == user_id:
+                token.revoke(now)
+        result = await self._session.execute(
+            sa.update(machine_tokens)
+            .where(machine_tokens.c.user_id == user_id, machine_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def save(self) -> None:
         for t in self.seen.values():
             values = {
@@ -220,3 +238,60 @@ class SqlAlchemyRevokedTokenRepository:
             sa.delete(revoked_tokens).where(revoked_tokens.c.expires_at < now)
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+
+class SqlAlchemyLoginAttemptRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self.seen: dict[str, LoginAttempts] = {}
+        self.removed: set[str] = set()
+
+    async def get(self, username: str) -> LoginAttempts | None:
+        query = sa.select(login_attempts).where(login_attempts.c.username == username)
+        row = (await self._session.execute(query)).first()
+        if row is None:
+            return None
+        attempts = LoginAttempts(
+            username=row.username,
+            failures=row.failures,
+            locked_until=row.locked_until,
+            last_failed_at=row.last_failed_at,
+        )
+        self.seen[username] = attempts
+        return attempts
+
+    async def add(self, attempts: LoginAttempts) -> None:
+        self.seen[attempts.username] = attempts
+        self.removed.discard(attempts.username)
+
+    async def remove(self, username: str) -> None:
+        self.seen.pop(username, None)
+        self.removed.add(username)
+
+    async def forget_before(self, before: datetime) -> None:
+        await self._session.execute(
+            sa.delete(login_attempts).where(
+                login_attempts.c.last_failed_at < before,
+                sa.or_(
+                    login_attempts.c.locked_until.is_(None),
+                    login_attempts.c.locked_until < before,
+                ),
+            )
+        )
+
+    async def save(self) -> None:
+        if self.removed:
+            await self._session.execute(
+                sa.delete(login_attempts).where(login_attempts.c.username.in_(self.removed))
+            )
+        for a in self.seen.values():
+            values = {
+                "username": a.username,
+                "failures": a.failures,
+                "locked_until": a.locked_until,
+                "last_failed_at": a.last_failed_at,
+            }
+            stmt = insert(login_attempts).values(**values)
+            await self._session.execute(
+                stmt.on_conflict_do_update(index_elements=[login_attempts.c.username], set_=values)
+            )

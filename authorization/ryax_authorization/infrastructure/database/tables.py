@@ -17,8 +17,17 @@ users = sa.Table(
     sa.Column("password_hash", sa.Text, nullable=False),
     sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("failed_logins", sa.Integer, nullable=False, default=0),
+    sa.Column("token_generation", sa.Integer, nullable=False, default=0),
+)
+
+#: Failed logins by username, whether or not a user has it (lockout reveals no username).
+login_attempts = sa.Table(
+    "login_attempts",
+    metadata,
+    sa.Column("username", sa.String(64), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
     sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_failed_at", sa.DateTime(timezone=True), nullable=True, index=True),
 )
 
 projects = sa.Table(

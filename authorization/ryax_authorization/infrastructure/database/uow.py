@@ -12,6 +12,7 @@ from ryax_kit.messaging import OutgoingMessage
 
 from ...domain.errors import AlreadyExists, Conflict
 from .repositories import (
+    SqlAlchemyLoginAttemptRepository,
     SqlAlchemyMachineTokenRepository,
     SqlAlchemyProjectRepository,
     SqlAlchemyRevokedTokenRepository,
@@ -29,17 +30,20 @@ class SqlAlchemyUnitOfWork(SqlAlchemyUnitOfWorkBase):
     projects: SqlAlchemyProjectRepository
     machine_tokens: SqlAlchemyMachineTokenRepository
     revoked_tokens: SqlAlchemyRevokedTokenRepository
+    login_attempts: SqlAlchemyLoginAttemptRepository
 
     def open_repositories(self, session: AsyncSession) -> None:
         self.users = SqlAlchemyUserRepository(session)
         self.projects = SqlAlchemyProjectRepository(session)
         self.machine_tokens = SqlAlchemyMachineTokenRepository(session)
         self.revoked_tokens = SqlAlchemyRevokedTokenRepository(session)
+        self.login_attempts = SqlAlchemyLoginAttemptRepository(session)
 
     async def save(self) -> Sequence[OutgoingMessage]:
         await self.users.save()
         await self.projects.save()
         await self.machine_tokens.save()
+        await self.login_attempts.save()
         return ()
 
     def conflict(self, exc: IntegrityError) -> Exception:

@@ -92,6 +92,7 @@ class Dispatcher:
             now=self._clock.now(),
             max_inline_bytes=self._settings.max_inline_bytes,
             refused=refused,
+            max_executions=self._settings.max_run_executions,
         )
         self._state.runs[run.id] = run
         self._state.stats.runs_started += 1
@@ -130,6 +131,7 @@ class Dispatcher:
         """Take a run back after a restart: executions on a known site are awaited again
         (their deadline still counted from their dispatch), the others dispatched again or at
         their retry time."""
+        run.max_executions = self._settings.max_run_executions
         update = Run.restore(run, executions, now)
         self._state.runs[run.id] = run
         for e in run.executions.values():
@@ -236,6 +238,7 @@ class Dispatcher:
             now=self._clock.now(),
             retry_backoff_seconds=self._settings.retry_backoff_seconds,
             max_inline_bytes=self._settings.max_inline_bytes,
+            max_fanout=self._settings.max_fanout,
         )
         self.settle(run, update)
 

@@ -252,6 +252,14 @@ class Engine:
         await self._recorder.durable()
         return d
 
+    async def knows(self, message_id: str, deployment_id: str) -> bool:
+        """The message was handled, or the deployment is recorded (a redelivery)."""
+        return (
+            DeploymentId(deployment_id) in self._state.deployments
+            or await self._store.is_claimed(message_id)
+            or await self._store.deployment_exists(deployment_id)
+        )
+
     async def undeploy_workflow(self, cmd: UndeployWorkflow) -> Deployment | None:
         """Cancel the deployment's runs and undeploy its steps. Unknown or repeated: no-op."""
         if await self._store.is_claimed(cmd.message_id):

@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ...domain.deployment import Deployment, DeploymentId
-from ...domain.run import ExecutionId, Run, RunId
+from ...domain.run import MAX_FANOUT, MAX_RUN_EXECUTIONS, ExecutionId, Run, RunId
 from ...domain.site import Site, SiteId
 from ...domain.values import MAX_INLINE_BYTES
 from ..ports import WorkerChannel
@@ -19,6 +19,10 @@ class EngineSettings:
     heartbeat_timeout_seconds: float = 6.0
     retry_backoff_seconds: float = 1.0
     max_inline_bytes: int = MAX_INLINE_BYTES
+    #: The longest list a step may return (one branch per element); longer fails the step.
+    max_fanout: int = MAX_FANOUT
+    #: The most executions one run may create; past it the run fails.
+    max_run_executions: int = MAX_RUN_EXECUTIONS
     #: Added to a step's timeout before the runner itself gives up on an execution.
     timeout_grace_seconds: float = 30.0
     #: The timeout of a step that sets none and whose action asks for no time.

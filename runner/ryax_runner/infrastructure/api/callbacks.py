@@ -9,6 +9,12 @@ delivery (recorded: never sent again); a 5xx, a refused connection or a timeout 
 after the last attempt the callback is abandoned (logged at error). The work list is the
 database, so a callback whose run ended while no delivery happened (the runner was down, the
 receiver too) is delivered after a restart.
+
+Outbound rule (`ryax_kit.net`, as at the call): before each attempt the URL is checked again
+(its host resolved, every address public unless RYAX_OUTBOUND_ALLOW allows it); a refused one is
+abandoned at once, saying why. The connection itself goes only to checked addresses (the
+session's resolver checks again: DNS rebinding), and redirects are not followed (a 3xx answer
+is a delivery, recorded with its status).
 """
 
 from __future__ import annotations
@@ -23,6 +29,14 @@ from typing import Any
 import aiohttp
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ryax_kit.net import (
+    OutboundAllow,
+    OutboundRefused,
+    Resolver,
+    check_outbound_url,
+    guarded_connector,
+)
 
 from ...domain.values import clean_text
 from ..database.tables import run_callbacks, runs
@@ -62,8 +76,13 @@ class CallbackSender:
         attempts: int = 8,
         backoff_seconds: float = 2.0,
         timeout_seconds: float = 10.0,
+        allow: OutboundAllow | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self._db = db
+        self._allow = allow or OutboundAllow()
+        #: The resolver URLs are checked with before each attempt (None: the system's).
+        self.resolver = resolver
         self.attempts = attempts
         self._backoff = backoff_seconds
         self._timeout = timeout_seconds
@@ -82,7 +101,7 @@ class CallbackSender:
         self._wake.set()
 
     def start(self) -> None:
-        self._session = aiohttp.ClientSession()
+        self._session = aiohttp.ClientSession(connector=guarded_connector(self._allow))
         self._task = asyncio.create_task(self._loop(), name="runner-callbacks")
 
     async def stop(self) -> None:
@@ -170,8 +189,18 @@ class CallbackSender:
         status, error = 0, ""
         assert self._session is not None
         try:
+            await check_outbound_url(row.url, self._allow, resolver=self.resolver)
+        except OutboundRefused as exc:
+            error = clean_text(f"refused: {exc}")[:500]
+            await self._set(row.run_id, state="abandoned", last_error=error)
+            log.error("callback refused, abandoned", extra={**extra, "error": error})
+            return
+        try:
             async with self._session.post(
-                row.url, json=body, timeout=aiohttp.ClientTimeout(total=self._timeout)
+                row.url,
+                json=body,
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                allow_redirects=False,
             ) as resp:
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
@@ -181,7 +210,9 @@ class CallbackSender:
                 row.run_id,
                 state="delivered",
                 delivered_at=datetime.now(UTC),
-                last_error="" if status < 400 else f"HTTP {status}",
+                last_error=""
+                if status < 300
+                else f"HTTP {status}" + (" (redirects are not followed)" if status < 400 else ""),
             )
             self.delivered += 1
             log.info("callback delivered", extra={**extra, "status": status})

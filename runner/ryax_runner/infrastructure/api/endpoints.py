@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import tempfile
-import urllib.parse
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +37,8 @@ from aiohttp import web
 
 from ryax_kit.authz import Operation, require
 from ryax_kit.filestore import FilestoreError, encode_segment
-from ryax_kit.web import HttpError, Param
+from ryax_kit.net import DnsResolver, OutboundAllow, OutboundRefused, Resolver, check_outbound_url
+from ryax_kit.web import HttpError, Param, read_raw
 
 from ...application.engine import Engine
 from ...application.ports import Filestore, StateStore
@@ -51,7 +51,7 @@ from ...domain.errors import (
     TooLarge,
     Unavailable,
 )
-from ...domain.run import Run, RunId, RunState, execution_id_for
+from ...domain.run import MASK, Run, RunId, RunState, execution_id_for
 from ...domain.values import (
     FILE_TYPES,
     FileRef,
@@ -71,6 +71,8 @@ STORE = web.AppKey("state_store", StateStore)
 RECORDER = web.AppKey("recorder", SqlRecorder)
 CALLBACKS = web.AppKey("callbacks", CallbackSender)
 ENDPOINT_SETTINGS = web.AppKey("endpoint_settings", dict)
+#: A text part of a multipart body is read up to this (an inline value is at most 64 KiB).
+MAX_TEXT_PART_BYTES = 1024 * 1024
 _tasks: set[asyncio.Task[None]] = set()
 
 
@@ -113,7 +115,7 @@ async def _read_inputs(
                 raise InvalidInput(name, "files must be sent as multipart/form-data")
             given[name] = parse_text(io.type, name, text, io.enum_values)
     else:
-        raw = await request.read()
+        raw = await read_raw(request, int(_settings(request)["max_json_bytes"]))
         if raw.strip():
             try:
                 body = json.loads(raw)
@@ -147,7 +149,16 @@ async def _read_multipart(
     store: Filestore = request.app[FILESTORE]
     given: dict[str, Value] = {}
     limit = int(_settings(request)["max_upload_bytes"])
+    total_limit = int(_settings(request)["max_upload_total_bytes"])
     total = 0
+
+    def count(size: int) -> None:
+        if size > total_limit:
+            raise TooLarge(
+                f"the request is more than the {total_limit} bytes an upload may hold "
+                "(RYAX_RUNNER_MAX_UPLOAD_TOTAL_BYTES)"
+            )
+
     while True:
         part = await reader.next()
         if part is None:
@@ -173,8 +184,12 @@ async def _read_multipart(
                     while chunk := await part.read_chunk(256 * 1024):
                         size += len(chunk)
                         total += len(chunk)
-                        if total > limit:
-                            raise TooLarge(f"the request exceeds {limit} bytes")
+                        if size > limit:
+                            raise TooLarge(
+                                f"file field `{name}`: more than the {limit} bytes a file may "
+                                "hold (RYAX_RUNNER_MAX_UPLOAD_BYTES)"
+                            )
+                        count(total)
                         await asyncio.to_thread(_append, out, digest, chunk)
                 finally:
                     await asyncio.to_thread(out.close)
@@ -191,8 +206,20 @@ async def _read_multipart(
                 is_directory=io.type == "directory",
             )
         else:
-            text = await part.text()
-            total += len(text)
+            data = bytearray()
+            while chunk := await part.read_chunk(64 * 1024):
+                data += chunk
+                total += len(chunk)
+                count(total)
+                if len(data) > MAX_TEXT_PART_BYTES:
+                    raise TooLarge(
+                        f"field `{name}`: more than {MAX_TEXT_PART_BYTES} bytes of text "
+                        "(send a file)"
+                    )
+            try:
+                text = data.decode(part.get_charset(default="utf-8"))
+            except (UnicodeDecodeError, LookupError) as exc:
+                raise InvalidInput(name, f"not valid text: {exc}") from exc
             given[name] = parse_text(io.type, name, text, io.enum_values)
     return given
 
@@ -218,7 +245,8 @@ def _outcome(request: web.Request, run: Run) -> tuple[int, dict[str, Any]]:
         return file_link(request, project, run.id, key)
 
     if run.state is RunState.COMPLETED:
-        results = {k: to_json(v) for k, v in (run.results or {}).items()}
+        hidden = run.definition.sensitive_results
+        results = {k: MASK if k in hidden else to_json(v) for k, v in (run.results or {}).items()}
         return 200, present(results, link)
     if run.state is RunState.FAILED:
         failed = [e for e in run.executions.values() if e.step_id == run.failed_step_id and e.error]
@@ -252,7 +280,12 @@ def _outcome(request: web.Request, run: Run) -> tuple[int, dict[str, Any]]:
             "sync: seconds to wait for the run (default RYAX_RUNNER_SYNC_TIMEOUT)",
             type="number",
         ),
-        Param("callback_url", "an http(s) URL the final result is POSTed to (as JSON)"),
+        Param(
+            "callback_url",
+            "an http(s) URL the final result is POSTed to (as JSON); its host must resolve to "
+            "public addresses only (unless allowed by RYAX_OUTBOUND_ALLOW); redirects are not "
+            "followed",
+        ),
     ),
     body_content={
         media: {"schema": {"type": "object", "description": "the endpoint's fields"}}
@@ -266,7 +299,9 @@ def _outcome(request: web.Request, run: Run) -> tuple[int, dict[str, Any]]:
     errors={
         404: "no deployed workflow of this name or id in the project",
         409: "the workflow is not deployed (any more, or not yet), or the run was cancelled",
-        413: "the request exceeds RYAX_RUNNER_MAX_UPLOAD_BYTES",
+        413: "a JSON body over RYAX_RUNNER_MAX_JSON_BYTES, a file over "
+        "RYAX_RUNNER_MAX_UPLOAD_BYTES, or a multipart body over "
+        "RYAX_RUNNER_MAX_UPLOAD_TOTAL_BYTES",
         503: "the runner is shutting down or the filestore cannot be reached",
         504: "sync: the run did not end in time (it goes on)",
     },
@@ -279,9 +314,7 @@ async def call_endpoint(request: web.Request) -> web.Response:
     asynchronous = _is_async(request)
     callback = request.query.get("callback_url") or request.headers.get("Ryax-Callback-Url")
     if callback:
-        parsed = urllib.parse.urlparse(callback)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise InvalidInput("callback_url", "an http(s) URL")
+        await check_callback(request, callback)
     timeout = settings["sync_timeout"]
     if "timeout" in request.query:
         try:
@@ -323,6 +356,18 @@ async def call_endpoint(request: web.Request) -> web.Response:
         )
     status, body = _outcome(request, ended)
     return web.json_response(body, status=status, headers=headers)
+
+
+async def check_callback(request: web.Request, url: str) -> None:
+    """An http(s) URL whose host resolves to public addresses only (every address checked;
+    RYAX_OUTBOUND_ALLOW lets chosen internal ones through). Checked again at each delivery,
+    and when connecting (callbacks.py)."""
+    allow: OutboundAllow = _settings(request)["outbound_allow"]
+    resolver: Resolver = _settings(request).get("outbound_resolver") or DnsResolver()
+    try:
+        await check_outbound_url(url, allow, resolver=resolver)
+    except OutboundRefused as exc:
+        raise InvalidInput("callback_url", f"refused: {exc}") from exc
 
 
 def _spawn(coro: Any) -> None:

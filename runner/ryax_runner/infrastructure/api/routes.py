@@ -30,7 +30,8 @@ from ...domain.errors import (
     NotFound,
     Unavailable,
 )
-from ...domain.run import RunState
+from ...domain.run import MASK, RunState
+from ..database.serialization import is_sealed
 
 api = Api(title="Ryax runner", prefix="/runner")
 ENGINE = web.AppKey("engine", Engine)
@@ -195,7 +196,10 @@ def file_link(request: web.Request, project: str, run_id: str, key: str) -> str:
 
 
 def present(value: Any, link: Any) -> Any:
-    """Stored values -> API values: files become objects with a download link."""
+    """Stored values -> API values: files become objects with a download link; a sealed value
+    (a password-type output) is shown as `***`."""
+    if is_sealed(value):
+        return MASK
     if isinstance(value, dict):
         if len(value) == 1 and "$file" in value:
             f = value["$file"]

@@ -42,7 +42,7 @@ from ryax_kit.messaging import OutgoingMessage, add_to_outbox, is_transient
 from ...application.messages import LogLine
 from ...application.ports import CommitListener
 from ...domain.deployment import Deployment, DeploymentStateChanged
-from ...domain.run import Run
+from ...domain.run import Execution, Run
 from ...domain.site import Site, SiteId
 from ...domain.values import clean_text
 from .parking import ParkedRow, count_parked, describe, encode_payload, park, resolve
@@ -419,14 +419,19 @@ class SqlRecorder:
                 log.error("recorder could not commit its last batch before stopping")
             self._task = None
 
+    def _execution_row(self, run: Run, execution: Execution) -> dict[str, Any]:
+        """Password-type outputs sealed (the step's, the trigger's fields)."""
+        sensitive = run.definition.sensitive_outputs(execution.step_id)
+        return execution_row(execution, self._box, sensitive)
+
     def _serialize_run(self, run: Run, batch: Batch) -> None:
         strip = run.id in self._simplify
-        row = run_row(run)
+        row = run_row(run, self._box)
         rows: dict[str, dict[str, Any]] = {}
         for eid in run.touched:
             execution = run.executions.get(eid)
             if execution is not None:
-                rows[eid] = execution_row(execution)
+                rows[eid] = self._execution_row(run, execution)
         if strip:
             row = _strip_run(row)
             rows = {eid: _strip_execution(r) for eid, r in rows.items()}
@@ -598,8 +603,10 @@ class SqlRecorder:
                         log.exception("ending a run that could not be recorded failed")
                 try:  # the run as it ended: the payload a retry writes
                     payload = {
-                        "runs": [run_row(run)],
-                        "executions": [execution_row(e) for e in run.executions.values()],
+                        "runs": [run_row(run, self._box)],
+                        "executions": [
+                            self._execution_row(run, e) for e in run.executions.values()
+                        ],
                     }
                 except Exception:  # the captured rows then
                     log.exception("run could not be serialized for parking")

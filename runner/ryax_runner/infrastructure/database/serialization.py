@@ -1,8 +1,15 @@
-"""Domain objects <-> database rows (JSON documents for nested parts)."""
+"""Domain objects <-> database rows (JSON documents for nested parts).
+
+Sealed at rest (`SecretBox`): the secrets of deployed definitions (`{"secret", "sealed"}`), and
+the values of password-type outputs (an HTTP endpoint's password fields, a trigger's or a step's
+password outputs) in executions' outputs and runs' results, each stored as `{"$sealed": token}`
+(bound to its execution or run), shown as `***` by the API.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from ryax_kit.crypto import KeyRing
@@ -39,15 +46,51 @@ class SecretBox:
     whose message says why (a key no longer configured, an altered value)."""
 
     PURPOSE = "runner/deployment-secrets"
+    VALUES_PURPOSE = "runner/password-values"
 
     def __init__(self, secret_key: str, previous: Sequence[str] = ()) -> None:
-        self._sealer = KeyRing([secret_key, *previous]).sealer(self.PURPOSE)
+        ring = KeyRing([secret_key, *previous])
+        self._sealer = ring.sealer(self.PURPOSE)
+        self._values = ring.sealer(self.VALUES_PURPOSE)
 
     def seal(self, value: str) -> str:
         return self._sealer.seal_text(value)
 
     def open(self, token: str) -> str:
         return self._sealer.open_text(token)
+
+    def seal_value(self, doc: Any, context: str) -> dict[str, str]:
+        """A value's JSON document, sealed: `{"$sealed": token}`."""
+        return {SEALED: self._values.seal_text(json.dumps(doc, ensure_ascii=False), context)}
+
+    def open_value(self, doc: Any, context: str) -> Any:
+        """Inverse of `seal_value` (anything else is given back as it is)."""
+        if is_sealed(doc):
+            return json.loads(self._values.open_text(doc[SEALED], context))
+        return doc
+
+
+#: The key of a sealed value in a JSON document of values.
+SEALED = "$sealed"
+
+
+def is_sealed(doc: Any) -> bool:
+    return isinstance(doc, dict) and len(doc) == 1 and isinstance(doc.get(SEALED), str)
+
+
+def seal_values(
+    doc: dict[str, Any] | None, names: Collection[str], box: SecretBox, context: str
+) -> dict[str, Any] | None:
+    """`doc` (a values document) with the entries `names` sealed."""
+    if doc is None or not names:
+        return doc
+    return {k: box.seal_value(v, context) if k in names else v for k, v in doc.items()}
+
+
+def open_values(doc: dict[str, Any] | None, box: SecretBox, context: str) -> dict[str, Any] | None:
+    if doc is None:
+        return None
+    return {k: box.open_value(v, context) for k, v in doc.items()}
 
 
 # -- definitions -------------------------------------------------------------------------------
@@ -271,7 +314,8 @@ def site_from_row(row: Any) -> Site:
     )
 
 
-def run_row(r: Run) -> dict[str, Any]:
+def run_row(r: Run, box: SecretBox) -> dict[str, Any]:
+    """Results of a password-type output sealed."""
     return {
         "id": r.id,
         "project_id": r.project_id,
@@ -286,11 +330,13 @@ def run_row(r: Run) -> dict[str, Any]:
         "ended_at": r.ended_at,
         "failed_step_id": r.failed_step_id,
         "http_status": r.http_status,
-        "results": values_to_json(r.results),
+        "results": seal_values(
+            values_to_json(r.results), r.definition.sensitive_results, box, r.id
+        ),
     }
 
 
-def run_from_row(row: Any, definition: WorkflowDefinition) -> Run:
+def run_from_row(row: Any, definition: WorkflowDefinition, box: SecretBox) -> Run:
     return Run(
         id=RunId(row.id),
         project_id=row.project_id,
@@ -306,11 +352,16 @@ def run_from_row(row: Any, definition: WorkflowDefinition) -> Run:
         ended_at=row.ended_at,
         failed_step_id=row.failed_step_id,
         http_status=row.http_status,
-        results=values_from_json(row.results),
+        results=values_from_json(open_values(row.results, box, row.id)),
     )
 
 
-def execution_row(e: Execution) -> dict[str, Any]:
+def execution_row(e: Execution, box: SecretBox, sensitive: Collection[str] = ()) -> dict[str, Any]:
+    """Outputs named in `sensitive` (the step's password-type outputs) sealed."""
+
+    def outputs(values: dict[str, Any] | None) -> dict[str, Any] | None:
+        return seal_values(values_to_json(values), sensitive, box, e.id)
+
     return {
         "id": e.id,
         "run_id": e.run_id,
@@ -327,10 +378,8 @@ def execution_row(e: Execution) -> dict[str, Any]:
         "dispatched_at": e.dispatched_at,
         "started_at": e.started_at,
         "ended_at": e.ended_at,
-        "outputs": values_to_json(e.outputs),
-        "outputs_list": None
-        if e.outputs_list is None
-        else [values_to_json(o) for o in e.outputs_list],
+        "outputs": outputs(e.outputs),
+        "outputs_list": None if e.outputs_list is None else [outputs(o) for o in e.outputs_list],
         "error": e.error,
         "traceback": e.traceback,
         "http_status": e.http_status,
@@ -348,7 +397,7 @@ def branch_from_json(doc: Any) -> Branch:
     return tuple((str(s), int(i)) for s, i in doc)
 
 
-def execution_from_row(row: Any) -> Execution:
+def execution_from_row(row: Any, box: SecretBox) -> Execution:
     outputs_list = row.outputs_list
     return Execution(
         id=ExecutionId(row.id),
@@ -366,10 +415,10 @@ def execution_from_row(row: Any) -> Execution:
         dispatched_at=row.dispatched_at,
         started_at=row.started_at,
         ended_at=row.ended_at,
-        outputs=values_from_json(row.outputs),
+        outputs=values_from_json(open_values(row.outputs, box, row.id)),
         outputs_list=None
         if outputs_list is None
-        else [values_from_json(o) or {} for o in outputs_list],
+        else [values_from_json(open_values(o, box, row.id)) or {} for o in outputs_list],
         error=row.error,
         traceback=row.traceback,
         http_status=row.http_status,

@@ -56,12 +56,12 @@ class SqlStateStore:
             ).all()
             per_run: dict[str, list[Execution]] = {r.id: [] for r in run_rows}
             for er in exec_rows:
-                per_run[er.run_id].append(execution_from_row(er))
+                per_run[er.run_id].append(execution_from_row(er, self._box))
             loaded: list[tuple[Run, list[Execution]]] = []
             for r in run_rows:
                 owner = by_id.get(r.deployment_id)
                 if owner is not None:
-                    loaded.append((run_from_row(r, owner.definition), per_run[r.id]))
+                    loaded.append((run_from_row(r, owner.definition, self._box), per_run[r.id]))
             state.runs = loaded
         return state
 

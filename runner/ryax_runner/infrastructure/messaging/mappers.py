@@ -58,8 +58,10 @@ def _source(value: studio_pb.InputValue) -> InputSource:
             return StaticInput(value=json.loads(value.static_json))
         except ValueError:
             return StaticInput(value=value.static_json)
-    if kind == "secret":
-        return SecretInput(name=value.secret.name, value=value.secret.value)
+    if kind == "secret":  # the value is fetched from the studio (studio_values.py)
+        return SecretInput(name=value.secret.name)
+    if kind == "sensitive":  # the value of a password-type input: fetched the same way
+        return SecretInput(name="")
     if kind == "reference":
         return ReferenceInput(
             step_id=value.reference.step_id, output_name=value.reference.output_name

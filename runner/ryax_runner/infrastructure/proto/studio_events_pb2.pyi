@@ -11,8 +11,10 @@ Transport: RabbitMQ, the studio's topic exchange; one protobuf message per AMQP 
 routing key = the message name (e.g. "WorkflowDeployRequested"). Delivery is at-least-once:
 the runner remembers `event_id`, and a repeated deployment_id is a no-op.
 
-WorkflowDeployRequested carries secret values in clear (see SecretValue): never log these
-messages whole, and store them only where secrets may be stored.
+No message carries a secret's value nor the value of a password-type input: those stay in
+studio, sealed, and the runner fetches them for a deployment over an authenticated internal
+call (GET /studio/internal/v1/deployments/{deployment_id}/values, with the shared internal
+token; never routed by the gateway). Events, outbox rows and dead letters hold no secret.
 """
 
 from collections import abc as _abc
@@ -34,8 +36,10 @@ DESCRIPTOR: _descriptor.FileDescriptor
 @_typing.final
 class WorkflowDeployRequested(_message.Message):
     """Sent by studio when a user deploys a workflow (`ryax workflow deploy`), after the deployment
-    request is committed. Carries the whole, validated definition so the runner needs nothing else
-    from the studio. The runner records a deployment and reports its progress with
+    request is committed. Carries the whole, validated definition; the values of its secrets and
+    password-type inputs (InputValue.secret, InputValue.sensitive) are not in it: the runner
+    fetches them once, when it records the deployment, from studio's internal route (which
+    answers them for this deployment_id only) and keeps them sealed with its own key. The runner records a deployment and reports its progress with
     WorkflowDeploymentStateChanged (same deployment_id).
     """
 
@@ -311,7 +315,9 @@ class IO(_message.Message):
     """
     optional: _builtins.bool
     default_value: _builtins.str
-    """The default value encoded as JSON text; absent = no default."""
+    """The default value encoded as JSON text; absent = no default. Never set for a "password"
+    input: its default, when it has one, is in Step.input_values as a SensitiveValue.
+    """
     origin: _builtins.str
     """For the fields of an http endpoint trigger (Trigger.fields, the trigger step's outputs):
     "body", "path" or "query"; unset otherwise.
@@ -359,13 +365,16 @@ class InputValue(_message.Message):
     REFERENCE_FIELD_NUMBER: _builtins.int
     STATIC_FILE_FIELD_NUMBER: _builtins.int
     STATIC_DIRECTORY_FIELD_NUMBER: _builtins.int
+    SENSITIVE_FIELD_NUMBER: _builtins.int
     input_name: _builtins.str
     """The input's name (IO.name)."""
     static_json: _builtins.str
     """A static value encoded as JSON text ("3", "\\"abc\\"", "true", "null", "{...}")."""
     @_builtins.property
     def secret(self) -> Global___SecretValue:
-        """A project secret, resolved by studio so the runner can pass it to the action."""
+        """A project secret, by name: its value (frozen when the deployment was requested) is
+        fetched by the runner from studio's internal route, never carried here.
+        """
 
     @_builtins.property
     def reference(self) -> Global___Reference:
@@ -379,6 +388,10 @@ class InputValue(_message.Message):
 
     @_builtins.property
     def static_directory(self) -> Global___FileRef: ...
+    @_builtins.property
+    def sensitive(self) -> Global___SensitiveValue:
+        """A static value of a password-type input: not carried here either; fetched like a secret."""
+
     def __init__(
         self,
         *,
@@ -388,12 +401,13 @@ class InputValue(_message.Message):
         reference: Global___Reference | None = ...,
         static_file: Global___FileRef | None = ...,
         static_directory: Global___FileRef | None = ...,
+        sensitive: Global___SensitiveValue | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["reference", b"reference", "secret", b"secret", "source", b"source", "static_directory", b"static_directory", "static_file", b"static_file", "static_json", b"static_json"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reference", b"reference", "secret", b"secret", "sensitive", b"sensitive", "source", b"source", "static_directory", b"static_directory", "static_file", b"static_file", "static_json", b"static_json"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["input_name", b"input_name", "reference", b"reference", "secret", b"secret", "source", b"source", "static_directory", b"static_directory", "static_file", b"static_file", "static_json", b"static_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["input_name", b"input_name", "reference", b"reference", "secret", b"secret", "sensitive", b"sensitive", "source", b"source", "static_directory", b"static_directory", "static_file", b"static_file", "static_json", b"static_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_source: _TypeAlias = _typing.Literal["static_json", "secret", "reference", "static_file", "static_directory"]  # noqa: Y015
+    _WhichOneofReturnType_source: _TypeAlias = _typing.Literal["static_json", "secret", "reference", "static_file", "static_directory", "sensitive"]  # noqa: Y015
     _WhichOneofArgType_source: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_source) -> _WhichOneofReturnType_source | None: ...
 
@@ -401,28 +415,42 @@ Global___InputValue: _TypeAlias = InputValue  # noqa: Y015
 
 @_typing.final
 class SecretValue(_message.Message):
-    """A secret's value, in clear. Never log it."""
+    """A project secret used by an input. Its value is not in the message."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
-    VALUE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The secret's name in the project (for display and audit)."""
-    value: _builtins.str
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
-        value: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SecretValue: _TypeAlias = SecretValue  # noqa: Y015
+
+@_typing.final
+class SensitiveValue(_message.Message):
+    """The static value of a password-type input, kept out of the message (fetched like secrets)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SensitiveValue: _TypeAlias = SensitiveValue  # noqa: Y015
 
 @_typing.final
 class Reference(_message.Message):

@@ -19,6 +19,7 @@ from ...domain.deployment import Deployment, Secret, Snapshot
 from ...domain.errors import DomainError, InvalidInput, InvalidWorkflow
 from ...domain.problems import Problem
 from ...domain.workflow import (
+    MASK,
     InputValue,
     Position,
     ReferenceValue,
@@ -41,6 +42,9 @@ P = "/v1/projects/{project}"
 W = P + "/workflows/{workflow}"
 S = W + "/steps/{step}"
 YAML = "application/yaml"
+#: The largest JSON body of a route (a secret or a static value is at most 64 KiB); YAML
+#: documents take MAX_DOCUMENT_BYTES (app.py: the per-route limits).
+JSON_BODY_BYTES = 256 * 1024
 
 
 class Strict(BaseModel):
@@ -94,6 +98,8 @@ class ActionsOut(BaseModel):
 
 
 def _io(io: IO) -> IOOut:
+    """A password's default is shown as MASK."""
+    hidden = io.type is IOType.PASSWORD and io.has_default
     return IOOut(
         name=io.name,
         type=io.type,
@@ -102,7 +108,7 @@ def _io(io: IO) -> IOOut:
         optional=io.optional,
         enum_values=list(io.enum_values),
         has_default=io.has_default,
-        default=io.default,
+        default=MASK if hidden else io.default,
         origin=io.origin,
     )
 
@@ -395,8 +401,9 @@ ERRORS = ErrorMapping(base=DomainError, statuses={InvalidWorkflow: 422}, extra=p
 
 
 def _value(v: InputValue) -> InputValueOut:
+    """A sensitive value (the static value of a password-type input) is shown as MASK."""
     if isinstance(v, StaticValue):
-        return InputValueOut(static=v.value)
+        return InputValueOut(static=v.shown())
     if isinstance(v, SecretValue):
         return InputValueOut(secret=v.name)
     return InputValueOut(reference=ReferenceModel(step=v.step_id, output=v.output))
@@ -656,7 +663,7 @@ async def list_secrets(request: web.Request) -> web.Response:
 )
 async def create_secret(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_json(request, SecretIn)
+    body = await read_json(request, SecretIn, limit=JSON_BODY_BYTES)
     secret, _ = await request.app[SECRETS].put(project, body.name, body.value, create_only=True)
     return _json(_secret(secret), 201)
 
@@ -671,7 +678,7 @@ async def create_secret(request: web.Request) -> web.Response:
 )
 async def put_secret(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_json(request, SecretValueIn)
+    body = await read_json(request, SecretValueIn, limit=JSON_BODY_BYTES)
     secret, created = await request.app[SECRETS].put(
         project, request.match_info["name"], body.value
     )
@@ -717,7 +724,7 @@ async def list_workflows(request: web.Request) -> web.Response:
 )
 async def create_workflow(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_json(request, WorkflowIn)
+    body = await read_json(request, WorkflowIn, limit=JSON_BODY_BYTES)
     view = await request.app[WORKFLOWS].create(project, body.name, body.description)
     return _json(_workflow(view), 201)
 
@@ -778,7 +785,7 @@ async def show_workflow(request: web.Request) -> web.Response:
 )
 async def update_workflow(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_json(request, WorkflowPatch)
+    body = await read_json(request, WorkflowPatch, limit=JSON_BODY_BYTES)
     view = await request.app[WORKFLOWS].update(
         project, request.match_info["workflow"], body.name, body.description
     )
@@ -809,7 +816,7 @@ async def delete_workflow(request: web.Request) -> web.Response:
 )
 async def copy_workflow(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_json(request, CopyIn)
+    body = await read_json(request, CopyIn, limit=JSON_BODY_BYTES)
     view = await request.app[WORKFLOWS].copy(project, request.match_info["workflow"], body.name)
     return _json(_workflow(view), 201)
 
@@ -878,7 +885,7 @@ async def replace_workflow(request: web.Request) -> web.Response:
 )
 async def add_step(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_json(request, StepIn)
+    body = await read_json(request, StepIn, limit=JSON_BODY_BYTES)
     view = await request.app[WORKFLOWS].add_step(
         project,
         request.match_info["workflow"],
@@ -901,7 +908,7 @@ async def add_step(request: web.Request) -> web.Response:
 )
 async def update_step(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_json(request, StepPatch)
+    body = await read_json(request, StepPatch, limit=JSON_BODY_BYTES)
     view = await request.app[WORKFLOWS].update_step(
         project,
         request.match_info["workflow"],
@@ -939,7 +946,7 @@ async def remove_step(request: web.Request) -> web.Response:
 )
 async def set_input(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_json(request, InputValueModel)
+    body = await read_json(request, InputValueModel, limit=JSON_BODY_BYTES)
     view = await request.app[WORKFLOWS].set_input(
         project,
         request.match_info["workflow"],
@@ -979,7 +986,7 @@ async def unset_input(request: web.Request) -> web.Response:
 )
 async def set_outputs(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_json(request, OutputsIn)
+    body = await read_json(request, OutputsIn, limit=JSON_BODY_BYTES)
     outputs = tuple(
         IO(
             name=o.name,
@@ -1008,7 +1015,7 @@ async def set_outputs(request: web.Request) -> web.Response:
 )
 async def set_settings(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_json(request, SettingsModel)
+    body = await read_json(request, SettingsModel, limit=JSON_BODY_BYTES)
     r = body.resources
     settings = StepSettings(
         timeout_seconds=body.timeout_seconds,
@@ -1039,7 +1046,7 @@ async def set_settings(request: web.Request) -> web.Response:
 )
 async def add_link(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_json(request, LinkIn)
+    body = await read_json(request, LinkIn, limit=JSON_BODY_BYTES)
     view = await request.app[WORKFLOWS].add_link(
         project, request.match_info["workflow"], body.from_step, body.to
     )
@@ -1070,7 +1077,7 @@ async def remove_link(request: web.Request) -> web.Response:
 )
 async def set_results(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    body = await read_json(request, ResultsIn)
+    body = await read_json(request, ResultsIn, limit=JSON_BODY_BYTES)
     results = [WorkflowResult(key=r.key, step_id=r.step, output=r.output) for r in body.results]
     view = await request.app[WORKFLOWS].set_results(
         project, request.match_info["workflow"], results

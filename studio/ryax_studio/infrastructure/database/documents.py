@@ -1,9 +1,14 @@
-"""Domain objects <-> the JSON documents stored in the database (lossless both ways)."""
+"""Domain objects <-> the JSON documents stored in the database (lossless both ways).
+
+A sensitive value (the static value of a password-type input) is stored sealed,
+`{"sealed": <token>}` (bound to the project), never in clear.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from ...domain.actions import (
     IO,
@@ -30,6 +35,12 @@ from ...domain.workflow import (
 )
 
 Doc = dict[str, Any]
+
+
+class ValueBox(Protocol):
+    def seal_value(self, project_id: str, value: JsonValue) -> str: ...
+
+    def open_value(self, project_id: str, token: str) -> JsonValue: ...
 
 
 def io_to_doc(io: IO) -> Doc:
@@ -80,7 +91,9 @@ def resources_from_doc(doc: Doc) -> Resources:
     )
 
 
-def value_to_doc(value: InputValue) -> Doc:
+def value_to_doc(value: InputValue, box: ValueBox, project_id: str) -> Doc:
+    if isinstance(value, StaticValue) and value.sensitive:
+        return {"sealed": box.seal_value(project_id, value.value)}
     if isinstance(value, StaticValue):
         return {"static": value.value}
     if isinstance(value, SecretValue):
@@ -88,7 +101,9 @@ def value_to_doc(value: InputValue) -> Doc:
     return {"reference": {"step": value.step_id, "output": value.output}}
 
 
-def value_from_doc(doc: Doc) -> InputValue:
+def value_from_doc(doc: Doc, box: ValueBox, project_id: str) -> InputValue:
+    if "sealed" in doc:
+        return StaticValue(value=box.open_value(project_id, doc["sealed"]), sensitive=True)
     if "static" in doc:
         return StaticValue(value=cast(JsonValue, doc["static"]))
     if "secret" in doc:
@@ -119,7 +134,7 @@ def settings_from_doc(doc: Doc) -> StepSettings:
     )
 
 
-def step_to_doc(step: Step) -> Doc:
+def step_to_doc(step: Step, box: ValueBox, project_id: str) -> Doc:
     return {
         "id": step.id,
         "action_id": step.action.action_id,
@@ -127,21 +142,21 @@ def step_to_doc(step: Step) -> Doc:
         "human_name": step.human_name,
         "position": None if step.position is None else {"x": step.position.x, "y": step.position.y},
         # A list of pairs: the order the inputs were given in is part of the definition.
-        "inputs": [[name, value_to_doc(v)] for name, v in step.inputs.items()],
+        "inputs": [[name, value_to_doc(v, box, project_id)] for name, v in step.inputs.items()],
         "outputs": [io_to_doc(o) for o in step.outputs],
         "streams_to": list(step.streams_to),
         "settings": settings_to_doc(step.settings),
     }
 
 
-def step_from_doc(doc: Doc) -> Step:
+def step_from_doc(doc: Doc, box: ValueBox, project_id: str) -> Step:
     position = doc.get("position")
     return Step(
         id=doc["id"],
         action=ActionRef(action_id=doc["action_id"], version=doc["version"]),
         human_name=doc.get("human_name"),
         position=Position(x=position["x"], y=position["y"]) if position else None,
-        inputs={name: value_from_doc(v) for name, v in doc.get("inputs", [])},
+        inputs={name: value_from_doc(v, box, project_id) for name, v in doc.get("inputs", [])},
         outputs=tuple(io_from_doc(o) for o in doc.get("outputs", [])),
         streams_to=list(doc.get("streams_to", [])),
         settings=settings_from_doc(doc.get("settings") or {}),
@@ -156,28 +171,34 @@ def result_from_doc(doc: Doc) -> WorkflowResult:
     return WorkflowResult(key=doc["key"], step_id=doc["step"], output=doc["output"])
 
 
-def definition_to_doc(w: Workflow) -> Doc:
+def definition_to_doc(w: Workflow, box: ValueBox) -> Doc:
     return {
-        "steps": [step_to_doc(s) for s in w.steps],
+        "steps": [step_to_doc(s, box, w.project_id) for s in w.steps],
         "results": [result_to_doc(r) for r in w.results],
     }
 
 
-def workflow_from_row(row: Any) -> Workflow:
+def workflow_from_row(row: Any, box: ValueBox) -> Workflow:
     definition = row.definition
     return Workflow(
         id=WorkflowId(row.id),
         project_id=ProjectId(row.project_id),
         name=row.name,
         description=row.description,
-        steps=[step_from_doc(s) for s in definition.get("steps", [])],
+        steps=[step_from_doc(s, box, row.project_id) for s in definition.get("steps", [])],
         results=[result_from_doc(r) for r in definition.get("results", [])],
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
 
 
-def snapshot_to_doc(s: Snapshot) -> Doc:
+def _without_password_default(io: IO) -> IO:
+    if io.type is IOType.PASSWORD and io.has_default:
+        return dataclasses.replace(io, has_default=False, default=None)
+    return io
+
+
+def snapshot_to_doc(s: Snapshot, box: ValueBox) -> Doc:
     return {
         "description": s.description,
         "steps": [
@@ -189,9 +210,12 @@ def snapshot_to_doc(s: Snapshot) -> Doc:
                 "action_kind": str(st.action_kind),
                 "artefact_key": st.artefact_key,
                 "artefact_sha256": st.artefact_sha256,
-                "inputs": [io_to_doc(i) for i in st.inputs],
+                # A password's default is kept with the values (sealed), not in clear here.
+                "inputs": [io_to_doc(_without_password_default(i)) for i in st.inputs],
                 "outputs": [io_to_doc(o) for o in st.outputs],
-                "input_values": [[n, value_to_doc(v)] for n, v in st.input_values],
+                "input_values": [
+                    [n, value_to_doc(v, box, s.project_id)] for n, v in st.input_values
+                ],
                 "parent_step_ids": list(st.parent_step_ids),
                 "settings": settings_to_doc(st.settings),
             }
@@ -206,12 +230,12 @@ def snapshot_to_doc(s: Snapshot) -> Doc:
             "description": s.definition.description,
             "created_at": s.definition.created_at.isoformat(),
             "updated_at": s.definition.updated_at.isoformat(),
-            **definition_to_doc(s.definition),
+            **definition_to_doc(s.definition, box),
         },
     }
 
 
-def snapshot_from_row(row: Any) -> Snapshot:
+def snapshot_from_row(row: Any, box: ValueBox) -> Snapshot:
     doc = row.document
     d = doc["definition"]
     definition = Workflow(
@@ -219,7 +243,7 @@ def snapshot_from_row(row: Any) -> Snapshot:
         project_id=ProjectId(row.project_id),
         name=d["name"],
         description=d["description"],
-        steps=[step_from_doc(s) for s in d["steps"]],
+        steps=[step_from_doc(s, box, row.project_id) for s in d["steps"]],
         results=[result_from_doc(r) for r in d["results"]],
         created_at=datetime.fromisoformat(d["created_at"]),
         updated_at=datetime.fromisoformat(d["updated_at"]),
@@ -242,7 +266,9 @@ def snapshot_from_row(row: Any) -> Snapshot:
                 artefact_sha256=st["artefact_sha256"],
                 inputs=tuple(io_from_doc(i) for i in st["inputs"]),
                 outputs=tuple(io_from_doc(o) for o in st["outputs"]),
-                input_values=tuple((n, value_from_doc(v)) for n, v in st["input_values"]),
+                input_values=tuple(
+                    (n, value_from_doc(v, box, row.project_id)) for n, v in st["input_values"]
+                ),
                 parent_step_ids=tuple(st["parent_step_ids"]),
                 settings=settings_from_doc(st["settings"]),
             )

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ...domain.actions import ActionKind, ActionVersion, ProjectId
+from ...domain.actions import ActionKind, ActionVersion, JsonValue, ProjectId
 from ...domain.deployment import (
     Deployment,
     DeploymentId,
@@ -18,8 +19,10 @@ from ...domain.deployment import (
     Snapshot,
     SnapshotId,
 )
-from ...domain.workflow import Workflow, WorkflowId
+from ...domain.errors import TooLarge
+from ...domain.workflow import MAX_DEFINITION_BYTES, Workflow, WorkflowId
 from .documents import (
+    ValueBox,
     definition_to_doc,
     io_from_doc,
     io_to_doc,
@@ -29,7 +32,15 @@ from .documents import (
     snapshot_to_doc,
     workflow_from_row,
 )
-from .tables import ACTIVE_STATES_SQL, actions, deployments, secrets, snapshots, workflows
+from .tables import (
+    ACTIVE_STATES_SQL,
+    actions,
+    deployment_values,
+    deployments,
+    secrets,
+    snapshots,
+    workflows,
+)
 
 
 def _action(row: Any) -> ActionVersion:
@@ -140,14 +151,15 @@ class SqlAlchemyActionRepository:
 
 
 class SqlAlchemyWorkflowRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, box: ValueBox) -> None:
         self._session = session
+        self._box = box
         self.seen: dict[WorkflowId, Workflow] = {}
 
     def _track(self, row: Any) -> Workflow | None:
         if row is None:
             return None
-        workflow = workflow_from_row(row)
+        workflow = workflow_from_row(row, self._box)
         self.seen[workflow.id] = workflow
         return workflow
 
@@ -182,7 +194,7 @@ class SqlAlchemyWorkflowRepository:
                 .order_by(workflows.c.name)
             )
         ).all()
-        return [workflow_from_row(r) for r in rows]
+        return [workflow_from_row(r, self._box) for r in rows]
 
     async def delete(self, workflow: Workflow) -> None:
         self.seen.pop(workflow.id, None)
@@ -190,12 +202,19 @@ class SqlAlchemyWorkflowRepository:
 
     async def save(self) -> None:
         for w in self.seen.values():
+            definition = definition_to_doc(w, self._box)
+            size = len(json.dumps(definition).encode()) + len(w.description.encode())
+            if size > MAX_DEFINITION_BYTES:
+                raise TooLarge(
+                    f"workflow {w.name!r}: its definition is {size} bytes, more than the "
+                    f"{MAX_DEFINITION_BYTES} bytes a workflow may hold"
+                )
             values = {
                 "id": w.id,
                 "project_id": w.project_id,
                 "name": w.name,
                 "description": w.description,
-                "definition": definition_to_doc(w),
+                "definition": definition,
                 "created_at": w.created_at,
                 "updated_at": w.updated_at,
             }
@@ -261,8 +280,9 @@ class SqlAlchemySecretRepository:
 
 
 class SqlAlchemySnapshotRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, box: ValueBox) -> None:
         self._session = session
+        self._box = box
 
     async def add(self, snapshot: Snapshot) -> None:
         await self._session.execute(
@@ -272,7 +292,7 @@ class SqlAlchemySnapshotRepository:
                 workflow_id=snapshot.workflow_id,
                 workflow_name=snapshot.workflow_name,
                 created_at=snapshot.created_at,
-                document=snapshot_to_doc(snapshot),
+                document=snapshot_to_doc(snapshot, self._box),
             )
         )
 
@@ -284,7 +304,7 @@ class SqlAlchemySnapshotRepository:
                 )
             )
         ).first()
-        return snapshot_from_row(row) if row else None
+        return snapshot_from_row(row, self._box) if row else None
 
     async def list_for_workflow(
         self, project_id: ProjectId, workflow_id: WorkflowId
@@ -296,7 +316,7 @@ class SqlAlchemySnapshotRepository:
                 .order_by(snapshots.c.created_at.desc())
             )
         ).all()
-        return [snapshot_from_row(r) for r in rows]
+        return [snapshot_from_row(r, self._box) for r in rows]
 
 
 def _deployment(row: Any) -> Deployment:
@@ -314,9 +334,20 @@ def _deployment(row: Any) -> Deployment:
     )
 
 
+class DeploymentValuesBox(Protocol):
+    def seal_deployment_values(
+        self, deployment_id: str, values: Mapping[tuple[str, str], JsonValue]
+    ) -> bytes: ...
+
+    def open_deployment_values(
+        self, deployment_id: str, sealed: bytes
+    ) -> dict[tuple[str, str], JsonValue]: ...
+
+
 class SqlAlchemyDeploymentRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, box: DeploymentValuesBox) -> None:
         self._session = session
+        self._box = box
         self.seen: dict[DeploymentId, Deployment] = {}
 
     def _track(self, rows: Iterable[Any]) -> list[Deployment]:
@@ -399,3 +430,25 @@ class SqlAlchemyDeploymentRepository:
             await self._session.execute(
                 stmt.on_conflict_do_update(index_elements=[deployments.c.id], set_=values)
             )
+            if d.values:
+                # Sealed, bound to the deployment; written once, with the request.
+                await self._session.execute(
+                    insert(deployment_values)
+                    .values(
+                        deployment_id=d.id,
+                        sealed=self._box.seal_deployment_values(d.id, d.values),
+                        created_at=d.requested_at,
+                    )
+                    .on_conflict_do_nothing(index_elements=[deployment_values.c.deployment_id])
+                )
+                d.values = None
+
+    async def values_of(self, deployment_id: DeploymentId) -> dict[tuple[str, str], JsonValue]:
+        sealed = (
+            await self._session.execute(
+                sa.select(deployment_values.c.sealed).where(
+                    deployment_values.c.deployment_id == deployment_id
+                )
+            )
+        ).scalar_one_or_none()
+        return {} if sealed is None else self._box.open_deployment_values(deployment_id, sealed)

@@ -99,5 +99,15 @@ deployments = sa.Table(
     ),
 )
 
+#: The values a deployment was requested with (its secrets and password-type inputs), sealed
+#: and bound to the deployment (migration 0003): given to the runner on the internal route.
+deployment_values = sa.Table(
+    "deployment_values",
+    metadata,
+    sa.Column("deployment_id", sa.String(36), sa.ForeignKey("deployments.id"), primary_key=True),
+    sa.Column("sealed", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 outbox = outbox_table(metadata)
 processed_messages = processed_messages_table(metadata)

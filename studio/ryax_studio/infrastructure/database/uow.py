@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ryax_kit.database import SqlAlchemyUnitOfWorkBase
 from ryax_kit.messaging import OutgoingMessage
 
 from ...domain.errors import Conflict
 from ..messaging.mappers import event_to_message
+from ..security import AesGcmSecretCipher
 from .repositories import (
     SqlAlchemyActionRepository,
     SqlAlchemyDeploymentRepository,
@@ -34,12 +35,22 @@ class SqlAlchemyUnitOfWork(SqlAlchemyUnitOfWorkBase):
     snapshots: SqlAlchemySnapshotRepository
     deployments: SqlAlchemyDeploymentRepository
 
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        cipher: AesGcmSecretCipher,
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(session_factory, after_commit)
+        #: Seals sensitive values in documents and the values of deployments.
+        self._cipher = cipher
+
     def open_repositories(self, session: AsyncSession) -> None:
         self.actions = SqlAlchemyActionRepository(session)
-        self.workflows = SqlAlchemyWorkflowRepository(session)
+        self.workflows = SqlAlchemyWorkflowRepository(session, self._cipher)
         self.secrets = SqlAlchemySecretRepository(session)
-        self.snapshots = SqlAlchemySnapshotRepository(session)
-        self.deployments = SqlAlchemyDeploymentRepository(session)
+        self.snapshots = SqlAlchemySnapshotRepository(session, self._cipher)
+        self.deployments = SqlAlchemyDeploymentRepository(session, self._cipher)
 
     async def save(self) -> Sequence[OutgoingMessage]:
         await self.workflows.save()

@@ -145,7 +145,8 @@ def _io_to_proto(io: IO) -> studio_pb.IO:
         optional=io.optional,
         enum_values=list(io.enum_values),
     )
-    if io.has_default:
+    # A password's default never travels: the snapshot's values hold it, as a sensitive value.
+    if io.has_default and io.type is not IOType.PASSWORD:
         out.default_value = json.dumps(io.default)
     if io.origin is not None:
         out.origin = str(io.origin)
@@ -175,16 +176,18 @@ def _settings(s: StepSettings) -> studio_pb.StepSettings:
     )
 
 
-def snapshot_to_proto(
-    snapshot: Snapshot, secret_values: dict[str, str] | None = None
-) -> studio_pb.WorkflowSnapshot:
-    """The whole deployed definition; secret values are filled from `secret_values`."""
-    values = secret_values or {}
+def snapshot_to_proto(snapshot: Snapshot) -> studio_pb.WorkflowSnapshot:
+    """The whole deployed definition, without any secret nor password value: those are named
+    (`secret`) or marked (`sensitive`), and the runner fetches them on the internal route."""
     steps = []
     for st in snapshot.steps:
         input_values = []
         for name, value in st.input_values:
-            if isinstance(value, StaticValue):
+            if isinstance(value, StaticValue) and value.sensitive:
+                input_values.append(
+                    studio_pb.InputValue(input_name=name, sensitive=studio_pb.SensitiveValue())
+                )
+            elif isinstance(value, StaticValue):
                 input_values.append(
                     studio_pb.InputValue(
                         input_name=name, static_json=json.dumps(value.value, ensure_ascii=False)
@@ -194,9 +197,7 @@ def snapshot_to_proto(
                 input_values.append(
                     studio_pb.InputValue(
                         input_name=name,
-                        secret=studio_pb.SecretValue(
-                            name=value.name, value=values.get(value.name, "")
-                        ),
+                        secret=studio_pb.SecretValue(name=value.name),
                     )
                 )
             elif isinstance(value, ReferenceValue):
@@ -247,7 +248,7 @@ def deploy_requested_to_proto(event: WorkflowDeployRequested) -> studio_pb.Workf
         workflow_id=event.workflow_id,
         workflow_name=event.workflow_name,
         snapshot_id=event.snapshot.id,
-        snapshot=snapshot_to_proto(event.snapshot, dict(event.secret_values)),
+        snapshot=snapshot_to_proto(event.snapshot),
         requested_by=event.requested_by,
         requested_at=_timestamp(event.requested_at),
     )

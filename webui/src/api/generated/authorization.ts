@@ -20,6 +20,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/authorization/.well-known/jwks.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The public keys that verify access tokens (JWKS, Ed25519 with kid): the current one and those kept while a key is rotated */
+        get: operations["get_authorization_well_known_jwks_json"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/authorization/v1/logout": {
         parameters: {
             query?: never;
@@ -242,6 +259,47 @@ export interface components {
             expires_at: string;
             user: components["schemas"]["UserOut"];
         };
+        /** JwkOut */
+        JwkOut: {
+            /**
+             * Kty
+             * @constant
+             */
+            kty: "OKP";
+            /**
+             * Crv
+             * @constant
+             */
+            crv: "Ed25519";
+            /**
+             * X
+             * @description the public key, base64url
+             */
+            x: string;
+            /**
+             * Kid
+             * @description the key id access tokens name in their header
+             */
+            kid: string;
+            /**
+             * Alg
+             * @constant
+             */
+            alg: "EdDSA";
+            /**
+             * Use
+             * @constant
+             */
+            use: "sig";
+        };
+        /** JwksOut */
+        JwksOut: {
+            /**
+             * Keys
+             * @description the current key first, then previous ones
+             */
+            keys: components["schemas"]["JwkOut"][];
+        };
         /** MemberOut */
         MemberOut: {
             /** User Id */
@@ -422,6 +480,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LoginOut"];
+                };
+            };
+            /** @description invalid input, the detail names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_authorization_well_known_jwks_json: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JwksOut"];
                 };
             };
             /** @description invalid input, the detail names the field */

@@ -1153,7 +1153,7 @@ export interface operations {
                 mode?: "sync" | "async";
                 /** @description sync: seconds to wait for the run (default RYAX_RUNNER_SYNC_TIMEOUT) */
                 timeout?: number;
-                /** @description an http(s) URL the final result is POSTed to (as JSON) */
+                /** @description an http(s) URL the final result is POSTed to (as JSON); its host must resolve to public addresses only (unless allowed by RYAX_OUTBOUND_ALLOW); redirects are not followed */
                 callback_url?: string;
             };
             header?: never;
@@ -1223,7 +1223,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the request exceeds RYAX_RUNNER_MAX_UPLOAD_BYTES */
+            /** @description a JSON body over RYAX_RUNNER_MAX_JSON_BYTES, a file over RYAX_RUNNER_MAX_UPLOAD_BYTES, or a multipart body over RYAX_RUNNER_MAX_UPLOAD_TOTAL_BYTES */
             413: {
                 headers: {
                     [name: string]: unknown;

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
 import stat
@@ -94,7 +95,17 @@ def _unpack(archive: Path, tree: Path) -> None:
     run_sh = tree / "run.sh"
     if not run_sh.is_file():
         raise tarfile.TarError("no run.sh at the root of the artefact")
-    run_sh.chmod(run_sh.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    # Read-only for everyone: the sandboxed action's user reads it, nobody writes it.
+    for folder, dirs, files in os.walk(tree):
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), 0o755)
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                mode = os.stat(path).st_mode
+                os.chmod(path, 0o755 if mode & stat.S_IXUSR else 0o644)
+    tree.chmod(0o755)
+    run_sh.chmod(0o755)
     manifest = tree / "manifest.json"
     if manifest.is_file():
         try:

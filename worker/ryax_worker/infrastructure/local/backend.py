@@ -1,4 +1,5 @@
-"""The `local` site backend: one long-running action-wrapper process per deployed step.
+"""The `local` site backend: one long-running action-wrapper process per deployed step, each in
+its sandbox (sandbox.py) with the limits of its step's resources.
 
 A step's process is supervised: if it dies (or stops answering health checks) it is started
 again after a backoff; after too many consecutive failures the backend gives up and the step is
@@ -6,6 +7,10 @@ reported FAILED. Executions of one step run one at a time (a queue per process).
 timing out an execution kills its process (SIGKILL to the process group) and starts a fresh one:
 user code in a thread cannot be interrupted, and a process that still runs it must not take the
 next execution.
+
+Paths cross the sandbox's edge here: inputs and the work directory go in as the action sees them,
+file outputs come back as host paths; an output that is none of the action's folders fails the
+execution naming it (the worker checks the host path again before publishing: staging.py).
 """
 
 from __future__ import annotations
@@ -13,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
+import os
 import shutil
 import signal
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -27,19 +32,33 @@ from grpc import aio
 
 from ...application.ports import (
     ActionEvent,
+    ActionLog,
+    ActionNewRun,
     ActionResult,
     ActionRunRequest,
     ActionStarted,
+    ActionStatus,
     StepListener,
 )
-from ...domain.errors import ActionCrashed, ActionUnavailable, DeploymentFailed
-from ...domain.model import DeployStep, LogStream, RestartPolicy, StepRef
+from ...domain.errors import ActionCrashed, ActionUnavailable, DeploymentFailed, OutputRefused
+from ...domain.model import (
+    DeployStep,
+    FileRef,
+    LogStream,
+    RestartPolicy,
+    StepRef,
+    Values,
+    step_dir_parts,
+)
 from ..grpc.mappers import init_request_to_proto, run_reply_from_proto, run_request_to_proto
 from .artefacts import ArtefactCache
+from .cgroups import Cgroups
 from .process import PID_FILE, ActionProcess, ProcessOptions, kill_leftover
+from .sandbox import Layout, Limits, SandboxState, probe
 
 log = logging.getLogger(__name__)
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+#: How often a run's CPU time and process count are checked against its limits.
+LIMIT_WATCH_SECONDS = 0.2
 _BROKEN_CALL = {
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.CANCELLED,
@@ -59,9 +78,50 @@ class _NullListener:
         del ref, stream, line
 
 
-def _segment(text: str) -> str:
-    cleaned = _UNSAFE.sub("_", text)
-    return cleaned if cleaned.strip(".") else "_"
+def _map_values(values: Values, layout: Layout) -> Values:
+    """File values given by the action (paths it sees) as host paths; OutputRefused for a path
+    that is none of its folders."""
+    mapped: Values = dict(values)
+    for name, value in values.items():
+        if isinstance(value, FileRef):
+            host = layout.outside(value.key)
+            if host is None:
+                raise OutputRefused(name, value.key)
+            mapped[name] = replace(value, key=str(host))
+    return mapped
+
+
+def _to_sandbox(values: Values, inside: Callable[[Path], str]) -> Values:
+    return {
+        name: replace(value, key=inside(Path(value.key))) if isinstance(value, FileRef) else value
+        for name, value in values.items()
+    }
+
+
+def _give(path: Path, uid: int, gid: int) -> None:
+    """Hand a file or folder of a run (and what it holds) to the action's user."""
+    os.chown(path, uid, gid, follow_symlinks=False)
+    if path.is_dir() and not path.is_symlink():
+        for folder, dirs, files in os.walk(path):
+            for name in (*dirs, *files):
+                os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
+
+
+def _limit_reason(result: ActionResult, limits: Limits) -> ActionResult:
+    """A failure the limits caused says so."""
+    text = f"{result.error}\n{result.traceback}"
+    if limits.memory_bytes and "MemoryError" in text:
+        return replace(
+            result, error=f"memory limit of {limits.memory_text()} exceeded ({result.error})"
+        )
+    if limits.max_processes and (
+        "Resource temporarily unavailable" in text or "BlockingIOError" in text
+    ):
+        return replace(
+            result,
+            error=f"process limit of {limits.max_processes} reached ({result.error})",
+        )
+    return result
 
 
 class StepInstance:
@@ -73,6 +133,7 @@ class StepInstance:
         spec: DeployStep,
         artefact_dir: Path,
         instance_dir: Path,
+        executions_dir: Path,
         options: ProcessOptions,
         policy: RestartPolicy,
         backend: LocalBackend,
@@ -80,7 +141,14 @@ class StepInstance:
         self.spec = spec
         self._artefact_dir = artefact_dir
         self._instance_dir = instance_dir
+        self._executions_dir = executions_dir
         self._options = options
+        self.limits = Limits(
+            memory_bytes=spec.resources.memory_bytes,
+            cpu=spec.resources.cpu,
+            time_seconds=0.0 if spec.is_trigger else spec.resources.time_seconds,
+            max_processes=options.sandbox.max_processes,
+        )
         self._policy = policy
         self._backend = backend
         self.process: ActionProcess | None = None
@@ -114,10 +182,13 @@ class StepInstance:
             ref=self.ref,
             artefact_dir=self._artefact_dir,
             instance_dir=self._instance_dir,
+            executions_dir=self._executions_dir,
             options=self._options,
+            limits=self.limits,
             on_line=lambda stream, line: listener.step_log(self.ref, stream, line),
         )
-        await process.start(init_request_to_proto(self.spec, self._artefact_dir / "code"))
+        code = Path(process.sandbox_path(self._artefact_dir / "code"))
+        await process.start(init_request_to_proto(self.spec, code))
         return process
 
     async def _set_ready(self, ready: bool) -> None:
@@ -216,6 +287,7 @@ class StepInstance:
             with contextlib.suppress(BaseException):
                 await stopper
         shutil.rmtree(self._instance_dir, ignore_errors=True)
+        shutil.rmtree(self._executions_dir, ignore_errors=True)
 
     async def restart(self, reason: str) -> None:
         """Replace a running process by a fresh one, counted as a failure (a trigger ended)."""
@@ -257,30 +329,87 @@ class StepInstance:
                     return self.process
                 await self._changed.wait()
 
+    def _hand_over(self, request: ActionRunRequest) -> None:
+        """The run's work folder and inputs become the action's user's (under the sandbox)."""
+        sandbox = self._options.sandbox
+        if not sandbox.drops_to_uid:
+            return
+        _give(request.work_dir, sandbox.uid, sandbox.gid)
+        for value in request.inputs.values():
+            if isinstance(value, FileRef):
+                path = Path(value.key)
+                _give(path, sandbox.uid, sandbox.gid)
+                for parent in path.parents:
+                    if parent == self._executions_dir or not parent.is_relative_to(
+                        self._executions_dir
+                    ):
+                        break
+                    parent.chmod(0o755)  # the worker's, but the action must go through
+
+    def _from_sandbox(self, event: ActionEvent, layout: Layout) -> ActionEvent:
+        """Paths the action gave, as host paths; a path out of its folders is refused."""
+        if isinstance(event, ActionResult):
+            try:
+                return replace(
+                    event,
+                    outputs=_map_values(event.outputs, layout),
+                    outputs_list=tuple(_map_values(v, layout) for v in event.outputs_list),
+                )
+            except OutputRefused as refused:
+                return replace(
+                    event,
+                    status=ActionStatus.FAILED,
+                    outputs={},
+                    outputs_list=(),
+                    error=refused.detail,
+                    traceback="",
+                )
+        if isinstance(event, ActionNewRun):
+            try:
+                return replace(event, outputs=_map_values(event.outputs, layout))
+            except OutputRefused as refused:
+                return ActionLog(
+                    stream=LogStream.STDERR,
+                    line=f"ryax: new run dropped: {refused.detail}",
+                    at=event.at,
+                )
+        return event
+
     async def run(self, request: ActionRunRequest) -> AsyncGenerator[ActionEvent, None]:
         async with self._run_lock:
             process = await self._await_ready()
             stub = process.stub
             assert stub is not None
+            await asyncio.to_thread(self._hand_over, request)
             yield ActionStarted()
             process.reset_peak_memory()
             cpu_before = process.cpu_seconds()
+            watch = asyncio.create_task(self._watch_limits(process, cpu_before))
             call = stub.Run(
-                run_request_to_proto(request.execution_id, request.inputs, request.work_dir)
+                run_request_to_proto(
+                    request.execution_id,
+                    _to_sandbox(request.inputs, process.layout.inside),
+                    Path(process.sandbox_path(request.work_dir)),
+                )
             )
             settled = False
+            replace_because = ""
             try:
                 async for reply in call:
                     event = run_reply_from_proto(reply, datetime.now(UTC))
+                    if event is None:
+                        continue
+                    event = self._from_sandbox(event, process.layout)
                     if isinstance(event, ActionResult):
                         settled = True
                         event = replace(
-                            event,
+                            _limit_reason(event, self.limits),
                             cpu_seconds=max(process.cpu_seconds() - cpu_before, 0.0),
                             max_memory_bytes=process.peak_memory_bytes(),
                         )
-                    if event is not None:
-                        yield event
+                        if event.status != ActionStatus.COMPLETED and process.leftovers():
+                            replace_because = "a failed execution left processes behind"
+                    yield event
                 settled = True
             except aio.AioRpcError as error:
                 settled = True
@@ -302,9 +431,34 @@ class StepInstance:
                     await asyncio.wait_for(asyncio.shield(process.wait_exit()), 2.0)
                 raise ActionCrashed(process.exit_reason()) from None
             finally:
+                watch.cancel()
                 if not settled:
                     call.cancel()
                     self._replace_now(process, f"execution {request.execution_id} was stopped")
+                elif replace_because:
+                    self._replace_now(process, replace_because)
+
+    async def _watch_limits(self, process: ActionProcess, cpu_before: float) -> None:
+        """During a run: past `resources.time` seconds of CPU, or with as many processes and
+        threads as it may have (a fork bomb holds them all), the sandbox is killed with the
+        reason, and a fresh process takes the next execution."""
+        limits = self.limits
+        while process.alive:
+            await asyncio.sleep(LIMIT_WATCH_SECONDS)
+            reason = ""
+            used = await asyncio.to_thread(process.cpu_seconds)
+            if limits.time_seconds and used - cpu_before >= limits.time_seconds:
+                reason = f"killed: CPU time limit of {limits.time_seconds:g} s exceeded"
+                reason += " (resources.time)"
+            elif limits.max_processes and (
+                await asyncio.to_thread(process.tasks) >= limits.max_processes
+            ):
+                reason = f"process limit of {limits.max_processes} reached (processes and threads)"
+            if reason:
+                log.warning("action over its limits", extra={"step": str(self.ref), "why": reason})
+                process.kill_reason = reason
+                self._replace_now(process, reason)
+                return
 
 
 def _clean_instances(instances_dir: Path) -> int:
@@ -325,15 +479,18 @@ class LocalBackend:
         *,
         artefacts: ArtefactCache,
         instances_dir: Path,
+        executions_dir: Path,
         options: ProcessOptions,
         policy: RestartPolicy,
     ) -> None:
         self._artefacts = artefacts
         self._instances_dir = instances_dir
+        self._executions_dir = executions_dir
         self._options = options
         self._policy = policy
         self._instances: dict[StepRef, StepInstance] = {}
         self.listener: StepListener = _NullListener()
+        self.sandbox = SandboxState(options.sandbox)
 
     def set_listener(self, listener: StepListener) -> None:
         self.listener = listener
@@ -356,6 +513,37 @@ class LocalBackend:
             log.warning(
                 "stopped action processes left by a previous worker", extra={"count": killed}
             )
+        await self._check_sandbox()
+
+    async def _check_sandbox(self) -> None:
+        """Start an empty sandbox once (readiness says whether it works) and find where the
+        limits come from (cgroups v2, else rlimits)."""
+        config = self._options.sandbox
+        state = self.sandbox
+        if not config.active:
+            log.warning(
+                "ACTIONS ARE NOT SANDBOXED (RYAX_SANDBOX=none): they run as this worker's user, "
+                "see every file it can read and share its environment's view of the machine"
+            )
+        state.problem, state.start_seconds = await probe(config)
+        if state.problem:
+            log.error("the action sandbox does not work", extra={"reason": state.problem})
+        try:
+            cgroups = await asyncio.to_thread(Cgroups.setup)
+            self._options = replace(self._options, cgroups=cgroups)
+            state.cgroups = f"cgroups v2 at {cgroups.parent} ({', '.join(cgroups.controllers)})"
+        except (OSError, RuntimeError) as error:
+            state.cgroups = f"rlimits (no cgroups v2: {error})"
+        log.info(
+            "action sandbox",
+            extra={
+                "sandbox": config.mode,
+                "working": not state.problem,
+                "user": f"{config.uid}:{config.gid}" if config.drops_to_uid else "worker's",
+                "limits": state.cgroups,
+                "empty_sandbox_start_ms": round(state.start_seconds * 1000, 1),
+            },
+        )
 
     async def deploy(self, spec: DeployStep) -> None:
         current = self._instances.get(spec.ref)
@@ -367,13 +555,14 @@ class LocalBackend:
                 except ActionUnavailable:
                     pass
             await self.undeploy(spec.ref)
+        if self.sandbox.problem:
+            raise DeploymentFailed(f"actions cannot be sandboxed here: {self.sandbox.problem}")
         artefact_dir = await self._artefacts.get(spec.artefact_key, spec.artefact_sha256)
         instance = StepInstance(
             spec=spec,
             artefact_dir=artefact_dir,
-            instance_dir=self._instances_dir
-            / _segment(spec.ref.deployment_id)
-            / _segment(spec.ref.step_id),
+            instance_dir=self._instances_dir.joinpath(*step_dir_parts(spec.ref)),
+            executions_dir=self._executions_dir.joinpath(*step_dir_parts(spec.ref)),
             options=self._options,
             policy=self._policy,
             backend=self,

@@ -1,5 +1,6 @@
-"""One action-wrapper process: start it from an unpacked artefact, health-check it, call Init,
-stop it (SIGTERM to its process group, then SIGKILL)."""
+"""One action-wrapper process: start it from an unpacked artefact (in its sandbox, with its
+limits: sandbox.py), reach it on its Unix socket, health-check it, call Init, stop it (SIGTERM
+to the wrapper, then SIGKILL to the process group: the sandbox and everything in it go)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import logging
 import os
 import signal
+import stat
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +24,19 @@ from ...domain.errors import DeploymentFailed
 from ...domain.model import LogStream, StepRef
 from ..proto import action_service_pb2 as apb
 from ..proto import action_service_pb2_grpc as apb_grpc
+from .cgroups import Cgroups
+from .sandbox import (
+    SOCKET_NAME,
+    Layout,
+    Limits,
+    SandboxConfig,
+    children,
+    command,
+    descendants,
+    environment,
+    exit_signal,
+    find_wrapper,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -29,8 +44,8 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 LINE_LIMIT = 1024 * 1024
 TAIL_LINES = 20
 PID_FILE = "pid"
-#: Variables of the worker's environment an action sees; never the worker's credentials.
-BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME")
+#: What in a command line marks an action process (kill_leftover): the wrapper, or its sandbox.
+_MARKERS = (b"ryax_action_wrapper", b"/ryax/action/run.sh")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,22 +59,21 @@ class ProcessOptions:
     wrapper_log_level: str = "warning"
     #: Extra variables given to every action process (names from RYAX_ACTION_ENV_PASSTHROUGH).
     extra_env: Mapping[str, str] = field(default_factory=dict)
-
-    def environment(self) -> dict[str, str]:
-        env = {name: os.environ[name] for name in BASE_ENV if name in os.environ}
-        env.update(self.extra_env)
-        env["PYTHONUNBUFFERED"] = "1"
-        return env
+    #: The sandbox (RYAX_SANDBOX...) every action process runs in.
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    #: Per-action cgroups v2 when the machine offers them (else rlimits).
+    cgroups: Cgroups | None = None
 
 
-def describe_exit(code: int | None) -> str:
+def describe_exit(code: int | None, sandboxed: bool = False) -> str:
     if code is None:
         return "the action process is still running"
-    if code < 0:
+    sig = exit_signal(code, sandboxed)
+    if sig is not None:
         try:
-            name = signal.Signals(-code).name
+            name = signal.Signals(sig).name
         except ValueError:
-            name = f"signal {-code}"
+            name = f"signal {sig}"
         return f"action process was killed by {name}"
     return f"action process exited with code {code}"
 
@@ -72,7 +86,7 @@ def kill_leftover(pid_file: Path) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return False
-    if b"ryax_action_wrapper" not in cmdline:
+    if not any(marker in cmdline for marker in _MARKERS):
         return False
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
@@ -80,12 +94,28 @@ def kill_leftover(pid_file: Path) -> bool:
     return False
 
 
-def _read_port_file(path: Path) -> int | None:
+def _cpu_of(pid: int) -> float:
+    """utime + stime + cutime + cstime of a process, in seconds (0 if it is gone)."""
     try:
-        text = path.read_text(encoding="utf-8").strip()
+        stat_text = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat_text[stat_text.rindex(")") + 2 :].split()
+        ticks = sum(int(value) for value in fields[11:15])
+        return ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _is_socket(path: Path) -> bool:
+    try:
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
     except OSError:
-        return None
-    return int(text) if text.isdigit() else None
+        return False
+
+
+def _own(path: Path, uid: int, gid: int, mode: int) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chown(path, uid, gid)
+    path.chmod(mode)
 
 
 class ActionProcess:
@@ -97,14 +127,31 @@ class ActionProcess:
         ref: StepRef,
         artefact_dir: Path,
         instance_dir: Path,
+        executions_dir: Path,
         options: ProcessOptions,
+        limits: Limits,
         on_line: Callable[[LogStream, str], None],
     ) -> None:
         self.ref = ref
         self._artefact_dir = artefact_dir
         self._instance_dir = instance_dir
         self._options = options
+        self.limits = limits
         self._on_line = on_line
+        self.layout = Layout(
+            artefact=artefact_dir,
+            home=instance_dir / "home",
+            tmp=instance_dir / "tmp",
+            executions=executions_dir,
+            sandboxed=options.sandbox.active,
+        )
+        self._home_fd: int | None = None
+        self._cgroup: Path | None = None
+        self._oom_killed = False
+        #: Why the worker killed it (a limit), said instead of the signal.
+        self.kill_reason = ""
+        #: The wrapper's own process (inside the sandbox: a descendant of `pid`).
+        self.wrapper_pid: int | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._channel: aio.Channel | None = None
         self._pumps: list[asyncio.Task[None]] = []
@@ -130,9 +177,16 @@ class ActionProcess:
         return self._process is not None and not self._exited.is_set()
 
     def exit_reason(self) -> str:
-        reason = describe_exit(self.returncode)
+        if self.kill_reason:
+            return self.kill_reason
+        if self._oom_killed:
+            return f"memory limit of {self.limits.memory_text()} exceeded: the action was killed"
+        reason = describe_exit(self.returncode, self.layout.sandboxed)
         last = next((line for line in reversed(self._stderr_tail) if line.strip()), "")
         return f"{reason}: {last.strip()}" if last else reason
+
+    def sandbox_path(self, host: Path) -> str:
+        return self.layout.inside(host)
 
     async def wait_exit(self) -> int | None:
         await self._exited.wait()
@@ -151,21 +205,32 @@ class ActionProcess:
     async def _start(self, init: apb.InitRequest) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._options.start_timeout_seconds
-        self._instance_dir.mkdir(parents=True, exist_ok=True)
-        port_file = self._instance_dir / "port"
-        port_file.unlink(missing_ok=True)
-        run_sh = self._artefact_dir / "run.sh"
+        await asyncio.to_thread(self._prepare_folders)
+        socket = self.layout.home / SOCKET_NAME
+        socket.unlink(missing_ok=True)
+        sandbox = self._options.sandbox
+        if self._options.cgroups is not None:
+            name = "_".join(
+                part.replace("/", "_") for part in (self.ref.deployment_id, self.ref.step_id)
+            )
+            try:
+                self._cgroup = await asyncio.to_thread(
+                    self._options.cgroups.create, name, self.limits
+                )
+            except OSError as error:
+                raise DeploymentFailed(f"cannot create the action's cgroup: {error}") from error
+        argv = command(
+            sandbox,
+            self.layout,
+            ["--address", f"unix:{SOCKET_NAME}", "--log-level", self._options.wrapper_log_level],
+            self.limits,
+            self._cgroup / "cgroup.procs" if self._cgroup else None,
+        )
         try:
             self._process = await asyncio.create_subprocess_exec(
-                str(run_sh),
-                "--address",
-                "127.0.0.1:0",
-                "--port-file",
-                str(port_file),
-                "--log-level",
-                self._options.wrapper_log_level,
-                cwd=self._instance_dir,
-                env=self._options.environment(),
+                *argv,
+                cwd=self.layout.home,
+                env=environment(sandbox, self.layout, self._options.extra_env),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -174,7 +239,7 @@ class ActionProcess:
             )
         except OSError as error:
             raise DeploymentFailed(
-                f"cannot start the action process ({run_sh}): {error}"
+                f"cannot start the action process ({argv[0]}): {error}"
             ) from error
         self.started_at = loop.time()
         process = self._process
@@ -186,11 +251,18 @@ class ActionProcess:
             asyncio.create_task(self._pump(process.stderr, LogStream.STDERR)),
         ]
         self._waiter = asyncio.create_task(self._wait_process())
-        log.info("action process started", extra={"step": str(self.ref), "pid": process.pid})
+        log.info(
+            "action process started",
+            extra={"step": str(self.ref), "pid": process.pid, "sandbox": sandbox.mode},
+        )
 
-        port = await self._read_port(port_file, deadline)
+        await self._wait_socket(socket, deadline)
+        self.wrapper_pid = find_wrapper(process.pid)
+        # The socket is reached through a descriptor on its folder: a short path whatever the
+        # length of the cache directory's (a Unix socket path has at most 107 bytes).
+        self._home_fd = os.open(self.layout.home, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self._channel = aio.insecure_channel(
-            f"127.0.0.1:{port}",
+            f"unix:/proc/self/fd/{self._home_fd}/{SOCKET_NAME}",
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -216,12 +288,22 @@ class ActionProcess:
             },
         )
 
-    async def _read_port(self, port_file: Path, deadline: float) -> int:
+    def _prepare_folders(self) -> None:
+        """The instance folder is the worker's (pid file); home and tmp are the action's own;
+        the step's executions folder is the worker's (each run's work folder is the action's)."""
+        self._instance_dir.mkdir(parents=True, exist_ok=True)
+        self.layout.executions.mkdir(parents=True, exist_ok=True)
+        self.layout.executions.chmod(0o755)
+        sandbox = self._options.sandbox
+        for folder in (self.layout.home, self.layout.tmp):
+            if sandbox.drops_to_uid:
+                _own(folder, sandbox.uid, sandbox.gid, 0o700)
+            else:
+                folder.mkdir(parents=True, exist_ok=True)
+
+    async def _wait_socket(self, socket: Path, deadline: float) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            port = _read_port_file(port_file)
-            if port is not None:
-                return port
+        while not _is_socket(socket):
             if self._exited.is_set():
                 raise DeploymentFailed(f"{self.exit_reason()} (while starting)")
             if loop.time() > deadline:
@@ -229,7 +311,7 @@ class ActionProcess:
                     f"the action process did not listen within "
                     f"{self._options.start_timeout_seconds:g} s"
                 )
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02)
 
     async def _until(self, work: Awaitable[T], deadline: float, what: str) -> T:
         """Await `work` unless the process exits or the deadline passes first."""
@@ -306,6 +388,9 @@ class ActionProcess:
     async def _wait_process(self) -> None:
         assert self._process is not None
         await self._process.wait()
+        if self._cgroup is not None:
+            self._oom_killed = Cgroups.oom_killed(self._cgroup)
+            await asyncio.to_thread(Cgroups.remove, self._cgroup)
         # Let the pumps drain what the process wrote last (the crash reason is often there).
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*self._pumps, return_exceptions=True), 2.0)
@@ -322,10 +407,15 @@ class ActionProcess:
     # -- stop ------------------------------------------------------------------------------
 
     def signal(self, sig: signal.Signals) -> None:
+        """SIGTERM goes to the wrapper (it stops gracefully; bwrap would just die), anything
+        else to the process group: bwrap's death takes the sandbox and all in it."""
         if self._process is None or self._process.returncode is not None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self._process.pid, sig)
+            if sig == signal.SIGTERM and self.wrapper_pid not in (None, self._process.pid):
+                os.kill(self.wrapper_pid, sig)
+            else:
+                os.killpg(self._process.pid, sig)
 
     async def stop(self, grace: float | None = None) -> None:
         """SIGTERM the process group, SIGKILL after the grace period; close the channel."""
@@ -346,36 +436,64 @@ class ActionProcess:
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
+        if self._home_fd is not None:
+            os.close(self._home_fd)
+            self._home_fd = None
         for pump in self._pumps:
             pump.cancel()
         if self._waiter is not None and not self._waiter.done():
             self._waiter.cancel()
 
-    # -- resource usage (Linux /proc) --------------------------------------------------------
+    # -- limits and resource usage (Linux /proc) -------------------------------------------
+
+    def _usage_pid(self) -> int | None:
+        return self.wrapper_pid or self.pid
+
+    def _sandbox_pids(self) -> list[int]:
+        """The wrapper and every process it made (not bwrap's own two)."""
+        if self.pid is None:
+            return []
+        if not self.layout.sandboxed:
+            return [self.pid, *descendants(self.pid)]
+        own = set(children(self.pid))
+        return [p for p in descendants(self.pid) if p not in own]
+
+    def leftovers(self) -> int:
+        """Processes in the sandbox besides the wrapper (what a run left behind)."""
+        return len([p for p in self._sandbox_pids() if p != self.wrapper_pid])
+
+    def tasks(self) -> int:
+        """Processes and threads in the sandbox (what RLIMIT_NPROC and pids.max count)."""
+        total = 0
+        for pid in self._sandbox_pids():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("Threads:"):
+                        total += int(line.split()[1])
+        return total
+
+    def sandbox_cpu_seconds(self) -> float:
+        """CPU time of every process in the sandbox and of those they waited for."""
+        return sum(_cpu_of(pid) for pid in self._sandbox_pids())
 
     def cpu_seconds(self) -> float:
-        """CPU time of the process and its waited-for children, in seconds (0 if unknown)."""
-        if self.pid is None:
-            return 0.0
-        try:
-            stat = Path(f"/proc/{self.pid}/stat").read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()
-            ticks = sum(int(value) for value in fields[11:15])
-            return ticks / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            return 0.0
+        """CPU time of the sandbox's processes and their waited-for children, in seconds (0 if
+        unknown)."""
+        return self.sandbox_cpu_seconds()
 
     def reset_peak_memory(self) -> None:
-        if self.pid is None:
+        pid = self._usage_pid()
+        if pid is None:
             return
         with contextlib.suppress(OSError):
-            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
 
     def peak_memory_bytes(self) -> int:
-        if self.pid is None:
+        pid = self._usage_pid()
+        if pid is None:
             return 0
         try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) * 1024
         except (OSError, ValueError, IndexError):

@@ -1,0 +1,201 @@
+"""Security of the local backend's edges, without processes: what the worker publishes (real
+files, links, a link swapped in after the check), how paths cross the sandbox's edge, the
+sandbox's command and environment, and per-action cgroups on a fake cgroup v2 tree."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from ryax_kit.filestore import LocalDirFilestore
+from ryax_worker.application import staging as staging_module
+from ryax_worker.application.staging import FileStaging, tar_directory
+from ryax_worker.domain.errors import OutputRefused
+from ryax_worker.domain.model import FileRef
+from ryax_worker.infrastructure.local.cgroups import Cgroups
+from ryax_worker.infrastructure.local.sandbox import (
+    Layout,
+    Limits,
+    SandboxConfig,
+    command,
+    environment,
+)
+from ryax_worker.infrastructure.transfers import FilestoreTransfers
+
+SECRET = b"token-signing key"
+
+
+@pytest.fixture
+def places(tmp_path: Path) -> tuple[FileStaging, Path, Path]:
+    work = tmp_path / "executions" / "d1" / "s1" / "e1" / "work"
+    work.mkdir(parents=True)
+    secret = tmp_path / ".dev" / "secret-key"
+    secret.parent.mkdir()
+    secret.write_bytes(SECRET)
+    store = FilestoreTransfers(LocalDirFilestore(tmp_path / "store"))
+    return FileStaging(store, tmp_path / "executions"), work, secret
+
+
+async def publish(staging: FileStaging, work: Path, path: Path, directory: bool = False) -> None:
+    await staging.publish_outputs(
+        {"report": FileRef(key=str(path), name=path.name, is_directory=directory)},
+        lambda output, name: f"runs/r1/e1/{output}/{name}",
+        work,
+    )
+
+
+async def test_security_an_output_outside_the_work_dir_is_refused_naming_it(
+    places: tuple[FileStaging, Path, Path],
+) -> None:
+    staging, work, secret = places
+    with pytest.raises(OutputRefused) as refused:
+        await publish(staging, work, secret)
+    assert refused.value.detail == (
+        f"output 'report': {secret} is outside the execution's work directory"
+    )
+    with pytest.raises(OutputRefused, match="is outside"):
+        await publish(staging, work, work / ".." / ".." / ".." / ".." / ".." / ".dev", True)
+    (work / "innocent.txt").symlink_to(secret)
+    with pytest.raises(OutputRefused, match=f"innocent.txt is outside .*leads to {secret}"):
+        await publish(staging, work, work / "innocent.txt")
+    (work / "folder").symlink_to(secret.parent, target_is_directory=True)
+    with pytest.raises(OutputRefused, match="leads to"):
+        await publish(staging, work, work / "folder" / "secret-key")
+    with pytest.raises(OutputRefused, match="leads to"):
+        await publish(staging, work, work / "folder", directory=True)
+    assert not [p for p in work.parents[4].joinpath("store").rglob("*") if p.is_file()]
+
+
+async def test_security_a_link_swapped_in_after_the_check_is_caught(
+    places: tuple[FileStaging, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The name is checked, then the action swaps a folder for a link: what was opened is
+    checked again (and a final link is never followed)."""
+    staging, work, secret = places
+    (work / "dir").symlink_to(secret.parent, target_is_directory=True)
+    (work / "final.txt").symlink_to(secret)
+    checked = os.path.realpath
+    monkeypatch.setattr(
+        staging_module.os.path,
+        "realpath",
+        lambda path: str(path) if str(path).startswith(str(work)) else checked(path),
+    )
+    with pytest.raises(OutputRefused, match=f"leads to {secret}"):
+        await publish(staging, work, work / "dir" / "secret-key")
+    with pytest.raises(OutputRefused, match="cannot open it"):
+        await publish(staging, work, work / "final.txt")
+
+
+def test_security_a_folder_output_keeps_links_as_links(
+    places: tuple[FileStaging, Path, Path], tmp_path: Path
+) -> None:
+    _, work, secret = places
+    folder = work / "album"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "a.txt").write_text("a")
+    (folder / "leak").symlink_to(secret)
+    archive = tmp_path / "album.tar"
+    tar_directory(folder, archive, work)
+    with tarfile.open(archive) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert members["leak"].issym() and members["leak"].linkname == str(secret)
+        assert members["sub/a.txt"].isfile()
+        content = b"".join(
+            tar.extractfile(m).read()  # type: ignore[union-attr]
+            for m in members.values()
+            if m.isfile()
+        )
+    assert SECRET not in content
+
+
+def test_security_removing_what_a_trigger_handed_over_stays_in_its_work_dir(
+    places: tuple[FileStaging, Path, Path],
+) -> None:
+    staging, work, secret = places
+    staging.remove(secret, work)
+    (work / "link").symlink_to(secret.parent, target_is_directory=True)
+    staging.remove(work / "link" / "secret-key", work)
+    assert secret.read_bytes() == SECRET
+    (work / "made.txt").write_text("x")
+    staging.remove(work / "made.txt", work)
+    assert not (work / "made.txt").exists()
+
+
+def test_security_only_the_executions_folder_maps_back_to_the_host(tmp_path: Path) -> None:
+    layout = Layout(
+        artefact=tmp_path / "artefact",
+        home=tmp_path / "home",
+        tmp=tmp_path / "tmp",
+        executions=tmp_path / "executions",
+    )
+    assert layout.inside(tmp_path / "executions" / "e1" / "work") == "/ryax/executions/e1/work"
+    assert layout.inside(tmp_path / "artefact" / "code") == "/ryax/action/code"
+    assert layout.outside("/ryax/executions/e1/work/out.txt") == (
+        tmp_path / "executions" / "e1" / "work" / "out.txt"
+    )
+    for path in ("/tmp/x", "/ryax/action/code/a", "/etc/passwd", "/ryax/executions/../home/x"):
+        assert layout.outside(path) is None, path
+    with pytest.raises(ValueError, match="not visible"):
+        layout.inside(tmp_path / "elsewhere")
+
+
+def test_security_the_sandbox_command_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RYAX_SECRET_KEY", "sekrit")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sekrit")
+    config = SandboxConfig(mode="bwrap", uid=4242, gid=4343, read_only_paths=(Path("/opt/py"),))
+    layout = Layout(
+        artefact=tmp_path / "a", home=tmp_path / "h", tmp=tmp_path / "t", executions=tmp_path / "e"
+    )
+    limits = Limits(memory_bytes=2**28, max_processes=64)
+    argv = command(config, layout, ["--address", "unix:action.sock"], limits)
+    joined = " ".join(argv)
+    for flag in ("--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc"):
+        assert flag in argv
+    assert "--unshare-net" not in argv  # actions may call the network
+    assert f"--ro-bind {tmp_path / 'a'} /ryax/action" in joined
+    assert f"--bind {tmp_path / 'e'} /ryax/executions" in joined
+    assert "--ro-bind-try /opt/py /opt/py" in joined
+    assert "/work" not in joined.replace(str(tmp_path), "")  # no checkout, no cache but its own
+    assert argv[:5] == ["prlimit", "--core=0", "--nproc=64", "--data=268435456", "--"]
+    if os.geteuid() == 0:
+        assert "--reuid=4242" in argv and "--regid=4343" in argv and "--no-new-privs" in argv
+        assert argv.index("setpriv") < argv.index("/ryax/action/run.sh")
+    env = environment(config, layout, {"EXTRA": "1"})
+    assert not [k for k in env if k.startswith("RYAX_")] and "sekrit" not in env.values()
+    assert env["HOME"] == "/ryax/home" and env["TMPDIR"] == "/tmp" and env["EXTRA"] == "1"
+    assert env["PATH"] == "/usr/local/bin:/usr/bin:/bin"
+
+
+def test_cgroups_v2_per_action(tmp_path: Path) -> None:
+    root = tmp_path / "cgroup"
+    base = root / "worker.slice"
+    base.mkdir(parents=True)
+    (root / "cgroup.controllers").write_text("cpu memory pids io\n")
+    (base / "cgroup.controllers").write_text("cpu memory pids\n")
+    (base / "cgroup.procs").write_text("")
+    own = tmp_path / "self-cgroup"
+    own.write_text("0::/worker.slice\n")
+    cgroups = Cgroups.setup(root, own)
+    assert cgroups.parent == base / "ryax-actions"
+    assert (base / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+    made = cgroups.create("d1_s1", Limits(memory_bytes=2**28, cpu=0.5, max_processes=64))
+    assert (made / "memory.max").read_text() == str(2**28)
+    assert (made / "cpu.max").read_text() == "50000 100000"
+    assert (made / "pids.max").read_text() == "64"
+    (made / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    assert Cgroups.oom_killed(made)
+
+    v1 = tmp_path / "v1"
+    v1.mkdir()
+    with pytest.raises(RuntimeError, match="not a cgroup v2 mount"):
+        Cgroups.setup(v1, own)
+    (v1 / "cgroup.controllers").write_text("cpu\n")
+    (v1 / "worker.slice").mkdir()
+    (v1 / "worker.slice" / "cgroup.controllers").write_text("cpu\n")
+    with pytest.raises(RuntimeError, match="memory, pids are not available"):
+        Cgroups.setup(v1, own)
