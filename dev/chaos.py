@@ -934,7 +934,12 @@ class EventCheck(threading.Thread):
                     return entry.ready_at
             return None
 
-        before = ready_at()
+        # Read through _request too: the service answering it may be the one that is down.
+        ok, before, why = self._request("store", ready_at)
+        if not ok:
+            self._refused("ActionBuilt (repository)", why)
+            self._refused("ActionReady (studio store)", why)
+            return
         started = now()
         ok, build, why = self._request(
             "build",

@@ -354,7 +354,7 @@ def _validate_output(decl: IODeclaration, value: object, work_dir: str, probe: P
             raise InvalidOutputValue(
                 decl.name, f"'{value}' is not one of {', '.join(decl.enum_values)}"
             )
-        return str(value)
+        return _text_output(decl.name, str(value))
     if t is IOType.INTEGER:
         if _is_bool(value) or not isinstance(value, numbers.Integral):
             raise InvalidOutputValue(decl.name, f"expected an integer, got {_kind(value)}")
@@ -390,6 +390,31 @@ def _validate_output(decl: IODeclaration, value: object, work_dir: str, probe: P
     if t is IOType.FILE:
         return LocalFile(path=path, name=name, size=info.size)
     return LocalDirectory(path=path, name=name)
+
+
+#: The largest text passed inline in a result: the worker's report to the runner must stay well
+#: under its stream's message limit. Larger values belong in a file output.
+MAX_INLINE_TEXT_BYTES = 4 * 1024 * 1024
+
+
+def _text_output(name: str, text: str) -> str:
+    """Text that can travel: valid UTF-8 (no lone surrogate) and not too large to send inline."""
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as error:
+        bad = text[error.start]
+        raise InvalidOutputValue(
+            name,
+            f"contains a lone surrogate (U+{ord(bad):04X}) at position {error.start}, "
+            "which is not text that can be stored or sent",
+        ) from None
+    if size > MAX_INLINE_TEXT_BYTES:
+        raise InvalidOutputValue(
+            name,
+            f"is {size} bytes of text; at most {MAX_INLINE_TEXT_BYTES} bytes travel inline: "
+            "write it to a file and return it as a file output",
+        )
+    return text
 
 
 def _inside(real: str, root: str) -> bool:

@@ -10,6 +10,7 @@ from ryax_action_wrapper.domain.errors import (
     InvalidOutputValue,
 )
 from ryax_action_wrapper.domain.io import (
+    MAX_INLINE_TEXT_BYTES,
     MISSING,
     IODeclaration,
     IOType,
@@ -189,6 +190,17 @@ class TestOutputs:
             validate_output_set(
                 self.outputs, {"n": True, "out": "out.txt"}, work_dir="/work", probe=probe
             )
+
+    def test_text_that_cannot_travel_is_named(self) -> None:
+        text = (decl("text", "string"),)
+        with pytest.raises(InvalidOutputValue, match=r"output 'text': contains a lone surrogate"):
+            validate_output_set(text, {"text": "ab\ud800c"}, work_dir="/w", probe=probe)
+        with pytest.raises(InvalidOutputValue, match=r"output 'text': is \d+ bytes of text"):
+            validate_output_set(
+                text, {"text": "x" * (MAX_INLINE_TEXT_BYTES + 1)}, work_dir="/w", probe=probe
+            )
+        fine = validate_output_set(text, {"text": "é" * 10}, work_dir="/w", probe=probe)
+        assert fine[0] == {"text": "é" * 10}
 
     def test_error_names_the_output_set(self) -> None:
         with pytest.raises(InvalidOutputValue, match=r"output 'out': .* \(in output set 1\)"):

@@ -276,7 +276,7 @@ def bounded_report_to_proto(seq: int, report: Report) -> wpb.WorkerMessage:
                 status=ExecutionStatus.FAILED,
                 outputs={},
                 outputs_list=(),
-                error=f"the result is {why}",
+                error=f"{_largest_outputs(report)}the result is {why}",
                 traceback="",
             ),
         )
@@ -292,6 +292,16 @@ def bounded_report_to_proto(seq: int, report: Report) -> wpb.WorkerMessage:
             ),
         )
     return report_to_proto(seq, Heartbeat(seq=0, at=datetime.now(UTC)))
+
+
+def _largest_outputs(report: ExecutionFinished, shown: int = 3) -> str:
+    """`output `a` is N bytes; ...: ` naming the outputs that make a result too large."""
+    sizes: dict[str, int] = {}
+    for values in (report.outputs, *report.outputs_list):
+        for name, value in values.items():
+            sizes[name] = sizes.get(name, 0) + runner_value_to_proto(value).ByteSize()
+    largest = sorted(sizes.items(), key=lambda item: -item[1])[:shown]
+    return "".join(f"output `{name}` is {size} bytes; " for name, size in largest if size)
 
 
 def report_to_proto(seq: int, report: Report) -> wpb.WorkerMessage:
