@@ -267,10 +267,24 @@ class StepInstance:
                 continue
             misses += 1
             if misses >= self._options.health_max_failures and process.alive:
-                self._restart_reason = "the action process stopped answering health checks"
-                log.warning("action process unhealthy, killing", extra={"step": str(self.ref)})
+                # A fork bomb starves the process of threads before the limit watch sees it:
+                # the reason given is the limit when it is the cause.
+                reason = await self._process_limit_breach(process)
+                reason = reason or "the action process stopped answering health checks"
+                self._restart_reason = reason
+                process.kill_reason = reason
+                log.warning(
+                    "action process unhealthy, killing",
+                    extra={"step": str(self.ref), "why": reason},
+                )
                 process.signal(signal.SIGKILL)
                 return
+
+    async def _process_limit_breach(self, process: ActionProcess) -> str:
+        limit = self.limits.max_processes
+        if limit and await asyncio.to_thread(process.tasks) >= limit:
+            return f"process limit of {limit} reached (processes and threads)"
+        return ""
 
     async def stop(self) -> None:
         """Undeploy: stop supervising and stop the process."""
@@ -450,10 +464,8 @@ class StepInstance:
             if limits.time_seconds and used - cpu_before >= limits.time_seconds:
                 reason = f"killed: CPU time limit of {limits.time_seconds:g} s exceeded"
                 reason += " (resources.time)"
-            elif limits.max_processes and (
-                await asyncio.to_thread(process.tasks) >= limits.max_processes
-            ):
-                reason = f"process limit of {limits.max_processes} reached (processes and threads)"
+            else:
+                reason = await self._process_limit_breach(process)
             if reason:
                 log.warning("action over its limits", extra={"step": str(self.ref), "why": reason})
                 process.kill_reason = reason
