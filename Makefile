@@ -7,6 +7,8 @@
 #               `make reset` drops it)
 #   make chaos  faults injected into a platform of its own (private PostgreSQL and RabbitMQ)
 #               while runs go on: one row per fault, .dev/chaos/results.json
+#   make fuzz   every service's OpenAPI fuzzed with schemathesis, the long form (make test runs
+#               a short one): no 5xx, answers as documented, no secret shown, projects kept apart
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
@@ -24,9 +26,9 @@ KIT := kit
 PY_SERVICES := $(strip $(foreach s,$(KIT) $(SERVICES),$(if $(wildcard $(s)/pyproject.toml),$(s))))
 PY_PACKAGES := $(strip $(foreach s,$(PY_SERVICES),$(if $(wildcard $(s)/ryax_$(subst -,_,$(s))/__init__.py),$(s)/ryax_$(subst -,_,$(s)))))
 LINT_PATHS := $(wildcard $(KIT) $(SERVICES) proto-registry tests dev bench conftest.py)
-# tests/chaos and tests/webui after tests/e2e: they use the platform's fixed ports (one folder
-# at a time).
-TEST_DIRS := $(wildcard $(KIT)/tests $(SERVICES:%=%/tests) proto-registry/tests tests/e2e tests/webui tests/chaos dev/tests bench/tests)
+# tests/fuzz (the services in process, on free ports) before tests/e2e; tests/chaos and
+# tests/webui after tests/e2e: they use the platform's fixed ports (one folder at a time).
+TEST_DIRS := $(wildcard $(KIT)/tests $(SERVICES:%=%/tests) proto-registry/tests tests/fuzz tests/e2e tests/webui tests/chaos dev/tests bench/tests)
 # Typed developer tooling. dev/platform.py is checked on its own: passed with the others, mypy
 # would resolve the standard library's `platform` to it.
 DEV_TYPED := conftest.py dev/devlib.py dev/gen_importlinter.py dev/chaos.py
@@ -35,19 +37,21 @@ empty :=
 space := $(empty) $(empty)
 
 .PHONY: help venv deps webui-deps test lint format typecheck lint-imports protos protos-check \
-	webui webui-build pytest demo down status reset logs clean bench chaos
+	webui webui-build pytest demo down status reset logs clean bench chaos fuzz
 
 help:
 	@echo "make test          set up (venv, PostgreSQL, RabbitMQ, nginx, Chromium) and run every check and test suite"
 	@echo "make demo          set up and start the platform and its web UI under supervisord (then: status, down)"
 	@echo "make status        state and health of each platform program"
 	@echo "make bench         benchmarks vs Prefect 3 and Celery, against the running platform (make demo first; BENCH_ARGS='--runs 20 --only chain')"
-	@echo "make chaos         faults (kill -9, broker and database restarts, poison outputs) during runs, on a"
+	@echo "make chaos         faults (kill -9, broker and database restarts, a worker's network cut, poison outputs) during runs, on a"
 	@echo "                   platform of its own; about 10 minutes (CHAOS_ARGS='--only kill-worker --runs 50')"
+	@echo "make fuzz          every service's OpenAPI fuzzed (schemathesis), 200 examples per operation and a"
+	@echo "                   random seed; 3 to 5 minutes (FUZZ_EXAMPLES=1000); stats: .dev/fuzz-stats.json"
 	@echo "make down          stop the platform (PostgreSQL and RabbitMQ keep running)"
 	@echo "make reset         stop the platform, drop this checkout's databases and vhost, remove .dev/data"
 	@echo "make venv          create/update .venv (services editable + dev/requirements-dev.txt)"
-	@echo "make deps          make sure PostgreSQL and RabbitMQ run; writes .dev/env"
+	@echo "make deps          make sure PostgreSQL, RabbitMQ and a private Slurm run; writes .dev/env"
 	@echo "make webui-deps    make sure nginx (serves the web UI) and Chromium (browser tests) are installed"
 	@echo "make lint          ruff check + ruff format --check"
 	@echo "make format        ruff format + ruff check --fix"
@@ -72,6 +76,7 @@ deps: venv
 	@bash dev/ensure-postgres.sh
 	@bash dev/ensure-rabbitmq.sh
 	@bash dev/ensure-bubblewrap.sh
+	@bash dev/ensure-slurm.sh
 
 # nginx serves the web UI in `make demo` (and for the e2e tests); Chromium runs tests/webui.
 webui-deps:
@@ -165,3 +170,10 @@ bench: venv deps
 # during a load of runs. Exit 1 when a target is missed. Results: .dev/chaos/results.json.
 chaos: venv
 	$(PY) -P dev/chaos.py $(CHAOS_ARGS)
+
+# The long form of the OpenAPI fuzzing (tests/fuzz; `make test` runs it with 25 examples per
+# operation and a fixed seed): the services in process on free ports, real PostgreSQL and
+# RabbitMQ. Statuses and a sample answer per operation: .dev/fuzz-stats.json.
+fuzz: venv deps
+	RYAX_FUZZ_MAX_EXAMPLES=$(or $(FUZZ_EXAMPLES),200) RYAX_FUZZ_RANDOM=1 \
+		RYAX_FUZZ_STATS=$(CURDIR)/.dev/fuzz-stats.json bash dev/run-pytest.sh tests/fuzz

@@ -53,6 +53,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "chaos: injects faults into the whole platform, on a PostgreSQL and RabbitMQ of its own",
     )
+    config.addinivalue_line(
+        "markers",
+        "fuzz: fuzzes a service's OpenAPI with schemathesis (in process, real PostgreSQL/RabbitMQ)",
+    )
 
 
 def _unavailable(error: Exception) -> NoReturn:

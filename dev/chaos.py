@@ -2,7 +2,8 @@
 runs go on; one row per fault, measured, against the targets of issue 12.
 
     .venv/bin/python -P dev/chaos.py [--only kill-runner,poison-nul,...] [--runs 150]
-                                     [--clients 16] [--short] [--out .dev/chaos/results.json]
+                                     [--clients 16] [--cut 10] [--short]
+                                     [--out .dev/chaos/results.json]
 
 1. Starts a PRIVATE PostgreSQL (initdb + pg_ctl on a free loopback port, data in .dev/chaos/pg;
    as root the server runs in a user namespace, as PostgreSQL refuses uid 0) and a PRIVATE
@@ -24,6 +25,14 @@ runs go on; one row per fault, measured, against the targets of issue 12.
      be the service and not supervisord); supervisord must start it again (autorestart).
    - restart-rabbitmq, restart-postgres: the private server is stopped, left down a few seconds,
      started again.
+   - cut-worker-network (root only: `ip netns`): the worker supervisord runs is replaced by the
+     same worker in a network namespace of its own, joined to the host's by a veth pair; it
+     dials the runner's gRPC port and S3 at the host side of the pair (relayed to their
+     loopback ports), and its health port is relayed back to 127.0.0.1:8107. Its link is then
+     set down for --cut seconds (10: longer than the runner's heartbeat timeout, so the site
+     goes offline and comes back) and up again; nothing answers while it is down (no reset, no
+     ICMP). The namespace, the pair and the relays are removed afterwards, whatever happened
+     (and at the next start if a run was killed), and supervisord's worker is started again.
    - poison-<kind>: runs of "Poison output" whose action returns a hard value (a NUL byte, a
      lone surrogate, a 10 MB string, NaN) among normal runs.
 4. Prints the table, writes the results (JSON), stops everything it started (platform,
@@ -113,20 +122,17 @@ POISON_OUTPUT = {
     "huge": "text_value",
     "nan": "number_value",
 }
+CUT_FAULT = "cut-worker-network"
 FAULTS = (
     *(f"kill-{name}" for name in KILLED_PROGRAMS),
     "restart-rabbitmq",
     "restart-postgres",
+    CUT_FAULT,
     *(f"poison-{kind}" for kind in POISON_KINDS),
 )
-SHORT_FAULTS = ("kill-worker", "kill-runner", "restart-rabbitmq", "poison-nul")
-NOT_DONE = {
-    "cut-worker-network": (
-        "not done (optional in issue 12): the worker would need a network namespace of its "
-        "own, reaching the runner's gRPC port and S3 (on the host's 127.0.0.1) through a veth "
-        "pair and a forwarder; dev/platform.py cannot start a program in a namespace yet"
-    )
-}
+SHORT_FAULTS = ("kill-worker", "kill-runner", "restart-rabbitmq", CUT_FAULT, "poison-nul")
+#: Faults of issue 12 the suite does not inject yet, and why.
+NOT_DONE: dict[str, str] = {}
 
 
 class ChaosError(Exception):
@@ -635,6 +641,292 @@ def descends_from(pid: int, ancestor: int) -> bool:
     return False
 
 
+# --------------------------------------------------------------------------- worker network cut
+
+
+def netns_problem() -> str:
+    """Why the worker cannot be put in a network namespace here ('' when it can)."""
+    if os.geteuid() != 0:
+        return "a network namespace needs root (`ip netns add`)"
+    if shutil.which("ip") is None:
+        return "`ip` (iproute2) is not installed"
+    return ""
+
+
+def _ip(*args: str, check: bool = True) -> str:
+    command = ["ip", *args]
+    if check:
+        return run_command(command, what="ip", timeout=30)
+    subprocess.run(command, capture_output=True, timeout=30, check=False)
+    return ""
+
+
+class NetnsLink:
+    """A network namespace joined to the host's by a veth pair (a /30 of 10.213.0.0/16: the
+    host side host_ip, inside ns_ip). cut() sets the host side down: from then on what the
+    worker sends is dropped without an answer or an error (no RST, no ICMP, no failed ARP), as
+    on a cut cable further away or a NAT that forgot the flow; restore() sets it up again."""
+
+    def __init__(self, tag: str) -> None:
+        self.name = f"ryax-chaos-{tag}"
+        self.host_if = f"rxc{tag[:8]}h"
+        self.ns_if = f"rxc{tag[:8]}n"
+        self.host_ip = ""
+        self.ns_ip = ""
+
+    def exists(self) -> bool:
+        return Path(f"/run/netns/{self.name}").exists()
+
+    def pids(self) -> list[int]:
+        if not self.exists():
+            return []
+        out = subprocess.run(
+            ["ip", "netns", "pids", self.name], capture_output=True, text=True, timeout=30
+        ).stdout
+        return [int(p) for p in out.split() if p.isdigit()]
+
+    def _free_subnet(self) -> int:
+        used = _ip("-o", "-4", "addr", "show") + _ip("-4", "route", "show", "table", "all")
+        for third in range(64, 256):
+            if f"10.213.{third}." not in used:
+                return third
+        raise ChaosError("no free /30 in 10.213.64.0/18 for the worker's veth pair")
+
+    def create(self) -> None:
+        self.destroy()
+        third = self._free_subnet()
+        self.host_ip, self.ns_ip = f"10.213.{third}.1", f"10.213.{third}.2"
+        try:
+            _ip("netns", "add", self.name)
+            _ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if)
+            _ip("link", "set", self.ns_if, "netns", self.name)
+            _ip("addr", "add", f"{self.host_ip}/30", "dev", self.host_if)
+            _ip("link", "set", self.host_if, "up")
+            inside = ("netns", "exec", self.name, "ip")
+            _ip(*inside, "addr", "add", f"{self.ns_ip}/30", "dev", self.ns_if)
+            _ip(*inside, "link", "set", self.ns_if, "up")
+            _ip(*inside, "link", "set", "lo", "up")
+            # The host side's address is known statically inside: with the link down, no failed
+            # ARP lookup turns into 'No route to host' for the worker; its packets just vanish.
+            mac = Path(f"/sys/class/net/{self.host_if}/address").read_text().strip()
+            _ip(
+                *inside,
+                "neigh",
+                "replace",
+                self.host_ip,
+                "lladdr",
+                mac,
+                "dev",
+                self.ns_if,
+                "nud",
+                "permanent",
+            )
+        except ChaosError:
+            self.destroy()
+            raise
+
+    def cut(self) -> None:
+        _ip("link", "set", self.host_if, "down")
+
+    def restore(self) -> None:
+        _ip("link", "set", self.host_if, "up")
+
+    def destroy(self) -> None:
+        """Everything still in the namespace is killed, then the pair and the namespace go
+        (idempotent: also what an earlier run killed before its clean-up left)."""
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _ip("link", "del", self.host_if, check=False)
+        if self.exists():
+            _ip("netns", "del", self.name, check=False)
+
+
+class Relays:
+    """TCP relays in a thread of their own, (listen host, port) -> (target host, port): the host
+    namespace's end of the veth pair reaches the platform's loopback ports, and the host's
+    loopback reaches the worker's health port in its namespace. A relay passes bytes as they
+    come, so gRPC keepalives and HTTP/2 frames go end to end; a cut link stalls it silently."""
+
+    CONNECT_TIMEOUT = 5.0
+
+    def __init__(self, routes: list[tuple[str, int, str, int]]) -> None:
+        self.routes = routes
+        self._loop: Any = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._stop: Any = None
+
+    def start(self) -> None:
+        import asyncio
+
+        def main() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._serve())
+            except BaseException as exc:  # noqa: BLE001 - reported to start()
+                self._error = exc
+                self._ready.set()
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=main, name="relays", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout=30) or self._error is not None:
+            raise ChaosError(f"relays {self.routes}: {self._error or 'did not start'}")
+
+    async def _serve(self) -> None:
+        import asyncio
+
+        self._stop = asyncio.Event()
+        writers: set[Any] = set()
+
+        async def pipe(reader: Any, writer: Any) -> None:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                writer.close()
+
+        def handler(target: tuple[str, int]) -> Callable[[Any, Any], Any]:
+            async def relay(reader: Any, writer: Any) -> None:
+                writers.add(writer)
+                try:
+                    up_reader, up_writer = await asyncio.wait_for(
+                        asyncio.open_connection(*target), self.CONNECT_TIMEOUT
+                    )
+                except (OSError, TimeoutError):
+                    writer.close()
+                    writers.discard(writer)
+                    return
+                writers.add(up_writer)
+                await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+                writers.difference_update((writer, up_writer))
+
+            return relay
+
+        servers = [
+            await asyncio.start_server(handler((to_host, to_port)), host, port, reuse_address=True)
+            for host, port, to_host, to_port in self.routes
+        ]
+        self._ready.set()
+        await self._stop.wait()
+        for server in servers:
+            server.close()
+        for writer in list(writers):
+            writer.transport.abort()
+        for server in servers:
+            await server.wait_closed()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._thread = None
+
+
+class NetnsWorker:
+    """The platform's worker, run in a network namespace of its own for the network cut: the
+    worker supervisord runs is stopped, this one is started with the same settings
+    (.dev/run/env/worker.env) but for the addresses: it dials the runner's gRPC port and the
+    S3 API at the host side of the veth pair (relayed to the platform's loopback ports) and
+    serves its health port inside (relayed back to 127.0.0.1:8107 for /readyz). stop() puts
+    things back as they were, whatever happened."""
+
+    def __init__(self, platform: Platform, tag: str, log: Path) -> None:
+        self.platform = platform
+        self.link = NetnsLink(tag)
+        self.log = log
+        self.relays: Relays | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._supervised_stopped = False
+
+    def start(self) -> None:
+        mod = self.platform.mod
+        service = next(s for s in mod.SERVICES if s.folder == "worker")
+        env_file = mod.ENV_DIR / f"{service.program}.env"
+        settings = mod.devlib.read_env_file(env_file)
+        self.link.create()
+        host, inside = self.link.host_ip, self.link.ns_ip
+        grpc_port, s3_port, http_port = mod.RUNNER_GRPC_PORT, mod.S3_PORTS.s3, service.http_port
+        proxy = mod.supervisor_proxy()
+        proxy.supervisor.stopProcess("worker", True)
+        self._supervised_stopped = True
+        self.relays = Relays(
+            [
+                (host, grpc_port, mod.HOST, grpc_port),
+                (host, s3_port, mod.HOST, s3_port),
+                (mod.HOST, http_port, inside, http_port),
+            ]
+        )
+        self.relays.start()
+        overrides = {
+            "RYAX_RUNNER_GRPC_ADDRESS": f"{host}:{grpc_port}",
+            "RYAX_S3_ENDPOINT": f"{host}:{s3_port}",
+            "RYAX_HTTP_HOST": inside,
+        }
+        if not settings.get("RYAX_RUNNER_CA_FILE"):
+            # The veth pair is the suite's own, on this machine: plaintext as on loopback.
+            overrides["RYAX_RUNNER_GRPC_ALLOW_PLAINTEXT"] = "true"
+        elif not settings.get("RYAX_RUNNER_TLS_SERVER_NAME"):
+            overrides["RYAX_RUNNER_TLS_SERVER_NAME"] = mod.HOST
+        exports = " && ".join(f"export {k}={shlex.quote(v)}" for k, v in overrides.items())
+        script = (
+            f"set -a && . {shlex.quote(str(env_file))} && set +a && {exports} && "
+            f"exec {shlex.quote(str(PYTHON))} -m {service.package}"
+        )
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                ["ip", "netns", "exec", self.link.name, "bash", "-c", script],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=REPO / service.folder,
+                start_new_session=True,
+            )
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> list[str]:
+        """Stop the namespaced worker (SIGTERM, then everything in the namespace is killed),
+        the relays and the namespace; start supervisord's worker again. What went wrong."""
+        problems: list[str] = []
+        process = self.process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                problems.append("the namespaced worker did not stop on SIGTERM in 40 s")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+        self.process = None
+        try:
+            self.link.destroy()
+        except Exception as exc:  # noqa: BLE001 - go on putting things back
+            problems.append(f"network namespace: {exc}")
+        if self.relays is not None:
+            self.relays.stop()
+            self.relays = None
+        if self._supervised_stopped:
+            try:
+                self.platform.mod.supervisor_proxy().supervisor.startProcess("worker", True)
+                self._supervised_stopped = False
+            except Exception as exc:  # noqa: BLE001 - reported; settle() rebuilds if needed
+                problems.append(f"supervisord's worker did not start again: {exc}")
+        return problems
+
+
 # --------------------------------------------------------------------------- load and checks
 
 
@@ -991,12 +1283,18 @@ class Row:
     lost_states: dict[str, int] = field(default_factory=dict)
     poison: dict[str, Any] | None = None
     wedged: bool | None = None
+    unable: str = ""  # the fault could not be injected on this machine, and why
+    problems: list[str] = field(default_factory=list)  # misses found while injecting
     misses: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def judge(self) -> None:
         miss = self.misses.append
+        if self.unable:
+            miss(f"could not run: {self.unable}")
+            return
+        self.misses.extend(self.problems)
         if self.lost:
             miss(f"{self.lost} run(s) lost")
         if self.failed:
@@ -1099,6 +1397,9 @@ class Options:
     event_deadline: float = 60.0
     recover_deadline: float = 60.0
     outage: float = 3.0
+    # The worker's link stays cut that long: longer than the runner's heartbeat timeout (6 s),
+    # so the runner sees the site go away and come back.
+    cut: float = 10.0
     wait_ports: float = 600.0
     out: Path = RESULTS
 
@@ -1192,6 +1493,8 @@ class Suite:
         self.setup_seconds = 0.0
         self.rebuilds = 0
         self.rows: list[Row] = []
+        self.netns_tag = plat.NAMES.checkout_id
+        self.netns_worker: NetnsWorker | None = None
 
     def say(self, line: str) -> None:
         self._say(f"[chaos {now() - self.t0:6.1f}s] {line}")
@@ -1225,6 +1528,11 @@ class Suite:
             self.say("stopping a PostgreSQL left by an earlier chaos run")
             self.pg.stop("immediate")
         self.rabbit.stop_leftover()
+        if not netns_problem():
+            link = NetnsLink(self.netns_tag)
+            if link.exists():
+                self.say(f"removing the network namespace {link.name} left by an earlier run")
+            link.destroy()
         self._kill_data_processes("left by an earlier chaos run")
 
     def _start_stack(self) -> None:
@@ -1261,6 +1569,7 @@ class Suite:
     def stop(self) -> None:
         errors = []
         for what, step in (
+            ("worker's network namespace", self._stop_netns_worker),
             ("platform", self._stop_platform),
             ("rabbitmq", self.rabbit.stop),
             ("postgresql", self.pg.stop),
@@ -1273,6 +1582,13 @@ class Suite:
         self.say("stopped: platform, RabbitMQ node, PostgreSQL")
         if errors:
             raise ChaosError("clean-up: " + "; ".join(errors))
+
+    def _stop_netns_worker(self) -> None:
+        worker, self.netns_worker = self.netns_worker, None
+        if worker is not None:
+            problems = worker.stop()
+            if problems:
+                raise ChaosError("; ".join(problems))
 
     def _stop_platform(self) -> None:
         platform = self.platform or Platform({}, LOG_DIR / "platform.log")
@@ -1502,6 +1818,8 @@ class Suite:
         self.settle(row)
         if fault.startswith("poison-"):
             self._poison(row, fault.removeprefix("poison-"))
+        elif fault == CUT_FAULT:
+            self._network_cut(row)
         else:
             self._infrastructure(row, fault)
         row.judge()
@@ -1582,6 +1900,18 @@ class Suite:
             time.sleep(self.options.outage)
             self.rabbit.start()
             return now()
+        if fault == CUT_FAULT and self.netns_worker is not None:
+            link = self.netns_worker.link
+            self.say(
+                f"{fault}: cutting the worker's link ({link.host_if}, {link.host_ip} <-> "
+                f"{link.ns_ip}) for {self.options.cut} s ({row.in_flight_at_fault} run(s) accepted)"
+            )
+            link.cut()
+            try:
+                time.sleep(self.options.cut)
+            finally:
+                link.restore()
+            return now()
         if fault == "restart-postgres":
             self.say(f"{fault}: stopping the private PostgreSQL for {self.options.outage} s")
             self.pg.stop("fast")
@@ -1589,6 +1919,40 @@ class Suite:
             self.pg.start()
             return now()
         raise ChaosError(f"no way to inject {fault}")
+
+    def _network_cut(self, row: Row) -> None:
+        """The worker in a network namespace of its own; its link cut during a load of runs,
+        then restored. The worker supervisord runs is back afterwards, whatever happened."""
+        problem = netns_problem()
+        if problem:
+            row.unable = problem
+            return
+        log = LOG_DIR / "worker-netns.log"
+        worker = NetnsWorker(self.plat, self.netns_tag, log)
+        self.netns_worker = worker
+        try:
+            started = now()
+            worker.start()
+            watches = self.watch_recovery(now())
+            for watch in watches:
+                watch.join()
+            if not all(watch.ok_at is not None for watch in watches):
+                row.unable = (
+                    f"the worker in its network namespace did not complete a run in "
+                    f"{self.options.recover_deadline:.0f} s (log {log}):\n{tail(log, 15)}"
+                )
+                return
+            row.notes.append(
+                f"worker in network namespace {worker.link.name} ({worker.link.ns_ip}), the "
+                f"runner's gRPC port and S3 through {worker.link.host_ip}; a run completed "
+                f"{now() - started:.1f} s after it started"
+            )
+            self._infrastructure(row, CUT_FAULT)
+            if not worker.running():
+                row.problems.append(f"the worker in its namespace exited (log {log})")
+        finally:
+            self.netns_worker = None
+            row.problems.extend(worker.stop())
 
     def _kill(self, row: Row, program: str) -> float | None:
         plat = self.plat
@@ -1867,6 +2231,7 @@ def parse(argv: list[str]) -> Options:
     parser.add_argument("--runs", type=int, help="runs per fault (150; --short 24)")
     parser.add_argument("--clients", type=int, help="concurrent HTTP clients (16)")
     parser.add_argument("--rate", type=float, help="runs/s of the half posted during the fault")
+    parser.add_argument("--cut", type=float, help="seconds the worker's link stays cut (10)")
     parser.add_argument("--wait-ports", type=float, help="seconds to wait for busy ports (600)")
     parser.add_argument("--out", type=Path, help=f"results file ({RESULTS})")
     args = parser.parse_args(argv)
@@ -1877,7 +2242,7 @@ def parse(argv: list[str]) -> Options:
         if unknown:
             parser.error(f"unknown fault(s) {', '.join(unknown)}; one of {', '.join(FAULTS)}")
         options = replace(options, faults=faults)
-    for name in ("runs", "clients", "rate", "wait_ports", "out"):
+    for name in ("runs", "clients", "rate", "cut", "wait_ports", "out"):
         value = getattr(args, name)
         if value is not None:
             options = replace(options, **{name: value})

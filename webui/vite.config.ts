@@ -44,5 +44,8 @@ export default defineConfig({
     include: ["src/**/*.test.{ts,tsx}", "test/**/*.test.{ts,tsx}"],
     css: false,
     restoreMocks: true,
+    // a page test (the editor's: the whole page, its canvas, typing) takes seconds on a busy
+    // 2-core machine; 5 s (the default) is not enough there
+    testTimeout: 20_000,
   },
 });

@@ -1,4 +1,5 @@
-"""python -m ryax_action_wrapper --address 127.0.0.1:PORT | unix:/path | --once REQ.json RES.json"""
+"""python -m ryax_action_wrapper --address 127.0.0.1:PORT | unix:/path
+| --once REQ.json RES.json [--events EVENTS.jsonl]"""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--port-file", help="write the port listened on to this file")
     parser.add_argument(
+        "--events",
+        metavar="EVENTS_JSONL",
+        help="with --once: also append every reply to this file as it happens (JSON lines)",
+    )
+    parser.add_argument(
         "--log-level",
         default=os.environ.get("RYAX_LOG_LEVEL", "info"),
         help="the wrapper's own log level (default: $RYAX_LOG_LEVEL or info)",
@@ -42,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.once:
         from .infrastructure.once import run_once
 
-        sys.exit(run_once(runtime, args.once[0], args.once[1]))
+        sys.exit(run_once(runtime, args.once[0], args.once[1], args.events))
     from .infrastructure.grpc.server import serve
 
     asyncio.run(serve(runtime, args.address, args.port_file))

@@ -282,7 +282,53 @@ class MachineToken(Model):
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class ApiKey(Model):
+    """A project API key; `key` (its value) is only in the answer that created it."""
+
+    id: str
+    name: str
+    project_id: str
+    key: str | None = None
+    revoked: bool = False
+    created_at: datetime | None = None
+    created_by: str | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    SCHEMAS = (Schema(AUTHORIZATION, "ApiKeyOut"), Schema(AUTHORIZATION, "NewApiKeyOut"))
+    KEYS = _keys(
+        "id",
+        "name",
+        "project_id",
+        "key",
+        "revoked",
+        "created_at",
+        "created_by",
+        "last_used_at",
+        "revoked_at",
+    )
+    OPTIONAL = frozenset({"key", "created_by", "last_used_at", "revoked_at"})
+
+    @classmethod
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
+        return cls(
+            raw=r.doc,
+            id=r.text("id"),
+            name=r.text("name"),
+            project_id=r.text("project_id"),
+            key=r.opt_text("key"),
+            revoked=r.flag("revoked"),
+            created_at=r.time("created_at"),
+            created_by=r.opt_text("created_by"),
+            last_used_at=r.time("last_used_at"),
+            revoked_at=r.time("revoked_at"),
+        )
+
+
 USERS = Listing(User, "users", Schema(AUTHORIZATION, "UsersOut"))
+API_KEYS = Listing(ApiKey, "api_keys", Schema(AUTHORIZATION, "ApiKeysOut"))
 PROJECTS = Listing(Project, "projects", Schema(AUTHORIZATION, "ProjectsOut"))
 TOKENS = Listing(MachineToken, "tokens", Schema(AUTHORIZATION, "TokensOut"))
 
@@ -1019,9 +1065,11 @@ class NodePool(Model):
     cpu: float | None = None
     memory_bytes: int | None = None
     gpu: int | None = None
+    #: Longest an execution may run on the pool (seconds); 0: not declared.
+    max_time_seconds: float | None = None
 
     SCHEMAS = (Schema(RUNNER, "NodePoolOut"),)
-    KEYS = _keys("name", "cpu", "memory_bytes", "gpu")
+    KEYS = _keys("name", "cpu", "memory_bytes", "gpu", "max_time_seconds")
 
     @classmethod
     def from_json(cls, d: Any) -> Self:
@@ -1032,11 +1080,16 @@ class NodePool(Model):
             cpu=r.number("cpu"),
             memory_bytes=r.integer("memory_bytes"),
             gpu=r.integer("gpu"),
+            max_time_seconds=r.number("max_time_seconds"),
         )
 
 
 @dataclass(frozen=True, kw_only=True)
 class Site(Model):
+    """A site (one worker serves it). `credential` is the credential's state (active, revoked,
+    none), never its value; `connected` says whether its worker's stream is open, since
+    `registered_at`."""
+
     id: str
     name: str
     backend: str = ""
@@ -1044,6 +1097,16 @@ class Site(Model):
     reason: str | None = None
     node_pools: list[NodePool] = field(default_factory=list)
     last_seen_at: datetime | None = None
+    worker_id: str = ""
+    worker_address: str = ""
+    version: str = ""
+    connected: bool = False
+    registered_at: datetime | None = None
+    credential: str = ""
+    credential_issued_at: datetime | None = None
+    created_at: datetime | None = None
+    created_by: str = ""
+    archived_at: datetime | None = None
 
     SCHEMAS = (Schema(RUNNER, "SiteOut"),)
     KEYS = _keys(
@@ -1052,10 +1115,20 @@ class Site(Model):
         "state",
         "node_pools",
         "last_seen_at",
+        "worker_id",
+        "worker_address",
+        "version",
+        "connected",
+        "registered_at",
+        "credential",
+        "credential_issued_at",
+        "created_at",
+        "created_by",
+        "archived_at",
         backend="backend_kind",
         reason="state_reason",
     )
-    OPTIONAL = frozenset({"reason"})
+    OPTIONAL = frozenset({"reason", "credential_issued_at", "created_at", "archived_at"})
     NESTED = {"node_pools": NodePool}
 
     @classmethod
@@ -1070,6 +1143,37 @@ class Site(Model):
             reason=r.opt_text("reason"),
             node_pools=r.many("node_pools", NodePool),
             last_seen_at=r.time("last_seen_at"),
+            worker_id=r.text("worker_id"),
+            worker_address=r.text("worker_address"),
+            version=r.text("version"),
+            connected=r.flag("connected"),
+            registered_at=r.time("registered_at"),
+            credential=r.text("credential"),
+            credential_issued_at=r.time("credential_issued_at"),
+            created_at=r.time("created_at"),
+            created_by=r.text("created_by"),
+            archived_at=r.time("archived_at"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SiteCredential(Model):
+    """A site and its new credential: only in the answer that issued it (create, rotate)."""
+
+    site: Site
+    credential: str
+
+    SCHEMAS = (Schema(RUNNER, "SiteCredentialOut"),)
+    KEYS = _keys("site", "credential")
+    NESTED = {"site": Site}
+
+    @classmethod
+    def from_json(cls, d: Any) -> Self:
+        r = _Reader(cls, d)
+        return cls(
+            raw=r.doc,
+            site=r.one("site", Site) or Site.from_json({}),
+            credential=r.text("credential"),
         )
 
 

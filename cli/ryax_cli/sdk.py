@@ -32,7 +32,7 @@ import httpx
 
 from ._http import DEFAULT_TIMEOUT, DEFAULT_URL, Transport
 from .api._base import Waiting
-from .api.authorization import Projects, Sessions, Tokens, Users
+from .api.authorization import ApiKeys, Projects, Sessions, Tokens, Users
 from .api.repository import Actions, Repositories
 from .api.runner import Run, Runs, Sites
 from .api.studio import Workflows
@@ -54,6 +54,7 @@ from .errors import (
 )
 from .models import (
     Action,
+    ApiKey,
     Build,
     Deployment,
     FileRef,
@@ -69,6 +70,7 @@ from .models import (
     ScanResult,
     Session,
     Site,
+    SiteCredential,
     StoreAction,
     User,
     Workflow,
@@ -79,6 +81,7 @@ from .models import (
 __all__ = [
     "Action",
     "ApiError",
+    "ApiKey",
     "AuthenticationError",
     "Build",
     "BuildFailed",
@@ -108,6 +111,7 @@ __all__ = [
     "ServerUnreachable",
     "Session",
     "Site",
+    "SiteCredential",
     "StoreAction",
     "User",
     "WaitTimeout",
@@ -136,6 +140,7 @@ class Client:
         self.users = Users(self._http, self.waiting)
         self.projects = Projects(self._http, self.waiting)
         self.tokens = Tokens(self._http, self.waiting)
+        self.api_keys = ApiKeys(self._http, self.waiting)
         self.repositories = Repositories(self._http, self.waiting)
         self.actions = Actions(self._http, self.waiting)
         self.workflows = Workflows(self._http, self.waiting)

@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import secrets
+import socket
+import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,3 +111,88 @@ def test_options() -> None:
     assert only.faults == ("kill-worker", "poison-nul")
     assert set(chaos.SHORT_FAULTS) <= set(chaos.FAULTS)
     assert chaos.FAULTS[-1] == "poison-nul"  # the known wedge last: it stops what follows
+
+
+def test_a_fault_that_could_not_run_is_a_miss_naming_why() -> None:
+    row = chaos.Row(chaos.CUT_FAULT, unable="a network namespace needs root (`ip netns add`)")
+    row.judge()
+    assert row.misses == ["could not run: a network namespace needs root (`ip netns add`)"]
+    row = healthy_row(chaos.CUT_FAULT)
+    row.problems.append("the worker in its namespace exited (log x)")
+    row.judge()
+    assert row.misses == ["the worker in its namespace exited (log x)"]
+
+
+def test_the_network_cut_is_a_fault_with_its_length() -> None:
+    assert chaos.CUT_FAULT in chaos.FAULTS
+    assert chaos.parse([]).cut == 10.0
+    assert chaos.parse(["--only", chaos.CUT_FAULT, "--cut", "4"]).cut == 4.0
+
+
+def _connect_from(namespace: str, host: str, port: int, timeout: float) -> str:
+    """Inside `namespace`: connect, send 'ping', read the answer ('timeout' when none came in
+    `timeout`, 'error: ...' when the connection failed otherwise)."""
+    script = (
+        "import socket, sys\n"
+        "try:\n"
+        f"    s = socket.create_connection(({host!r}, {port}), timeout={timeout})\n"
+        "    s.sendall(b'ping')\n"
+        "    sys.stdout.write(s.recv(100).decode())\n"
+        "except TimeoutError:\n"
+        "    sys.stdout.write('timeout')\n"
+        "except OSError as exc:\n"
+        "    sys.stdout.write(f'error: {exc}')\n"
+    )
+    done = subprocess.run(
+        ["ip", "netns", "exec", namespace, sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=timeout + 20,
+        check=True,
+    )
+    return done.stdout
+
+
+@pytest.mark.skipif(bool(chaos.netns_problem()), reason=chaos.netns_problem() or "-")
+def test_a_worker_namespace_reaches_the_host_through_relays_and_the_cut_silences_it() -> None:
+    """The pieces of cut-worker-network on this machine: a namespace and its veth pair, a
+    relay from the pair's host side to a loopback port, the cut and the restore, the clean-up."""
+    echo = socket.socket()
+    echo.bind(("127.0.0.1", 0))
+    echo.listen()
+    port = echo.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = echo.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"pong:" + conn.recv(100))
+
+    threading.Thread(target=serve, daemon=True).start()
+    link = chaos.NetnsLink("t" + secrets.token_hex(3))
+    relays = None
+    try:
+        link.create()
+        relays = chaos.Relays([(link.host_ip, port, "127.0.0.1", port)])
+        relays.start()
+        assert _connect_from(link.name, link.host_ip, port, 5) == "pong:ping"
+        link.cut()
+        # Silent: the connection attempt gets no answer and no error (no 'No route to host').
+        assert _connect_from(link.name, link.host_ip, port, 4) == "timeout"
+        link.restore()
+        assert _connect_from(link.name, link.host_ip, port, 5) == "pong:ping"
+    finally:
+        if relays is not None:
+            relays.stop()
+        link.destroy()
+        echo.close()
+    assert not link.exists()
+    assert (
+        link.host_if
+        not in subprocess.run(
+            ["ip", "-o", "link"], capture_output=True, text=True, check=True
+        ).stdout
+    )

@@ -56,3 +56,24 @@ def test_security_the_chart_gives_the_internal_token_to_the_studio_and_runner_on
     assert "internal-token: {{ required" in secret
     ingress = (CHART / "templates" / "ingress.yaml").read_text()
     assert "/studio/internal" in ingress  # documented: the studio refuses proxied requests
+
+
+def test_the_ingress_routes_the_user_api_to_the_runner() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["services"]["runner"]["extraPrefixes"] == ["/user-api"]
+    assert all(
+        "extraPrefixes" not in svc for name, svc in values["services"].items() if name != "runner"
+    )
+    ingress = (CHART / "templates" / "ingress.yaml").read_text()
+    assert "range $prefix := prepend ($svc.extraPrefixes | default list) $svc.prefix" in ingress
+    assert "- path: {{ $prefix }}" in ingress
+
+
+def test_security_the_chart_gives_the_site_credential_to_the_runner_and_its_worker_only() -> None:
+    services = (CHART / "templates" / "services.yaml").read_text()
+    (pair,) = _blocks(services, 'has $name (list "runner" "worker")')
+    assert services.count("key: site-credential}") == pair.count("key: site-credential}") == 1
+    assert "RYAX_RUNNER_BUILTIN_SITE_CREDENTIAL" in pair and "RYAX_SITE_CREDENTIAL\n" in pair
+    assert '"{{ $.Values.services.worker.site }}:local"' in pair
+    secret = (CHART / "templates" / "secret.yaml").read_text()
+    assert "site-credential: {{ required" in secret

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 devlib: Any = sys.modules["ryax_devlib"]  # loaded by the root conftest.py
@@ -223,3 +224,30 @@ def test_security_the_worker_and_the_builder_read_no_platform_key() -> None:
             text = source.read_text()
             for name in ("RYAX_SECRET_KEY", "RYAX_AUTH_SIGNING_KEY"):
                 assert name not in text, f"{source.relative_to(REPO_ROOT)} reads {name}"
+
+
+def test_the_user_api_is_routed_to_the_runner() -> None:
+    """/user-api/<project>/<path> (the deployed HTTP API triggers) goes to the runner."""
+    routes = yaml.safe_load(platform.traefik_routes())["http"]
+    rule = routes["routers"]["runner"]["rule"]
+    assert "PathPrefix(`/user-api/`)" in rule and "PathPrefix(`/runner/`)" in rule
+    assert "user-api" not in " ".join(
+        r["rule"] for name, r in routes["routers"].items() if name != "runner"
+    )
+
+
+def test_the_demo_site_credential_goes_to_the_runner_and_its_worker_only() -> None:
+    """The runner creates the demo's site (its built-in site) with the credential its worker
+    presents; no other program gets it."""
+    credential = "site-credential-".ljust(43, "c")
+    s = dataclasses.replace(secrets(), site_credential=credential)
+    envs = {service.folder: platform.service_env(service, s) for service in platform.SERVICES}
+    runner, worker = envs["runner"], envs["worker"]
+    assert runner["RYAX_RUNNER_BUILTIN_SITE"] == f"{platform.DEMO_SITE}:local"
+    assert runner["RYAX_RUNNER_BUILTIN_SITE_CREDENTIAL"] == credential
+    assert (worker["RYAX_SITE_NAME"], worker["RYAX_SITE_CREDENTIAL"]) == (
+        platform.DEMO_SITE,
+        credential,
+    )
+    for folder, env in envs.items():
+        assert (credential in " ".join(env.values())) == (folder in ("runner", "worker")), folder

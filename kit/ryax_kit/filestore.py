@@ -1,6 +1,7 @@
 """The filestore: one bucket of an S3 API endpoint (MinIO, SeaweedFS, AWS... through the `minio`
 client, extra `s3`) or, when no endpoint is configured, a local directory. Both adapters have the
-same async interface (`Filestore`); blocking calls run in `asyncio.to_thread`.
+same async interface (`Filestore`); blocking calls run in threads (`asyncio.to_thread`; the S3
+adapter in an executor of its own, S3_THREADS).
 
 Keys (`check_key`)
     A key is a relative POSIX path of 1 to 1024 bytes whose segments match
@@ -43,6 +44,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import io
 import os
 import shutil
@@ -50,6 +53,7 @@ import stat
 import tempfile
 import urllib.parse
 from collections.abc import AsyncGenerator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -90,6 +94,12 @@ __all__ = [
 CHUNK_SIZE = 256 * 1024
 #: Longest wait of a health check (ping).
 PING_SECONDS = 3.0
+#: Threads of an S3Filestore's own executor. A call stuck on a silently dead connection (a cut
+#: link: TCP retransmits with a growing backoff, up to the read timeout) holds its thread; in
+#: asyncio's default executor (cpu count + 4 threads) a few of them held up every other call,
+#: health checks included, for tens of seconds after the link was back (the chaos suite's
+#: cut-worker-network with a 30 s cut).
+S3_THREADS = 64
 MAX_PRESIGN_EXPIRY = timedelta(days=7)
 MIN_PRESIGN_EXPIRY = timedelta(seconds=1)
 DEFAULT_REGION = "us-east-1"
@@ -445,6 +455,7 @@ class S3Filestore:
             http_client=_http_client(),
         )
         self._bucket_seen = False
+        self._executor = ThreadPoolExecutor(max_workers=S3_THREADS, thread_name_prefix="s3")
         self.public_endpoint: str | None = None
         self._signer = self._client
         if public_endpoint:
@@ -489,9 +500,15 @@ class S3Filestore:
             f"{self._describe(error)}"
         )
 
+    async def _in_thread(self, fn: Callable[[], T]) -> T:
+        """`fn` in this store's own executor (as asyncio.to_thread, context included)."""
+        context = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(context.run, fn))
+
     async def _call(self, verb: str, key: str | None, fn: Callable[[], T]) -> T:
         try:
-            return await asyncio.to_thread(fn)
+            return await self._in_thread(fn)
         except FilestoreError:
             raise
         except self._failures as error:
@@ -518,7 +535,7 @@ class S3Filestore:
         retries would take much longer)."""
         try:
             return await asyncio.wait_for(
-                asyncio.to_thread(self._client.bucket_exists, self.bucket), PING_SECONDS
+                self._in_thread(lambda: self._client.bucket_exists(self.bucket)), PING_SECONDS
             )
         except Exception:  # noqa: BLE001 - a health check answers, it does not raise
             return False

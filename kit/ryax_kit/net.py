@@ -315,3 +315,27 @@ def guarded_connector(
     """A connector that only connects to checked addresses (a host given as an IP literal is
     not resolved by aiohttp: check the URL with `check_outbound_url` before each request)."""
     return aiohttp.TCPConnector(resolver=GuardedResolver(allow), **kwargs)
+
+
+def endpoint_host(address: str) -> str:
+    """The host of a gRPC-style `host:port` (`[v6]:port`, `dns:///host:port`, `ipv4:...`)."""
+    rest = address.strip()
+    for scheme in ("dns:///", "dns:", "ipv4:", "ipv6:"):
+        if rest.startswith(scheme):
+            rest = rest[len(scheme) :]
+            break
+    if rest.startswith("["):
+        return rest[1:].split("]", 1)[0]
+    if rest.count(":") > 1:  # a bare IPv6 address without a port
+        return rest
+    return rest.rsplit(":", 1)[0] if ":" in rest else rest
+
+
+def is_loopback_endpoint(address: str) -> bool:
+    """`host:port` names this machine only: localhost or a loopback address (not 0.0.0.0,
+    which is every interface)."""
+    host = endpoint_host(address).lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    ip = literal_address(host)
+    return ip is not None and ip.is_loopback

@@ -1,4 +1,5 @@
-"""Test doubles for the kit's ports: a clock and timers that move only when told to."""
+"""Test doubles for the kit's ports: a clock and timers that move only when told to; and a
+throwaway certificate authority for tests of TLS (`make_test_pki`, needs `cryptography`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 
 class FakeClock:
@@ -69,3 +71,92 @@ class FakeTimers:
         if self.clock is not None and when > self.now:
             self.clock.advance(when - self.now)
         self.now = max(self.now, when)
+
+
+@dataclass(frozen=True)
+class ThrowawayPki:
+    """Files (PEM) of a throwaway CA and of a server certificate it signed."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+def make_test_pki(
+    folder: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1")
+) -> ThrowawayPki:
+    """A new CA (in `folder`) and a server certificate for `hosts` (DNS names or IP addresses)
+    signed by it, valid for a day. For tests only: the keys are written unencrypted."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("ryax test CA"))
+        .issuer_name(name("ryax test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    alt_names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            alt_names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            alt_names.append(x509.DNSName(host))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name(hosts[0]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pki = ThrowawayPki(
+        ca_file=folder / "ca.pem", cert_file=folder / "server.pem", key_file=folder / "server.key"
+    )
+    pki.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    pki.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pki.key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    pki.key_file.chmod(0o600)
+    return pki

@@ -35,7 +35,8 @@ from ryax_kit.web.limits import add_body_limits
 
 from .application.engine import Engine
 from .container import SERVICE, Container
-from .infrastructure.api import endpoints, routes
+from .infrastructure.api import endpoints, routes, user_api
+from .infrastructure.api import sites as _site_routes  # noqa: F401 - adds its routes to routes.api
 from .infrastructure.database import MIGRATIONS
 from .infrastructure.database.recorder import SqlRecorder
 from .settings import Settings
@@ -136,12 +137,14 @@ def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Applic
     # Only the endpoint trigger takes a body (a multipart one streamed to disk, each file and
     # the whole checked as they come); every other route refuses one over 64 KiB.
     endpoint = ("POST", routes.api.prefix + routes.P + "/endpoints/{endpoint}")
+    uploads = (endpoint, *user_api.BODY_ROUTES)  # the user API's calls take a body too
     add_body_limits(
         app,
         default=NO_BODY_BYTES,
-        routes={endpoint: max(settings.max_upload_total_bytes, settings.max_json_bytes)},
-        hints={endpoint: "RYAX_RUNNER_MAX_UPLOAD_TOTAL_BYTES"},
+        routes={r: max(settings.max_upload_total_bytes, settings.max_json_bytes) for r in uploads},
+        hints=dict.fromkeys(uploads, "RYAX_RUNNER_MAX_UPLOAD_TOTAL_BYTES"),
     )
+    user_api.setup(app)
     app[STARTED] = started
     app[routes.ENGINE] = engine
     app[routes.QUERIES] = container.queries()
@@ -187,6 +190,13 @@ def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Applic
         running.append("recorder")
         await engine.start()
         running.append("engine")
+        if settings.builtin_site_name:  # before the gRPC port opens: its worker is expected
+            engine.configure_site(
+                settings.builtin_site_name,
+                settings.builtin_site_kind,
+                settings.builtin_site_credential,
+            )
+            await engine.durable()
         engine.draining = False
         await container.broker().connect()
         running.append("broker")

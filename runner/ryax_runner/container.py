@@ -18,7 +18,7 @@ from .infrastructure.database.recorder import SqlRecorder
 from .infrastructure.database.serialization import SecretBox
 from .infrastructure.database.store import SqlStateStore
 from .infrastructure.database.tables import outbox
-from .infrastructure.grpc.server import GrpcServer
+from .infrastructure.grpc.server import GrpcServer, TlsFiles
 from .infrastructure.messaging.handlers import studio_consumer
 from .infrastructure.messaging.mappers import state_changed_to_proto
 from .infrastructure.messaging.studio_values import StudioValues
@@ -40,6 +40,12 @@ def engine_settings(settings: Settings) -> EngineSettings:
         max_fanout=settings.max_fanout,
         max_run_executions=settings.max_run_executions,
     )
+
+
+def grpc_tls(settings: Settings) -> TlsFiles | None:
+    if settings.grpc_tls_cert_file is None or settings.grpc_tls_key_file is None:
+        return None
+    return TlsFiles(cert_file=settings.grpc_tls_cert_file, key_file=settings.grpc_tls_key_file)
 
 
 class Container(containers.DeclarativeContainer):
@@ -76,7 +82,13 @@ class Container(containers.DeclarativeContainer):
     queries = providers.Singleton(SqlRunnerQueries, db)
     #: S3 when RYAX_S3_ENDPOINT is set, else the local directory RYAX_FILESTORE_DIR.
     filestore = providers.Singleton(FilestoreSettings.filestore, settings.provided.filestore)
-    grpc_server = providers.Singleton(GrpcServer, engine, settings.provided.grpc_address)
+    grpc_server = providers.Singleton(
+        GrpcServer,
+        engine,
+        settings.provided.grpc_address,
+        tls=providers.Callable(grpc_tls, settings),
+        registry=metrics.provided.registry,
+    )
     studio_values = providers.Singleton(
         StudioValues, settings.provided.studio_url, settings.provided.internal_token
     )

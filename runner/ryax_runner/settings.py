@@ -8,13 +8,17 @@ from pathlib import Path
 
 from ryax_kit.crypto import KeyRing
 from ryax_kit.filestore import FilestoreSettings
-from ryax_kit.net import OutboundAllow
+from ryax_kit.net import OutboundAllow, is_loopback_endpoint
 from ryax_kit.settings import CommonSettings, ConfigurationError, Env
 
+from .domain.errors import InvalidInput
 from .domain.run import MAX_FANOUT, MAX_RUN_EXECUTIONS
+from .domain.site import check_site_kind, check_site_name
 
 #: The heartbeat timeout's ceiling: a lost site must be noticed within seconds.
 MAX_HEARTBEAT_TIMEOUT_SECONDS = 10.0
+#: The shortest configured credential of the built-in site (an issued one has 53 characters).
+MIN_BUILTIN_CREDENTIAL = 32
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +37,24 @@ class Settings:
     http_port: int = 8104
     #: RYAX_RUNNER_GRPC_ADDRESS: where the WorkerService gRPC server listens (host:port).
     grpc_address: str = "127.0.0.1:8105"
+    #: RYAX_RUNNER_GRPC_TLS_CERT_FILE / RYAX_RUNNER_GRPC_TLS_KEY_FILE: the gRPC port's
+    #: certificate (PEM, chain included) and private key (PEM): given both, the port serves TLS
+    #: only (workers check it against their RYAX_RUNNER_CA_FILE). Default: none (plaintext).
+    grpc_tls_cert_file: Path | None = None
+    grpc_tls_key_file: Path | None = None
+    #: RYAX_RUNNER_GRPC_ALLOW_PLAINTEXT: "true" lets a plaintext gRPC port listen on a
+    #: non-loopback address (workers' credentials and steps' inputs then cross the network in
+    #: clear: only inside a trusted network). Without TLS and without it, only a loopback
+    #: address is accepted (the local demo: 127.0.0.1).
+    grpc_allow_plaintext: bool = False
+    #: RYAX_RUNNER_BUILTIN_SITE: "NAME[:TYPE]" (TYPE local by default), the site of the worker
+    #: installed with the platform (make demo, the Helm chart): created at start if missing,
+    #: with the credential of RYAX_RUNNER_BUILTIN_SITE_CREDENTIAL (or the content of
+    #: RYAX_RUNNER_BUILTIN_SITE_CREDENTIAL_FILE), which is made the one that works at each start
+    #: (docs/remote-sites.md). Default: none (every site is created by an admin).
+    builtin_site_name: str = ""
+    builtin_site_kind: str = "local"
+    builtin_site_credential: str = field(default="", repr=False)
     #: RYAX_LOG_FORMAT: "json" or "text"; RYAX_LOG_LEVEL: debug, info, warning, error.
     log_format: str = "text"
     log_level: str = "info"
@@ -119,6 +141,14 @@ class Settings:
                 f"{MAX_HEARTBEAT_TIMEOUT_SECONDS:g} (seconds)"
             )
         secret, *previous = KeyRing.read_secrets(e)
+        grpc_address = e.text("RYAX_RUNNER_GRPC_ADDRESS", "127.0.0.1:8105")
+        cert, key = (
+            e.path("RYAX_RUNNER_GRPC_TLS_CERT_FILE"),
+            e.path("RYAX_RUNNER_GRPC_TLS_KEY_FILE"),
+        )
+        allow_plaintext = e.flag("RYAX_RUNNER_GRPC_ALLOW_PLAINTEXT")
+        check_grpc_security(grpc_address, cert, key, allow_plaintext)
+        builtin = read_builtin_site(e)
         return cls(
             database_url=e.required("RYAX_DATABASE_URL"),
             amqp_url=e.required("RYAX_AMQP_URL"),
@@ -126,7 +156,13 @@ class Settings:
             secret_key_previous=tuple(previous),
             http_host=common.http_host,
             http_port=common.http_port,
-            grpc_address=e.text("RYAX_RUNNER_GRPC_ADDRESS", "127.0.0.1:8105"),
+            grpc_address=grpc_address,
+            grpc_tls_cert_file=cert,
+            grpc_tls_key_file=key,
+            grpc_allow_plaintext=allow_plaintext,
+            builtin_site_name=builtin[0],
+            builtin_site_kind=builtin[1],
+            builtin_site_credential=builtin[2],
             log_format=common.log_format,
             log_level=common.log_level,
             authorization_url=e.text("RYAX_AUTHORIZATION_URL", "http://127.0.0.1:8101"),
@@ -163,6 +199,71 @@ class Settings:
             database_pool_size=e.integer("RYAX_DATABASE_POOL_SIZE", 10, minimum=1),
             callback_attempts=e.integer("RYAX_RUNNER_CALLBACK_ATTEMPTS", 8, minimum=1),
             callback_backoff_seconds=e.number("RYAX_RUNNER_CALLBACK_BACKOFF", 2.0, minimum=0),
+        )
+
+
+def read_builtin_site(e: Env) -> tuple[str, str, str]:
+    """RYAX_RUNNER_BUILTIN_SITE and its credential (both or neither), checked: the name, the
+    type and the credential; ("", "local", "") when not configured."""
+    spec = e.text("RYAX_RUNNER_BUILTIN_SITE").strip()
+    credential = e.text("RYAX_RUNNER_BUILTIN_SITE_CREDENTIAL").strip()
+    path = e.path("RYAX_RUNNER_BUILTIN_SITE_CREDENTIAL_FILE")
+    if credential and path is not None:
+        raise ConfigurationError(
+            "RYAX_RUNNER_BUILTIN_SITE_CREDENTIAL and RYAX_RUNNER_BUILTIN_SITE_CREDENTIAL_FILE: "
+            "give one of them"
+        )
+    if path is not None:
+        try:
+            credential = path.read_text().strip()
+        except OSError as error:
+            raise ConfigurationError(
+                f"RYAX_RUNNER_BUILTIN_SITE_CREDENTIAL_FILE={path}: cannot be read "
+                f"({error.strerror})"
+            ) from error
+    if not spec:
+        if credential:
+            raise ConfigurationError(
+                "RYAX_RUNNER_BUILTIN_SITE_CREDENTIAL: no RYAX_RUNNER_BUILTIN_SITE to give it to"
+            )
+        return "", "local", ""
+    name, _, kind = spec.partition(":")
+    kind = kind or "local"
+    try:
+        check_site_name(name)
+        check_site_kind(kind)
+    except InvalidInput as error:
+        raise ConfigurationError(f"RYAX_RUNNER_BUILTIN_SITE={spec}: {error.detail}") from error
+    if len(credential) < MIN_BUILTIN_CREDENTIAL:
+        raise ConfigurationError(
+            "RYAX_RUNNER_BUILTIN_SITE needs RYAX_RUNNER_BUILTIN_SITE_CREDENTIAL (or _FILE) of "
+            f"at least {MIN_BUILTIN_CREDENTIAL} characters (random: it is the site's password)"
+        )
+    if any(c.isspace() or not c.isprintable() for c in credential):
+        raise ConfigurationError("RYAX_RUNNER_BUILTIN_SITE_CREDENTIAL: a credential is one word")
+    return name, kind, credential
+
+
+def check_grpc_security(
+    address: str, cert: Path | None, key: Path | None, allow_plaintext: bool
+) -> None:
+    """TLS needs both files, readable; plaintext is for loopback unless explicitly allowed."""
+    if (cert is None) != (key is None):
+        raise ConfigurationError(
+            "RYAX_RUNNER_GRPC_TLS_CERT_FILE and RYAX_RUNNER_GRPC_TLS_KEY_FILE go together"
+        )
+    for name, path in (
+        ("RYAX_RUNNER_GRPC_TLS_CERT_FILE", cert),
+        ("RYAX_RUNNER_GRPC_TLS_KEY_FILE", key),
+    ):
+        if path is not None and not path.is_file():
+            raise ConfigurationError(f"{name}={path}: no such file")
+    if cert is None and not allow_plaintext and not is_loopback_endpoint(address):
+        raise ConfigurationError(
+            f"RYAX_RUNNER_GRPC_ADDRESS={address}: a plaintext gRPC port may only listen on a "
+            "loopback address; give RYAX_RUNNER_GRPC_TLS_CERT_FILE and "
+            "RYAX_RUNNER_GRPC_TLS_KEY_FILE, or set RYAX_RUNNER_GRPC_ALLOW_PLAINTEXT=true inside "
+            "a trusted network"
         )
 
 

@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -354,3 +355,259 @@ def test_twenty_runs_through_the_http_endpoint_each_with_its_own_outputs(
         steps = {s.step for s in detail.info.steps}
         assert {"report", "count", "shout", "slug", "join", "log"} <= steps
     client.close()
+
+
+# --------------------------------------------------------------------------- the user API
+
+GREET_YAML = """\
+apiVersion: "ryax.tech/v2.0"
+kind: Workflows
+spec:
+  human_name: E2E greet
+  functions:
+  - id: api
+    from: httpapijson
+    version: "1.0"
+    inputs_values:
+      path: /e2e/greet/{name}
+      method: GET
+      summary: Greet someone
+      success_code: "201"
+      timeout: 60
+    outputs:
+    - {name: name, human_name: Name, help: Who., type: string, origin: path}
+    - {name: sep, human_name: Separator, help: Between., type: string, origin: query}
+    - {name: x_tenant, human_name: Tenant, help: Whose., type: string, origin: header}
+    streams_to: [shout]
+  - id: shout
+    from: uppercase
+    version: "1.0"
+    inputs_values: {text: {reference_value: api.name}}
+    streams_to: [join]
+  - id: join
+    from: concat
+    version: "1.0"
+    inputs_values:
+      left: {reference_value: shout.upper}
+      right: {reference_value: api.x_tenant}
+      separator: {reference_value: api.sep}
+    streams_to: []
+  results:
+  - {key: greeting, reference_value: join.text}
+"""
+LATER_YAML = """\
+apiVersion: "ryax.tech/v2.0"
+kind: Workflows
+spec:
+  human_name: E2E later
+  functions:
+  - id: api
+    from: httpapijson
+    version: "1.0"
+    inputs_values: {path: /e2e/later, method: POST, summary: Later, timeout: 0}
+    outputs:
+    - {name: text, human_name: Text, help: Any., type: string, origin: body}
+    streams_to: [shout]
+  - id: shout
+    from: uppercase
+    version: "1.0"
+    inputs_values: {text: {reference_value: api.text}}
+    streams_to: []
+  results:
+  - {key: upper, reference_value: shout.upper}
+"""
+
+
+@dataclass
+class UserApi:
+    project: str
+    project_id: str
+    key: str
+    key_id: str
+    token: str
+
+
+_USER_APIS: dict[str, UserApi] = {}
+
+
+@pytest.fixture
+def user_api(demo: Demo, live: Platform, tmp_path_factory: pytest.TempPathFactory) -> UserApi:
+    """Two workflows served on the user API of the demo project, and a project API key made
+    with the CLI (once per platform)."""
+    if live.url in _USER_APIS:
+        return _USER_APIS[live.url]
+    root = tmp_path_factory.mktemp("user-api")
+    ryax = Ryax(live.url, root / "config.toml")
+    login(ryax, demo.user, demo.password)
+    ryax.ok("project", "use", demo.project)
+    for name, text in (("E2E greet", GREET_YAML), ("E2E later", LATER_YAML)):
+        source = root / f"{name.replace(' ', '-')}.yaml"
+        source.write_text(text)
+        listed = {w["name"] for w in ryax.ok("workflow", "list", "-o", "json").json()}
+        if name not in listed:
+            ryax.ok("workflow", "import", str(source))
+        deployed = ryax.ok("workflow", "deploy", name, timeout=900)
+        assert "user API: " in deployed.stderr, deployed.stderr
+    created = ryax.ok("project", "api-key", "create", f"e2e-{secrets.token_hex(3)}", "-o", "json")
+    key = created.json()
+    assert key["key"].startswith("ryaxpk_")
+    project_id = ryax.ok("project", "show", "-o", "json").json()["id"]
+    with httpx.Client(base_url=live.url, timeout=30) as http:
+        token = http.post(
+            "/authorization/v1/login", json={"username": demo.user, "password": demo.password}
+        ).json()["access_token"]
+    _USER_APIS[live.url] = UserApi(demo.project, project_id, key["key"], key["id"], token)
+    return _USER_APIS[live.url]
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_user_api_serves_each_field_from_its_origin_with_a_key(
+    user_api: UserApi, live: Platform
+) -> None:
+    with httpx.Client(base_url=live.url, timeout=120) as http:
+        for project in (user_api.project, user_api.project_id):  # by name or by id
+            answer = http.get(
+                f"/user-api/{project}/e2e/greet/bob",
+                params={"sep": "@"},
+                headers={**bearer(user_api.key), "X-Tenant": "acme"},
+            )
+            assert answer.status_code == 201, answer.text
+            assert answer.json() == {"greeting": "BOB@acme"}
+        # The header is named in the answer when it is missing; a wrong method is a 405.
+        missing = http.get(
+            f"/user-api/{user_api.project}/e2e/greet/bob",
+            params={"sep": "@"},
+            headers=bearer(user_api.key),
+        )
+        assert missing.status_code == 400 and "x_tenant (from the header)" in missing.text
+        wrong = http.post(
+            f"/user-api/{user_api.project}/e2e/greet/bob", headers=bearer(user_api.key)
+        )
+        assert wrong.status_code == 405 and wrong.headers["Allow"] == "GET"
+        # The demo's own trigger path is served too, and its endpoint by name still works.
+        demo = http.post(
+            f"/user-api/{user_api.project}/demo/word-count",
+            json={"text": DEMO_TEXT},
+            headers=bearer(user_api.key),
+        )
+        assert demo.status_code == 200 and demo.json() == DEMO_RESULTS
+        by_name = http.post(
+            f"/runner/v1/projects/{user_api.project}/endpoints/{quote(DEMO_WORKFLOW)}",
+            json={"text": DEMO_TEXT},
+            headers=bearer(user_api.token),
+        )
+        assert by_name.status_code == 200 and by_name.json() == DEMO_RESULTS
+        # A key calls the user API and nothing else; no credentials, nothing.
+        runs = http.get(
+            f"/runner/v1/projects/{user_api.project}/runs", headers=bearer(user_api.key)
+        )
+        assert runs.status_code == 403
+        anonymous = http.get(f"/user-api/{user_api.project}/e2e/greet/bob")
+        assert anonymous.status_code == 401
+
+
+def test_user_api_timeout_0_answers_202_and_the_result_link(
+    user_api: UserApi, live: Platform
+) -> None:
+    with httpx.Client(base_url=live.url, timeout=60) as http:
+        answer = http.post(
+            f"/user-api/{user_api.project}/e2e/later",
+            json={"text": "later on"},
+            headers=bearer(user_api.key),
+        )
+        assert answer.status_code == 202, answer.text
+        link = answer.json()["result_link"]
+        assert answer.headers["Location"] == link
+        assert answer.json()["workflow_run_id"] == answer.json()["run_id"]
+        for _ in range(240):
+            result = http.get(link, headers=bearer(user_api.key))
+            if result.status_code != 202:
+                break
+            time.sleep(0.5)
+        assert result.status_code == 200, result.text
+        assert result.json() == {"upper": "LATER ON"}
+
+
+def test_user_api_openapi_and_its_page(user_api: UserApi, live: Platform) -> None:
+    with httpx.Client(base_url=live.url, timeout=30) as http:
+        spec = http.get(f"/user-api/{user_api.project}/openapi.json", headers=bearer(user_api.key))
+        assert spec.status_code == 200, spec.text
+        greet = spec.json()["paths"]["/e2e/greet/{name}"]["get"]
+        where = {(p["name"], p["in"]) for p in greet["parameters"]}
+        assert where == {("name", "path"), ("sep", "query"), ("x-tenant", "header")}
+        assert set(greet["responses"]) >= {"201", "202", "400"}
+        assert "post" in spec.json()["paths"]["/demo/word-count"]
+        page = http.get(f"/user-api/{user_api.project}/docs")
+        assert page.status_code == 200 and "openapi.json" in page.text
+
+
+def test_ryax_run_trigger_takes_a_path_with_a_token_or_a_key(user_api: UserApi, ryax: Ryax) -> None:
+    env_project = ("-p", user_api.project)
+    with_key = ryax.ok(
+        "--token",
+        user_api.key,
+        "run",
+        "trigger",
+        "/e2e/later",
+        "-i",
+        "text=by key",
+        "-o",
+        "json",
+        *env_project,
+    ).json()
+    assert with_key["state"] == "completed" and with_key["results"] == {"upper": "BY KEY"}
+    greet = ryax.ok(
+        "--token",
+        user_api.token,
+        "run",
+        "trigger",
+        "/e2e/greet/ann?sep=-",
+        "-i",
+        "x_tenant=t1",
+        "-o",
+        "json",
+        *env_project,
+    ).json()
+    assert greet["state"] == "completed" and greet["results"] == {"greeting": "ANN-t1"}
+    assert any(s["step_id"] == "join" for s in greet["steps"])  # a user reads the whole run
+    nothing = ryax("--token", user_api.token, "run", "trigger", "/e2e/nothing", *env_project)
+    assert nothing.code == 1 and "/e2e/greet/{name}" in nothing.stderr
+
+
+def test_a_revoked_key_is_refused(user_api: UserApi, ryax: Ryax, live: Platform) -> None:
+    ryax.ok(
+        "--token",
+        user_api.token,
+        "project",
+        "api-key",
+        "revoke",
+        user_api.key_id,
+        "-p",
+        user_api.project,
+    )
+    listed = ryax.ok(
+        "--token",
+        user_api.token,
+        "project",
+        "api-key",
+        "list",
+        "-o",
+        "json",
+        "-p",
+        user_api.project,
+    ).json()
+    assert next(k for k in listed if k["id"] == user_api.key_id)["revoked"] is True
+    with httpx.Client(base_url=live.url, timeout=60) as http:
+        # Services cache an allowed answer for at most 10 s.
+        for _ in range(40):
+            answer = http.get(
+                f"/user-api/{user_api.project}/openapi.json", headers=bearer(user_api.key)
+            )
+            if answer.status_code == 401:
+                break
+            time.sleep(0.5)
+        assert answer.status_code == 401, answer.text
+    _USER_APIS.pop(live.url, None)

@@ -53,11 +53,11 @@ export const routes: RouteObject[] = [
               },
               {
                 path: "workflows/:workflowId/edit",
-                lazy: () => import("./features/studio/EditorComingNext").then((m) => ({ Component: m.EditorComingNext })),
+                lazy: () => import("./features/studio/EditorPage").then((m) => ({ Component: m.EditorPage })),
               },
               {
                 path: "studio",
-                lazy: () => import("./features/studio/EditorComingNext").then((m) => ({ Component: m.EditorComingNext })),
+                lazy: () => import("./features/studio/StudioHome").then((m) => ({ Component: m.StudioHome })),
               },
               {
                 path: "runs",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -15,6 +16,7 @@ from ryax_kit.web import Metrics, create_web_app
 
 from .container import Container
 from .infrastructure.api.metrics import WorkerCollector
+from .infrastructure.slurm.backend import SlurmBackend
 from .settings import Settings
 
 log = logging.getLogger("ryax_worker")
@@ -74,6 +76,10 @@ def create_app(container: Container) -> web.Application:
         except Exception as error:  # noqa: BLE001 - the filestore may come later; executions say so
             log.warning("filestore not reachable at start", extra={"reason": str(error)})
         await backend.start()
+        if isinstance(backend, SlurmBackend):
+            # A Slurm site's node pools are its partitions, read from the cluster (sinfo).
+            worker.site = replace(worker.site, node_pools=backend.node_pools())
+        worker.resume_detached()
         connection.start()
         where = settings.filestore
         log.info(
@@ -83,10 +89,16 @@ def create_app(container: Container) -> web.Application:
                 "worker_id": settings.worker_id,
                 "backend": settings.backend,
                 "runner": settings.runner_address,
+                "runner_tls": settings.runner_ca_file is not None,
                 "filestore": where.s3_endpoint or str(where.filestore_dir),
-                "node_pools": [pool.name for pool in settings.node_pools],
+                "node_pools": [pool.name for pool in worker.site.node_pools],
             },
         )
+        if not settings.site_credential:
+            log.error(
+                "no site credential (RYAX_SITE_CREDENTIAL): the runner will refuse this worker; "
+                "an admin creates the site and its credential with `ryax site create`"
+            )
 
     async def shutdown(_: web.Application) -> None:
         log.info("stopping", extra={"grace_seconds": settings.shutdown_grace_seconds})

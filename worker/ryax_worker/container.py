@@ -24,6 +24,8 @@ from .infrastructure.local.backend import LocalBackend
 from .infrastructure.local.process import ProcessOptions
 from .infrastructure.local.sandbox import SandboxConfig, find_bwrap
 from .infrastructure.placement import FilestorePlacement
+from .infrastructure.slurm.backend import SlurmBackend, SlurmOptions
+from .infrastructure.slurm.cluster import SlurmCluster
 from .infrastructure.transfers import FilestoreTransfers
 from .settings import Settings
 
@@ -65,7 +67,36 @@ def make_process_options(settings: Settings) -> ProcessOptions:
     )
 
 
-def make_backend(settings: Settings, store: FileStore) -> LocalBackend:
+def make_slurm_backend(settings: Settings, store: FileStore) -> SlurmBackend:
+    shared = settings.slurm_shared_dir
+    assert shared is not None  # required by Settings for the slurm backend
+    process = make_process_options(settings)
+    return SlurmBackend(
+        cluster=SlurmCluster(),
+        artefacts=ArtefactCache(store, shared),
+        options=SlurmOptions(
+            shared_dir=shared,
+            site_name=settings.site_name,
+            poll_seconds=settings.slurm_poll_seconds,
+            sbatch_options=settings.slurm_sbatch_options,
+            partitions=settings.slurm_partitions,
+            sandbox=process.sandbox,
+            wrapper_log_level=settings.action_log_level,
+            extra_env=process.extra_env,
+        ),
+    )
+
+
+def staging_root(settings: Settings) -> Path:
+    """Where executions' inputs and work directories go: the shared directory for Slurm."""
+    if settings.backend == "slurm" and settings.slurm_shared_dir is not None:
+        return settings.slurm_shared_dir / "executions"
+    return settings.cache_dir / "executions"
+
+
+def make_backend(settings: Settings, store: FileStore) -> LocalBackend | SlurmBackend:
+    if settings.backend == "slurm":
+        return make_slurm_backend(settings, store)
     cache: Path = settings.cache_dir
     return LocalBackend(
         artefacts=ArtefactCache(store, cache),
@@ -88,7 +119,7 @@ class Container(containers.DeclarativeContainer):
     staging = providers.Singleton(
         FileStaging,
         store=transfers,
-        root=providers.Callable(lambda s: s.cache_dir / "executions", settings),
+        root=providers.Callable(staging_root, settings),
     )
     backend = providers.Singleton(make_backend, settings, transfers)
     deployments = providers.Singleton(
@@ -128,4 +159,7 @@ class Container(containers.DeclarativeContainer):
         backoff=providers.Factory(
             Backoff, initial=0.2, maximum=settings.provided.reconnect_max_seconds
         ),
+        credential=settings.provided.site_credential,
+        ca_file=settings.provided.runner_ca_file,
+        server_name=settings.provided.runner_tls_server_name,
     )

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ryax_kit.filestore import FilestoreSettings
+from ryax_kit.net import is_loopback_endpoint
 from ryax_kit.settings import CommonSettings, ConfigurationError, Env
 
 from .domain.errors import InvalidInput
-from .domain.model import NodePool, parse_memory
+from .domain.model import NodePool, parse_duration, parse_memory
 from .infrastructure.local.sandbox import nobody
 
-BACKENDS = ("local",)
-PLANNED_BACKENDS = ("slurm", "kubernetes")
+BACKENDS = ("local", "slurm")
+PLANNED_BACKENDS = ("kubernetes",)
 SANDBOXES = ("bwrap", "none")
 #: Platform settings an action never gets, whatever RYAX_ACTION_ENV_PASSTHROUGH says (but the
 #: interpreter choice of run.sh).
@@ -29,14 +32,30 @@ PASSTHROUGH_ALLOWED_RYAX = ("RYAX_PYTHON",)
 class Settings:
     #: RYAX_RUNNER_GRPC_ADDRESS: the runner's WorkerService (host:port); the worker dials it.
     runner_address: str = "127.0.0.1:8105"
-    #: RYAX_SITE_NAME: the site this worker serves (unique on the platform).
+    #: RYAX_RUNNER_CA_FILE: the CA certificate(s) (PEM) the runner's TLS certificate is checked
+    #: against: given, the worker connects with TLS only. Default: none (plaintext, which is
+    #: refused for a non-loopback runner address unless RYAX_RUNNER_GRPC_ALLOW_PLAINTEXT=true).
+    runner_ca_file: Path | None = None
+    #: RYAX_RUNNER_TLS_SERVER_NAME: the name the runner's certificate must carry when it is not
+    #: the host of RYAX_RUNNER_GRPC_ADDRESS (e.g. the runner is reached by IP address).
+    runner_tls_server_name: str = ""
+    #: RYAX_RUNNER_GRPC_ALLOW_PLAINTEXT: "true" lets the worker talk to a non-loopback runner
+    #: without TLS (its credential and the steps' data then cross the network in clear).
+    runner_allow_plaintext: bool = False
+    #: RYAX_SITE_NAME: the site this worker serves (created by an admin: `ryax site create`).
     site_name: str = "local"
+    #: RYAX_SITE_CREDENTIAL: the site's credential (shown once by `ryax site create` or
+    #: `ryax site rotate`), presented to the runner on every connection; or
+    #: RYAX_SITE_CREDENTIAL_FILE: a file holding it. Without one the runner refuses the worker.
+    site_credential: str = field(default="", repr=False)
     #: RYAX_WORKER_ID: stable id of this worker, kept across restarts (default: the site name).
     worker_id: str = "local"
-    #: RYAX_WORKER_BACKEND: "local" (slurm and kubernetes are planned).
+    #: RYAX_WORKER_BACKEND: "local" (processes on this machine) or "slurm" (a Slurm job per
+    #: execution; the RYAX_SLURM_* settings below); kubernetes is planned.
     backend: str = "local"
-    #: RYAX_NODE_POOLS: JSON list of {"name","cpu","memory" (bytes or "8G"),"gpu"} or
-    #: "name:cpu:memory[:gpu],..."; default: one pool "default" with this machine's cores/memory.
+    #: RYAX_NODE_POOLS: JSON list of {"name","cpu","memory" (bytes or "8G"),"gpu","max_time"
+    #: (seconds or "12h")} or "name:cpu:memory[:gpu[:max_time]],..."; default: one pool
+    #: "default" with this machine's cores/memory (no max time).
     node_pools: tuple[NodePool, ...] = ()
     #: RYAX_SITE_LABELS: JSON object or "key=value,key=value".
     site_labels: dict[str, str] = field(default_factory=dict)
@@ -100,6 +119,17 @@ class Settings:
     #: RYAX_ACTION_MAX_PROCESSES: processes and threads of one action (pids.max under cgroups
     #: v2; else RLIMIT_NPROC, which counts every process of the sandbox's user together).
     action_max_processes: int = 1024
+    #: RYAX_SLURM_SHARED_DIR (slurm backend, required): a directory the worker and every
+    #: compute node see at the same path (artefacts, executions' inputs and work, job files).
+    slurm_shared_dir: Path | None = None
+    #: RYAX_SLURM_POLL_SECONDS: how often job states (squeue/sacct) and job output are read.
+    slurm_poll_seconds: float = 2.0
+    #: RYAX_SLURM_SBATCH_OPTIONS: options added to every sbatch, split like a shell command line
+    #: (e.g. "--account=proj42 --qos=normal"). Default: none.
+    slurm_sbatch_options: tuple[str, ...] = ()
+    #: RYAX_SLURM_PARTITIONS: comma-separated partitions offered as node pools. Default: every
+    #: partition that is up (node pools come from `sinfo`; RYAX_NODE_POOLS is not used).
+    slurm_partitions: tuple[str, ...] = ()
 
     @property
     def use_s3(self) -> bool:
@@ -143,10 +173,25 @@ class Settings:
             site_labels = parse_labels(e.text("RYAX_SITE_LABELS"))
         except InvalidInput as error:
             raise ConfigurationError(error.detail) from error
+        runner_address = e.text("RYAX_RUNNER_GRPC_ADDRESS", "127.0.0.1:8105")
+        ca_file = e.path("RYAX_RUNNER_CA_FILE")
+        allow_plaintext = e.flag("RYAX_RUNNER_GRPC_ALLOW_PLAINTEXT")
+        if ca_file is not None and not ca_file.is_file():
+            raise ConfigurationError(f"RYAX_RUNNER_CA_FILE={ca_file}: no such file")
+        if ca_file is None and not allow_plaintext and not is_loopback_endpoint(runner_address):
+            raise ConfigurationError(
+                f"RYAX_RUNNER_GRPC_ADDRESS={runner_address}: a runner that is not on this machine "
+                "is reached with TLS: give RYAX_RUNNER_CA_FILE (or set "
+                "RYAX_RUNNER_GRPC_ALLOW_PLAINTEXT=true inside a trusted network)"
+            )
         return cls(
             **asdict(common),
-            runner_address=e.text("RYAX_RUNNER_GRPC_ADDRESS", "127.0.0.1:8105"),
+            runner_address=runner_address,
+            runner_ca_file=ca_file,
+            runner_tls_server_name=e.text("RYAX_RUNNER_TLS_SERVER_NAME"),
+            runner_allow_plaintext=allow_plaintext,
             site_name=site,
+            site_credential=read_credential(e),
             worker_id=e.text("RYAX_WORKER_ID", site),
             backend=backend,
             node_pools=node_pools,
@@ -172,7 +217,50 @@ class Settings:
                 Path(p).expanduser() for p in e.items("RYAX_SANDBOX_READ_ONLY_PATHS")
             ),
             action_max_processes=e.integer("RYAX_ACTION_MAX_PROCESSES", 1024, minimum=16),
+            **read_slurm(e, backend),
         )
+
+
+def read_slurm(e: Env, backend: str) -> dict[str, Any]:
+    """The RYAX_SLURM_* settings (RYAX_SLURM_SHARED_DIR is required by the slurm backend)."""
+    shared = e.path("RYAX_SLURM_SHARED_DIR")
+    if backend == "slurm" and shared is None:
+        raise ConfigurationError(
+            "RYAX_SLURM_SHARED_DIR: the slurm backend needs a directory the worker and the "
+            "compute nodes share (same path on both)"
+        )
+    try:
+        options = tuple(shlex.split(e.text("RYAX_SLURM_SBATCH_OPTIONS")))
+    except ValueError as error:
+        raise ConfigurationError(f"RYAX_SLURM_SBATCH_OPTIONS: {error}") from error
+    if any(not option.startswith("-") for option in options):
+        raise ConfigurationError("RYAX_SLURM_SBATCH_OPTIONS: sbatch options only (-x, --name=v)")
+    return {
+        "slurm_shared_dir": shared.expanduser() if shared is not None else None,
+        "slurm_poll_seconds": e.number("RYAX_SLURM_POLL_SECONDS", 2.0, minimum=0.1),
+        "slurm_sbatch_options": options,
+        "slurm_partitions": e.items("RYAX_SLURM_PARTITIONS"),
+    }
+
+
+def read_credential(e: Env) -> str:
+    """RYAX_SITE_CREDENTIAL, else the content of RYAX_SITE_CREDENTIAL_FILE (stripped)."""
+    credential = e.text("RYAX_SITE_CREDENTIAL").strip()
+    path = e.path("RYAX_SITE_CREDENTIAL_FILE")
+    if credential and path is not None:
+        raise ConfigurationError(
+            "RYAX_SITE_CREDENTIAL and RYAX_SITE_CREDENTIAL_FILE: give one of them"
+        )
+    if path is not None:
+        try:
+            credential = path.read_text().strip()
+        except OSError as error:
+            raise ConfigurationError(
+                f"RYAX_SITE_CREDENTIAL_FILE={path}: cannot be read ({error.strerror})"
+            ) from error
+    if any(c.isspace() or not c.isprintable() for c in credential):
+        raise ConfigurationError("RYAX_SITE_CREDENTIAL: a credential is one word")
+    return credential
 
 
 def read_sandbox(e: Env) -> str:
@@ -223,7 +311,8 @@ def _reading(variable: str) -> Iterator[None]:
 
 
 def parse_node_pools(text: str) -> tuple[NodePool, ...]:
-    """RYAX_NODE_POOLS: JSON, or "name:cpu:memory[:gpu]" items separated by commas."""
+    """RYAX_NODE_POOLS: JSON, or "name:cpu:memory[:gpu[:max_time]]" items separated by
+    commas."""
     with _reading("RYAX_NODE_POOLS"):
         return _node_pools(text.strip())
 
@@ -241,27 +330,35 @@ def _node_pools(text: str) -> tuple[NodePool, ...]:
             if not isinstance(item, dict) or "name" not in item:
                 raise InvalidInput("RYAX_NODE_POOLS", f"a pool needs a name: {item!r}")
             memory = item.get("memory_bytes", item.get("memory", 0))
+            max_time = item.get("max_time_seconds", item.get("max_time", 0))
             pools.append(
                 NodePool(
                     name=str(item["name"]),
                     cpu=float(item.get("cpu", 0)),
                     memory_bytes=memory if isinstance(memory, int) else parse_memory(str(memory)),
                     gpu=int(item.get("gpu", 0)),
+                    max_time_seconds=(
+                        float(max_time)
+                        if isinstance(max_time, int | float)
+                        else parse_duration(str(max_time))
+                    ),
                 )
             )
     else:
         for item in filter(None, (part.strip() for part in text.replace(";", ",").split(","))):
             parts = item.split(":")
-            if len(parts) not in (3, 4):
+            if len(parts) not in (3, 4, 5):
                 raise InvalidInput(
-                    "RYAX_NODE_POOLS", f"{item!r}: expected name:cpu:memory[:gpu], e.g. big:8:32G"
+                    "RYAX_NODE_POOLS",
+                    f"{item!r}: expected name:cpu:memory[:gpu[:max_time]], e.g. big:8:32G:0:12h",
                 )
             pools.append(
                 NodePool(
                     name=parts[0],
                     cpu=float(parts[1]),
                     memory_bytes=parse_memory(parts[2]),
-                    gpu=int(parts[3]) if len(parts) == 4 else 0,
+                    gpu=int(parts[3] or 0) if len(parts) >= 4 else 0,
+                    max_time_seconds=parse_duration(parts[4]) if len(parts) == 5 else 0.0,
                 )
             )
     names = [pool.name for pool in pools]

@@ -348,3 +348,46 @@ def test_once_mode(tmp_path: Path) -> None:
     final = document["replies"][-1]["result"]
     assert final["status"] == "RUN_STATUS_COMPLETED"
     assert final["outputs"]["greeting"]["string_value"] == "hello you"
+
+
+def test_once_mode_streams_every_reply_to_the_events_file(tmp_path: Path) -> None:
+    folder = action(
+        tmp_path,
+        "events",
+        """
+        import ryax
+
+        def handle(request):
+            print("one")
+            ryax.progress(0.5, "half")
+            print("two")
+            return {"n": 2}
+    """,
+    )
+    request = tmp_path / "request.json"
+    request.write_text(
+        json.dumps(
+            {
+                "init": {
+                    "action_dir": folder,
+                    "kind": "processor",
+                    "outputs": [{"name": "n", "type": "integer"}],
+                },
+                "run": {"execution_id": "e", "work_dir": str(tmp_path / "w")},
+            }
+        )
+    )
+    out, events = tmp_path / "result.json", tmp_path / "events.jsonl"
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "ryax_action_wrapper", "--once"),
+            *(str(request), str(out), "--events", str(events)),
+        ],
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    streamed = [json.loads(line) for line in events.read_text().splitlines()]
+    assert streamed == json.loads(out.read_text())["replies"]
+    assert [next(iter(r)) for r in streamed] == ["log", "progress", "log", "result"]
+    assert streamed[-1]["result"]["outputs"]["n"]["int_value"] == "2"

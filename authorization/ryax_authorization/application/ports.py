@@ -7,9 +7,11 @@ from datetime import datetime
 from typing import Protocol
 
 from ..domain.model import (
+    ApiKeyId,
     LoginAttempts,
     MachineToken,
     Project,
+    ProjectApiKey,
     ProjectId,
     TokenId,
     User,
@@ -84,6 +86,15 @@ class MachineTokenRepository(Protocol):
         ...
 
 
+class ProjectApiKeyRepository(Protocol):
+    async def add(self, key: ProjectApiKey) -> None: ...
+    async def get(self, key_id: ApiKeyId) -> ProjectApiKey | None: ...
+    async def get_by_hash(self, key_hash: str) -> ProjectApiKey | None: ...
+    async def list_for_project(self, project_id: ProjectId) -> list[ProjectApiKey]:
+        """Every key of the project, revoked ones too, oldest first."""
+        ...
+
+
 class LoginAttemptRepository(Protocol):
     """Failed logins by username, whether or not a user has that name."""
 
@@ -104,6 +115,7 @@ class UnitOfWork(Protocol):
     users: UserRepository
     projects: ProjectRepository
     machine_tokens: MachineTokenRepository
+    api_keys: ProjectApiKeyRepository
     revoked_tokens: RevokedTokenRepository
     login_attempts: LoginAttemptRepository
 

@@ -13,6 +13,7 @@ from ryax_kit.core import Clock
 
 from ..domain.errors import AlreadyExists, AuthenticationFailed, Forbidden, NotFound
 from ..domain.model import (
+    ApiKeyId,
     LockoutPolicy,
     LoginAttempts,
     MachineToken,
@@ -20,12 +21,14 @@ from ..domain.model import (
     Principal,
     Project,
     ProjectAccess,
+    ProjectApiKey,
     ProjectId,
     Role,
     TokenId,
     User,
     UserId,
     authorize,
+    check_api_key_name,
     check_password_policy,
     check_project_name,
     check_username,
@@ -35,6 +38,8 @@ from ..domain.model import (
 from .ports import AccessTokens, PasswordHasher, UnitOfWork
 
 MACHINE_TOKEN_PREFIX = "ryax_"
+#: Project API keys (not a machine token: "ryaxpk_" does not start with "ryax_").
+API_KEY_PREFIX = "ryaxpk_"
 
 
 def hash_machine_token(token: str) -> str:
@@ -50,6 +55,12 @@ class LoginResult:
     access_token: str
     expires_at: datetime
     user: User
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewApiKey:
+    key: str  # shown once
+    record: ProjectApiKey
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,9 +154,15 @@ class AuthorizationUseCases:
         """The JWKS: the public keys that verify access tokens (current first)."""
         return self._tokens.jwks()
 
-    async def authenticate(self, token: str) -> Principal:
-        """Resolve a bearer token (access or machine token) into the calling principal."""
+    async def authenticate(self, token: str, *, api_keys: bool = False) -> Principal:
+        """Resolve a bearer token (access or machine token) into the calling principal. A
+        project API key is accepted only where `api_keys` (the authorization contract): it
+        manages nothing, not even itself."""
         now = self._clock.now()
+        if token.startswith(API_KEY_PREFIX):
+            if not api_keys:
+                raise Forbidden("a project API key only calls the user API of its project")
+            return await self._api_key_principal(token, now)
         async with self._uow() as uow:
             if token.startswith(MACHINE_TOKEN_PREFIX):
                 record = await uow.machine_tokens.get_by_hash(hash_machine_token(token))
@@ -176,11 +193,29 @@ class AuthorizationUseCases:
                 token_id=claims.token_id,
             )
 
+    async def _api_key_principal(self, key: str, now: datetime) -> Principal:
+        async with self._uow() as uow:
+            record = await uow.api_keys.get_by_hash(hash_machine_token(key))
+            if record is None or record.revoked:
+                raise AuthenticationFailed("invalid or revoked API key")
+            if record.used(now):
+                await uow.commit()
+            return Principal(
+                user_id=UserId(f"api-key:{record.id}"),
+                username=f"api-key:{record.name}",
+                is_admin=False,
+                token_id=TokenId(record.id),
+                machine=True,
+                api_key_id=record.id,
+                api_key_project_id=record.project_id,
+            )
+
     async def authorize(
         self, token: str, project_id: ProjectId, operation: Operation
     ) -> ProjectAccess:
-        """The contract every service relies on: token valid, member, role high enough."""
-        principal = await self.authenticate(token)
+        """The contract every service relies on: token valid, member, role high enough (a
+        project API key: its own project, operation trigger)."""
+        principal = await self.authenticate(token, api_keys=True)
         async with self._uow() as uow:
             project = await uow.projects.get(project_id)
             if project is None:
@@ -337,3 +372,48 @@ class AuthorizationUseCases:
                 raise NotFound(f"token {token_id} not found")
             record.revoke(self._clock.now())
             await uow.commit()
+
+    # ---- project API keys ------------------------------------------------------------------
+    async def create_api_key(
+        self, caller: Principal, project_id: ProjectId, name: str
+    ) -> NewApiKey:
+        """Owners (and admins) create a project's keys; the key is returned once, only its
+        hash is stored. Names are unique among the project's keys in use."""
+        name = check_api_key_name(name)
+        key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        async with self._uow() as uow:
+            project = await self._visible_project(uow, caller, project_id, Operation.MANAGE)
+            for other in await uow.api_keys.list_for_project(project.id):
+                if other.name == name and not other.revoked:
+                    raise AlreadyExists(f"project {project.name} has an API key named {name}")
+            record = ProjectApiKey(
+                id=ApiKeyId(new_id()),
+                project_id=project.id,
+                name=name,
+                key_hash=hash_machine_token(key),
+                created_at=self._clock.now(),
+                created_by=caller.user_id,
+            )
+            await uow.api_keys.add(record)
+            await uow.commit()
+        return NewApiKey(key=key, record=record)
+
+    async def list_api_keys(self, caller: Principal, project_id: ProjectId) -> list[ProjectApiKey]:
+        """The project's keys (revoked ones too), without their value: for its members."""
+        async with self._uow() as uow:
+            project = await self._visible_project(uow, caller, project_id, Operation.READ)
+            return await uow.api_keys.list_for_project(project.id)
+
+    async def revoke_api_key(
+        self, caller: Principal, project_id: ProjectId, key_id: ApiKeyId
+    ) -> ProjectApiKey:
+        """Owners (and admins) revoke a key: refused from then on (services that cached an
+        answer keep it for at most their cache time, 10 s)."""
+        async with self._uow() as uow:
+            project = await self._visible_project(uow, caller, project_id, Operation.MANAGE)
+            record = await uow.api_keys.get(key_id)
+            if record is None or record.project_id != project.id:
+                raise NotFound(f"API key {key_id} not found in project {project.name}")
+            record.revoke(self._clock.now())
+            await uow.commit()
+            return record

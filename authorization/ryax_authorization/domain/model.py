@@ -13,6 +13,7 @@ from .errors import AccountLocked, Conflict, Forbidden, InvalidInput
 UserId = NewType("UserId", str)
 ProjectId = NewType("ProjectId", str)
 TokenId = NewType("TokenId", str)
+ApiKeyId = NewType("ApiKeyId", str)
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
@@ -42,6 +43,7 @@ class Operation(StrEnum):
     READ = "read"  # list, show, download, follow logs
     WRITE = "write"  # create/edit/delete workflows, repositories, deploy, trigger, cancel
     MANAGE = "manage"  # members and roles
+    TRIGGER = "trigger"  # call the project's user API (/user-api/...): also a project API key
 
     @property
     def needed_role(self) -> Role:
@@ -49,6 +51,7 @@ class Operation(StrEnum):
             Operation.READ: Role.VIEWER,
             Operation.WRITE: Role.DEVELOPER,
             Operation.MANAGE: Role.OWNER,
+            Operation.TRIGGER: Role.DEVELOPER,
         }[self]
 
 
@@ -175,6 +178,9 @@ class Principal:
     is_admin: bool
     token_id: TokenId
     machine: bool = False
+    #: A project API key: the key and its project (it may only trigger there).
+    api_key_id: ApiKeyId | None = None
+    api_key_project_id: ProjectId | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,7 +194,22 @@ class ProjectAccess:
 
 
 def authorize(principal: Principal, project: Project, operation: Operation) -> ProjectAccess:
-    """Admins may do anything; others need membership with the role the operation needs."""
+    """Admins may do anything; others need membership with the role the operation needs. A
+    project API key may trigger (call the user API of) its own project, nothing else."""
+    if principal.api_key_id is not None:
+        if principal.api_key_project_id != project.id:
+            raise Forbidden(f"this API key is not one of project {project.name}")
+        if operation is not Operation.TRIGGER:
+            raise Forbidden(
+                "a project API key only calls the user API of its project (operation trigger), "
+                f"it cannot {operation}"
+            )
+        return ProjectAccess(
+            principal=principal,
+            project_id=project.id,
+            project_name=project.name,
+            role=Role.DEVELOPER,
+        )
     role = project.role_of(principal.user_id)
     if principal.is_admin:
         return ProjectAccess(
@@ -239,3 +260,46 @@ class MachineToken:
     def revoke(self, now: datetime) -> None:
         if self.revoked_at is None:
             self.revoked_at = now
+
+
+API_KEY_NAME_MAX = 200
+
+
+def check_api_key_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > API_KEY_NAME_MAX:
+        raise InvalidInput("name", f"1 to {API_KEY_NAME_MAX} characters")
+    return name
+
+
+@dataclass(eq=False, kw_only=True)
+class ProjectApiKey:
+    """A key that lets a machine call the user API of one project (and nothing else). Only
+    its hash is stored; the key itself is shown once, when created."""
+
+    id: ApiKeyId
+    project_id: ProjectId
+    name: str
+    key_hash: str
+    created_at: datetime
+    created_by: UserId | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    #: `last_used_at` is written at most this often (a busy key costs no write per call).
+    USE_RESOLUTION = timedelta(minutes=1)
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def revoke(self, now: datetime) -> None:
+        if self.revoked_at is None:
+            self.revoked_at = now
+
+    def used(self, now: datetime) -> bool:
+        """Note a use; True when `last_used_at` moved (to be saved)."""
+        if self.last_used_at is not None and now - self.last_used_at < self.USE_RESOLUTION:
+            return False
+        self.last_used_at = now
+        return True

@@ -192,3 +192,82 @@ async def test_cross_project_matrix(client: TestClient) -> None:  # type: ignore
             assert users["bob"] not in body and b["id"] not in body
     mine = await (await client.get("/authorization/v1/projects", headers=alice)).json()
     assert [p["name"] for p in mine["projects"]] == ["project-a"]
+
+
+async def test_project_api_keys_over_http(client: TestClient) -> None:  # type: ignore[type-arg]
+    """Created by an owner (shown once, stored hashed), listed without the key, answered by the
+    contract for `trigger` in its project only, refused everywhere else, revoked."""
+    admin = await login(client, "admin", ADMIN_PASSWORD)
+    for name in ("alice", "bob"):
+        r = await client.post(
+            "/authorization/v1/users",
+            headers=admin,
+            json={"username": name, "password": f"{name} long password"},
+        )
+        assert r.status == 201
+    for project, owner in (("alpha", "alice"), ("beta", "bob")):
+        users = (await (await client.get("/authorization/v1/users", headers=admin)).json())["users"]
+        owner_id = next(u["id"] for u in users if u["username"] == owner)
+        r = await client.post(
+            "/authorization/v1/projects",
+            headers=admin,
+            json={"name": project, "owner_id": owner_id},
+        )
+        assert r.status == 201
+    alice = await login(client, "alice", "alice long password")
+    bob = await login(client, "bob", "bob long password")
+    base = "/authorization/v1/projects/alpha/api-keys"
+
+    assert (await client.post(base, headers=bob, json={"name": "ci"})).status == 403
+    created = await client.post(base, headers=alice, json={"name": "ci"})
+    assert created.status == 201, await created.text()
+    new = await created.json()
+    key = new["key"]
+    assert key.startswith("ryaxpk_") and new["name"] == "ci" and new["revoked"] is False
+    twice = await client.post(base, headers=alice, json={"name": "ci"})
+    assert twice.status == 409 and (await twice.json())["error"] == "already_exists"
+    listed = await (await client.get(base, headers=alice)).json()
+    assert [k["name"] for k in listed["api_keys"]] == ["ci"]
+    assert key not in await (await client.get(base, headers=alice)).text()
+    assert "key" not in listed["api_keys"][0]
+    assert (await client.get(base, headers=bob)).status == 403
+
+    as_key = {"Authorization": f"Bearer {key}"}
+    ok = await client.get(
+        "/authorization/v1/authorize?project=alpha&operation=trigger", headers=as_key
+    )
+    assert ok.status == 200
+    access = await ok.json()
+    assert access["api_key_id"] == new["id"] and access["is_admin"] is False
+    user = await client.get(
+        "/authorization/v1/authorize?project=alpha&operation=trigger", headers=alice
+    )
+    assert (await user.json())["api_key_id"] is None
+    refused = [
+        client.get("/authorization/v1/authorize?project=alpha&operation=read", headers=as_key),
+        client.get("/authorization/v1/authorize?project=alpha&operation=write", headers=as_key),
+        client.get("/authorization/v1/authorize?project=beta&operation=trigger", headers=as_key),
+        client.get("/authorization/v1/me", headers=as_key),
+        client.get(base, headers=as_key),
+        client.post(base, headers=as_key, json={"name": "another"}),
+        client.delete(f"{base}/{new['id']}", headers=as_key),
+        client.post("/authorization/v1/tokens", headers=as_key, json={"name": "escalate"}),
+        client.put(
+            "/authorization/v1/projects/alpha/members/bob", headers=as_key, json={"role": "owner"}
+        ),
+    ]
+    for call in refused:
+        resp = await call
+        assert resp.status == 403, (resp.url, await resp.text())
+    listed = await (await client.get(base, headers=alice)).json()
+    assert listed["api_keys"][0]["last_used_at"] is not None
+
+    revoked = await client.delete(f"{base}/{new['id']}", headers=alice)
+    assert revoked.status == 200 and (await revoked.json())["revoked"] is True
+    after = await client.get(
+        "/authorization/v1/authorize?project=alpha&operation=trigger", headers=as_key
+    )
+    assert after.status == 401
+    assert (await client.delete(f"{base}/no-such-key", headers=alice)).status == 404
+    again = await client.post(base, headers=alice, json={"name": "ci"})  # the name is free again
+    assert again.status == 201

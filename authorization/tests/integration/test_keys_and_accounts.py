@@ -247,3 +247,56 @@ async def test_security_lockout_answers_the_same_for_unknown_and_real_usernames(
             "/authorization/v1/login", json={"username": "admin", "password": PASSWORD}
         )
         assert locked.status == 429
+
+
+async def test_security_wrong_old_passwords_lock_the_password_change_as_documented(
+    fresh_database: str, tmp_path: Path
+) -> None:
+    """Found by the OpenAPI fuzzing (tests/fuzz): the lock's 429 was not in the document."""
+    key = write_signing_key(tmp_path / "signing-key.pem")
+    async with serve(fresh_database, key, max_failures=3) as client:
+        token = await login(client)
+        statuses = []
+        for _ in range(4):
+            resp = await client.put(
+                "/authorization/v1/me/password",
+                headers=bearer(token),
+                json={"old_password": "not the password", "new_password": "a new password 1"},
+            )
+            statuses.append(resp.status)
+        assert statuses == [401, 401, 401, 429]
+        assert resp.headers.get("Retry-After") is not None
+        document = await (await client.get("/authorization/openapi.json")).json()
+        answers = document["paths"]["/authorization/v1/me/password"]["put"]["responses"]
+        assert "429" in answers and "401" in answers
+
+
+async def test_text_no_database_keeps_is_a_400_and_a_taken_project_name_a_documented_409(
+    fresh_database: str, tmp_path: Path
+) -> None:
+    """Found by the OpenAPI fuzzing (tests/fuzz): a NUL in an API key's name reached PostgreSQL
+    (which refuses it in text): a 500; a taken project name answered an undocumented 409."""
+    key = write_signing_key(tmp_path / "signing-key.pem")
+    async with serve(fresh_database, key) as client:
+        admin = bearer(await login(client))
+        created = await client.post(
+            "/authorization/v1/projects", headers=admin, json={"name": "team-p"}
+        )
+        assert created.status == 201
+        project = (await created.json())["id"]
+        again = await client.post(
+            "/authorization/v1/projects", headers=admin, json={"name": "team-p"}
+        )
+        assert again.status == 409
+        for url, body in (
+            (f"/authorization/v1/projects/{project}/api-keys", {"name": "ci\u0000"}),
+            ("/authorization/v1/projects", {"name": "q\u0000"}),
+        ):
+            resp = await client.post(url, headers=admin, json=body)
+            assert resp.status == 400, url
+            assert await resp.json() == {
+                "error": "invalid_input",
+                "detail": "name: contains a NUL character (U+0000), which cannot be stored",
+            }
+        document = await (await client.get("/authorization/openapi.json")).json()
+        assert "409" in document["paths"]["/authorization/v1/projects"]["post"]["responses"]

@@ -27,6 +27,6 @@ async def test_migrate_from_empty_database_matches_the_tables(fresh_database: st
         version = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar()
     await engine.dispose()
     assert set(metadata.tables) <= tables
-    assert version == "0002"
+    assert version == "0003"
     for name, table in metadata.tables.items():
         assert columns[name] == {c.name for c in table.columns}, name

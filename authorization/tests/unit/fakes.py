@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 from ryax_authorization.application.ports import AccessTokenClaims
 from ryax_authorization.domain.errors import AuthenticationFailed
 from ryax_authorization.domain.model import (
+    ApiKeyId,
     LoginAttempts,
     MachineToken,
     Project,
+    ProjectApiKey,
     ProjectId,
     TokenId,
     User,
@@ -130,6 +132,23 @@ class FakeMachineTokens:
         return len(usable)
 
 
+class FakeApiKeys:
+    def __init__(self, store: dict[ApiKeyId, ProjectApiKey]) -> None:
+        self.store = store
+
+    async def add(self, key: ProjectApiKey) -> None:
+        self.store[key.id] = key
+
+    async def get(self, key_id: ApiKeyId) -> ProjectApiKey | None:
+        return self.store.get(key_id)
+
+    async def get_by_hash(self, key_hash: str) -> ProjectApiKey | None:
+        return next((k for k in self.store.values() if k.key_hash == key_hash), None)
+
+    async def list_for_project(self, project_id: ProjectId) -> list[ProjectApiKey]:
+        return [k for k in self.store.values() if k.project_id == project_id]
+
+
 class FakeLoginAttempts:
     def __init__(self, store: dict[str, LoginAttempts]) -> None:
         self.store = store
@@ -168,6 +187,7 @@ class FakeUnitOfWork:
         self.users = FakeUsers(db["users"])
         self.projects = FakeProjects(db["projects"])
         self.machine_tokens = FakeMachineTokens(db["tokens"])
+        self.api_keys = FakeApiKeys(db.setdefault("api_keys", {}))
         self.revoked_tokens = FakeRevoked(db["revoked"])
         self.login_attempts = FakeLoginAttempts(db.setdefault("attempts", {}))
         self.db = db

@@ -5,7 +5,18 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from ..models import PROJECTS, TOKENS, USERS, MachineToken, Me, Project, Session, User
+from ..models import (
+    API_KEYS,
+    PROJECTS,
+    TOKENS,
+    USERS,
+    ApiKey,
+    MachineToken,
+    Me,
+    Project,
+    Session,
+    User,
+)
 from ._base import Group, seg
 
 BASE = "/authorization/v1"
@@ -79,3 +90,28 @@ class Tokens(Group):
 
     def revoke(self, token_id: str) -> None:
         self._http.delete(f"{BASE}/tokens/{seg(token_id)}")
+
+
+class ApiKeys(Group):
+    """Project API keys: a machine calls the project's user API (/user-api/...) with one, as
+    `Authorization: Bearer <key>`, and nothing else."""
+
+    def create(self, project: str, name: str) -> ApiKey:
+        """Owners and admins; the key's value is in `.key`, shown only now."""
+        path = f"{BASE}/projects/{seg(project)}/api-keys"
+        return ApiKey.from_json(self._http.post(path, {"name": name}))
+
+    def list(self, project: str) -> builtins.list[ApiKey]:
+        """The project's keys, revoked ones too, without their value."""
+        return API_KEYS.read(self._http.get(f"{BASE}/projects/{seg(project)}/api-keys"))
+
+    def revoke(self, project: str, key: str) -> ApiKey:
+        """Revoke a key, by id, or by name among the keys in use."""
+        key_id = key
+        keys = self.list(project)
+        if not any(k.id == key for k in keys):
+            named = [k for k in keys if k.name == key and not k.revoked]
+            if len(named) == 1:
+                key_id = named[0].id
+        path = f"{BASE}/projects/{seg(project)}/api-keys/{seg(key_id)}"
+        return ApiKey.from_json(self._http.delete(path))

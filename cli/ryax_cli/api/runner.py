@@ -9,15 +9,34 @@ from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, unquote
 
 from .._http import SseEvent
-from ..errors import ApiError, RunFailed, RyaxError, WaitTimeout
-from ..models import LOG_LINES, PROJECTS, SITES, FileRef, LogLine, RunInfo, RunPage, Site
+from ..errors import (
+    ApiError,
+    NotFoundError,
+    PermissionDenied,
+    RunFailed,
+    RyaxError,
+    WaitTimeout,
+)
+from ..models import (
+    LOG_LINES,
+    PROJECTS,
+    SITES,
+    FileRef,
+    LogLine,
+    RunInfo,
+    RunPage,
+    Site,
+    SiteCredential,
+)
 from ._base import Group, project_path, seg
 from .studio import Workflows
 
 SERVICE = "runner"
+#: The platform's sites (admins).
+SITES_PATH = f"/{SERVICE}/v1/sites"
 RUN_HEADER = "Ryax-Run-Id"
 
 
@@ -67,7 +86,13 @@ class Run:
     def refresh(self) -> Run:
         if not self.id:
             raise RyaxError("this run has no id to follow (the trigger answered without one)")
-        self.info = self._runs.show(self.project, self.id).info
+        try:
+            self.info = self._runs.show(self.project, self.id).info
+        except PermissionDenied:
+            # A project API key reads no run, only the result link of the calls it made.
+            if not self.raw.get("result_link"):
+                raise
+            self.info = self._runs.result(self.project, self.id).info
         return self
 
     def wait(self, timeout: float = 300.0, *, raise_on_failure: bool = False) -> Run:
@@ -147,6 +172,26 @@ class Runs(Group):
         body = self._http.get(project_path(SERVICE, project, "runs", seg(run_id)))
         return Run(self, project, RunInfo.from_json(body))
 
+    def result(self, project: str, run_id: str) -> Run:
+        """The result of a user API call, through its result link (what a project API key may
+        read): the workflow's results once completed, else the run's state; no steps."""
+        link = project_path(SERVICE, project, "results", seg(run_id))
+        try:
+            response = self._http.request("GET", link)
+        except ApiError as exc:
+            if exc.body.get("run_id") != run_id:
+                raise
+            state = "cancelled" if exc.error == "run_cancelled" else "failed"
+            doc = {
+                "id": run_id,
+                "state": state,
+                "reason": exc.message,
+                "failed_step_id": exc.body.get("step_id"),
+                "result_link": link,
+            }
+            return Run(self, project, RunInfo.from_json(doc))
+        return Run(self, project, _run_of_trigger(response, result_link=link))
+
     def cancel(self, project: str, run_id: str) -> Run:
         body = self._http.post(project_path(SERVICE, project, "runs", seg(run_id), "cancel"))
         return Run(self, project, RunInfo.from_json(body))
@@ -199,18 +244,70 @@ class Runs(Group):
         wait: bool = True,
         timeout: float = 300.0,
     ) -> Run:
-        """Start a run through the HTTP endpoint of a deployed workflow (its id or name).
+        """Start a run through the HTTP endpoint of a deployed workflow (its id or name), or
+        through the user API when `workflow` is an endpoint path (`/items/42`, see
+        `call_path`).
 
         A `Path` value is uploaded as a file (multipart); other values go as JSON. With `wait`
         the endpoint answers when the run ends (within `timeout`, else the run goes on and
         `.wait()` follows it); without, it answers at once with the run id. A run that fails
         is returned with its state and error, not raised (see `Run.wait(raise_on_failure)`).
         """
+        if workflow.startswith("/"):
+            return self.call_path(project, workflow, inputs, timeout=timeout)
         path = project_path(SERVICE, project, "endpoints", seg(workflow))
         params: dict[str, Any] = {"mode": "sync" if wait else "async"}
         if wait:
             params["timeout"] = f"{timeout:g}"
+        return self._post_inputs(project, path, dict(inputs or {}), params, timeout)
+
+    def call_path(
+        self,
+        project: str,
+        path: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        method: str | None = None,
+        timeout: float = 300.0,
+    ) -> Run:
+        """Call the project's user API: `path` as the trigger declares it, filled in
+        (`/items/42`, a query string allowed). The project's OpenAPI document
+        (`/user-api/<project>/openapi.json`) tells the method (else `method`) and where each
+        input goes: a query parameter, a header, or the body (JSON, multipart with `Path`
+        values). The trigger's own timeout rules the answer: the results, or the run id (202)
+        that `.wait()` follows."""
+        path, _, query = path.partition("?")
+        base = f"/user-api/{seg(project)}"
+        spec = self._http.get(f"{base}/openapi.json")
+        method, operation = _operation_for(spec, path, method, project)
         values = dict(inputs or {})
+        params: dict[str, Any] = dict(_query_pairs(query))
+        headers: dict[str, str] = {}
+        for parameter in operation.get("parameters", []):
+            name, where = parameter.get("name"), parameter.get("in")
+            key = name if name in values else str(name).replace("-", "_")
+            if where not in ("query", "header") or key not in values:
+                continue
+            value = values.pop(key)
+            if where == "query":
+                params[name] = value if isinstance(value, str) else json.dumps(value)
+            else:
+                headers[name] = value if isinstance(value, str) else json.dumps(value)
+        return self._post_inputs(
+            project, base + path, values, params, timeout, method=method, headers=headers
+        )
+
+    def _post_inputs(
+        self,
+        project: str,
+        path: str,
+        values: dict[str, Any],
+        params: dict[str, Any],
+        timeout: float,
+        *,
+        method: str = "POST",
+        headers: dict[str, str] | None = None,
+    ) -> Run:
         with ExitStack() as stack:
             files = {
                 name: (
@@ -222,6 +319,8 @@ class Runs(Group):
                 if isinstance(value, Path)
             }
             kwargs: dict[str, Any] = {"params": params, "timeout": timeout + 30.0}
+            if headers:
+                kwargs["headers"] = headers
             if files:
                 kwargs["files"] = files
                 kwargs["data"] = {
@@ -229,10 +328,10 @@ class Runs(Group):
                     for name, value in values.items()
                     if name not in files
                 }
-            else:
+            elif values or method not in ("GET", "DELETE"):
                 kwargs["json_body"] = values
             try:
-                response = self._http.request("POST", path, **kwargs)
+                response = self._http.request(method, path, **kwargs)
             except ApiError as exc:
                 # A run that failed (the action's HTTP status) or did not end in time still
                 # is a run: return it, with what the answer said.
@@ -268,16 +367,87 @@ class Sites(Group):
             project = projects[0].name
         return SITES.read(self._http.get(project_path(SERVICE, project, "sites")))
 
+    # -- administration (admins): the platform's sites, their credentials --------------------
 
-def _run_of_trigger(response: Any) -> RunInfo:
+    def all(self, archived: bool = False) -> builtins.list[Site]:
+        """Every site of the platform (admins), archived ones too if asked."""
+        params = {"archived": "true"} if archived else None
+        return SITES.read(self._http.get(SITES_PATH, params))
+
+    def create(self, name: str, kind: str = "local") -> SiteCredential:
+        """Create a site (admins): its credential (the worker's RYAX_SITE_CREDENTIAL) is in
+        `.credential`, shown only now."""
+        return SiteCredential.from_json(self._http.post(SITES_PATH, {"name": name, "type": kind}))
+
+    def show(self, site: str) -> Site:
+        """One site (admins), by name or id, archived or not."""
+        return Site.from_json(self._http.get(f"{SITES_PATH}/{seg(site)}"))
+
+    def rotate(self, site: str) -> SiteCredential:
+        """A new credential (admins), shown only now: the old one stops working and the
+        connected worker is cut off."""
+        return SiteCredential.from_json(self._http.post(f"{SITES_PATH}/{seg(site)}/credential"))
+
+    def revoke(self, site: str) -> Site:
+        """Revoke the credential (admins): no worker can connect until one is issued again."""
+        return Site.from_json(self._http.delete(f"{SITES_PATH}/{seg(site)}/credential"))
+
+    def archive(self, site: str) -> Site:
+        """Archive the site (admins): credential revoked, offline for good, kept in the record."""
+        return Site.from_json(self._http.post(f"{SITES_PATH}/{seg(site)}/archive"))
+
+
+def _operation_for(
+    spec: Any, path: str, method: str | None, project: str
+) -> tuple[str, dict[str, Any]]:
+    """The user API operation whose path template matches `path` (literal segments first),
+    with its method: the one given, else the only one the path answers."""
+    wanted = [s for s in path.split("/") if s]
+    found: list[tuple[tuple[int, ...], str, dict[str, Any]]] = []
+    for template, item in (spec.get("paths") or {}).items():
+        parts = [s for s in str(template).split("/") if s]
+        if len(parts) != len(wanted):
+            continue
+        rank = []
+        for part, given in zip(parts, wanted, strict=True):
+            literal = not (part.startswith("{") and part.endswith("}"))
+            if literal and part != unquote(given):
+                break
+            rank.append(1 if literal else 0)
+        else:
+            for verb, operation in item.items():
+                found.append((tuple(rank), verb.upper(), operation))
+    if not found:
+        known = ", ".join(sorted(spec.get("paths") or {})) or "none deployed"
+        raise NotFoundError(
+            404, "not_found", f"no endpoint {path} in project {project} (its paths: {known})"
+        )
+    best = max(rank for rank, _, _ in found)
+    methods = {verb: op for rank, verb, op in found if rank == best}
+    if method:
+        if method.upper() not in methods:
+            raise RyaxError(f"{path} answers {', '.join(sorted(methods))}, not {method.upper()}")
+        return method.upper(), methods[method.upper()]
+    if len(methods) > 1:
+        raise RyaxError(f"{path} answers {', '.join(sorted(methods))}: choose one with --method")
+    return next(iter(methods.items()))
+
+
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in parse_qsl(query, keep_blank_values=True)]
+
+
+def _run_of_trigger(response: Any, *, result_link: str | None = None) -> RunInfo:
     """The endpoint's answer, which no OpenAPI schema describes (it is the workflow's own):
-    asynchronous, 202 with `{"run_id", "state", "status_url"}`; else the run's results, its id
+    asynchronous, 202 with `{"run_id", "state", "status_url"}` (the user API:
+    `{"workflow_run_id", "result_link", "run_id", "state"}`); else the run's results, its id
     in the `Ryax-Run-Id` header."""
     body = response.json() if response.content else {}
+    link = {"result_link": result_link} if result_link else {}
     if response.status_code == 202:
-        return RunInfo.from_json({**body, "id": str(body.get("run_id", ""))})
+        return RunInfo.from_json({**body, **link, "id": str(body.get("run_id", ""))})
     run_id = response.headers.get(RUN_HEADER, "")
-    return RunInfo.from_json({"id": run_id, "state": "completed", "results": body})
+    return RunInfo.from_json({"id": run_id, "state": "completed", "results": body, **link})
 
 
 def _lines_of_event(event: SseEvent) -> Iterator[LogLine]:

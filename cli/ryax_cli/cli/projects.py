@@ -1,4 +1,4 @@
-"""`ryax project list|use|show|create|add-member|remove-member`."""
+"""`ryax project list|use|show|create|add-member|remove-member|api-key create|list|revoke`."""
 
 from __future__ import annotations
 
@@ -109,3 +109,62 @@ def remove_member(
     name = st.project_of(project)
     st.client().projects.remove_member(name, user)
     info(f"{user} removed from {name}")
+
+
+api_keys = typer.Typer(no_args_is_help=True)
+app.add_typer(
+    api_keys,
+    name="api-key",
+    help="Project API keys: they call the project's user API (/user-api/...), nothing else.",
+)
+
+
+@command(api_keys, "create")
+def create_api_key(
+    name: Annotated[str, typer.Argument(help="A name for the key (who or what uses it).")],
+    project: ProjectOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Create a project API key (owners, admins). The key is shown once: store it now."""
+    st = state()
+    proj = st.project_of(project)
+    created = st.client().api_keys.create(proj, name)
+
+    def render() -> None:
+        info(f"Created API key {created.name} ({created.id}) of project {proj}.")
+        info("The key is shown once, store it now; call the user API with")
+        info(f"  Authorization: Bearer <key>   on {st.load().url}/user-api/{proj}/...")
+        typer.echo(created.key or "")
+
+    emit(output, created.raw, render)
+
+
+@command(api_keys, "list")
+def list_api_keys(project: ProjectOpt = None, output: OutputOpt = Output.table) -> None:
+    """The project's API keys (revoked ones too), without their value."""
+    st = state()
+    found = st.client().api_keys.list(st.project_of(project))
+
+    def render() -> None:
+        table(
+            ["NAME", "ID", "CREATED", "LAST USED", "REVOKED"],
+            [
+                (k.name, k.id, k.created_at, k.last_used_at or "never", k.revoked_at or "")
+                for k in found
+            ],
+            empty="no API keys: an owner creates one with `ryax project api-key create NAME`",
+        )
+
+    emit(output, [k.raw for k in found], render)
+
+
+@command(api_keys, "revoke")
+def revoke_api_key(
+    key: Annotated[str, typer.Argument(help="The key's id, or its name.")],
+    project: ProjectOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Revoke a project API key (owners, admins): refused from then on (within 10 s)."""
+    st = state()
+    revoked = st.client().api_keys.revoke(st.project_of(project), key)
+    emit(output, revoked.raw, lambda: info(f"Revoked API key {revoked.name} ({revoked.id})"))

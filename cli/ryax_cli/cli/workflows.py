@@ -11,7 +11,7 @@ import typer
 
 from ..api.studio import check_yaml
 from ..errors import ConflictError, InvalidWorkflowFile
-from ..models import Deployment, Workflow
+from ..models import HTTP_TRIGGERS, Deployment, Workflow
 from .context import Output, OutputOpt, ProjectOpt, command, info, print_json, state
 from .output import Progress, emit, fields, state_text, table
 
@@ -70,6 +70,7 @@ def show(
                 ("deployment", state_text(d.state) if d else "never deployed"),
                 ("reason", d.reason if d and d.reason else ""),
                 ("endpoint", endpoint_url(client.url, proj, wf) or ""),
+                ("user API", user_api_url(client.url, proj, wf) or ""),
                 ("updated", wf.updated_at),
             ]
         )
@@ -181,6 +182,19 @@ def endpoint_url(base: str, project: str, wf: Workflow) -> str | None:
     )
 
 
+def user_api_url(base: str, project: str, wf: Workflow) -> str | None:
+    """`METHOD <url>` where the user API serves the workflow's HTTP API trigger (its `path`),
+    or None when the trigger declares no path."""
+    trigger = next((s for s in wf.steps if s.action_id in HTTP_TRIGGERS), None)
+    if trigger is None:
+        return None
+    path = (trigger.inputs.get("path") or {}).get("static")
+    if not isinstance(path, str) or not path.startswith("/"):
+        return None
+    method = (trigger.inputs.get("method") or {}).get("static") or "POST"
+    return f"{str(method).upper()} {base}/user-api/{quote(project, safe='')}{path}"
+
+
 def _progress_key(workflow: str) -> str:
     return f"workflow {workflow}"
 
@@ -212,8 +226,11 @@ def deploy(
     if output is Output.json:
         print_json(deployment.raw)
     elif wait:
-        url = endpoint_url(client.url, proj, client.workflows.show(proj, workflow))
+        shown = client.workflows.show(proj, workflow)
+        url = endpoint_url(client.url, proj, shown)
         where = f"; endpoint: POST {url}" if url else ""
+        served = user_api_url(client.url, proj, shown)
+        where += f"; user API: {served}" if served else ""
         info(f"Workflow {workflow} is {deployment.state}{where}")
 
 

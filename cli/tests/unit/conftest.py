@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from ryax_cli.cli import app
 
-from .fake_ryax import FakeRyax, seed_action, serve
+from .fake_ryax import FakeRyax, seed_action, serve, site_doc
 
 ADMIN = ("admin", "admin-password")
 ALICE = ("alice", "alice-password")
@@ -25,23 +25,7 @@ def fake() -> Iterator[FakeRyax]:
     server.add_project("demo", {"alice": "owner"})
     for action_id in ("make-report", "word-count", "uppercase"):
         seed_action(server, action_id)
-    server.sites.append(
-        {
-            "id": "site-1",
-            "name": "local",
-            "worker_id": "worker-1",
-            "backend_kind": "local",
-            "state": "online",
-            "state_reason": None,
-            "node_pools": [
-                {"name": "default", "cpu": 4.0, "memory_bytes": 8_000_000_000, "gpu": 0}
-            ],
-            "labels": {},
-            "version": "0.1.0",
-            "registered_at": "2026-01-02T03:04:05+00:00",
-            "last_seen_at": "2026-01-02T03:04:05+00:00",
-        }
-    )
+    server.sites.append(site_doc("local"))
     with serve(server):
         yield server
 

@@ -52,7 +52,11 @@ class FakeRyax:
     #: by deployment id, oldest first
     deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: project API keys by id (with their value under "key", as no service keeps it)
+    api_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
     sites: list[dict[str, Any]] = field(default_factory=list)
+    #: the credential last issued for each site, by site name (the runner keeps a hash only)
+    site_credentials: dict[str, str] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     #: every JSON answer, to check its shape against the services' OpenAPI
     answers: list[Answer] = field(default_factory=list)
@@ -122,6 +126,12 @@ def build_app(fake: FakeRyax) -> web.Application:
             raise _Fail(401, "unauthenticated", "missing Authorization header")
         username = fake.tokens.get(header.removeprefix("Bearer "))
         if username is None:
+            key = next(
+                (k for k in fake.api_keys.values() if k["key"] == header.removeprefix("Bearer ")),
+                None,
+            )
+            if key is not None and not key["revoked"]:
+                raise _Fail(403, "forbidden", "a project API key only calls the user API")
             raise _Fail(401, "unauthenticated", "invalid or expired token")
         return fake.users[username]
 
@@ -622,7 +632,87 @@ def build_app(fake: FakeRyax) -> web.Application:
     @r.get(rbase + "/sites")
     async def sites(request: web.Request) -> web.Response:
         project_of(request)
-        return web.json_response({"sites": fake.sites})
+        listed = [site for site in fake.sites if not site["archived_at"]]
+        return web.json_response({"sites": listed})
+
+    # -- sites: administration (admins); a credential is answered once, only its hash kept --
+    def admin(request: web.Request) -> None:
+        if not caller(request)["is_admin"]:
+            raise _Fail(403, "forbidden", "administrators only")
+
+    def site_of(request: web.Request) -> dict[str, Any]:
+        ref = request.match_info["site"]
+        found = next((s for s in fake.sites if ref in (s["id"], s["name"])), None)
+        if found is None:
+            raise _Fail(404, "not_found", f"site {ref!r} not found")
+        return found
+
+    def issue(site: dict[str, Any]) -> dict[str, Any]:
+        if site["archived_at"]:
+            raise _Fail(409, "conflict", f"site {site['name']!r} is archived")
+        credential = f"ryax_site_{fake.new_id('cred')}"
+        fake.site_credentials[site["name"]] = credential
+        site.update(credential="active", credential_issued_at=NOW)
+        return {"site": site, "credential": credential}
+
+    def no_store(body: dict[str, Any], status: int = 200) -> web.Response:
+        return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+
+    @r.get("/runner/v1/sites")
+    async def all_sites(request: web.Request) -> web.Response:
+        admin(request)
+        archived = request.query.get("archived") == "true"
+        return web.json_response(
+            {"sites": [s for s in fake.sites if archived or not s["archived_at"]]}
+        )
+
+    @r.post("/runner/v1/sites")
+    async def create_site(request: web.Request) -> web.Response:
+        admin(request)
+        body = await request.json()
+        if body.get("type") not in ("local", "slurm", "kubernetes"):
+            return _err(400, "invalid_input", "type: one of local, slurm, kubernetes")
+        if any(s["name"] == body.get("name") for s in fake.sites):
+            return _err(409, "site_exists", f"site {body.get('name')!r} already exists")
+        site = site_doc(body["name"], backend=body["type"], state="offline", worker_id="")
+        site.update(created_at=NOW, created_by=caller(request)["username"])
+        fake.sites.append(site)
+        return no_store(issue(site), 201)
+
+    @r.get("/runner/v1/sites/{site}")
+    async def show_site(request: web.Request) -> web.Response:
+        admin(request)
+        return web.json_response(site_of(request))
+
+    @r.post("/runner/v1/sites/{site}/credential")
+    async def rotate_site(request: web.Request) -> web.Response:
+        admin(request)
+        site = site_of(request)
+        issued = issue(site)
+        site["connected"] = False  # the worker is cut off
+        return no_store(issued)
+
+    @r.delete("/runner/v1/sites/{site}/credential")
+    async def revoke_site(request: web.Request) -> web.Response:
+        admin(request)
+        site = site_of(request)
+        fake.site_credentials.pop(site["name"], None)
+        site.update(credential="revoked", connected=False)
+        return web.json_response(site)
+
+    @r.post("/runner/v1/sites/{site}/archive")
+    async def archive_site(request: web.Request) -> web.Response:
+        admin(request)
+        site = site_of(request)
+        fake.site_credentials.pop(site["name"], None)
+        site.update(
+            credential="revoked",
+            connected=False,
+            state="offline",
+            state_reason="site archived",
+            archived_at=site["archived_at"] or NOW,
+        )
+        return web.json_response(site)
 
     @r.post(rbase + "/endpoints/{endpoint}")
     async def endpoint(request: web.Request) -> web.Response:
@@ -719,6 +809,183 @@ def build_app(fake: FakeRyax) -> web.Application:
         run.update(state="completed", duration_seconds=0.25, ended_at=NOW)
         run["results"] = run.pop("pending_results")
         return web.json_response(run["results"], headers=headers)
+
+    # -------------------------------------------------------------- project API keys
+    def api_key_out(k: dict[str, Any]) -> dict[str, Any]:
+        return {n: v for n, v in k.items() if n != "key"}
+
+    @r.post("/authorization/v1/projects/{project}/api-keys")
+    async def create_api_key(request: web.Request) -> web.Response:
+        user = caller(request)
+        project = project_of(request)
+        if project["members"].get(user["username"]) != "owner" and not user["is_admin"]:
+            return _err(403, "forbidden", "owners only")
+        name = (await request.json())["name"]
+        if any(
+            k["name"] == name and not k["revoked"] and k["project_id"] == project["id"]
+            for k in fake.api_keys.values()
+        ):
+            return _err(409, "already_exists", f"project has an API key named {name}")
+        key = {
+            "id": fake.new_id("key"),
+            "project_id": project["id"],
+            "name": name,
+            "created_at": NOW,
+            "created_by": user["id"],
+            "last_used_at": None,
+            "revoked": False,
+            "revoked_at": None,
+            "key": f"ryaxpk_{fake.new_id('secret')}",
+        }
+        fake.api_keys[key["id"]] = key
+        return web.json_response({**api_key_out(key), "key": key["key"]}, status=201)
+
+    @r.get("/authorization/v1/projects/{project}/api-keys")
+    async def list_api_keys(request: web.Request) -> web.Response:
+        project = project_of(request)
+        keys = [api_key_out(k) for k in fake.api_keys.values() if k["project_id"] == project["id"]]
+        return web.json_response({"api_keys": keys})
+
+    @r.delete("/authorization/v1/projects/{project}/api-keys/{key_id}")
+    async def revoke_api_key(request: web.Request) -> web.Response:
+        project = project_of(request)
+        key = fake.api_keys.get(request.match_info["key_id"])
+        if key is None or key["project_id"] != project["id"]:
+            return _err(404, "not_found", f"API key {request.match_info['key_id']} not found")
+        key.update(revoked=True, revoked_at=NOW)
+        return web.json_response(api_key_out(key))
+
+    # -------------------------------------------------------------- the user API
+    def user_api_project(request: web.Request) -> dict[str, Any]:
+        header = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        key = next((k for k in fake.api_keys.values() if k["key"] == header), None)
+        if key is None:
+            return project_of(request, write=True)
+        project = next(p for p in fake.projects.values() if p["id"] == key["project_id"])
+        if key["revoked"]:
+            raise _Fail(401, "unauthenticated", "invalid or revoked API key")
+        if request.match_info["project"] not in (project["id"], project["name"]):
+            raise _Fail(403, "forbidden", "this API key is not one of this project")
+        return project
+
+    def served(project: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """(workflow, its trigger step) of the project's deployed workflows with a path."""
+        found = []
+        for wf in mine(project):
+            current = _current(fake, wf)
+            trigger = next((f for f in wf["steps"] if f["from"] == "httpapijson"), None)
+            values = (trigger or {}).get("inputs_values") or {}
+            if current and current["state"] == "deployed" and values.get("path"):
+                found.append((wf, trigger))
+        return found
+
+    def operation(trigger: dict[str, Any]) -> dict[str, Any]:
+        outputs = trigger.get("outputs") or []
+        where = {"header": "header", "query": "query", "path": "path"}
+        return {
+            "parameters": [
+                {
+                    "name": o["name"].replace("_", "-") if o["origin"] == "header" else o["name"],
+                    "in": where[o["origin"]],
+                    "required": o["origin"] == "path",
+                    "schema": {"type": "string"},
+                }
+                for o in outputs
+                if o.get("origin") in where
+            ],
+            "responses": {"200": {"description": "the results"}},
+        }
+
+    @r.get(rbase + "/results/{run_id}")
+    async def user_api_result(request: web.Request) -> web.Response:
+        user_api_project(request)
+        run = fake.runs.get(request.match_info["run_id"])
+        if run is None or run["origin"] != "user_api":
+            return _err(404, "not_found", f"run {request.match_info['run_id']} not found")
+        headers = {"Ryax-Run-Id": run["id"]}
+        run["polls"] += 1
+        if run["state"] == "running" and run["polls"] >= fake.polls_to_finish:
+            run["state"] = "completed"
+            run["results"] = run.pop("pending_results", {})
+        if run["state"] == "completed":
+            return web.json_response(run["results"], headers=headers)
+        link = f"/runner/v1/projects/{request.match_info['project']}/results/{run['id']}"
+        return web.json_response(
+            {
+                "workflow_run_id": run["id"],
+                "result_link": link,
+                "run_id": run["id"],
+                "state": run["state"],
+            },
+            status=202,
+            headers=headers,
+        )
+
+    @r.route("*", "/user-api/{project}/{path:.*}")
+    async def user_api(request: web.Request) -> web.Response:
+        project = user_api_project(request)
+        rest = "/" + request.match_info["path"]
+        if rest == "/openapi.json" and request.method == "GET":
+            paths: dict[str, Any] = {}
+            for _, trigger in served(project):
+                values = trigger["inputs_values"]
+                method = str(values.get("method", "POST")).lower()
+                paths.setdefault(values["path"], {})[method] = operation(trigger)
+            return web.json_response({"openapi": "3.1.0", "paths": paths})
+        wanted = [seg for seg in rest.split("/") if seg]
+        for wf, trigger in served(project):
+            values = trigger["inputs_values"]
+            template = [seg for seg in values["path"].split("/") if seg]
+            if len(template) != len(wanted) or request.method != values.get("method", "POST"):
+                continue
+            params = {t[1:-1]: w for t, w in zip(template, wanted, strict=True) if t[0] == "{"}
+            if any(t != w for t, w in zip(template, wanted, strict=True) if t[0] != "{"):
+                continue
+            inputs: dict[str, Any] = {**params, **request.query}
+            for o in trigger.get("outputs") or []:
+                if o.get("origin") == "header":
+                    value = request.headers.get(o["name"].replace("_", "-"))
+                    if value is not None:
+                        inputs[o["name"]] = value
+            if request.body_exists:
+                inputs.update(await request.json())
+            run_id = fake.new_id("run")
+            run = {
+                "id": run_id,
+                "workflow_id": wf["id"],
+                "workflow_name": wf["name"],
+                "origin": "user_api",
+                "state": "completed",
+                "reason": "",
+                "started_at": NOW,
+                "ended_at": NOW,
+                "duration_seconds": 0.1,
+                "failed_step_id": None,
+                "results": {"inputs": inputs},
+                "files": {},
+                "logs": [],
+                "polls": 0,
+            }
+            fake.runs[run_id] = run
+            if int(values.get("timeout", 60)) == 0:
+                run.update(state="running", pending_results=run.pop("results"), results=None)
+                link = f"/runner/v1/projects/{project['name']}/results/{run_id}"
+                return web.json_response(
+                    {
+                        "workflow_run_id": run_id,
+                        "result_link": link,
+                        "run_id": run_id,
+                        "state": "running",
+                    },
+                    status=202,
+                    headers={"Ryax-Run-Id": run_id, "Location": link},
+                )
+            return web.json_response(
+                run["results"],
+                status=int(values.get("success_code", 200)),
+                headers={"Ryax-Run-Id": run_id},
+            )
+        return _err(404, "not_found", f"no endpoint {request.method} {rest}")
 
     app.add_routes(r)
     return app
@@ -937,6 +1204,45 @@ def _workflow(
     }
     fake.workflows[wf_id] = wf
     return wf
+
+
+def site_doc(
+    name: str, *, backend: str = "local", state: str = "online", worker_id: str = "worker-1"
+) -> dict[str, Any]:
+    """A site as the runner answers it (SiteOut)."""
+    online = state == "online"
+    return {
+        "id": f"site-{name}",
+        "name": name,
+        "worker_id": worker_id,
+        "backend_kind": backend,
+        "state": state,
+        "state_reason": None if online else "no worker has connected yet",
+        "node_pools": (
+            [
+                {
+                    "name": "default",
+                    "cpu": 4.0,
+                    "memory_bytes": 8_000_000_000,
+                    "gpu": 0,
+                    "max_time_seconds": 0.0,
+                }
+            ]
+            if worker_id
+            else []
+        ),
+        "labels": {},
+        "version": "0.1.0" if worker_id else "",
+        "worker_address": "ipv4:192.0.2.10:50123" if worker_id else "",
+        "connected": online,
+        "registered_at": NOW,
+        "last_seen_at": NOW,
+        "credential": "active",
+        "credential_issued_at": NOW,
+        "created_at": NOW,
+        "created_by": "admin",
+        "archived_at": None,
+    }
 
 
 def seed_action(

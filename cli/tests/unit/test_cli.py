@@ -560,6 +560,7 @@ def test_every_read_command_accepts_output_json(ryax: Ryax) -> None:
         ("run", "show"),
         ("run", "logs"),
         ("site", "list"),
+        ("site", "show"),
     }
     for path in readers:
         cmd = command

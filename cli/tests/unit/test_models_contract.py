@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import pkgutil
 import re
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,11 @@ SERVICES = ("authorization", "repository", "studio", "runner")
 def openapi_of(service: str) -> dict[str, Any]:
     """A service's OpenAPI document, as its HTTP API serves it (the one place that asks)."""
     routes = importlib.import_module(f"ryax_{service}.infrastructure.api.routes")
+    # Routes of the service's other API modules (the runner's sites.py...) join the same
+    # document when imported, as the service's app imports them.
+    package = importlib.import_module(f"ryax_{service}.infrastructure.api")
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
     document: dict[str, Any] = routes.api.openapi()
     return document
 
@@ -278,6 +284,9 @@ ENDPOINTS: list[tuple[str, str, type[Model] | Listing[Any]]] = [
     ("DELETE", A + "/projects/{project}/members/{user}", models.Project),
     ("POST", A + "/tokens", models.MachineToken),
     ("GET", A + "/tokens", models.TOKENS),
+    ("POST", A + "/projects/{project}/api-keys", models.ApiKey),
+    ("GET", A + "/projects/{project}/api-keys", models.API_KEYS),
+    ("DELETE", A + "/projects/{project}/api-keys/{key_id}", models.ApiKey),
     ("GET", R + "/repositories", models.REPOSITORIES),
     ("POST", R + "/repositories", models.Repository),
     ("POST", R + "/repositories/{repository_id}/scan", models.ScanResult),
@@ -301,6 +310,12 @@ ENDPOINTS: list[tuple[str, str, type[Model] | Listing[Any]]] = [
     ("POST", N + "/runs/{run_id}/cancel", models.RunInfo),
     ("GET", N + "/runs/{run_id}/logs", models.LOG_LINES),
     ("GET", N + "/sites", models.SITES),
+    ("GET", "/runner/v1/sites", models.SITES),
+    ("POST", "/runner/v1/sites", models.SiteCredential),
+    ("GET", "/runner/v1/sites/{site}", models.Site),
+    ("POST", "/runner/v1/sites/{site}/credential", models.SiteCredential),
+    ("DELETE", "/runner/v1/sites/{site}/credential", models.Site),
+    ("POST", "/runner/v1/sites/{site}/archive", models.Site),
 ]
 
 
@@ -415,6 +430,9 @@ def test_the_fake_gateway_answers_in_the_services_shapes(fake: FakeRyax, tmp_pat
         client.projects.list()
         client.projects.get("demo")
         client.projects.set_member("demo", "admin", "viewer")
+        key = client.api_keys.create("demo", "ci")
+        client.api_keys.list("demo")
+        client.api_keys.revoke("demo", key.id)
         repo = client.repositories.add("demo", "examples", "https://example.com/x.git")
         client.repositories.list("demo")
         client.repositories.scan("demo", repo.id)
@@ -440,6 +458,12 @@ def test_the_fake_gateway_answers_in_the_services_shapes(fake: FakeRyax, tmp_pat
         admin.users.list()
         admin.users.create("bob", "bob-password")
         admin.projects.create("other")
+        admin.sites.create("edge-1", "slurm")
+        admin.sites.all(archived=True)
+        admin.sites.show("edge-1")
+        admin.sites.rotate("edge-1")
+        admin.sites.revoke("edge-1")
+        admin.sites.archive("edge-1")
 
     checked, problems = set(), []
     for answer in fake.answers:

@@ -7,7 +7,9 @@
     async def list_runs(request: web.Request) -> web.Response: ...
 
 Path parameters come from the path (a router pattern such as `{key:.+}` is documented as
-`{key}`). Every operation documents its error answers with the shared `Error` schema.
+`{key}`). Every operation documents its error answers with the shared `Error` schema: 400, 401
+and 403 (with a token), 404 when its path names an object (a parameter other than `project`),
+413 when it takes a body, and those the route lists.
 """
 
 from __future__ import annotations
@@ -76,8 +78,12 @@ class RouteDoc:
     body_content: Mapping[str, Any] | None = None
     #: False when the route also accepts an empty body (OpenAPI `requestBody.required`).
     body_required: bool = True
-    #: An answer that is not JSON (e.g. application/yaml, application/octet-stream).
+    #: An answer that is not JSON (e.g. application/yaml, application/octet-stream) ...
     response_media: str | None = None
+    #: ... and its schema (default: a string); for text/event-stream, the schema of one event.
+    response_schema: Mapping[str, Any] | None = None
+    #: Other success answers: status -> (description, JSON model or None).
+    more_responses: Mapping[int, tuple[str, type[BaseModel] | None]] = field(default_factory=dict)
     errors: Mapping[int, str] = field(default_factory=dict)
 
 
@@ -113,6 +119,8 @@ class Api:
         body_content: Mapping[str, Any] | None = None,
         body_required: bool = True,
         response_media: str | None = None,
+        response_schema: Mapping[str, Any] | None = None,
+        more_responses: Mapping[int, tuple[str, type[BaseModel] | None]] | None = None,
         errors: Mapping[int, str] | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
@@ -132,6 +140,8 @@ class Api:
                     body_content=body_content,
                     body_required=body_required,
                     response_media=response_media,
+                    response_schema=response_schema,
+                    more_responses=dict(more_responses or {}),
                     errors=dict(errors or {}),
                 )
             )
@@ -164,9 +174,10 @@ class Api:
                 "operationId": _operation_id(d.method, path),
                 "responses": {},
             }
+            path_names = _PATH_PARAM.findall(d.path)
             params: list[dict[str, Any]] = [
                 {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                for name in _PATH_PARAM.findall(d.path)
+                for name in path_names
             ]
             params += [p.openapi() for p in d.query]
             if params:
@@ -182,15 +193,26 @@ class Api:
                 op["requestBody"] = {"required": d.body_required, "content": content}
             ok: dict[str, Any] = {"description": "success"}
             if d.response_media is not None:
-                ok["content"] = {d.response_media: {"schema": {"type": "string"}}}
+                schema = dict(d.response_schema or {"type": "string"})
+                ok["content"] = {d.response_media: {"schema": schema}}
             elif d.response is not None:
                 ok["content"] = {"application/json": {"schema": ref(d.response)}}
             op["responses"][str(d.status)] = ok
+            for code, (text, model) in d.more_responses.items():
+                more: dict[str, Any] = {"description": text}
+                if model is not None:
+                    more["content"] = {"application/json": {"schema": ref(model)}}
+                op["responses"][str(code)] = more
             op["responses"]["400"] = error("invalid input, the detail names the field")
             if d.auth:
                 op["security"] = [{"bearer": []}]
                 op["responses"]["401"] = error("missing, invalid or expired token")
                 op["responses"]["403"] = error("no access to this project")
+            objects = [name for name in path_names if name != "project"]
+            if objects:
+                op["responses"]["404"] = error(f"no such {' or '.join(objects)}")
+            if content is not None:
+                op["responses"]["413"] = error("the body is over this route's limit")
             for code, text in d.errors.items():
                 op["responses"][str(code)] = error(text)
             paths.setdefault(path, {})[d.method] = op

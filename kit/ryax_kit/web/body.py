@@ -4,7 +4,7 @@ field), or raw bytes refused with 413 as soon as they pass the limit."""
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -43,13 +43,49 @@ def validation_detail(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "contains a NUL character (U+0000), which cannot be stored"
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        return "contains a lone surrogate (U+D800 to U+DFFF), which is not text"
+    return None
+
+
+def unstorable_text(data: Any, path: str = "") -> str | None:
+    """`field.sub: why` for the first string of parsed JSON (a key or a value) that is not text a
+    database can keep (PostgreSQL refuses NUL; a lone surrogate cannot be encoded); None if none."""
+    if isinstance(data, str):
+        problem = _text_problem(data)
+        return f"{path or 'body'}: {problem}" if problem else None
+    if isinstance(data, dict):
+        items: Any = data.items()
+    elif isinstance(data, list):
+        items = enumerate(data)
+    else:
+        return None
+    for key, item in items:
+        where = f"{path}.{key}" if path else str(key)
+        problem = _text_problem(key) if isinstance(key, str) else None
+        if problem:
+            shown = where.replace("\x00", "\\0")
+            return f"{shown}: a key that {problem}"
+        found = unstorable_text(item, where)
+        if found:
+            return found
+    return None
+
+
 async def read_json(request: web.Request, model: type[M], limit: int = MAX_JSON_BYTES) -> M:
-    """Parse and validate a JSON body; an empty body is `{}`."""
+    """Parse and validate a JSON body; an empty body is `{}`. A string no database can keep
+    (a NUL character, a lone surrogate) is a 400 naming its field."""
     raw = await read_raw(request, limit)
     try:
         data = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError) as exc:
         raise HttpError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
+    problem = unstorable_text(data)
+    if problem:
+        raise HttpError(400, "invalid_input", problem)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

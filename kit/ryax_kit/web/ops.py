@@ -51,6 +51,18 @@ class Metrics:
         )
 
 
+def refuse_nul_parameters(request: web.Request) -> None:
+    """A path or query parameter holding a NUL character is a 400 naming it: no service can
+    keep one (PostgreSQL's text refuses it), and it is never meant."""
+    for where, items in (("path", request.match_info.items()), ("query", request.query.items())):
+        for name, value in items:
+            if "\x00" in name or "\x00" in value:
+                shown = name.replace("\x00", "\\0")
+                raise HttpError(
+                    400, "invalid_input", f"{shown}: a NUL character in a {where} parameter"
+                )
+
+
 def errors_middleware(metrics: Metrics, errors: ErrorMapping | None) -> Any:
     """Every failure becomes the JSON error shape; a bug is a logged 500 that says where to look;
     every request is counted with its route pattern (never the raw path)."""
@@ -62,6 +74,7 @@ def errors_middleware(metrics: Metrics, errors: ErrorMapping | None) -> Any:
         route = resource.canonical if resource is not None else "unmatched"
         status = 500
         try:
+            refuse_nul_parameters(request)
             response = await handler(request)
             status = response.status
             return response

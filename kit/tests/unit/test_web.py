@@ -146,6 +146,44 @@ async def test_a_bug_is_a_500_that_leaks_nothing(
     assert "secret" not in await resp.text()
 
 
+async def test_a_nul_character_in_a_path_or_query_parameter_is_a_400_naming_it(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    """Found by the OpenAPI fuzzing (tests/fuzz): a NUL in a query parameter reached PostgreSQL
+    (which refuses it in text) and the runner answered 500."""
+    for url, detail in (
+        ("/things/v1/things/a%00b", "name: a NUL character in a path parameter"),
+        ("/things/v1/things/ok?verbose=%00", "verbose: a NUL character in a query parameter"),
+        ("/things/v1/things/ok?x%00y=1", "x\\0y: a NUL character in a query parameter"),
+    ):
+        resp = await client.get(url)
+        assert resp.status == 400, url
+        assert await resp.json() == {"error": "invalid_input", "detail": detail}
+    assert (await client.get("/things/v1/things/ok?verbose=true")).status == 200
+
+
+async def test_json_text_no_database_keeps_is_a_400_naming_its_field(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    """Found by the OpenAPI fuzzing (tests/fuzz): a NUL in a JSON string reached PostgreSQL
+    (which refuses it in text) and the studio and authorization answered 500."""
+    nul = "contains a NUL character (U+0000), which cannot be stored"
+    lone = "contains a lone surrogate (U+D800 to U+DFFF), which is not text"
+    for body, detail in (
+        ('{"name": "a\\u0000b"}', f"name: {nul}"),
+        ('{"name": "x", "tags": [{"k": "\\udc00"}]}', f"tags.0.k: {lone}"),
+        ('{"name": "x", "a\\u0000": 1}', f"a\\0: a key that {nul}"),
+        ('"\\u0000"', f"body: {nul}"),
+    ):
+        resp = await client.post(
+            "/things/v1/things", data=body, headers={"Content-Type": "application/json"}
+        )
+        assert resp.status == 400, body
+        assert await resp.json() == {"error": "invalid_input", "detail": detail}
+    ok = await client.post("/things/v1/things", json={"name": "caf\u00e9 \U0001f600"})
+    assert ok.status == 201
+
+
 async def test_json_bodies_are_validated_naming_the_field(
     client: TestClient[web.Request, web.Application],
 ) -> None:
@@ -283,7 +321,58 @@ def test_a_request_body_is_required_unless_the_route_says_otherwise() -> None:
     optional.route("GET", "/none", summary="N", tag="t")(handler)
     paths = optional.openapi()["paths"]
     assert paths["/o/json"]["post"]["requestBody"]["required"] is True
+    assert "413" in paths["/o/json"]["post"]["responses"]  # a body may be over the limit
     assert paths["/o/maybe"]["post"]["requestBody"]["required"] is False
     assert paths["/o/text"]["put"]["requestBody"]["required"] is False
     assert paths["/o/form"]["post"]["requestBody"] == {"required": False, "content": form}
     assert "requestBody" not in paths["/o/none"]["get"]
+
+
+def test_a_path_naming_an_object_documents_404_and_a_media_answer_its_schema() -> None:
+    docs = Api(title="Docs", prefix="/d")
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response()
+
+    docs.route("GET", "/v1/projects/{project}/things", summary="L", tag="t")(handler)
+    docs.route("GET", "/v1/projects/{project}/things/{thing}/{part}", summary="G", tag="t")(handler)
+    docs.route("DELETE", "/v1/things/{thing}", summary="D", tag="t", errors={404: "no thing here"})(
+        handler
+    )
+    event = {"type": "object", "properties": {"event": {"type": "string"}}}
+    docs.route(
+        "GET",
+        "/v1/events",
+        summary="E",
+        tag="t",
+        response_media="text/event-stream",
+        response_schema=event,
+    )(handler)
+    docs.route("GET", "/v1/raw", summary="R", tag="t", response_media="text/plain")(handler)
+    docs.route(
+        "POST",
+        "/v1/later",
+        summary="L",
+        tag="t",
+        response=ThingOut,
+        more_responses={202: ("accepted", ThingIn), 204: ("nothing", None)},
+    )(handler)
+    paths = docs.openapi()["paths"]
+    assert "404" not in paths["/d/v1/projects/{project}/things"]["get"]["responses"]
+    assert "413" not in paths["/d/v1/projects/{project}/things"]["get"]["responses"]
+    found = paths["/d/v1/projects/{project}/things/{thing}/{part}"]["get"]["responses"]["404"]
+    assert found["description"] == "no such thing or part"
+    assert paths["/d/v1/things/{thing}"]["delete"]["responses"]["404"]["description"] == (
+        "no thing here"
+    )
+    assert paths["/d/v1/events"]["get"]["responses"]["200"]["content"] == {
+        "text/event-stream": {"schema": event}
+    }
+    assert paths["/d/v1/raw"]["get"]["responses"]["200"]["content"] == {
+        "text/plain": {"schema": {"type": "string"}}
+    }
+    later = paths["/d/v1/later"]["post"]["responses"]
+    assert later["202"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ThingIn"
+    }
+    assert later["204"] == {"description": "nothing"}

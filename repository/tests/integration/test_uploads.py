@@ -184,3 +184,25 @@ async def test_upload_through_the_api(
 
     response = await client.post(f"{BASE}/uploads", data=body, headers=as_user("victor"))
     assert response.status == 403  # a viewer cannot upload
+
+
+async def test_an_unreadable_multipart_upload_is_a_400_naming_the_archive(
+    make_client: Callable[..., Any], as_user: Callable[[str], dict[str, str]]
+) -> None:
+    """Found by the OpenAPI fuzzing (tests/fuzz): a multipart body aiohttp cannot split (no
+    boundary, a part's headers garbled) was a 500."""
+    client = await make_client(max_upload_bytes=200_000)
+    garbled = b"--b\r\nContent-Disposition: form-data; name\r\n\x00\r\n\r\nx\r\n--b--\r\n"
+    for content_type, body in (
+        ("multipart/form-data", b"--x\r\n\r\n"),  # no boundary
+        ("multipart/form-data; boundary=b", garbled),
+    ):
+        response = await client.post(
+            f"{BASE}/uploads",
+            data=body,
+            headers={**as_user("alice"), "Content-Type": content_type},
+        )
+        assert response.status == 400, (content_type, await response.text())
+        problem = await response.json()
+        assert problem["error"] == "invalid_input"
+        assert problem["detail"].startswith("archive: not a readable multipart body")

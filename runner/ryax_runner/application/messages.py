@@ -58,6 +58,10 @@ class RegisterWorker:
     last_seen_order_seq: int = 0
     deployed_steps: tuple[ReportedStep, ...] = ()
     running_execution_ids: frozenset[str] = frozenset()
+    #: The site's credential the worker presented (gRPC metadata `authorization`); never logged.
+    credential: str = field(default="", repr=False)
+    #: Where the worker connected from (the gRPC peer), for the record and the logs.
+    address: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +81,9 @@ class StepStateReported:
 class ExecutionEnded:
     execution_id: str
     result: ExecutionResult
+    #: The site lost the execution (EXECUTION_STATUS_LOST: a Slurm job's node failed, it was
+    #: preempted or vanished): it is `lost` and runs again, `result.error` saying why.
+    lost: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -155,6 +155,11 @@ class Deployment:
         step.state, step.reason = state, reason
         return True
 
+    def refuse(self, reason: str, now: datetime) -> None:
+        """The deployment cannot be served as asked (e.g. its user API route is taken): it
+        fails at once with the reason, before any step is placed."""
+        self._set(DeploymentState.FAILED, reason, now)
+
     def start_undeploy(self, now: datetime) -> list[StepDeployment]:
         """Steps to undeploy (those placed on a site); the others are undeployed at once."""
         to_undeploy = []

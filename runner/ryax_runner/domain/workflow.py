@@ -28,6 +28,9 @@ class IO:
     enum_values: tuple[str, ...] = ()
     #: The default value as JSON text; None = no default.
     default_json: str | None = None
+    #: An HTTP API trigger's field: where the request carries it (body, path, query, header;
+    #: "" = body).
+    origin: str = ""
 
     def default(self) -> Value:
         if self.default_json is None:

@@ -8,7 +8,8 @@ from runner_testkit.harness import Member, RunningRunner, fake_authz_app, serve,
 
 ALICE = Member("u-alice", "alice", {"proj-a": "alpha"})
 BOB = Member("u-bob", "bob", {"proj-b": "beta"})
-TOKENS = {"token-alice": ALICE, "token-bob": BOB}
+ADMIN = Member("u-admin", "admin", {}, is_admin=True)
+TOKENS = {"token-alice": ALICE, "token-bob": BOB, "token-admin": ADMIN}
 
 
 @pytest.fixture

@@ -85,7 +85,7 @@ async def test_a_callback_that_failed_is_delivered_after_a_runner_restart_once(
     runner = await start_runner(
         db_url, amqp_url, tmp_path / "fs", authz_url, outbound_allow=RECEIVER, **settings
     )
-    worker = FakeWorker(runner.grpc_address, handler=echo)
+    worker = FakeWorker(runner.grpc_address, credential=await runner.credential(), handler=echo)
     await worker.start()
     request = two_steps()
     await publish(amqp_url, request)
@@ -144,7 +144,7 @@ async def test_a_callback_is_abandoned_after_its_last_attempt(
         callback_backoff_seconds=0.05,
         callback_attempts=3,
     )
-    worker = FakeWorker(runner.grpc_address, handler=echo)
+    worker = FakeWorker(runner.grpc_address, credential=await runner.credential(), handler=echo)
     await worker.start()
     request = two_steps()
     await publish(amqp_url, request)
@@ -170,7 +170,7 @@ async def test_a_callback_url_that_is_not_http_is_refused(
     )
     request = two_steps()
     await publish(amqp_url, request)
-    worker = FakeWorker(runner.grpc_address, handler=echo)
+    worker = FakeWorker(runner.grpc_address, credential=await runner.credential(), handler=echo)
     await worker.start()
     await wait_deployed(runner, request.deployment_id)
     async with (

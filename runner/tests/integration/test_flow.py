@@ -96,7 +96,7 @@ async def deployed(
 
 @pytest.fixture
 async def worker(runner: RunningRunner) -> Any:
-    w = FakeWorker(runner.grpc_address, handler=greet)
+    w = FakeWorker(runner.grpc_address, credential=await runner.credential(), handler=greet)
     await w.start()
     yield w
     await w.stop()
@@ -152,7 +152,7 @@ async def test_waiting_for_site_then_placed(runner: RunningRunner, amqp_url: str
     await until(lambda: request.deployment_id in engine.deployments)
     d = engine.deployments[request.deployment_id]
     assert d.state == "waiting_for_site" and "no site is online" in d.reason
-    w = FakeWorker(runner.grpc_address, handler=greet)
+    w = FakeWorker(runner.grpc_address, credential=await runner.credential(), handler=greet)
     await w.start()
     await until(lambda: d.state == "deployed")
     await w.stop()
@@ -219,7 +219,7 @@ async def test_async_callback(db_url: str, amqp_url: str, authz_url: str, tmp_pa
         authz_url,
         outbound_allow=OutboundAllow.parse("127.0.0.1/32"),
     )
-    worker = FakeWorker(runner.grpc_address, handler=greet)
+    worker = FakeWorker(runner.grpc_address, credential=await runner.credential(), handler=greet)
     await worker.start()
     try:
         await deployed(runner, amqp_url, simple_workflow())

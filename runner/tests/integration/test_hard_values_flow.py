@@ -57,7 +57,9 @@ async def test_hard_results_fail_their_run_and_every_other_run_completes(
             return {"out": POISON[x], "log": "fine"}
         return {"out": f"{x}-{step_id}"}
 
-    worker = FakeWorker(runner.grpc_address, handler=handler, log_lines=2)
+    worker = FakeWorker(
+        runner.grpc_address, credential=await runner.credential(), handler=handler, log_lines=2
+    )
     await worker.start()
     request = deploy_request(
         [

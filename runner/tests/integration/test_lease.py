@@ -46,7 +46,7 @@ async def test_only_one_runner_drives_and_the_second_takes_over_when_the_first_s
             await gate.wait()
         return {"out": f"{inputs['x']}{step_id}"}
 
-    worker = FakeWorker(first.grpc_address, handler=handler)
+    worker = FakeWorker(first.grpc_address, credential=await first.credential(), handler=handler)
     await worker.start()
     request = two_steps()
     await publish(amqp_url, request)

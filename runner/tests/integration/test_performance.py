@@ -36,7 +36,9 @@ async def _deploy(runner: RunningRunner, amqp_url: str, request: Any) -> None:
 
 
 async def test_chain_of_40_steps(runner: RunningRunner, amqp_url: str) -> None:
-    worker = FakeWorker(runner.grpc_address, handler=noop, log_lines=0)
+    worker = FakeWorker(
+        runner.grpc_address, credential=await runner.credential(), handler=noop, log_lines=0
+    )
     await worker.start()
     steps = [step("t", kind="trigger", outputs=("x",))]
     for i in range(40):
@@ -69,7 +71,9 @@ async def test_chain_of_40_steps(runner: RunningRunner, amqp_url: str) -> None:
 
 
 async def test_one_step_runs_throughput(runner: RunningRunner, amqp_url: str) -> None:
-    worker = FakeWorker(runner.grpc_address, handler=noop, log_lines=1)
+    worker = FakeWorker(
+        runner.grpc_address, credential=await runner.credential(), handler=noop, log_lines=1
+    )
     await worker.start()
     await _deploy(
         runner,
@@ -147,11 +151,7 @@ async def test_throughput_separate_processes(
         else [sys.executable, "-m", "ryax_runner"]
     )
     runner_proc = subprocess.Popen(cmd, env=env)  # noqa: ASYNC220 - started once
-    worker_proc = subprocess.Popen(  # noqa: ASYNC220 - started once
-        [sys.executable, "-m", "runner_testkit.worker_main", f"127.0.0.1:{grpc_port}"],
-        env={**env, "PYTHONPATH": tests_dir},
-        stdout=subprocess.PIPE,
-    )
+    worker_proc: subprocess.Popen[bytes] | None = None
     base = f"http://127.0.0.1:{http_port}/runner"
     try:
         async with aiohttp.ClientSession(headers=AUTH) as session:
@@ -165,6 +165,18 @@ async def test_throughput_separate_processes(
                     pass
                 assert time.monotonic() < deadline, "runner did not get ready"
                 await asyncio.sleep(0.2)
+            async with session.post(
+                base + "/v1/sites",
+                json={"name": "site-1", "type": "local"},
+                headers={"Authorization": "Bearer token-admin"},
+            ) as r:
+                assert r.status == 201, await r.text()
+                credential = (await r.json())["credential"]
+            worker_proc = subprocess.Popen(  # noqa: ASYNC220 - started once
+                [sys.executable, "-m", "runner_testkit.worker_main", f"127.0.0.1:{grpc_port}"],
+                env={**env, "PYTHONPATH": tests_dir, "RYAX_SITE_CREDENTIAL": credential},
+                stdout=subprocess.PIPE,
+            )
             request = deploy_request(
                 [
                     step("t", kind="trigger", outputs=("x",)),
@@ -209,9 +221,10 @@ async def test_throughput_separate_processes(
         )
         assert rate > 100
     finally:
-        for proc in (worker_proc, runner_proc):
+        procs = [p for p in (worker_proc, runner_proc) if p is not None]
+        for proc in procs:
             proc.terminate()
-        for proc in (worker_proc, runner_proc):
+        for proc in procs:
             proc.wait(timeout=30)
 
 

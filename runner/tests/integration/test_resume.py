@@ -98,7 +98,7 @@ async def test_reconnect_resends_unacked_and_nothing_is_recorded_twice(
             await gate.wait()
         return {"out": f"{inputs['x']}{step_id}"}
 
-    worker = FakeWorker(runner.grpc_address, handler=handler)
+    worker = FakeWorker(runner.grpc_address, credential=await runner.credential(), handler=handler)
     await worker.start()
     request = two_steps()
     await publish(amqp_url, request)
@@ -148,7 +148,7 @@ async def test_runner_restart_resumes_running_runs(
             await gate.wait()
         return {"out": f"{inputs['x']}{step_id}"}
 
-    worker = FakeWorker(runner.grpc_address, handler=handler)
+    worker = FakeWorker(runner.grpc_address, credential=await runner.credential(), handler=handler)
     await worker.start()
     request = two_steps()
     await publish(amqp_url, request)
@@ -197,7 +197,7 @@ async def test_a_restarted_worker_runs_its_lost_executions_again_across_a_runner
         await gate.wait()
         return {"out": f"{inputs['x']}{step_id}"}
 
-    worker = FakeWorker(runner.grpc_address, handler=handler)
+    worker = FakeWorker(runner.grpc_address, credential=await runner.credential(), handler=handler)
     await worker.start()
     request = two_steps()
     await publish(amqp_url, request)
@@ -206,7 +206,9 @@ async def test_a_restarted_worker_runs_its_lost_executions_again_across_a_runner
     await until(lambda: worker.running)
     [first] = worker.running
     await worker.stop()
-    worker = FakeWorker(runner.grpc_address, handler=handler)  # same id, no memory
+    worker = FakeWorker(
+        runner.grpc_address, credential=await runner.credential(), handler=handler
+    )  # same id, no memory
     await worker.start()
     await until(lambda: worker.running)  # the lost execution runs again, as attempt 2
     [second] = worker.running
@@ -267,7 +269,7 @@ async def test_files_multipart_and_download(
         target.write_bytes(data.upper())
         return {"out": FileRef(key=key, name="upper.txt", size=len(data)), "n": f"{inputs['n']}"}
 
-    worker = FakeWorker(runner.grpc_address, handler=handler)
+    worker = FakeWorker(runner.grpc_address, credential=await runner.credential(), handler=handler)
     await worker.start()
     s = step(
         "up",
@@ -325,7 +327,7 @@ async def test_a_file_name_with_spaces_is_uploaded_and_downloaded_by_its_link(
         assert (tmp_path / "filestore" / ref.key).read_bytes() == b"quarterly figures"
         return {"copy": ref}
 
-    worker = FakeWorker(runner.grpc_address, handler=handler)
+    worker = FakeWorker(runner.grpc_address, credential=await runner.credential(), handler=handler)
     await worker.start()
     s = step(
         "keep",
@@ -368,7 +370,9 @@ async def test_live_logs_over_sse(runner: RunningRunner, amqp_url: str) -> None:
             await gate.wait()
         return {"out": "x"}
 
-    worker = FakeWorker(runner.grpc_address, handler=handler, log_lines=3)
+    worker = FakeWorker(
+        runner.grpc_address, credential=await runner.credential(), handler=handler, log_lines=3
+    )
     await worker.start()
     request = two_steps()
     await publish(amqp_url, request)

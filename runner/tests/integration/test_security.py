@@ -142,7 +142,7 @@ async def test_security_a_secret_reaches_its_step_and_nothing_else(
         received.append(inputs)
         return {"out": f"used by {inputs['who']}"}
 
-    worker = FakeWorker(runner.grpc_address, handler=use)
+    worker = FakeWorker(runner.grpc_address, credential=await runner.credential(), handler=use)
     await worker.start()
     # A copy of every message on the studio's exchange, as the broker holds them.
     connection = await aio_pika.connect(amqp_url)
@@ -216,7 +216,7 @@ async def test_security_the_studio_down_delays_the_deployment_it_does_not_lose_i
     fake_studio, studio_url = studio
     fake_studio.status = 503
     runner = await start(db_url, amqp_url, authz_url, tmp_path, studio_url)
-    worker = FakeWorker(runner.grpc_address)
+    worker = FakeWorker(runner.grpc_address, credential=await runner.credential())
     await worker.start()
     try:
         request = vault_workflow()
@@ -281,7 +281,7 @@ async def test_security_callback_urls_on_internal_addresses_are_refused(
     if "rebind.test" in url:  # else the system's resolver (localhost is 127.0.0.1)
         names = Names({"rebind.test": ["93.184.216.34", "127.0.0.1"]})
         runner.app[ENDPOINT_SETTINGS]["outbound_resolver"] = names
-    worker = FakeWorker(runner.grpc_address)
+    worker = FakeWorker(runner.grpc_address, credential=await runner.credential())
     await worker.start()
     try:
         await deployed(runner, amqp_url, two())
@@ -323,7 +323,7 @@ async def test_security_a_callback_is_checked_again_at_delivery_and_never_redire
         outbound_allow=OutboundAllow.parse("127.0.0.1/32"),  # the receiver, allowed
         callback_backoff_seconds=0.05,
     )
-    worker = FakeWorker(runner.grpc_address)
+    worker = FakeWorker(runner.grpc_address, credential=await runner.credential())
     await worker.start()
     try:
         await deployed(runner, amqp_url, two())
@@ -382,7 +382,7 @@ async def test_security_oversize_bodies_are_refused_on_every_route_family(
         max_upload_bytes=10_000,
         max_upload_total_bytes=25_000,
     )
-    worker = FakeWorker(runner.grpc_address)
+    worker = FakeWorker(runner.grpc_address, credential=await runner.credential())
     await worker.start()
     request = deploy_request(
         [
@@ -460,7 +460,7 @@ async def test_security_a_fan_out_bomb_is_refused(
         children.append(step_id)
         return {"o": "child"}
 
-    worker = FakeWorker(runner.grpc_address, handler=bomb)
+    worker = FakeWorker(runner.grpc_address, credential=await runner.credential(), handler=bomb)
     await worker.start()
     request = deploy_request(
         [

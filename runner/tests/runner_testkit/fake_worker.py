@@ -48,6 +48,11 @@ class FakeWorker:
     #: Log lines emitted per execution before its result.
     log_lines: int = 1
     fail_deploy: dict[str, str] = field(default_factory=dict)  # step_id -> reason
+    #: The site's credential, presented as `authorization: Bearer <credential>`.
+    credential: str = field(default="", repr=False)
+    #: TLS: the CA (PEM) the runner's certificate is checked against; None = plaintext.
+    root_certificates: bytes | None = None
+    server_name: str = ""
 
     def __post_init__(self) -> None:
         self.report_seq = 0
@@ -73,11 +78,27 @@ class FakeWorker:
         self.stopped = False
         self.registered.clear()
         self._out = asyncio.Queue()
-        self._channel = aio.insecure_channel(self.address)
+        if self.root_certificates is None:
+            self._channel = aio.insecure_channel(self.address)
+        else:
+            options = (
+                [("grpc.ssl_target_name_override", self.server_name)] if self.server_name else []
+            )
+            self._channel = aio.secure_channel(
+                self.address,
+                grpc.ssl_channel_credentials(root_certificates=self.root_certificates),
+                options=options,
+            )
         stub = pb_grpc.WorkerServiceStub(self._channel)
-        self._call = stub.Connect(self._requests())
+        metadata = (("authorization", f"Bearer {self.credential}"),) if self.credential else ()
+        self._call = stub.Connect(self._requests(), metadata=metadata)
         self._task = asyncio.create_task(self._receive())
-        await asyncio.wait_for(self.registered.wait(), 10)
+        waiting = asyncio.create_task(self.registered.wait())
+        await asyncio.wait({self._task, waiting}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if not self.registered.is_set():
+            # Refused (UNAUTHENTICATED, ALREADY_EXISTS...), the TLS handshake failed, or no answer.
+            raise self.error or TimeoutError("no Registered from the runner within 10 s")
 
     async def disconnect(self) -> None:
         """Cut the stream but keep running executions (their results wait for a reconnect)."""

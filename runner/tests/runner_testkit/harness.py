@@ -34,9 +34,26 @@ class Member:
     user_id: str
     username: str
     projects: dict[str, str]  # project id -> name
+    is_admin: bool = False
 
 
 def fake_authz_app(tokens: dict[str, Member]) -> web.Application:
+    async def me(request: web.Request) -> web.Response:
+        header = request.headers.get("Authorization", "")
+        member = tokens.get(header.removeprefix("Bearer ").strip())
+        if member is None:
+            return web.json_response(
+                {"error": "unauthenticated", "detail": "bad token"}, status=401
+            )
+        return web.json_response(
+            {
+                "id": member.user_id,
+                "username": member.username,
+                "is_admin": member.is_admin,
+                "projects": [],
+            }
+        )
+
     async def authorize(request: web.Request) -> web.Response:
         header = request.headers.get("Authorization", "")
         member = tokens.get(header.removeprefix("Bearer ").strip())
@@ -61,6 +78,7 @@ def fake_authz_app(tokens: dict[str, Member]) -> web.Application:
 
     app = web.Application()
     app.router.add_get("/authorization/v1/authorize", authorize)
+    app.router.add_get("/authorization/v1/me", me)
     return app
 
 
@@ -102,6 +120,10 @@ class FakeStudio:
         return app
 
 
+#: Credentials issued by `RunningRunner.credential`, by (database URL, site name).
+CREDENTIALS: dict[tuple[str, str], str] = {}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -134,6 +156,17 @@ class RunningRunner:
 
     async def stop(self) -> None:
         await self.runner.cleanup()
+
+    async def credential(self, site: str = "site-1", kind: str = "local") -> str:
+        """The credential of `site`, created the first time as an admin would (through the
+        engine, in-process), recorded before this returns. The same credential for the same
+        database across runner restarts."""
+        key = (self.container.settings().database_url, site)
+        if key not in CREDENTIALS:
+            engine = self.container.engine()
+            _, CREDENTIALS[key] = engine.create_site(site, kind, "tests")
+            await engine.durable()
+        return CREDENTIALS[key]
 
 
 async def start_runner(

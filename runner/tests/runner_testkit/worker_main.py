@@ -1,10 +1,12 @@
-"""Run a fake worker as its own process: `python -m runner_testkit.worker_main ADDRESS [SITE]`.
+"""Run a fake worker as its own process: `python -m runner_testkit.worker_main ADDRESS [SITE]`,
+the site's credential in RYAX_SITE_CREDENTIAL.
 
 Its executions return {"out": inputs["x"]} at once (a no-op action)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 
@@ -18,7 +20,12 @@ async def noop(step_id: str, inputs: dict[str, Value]) -> dict[str, Value]:
 
 async def main(address: str, site: str) -> None:
     worker = FakeWorker(
-        address, site_name=site, worker_id=f"fake-{site}", handler=noop, log_lines=1
+        address,
+        site_name=site,
+        worker_id=f"fake-{site}",
+        handler=noop,
+        log_lines=1,
+        credential=os.environ.get("RYAX_SITE_CREDENTIAL", ""),
     )
     for _ in range(100):
         try:

@@ -12,7 +12,25 @@ from ryax_runner.application.messages import Outgoing
 from ryax_runner.application.ports import CommitListener, LoadedState, TimerHandle
 from ryax_runner.domain.deployment import Deployment
 from ryax_runner.domain.run import Run
-from ryax_runner.domain.site import Site, SiteId
+from ryax_runner.domain.site import Site, SiteId, site_id_for
+
+#: Credentials the tests had issued, by the digest the site keeps (a restored site too).
+_ISSUED: dict[str, str] = {}
+
+
+def site_credential(engine: Any, name: str, kind: str = "local") -> str:
+    """The credential of the site `name` of `engine`: created the first time (as an admin would),
+    issued again if the test never saw it (a site restored without one)."""
+    site = engine.sites.get(site_id_for(name))
+    if site is None:
+        site, credential = engine.create_site(name, kind, "tests")
+    elif site.credential is not None and site.credential.digest in _ISSUED:
+        return _ISSUED[site.credential.digest]
+    else:
+        site, credential = engine.rotate_site_credential(name, "tests")
+    _ISSUED[site.credential.digest] = credential
+    return str(credential)
+
 
 __all__ = [
     "FakeChannel",
@@ -20,6 +38,7 @@ __all__ = [
     "FakeRecorder",
     "FakeStore",
     "FakeTimers",
+    "site_credential",
 ]
 
 

@@ -30,7 +30,7 @@ from ryax_runner.domain.workflow import (
     WorkflowDefinition,
 )
 
-from .fakes import FakeChannel, FakeClock, FakeRecorder, FakeStore, FakeTimers
+from .fakes import FakeChannel, FakeClock, FakeRecorder, FakeStore, FakeTimers, site_credential
 
 HEARTBEAT_TIMEOUT = 6.0
 BACKOFF = 10.0
@@ -84,14 +84,19 @@ class Rig:
         last_seen: int = 0,
         running: frozenset[str] = frozenset(),
         ready: tuple[str, ...] = (),
+        credential: str | None = None,
     ) -> FakeChannel:
-        """A (new) stream of the site's worker, with what it says it has."""
+        """A (new) stream of the site's worker, with what it says it has (and the site's
+        credential, the site created the first time, unless `credential` is given)."""
+        if credential is None:
+            credential = site_credential(self.engine, site)
         channel = self.channels[site] = FakeChannel()
         self.engine.register_worker(
             RegisterWorker(
                 worker_id=worker or f"w-{site}",
                 site_name=site,
                 backend_kind="local",
+                credential=credential,
                 last_seen_order_seq=last_seen,
                 running_execution_ids=running,
                 deployed_steps=tuple(

@@ -34,7 +34,7 @@ from ryax_runner.domain.workflow import (
     WorkflowDefinition,
 )
 
-from .fakes import FakeChannel, FakeClock, FakeRecorder, FakeStore
+from .fakes import FakeChannel, FakeClock, FakeRecorder, FakeStore, site_credential
 
 
 def definition(retries: int = 0, http: bool = True) -> WorkflowDefinition:
@@ -89,6 +89,7 @@ def register(
             worker_id=worker,
             site_name=site,
             backend_kind="local",
+            credential=site_credential(engine, site),
             last_seen_order_seq=last_seen,
             running_execution_ids=running,
             deployed_steps=deployed,

@@ -180,3 +180,21 @@ async def test_a_duplicate_result_of_an_ended_execution_is_ignored(rig: Rig) -> 
     result = ExecutionResult(outcome=Outcome.FAILED, error="late")
     rig.report("s1", ExecutionEnded(execution_id=order.execution_id, result=result))
     assert run.state is RunState.COMPLETED and run.results == {"y": "first"}
+
+
+async def test_an_execution_its_site_reports_lost_runs_again_as_a_new_attempt(rig: Rig) -> None:
+    rig.register("s1")
+    d = await rig.deploy(processor("a"))
+    rig.ready("s1", "a")
+    run = rig.engine.start_run(d, {"x": "hi"}, origin="http")
+    [first] = rig.executes("s1")
+    lost = ExecutionResult(outcome=Outcome.FAILED, error="slurm job 7: NODE_FAIL")
+    rig.report("s1", ExecutionEnded(execution_id=first.execution_id, result=lost, lost=True))
+    gone = execution(run, first)
+    assert gone.state is ExecutionState.LOST
+    assert gone.error == "lost on its site: slurm job 7: NODE_FAIL"
+    [again] = rig.executes("s1")[1:]
+    retry = execution(run, again)
+    assert retry.retry_of == first.execution_id and retry.infra_retries == 1
+    rig.complete("s1", again)
+    assert run.state is RunState.COMPLETED

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ryax_kit.web import openapi_path
-from ryax_runner.infrastructure.api import endpoints, routes
+from ryax_runner.infrastructure.api import endpoints, routes, sites
 
 API = routes.api
 _PATH_PARAM = re.compile(r"\{([^{}]+)\}")
@@ -28,6 +28,7 @@ _CALL = re.compile(r"\b(_\w+)\(")
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
     assert endpoints.api is API  # the endpoint trigger's routes are in the same document
+    assert sites.api is API
     return API.openapi()
 
 

@@ -40,6 +40,7 @@ def test_every_variable_is_read() -> None:
             "RYAX_SECRET_KEY_PREVIOUS": f"{'a' * 32}, {'b' * 40}",
             "RYAX_HTTP_PORT": "9000",
             "RYAX_RUNNER_GRPC_ADDRESS": "0.0.0.0:9001",
+            "RYAX_RUNNER_GRPC_ALLOW_PLAINTEXT": "true",
             "RYAX_LOG_FORMAT": "json",
             "RYAX_S3_ENDPOINT": "http://s3:8333",
             "RYAX_S3_SECURE": "yes",
@@ -59,6 +60,7 @@ def test_every_variable_is_read() -> None:
     assert (s.callback_attempts, s.callback_backoff_seconds) == (3, 0.5)
     assert s.secret_key_previous == ("a" * 32, "b" * 40)
     assert (s.http_port, s.grpc_address, s.log_format) == (9000, "0.0.0.0:9001", "json")
+    assert (s.grpc_allow_plaintext, s.grpc_tls_cert_file) == (True, None)
     assert (s.filestore.s3_endpoint, s.filestore.s3_secure, s.filestore.filestore_dir) == (
         "http://s3:8333",
         True,
@@ -106,6 +108,26 @@ def test_every_variable_is_read() -> None:
             {"RYAX_SECRET_KEY": KEY, "RYAX_RUNNER_INFRA_RETRIES": "-1"},
             "RYAX_RUNNER_INFRA_RETRIES=-1 is below",
         ),
+        (
+            {"RYAX_SECRET_KEY": KEY, "RYAX_RUNNER_GRPC_ADDRESS": "0.0.0.0:8105"},
+            "a plaintext gRPC port may only listen on a loopback address",
+        ),
+        (
+            {"RYAX_SECRET_KEY": KEY, "RYAX_RUNNER_GRPC_ADDRESS": "10.0.0.5:8105"},
+            "RYAX_RUNNER_GRPC_ALLOW_PLAINTEXT=true",
+        ),
+        (
+            {"RYAX_SECRET_KEY": KEY, "RYAX_RUNNER_GRPC_TLS_CERT_FILE": "/etc/hosts"},
+            "RYAX_RUNNER_GRPC_TLS_CERT_FILE and RYAX_RUNNER_GRPC_TLS_KEY_FILE go together",
+        ),
+        (
+            {
+                "RYAX_SECRET_KEY": KEY,
+                "RYAX_RUNNER_GRPC_TLS_CERT_FILE": "/nonexistent/cert.pem",
+                "RYAX_RUNNER_GRPC_TLS_KEY_FILE": "/nonexistent/key.pem",
+            },
+            "RYAX_RUNNER_GRPC_TLS_CERT_FILE=/nonexistent/cert.pem: no such file",
+        ),
     ],
 )
 def test_a_bad_value_names_the_variable(env: dict[str, str], message: str) -> None:
@@ -113,3 +135,90 @@ def test_a_bad_value_names_the_variable(env: dict[str, str], message: str) -> No
         Settings.from_env({**REQUIRED, **env})
     assert message in str(error.value)
     assert str(error.value.code).startswith("configuration error: ")
+
+
+@pytest.mark.parametrize(
+    "address", ["127.0.0.1:8105", "localhost:8105", "[::1]:8105", "127.0.0.2:1"]
+)
+def test_a_plaintext_grpc_port_on_loopback_is_accepted(address: str) -> None:
+    s = Settings.from_env({**REQUIRED, "RYAX_SECRET_KEY": KEY, "RYAX_RUNNER_GRPC_ADDRESS": address})
+    assert s.grpc_address == address and s.grpc_tls_cert_file is None
+
+
+def test_a_tls_grpc_port_may_listen_anywhere(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("cert"), key.write_text("key")
+    s = Settings.from_env(
+        {
+            **REQUIRED,
+            "RYAX_SECRET_KEY": KEY,
+            "RYAX_RUNNER_GRPC_ADDRESS": "0.0.0.0:8105",
+            "RYAX_RUNNER_GRPC_TLS_CERT_FILE": str(cert),
+            "RYAX_RUNNER_GRPC_TLS_KEY_FILE": str(key),
+        }
+    )
+    assert (s.grpc_tls_cert_file, s.grpc_tls_key_file) == (cert, key)
+
+
+def test_the_builtin_site_is_read_with_its_credential(tmp_path: Path) -> None:
+    credential = "c" * 43
+    s = Settings.from_env(
+        {
+            **REQUIRED,
+            "RYAX_SECRET_KEY": KEY,
+            "RYAX_RUNNER_BUILTIN_SITE": "local",
+            "RYAX_RUNNER_BUILTIN_SITE_CREDENTIAL": credential,
+        }
+    )
+    assert (s.builtin_site_name, s.builtin_site_kind) == ("local", "local")
+    assert s.builtin_site_credential == credential and credential not in repr(s)
+    (tmp_path / "credential").write_text(credential + "\n")
+    s = Settings.from_env(
+        {
+            **REQUIRED,
+            "RYAX_SECRET_KEY": KEY,
+            "RYAX_RUNNER_BUILTIN_SITE": "hpc:slurm",
+            "RYAX_RUNNER_BUILTIN_SITE_CREDENTIAL_FILE": str(tmp_path / "credential"),
+        }
+    )
+    assert (s.builtin_site_name, s.builtin_site_kind, s.builtin_site_credential) == (
+        "hpc",
+        "slurm",
+        credential,
+    )
+    assert Settings.from_env({**REQUIRED, "RYAX_SECRET_KEY": KEY}).builtin_site_name == ""
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RYAX_RUNNER_BUILTIN_SITE": "local"}, "RYAX_RUNNER_BUILTIN_SITE needs"),
+        (
+            {"RYAX_RUNNER_BUILTIN_SITE": "local", "RYAX_RUNNER_BUILTIN_SITE_CREDENTIAL": "short"},
+            "at least 32 characters",
+        ),
+        (
+            {"RYAX_RUNNER_BUILTIN_SITE": "a b", "RYAX_RUNNER_BUILTIN_SITE_CREDENTIAL": "c" * 40},
+            "RYAX_RUNNER_BUILTIN_SITE=a b: name:",
+        ),
+        (
+            {
+                "RYAX_RUNNER_BUILTIN_SITE": "x:docker",
+                "RYAX_RUNNER_BUILTIN_SITE_CREDENTIAL": "c" * 40,
+            },
+            "type: one of local, slurm, kubernetes",
+        ),
+        ({"RYAX_RUNNER_BUILTIN_SITE_CREDENTIAL": "c" * 40}, "no RYAX_RUNNER_BUILTIN_SITE"),
+        (
+            {
+                "RYAX_RUNNER_BUILTIN_SITE": "local",
+                "RYAX_RUNNER_BUILTIN_SITE_CREDENTIAL_FILE": "/nonexistent/credential",
+            },
+            "RYAX_RUNNER_BUILTIN_SITE_CREDENTIAL_FILE=/nonexistent/credential: cannot be read",
+        ),
+    ],
+)
+def test_a_bad_builtin_site_names_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        Settings.from_env({**REQUIRED, "RYAX_SECRET_KEY": KEY, **env})
+    assert message in str(error.value)

@@ -43,6 +43,7 @@ class Origin(StrEnum):
     BODY = "body"
     PATH = "path"
     QUERY = "query"
+    HEADER = "header"
 
 
 #: Types an input accepts from an upstream output (input type -> accepted output types): the

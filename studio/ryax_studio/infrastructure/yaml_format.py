@@ -358,13 +358,13 @@ class _Reader:
             origin: Origin | None = None
             origin_text = self.string(fields.get("origin"), f"{where}.origin")
             if origin_text is not None:
-                try:
-                    origin = Origin(origin_text)
+                try:  # published Ryax writes PATH, BODY...: any case is read
+                    origin = Origin(origin_text.strip().lower())
                 except ValueError:
                     self.error(
                         fields["origin"],
                         f"{where}.origin",
-                        f"{origin_text!r} is not one of body, path, query",
+                        f"{origin_text!r} is not one of body, path, query, header",
                     )
             if name is None or human is None or help_text is None or io_type is None:
                 continue

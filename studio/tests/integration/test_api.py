@@ -205,6 +205,32 @@ async def test_secrets_are_never_returned_and_stored_encrypted(studio: Any, db_u
     assert (await studio.call("DELETE", f"{A}/secrets/db_pass")).status == 404
 
 
+async def test_text_no_database_keeps_is_a_400_naming_its_field(studio: Any) -> None:
+    """Found by the OpenAPI fuzzing (tests/fuzz): a NUL in a workflow's description reached
+    PostgreSQL (which refuses it in text): a 500. And PUT /secrets/{name} answered an
+    undocumented 201 when it created the secret."""
+    for body, detail in (
+        (
+            {"name": "w", "description": "a\u0000b"},
+            "description: contains a NUL character (U+0000), which cannot be stored",
+        ),
+        (
+            '{"name": "\\ud800"}',
+            "name: contains a lone surrogate (U+D800 to U+DFFF), which is not text",
+        ),
+    ):
+        kwargs: dict[str, Any] = (
+            {"data": body, "headers": {"Content-Type": "application/json"}}
+            if isinstance(body, str)
+            else {"json": body}
+        )
+        problem = await json_of(await studio.call("POST", f"{A}/workflows", **kwargs), 400)
+        assert problem == {"error": "invalid_input", "detail": detail}
+    document = await json_of(await studio.call("GET", "/studio/openapi.json"), 200)
+    put = document["paths"]["/studio/v1/projects/{project}/secrets/{name}"]["put"]
+    assert {"200", "201"} <= set(put["responses"])
+
+
 # ---- building, validating and deploying a workflow ---------------------------------------------
 async def test_build_validate_deploy_undeploy(studio: Any, fill_store: Any, db_url: str) -> None:
     await fill_store(studio)

@@ -238,9 +238,26 @@ def test_outputs_fields() -> None:
     parsed = parse_workflow(text.encode())
     assert [p.line for p in parsed.problems] == [10, 11, 12]
     assert "unknown type 'blob'" in parsed.problems[0].message
+    assert "'cookie' is not one of body, path, query, header" in parsed.problems[1].message
     assert parsed.steps[0].outputs[-1] == IO(
         name="r", type=IOType.ENUM, human_name="R", help="h", optional=True, enum_values=("a", "b")
     )
+
+
+def test_each_origin_of_a_trigger_field_is_read_and_kept() -> None:
+    text = HEAD + (
+        '  - id: a\n    from: b\n    version: "1"\n    outputs:\n'
+        + "".join(
+            f"    - {{name: f{i}, human_name: F, help: h, type: string, origin: {o}}}\n"
+            for i, o in enumerate(("body", "path", "QUERY", "header"))
+        )
+    )
+    parsed = parse_workflow(text.encode())
+    assert parsed.problems == []
+    origins = [o.origin for o in parsed.steps[0].outputs]
+    assert origins == [Origin.BODY, Origin.PATH, Origin.QUERY, Origin.HEADER]
+    again = parse_workflow(render_workflow(as_workflow(parsed)).encode())
+    assert [o.origin for o in again.steps[0].outputs] == origins
 
 
 def test_yaml_11_scalars_are_read_as_published_ryax_reads_them() -> None:

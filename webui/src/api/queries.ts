@@ -13,7 +13,7 @@ export const LIVE = {
   fast: 1500,
   /** lists whose rows change state (workflows, runs, sites) */
   normal: 5000,
-  /** what rarely changes (repositories, the catalogue) */
+  /** what rarely changes (repositories, the endpoints document) */
   slow: 30000,
 } as const;
 
@@ -141,7 +141,9 @@ export const studioQueries = {
     queryOptions({
       queryKey: ["studio", project, "actions"],
       queryFn: () => unwrap(api.studio.GET("/studio/v1/projects/{project}/actions", { params: path(project) })),
-      refetchInterval: LIVE.slow,
+      // the studio learns of a finished build a moment after the repository: the library's
+      // catalogue and the editor's palette show it within seconds
+      refetchInterval: LIVE.normal,
       staleTime: 10_000,
     }),
   workflows: (project: string) =>
@@ -162,6 +164,12 @@ export const studioQueries = {
           }),
         ),
       refetchInterval: (query) => (studioDeploymentMoving(query.state.data?.deployment) ? LIVE.fast : LIVE.normal),
+    }),
+  secrets: (project: string) =>
+    queryOptions({
+      queryKey: ["studio", project, "secrets"],
+      queryFn: () => unwrap(api.studio.GET("/studio/v1/projects/{project}/secrets", { params: path(project) })),
+      staleTime: 10_000,
     }),
   snapshot: (project: string, snapshot: string) =>
     queryOptions({

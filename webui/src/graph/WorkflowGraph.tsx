@@ -22,7 +22,7 @@ export interface WorkflowGraphProps {
 
 /**
  * A read-only workflow graph: pan, zoom, select a step (click, or Tab to a step and Enter).
- * The studio editor will reuse the model, the node and this component with editing turned on.
+ * The studio editor (features/studio) shares its layout (saved grid positions, else dagre).
  */
 export function WorkflowGraph({ model, selectedId = null, onSelect, height = 420, label }: WorkflowGraphProps) {
   const scheme = useComputedColorScheme("light");

@@ -70,6 +70,9 @@ class Deployments:
         self._triggers: dict[StepRef, asyncio.Task[None]] = {}
         self._step_log_seq: dict[StepRef, int] = {}
         self.on_undeploy: Callable[[StepRef], Awaitable[None]] | None = None
+        #: Set when a Deploy of the step arrived (executions found again after a restart wait
+        #: for the runner to deploy their step again).
+        self._arrived: dict[StepRef, asyncio.Event] = {}
         backend.set_listener(self)
 
     # -- queries ---------------------------------------------------------------------------
@@ -88,10 +91,19 @@ class Deployments:
                 await asyncio.shield(op)
         return self._steps.get(ref)
 
+    async def redeployed(self, ref: StepRef, within: float) -> DeployedStep | None:
+        """The step once a Deploy of it arrived and was applied, waiting at most `within`
+        seconds for the order (a restarted worker gets its steps again from the runner)."""
+        arrived = self._arrived.setdefault(ref, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(arrived.wait(), within)
+        return await self.settled(ref)
+
     # -- orders ----------------------------------------------------------------------------
 
     def deploy(self, order: DeployStep) -> None:
         """Take a Deploy in charge (idempotent per step)."""
+        self._arrived.setdefault(order.ref, asyncio.Event()).set()
         self._deploying[order.ref] = self._chain(order.ref, lambda: self._deploy(order))
 
     def undeploy(self, order: UndeployStep) -> None:

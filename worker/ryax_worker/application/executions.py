@@ -33,14 +33,23 @@ from .ports import (
     ActionResult,
     ActionRunRequest,
     ActionStatus,
+    DetachedExecution,
     FilePlacement,
+    ResumableBackend,
     SiteBackend,
 )
 from .reports import ReportQueue
-from .staging import FileStaging
+from .staging import FileStaging, Workspace
 
 log = logging.getLogger(__name__)
 REMEMBERED_EXECUTIONS = 10_000
+#: How long an execution found again after a restart waits for the runner to deploy its step
+#: again before it is given up (its job cancelled).
+REDEPLOY_WAIT_SECONDS = 120.0
+
+
+class _Stopped(Exception):
+    """A found-again execution was cancelled before it could be followed."""
 
 
 @dataclass(eq=False)
@@ -53,6 +62,10 @@ class RunningExecution:
     cancel_status: ExecutionStatus = ExecutionStatus.CANCELLED
     log_seq: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Left running by a previous process of the worker, followed again (ResumableBackend).
+    resumed: DetachedExecution | None = None
+    #: The worker stopped following it and left it running on the backend: nothing reported.
+    detached: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,6 +137,24 @@ class Executions:
             self._execute(running), name=f"execution {order.execution_id}"
         )
 
+    def adopt(self, executions: tuple[DetachedExecution, ...]) -> None:
+        """Follow again, to their end, executions a previous process of this worker left
+        running on the backend (they are reported running at Register)."""
+        for detached in executions:
+            order = detached.order
+            if order.execution_id in self._seen:
+                continue
+            self._seen[order.execution_id] = None
+            running = RunningExecution(order, resumed=detached)
+            self._running[order.execution_id] = running
+            running.task = asyncio.create_task(
+                self._execute(running), name=f"execution {order.execution_id} (resumed)"
+            )
+            log.info(
+                "execution found again on the site",
+                extra={"execution_id": order.execution_id, "handle": detached.handle},
+            )
+
     def cancel(self, order: CancelExecution) -> None:
         """Stop a running execution; it reports CANCELLED (unknown or finished: ignored)."""
         running = self._running.get(order.execution_id)
@@ -148,11 +179,21 @@ class Executions:
 
     async def drain(self, grace_seconds: float) -> None:
         """Shutdown: let running executions finish for `grace_seconds`, then stop the rest
-        (reported FAILED: the worker went away, not the user)."""
+        (reported FAILED: the worker went away, not the user). On a backend whose executions
+        outlive the worker (ResumableBackend) the rest are left running instead, unreported:
+        the next process of the worker follows them again."""
         tasks = [r.task for r in self._running.values() if r.task is not None]
         if tasks:
             log.info("waiting for executions", extra={"count": len(tasks), "grace": grace_seconds})
             await asyncio.wait(tasks, timeout=grace_seconds)
+        if isinstance(self._backend, ResumableBackend) and self._running:
+            self._backend.detach()
+            log.info(
+                "executions left running on the site for the next worker",
+                extra={"execution_ids": sorted(self._running)},
+            )
+            for running in self._running.values():
+                running.detached = True
         for running in list(self._running.values()):
             running.cancel_reason = "the worker shut down before the execution finished"
             running.cancel_status = ExecutionStatus.FAILED
@@ -166,13 +207,25 @@ class Executions:
 
     async def _execute(self, running: RunningExecution) -> None:
         order = running.order
-        started = self._clock.now()
-        workspace = None
+        resumed = running.resumed
+        started = resumed.started_at if resumed is not None else self._clock.now()
+        workspace: Workspace | None = None
         outcome: Outcome
         outputs: Values = {}
         outputs_list: tuple[Values, ...] = ()
         try:
-            step = await self._deployments.settled(order.ref)
+            if resumed is not None:
+                workspace = Workspace(resumed.work_dir.parent)
+                step = await self._deployments.redeployed(order.ref, REDEPLOY_WAIT_SECONDS)
+                stopped = running.cancel_reason is not None
+                if stopped or step is None or step.state != DeploymentStateKind.READY:
+                    # Nothing will follow its job: cancel it.
+                    await self._abandon(resumed)
+                    running.resumed = resumed = None
+                if stopped:
+                    raise _Stopped
+            else:
+                step = await self._deployments.settled(order.ref)
             if step is None:
                 raise ActionUnavailable(
                     f"step {order.ref.step_id} of deployment {order.ref.deployment_id} "
@@ -184,10 +237,17 @@ class Executions:
                     f"is not ready on site {self._site_name} ({step.state}"
                     + (f": {step.reason})" if step.reason else ")")
                 )
-            workspace = self._staging.workspace(order.ref, order.execution_id)
-            inputs = await self._staging.fetch_inputs(order.inputs, workspace.inputs_dir)
+            if resumed is not None:
+                workspace = Workspace(resumed.work_dir.parent)
+                inputs: Values = {}
+            else:
+                workspace = self._staging.workspace(order.ref, order.execution_id)
+                inputs = await self._staging.fetch_inputs(order.inputs, workspace.inputs_dir)
             request = ActionRunRequest(
-                execution_id=order.execution_id, inputs=inputs, work_dir=workspace.work_dir
+                execution_id=order.execution_id,
+                inputs=inputs,
+                work_dir=workspace.work_dir,
+                order=order,
             )
             outcome = await self._run_action(running, request)
             if outcome.status == ExecutionStatus.COMPLETED and outcome.result is not None:
@@ -204,9 +264,14 @@ class Executions:
                         for index, values in enumerate(outcome.result.outputs_list)
                     ]
                 )
+        except _Stopped:
+            outcome = Outcome(status=running.cancel_status, error=running.cancel_reason or "")
         except DomainError as error:
             outcome = Outcome(status=ExecutionStatus.FAILED, error=error.detail)
         except asyncio.CancelledError:
+            if running.detached:
+                self._forget(running)
+                raise
             outcome = Outcome(
                 status=ExecutionStatus.FAILED,
                 error=running.cancel_reason or "the worker stopped the execution",
@@ -220,8 +285,12 @@ class Executions:
                 error=f"worker error: {type(error).__name__}: {error}",
             )
         finally:
-            if workspace is not None:
+            # A detached execution goes on in its workspace (its job still runs there).
+            if workspace is not None and not running.detached:
                 self._staging.cleanup(workspace.root)
+        if running.detached:
+            self._forget(running)
+            return
         if outcome.status != ExecutionStatus.COMPLETED:
             outputs, outputs_list = {}, ()
         self._finish(running, started, outcome, outputs, outputs_list)
@@ -250,6 +319,8 @@ class Executions:
             running.action = None
         if result.status == ActionStatus.COMPLETED:
             return Outcome(status=ExecutionStatus.COMPLETED, result=result)
+        if result.status == ActionStatus.LOST:
+            return Outcome(status=ExecutionStatus.LOST, error=result.error or "lost by the site")
         return Outcome(
             status=ExecutionStatus.FAILED,
             result=result,
@@ -261,8 +332,15 @@ class Executions:
         order = running.order
         result: ActionResult | None = None
         timeout = order.timeout_seconds if order.timeout_seconds > 0 else None
+        resumed = running.resumed
+        if timeout is not None and resumed is not None:
+            elapsed = (self._clock.now() - resumed.started_at).total_seconds()
+            timeout = max(timeout - elapsed, 0.001)
         async with asyncio.timeout(timeout):
-            events = self._backend.run(order.ref, request)
+            if resumed is not None and isinstance(self._backend, ResumableBackend):
+                events = self._backend.resume(order.ref, resumed)
+            else:
+                events = self._backend.run(order.ref, request)
             async with aclosing(events):
                 async for event in events:
                     if isinstance(event, ActionLog):
@@ -331,7 +409,14 @@ class Executions:
                 "log_lines": running.log_seq,
             },
         )
-        self._running.pop(order.execution_id, None)
+        self._forget(running)
+
+    async def _abandon(self, resumed: DetachedExecution) -> None:
+        if isinstance(self._backend, ResumableBackend):
+            await self._backend.abandon(resumed)
+
+    def _forget(self, running: RunningExecution) -> None:
+        self._running.pop(running.order.execution_id, None)
         running.done.set()
 
     async def close(self) -> None:

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from ..domain.model import DeployStep, LogStream, StepRef, Values
+from ..domain.model import DeployStep, ExecuteStep, LogStream, StepRef, Values
 
 
 class FileStore(Protocol):
@@ -58,6 +58,9 @@ class ActionRunRequest:
     execution_id: str
     inputs: Values
     work_dir: Path
+    #: The order it comes from (a backend whose executions outlive the worker keeps it, to be
+    #: followed again after a restart: ResumableBackend). None for a trigger's session.
+    order: ExecuteStep | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +84,9 @@ class ActionProgress:
 class ActionStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
+    #: The site lost the run through no fault of the action (a Slurm job's node failed, it was
+    #: preempted or vanished): reported LOST, the runner runs it again.
+    LOST = "lost"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,7 +133,7 @@ class StepListener(Protocol):
 
 
 class SiteBackend(Protocol):
-    """Runs actions on one site: `local` processes now; Slurm jobs and Kubernetes pods later.
+    """Runs actions on one site: `local` processes, `slurm` jobs; Kubernetes pods later.
 
     Rules every adapter keeps: deploy and undeploy are idempotent per StepRef; run() yields
     ActionStarted first and ActionResult last (for a trigger, only when it stops); closing the
@@ -157,4 +163,43 @@ class SiteBackend(Protocol):
 
     async def close(self) -> None:
         """Stop every action instance."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class DetachedExecution:
+    """An execution a previous process of this worker left running on the backend (a Slurm job
+    goes on without the worker), found again at start."""
+
+    #: The order as it was received (its inputs already staged: `inputs` is empty).
+    order: ExecuteStep
+    work_dir: Path
+    #: What the backend runs it as (the Slurm job id).
+    handle: str
+    started_at: datetime
+
+
+@runtime_checkable
+class ResumableBackend(Protocol):
+    """A backend whose executions outlive the worker process (Slurm jobs): a worker that stops
+    detaches from them instead of stopping them, and the next one follows them to their end."""
+
+    def detached(self) -> tuple[DetachedExecution, ...]:
+        """Executions left by a previous process, found by start()."""
+        ...
+
+    def resume(
+        self, ref: StepRef, execution: DetachedExecution
+    ) -> AsyncGenerator[ActionEvent, None]:
+        """Follow a detached execution to its end, like run() after its start (the step must be
+        deployed again first; raises ActionUnavailable otherwise)."""
+        ...
+
+    async def abandon(self, execution: DetachedExecution) -> None:
+        """Stop a detached execution that will not be followed (its step is not deployed
+        again, or it was cancelled meanwhile) and remove what it left."""
+        ...
+
+    def detach(self) -> None:
+        """From now on, closing a run leaves its execution running (the worker is stopping)."""
         ...

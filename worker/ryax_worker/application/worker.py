@@ -18,7 +18,7 @@ from ..domain.model import (
 )
 from .deployments import Deployments
 from .executions import Executions
-from .ports import SiteBackend
+from .ports import ResumableBackend, SiteBackend
 from .reports import ReportQueue
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,15 @@ class Worker:
                 )
             ),
         )
+
+    def resume_detached(self) -> int:
+        """Follow again the executions a previous process of this worker left running on the
+        backend (Slurm jobs): before the first Register, so they are reported running."""
+        if not isinstance(self._backend, ResumableBackend):
+            return 0
+        found = self._backend.detached()
+        self._executions.adopt(found)
+        return len(found)
 
     def handle(self, order: Order) -> bool:
         """Take an order in charge and acknowledge it; an order already handled is only

@@ -73,13 +73,16 @@ class NodePool:
     cpu: float
     memory_bytes: int
     gpu: int = 0
+    #: Longest an execution may run on the pool (seconds); 0 = not declared.
+    max_time_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.name:
             raise InvalidInput("node_pools", "a node pool needs a name")
-        if self.cpu <= 0 or self.memory_bytes <= 0 or self.gpu < 0:
+        if self.cpu <= 0 or self.memory_bytes <= 0 or self.gpu < 0 or self.max_time_seconds < 0:
             raise InvalidInput(
-                "node_pools", f"pool {self.name!r}: cpu and memory must be > 0, gpu >= 0"
+                "node_pools",
+                f"pool {self.name!r}: cpu and memory must be > 0, gpu and max time >= 0",
             )
 
 
@@ -98,6 +101,18 @@ def parse_memory(text: str) -> int:
     if factor is None:
         raise InvalidInput("memory", f"unknown unit in {text!r}")
     return int(number * factor)
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$", re.I)
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from "3600", "90m", "12h", "2d"."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise InvalidInput("max_time", f"cannot read {text!r} as a duration (e.g. 3600, 90m, 2h)")
+    return float(match.group(1)) * _SECONDS[match.group(2).lower()]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,6 +180,9 @@ class DeployStep:
     inputs: tuple[IOSpec, ...] = ()
     outputs: tuple[IOSpec, ...] = ()
     project_id: str = ""
+    #: Parameters of Ryax's HPC add-on set on the step, as text (Slurm sites; they override the
+    #: action's own `addons.hpc`).
+    hpc: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,6 +241,9 @@ class ExecutionStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    #: The site lost it through no fault of the action (a Slurm job's node failed, it was
+    #: preempted, the scheduler forgot it): the runner runs it again as a new attempt.
+    LOST = "lost"
 
 
 class LogStream(StrEnum):
@@ -429,6 +450,7 @@ class DeployedStep:
             self.spec.artefact_sha256 == other.artefact_sha256
             and self.spec.is_trigger == other.is_trigger
             and self.spec.trigger_inputs == other.trigger_inputs
+            and self.spec.hpc == other.hpc
         )
 
     def change(self, state: DeploymentStateKind, reason: str = "") -> bool:

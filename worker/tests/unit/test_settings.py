@@ -33,14 +33,19 @@ def test_defaults() -> None:
     assert settings.sandbox_read_only_paths == () and settings.action_max_processes == 1024
 
 
-def test_every_variable_is_read() -> None:
+def test_every_variable_is_read(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("a CA")
     settings = Settings.from_env(
         {
             **HOME,
             "RYAX_RUNNER_GRPC_ADDRESS": "runner:9000",
+            "RYAX_RUNNER_CA_FILE": str(ca),
+            "RYAX_RUNNER_TLS_SERVER_NAME": "runner.example",
+            "RYAX_SITE_CREDENTIAL": " ryax_site_abc ",
             "RYAX_SITE_NAME": "hpc",
             "RYAX_WORKER_BACKEND": "LOCAL",
-            "RYAX_NODE_POOLS": "big:8:32G:1",
+            "RYAX_NODE_POOLS": "big:8:32G:1:12h",
             "RYAX_SITE_LABELS": '{"zone": "eu"}',
             "RYAX_S3_ENDPOINT": "s3:9000",
             "RYAX_S3_ACCESS_KEY": "ak",
@@ -63,8 +68,12 @@ def test_every_variable_is_read() -> None:
         }
     )
     assert settings.runner_address == "runner:9000"
+    assert (settings.runner_ca_file, settings.runner_tls_server_name) == (ca, "runner.example")
+    assert settings.site_credential == "ryax_site_abc" and "ryax_site_abc" not in repr(settings)
     assert (settings.site_name, settings.worker_id, settings.backend) == ("hpc", "hpc", "local")
-    assert settings.node_pools == (NodePool(name="big", cpu=8, memory_bytes=32 * 10**9, gpu=1),)
+    assert settings.node_pools == (
+        NodePool(name="big", cpu=8, memory_bytes=32 * 10**9, gpu=1, max_time_seconds=43200),
+    )
     assert settings.site_labels == {"zone": "eu"}
     assert settings.cache_dir == Path("/c/ryax/worker-hpc")
     assert settings.use_s3 and settings.filestore.s3_secure
@@ -80,7 +89,11 @@ def test_every_variable_is_read() -> None:
 
 #: NAME=value -> the start of what the process stops with.
 BAD_VALUES = {
-    "RYAX_WORKER_BACKEND=slurm": "RYAX_WORKER_BACKEND='slurm' (planned",
+    "RYAX_WORKER_BACKEND=kubernetes": "RYAX_WORKER_BACKEND='kubernetes' (planned",
+    "RYAX_WORKER_BACKEND=slurm": "RYAX_SLURM_SHARED_DIR: the slurm backend needs a directory",
+    "RYAX_SLURM_SBATCH_OPTIONS=account": "RYAX_SLURM_SBATCH_OPTIONS: sbatch options only",
+    "RYAX_SLURM_SBATCH_OPTIONS='x": "RYAX_SLURM_SBATCH_OPTIONS: No closing quotation",
+    "RYAX_SLURM_POLL_SECONDS=0": "RYAX_SLURM_POLL_SECONDS=0.0 is below the minimum",
     "RYAX_HEARTBEAT_SECONDS=soon": "RYAX_HEARTBEAT_SECONDS='soon' is not a number",
     "RYAX_ACTION_MAX_FAILURES=-1": "RYAX_ACTION_MAX_FAILURES=-1 is below the minimum",
     "RYAX_S3_ENDPOINT=s3:9000": "RYAX_S3_ACCESS_KEY and RYAX_S3_SECRET_KEY",
@@ -97,6 +110,12 @@ BAD_VALUES = {
     "RYAX_SANDBOX_UID=0": "RYAX_SANDBOX_UID=0 is below the minimum",
     "RYAX_ACTION_ENV_PASSTHROUGH=HOME,RYAX_S3_SECRET_KEY": "RYAX_ACTION_ENV_PASSTHROUGH: "
     "RYAX_S3_SECRET_KEY: platform settings are never given to actions",
+    "RYAX_RUNNER_GRPC_ADDRESS=runner.example:8105": "RYAX_RUNNER_GRPC_ADDRESS=runner.example:8105: "
+    "a runner that is not on this machine is reached with TLS: give RYAX_RUNNER_CA_FILE",
+    "RYAX_RUNNER_CA_FILE=/nonexistent/ca.pem": "RYAX_RUNNER_CA_FILE=/nonexistent/ca.pem: no such",
+    "RYAX_SITE_CREDENTIAL=two words": "RYAX_SITE_CREDENTIAL: a credential is one word",
+    "RYAX_SITE_CREDENTIAL_FILE=/nonexistent/c": "RYAX_SITE_CREDENTIAL_FILE=/nonexistent/c: cannot",
+    "RYAX_NODE_POOLS=big:8:4G:0:soon": "RYAX_NODE_POOLS: max_time: cannot read 'soon'",
 }
 
 
@@ -132,3 +151,47 @@ def test_without_bubblewrap_the_worker_refuses_to_run_actions_unsandboxed(
         Settings.from_env({**HOME, "RYAX_SANDBOX": "bwrap"})
     allowed = {**HOME, "RYAX_SANDBOX": "none", "RYAX_SANDBOX_ALLOW_NONE": "true"}
     assert Settings.from_env(allowed).sandbox == "none"
+
+
+def test_slurm_settings() -> None:
+    settings = Settings.from_env(
+        {
+            **HOME,
+            "RYAX_WORKER_BACKEND": "slurm",
+            "RYAX_SLURM_SHARED_DIR": "/scratch/ryax",
+            "RYAX_SLURM_POLL_SECONDS": "0.5",
+            "RYAX_SLURM_SBATCH_OPTIONS": "--account=proj42 --comment='ryax jobs'",
+            "RYAX_SLURM_PARTITIONS": "debug, gpu",
+        }
+    )
+    assert settings.backend == "slurm" and settings.slurm_shared_dir == Path("/scratch/ryax")
+    assert settings.slurm_poll_seconds == 0.5
+    assert settings.slurm_sbatch_options == ("--account=proj42", "--comment=ryax jobs")
+    assert settings.slurm_partitions == ("debug", "gpu")
+    local = Settings.from_env(HOME)
+    assert local.slurm_shared_dir is None and local.slurm_sbatch_options == ()
+
+
+def test_the_credential_may_come_from_a_file_and_plaintext_to_a_remote_runner_is_opt_in(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "credential"
+    secret.write_text("ryax_site_from_file\n")
+    settings = Settings.from_env(
+        {
+            **HOME,
+            "RYAX_SITE_CREDENTIAL_FILE": str(secret),
+            "RYAX_RUNNER_GRPC_ADDRESS": "10.1.2.3:8105",
+            "RYAX_RUNNER_GRPC_ALLOW_PLAINTEXT": "true",
+        }
+    )
+    assert settings.site_credential == "ryax_site_from_file"
+    assert settings.runner_allow_plaintext and settings.runner_ca_file is None
+    with pytest.raises(SystemExit, match="give one of them"):
+        Settings.from_env(
+            {**HOME, "RYAX_SITE_CREDENTIAL_FILE": str(secret), "RYAX_SITE_CREDENTIAL": "x"}
+        )
+    for loopback in ("localhost:8105", "[::1]:8105", "127.0.0.1:1"):
+        assert (
+            Settings.from_env({**HOME, "RYAX_RUNNER_GRPC_ADDRESS": loopback}).runner_ca_file is None
+        )

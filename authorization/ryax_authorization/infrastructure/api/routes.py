@@ -16,10 +16,12 @@ from ...domain.errors import (
     DomainError,
 )
 from ...domain.model import (
+    ApiKeyId,
     MachineToken,
     Operation,
     Principal,
     Project,
+    ProjectApiKey,
     ProjectId,
     Role,
     TokenId,
@@ -134,6 +136,36 @@ class AccessOut(BaseModel):
     project_id: str
     project_name: str
     role: Role
+    api_key_id: str | None = Field(
+        default=None,
+        description="set when the caller is a project API key: it may only `trigger` (call "
+        "the project's user API)",
+    )
+
+
+class ApiKeyIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    project_id: str
+    name: str
+    created_at: datetime
+    created_by: str | None = Field(description="the user who created it")
+    last_used_at: datetime | None = Field(description="to the minute")
+    revoked: bool
+    revoked_at: datetime | None
+
+
+class NewApiKeyOut(ApiKeyOut):
+    key: str = Field(
+        description="shown once, store it now: `Authorization: Bearer <key>` on the user API"
+    )
+
+
+class ApiKeysOut(BaseModel):
+    api_keys: list[ApiKeyOut]
 
 
 class JwkOut(BaseModel):
@@ -180,6 +212,19 @@ def _token(t: MachineToken) -> TokenOut:
     )
 
 
+def _api_key(k: ProjectApiKey) -> ApiKeyOut:
+    return ApiKeyOut(
+        id=k.id,
+        project_id=k.project_id,
+        name=k.name,
+        created_at=k.created_at,
+        created_by=k.created_by,
+        last_used_at=k.last_used_at,
+        revoked=k.revoked,
+        revoked_at=k.revoked_at,
+    )
+
+
 def _json(model: BaseModel, status: int = 200) -> web.Response:
     return web.json_response(text=model.model_dump_json(), status=status)
 
@@ -196,6 +241,10 @@ async def _caller(request: web.Request) -> Principal:
     body=LoginIn,
     response=LoginOut,
     auth=False,
+    errors={
+        401: "wrong username or password",
+        429: "too many failures in a row: locked for a while (Retry-After)",
+    },
 )
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request, LoginIn)
@@ -261,6 +310,7 @@ async def me(request: web.Request) -> web.Response:
     tag="sessions",
     body=PasswordIn,
     status=204,
+    errors={429: "too many wrong old passwords in a row: locked for a while (Retry-After)"},
 )
 async def change_password(request: web.Request) -> web.Response:
     caller = await _caller(request)
@@ -273,8 +323,9 @@ async def change_password(request: web.Request) -> web.Response:
     "GET",
     "/v1/authorize",
     summary=(
-        "The authorization contract: is the caller allowed to do `operation` (read, write, manage) "
-        "in `project` (id or name)? 200 with the effective role, 401 or 403 otherwise"
+        "The authorization contract: is the caller allowed to do `operation` (read, write, "
+        "manage, trigger) in `project` (id or name)? 200 with the effective role, 401 or 403 "
+        "otherwise. A project API key may `trigger` its own project only"
     ),
     tag="contract",
     response=AccessOut,
@@ -297,7 +348,7 @@ async def authorize(request: web.Request) -> web.Response:
         operation = Operation(request.query.get("operation", "read"))
     except ValueError as exc:
         raise HttpError(
-            400, "invalid_input", "operation: must be one of read, write, manage"
+            400, "invalid_input", "operation: must be one of read, write, manage, trigger"
         ) from exc
     access = await request.app[USE_CASES].authorize(token, ProjectId(project), operation)
     return _json(
@@ -308,6 +359,7 @@ async def authorize(request: web.Request) -> web.Response:
             project_id=access.project_id,
             project_name=access.project_name,
             role=access.role,
+            api_key_id=access.principal.api_key_id,
         )
     )
 
@@ -344,6 +396,7 @@ async def list_users(request: web.Request) -> web.Response:
     body=ProjectIn,
     response=ProjectOut,
     status=201,
+    errors={409: "a project of that name exists"},
 )
 async def create_project(request: web.Request) -> web.Response:
     caller = await _caller(request)
@@ -367,6 +420,7 @@ async def list_projects(request: web.Request) -> web.Response:
     summary="A project with its members",
     tag="projects",
     response=ProjectOut,
+    errors={404: "no such project"},
 )
 async def get_project(request: web.Request) -> web.Response:
     caller = await _caller(request)
@@ -383,6 +437,7 @@ async def get_project(request: web.Request) -> web.Response:
     tag="projects",
     body=MemberIn,
     response=ProjectOut,
+    errors={404: "no such project or user"},
 )
 async def set_member(request: web.Request) -> web.Response:
     caller = await _caller(request)
@@ -402,6 +457,7 @@ async def set_member(request: web.Request) -> web.Response:
     summary="Remove a member (owners)",
     tag="projects",
     response=ProjectOut,
+    errors={404: "no such project or user"},
 )
 async def remove_member(request: web.Request) -> web.Response:
     caller = await _caller(request)
@@ -450,3 +506,54 @@ async def revoke_token(request: web.Request) -> web.Response:
         caller, TokenId(request.match_info["token_id"])
     )
     return web.Response(status=204)
+
+
+@api.route(
+    "POST",
+    "/v1/projects/{project}/api-keys",
+    summary="Create a project API key (owners, admins): it calls the project's user API and "
+    "nothing else; the key is shown once",
+    tag="api-keys",
+    body=ApiKeyIn,
+    response=NewApiKeyOut,
+    status=201,
+    errors={409: "a key in use has this name"},
+)
+async def create_api_key(request: web.Request) -> web.Response:
+    caller = await _caller(request)
+    body = await read_json(request, ApiKeyIn)
+    new = await request.app[USE_CASES].create_api_key(
+        caller, ProjectId(request.match_info["project"]), body.name
+    )
+    return _json(NewApiKeyOut(**_api_key(new.record).model_dump(), key=new.key), 201)
+
+
+@api.route(
+    "GET",
+    "/v1/projects/{project}/api-keys",
+    summary="The project's API keys, revoked ones too, without their value (members)",
+    tag="api-keys",
+    response=ApiKeysOut,
+)
+async def list_api_keys(request: web.Request) -> web.Response:
+    keys = await request.app[USE_CASES].list_api_keys(
+        await _caller(request), ProjectId(request.match_info["project"])
+    )
+    return _json(ApiKeysOut(api_keys=[_api_key(k) for k in keys]))
+
+
+@api.route(
+    "DELETE",
+    "/v1/projects/{project}/api-keys/{key_id}",
+    summary="Revoke a project API key (owners, admins): refused from then on",
+    tag="api-keys",
+    response=ApiKeyOut,
+    errors={404: "no such key in this project"},
+)
+async def revoke_api_key(request: web.Request) -> web.Response:
+    key = await request.app[USE_CASES].revoke_api_key(
+        await _caller(request),
+        ProjectId(request.match_info["project"]),
+        ApiKeyId(request.match_info["key_id"]),
+    )
+    return _json(_api_key(key))

@@ -10,16 +10,26 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...domain.model import (
+    ApiKeyId,
     LoginAttempts,
     MachineToken,
     Project,
+    ProjectApiKey,
     ProjectId,
     Role,
     TokenId,
     User,
     UserId,
 )
-from .tables import login_attempts, machine_tokens, memberships, projects, revoked_tokens, users
+from .tables import (
+    login_attempts,
+    machine_tokens,
+    memberships,
+    project_api_keys,
+    projects,
+    revoked_tokens,
+    users,
+)
 
 
 def _user(row: Any) -> User:
@@ -218,6 +228,67 @@ class SqlAlchemyMachineTokenRepository:
             stmt = insert(machine_tokens).values(**values)
             await self._session.execute(
                 stmt.on_conflict_do_update(index_elements=[machine_tokens.c.id], set_=values)
+            )
+
+
+def _api_key(row: Any) -> ProjectApiKey:
+    return ProjectApiKey(
+        id=ApiKeyId(row.id),
+        project_id=ProjectId(row.project_id),
+        name=row.name,
+        key_hash=row.key_hash,
+        created_at=row.created_at,
+        created_by=UserId(row.created_by) if row.created_by else None,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+class SqlAlchemyProjectApiKeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self.seen: dict[ApiKeyId, ProjectApiKey] = {}
+
+    async def _one(self, where: sa.ColumnElement[bool]) -> ProjectApiKey | None:
+        row = (await self._session.execute(sa.select(project_api_keys).where(where))).first()
+        if row is None:
+            return None
+        key = _api_key(row)
+        self.seen[key.id] = key
+        return key
+
+    async def add(self, key: ProjectApiKey) -> None:
+        self.seen[key.id] = key
+
+    async def get(self, key_id: ApiKeyId) -> ProjectApiKey | None:
+        return await self._one(project_api_keys.c.id == key_id)
+
+    async def get_by_hash(self, key_hash: str) -> ProjectApiKey | None:
+        return await self._one(project_api_keys.c.key_hash == key_hash)
+
+    async def list_for_project(self, project_id: ProjectId) -> list[ProjectApiKey]:
+        query = (
+            sa.select(project_api_keys)
+            .where(project_api_keys.c.project_id == project_id)
+            .order_by(project_api_keys.c.created_at, project_api_keys.c.id)
+        )
+        return [_api_key(r) for r in (await self._session.execute(query)).all()]
+
+    async def save(self) -> None:
+        for k in self.seen.values():
+            values = {
+                "id": k.id,
+                "project_id": k.project_id,
+                "name": k.name,
+                "key_hash": k.key_hash,
+                "created_at": k.created_at,
+                "created_by": k.created_by,
+                "last_used_at": k.last_used_at,
+                "revoked_at": k.revoked_at,
+            }
+            stmt = insert(project_api_keys).values(**values)
+            await self._session.execute(
+                stmt.on_conflict_do_update(index_elements=[project_api_keys.c.id], set_=values)
             )
 
 

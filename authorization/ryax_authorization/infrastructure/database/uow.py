@@ -14,13 +14,18 @@ from ...domain.errors import AlreadyExists, Conflict
 from .repositories import (
     SqlAlchemyLoginAttemptRepository,
     SqlAlchemyMachineTokenRepository,
+    SqlAlchemyProjectApiKeyRepository,
     SqlAlchemyProjectRepository,
     SqlAlchemyRevokedTokenRepository,
     SqlAlchemyUserRepository,
 )
 
 #: Unique names a concurrent request can take between the use case's check and the commit.
-_TAKEN = {"users_username_key": "user", "projects_name_key": "project"}
+_TAKEN = {
+    "users_username_key": "user",
+    "projects_name_key": "project",
+    "project_api_keys_name_in_use": "API key",
+}
 
 
 class SqlAlchemyUnitOfWork(SqlAlchemyUnitOfWorkBase):
@@ -29,6 +34,7 @@ class SqlAlchemyUnitOfWork(SqlAlchemyUnitOfWorkBase):
     users: SqlAlchemyUserRepository
     projects: SqlAlchemyProjectRepository
     machine_tokens: SqlAlchemyMachineTokenRepository
+    api_keys: SqlAlchemyProjectApiKeyRepository
     revoked_tokens: SqlAlchemyRevokedTokenRepository
     login_attempts: SqlAlchemyLoginAttemptRepository
 
@@ -36,6 +42,7 @@ class SqlAlchemyUnitOfWork(SqlAlchemyUnitOfWorkBase):
         self.users = SqlAlchemyUserRepository(session)
         self.projects = SqlAlchemyProjectRepository(session)
         self.machine_tokens = SqlAlchemyMachineTokenRepository(session)
+        self.api_keys = SqlAlchemyProjectApiKeyRepository(session)
         self.revoked_tokens = SqlAlchemyRevokedTokenRepository(session)
         self.login_attempts = SqlAlchemyLoginAttemptRepository(session)
 
@@ -43,6 +50,7 @@ class SqlAlchemyUnitOfWork(SqlAlchemyUnitOfWorkBase):
         await self.users.save()
         await self.projects.save()
         await self.machine_tokens.save()
+        await self.api_keys.save()
         await self.login_attempts.save()
         return ()
 

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import BadHttpMessage
 from pydantic import BaseModel, ConfigDict, Field
 
 from ryax_kit.authz import Operation, require
@@ -660,14 +661,19 @@ async def _write_body(request: web.Request, out: Any, limit: int) -> str:
         out.write(chunk)
 
     if request.content_type.startswith("multipart/"):
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if isinstance(part, BodyPartReader) and part.name in ("archive", "file"):
-                while chunk := await part.read_chunk(65536):
-                    take(chunk)
-                return _safe_name(part.filename or "upload")
-            if isinstance(part, BodyPartReader):
-                await part.release()
+        try:
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if isinstance(part, BodyPartReader) and part.name in ("archive", "file"):
+                    while chunk := await part.read_chunk(65536):
+                        take(chunk)
+                    return _safe_name(part.filename or "upload")
+                if isinstance(part, BodyPartReader):
+                    await part.release()
+        except (ValueError, BadHttpMessage) as exc:  # no boundary, a part's headers unreadable
+            raise HttpError(
+                400, "invalid_input", f"archive: not a readable multipart body ({exc})"
+            ) from exc
         raise HttpError(
             400,
             "invalid_input",

@@ -12,7 +12,9 @@ Time comes from the `Clock` (dates) and `Timers` (monotonic time, retry timers, 
 monitor, the deadline reaper) ports, so tests drive it without sleeping.
 
 Parts, each owning one rule and sharing the `EngineState`:
-- links.WorkerLinks: which worker serves a site, heartbeats, numbered orders, acks after commit;
+- links.WorkerLinks: which worker serves a site (its credential checked), heartbeats, numbered
+  orders, acks after commit;
+- sites.SiteAdmin: sites created by admins, their credentials rotated or revoked, archived;
 - placement.Placer: which site runs each step; re-placing when a site goes offline;
 - reconciliation.Reconciler: what a (re)connecting worker has vs. what is desired;
 - dispatch.Dispatcher: runs and executions: dispatch, results, retries, lost executions run
@@ -23,7 +25,17 @@ Parts, each owning one rule and sharing the `EngineState`:
 """
 
 from .facade import Engine
-from .links import SiteTaken
+from .links import SiteTaken, WorkerRefused
+from .sites import SiteExists
 from .state import EngineSettings, EngineState, EngineStats, WorkerLink
 
-__all__ = ["Engine", "EngineSettings", "EngineState", "EngineStats", "SiteTaken", "WorkerLink"]
+__all__ = [
+    "Engine",
+    "EngineSettings",
+    "EngineState",
+    "EngineStats",
+    "SiteExists",
+    "SiteTaken",
+    "WorkerLink",
+    "WorkerRefused",
+]

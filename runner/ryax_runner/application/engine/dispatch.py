@@ -232,6 +232,9 @@ class Dispatcher:
         if run is None:
             log.info("result of an unknown or ended execution ignored", extra={"execution_id": eid})
             return
+        if message.lost:
+            self.lose(run, eid, f"lost on its site: {message.result.error or 'no reason given'}")
+            return
         update = run.finish(
             eid,
             message.result,

@@ -7,7 +7,7 @@ import logging
 
 from ...domain.deployment import Deployment, DeploymentId
 from ...domain.run import Run, RunId
-from ...domain.site import Site, SiteId
+from ...domain.site import Site, SiteId, SiteState
 from ...domain.values import Value
 from ..messages import (
     DeployWorkflow,
@@ -30,6 +30,7 @@ from .links import WorkerLinks
 from .log_hub import LogHub, LogQueue
 from .placement import Placer
 from .reconciliation import Reconciler
+from .sites import SiteAdmin
 from .state import EngineSettings, EngineState, EngineStats, WorkerLink
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,10 @@ class Engine:
             timers=timers,
             settings=self.settings,
         )
+        self._site_admin = SiteAdmin(self._state, links=self._links, recorder=recorder, clock=clock)
         self._monitor: TimerHandle | None = None
+        #: Rebuilt from the record and running (site administration waits for it).
+        self.started = False
         recorder.add_commit_listener(self._links.committed)
 
     # -- state, read by the API, the metrics and the tests ----------------------------------------
@@ -123,8 +127,10 @@ class Engine:
         self._reaper.start(
             max(self.settings.reap_interval_seconds, self.settings.heartbeat_timeout_seconds)
         )
+        self.started = True
 
     async def stop(self) -> None:
+        self.started = False
         if self._monitor is not None:
             self._monitor.cancel()
             self._monitor = None
@@ -234,6 +240,38 @@ class Engine:
         site, link = self._links.go_offline(site_id, reason)
         self._dispatcher.site_lost(site, link, reason)
         self._placer.site_offline(site)
+
+    # -- site administration (admins; the credential is returned once) --------------------------
+
+    def find_site(self, ref: str) -> Site:
+        """The site named (or whose id is) `ref`; NotFound otherwise."""
+        return self._site_admin.find(ref)
+
+    def create_site(self, name: str, kind: str, by: str) -> tuple[Site, str]:
+        """A new site, offline until its worker connects, and its credential."""
+        return self._site_admin.create(name, kind, by)
+
+    def configure_site(self, name: str, kind: str, credential: str) -> Site:
+        """The built-in site of the configuration: created if missing, `credential` made the
+        one that works (call after start, before workers can connect)."""
+        return self._site_admin.configure(name, kind, credential)
+
+    def rotate_site_credential(self, ref: str, by: str) -> tuple[Site, str]:
+        """A new credential; the old one stops working, its worker is cut off."""
+        return self._site_admin.rotate(ref, by)
+
+    def revoke_site_credential(self, ref: str, by: str) -> Site:
+        """No credential works any more; the worker is cut off (the site goes offline after
+        its heartbeat timeout, as any site whose worker went away)."""
+        return self._site_admin.revoke(ref, by)
+
+    def archive_site(self, ref: str, by: str) -> Site:
+        """Retire the site: credential revoked, offline now (its executions lost and run again
+        elsewhere, its steps re-placed), kept in the record."""
+        site = self._site_admin.find(ref)
+        if not site.is_archived and site.state is SiteState.ONLINE:
+            self.site_lost(site.id, "site archived")
+        return self._site_admin.archive(site, by)
 
     # -- deployments -----------------------------------------------------------------------------
 

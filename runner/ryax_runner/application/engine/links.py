@@ -8,8 +8,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ...domain.errors import Conflict, InvalidInput
-from ...domain.site import Site, SiteId, SiteState, site_id_for
+from ...domain.errors import Conflict, DomainError, InvalidInput
+from ...domain.site import AuthFailure, Site, SiteId, SiteState, site_id_for
 from ..messages import Outgoing, Registered, RegisterWorker, ReportAck
 from ..ports import Clock, Recorder, Timers, WorkerChannel
 from .state import EngineSettings, EngineState, WorkerLink
@@ -19,6 +19,22 @@ log = logging.getLogger(__name__)
 
 class SiteTaken(Conflict):
     code = "site_taken"
+
+
+class WorkerRefused(DomainError):
+    """The worker's site credential is missing, wrong or revoked, or names no usable site:
+    nothing about the site changes. `reason` is for the log and the metric; the detail (sent
+    to the worker) says no more than whether a credential was presented."""
+
+    code = "unauthenticated"
+
+    def __init__(self, reason: AuthFailure, site_name: str) -> None:
+        if reason is AuthFailure.MISSING:
+            detail = "no site credential: give the worker its site's credential"
+        else:
+            detail = f"site credential refused for site {site_name[:200]!r}"
+        super().__init__(detail)
+        self.reason, self.site_name = reason, site_name
 
 
 class WorkerLinks:
@@ -53,17 +69,33 @@ class WorkerLinks:
     def connect(
         self, cmd: RegisterWorker, channel: WorkerChannel
     ) -> tuple[Site, WorkerLink, Registered]:
-        """Take the site for the worker (unless another live worker serves it) and answer
-        Registered on its stream."""
-        if not cmd.worker_id or not cmd.site_name:
-            raise InvalidInput("register", "worker_id and site_name are required")
+        """Take the site for the worker (its credential checked first; unless another live
+        worker serves it) and answer Registered on its stream. Only a site an admin created
+        can be taken: a worker never creates one."""
+        site = self._state.sites.get(site_id_for(cmd.site_name)) if cmd.site_name else None
+        refusal = (
+            AuthFailure.MISSING
+            if not cmd.credential
+            else AuthFailure.UNKNOWN_SITE
+            if site is None
+            else site.refusal(cmd.credential)
+        )
+        if refusal is not None:
+            raise WorkerRefused(refusal, cmd.site_name)
+        assert site is not None
+        if not cmd.worker_id:
+            raise InvalidInput("register", "worker_id is required")
+        if cmd.backend_kind != site.backend_kind:
+            raise InvalidInput(
+                "backend_kind",
+                f"site {site.name!r} is of type {site.backend_kind}, this worker's backend is "
+                f"{cmd.backend_kind or 'not given'}",
+            )
         now = self._clock.now()
-        sid = site_id_for(cmd.site_name)
-        site = self._state.sites.get(sid)
+        sid = site.id
         link = self._state.links.get(sid)
         if (
-            site is not None
-            and link is not None
+            link is not None
             and site.worker_id != cmd.worker_id
             and site.state is SiteState.ONLINE
             and link.channel is not None
@@ -72,16 +104,6 @@ class WorkerLinks:
             raise SiteTaken(
                 f"site {cmd.site_name!r} is served by worker {site.worker_id!r}, still online"
             )
-        if site is None:
-            site = Site(
-                id=sid,
-                name=cmd.site_name,
-                worker_id=cmd.worker_id,
-                backend_kind=cmd.backend_kind,
-                registered_at=now,
-                last_seen_at=now,
-            )
-            self._state.sites[sid] = site
         if link is None:
             link = self._state.links[sid] = WorkerLink(
                 site_id=sid, last_seen=self._timers.monotonic()
@@ -96,6 +118,7 @@ class WorkerLinks:
             version=cmd.version,
             last_seen_order_seq=cmd.last_seen_order_seq,
             now=now,
+            address=cmd.address,
         )
         link.channel, link.last_seen, link.acked_seq = channel, self._timers.monotonic(), 0
         self._recorder.site(site)
@@ -111,10 +134,28 @@ class WorkerLinks:
             extra={
                 "site": site.name,
                 "worker_id": cmd.worker_id,
+                "address": cmd.address,
                 "last_seen_order_seq": cmd.last_seen_order_seq,
             },
         )
         return site, link, reply
+
+    def add_site(self, site: Site) -> None:
+        """A site an admin created: known (offline) until its worker connects."""
+        self._state.sites[site.id] = site
+        self._state.links.setdefault(
+            site.id, WorkerLink(site_id=site.id, last_seen=self._timers.monotonic())
+        )
+        self._recorder.site(site)
+
+    def cut(self, site_id: SiteId, reason: str) -> None:
+        """End the site's stream now (its credential changed): the worker must connect again,
+        with a credential that works. Like any end of stream, the site stays online until its
+        heartbeat timeout."""
+        link = self._state.links.get(site_id)
+        if link is not None and link.channel is not None:
+            link.channel.close(reason)
+            link.channel = None
 
     def disconnected(self, site_id: SiteId, channel: WorkerChannel) -> None:
         """The stream ended; the site stays online until its heartbeat timeout."""

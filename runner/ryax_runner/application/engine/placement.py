@@ -6,6 +6,7 @@ from collections import defaultdict
 
 from ...domain.deployment import Deployment, DeploymentId, DeploymentState, StepState
 from ...domain.site import NoPlacement, Site, SiteId, place
+from ...domain.user_api import user_api_refusal
 from ...domain.values import Value
 from ...domain.workflow import SecretInput, StaticInput, StepDefinition
 from ..messages import DeployOrder, DeployWorkflow, UndeployOrder
@@ -40,6 +41,9 @@ class Placer:
             now=self._clock.now(),
         )
         self.index(d)
+        refused = user_api_refusal(d, self._state.deployments.values())
+        if refused:
+            d.refuse(refused, self._clock.now())
         self.place(d)
         self.refresh(d, force=True)
         return d

@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import os
 import tempfile
 import uuid
@@ -34,6 +35,8 @@ from typing import Any, BinaryIO
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
+from pydantic import BaseModel
 
 from ryax_kit.authz import Operation, require
 from ryax_kit.filestore import FilestoreError, encode_segment
@@ -76,6 +79,14 @@ MAX_TEXT_PART_BYTES = 1024 * 1024
 _tasks: set[asyncio.Task[None]] = set()
 
 
+class RunAccepted(BaseModel):
+    """The answer of an async call (202; also its Location header: status_url)."""
+
+    run_id: str
+    state: str
+    status_url: str
+
+
 def _settings(request: web.Request) -> dict[str, Any]:
     return request.app[ENDPOINT_SETTINGS]
 
@@ -100,10 +111,31 @@ async def _read_inputs(
     request: web.Request, d: Deployment, run_id: RunId, max_inline: int
 ) -> dict[str, Value]:
     fields = {f.name: f for f in d.definition.trigger.fields}
+    trigger_execution = execution_id_for(run_id, d.definition.trigger.step_id, (), 1)
+    given = await read_body(request, fields, run_id, trigger_execution)
+    inputs: dict[str, Value] = {}
+    for name, io in fields.items():
+        if name in given and given[name] is not None:
+            check_inline_size(name, given[name], max_inline)
+            inputs[name] = given[name]
+        elif io.default_json is not None:
+            inputs[name] = io.default()
+        elif io.optional:
+            inputs[name] = None
+        else:
+            raise InvalidInput(name, "missing input")
+    return inputs
+
+
+async def read_body(
+    request: web.Request, fields: dict[str, IO], run_id: str, trigger_execution: str
+) -> dict[str, Value]:
+    """The fields given in the body: a JSON object, a url-encoded form or multipart/form-data
+    (file parts stored in the filestore under the run's trigger execution); a field not in
+    `fields` is a 400 naming it. Also the user API's (user_api.py)."""
     given: dict[str, Value] = {}
     content_type = request.content_type
     if content_type.startswith("multipart/"):
-        trigger_execution = execution_id_for(run_id, d.definition.trigger.step_id, (), 1)
         given = await _read_multipart(request, fields, run_id, trigger_execution)
     elif content_type == "application/x-www-form-urlencoded":
         form = await request.post()
@@ -128,24 +160,16 @@ async def _read_inputs(
                 if io is None:
                     raise InvalidInput(name, f"unknown input (expected: {', '.join(fields)})")
                 given[name] = coerce(io.type, name, value, io.enum_values)
-    inputs: dict[str, Value] = {}
-    for name, io in fields.items():
-        if name in given and given[name] is not None:
-            check_inline_size(name, given[name], max_inline)
-            inputs[name] = given[name]
-        elif io.default_json is not None:
-            inputs[name] = io.default()
-        elif io.optional:
-            inputs[name] = None
-        else:
-            raise InvalidInput(name, "missing input")
-    return inputs
+    return given
 
 
 async def _read_multipart(
     request: web.Request, fields: dict[str, IO], run_id: str, execution_id: str
 ) -> dict[str, Value]:
-    reader = await request.multipart()
+    try:
+        reader = await request.multipart()
+    except ValueError as exc:  # e.g. no boundary: aiohttp cannot split the parts
+        raise InvalidInput("Content-Type", f"not a readable multipart body ({exc})") from exc
     store: Filestore = request.app[FILESTORE]
     given: dict[str, Value] = {}
     limit = int(_settings(request)["max_upload_bytes"])
@@ -160,7 +184,7 @@ async def _read_multipart(
             )
 
     while True:
-        part = await reader.next()
+        part = await _next_part(reader)
         if part is None:
             break
         if not isinstance(part, aiohttp.BodyPartReader):
@@ -222,6 +246,13 @@ async def _read_multipart(
                 raise InvalidInput(name, f"not valid text: {exc}") from exc
             given[name] = parse_text(io.type, name, text, io.enum_values)
     return given
+
+
+async def _next_part(reader: aiohttp.MultipartReader) -> Any:
+    try:
+        return await reader.next()
+    except (ValueError, BadHttpMessage) as exc:  # a part's headers unreadable, no boundary...
+        raise InvalidInput("body", f"not a readable multipart body ({exc})") from exc
 
 
 def _append(out: BinaryIO, digest: Any, chunk: bytes) -> None:
@@ -296,6 +327,7 @@ def _outcome(request: web.Request, run: Run) -> tuple[int, dict[str, Any]]:
         )
     },
     body_required=False,  # an empty body: every field takes its default
+    more_responses={202: ("async: the run is recorded, follow it at status_url", RunAccepted)},
     errors={
         404: "no deployed workflow of this name or id in the project",
         409: "the workflow is not deployed (any more, or not yet), or the run was cancelled",
@@ -318,9 +350,12 @@ async def call_endpoint(request: web.Request) -> web.Response:
     timeout = settings["sync_timeout"]
     if "timeout" in request.query:
         try:
-            timeout = min(float(request.query["timeout"]), settings["sync_timeout_max"])
+            asked = float(request.query["timeout"])
         except ValueError as exc:
             raise InvalidInput("timeout", "a number of seconds") from exc
+        if not math.isfinite(asked) or asked < 0:  # NaN would never fire (nor compare)
+            raise InvalidInput("timeout", "a number of seconds, 0 or more")
+        timeout = min(asked, settings["sync_timeout_max"])
     run_id = RunId(str(uuid.uuid4()))
     inputs = await _read_inputs(request, d, run_id, settings["max_inline_bytes"])
     run = engine.start_run(d, inputs, origin="http", run_id=run_id)

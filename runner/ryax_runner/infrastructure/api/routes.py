@@ -93,7 +93,9 @@ class RunOut(BaseModel):
     deployment_id: str
     workflow_id: str
     workflow_name: str
-    origin: str = Field(description="http (endpoint call) or trigger")
+    origin: str = Field(
+        description="http (endpoint call by workflow name), user_api (/user-api/...) or trigger"
+    )
     state: str = Field(description="pending, running, completed, failed, cancelled")
     reason: str
     created_at: datetime
@@ -160,29 +162,20 @@ class LogsOut(BaseModel):
     lines: list[LogLineOut]
 
 
-class NodePoolOut(BaseModel):
-    name: str
-    cpu: float
-    memory_bytes: int
-    gpu: int
-
-
-class SiteOut(BaseModel):
-    id: str
-    name: str
-    worker_id: str
-    backend_kind: str
-    state: str = Field(description="online or offline")
-    state_reason: str | None
-    node_pools: list[NodePoolOut]
-    labels: dict[str, str]
-    version: str
-    registered_at: datetime
-    last_seen_at: datetime
-
-
-class SitesOut(BaseModel):
-    sites: list[SiteOut]
+#: One server-sent event of a run's log stream: `log` (a LogLineOut as JSON), then `end`.
+LOG_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["log", "end"]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "log: a log line (id, execution_id, step_id, seq, stream, line, at); "
+            "end: {run_id}",
+        },
+    },
+}
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -235,9 +228,12 @@ def _query_int(request: web.Request, name: str, default: int) -> int:
     if raw is None:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise InvalidInput(name, "expected an integer") from exc
+    if not -(2**63) <= value < 2**63:  # compared with a BIGINT column (ids)
+        raise InvalidInput(name, "out of range (a 64-bit integer)")
+    return value
 
 
 # -- deployments ---------------------------------------------------------------------------------
@@ -432,6 +428,7 @@ async def run_logs(request: web.Request) -> web.Response:
     summary="Live log lines of a run (server-sent events `log`, then `end`)",
     tag="runs",
     response_media="text/event-stream",
+    response_schema=LOG_EVENT,
     errors={404: "no such run in this project"},
 )
 async def stream_logs(request: web.Request) -> web.StreamResponse:
@@ -515,8 +512,17 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
 )
 async def download_file(request: web.Request) -> web.StreamResponse:
     access = await require(request, Operation.READ)
-    run_id, key = request.match_info["run_id"], request.match_info["key"]
-    found = await request.app[QUERIES].run_file(access.project_id, run_id, key)
+    return await stream_run_file(
+        request, access.project_id, request.match_info["run_id"], request.match_info["key"]
+    )
+
+
+async def stream_run_file(
+    request: web.Request, project_id: str, run_id: str, key: str
+) -> web.StreamResponse:
+    """Stream a file input or output of a run of the project (also the user API's result
+    files, user_api.py)."""
+    found = await request.app[QUERIES].run_file(project_id, run_id, key)
     if found is None:
         raise NotFound(f"no file {key} in run {run_id}")
     name = str(found.get("name") or key.rsplit("/", 1)[-1])
@@ -543,16 +549,4 @@ async def download_file(request: web.Request) -> web.StreamResponse:
     return response
 
 
-# -- sites ---------------------------------------------------------------------------------------
-
-
-@api.route(
-    "GET",
-    P + "/sites",
-    summary="Sites (workers) of the platform and their state",
-    tag="sites",
-    response=SitesOut,
-)
-async def list_sites(request: web.Request) -> web.Response:
-    await require(request, Operation.READ)
-    return web.json_response({"sites": await request.app[QUERIES].list_sites()})
+# -- sites: sites.py ------------------------------------------------------------------------------

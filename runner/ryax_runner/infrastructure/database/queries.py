@@ -9,8 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ...application.queries import Document, RunFilter
+from ...application.queries import Document, RunFilter, site_document
 from ...domain.errors import InvalidInput
+from .serialization import site_from_row
 from .tables import deployments, executions, log_lines, runs, sites
 
 
@@ -273,28 +274,13 @@ class SqlRunnerQueries:
             for r in rows
         ]
 
-    async def list_sites(self) -> list[Document]:
+    async def list_sites(self, include_archived: bool = False) -> list[Document]:
+        query = sa.select(sites).order_by(sites.c.name)
+        if not include_archived:
+            query = query.where(sites.c.archived_at.is_(None))
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(sa.select(sites).order_by(sites.c.name))).all()
-        return [
-            {
-                "id": r.id,
-                "name": r.name,
-                "worker_id": r.worker_id,
-                "backend_kind": r.backend_kind,
-                "state": r.state,
-                "state_reason": r.state_reason or None,
-                "node_pools": [
-                    {"name": n, "cpu": c, "memory_bytes": m, "gpu": g}
-                    for n, c, m, g in r.node_pools
-                ],
-                "labels": r.labels,
-                "version": r.version,
-                "registered_at": _iso(r.registered_at),
-                "last_seen_at": _iso(r.last_seen_at),
-            }
-            for r in rows
-        ]
+            rows = (await conn.execute(query)).all()
+        return [site_document(site_from_row(r)) for r in rows]
 
     async def run_file(self, project_id: str, run_id: str, key: str) -> Document | None:
         async with self._engine.connect() as conn:

@@ -22,7 +22,7 @@ from ...domain.deployment import (
     StepState,
 )
 from ...domain.run import Branch, Execution, ExecutionId, ExecutionState, Run, RunId, RunState
-from ...domain.site import NodePool, Site, SiteId, SiteState
+from ...domain.site import CredentialHash, NodePool, Site, SiteId, SiteState
 from ...domain.values import from_json, to_json, values_from_json, values_to_json
 from ...domain.workflow import (
     IO,
@@ -97,7 +97,7 @@ def open_values(doc: dict[str, Any] | None, box: SecretBox, context: str) -> dic
 
 
 def _io_to(io: IO) -> dict[str, Any]:
-    return {
+    doc: dict[str, Any] = {
         "name": io.name,
         "type": io.type,
         "human_name": io.human_name,
@@ -106,6 +106,9 @@ def _io_to(io: IO) -> dict[str, Any]:
         "enum_values": list(io.enum_values),
         "default": io.default_json,
     }
+    if io.origin:
+        doc["origin"] = io.origin
+    return doc
 
 
 def _io_from(doc: dict[str, Any]) -> IO:
@@ -117,6 +120,7 @@ def _io_from(doc: dict[str, Any]) -> IO:
         optional=bool(doc.get("optional", False)),
         enum_values=tuple(doc.get("enum_values", ())),
         default_json=doc.get("default"),
+        origin=doc.get("origin", ""),
     )
 
 
@@ -282,7 +286,9 @@ def site_row(s: Site) -> dict[str, Any]:
         "name": s.name,
         "worker_id": s.worker_id,
         "backend_kind": s.backend_kind,
-        "node_pools": [[p.name, p.cpu, p.memory_bytes, p.gpu] for p in s.node_pools],
+        "node_pools": [
+            [p.name, p.cpu, p.memory_bytes, p.gpu, p.max_time_seconds] for p in s.node_pools
+        ],
         "labels": dict(s.labels),
         "version": s.version,
         "state": str(s.state),
@@ -291,7 +297,27 @@ def site_row(s: Site) -> dict[str, Any]:
         "last_seen_at": s.last_seen_at,
         "last_report_seq": s.last_report_seq,
         "last_order_seq": s.last_order_seq,
+        "worker_address": s.worker_address,
+        "credential_salt": s.credential.salt if s.credential else None,
+        "credential_hash": s.credential.digest if s.credential else None,
+        "credential_issued_at": s.credential_issued_at,
+        "credential_revoked_at": s.credential_revoked_at,
+        "created_at": s.created_at,
+        "created_by": s.created_by,
+        "archived_at": s.archived_at,
     }
+
+
+def node_pool_from_json(item: list[Any]) -> NodePool:
+    """[name, cpu, memory, gpu] (before 0006) or [name, cpu, memory, gpu, max time]."""
+    name, cpu, memory, gpu, *rest = item
+    return NodePool(
+        name=name,
+        cpu=cpu,
+        memory_bytes=memory,
+        gpu=gpu,
+        max_time_seconds=float(rest[0]) if rest else 0.0,
+    )
 
 
 def site_from_row(row: Any) -> Site:
@@ -300,9 +326,7 @@ def site_from_row(row: Any) -> Site:
         name=row.name,
         worker_id=row.worker_id,
         backend_kind=row.backend_kind,
-        node_pools=tuple(
-            NodePool(name=n, cpu=c, memory_bytes=m, gpu=g) for n, c, m, g in row.node_pools
-        ),
+        node_pools=tuple(node_pool_from_json(p) for p in row.node_pools),
         labels=dict(row.labels),
         version=row.version,
         state=SiteState(row.state),
@@ -311,6 +335,17 @@ def site_from_row(row: Any) -> Site:
         last_seen_at=row.last_seen_at,
         last_report_seq=row.last_report_seq,
         last_order_seq=row.last_order_seq,
+        worker_address=row.worker_address,
+        credential=(
+            CredentialHash(salt=row.credential_salt, digest=row.credential_hash)
+            if row.credential_salt and row.credential_hash
+            else None
+        ),
+        credential_issued_at=row.credential_issued_at,
+        credential_revoked_at=row.credential_revoked_at,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        archived_at=row.archived_at,
     )
 
 

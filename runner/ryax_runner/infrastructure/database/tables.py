@@ -26,6 +26,16 @@ sites = sa.Table(
     sa.Column("last_seen_at", TZ, nullable=False),
     sa.Column("last_report_seq", sa.BigInteger, nullable=False),
     sa.Column("last_order_seq", sa.BigInteger, nullable=False),
+    # Sites created by admins, their credential (a salted SHA-256, never the credential), the
+    # worker's address (0006).
+    sa.Column("worker_address", sa.String(200), nullable=False, server_default=""),
+    sa.Column("credential_salt", sa.String(64), nullable=True),
+    sa.Column("credential_hash", sa.String(128), nullable=True),
+    sa.Column("credential_issued_at", TZ, nullable=True),
+    sa.Column("credential_revoked_at", TZ, nullable=True),
+    sa.Column("created_at", TZ, nullable=True),
+    sa.Column("created_by", sa.String(200), nullable=False, server_default=""),
+    sa.Column("archived_at", TZ, nullable=True),
 )
 
 deployments = sa.Table(

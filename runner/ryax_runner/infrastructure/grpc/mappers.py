@@ -144,7 +144,13 @@ def register_from_proto(msg: pb.Register) -> RegisterWorker:
         site_name=clean_text(msg.site_name),
         backend_kind=clean_text(msg.backend_kind),
         node_pools=tuple(
-            NodePool(name=clean_text(p.name), cpu=p.cpu, memory_bytes=p.memory_bytes, gpu=p.gpu)
+            NodePool(
+                name=clean_text(p.name),
+                cpu=p.cpu,
+                memory_bytes=p.memory_bytes,
+                gpu=p.gpu,
+                max_time_seconds=max(0.0, p.max_time_seconds),
+            )
             for p in msg.node_pools
         ),
         labels={clean_text(k): clean_text(v) for k, v in msg.labels.items()},
@@ -196,6 +202,7 @@ def report_from_proto(msg: pb.WorkerMessage) -> Report | None:
             outputs, outputs_list = None, None
         return ExecutionEnded(
             execution_id=r.execution_id,
+            lost=r.status == pb.EXECUTION_STATUS_LOST,
             result=ExecutionResult(
                 outcome=outcome,
                 outputs=outputs,

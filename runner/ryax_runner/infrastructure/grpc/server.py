@@ -2,6 +2,12 @@
 
 See docs/runner-worker-protocol.md (and the .proto) for the protocol. The servicer is
 thin: it maps messages and hands them to the engine, whose methods do not block.
+
+A worker presents its site's credential in the call's metadata (`authorization: Bearer
+<credential>`); the engine checks it before anything about the site changes. A refusal is
+UNAUTHENTICATED, logged with the site claimed and the peer (never the credential) and counted
+in `ryax_runner_worker_auth_failures_total{reason}`. With a certificate and key (TlsFiles) the
+port serves TLS only.
 """
 
 from __future__ import annotations
@@ -9,11 +15,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import grpc
 from grpc import aio
+from prometheus_client import CollectorRegistry, Counter
 
-from ...application.engine import Engine, SiteTaken
+from ryax_kit.net import is_loopback_endpoint
+
+from ...application.engine import Engine, SiteTaken, WorkerRefused
 from ...application.messages import Outgoing
 from ...domain.errors import DomainError
 from ...domain.site import SiteId
@@ -28,8 +39,13 @@ SERVER_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.keepalive_time_ms", 10_000),
     ("grpc.keepalive_timeout_ms", 5_000),
+    # An unanswered ping (keepalive or flow-control probe) ends the connection after 5 s: with
+    # the default (60 s) a silently cut worker's connection lingers a minute.
+    ("grpc.http2.ping_timeout_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+    # Workers ping every 5 s (runner_client.py): accepted from 4 s, so timer jitter never
+    # counts as a strike.
+    ("grpc.http2.min_ping_interval_without_data_ms", 4_000),
     ("grpc.http2.max_pings_without_data", 0),
 ]
 
@@ -52,10 +68,40 @@ class StreamChannel:
             self.queue.put_nowait(None)
 
 
+@dataclass(frozen=True, kw_only=True)
+class TlsFiles:
+    """The server's certificate (PEM, chain included) and private key (PEM)."""
+
+    cert_file: Path
+    key_file: Path
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.key_file.read_bytes(), self.cert_file.read_bytes())]
+        )
+
+
+def presented_credential(metadata: object) -> str:
+    """The credential of `authorization: Bearer <credential>` in the call's metadata."""
+    for key, value in metadata or ():  # type: ignore[attr-defined]
+        if key.lower() == "authorization" and isinstance(value, str):
+            scheme, _, rest = value.strip().partition(" ")
+            if scheme.lower() == "bearer":
+                return rest.strip()
+    return ""
+
+
 class WorkerServicer(pb_grpc.WorkerServiceServicer):
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, registry: CollectorRegistry | None = None) -> None:
         self._engine = engine
         self.connected = 0
+        self.auth_failures = Counter(
+            "ryax_runner_worker_auth_failures",
+            "worker registrations refused for their site credential, by reason (missing, "
+            "unknown_site, wrong, revoked, no_credential, archived)",
+            ["reason"],
+            registry=registry,
+        )
 
     async def Connect(  # type: ignore[override]  # noqa: N802 - gRPC method name
         self,
@@ -70,9 +116,23 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT, "the first message must be Register"
             )
         channel = StreamChannel()
+        peer = context.peer() or ""
+        command = replace(
+            register_from_proto(first.register),
+            credential=presented_credential(context.invocation_metadata()),
+            address=peer,
+        )
         try:
-            registered = self._engine.register_worker(register_from_proto(first.register), channel)
+            registered = self._engine.register_worker(command, channel)
+        except WorkerRefused as exc:
+            self.auth_failures.labels(reason=str(exc.reason)).inc()
+            log.warning(
+                "worker refused: site credential",
+                extra={"site": exc.site_name[:200], "peer": peer, "reason": str(exc.reason)},
+            )
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.detail)
         except SiteTaken as exc:
+            log.warning("worker refused: site taken", extra={"peer": peer, "detail": exc.detail})
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, exc.detail)
         except DomainError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.detail)
@@ -105,8 +165,8 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         try:
             while not channel.closed:
                 message = await context.read()
-                if not isinstance(message, pb.WorkerMessage):
-                    break  # end of the stream
+                if not isinstance(message, pb.WorkerMessage) or channel.closed:
+                    break  # end of the stream, or the stream was cut (replaced, credential)
                 report = report_from_proto(message)
                 if report is None:
                     continue
@@ -124,18 +184,38 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
 
 
 class GrpcServer:
-    def __init__(self, engine: Engine, address: str) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        address: str,
+        tls: TlsFiles | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         self.address = address
-        self.servicer = WorkerServicer(engine)
+        self.tls = tls
+        self.servicer = WorkerServicer(engine, registry)
         self._server: aio.Server | None = None
         self.port = 0
 
     async def start(self) -> None:
         self._server = aio.server(options=SERVER_OPTIONS)
         pb_grpc.add_WorkerServiceServicer_to_server(self.servicer, self._server)
-        self.port = self._server.add_insecure_port(self.address)
+        if self.tls is not None:
+            self.port = self._server.add_secure_port(self.address, self.tls.credentials())
+        else:
+            self.port = self._server.add_insecure_port(self.address)
+            if not is_loopback_endpoint(self.address):
+                log.warning(
+                    "the gRPC port for workers is PLAINTEXT on a non-loopback address "
+                    "(RYAX_RUNNER_GRPC_ALLOW_PLAINTEXT): site credentials and steps' inputs "
+                    "cross the network in clear",
+                    extra={"address": self.address},
+                )
         await self._server.start()
-        log.info("gRPC server listening", extra={"address": self.address, "port": self.port})
+        log.info(
+            "gRPC server listening",
+            extra={"address": self.address, "port": self.port, "tls": self.tls is not None},
+        )
 
     async def stop(self, grace: float = 2.0) -> None:
         if self._server is not None:

@@ -42,6 +42,7 @@ def _io(io: studio_pb.IO) -> IO:
         optional=io.optional,
         enum_values=tuple(io.enum_values),
         default_json=io.default_value if io.HasField("default_value") else None,
+        origin=io.origin.lower() if io.HasField("origin") else "",
     )
 
 

@@ -76,6 +76,12 @@ class _ExecutionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Execu
     """The action raised, crashed, timed out, or its inputs or outputs could not be moved."""
     EXECUTION_STATUS_CANCELLED: _ExecutionStatus.ValueType  # 3
     """Stopped by a Cancel order."""
+    EXECUTION_STATUS_LOST: _ExecutionStatus.ValueType  # 4
+    """The site lost the execution through no fault of the action (a Slurm job whose node failed,
+    that was preempted, or that the scheduler no longer knows); `error` says why. The runner
+    treats it like an execution a worker no longer knows: `lost`, run again as a new attempt
+    within its infrastructure budget (docs/runner-worker-protocol.md, section 6).
+    """
 
 class ExecutionStatus(_ExecutionStatus, metaclass=_ExecutionStatusEnumTypeWrapper): ...
 
@@ -85,6 +91,12 @@ EXECUTION_STATUS_FAILED: ExecutionStatus.ValueType  # 2
 """The action raised, crashed, timed out, or its inputs or outputs could not be moved."""
 EXECUTION_STATUS_CANCELLED: ExecutionStatus.ValueType  # 3
 """Stopped by a Cancel order."""
+EXECUTION_STATUS_LOST: ExecutionStatus.ValueType  # 4
+"""The site lost the execution through no fault of the action (a Slurm job whose node failed,
+that was preempted, or that the scheduler no longer knows); `error` says why. The runner
+treats it like an execution a worker no longer knows: `lost`, run again as a new attempt
+within its infrastructure budget (docs/runner-worker-protocol.md, section 6).
+"""
 Global___ExecutionStatus: _TypeAlias = ExecutionStatus  # noqa: Y015
 
 class _LogStream:
@@ -260,11 +272,16 @@ class NodePool(_message.Message):
     CPU_FIELD_NUMBER: _builtins.int
     MEMORY_BYTES_FIELD_NUMBER: _builtins.int
     GPU_FIELD_NUMBER: _builtins.int
+    MAX_TIME_SECONDS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     cpu: _builtins.float
     """Cores, memory and GPUs of one node of the pool."""
     memory_bytes: _builtins.int
     gpu: _builtins.int
+    max_time_seconds: _builtins.float
+    """Longest an execution may run on the pool, in seconds (e.g. a Slurm partition's time
+    limit); 0 = not declared.
+    """
     def __init__(
         self,
         *,
@@ -272,10 +289,11 @@ class NodePool(_message.Message):
         cpu: _builtins.float = ...,
         memory_bytes: _builtins.int = ...,
         gpu: _builtins.int = ...,
+        max_time_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu", b"cpu", "gpu", b"gpu", "memory_bytes", b"memory_bytes", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu", b"cpu", "gpu", b"gpu", "max_time_seconds", b"max_time_seconds", "memory_bytes", b"memory_bytes", "name", b"name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -805,6 +823,26 @@ class Deploy(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class HpcEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     DEPLOYMENT_ID_FIELD_NUMBER: _builtins.int
     STEP_ID_FIELD_NUMBER: _builtins.int
     ACTION_ID_FIELD_NUMBER: _builtins.int
@@ -819,6 +857,7 @@ class Deploy(_message.Message):
     INPUTS_FIELD_NUMBER: _builtins.int
     OUTPUTS_FIELD_NUMBER: _builtins.int
     PROJECT_ID_FIELD_NUMBER: _builtins.int
+    HPC_FIELD_NUMBER: _builtins.int
     deployment_id: _builtins.str
     step_id: _builtins.str
     action_id: _builtins.str
@@ -847,6 +886,13 @@ class Deploy(_message.Message):
 
     @_builtins.property
     def outputs(self) -> _containers.RepeatedCompositeFieldContainer[Global___IO]: ...
+    @_builtins.property
+    def hpc(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Parameters of Ryax's HPC add-on set on the step (partition, nodes, ntasks, custom_script...,
+        docs/reference/hpc.md), each value as text; they override the action's own `addons.hpc`
+        (its ryax_metadata.yaml). Used by Slurm sites, ignored by the others. Empty = none.
+        """
+
     def __init__(
         self,
         *,
@@ -864,10 +910,11 @@ class Deploy(_message.Message):
         inputs: _abc.Iterable[Global___IO] | None = ...,
         outputs: _abc.Iterable[Global___IO] | None = ...,
         project_id: _builtins.str = ...,
+        hpc: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["resources", b"resources"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "action_kind", b"action_kind", "action_version", b"action_version", "artefact_key", b"artefact_key", "artefact_sha256", b"artefact_sha256", "deployment_id", b"deployment_id", "inputs", b"inputs", "is_trigger", b"is_trigger", "node_pool", b"node_pool", "outputs", b"outputs", "project_id", b"project_id", "resources", b"resources", "step_id", b"step_id", "trigger_inputs", b"trigger_inputs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "action_kind", b"action_kind", "action_version", b"action_version", "artefact_key", b"artefact_key", "artefact_sha256", b"artefact_sha256", "deployment_id", b"deployment_id", "hpc", b"hpc", "inputs", b"inputs", "is_trigger", b"is_trigger", "node_pool", b"node_pool", "outputs", b"outputs", "project_id", b"project_id", "resources", b"resources", "step_id", b"step_id", "trigger_inputs", b"trigger_inputs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

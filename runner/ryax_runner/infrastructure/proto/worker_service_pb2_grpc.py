@@ -29,6 +29,13 @@ class WorkerServiceStub:
     """Served by the runner. Each worker dials out (so sites behind NAT work) and keeps exactly one
     Connect stream open; it reconnects, with backoff, whenever the stream breaks.
 
+    Authentication: the worker presents its site's credential (issued when an admin created the
+    site) in the call's metadata, `authorization: Bearer <credential>`, on every Connect. A
+    missing, wrong or revoked credential, or a site that was not created (or is archived), ends
+    the call with UNAUTHENTICATED before anything about the site changes. Rotating or revoking
+    the credential ends the open stream. The runner's port may serve TLS (the worker then checks
+    its certificate against a configured CA); see docs/runner-worker-protocol.md.
+
     Protocol of one stream:
     1. The worker sends Register first (with report_seq 0) and sends nothing else until it gets
     Registered. The runner answers Registered, carrying the last report_seq it has applied for
@@ -70,6 +77,13 @@ class WorkerServiceStub:
 class WorkerServiceServicer:
     """Served by the runner. Each worker dials out (so sites behind NAT work) and keeps exactly one
     Connect stream open; it reconnects, with backoff, whenever the stream breaks.
+
+    Authentication: the worker presents its site's credential (issued when an admin created the
+    site) in the call's metadata, `authorization: Bearer <credential>`, on every Connect. A
+    missing, wrong or revoked credential, or a site that was not created (or is archived), ends
+    the call with UNAUTHENTICATED before anything about the site changes. Rotating or revoking
+    the credential ends the open stream. The runner's port may serve TLS (the worker then checks
+    its certificate against a configured CA); see docs/runner-worker-protocol.md.
 
     Protocol of one stream:
     1. The worker sends Register first (with report_seq 0) and sends nothing else until it gets
@@ -122,6 +136,13 @@ def add_WorkerServiceServicer_to_server(servicer, server):
 class WorkerService:
     """Served by the runner. Each worker dials out (so sites behind NAT work) and keeps exactly one
     Connect stream open; it reconnects, with backoff, whenever the stream breaks.
+
+    Authentication: the worker presents its site's credential (issued when an admin created the
+    site) in the call's metadata, `authorization: Bearer <credential>`, on every Connect. A
+    missing, wrong or revoked credential, or a site that was not created (or is archived), ends
+    the call with UNAUTHENTICATED before anything about the site changes. Rotating or revoking
+    the credential ends the open stream. The runner's port may serve TLS (the worker then checks
+    its certificate against a configured CA); see docs/runner-worker-protocol.md.
 
     Protocol of one stream:
     1. The worker sends Register first (with report_seq 0) and sends nothing else until it gets

@@ -42,6 +42,17 @@ P = "/v1/projects/{project}"
 W = P + "/workflows/{workflow}"
 S = W + "/steps/{step}"
 YAML = "application/yaml"
+#: What an exported YAML document holds (docs/reference/workflows.md).
+YAML_DOCUMENT: dict[str, Any] = {
+    "type": "object",
+    "description": "a workflow in the published Ryax format",
+    "required": ["apiVersion", "kind", "spec"],
+    "properties": {
+        "apiVersion": {"type": "string"},
+        "kind": {"type": "string"},
+        "spec": {"type": "object"},
+    },
+}
 #: The largest JSON body of a route (a secret or a static value is at most 64 KiB); YAML
 #: documents take MAX_DOCUMENT_BYTES (app.py: the per-route limits).
 JSON_BODY_BYTES = 256 * 1024
@@ -674,6 +685,7 @@ async def create_secret(request: web.Request) -> web.Response:
     tag="secrets",
     body=SecretValueIn,
     response=SecretOut,
+    more_responses={201: ("the secret did not exist: created", SecretOut)},
     summary="Create or replace a secret's value",
 )
 async def put_secret(request: web.Request) -> web.Response:
@@ -782,6 +794,7 @@ async def show_workflow(request: web.Request) -> web.Response:
     body=WorkflowPatch,
     response=WorkflowOut,
     summary="Rename or describe a workflow",
+    errors={409: "the name is taken"},
 )
 async def update_workflow(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
@@ -813,6 +826,7 @@ async def delete_workflow(request: web.Request) -> web.Response:
     response=WorkflowOut,
     status=201,
     summary="Copy a workflow under a new name",
+    errors={409: "the name is taken"},
 )
 async def copy_workflow(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
@@ -839,6 +853,7 @@ async def workflow_errors(request: web.Request) -> web.Response:
     W + "/export",
     tag="import/export",
     response_media=YAML,
+    response_schema=YAML_DOCUMENT,
     summary="The workflow as YAML in the published Ryax format",
 )
 async def export_workflow(request: web.Request) -> web.Response:
@@ -1170,6 +1185,7 @@ async def show_snapshot(request: web.Request) -> web.Response:
     P + "/snapshots/{snapshot}/export",
     tag="import/export",
     response_media=YAML,
+    response_schema=YAML_DOCUMENT,
     summary="A snapshot's definition as YAML",
 )
 async def export_snapshot(request: web.Request) -> web.Response:

@@ -320,7 +320,7 @@ class IO(_message.Message):
     """
     origin: _builtins.str
     """For the fields of an http endpoint trigger (Trigger.fields, the trigger step's outputs):
-    "body", "path" or "query"; unset otherwise.
+    "body", "path", "query" or "header"; unset otherwise.
     """
     @_builtins.property
     def enum_values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:

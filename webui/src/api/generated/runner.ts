@@ -156,23 +156,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/runner/v1/projects/{project}/sites": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Sites (workers) of the platform and their state */
-        get: operations["get_runner_v1_projects_project_sites"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/runner/v1/projects/{project}/endpoints/{endpoint}": {
         parameters: {
             query?: never;
@@ -201,6 +184,127 @@ export interface paths {
         get: operations["get_runner_v1_projects_project_endpoints_openapi_json"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/runner/v1/projects/{project}/results/{run_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The result of a user API call (its 202's result_link): the workflow's results, or 202 while the run goes on (also with a project API key, for the runs of the user API) */
+        get: operations["get_runner_v1_projects_project_results_run_id"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/runner/v1/projects/{project}/results/{run_id}/files/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Download a file of a user API call's results (a project API key may too) */
+        get: operations["get_runner_v1_projects_project_results_run_id_files_key"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/runner/v1/projects/{project}/sites": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Sites (workers) of the platform and their state */
+        get: operations["get_runner_v1_projects_project_sites"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/runner/v1/sites": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every site, archived ones with ?archived=true (admins) */
+        get: operations["get_runner_v1_sites"];
+        put?: never;
+        /** Create a site and issue its credential, shown once (admins) */
+        post: operations["post_runner_v1_sites"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/runner/v1/sites/{site}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A site (name or id), archived or not (admins) */
+        get: operations["get_runner_v1_sites_site"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/runner/v1/sites/{site}/credential": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Rotate the site's credential: a new one, shown once; the old one stops working and the connected worker is cut off (admins) */
+        post: operations["post_runner_v1_sites_site_credential"];
+        /** Revoke the site's credential: no worker can connect until a new one is issued; the connected worker is cut off (admins) */
+        delete: operations["delete_runner_v1_sites_site_credential"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/runner/v1/sites/{site}/archive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Archive the site: credential revoked, offline now (its executions run again elsewhere, its steps are placed again), kept in the record with its name (admins) */
+        post: operations["post_runner_v1_sites_site_archive"];
         delete?: never;
         options?: never;
         head?: never;
@@ -314,7 +418,7 @@ export interface components {
             workflow_name: string;
             /**
              * Origin
-             * @description http (endpoint call) or trigger
+             * @description http (endpoint call by workflow name), user_api (/user-api/...) or trigger
              */
             origin: string;
             /**
@@ -438,7 +542,7 @@ export interface components {
             workflow_name: string;
             /**
              * Origin
-             * @description http (endpoint call) or trigger
+             * @description http (endpoint call by workflow name), user_api (/user-api/...) or trigger
              */
             origin: string;
             /**
@@ -470,6 +574,18 @@ export interface components {
             /** Steps */
             steps: components["schemas"]["ExecutionOut"][];
         };
+        /**
+         * RunAccepted
+         * @description The answer of an async call (202; also its Location header: status_url).
+         */
+        RunAccepted: {
+            /** Run Id */
+            run_id: string;
+            /** State */
+            state: string;
+            /** Status Url */
+            status_url: string;
+        };
         /** NodePoolOut */
         NodePoolOut: {
             /** Name */
@@ -480,6 +596,11 @@ export interface components {
             memory_bytes: number;
             /** Gpu */
             gpu: number;
+            /**
+             * Max Time Seconds
+             * @description longest an execution may run on the pool (seconds); 0: not declared
+             */
+            max_time_seconds: number;
         };
         /** SiteOut */
         SiteOut: {
@@ -487,9 +608,15 @@ export interface components {
             id: string;
             /** Name */
             name: string;
-            /** Worker Id */
+            /**
+             * Worker Id
+             * @description the worker serving (or that last served) the site
+             */
             worker_id: string;
-            /** Backend Kind */
+            /**
+             * Backend Kind
+             * @description the site's type: local, slurm or kubernetes
+             */
             backend_kind: string;
             /**
              * State
@@ -498,29 +625,85 @@ export interface components {
             state: string;
             /** State Reason */
             state_reason: string | null;
-            /** Node Pools */
+            /**
+             * Node Pools
+             * @description as the worker registered them
+             */
             node_pools: components["schemas"]["NodePoolOut"][];
             /** Labels */
             labels: {
                 [key: string]: string;
             };
-            /** Version */
+            /**
+             * Version
+             * @description the worker's version
+             */
             version: string;
+            /**
+             * Worker Address
+             * @description where the worker connected from
+             */
+            worker_address: string;
+            /**
+             * Connected
+             * @description the worker's stream is open now
+             */
+            connected: boolean;
             /**
              * Registered At
              * Format: date-time
+             * @description when the worker (re)connected: connected since (the creation if none did)
              */
             registered_at: string;
             /**
              * Last Seen At
              * Format: date-time
+             * @description the worker's last heartbeat
              */
             last_seen_at: string;
+            /**
+             * Credential
+             * @description active, revoked, or none (a site of before credentials: refused until one is issued)
+             */
+            credential: string;
+            /** Credential Issued At */
+            credential_issued_at: string | null;
+            /**
+             * Created At
+             * @description null for a site its worker created
+             */
+            created_at: string | null;
+            /** Created By */
+            created_by: string;
+            /** Archived At */
+            archived_at: string | null;
         };
         /** SitesOut */
         SitesOut: {
             /** Sites */
             sites: components["schemas"]["SiteOut"][];
+        };
+        /** SiteIn */
+        SiteIn: {
+            /**
+             * Name
+             * @description the worker's RYAX_SITE_NAME; unique
+             */
+            name: string;
+            /**
+             * Type
+             * @description one of local, slurm, kubernetes
+             */
+            type: string;
+        };
+        /** SiteCredentialOut */
+        SiteCredentialOut: {
+            site: components["schemas"]["SiteOut"];
+            /**
+             * Credential
+             * @description the worker's RYAX_SITE_CREDENTIAL: shown this once, never again
+             */
+            credential: string;
         };
     };
     responses: never;
@@ -987,7 +1170,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": {
+                        /** @enum {string} */
+                        event: "log" | "end";
+                        /** @description log: a log line (id, execution_id, step_id, seq, stream, line, at); end: {run_id} */
+                        data: string;
+                    };
                 };
             };
             /** @description invalid input, the detail names the field */
@@ -1097,55 +1285,6 @@ export interface operations {
             };
         };
     };
-    get_runner_v1_projects_project_sites: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                project: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description success */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SitesOut"];
-                };
-            };
-            /** @description invalid input, the detail names the field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description missing, invalid or expired token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description no access to this project */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-        };
-    };
     post_runner_v1_projects_project_endpoints_endpoint: {
         parameters: {
             query?: {
@@ -1177,6 +1316,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description async: the run is recorded, follow it at status_url */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunAccepted"];
+                };
             };
             /** @description invalid input, the detail names the field */
             400: {
@@ -1290,6 +1438,559 @@ export interface operations {
             };
             /** @description no access to this project */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_runner_v1_projects_project_results_run_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project: string;
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid input, the detail names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no access to this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run in this project */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the run was cancelled */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the run failed (or the HTTP status its action raised): {error, detail, run_id, step_id} */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_runner_v1_projects_project_results_run_id_files_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project: string;
+                run_id: string;
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description invalid input, the detail names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no access to this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such file in the run's results */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the filestore cannot be reached */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_runner_v1_projects_project_sites: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SitesOut"];
+                };
+            };
+            /** @description invalid input, the detail names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no access to this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_runner_v1_sites: {
+        parameters: {
+            query?: {
+                /** @description true: archived sites too */
+                archived?: "true" | "false";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SitesOut"];
+                };
+            };
+            /** @description invalid input, the detail names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_runner_v1_sites: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SiteIn"];
+            };
+        };
+        responses: {
+            /** @description success */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SiteCredentialOut"];
+                };
+            };
+            /** @description invalid input, the detail names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a site of that name exists (archived ones included) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the body is over this route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_runner_v1_sites_site: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                site: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SiteOut"];
+                };
+            };
+            /** @description invalid input, the detail names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such site */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_runner_v1_sites_site_credential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                site: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SiteCredentialOut"];
+                };
+            };
+            /** @description invalid input, the detail names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such site */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the site is archived */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_runner_v1_sites_site_credential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                site: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SiteOut"];
+                };
+            };
+            /** @description invalid input, the detail names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such site */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_runner_v1_sites_site_archive: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                site: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SiteOut"];
+                };
+            };
+            /** @description invalid input, the detail names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such site */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

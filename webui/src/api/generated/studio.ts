@@ -557,7 +557,7 @@ export interface components {
          * @description Where an HTTP endpoint trigger reads a dynamic output from.
          * @enum {string}
          */
-        Origin: "body" | "path" | "query";
+        Origin: "body" | "path" | "query" | "header";
         /** ResourcesModel */
         ResourcesModel: {
             /**
@@ -1112,6 +1112,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description no such action_id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     get_studio_v1_projects_project_actions_action_id_versions_version: {
@@ -1163,6 +1172,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description no such action_id or version */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     delete_studio_v1_projects_project_actions_action_id_versions_version: {
@@ -1205,6 +1223,15 @@ export interface operations {
             };
             /** @description no access to this project */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such action_id or version */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1265,6 +1292,15 @@ export interface operations {
             };
             /** @description no access to this project */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such action_id or version */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1383,6 +1419,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the body is over this route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     put_studio_v1_projects_project_secrets_name: {
@@ -1410,6 +1455,15 @@ export interface operations {
                     "application/json": components["schemas"]["SecretOut"];
                 };
             };
+            /** @description the secret did not exist: created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretOut"];
+                };
+            };
             /** @description invalid input, the detail names the field */
             400: {
                 headers: {
@@ -1430,6 +1484,24 @@ export interface operations {
             };
             /** @description no access to this project */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such name */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the body is over this route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1478,6 +1550,15 @@ export interface operations {
             };
             /** @description no access to this project */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such name */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1589,6 +1670,15 @@ export interface operations {
             };
             /** @description the name is taken */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the body is over this route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1731,6 +1821,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description no such workflow */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     delete_studio_v1_projects_project_workflows_workflow: {
@@ -1772,6 +1871,15 @@ export interface operations {
             };
             /** @description no access to this project */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such workflow */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1833,6 +1941,33 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description no such workflow */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the name is taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the body is over this route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     post_studio_v1_projects_project_workflows_workflow_copy: {
@@ -1880,6 +2015,33 @@ export interface operations {
             };
             /** @description no access to this project */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such workflow */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the name is taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the body is over this route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1937,6 +2099,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description no such workflow */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     get_studio_v1_projects_project_workflows_workflow_export: {
@@ -1957,7 +2128,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/yaml": string;
+                    "application/yaml": {
+                        apiVersion: string;
+                        kind: string;
+                        spec: Record<string, unknown>;
+                    };
                 };
             };
             /** @description invalid input, the detail names the field */
@@ -1980,6 +2155,15 @@ export interface operations {
             };
             /** @description no access to this project */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such workflow */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2037,6 +2221,15 @@ export interface operations {
             };
             /** @description no access to this project */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such workflow */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2134,6 +2327,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the body is over this route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     delete_studio_v1_projects_project_workflows_workflow_steps_step: {
@@ -2178,6 +2380,15 @@ export interface operations {
             };
             /** @description no access to this project */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such workflow or step */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2233,6 +2444,24 @@ export interface operations {
             };
             /** @description no access to this project */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such workflow or step */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the body is over this route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2296,6 +2525,24 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description no such workflow or step or input */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the body is over this route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     delete_studio_v1_projects_project_workflows_workflow_steps_step_inputs_input: {
@@ -2341,6 +2588,15 @@ export interface operations {
             };
             /** @description no access to this project */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such workflow or step or input */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2403,6 +2659,24 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description no such workflow or step */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the body is over this route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     put_studio_v1_projects_project_workflows_workflow_steps_step_settings: {
@@ -2451,6 +2725,24 @@ export interface operations {
             };
             /** @description no access to this project */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such workflow or step */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the body is over this route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2512,6 +2804,24 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description no such workflow */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the body is over this route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     delete_studio_v1_projects_project_workflows_workflow_links_from_to: {
@@ -2557,6 +2867,15 @@ export interface operations {
             };
             /** @description no access to this project */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such workflow or from or to */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2618,6 +2937,24 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description no such workflow */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the body is over this route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     post_studio_v1_projects_project_workflows_workflow_deploy: {
@@ -2661,6 +2998,15 @@ export interface operations {
             };
             /** @description no access to this project */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such workflow */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2736,6 +3082,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description no such workflow */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description not deployed */
             409: {
                 headers: {
@@ -2795,6 +3150,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description no such workflow */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     get_studio_v1_projects_project_workflows_workflow_snapshots: {
@@ -2838,6 +3202,15 @@ export interface operations {
             };
             /** @description no access to this project */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such workflow */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2895,6 +3268,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description no such snapshot */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     get_studio_v1_projects_project_snapshots_snapshot_export: {
@@ -2915,7 +3297,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/yaml": string;
+                    "application/yaml": {
+                        apiVersion: string;
+                        kind: string;
+                        spec: Record<string, unknown>;
+                    };
                 };
             };
             /** @description invalid input, the detail names the field */
@@ -2938,6 +3324,15 @@ export interface operations {
             };
             /** @description no access to this project */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such snapshot */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -48,7 +48,7 @@ describe("DashboardPage", () => {
     expect(screen.getByText("1 of 3 workflows")).toBeInTheDocument();
   });
 
-  it("creates a workflow and opens it", async () => {
+  it("creates a workflow and opens it in the editor", async () => {
     logIn();
     let created: unknown = null;
     server.use(
@@ -64,7 +64,7 @@ describe("DashboardPage", () => {
     const dialog = await screen.findByRole("dialog", { name: "New workflow" });
     await user.type(within(dialog).getByRole("textbox", { name: /Name/ }), "fresh");
     await user.click(within(dialog).getByRole("button", { name: "Create" }));
-    await waitFor(() => expect(router.state.location.pathname).toBe("/p/demo/workflows/w9"));
+    await waitFor(() => expect(router.state.location.pathname).toBe("/p/demo/workflows/w9/edit"));
     expect(created).toEqual({ name: "fresh", description: "" });
   });
 

@@ -49,7 +49,7 @@ function NewWorkflow({ project }: { project: string }) {
       close();
       setName("");
       setDescription("");
-      void navigate(to.workflow(project, workflow.id));
+      void navigate(to.editor(project, workflow.id));
     },
   });
   const submit = (e: SubmitEvent) => {

@@ -270,7 +270,7 @@ export function WorkflowPage() {
             )}
             <Card withBorder padding={0} component="section" aria-label="Graph of the workflow">
               {w.steps.length === 0 ? (
-                <Empty>No step yet: the studio editor will add them; today, import a YAML definition with the CLI.</Empty>
+                <Empty>No step yet: open the editor (Edit) to add them.</Empty>
               ) : (
                 <PanelBoundary resetKeys={[model]}>
                   <WorkflowGraph model={model} height={340} label={`Graph of the workflow ${w.name}`} />

@@ -177,6 +177,7 @@ def order_from_proto(message: wpb.RunnerMessage) -> Order | None:
             inputs=tuple(_io_from_proto(io) for io in d.inputs),
             outputs=tuple(_io_from_proto(io) for io in d.outputs),
             project_id=d.project_id,
+            hpc=dict(d.hpc),
         )
     if kind == "undeploy":
         u = message.undeploy
@@ -212,6 +213,7 @@ _STATUS = {
     ExecutionStatus.COMPLETED: wpb.EXECUTION_STATUS_COMPLETED,
     ExecutionStatus.FAILED: wpb.EXECUTION_STATUS_FAILED,
     ExecutionStatus.CANCELLED: wpb.EXECUTION_STATUS_CANCELLED,
+    ExecutionStatus.LOST: wpb.EXECUTION_STATUS_LOST,
 }
 _RUNNER_STREAM = {
     LogStream.STDOUT: wpb.LOG_STREAM_STDOUT,
@@ -232,7 +234,13 @@ def register_to_proto(registration: Registration) -> wpb.WorkerMessage:
         site_name=site.site_name,
         backend_kind=site.backend_kind,
         node_pools=[
-            wpb.NodePool(name=p.name, cpu=p.cpu, memory_bytes=p.memory_bytes, gpu=p.gpu)
+            wpb.NodePool(
+                name=p.name,
+                cpu=p.cpu,
+                memory_bytes=p.memory_bytes,
+                gpu=p.gpu,
+                max_time_seconds=p.max_time_seconds,
+            )
             for p in site.node_pools
         ],
         labels=site.labels,

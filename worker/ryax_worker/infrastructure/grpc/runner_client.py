@@ -1,5 +1,11 @@
 """The worker's side of WorkerService.Connect: dial, register, pump reports and orders, and
-reconnect with backoff when the stream breaks."""
+reconnect with backoff when the stream breaks.
+
+Every Connect carries the site's credential (`authorization: Bearer <credential>` metadata).
+With a CA file the channel is TLS and the runner's certificate must chain to that CA (and name
+the runner's host, or `server_name`); without one it is plaintext (settings.py refuses that
+for a runner that is not on this machine, unless allowed).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -22,11 +29,15 @@ from ..proto import worker_service_pb2_grpc as wpb_grpc
 from . import mappers
 
 log = logging.getLogger(__name__)
-#: Keepalive pings find a dead path (e.g. a NAT that forgot us) even when no report is due;
-#: the runner accepts a ping every 5 s.
+#: Keepalive pings find a dead path (a cut link, a NAT that forgot us: nothing arrives, no
+#: error) within 10 s; the runner accepts a ping every 4 s. `ping_timeout_ms` is what ends the
+#: connection when a ping goes unanswered: without it a flow-control ping sent just before the
+#: cut is outstanding, keepalive sends none of its own, and the default 60 s applies
+#: (tests/integration/test_runner_link.py).
 CHANNEL_OPTIONS = [
-    ("grpc.keepalive_time_ms", 20_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_time_ms", 5_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.http2.ping_timeout_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 0),
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
     ("grpc.max_send_message_length", 16 * 1024 * 1024),
@@ -51,8 +62,14 @@ class RunnerConnection:
         register_timeout_seconds: float = 10.0,
         silence_timeout_seconds: float = 0.0,
         backoff: Backoff | None = None,
+        credential: str = "",
+        ca_file: Path | None = None,
+        server_name: str = "",
     ) -> None:
         self._address = address
+        self._credential = credential
+        self._ca_file = ca_file
+        self._server_name = server_name
         self._worker = worker
         self._reports = reports
         self._clock = clock
@@ -106,8 +123,10 @@ class RunnerConnection:
                 raise
             except Exception as error:  # noqa: BLE001 - any failure means: reconnect
                 if not self._stopping.is_set():
-                    log.warning(
-                        "runner stream broken",
+                    refused = _refused(error)
+                    log.log(
+                        logging.ERROR if refused else logging.WARNING,
+                        refused or "runner stream broken",
                         extra={"address": self._address, "reason": _describe(error)},
                     )
             finally:
@@ -119,10 +138,23 @@ class RunnerConnection:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
 
+    def _channel(self) -> aio.Channel:
+        if self._ca_file is None:
+            return aio.insecure_channel(self._address, options=CHANNEL_OPTIONS)
+        # Read at each connection: a renewed CA file is taken without a restart.
+        credentials = grpc.ssl_channel_credentials(root_certificates=self._ca_file.read_bytes())
+        options: list[tuple[str, Any]] = list(CHANNEL_OPTIONS)
+        if self._server_name:
+            options.append(("grpc.ssl_target_name_override", self._server_name))
+        return aio.secure_channel(self._address, credentials, options=options)
+
     async def _session(self) -> None:
-        async with aio.insecure_channel(self._address, options=CHANNEL_OPTIONS) as channel:
+        async with self._channel() as channel:
             stub = wpb_grpc.WorkerServiceStub(channel)
-            call = stub.Connect()
+            metadata = (
+                (("authorization", f"Bearer {self._credential}"),) if self._credential else ()
+            )
+            call = stub.Connect(metadata=metadata)
             self._call = call
             registration = self._worker.registration()
             await call.write(mappers.register_to_proto(registration))
@@ -204,6 +236,19 @@ class RunnerConnection:
             silent = loop.time() - self._last_heard
             if self._silence_timeout > 0 and silent > self._silence_timeout:
                 raise StreamBroken(f"nothing heard from the runner for {silent:.0f} s")
+
+
+def _refused(error: BaseException) -> str:
+    """What the operator must fix when the runner refuses this worker ('' otherwise)."""
+    if isinstance(error, aio.AioRpcError):
+        if error.code() == grpc.StatusCode.UNAUTHENTICATED:
+            return (
+                "the runner refused this worker's site credential (RYAX_SITE_CREDENTIAL): "
+                "was it rotated or revoked? (`ryax site show`)"
+            )
+        if error.code() == grpc.StatusCode.UNAVAILABLE and "ssl" in (error.details() or "").lower():
+            return "TLS handshake with the runner failed: check RYAX_RUNNER_CA_FILE"
+    return ""
 
 
 def _describe(error: BaseException) -> str:

@@ -39,6 +39,13 @@ class WorkerServiceStub:
     """Served by the runner. Each worker dials out (so sites behind NAT work) and keeps exactly one
     Connect stream open; it reconnects, with backoff, whenever the stream breaks.
 
+    Authentication: the worker presents its site's credential (issued when an admin created the
+    site) in the call's metadata, `authorization: Bearer <credential>`, on every Connect. A
+    missing, wrong or revoked credential, or a site that was not created (or is archived), ends
+    the call with UNAUTHENTICATED before anything about the site changes. Rotating or revoking
+    the credential ends the open stream. The runner's port may serve TLS (the worker then checks
+    its certificate against a configured CA); see docs/runner-worker-protocol.md.
+
     Protocol of one stream:
     1. The worker sends Register first (with report_seq 0) and sends nothing else until it gets
        Registered. The runner answers Registered, carrying the last report_seq it has applied for
@@ -76,6 +83,13 @@ class WorkerServiceAsyncStub(WorkerServiceStub):
     """Served by the runner. Each worker dials out (so sites behind NAT work) and keeps exactly one
     Connect stream open; it reconnects, with backoff, whenever the stream breaks.
 
+    Authentication: the worker presents its site's credential (issued when an admin created the
+    site) in the call's metadata, `authorization: Bearer <credential>`, on every Connect. A
+    missing, wrong or revoked credential, or a site that was not created (or is archived), ends
+    the call with UNAUTHENTICATED before anything about the site changes. Rotating or revoking
+    the credential ends the open stream. The runner's port may serve TLS (the worker then checks
+    its certificate against a configured CA); see docs/runner-worker-protocol.md.
+
     Protocol of one stream:
     1. The worker sends Register first (with report_seq 0) and sends nothing else until it gets
        Registered. The runner answers Registered, carrying the last report_seq it has applied for
@@ -108,6 +122,13 @@ class WorkerServiceAsyncStub(WorkerServiceStub):
 class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
     """Served by the runner. Each worker dials out (so sites behind NAT work) and keeps exactly one
     Connect stream open; it reconnects, with backoff, whenever the stream breaks.
+
+    Authentication: the worker presents its site's credential (issued when an admin created the
+    site) in the call's metadata, `authorization: Bearer <credential>`, on every Connect. A
+    missing, wrong or revoked credential, or a site that was not created (or is archived), ends
+    the call with UNAUTHENTICATED before anything about the site changes. Rotating or revoking
+    the credential ends the open stream. The runner's port may serve TLS (the worker then checks
+    its certificate against a configured CA); see docs/runner-worker-protocol.md.
 
     Protocol of one stream:
     1. The worker sends Register first (with report_seq 0) and sends nothing else until it gets

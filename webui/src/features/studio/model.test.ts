@@ -1,0 +1,185 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+
+import { describe, expect, it } from "vitest";
+import { parse, stringify } from "yaml";
+
+import { ACTIONS, demoWorkflow } from "../../../test/fixtures/demo";
+import { catalogueIndex } from "../dashboard/workflowMeta";
+import {
+  apply,
+  checkConnection,
+  fromWorkflow,
+  indexProblems,
+  inputHandle,
+  inputModes,
+  LINK_IN,
+  LINK_OUT,
+  newStepId,
+  outputHandle,
+  referenceChoices,
+  reuse,
+  shortMessage,
+  toDocument,
+  type EditorDoc,
+} from "./model";
+
+const catalogue = catalogueIndex(ACTIONS);
+const demo = () => fromWorkflow(demoWorkflow());
+const ref = (source: string, output: string, target: string, input: string) => ({
+  source,
+  sourceHandle: outputHandle(output),
+  target,
+  targetHandle: inputHandle(input),
+});
+const empty: EditorDoc = { name: "w", description: "", steps: [], results: [] };
+
+describe("the YAML round trip through the model", () => {
+  it("gives back examples/workflows/demo.yaml from what the studio answers for it", () => {
+    const file = readFileSync(path.resolve(__dirname, "../../../../examples/workflows/demo.yaml"), "utf8");
+    const text = stringify(toDocument(demo()));
+    expect(parse(text)).toEqual(parse(file));
+  });
+
+  it("keeps edits in the document: a secret, a static value, a removed link", () => {
+    let doc = demo();
+    doc = apply(doc, { type: "setInput", step: "join", input: "separator", value: { mode: "static", value: " / " } });
+    doc = apply(doc, { type: "setInput", step: "report", input: "title", value: { mode: "secret", name: "report-title" } });
+    doc = apply(doc, { type: "removeLink", from: "count", to: "slug" });
+    const spec = parse(stringify(toDocument(doc))) as { spec: { functions: Record<string, unknown>[] } };
+    const byId = Object.fromEntries(spec.spec.functions.map((f) => [f.id as string, f]));
+    expect(byId.join?.inputs_values).toMatchObject({ separator: " / " });
+    expect(byId.report?.inputs_values).toMatchObject({ title: { project_variable_value: "report-title" } });
+    expect(byId.count?.streams_to).toEqual(["shout"]);
+  });
+});
+
+describe("adding steps", () => {
+  it("names a step after its action, unique in the workflow, within the studio's id rule", () => {
+    expect(newStepId(empty, "uppercase")).toBe("uppercase");
+    const doc = apply(empty, { type: "addStep", id: "uppercase", actionId: "uppercase", version: "1.0", position: { x: 1, y: 0 }, trigger: false });
+    expect(newStepId(doc, "uppercase")).toBe("uppercase-2");
+    expect(newStepId(empty, "My_Action.v2")).toBe("my-action-v2");
+    expect(newStepId(empty, "--")).toBe("step");
+  });
+
+  it("puts a trigger first and the others after, as the studio does", () => {
+    let doc = apply(empty, { type: "addStep", id: "a", actionId: "uppercase", version: "1.0", position: { x: 1, y: 0 }, trigger: false });
+    doc = apply(doc, { type: "addStep", id: "api", actionId: "httpapijson", version: "1.0", position: { x: 0, y: 0 }, trigger: true });
+    expect(doc.steps.map((s) => s.id)).toEqual(["api", "a"]);
+    expect(doc.steps[0]?.position).toEqual({ x: 0, y: 0 });
+  });
+
+  it("removes a step with its links and keeps the references to it (the studio reports them)", () => {
+    const doc = apply(demo(), { type: "removeStep", id: "count" });
+    expect(doc.steps.find((s) => s.id === "report")?.streamsTo).toEqual([]);
+    expect(doc.steps.find((s) => s.id === "log")?.inputs.total).toEqual({ mode: "reference", step: "count", output: "total" });
+  });
+});
+
+describe("linking", () => {
+  it("links two steps, and refuses a second link, a cycle, a link into the trigger or to itself", () => {
+    const doc = demo();
+    const link = (source: string, target: string) => checkConnection(doc, catalogue, { source, sourceHandle: LINK_OUT, target, targetHandle: LINK_IN });
+    expect(link("api", "log")).toEqual({ ok: true, ops: [{ type: "addLink", from: "api", to: "log" }] });
+    expect(link("api", "report")).toMatchObject({ ok: false, reason: "api already streams to report" });
+    expect(link("log", "report")).toMatchObject({ ok: false, reason: "linking log → report would make a cycle" });
+    expect(link("report", "api")).toMatchObject({ ok: false, reason: "a trigger cannot have upstream steps" });
+    expect(link("join", "join")).toMatchObject({ ok: false, reason: "a step cannot feed itself" });
+  });
+
+  it("refuses to mix a step handle with an input handle", () => {
+    expect(checkConnection(demo(), catalogue, { source: "api", sourceHandle: LINK_OUT, target: "log", targetHandle: inputHandle("text") })).toMatchObject({ ok: false });
+  });
+});
+
+describe("typed references", () => {
+  it("sets a reference from an upstream output without a new link", () => {
+    expect(checkConnection(demo(), catalogue, ref("api", "text", "join", "left"))).toEqual({
+      ok: true,
+      ops: [{ type: "setInput", step: "join", input: "left", value: { mode: "reference", step: "api", output: "text" } }],
+    });
+  });
+
+  it("links the steps as well when the source is not upstream yet", () => {
+    let doc = apply(empty, { type: "addStep", id: "wc", actionId: "word-count", version: "1.0", position: { x: 0, y: 0 }, trigger: false });
+    doc = apply(doc, { type: "addStep", id: "mr", actionId: "make-report", version: "1.0", position: { x: 0, y: 0 }, trigger: false });
+    const check = checkConnection(doc, catalogue, ref("mr", "report", "wc", "document"));
+    expect(check).toEqual({
+      ok: true,
+      ops: [
+        { type: "addLink", from: "mr", to: "wc" },
+        { type: "setInput", step: "wc", input: "document", value: { mode: "reference", step: "mr", output: "report" } },
+      ],
+    });
+  });
+
+  it("refuses outputs of another type, password inputs, downstream sources", () => {
+    const doc = demo();
+    expect(checkConnection(doc, catalogue, ref("count", "total", "log", "text"))).toEqual({ ok: false, reason: "a string input cannot take an integer output" });
+    expect(checkConnection(doc, catalogue, ref("report", "report", "join", "left"))).toMatchObject({ ok: false, reason: "a string input cannot take a file output" });
+    expect(checkConnection(doc, catalogue, ref("join", "text", "log", "token"))).toMatchObject({ ok: false, reason: /secret only/ });
+    expect(checkConnection(doc, catalogue, ref("log", "missing", "report", "text"))).toMatchObject({ ok: false });
+    expect(checkConnection(doc, catalogue, ref("join", "text", "report", "text"))).toMatchObject({ ok: false, reason: /cycle/ });
+  });
+
+  it("offers the same-typed outputs of the steps that are not downstream", () => {
+    const doc = demo();
+    const text = ACTIONS.find((a) => a.action_id === "print-publisher")?.inputs.find((i) => i.name === "text");
+    const choices = referenceChoices(doc, catalogue, "join", text!);
+    expect(choices.map((c) => `${c.step}.${c.output.name}:${c.upstream}`)).toEqual(["api.text:true", "shout.upper:true", "slug.slug:true"]);
+    const file = ACTIONS.find((a) => a.action_id === "word-count")?.inputs[0];
+    expect(referenceChoices(doc, catalogue, "log", file!).map((c) => `${c.step}.${c.output.name}`)).toEqual(["report.report", "count.counts"]);
+  });
+});
+
+describe("input modes", () => {
+  it("follows the studio's rules by type", () => {
+    expect(inputModes("string")).toEqual(["static", "reference", "secret"]);
+    expect(inputModes("longstring")).toEqual(["static", "reference", "secret"]);
+    expect(inputModes("integer")).toEqual(["static", "reference"]);
+    expect(inputModes("enum")).toEqual(["static", "reference"]);
+    expect(inputModes("boolean")).toEqual(["static", "reference"]);
+    expect(inputModes("password")).toEqual(["secret"]);
+    expect(inputModes("file")).toEqual(["reference"]);
+    expect(inputModes("directory")).toEqual(["reference"]);
+  });
+
+  it("reads each mode from the studio's answer and applies each edit", () => {
+    const w = demoWorkflow();
+    w.steps[1]!.inputs.title = { static: null, secret: "title", reference: null };
+    const doc = fromWorkflow(w);
+    expect(doc.steps[1]?.inputs).toEqual({ text: { mode: "reference", step: "api", output: "text" }, title: { mode: "secret", name: "title" } });
+    expect(doc.steps[0]?.inputs.timeout).toEqual({ mode: "static", value: 30 });
+    const unset = apply(doc, { type: "unsetInput", step: "report", input: "title" });
+    expect(Object.keys(unset.steps[1]?.inputs ?? {})).toEqual(["text"]);
+  });
+});
+
+describe("the studio's problems", () => {
+  it("go to their step and input, the rest to the workflow", () => {
+    const index = indexProblems([
+      { code: "no_trigger", message: "the workflow has no trigger", step_id: null, input: null, line: null, path: null },
+      { code: "missing_input", message: "step 'join', input 'left': required string input has no value", step_id: "join", input: "left", line: null, path: null },
+      { code: "not_connected", message: "step 'join': is not downstream of the trigger", step_id: "join", input: null, line: null, path: null },
+    ]);
+    expect(index.workflow.map((p) => p.code)).toEqual(["no_trigger"]);
+    const join = index.steps.get("join");
+    expect(join?.all).toHaveLength(2);
+    expect(join?.step.map((p) => p.code)).toEqual(["not_connected"]);
+    expect(join?.inputs.get("left")?.map(shortMessage)).toEqual(["required string input has no value"]);
+    expect(shortMessage(join!.step[0]!)).toBe("is not downstream of the trigger");
+  });
+});
+
+describe("reuse", () => {
+  it("keeps the objects of the steps that did not change", () => {
+    const before = demo();
+    const after = apply(before, { type: "moveSteps", moves: [{ id: "log", position: { x: 2, y: 5 } }] });
+    const again = reuse(after, fromWorkflow(demoWorkflow({ steps: demoWorkflow().steps.map((s) => (s.id === "log" ? { ...s, position: { x: 2, y: 5 } } : s)) })));
+    expect(again).toBe(after);
+    const changed = reuse(before, fromWorkflow(demoWorkflow({ name: "other" })));
+    expect(changed.steps).toBe(before.steps);
+    expect(changed.name).toBe("other");
+  });
+});
