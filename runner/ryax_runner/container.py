@@ -67,7 +67,13 @@ class Container(containers.DeclarativeContainer):
     relay = providers.Singleton(
         OutboxRelay, session_factory, outbox, broker, registry=metrics.provided.registry
     )
-    recorder = providers.Singleton(SqlRecorder, db, box, state_changed_to_proto)
+    recorder = providers.Singleton(
+        SqlRecorder,
+        db,
+        box,
+        state_changed_to_proto,
+        commit_mode=settings.provided.commit_mode,
+    )
     store = providers.Singleton(SqlStateStore, db, box)
     clock = providers.Singleton(SystemClock)
     timers = providers.Singleton(AsyncioTimers)

@@ -15,6 +15,9 @@ from .domain.errors import InvalidInput
 from .domain.run import MAX_FANOUT, MAX_RUN_EXECUTIONS
 from .domain.site import check_site_kind, check_site_name
 
+#: RYAX_RUNNER_COMMIT_MODE's values.
+COMMIT_MODES = ("acknowledged", "every")
+
 #: The heartbeat timeout's ceiling: a lost site must be noticed within seconds.
 MAX_HEARTBEAT_TIMEOUT_SECONDS = 10.0
 #: The shortest configured credential of the built-in site (an issued one has 53 characters).
@@ -76,6 +79,13 @@ class Settings:
     #: restart, partition) is run again, per step and branch of a run; apart from the step's
     #: own retries, which count failures only.
     infra_retries: int = 3
+    #: RYAX_RUNNER_COMMIT_MODE: "acknowledged" (default): a commit waits for the disk when it
+    #: is acknowledged outside the runner (a run accepted or answered, a message consumed, an
+    #: event or callback to send); a step's own transitions (result recorded, next step
+    #: ordered) do not, so a crash of PostgreSQL itself (not of the runner) may re-run the steps
+    #: of its last fraction of a second, never lose a run. "every": every commit waits for the
+    #: disk (one fsync per step on the critical path). docs/run-path.md.
+    commit_mode: str = "acknowledged"
     #: RYAX_RUNNER_DEFAULT_STEP_TIMEOUT: the timeout (seconds) of a step that sets none and
     #: whose action asks for no time (`resources.time`); every execution has one.
     default_step_timeout_seconds: float = 3600.0
@@ -175,6 +185,9 @@ class Settings:
             heartbeat_timeout_seconds=timeout,
             retry_backoff_seconds=e.number("RYAX_RUNNER_RETRY_BACKOFF", 1.0, minimum=0),
             infra_retries=e.integer("RYAX_RUNNER_INFRA_RETRIES", 3, minimum=0),
+            commit_mode=e.text(
+                "RYAX_RUNNER_COMMIT_MODE", "acknowledged", choices=COMMIT_MODES, lower=True
+            ),
             default_step_timeout_seconds=e.number(
                 "RYAX_RUNNER_DEFAULT_STEP_TIMEOUT", 3600.0, minimum=1
             ),

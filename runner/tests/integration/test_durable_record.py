@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -150,3 +151,79 @@ async def test_lost_attempts_and_their_successors_survive_a_restart(parts) -> No
             )
         ).all()
     assert [tuple(r) for r in rows] == [(1, "lost", 0), (2, "waiting", 1)]
+
+
+class Statements:
+    """The statements the engine sends (SQLAlchemy's cursor events), for the commit mode."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.seen: list[str] = []
+        sa.event.listen(engine.sync_engine, "before_cursor_execute", self._record)
+
+    def _record(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.seen.append(statement)
+
+    def take(self) -> list[str]:
+        seen, self.seen = self.seen, []
+        return [s for s in seen if "synchronous_commit" in s or "txid_current" in s]
+
+
+SYNC = "SELECT txid_current()"
+ASYNC = "SET LOCAL synchronous_commit TO off"
+
+
+async def test_step_transitions_do_not_wait_for_the_disk_what_a_client_is_told_does(
+    parts,  # type: ignore[no-untyped-def]
+) -> None:
+    recorder, _, engine = parts
+    statements = Statements(engine)
+    d, run = started_run()
+    recorder.deployment(d)  # a deployment's events go out: on disk first
+    await recorder.durable()
+    assert statements.take()[-1] == SYNC
+
+    # A step's transition (the next order waits on it): committed without waiting for the disk.
+    [first] = [e for e in run.executions.values() if e.step_id == "a"]
+    run.mark_dispatched(first, site_id="site-1", order_seq=3, now=NOW)
+    recorder.run(run)
+    released: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    recorder.when_durable(lambda: released.set_result(None))
+    await released
+    assert statements.take() == [ASYNC]
+    async with engine.connect() as conn:
+        found = (await conn.execute(sa.select(runs.c.id).where(runs.c.id == run.id))).all()
+    assert found == [(run.id,)]  # committed: visible to every reader
+
+    # A client is answered: what was committed without the disk is put on disk first, even
+    # when nothing new is marked (a commit of its own that the disk is waited for).
+    await recorder.durable()
+    assert statements.take() == [SYNC]
+    await recorder.durable()  # already on disk: nothing written
+    assert statements.take() == []
+
+    # A consumed message's claim: the broker is acknowledged after this commit.
+    recorder.claim("message-1")
+    await recorder.durable()
+    assert statements.take() == [SYNC]
+
+
+async def test_commit_mode_every_waits_for_the_disk_at_each_commit(db_url: str) -> None:
+    await ensure_database(db_url)
+    await migrate(db_url, MIGRATIONS)
+    engine = create_engine(db_url)
+    recorder = SqlRecorder(engine, SecretBox("k" * 32), state_changed_to_proto, commit_mode="every")
+    recorder.start()
+    try:
+        statements = Statements(engine)
+        d, run = started_run()
+        recorder.deployment(d)
+        recorder.run(run)
+        released: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        recorder.when_durable(lambda: released.set_result(None))
+        await released
+        assert statements.take() == [SYNC]
+        await recorder.durable()
+        assert statements.take() == []
+    finally:
+        await recorder.stop()
+        await engine.dispose()

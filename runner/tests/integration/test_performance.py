@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from runner_testkit.fake_worker import FakeWorker
-from runner_testkit.harness import RunningRunner, deploy_request, io, publish, step
+from runner_testkit.harness import (
+    RunningRunner,
+    deploy_request,
+    io,
+    publish,
+    start_runner,
+    step,
+)
 
 from ryax_runner.domain.values import Value
 
@@ -35,7 +43,26 @@ async def _deploy(runner: RunningRunner, amqp_url: str, request: Any) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_chain_of_40_steps(runner: RunningRunner, amqp_url: str) -> None:
+@pytest.mark.parametrize("commit_mode", ["acknowledged", "every"])
+async def test_chain_of_40_steps(
+    commit_mode: str,
+    db_url: str,
+    amqp_url: str,
+    authz_url: str,
+    tmp_path: Path,
+) -> None:
+    """The default commit mode waits for the disk only where a client is answered; "every"
+    waits at each step (an fsync per step on the critical path): both are printed."""
+    runner = await start_runner(
+        db_url, amqp_url, tmp_path / "filestore", authz_url, commit_mode=commit_mode
+    )
+    try:
+        await _chain_of_40_steps(runner, amqp_url, commit_mode)
+    finally:
+        await runner.stop()
+
+
+async def _chain_of_40_steps(runner: RunningRunner, amqp_url: str, mode: str) -> None:
     worker = FakeWorker(
         runner.grpc_address, credential=await runner.credential(), handler=noop, log_lines=0
     )
@@ -65,7 +92,10 @@ async def test_chain_of_40_steps(runner: RunningRunner, amqp_url: str) -> None:
                 assert await r.json() == {"r": "v"}
             timings.append(time.perf_counter() - started)
     best, median = min(timings[1:]), sorted(timings[1:])[len(timings[1:]) // 2]
-    print(f"\n40 sequential steps: best {best * 1000:.1f} ms, median {median * 1000:.1f} ms")
+    print(
+        f"\n40 sequential steps, commit mode {mode}: best {best * 1000:.1f} ms, "
+        f"median {median * 1000:.1f} ms"
+    )
     assert median < 1.0
     await worker.stop()
 

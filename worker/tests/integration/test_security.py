@@ -124,6 +124,17 @@ CPU_SPINNER = {
                 n += 1
     """,
 }
+CPU_BOUND = {
+    "ryax_handler.py": """
+        import time
+
+        def handle(request):
+            wall, cpu = time.monotonic(), time.process_time()
+            while time.monotonic() - wall < 1.5:
+                pass
+            return {"used": str(time.process_time() - cpu)}
+    """,
+}
 HEALTHY = {
     "ryax_handler.py": """
         def handle(request):
@@ -253,6 +264,7 @@ async def test_security_the_environment_has_no_platform_setting(
 async def test_security_a_fork_bomb_is_bounded_and_fails_the_step(worker: Any) -> None:
     backend = worker.container.backend()
     limit = 64
+    before = _processes_of(worker)  # other sandboxes of this machine's user (other tests)
     backend._options = replace(
         backend._options, sandbox=replace(backend._options.sandbox, max_processes=limit)
     )
@@ -264,7 +276,7 @@ async def test_security_a_fork_bomb_is_bounded_and_fails_the_step(worker: Any) -
     # The sandbox that ran it is gone with every process the bomb made; the worker goes on.
     ref = StepRef(DeploymentId("d1"), StepId("s1"))
     await worker.runner.until(lambda: backend.instance(ref).restarts == 1, within=30)
-    await worker.runner.until(lambda: _processes_of(worker) <= 12, within=30)
+    await worker.runner.until(lambda: _processes_of(worker) <= before + 12, within=30)
     worker.deploy(worker.artefact(HEALTHY), step_id="s2", outputs=HOSTILE_OUTPUTS)
     await worker.ready("s2")
     assert (await run(worker, "after", step_id="s2")).status == COMPLETED
@@ -314,3 +326,22 @@ async def test_security_a_cpu_spinner_past_its_time_fails_with_the_time_reason(
     ref = StepRef(DeploymentId("d1"), StepId("s1"))
     backend = worker.container.backend()
     await worker.runner.until(lambda: backend.instance(ref).restarts == 1, within=30)
+
+
+async def test_security_resources_cpu_is_a_quota_when_the_machine_has_cgroups(worker: Any) -> None:
+    backend = worker.container.backend()
+    if backend.sandbox.cgroups.startswith("rlimits"):
+        pytest.skip(f"no cgroups here: {backend.sandbox.cgroups}")
+    worker.deploy(
+        worker.artefact(CPU_BOUND),
+        outputs=[wpb.IO(name="used", type="string")],
+        resources=wpb.Resources(cpu=0.2),
+    )
+    await worker.ready()
+    result = await run(worker, "busy")
+    assert result.status == COMPLETED, result.error
+    used = float(result.outputs["used"].string_value)
+    # 1.5 s of spinning on a fifth of a core: about 0.3 s of CPU (unlimited: up to 1.5 s).
+    assert used < 0.6, used
+    process = backend.instance(StepRef(DeploymentId("d1"), StepId("s1"))).process
+    assert process._cgroup.throttled() > 0  # the quota held it back, not a busy machine

@@ -5,6 +5,7 @@ sandbox's command and environment, and per-action cgroups on a fake cgroup v2 tr
 from __future__ import annotations
 
 import os
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ryax_worker.domain.errors import OutputRefused
 from ryax_worker.domain.model import FileRef
 from ryax_worker.infrastructure.local.cgroups import Cgroups
 from ryax_worker.infrastructure.local.sandbox import (
+    ENTER_CGROUPS,
     Layout,
     Limits,
     SandboxConfig,
@@ -181,21 +183,106 @@ def test_cgroups_v2_per_action(tmp_path: Path) -> None:
     own = tmp_path / "self-cgroup"
     own.write_text("0::/worker.slice\n")
     cgroups = Cgroups.setup(root, own)
-    assert cgroups.parent == base / "ryax-actions"
+    parent = base / f"ryax-actions.{os.getpid()}"
+    assert (cgroups.version, cgroups.parents) == (2, {"unified": parent})
     assert (base / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+    assert (parent / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
     made = cgroups.create("d1_s1", Limits(memory_bytes=2**28, cpu=0.5, max_processes=64))
-    assert (made / "memory.max").read_text() == str(2**28)
-    assert (made / "cpu.max").read_text() == "50000 100000"
-    assert (made / "pids.max").read_text() == "64"
-    (made / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
-    assert Cgroups.oom_killed(made)
+    [folder] = made.folders.values()
+    assert made.procs_files == (folder / "cgroup.procs",)
+    assert (folder / "memory.max").read_text() == str(2**28)
+    assert (folder / "cpu.max").read_text() == "50000 100000"
+    assert (folder / "pids.max").read_text() == "64"
+    assert not made.oom_killed()
+    (folder / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    assert made.oom_killed()
 
-    v1 = tmp_path / "v1"
-    v1.mkdir()
-    with pytest.raises(RuntimeError, match="not a cgroup v2 mount"):
-        Cgroups.setup(v1, own)
-    (v1 / "cgroup.controllers").write_text("cpu\n")
-    (v1 / "worker.slice").mkdir()
-    (v1 / "worker.slice" / "cgroup.controllers").write_text("cpu\n")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    with pytest.raises(RuntimeError, match="neither a cgroup v2 mount nor cgroup v1"):
+        Cgroups.setup(bare, own)
+    (bare / "cgroup.controllers").write_text("cpu\n")
+    (bare / "worker.slice").mkdir()
+    (bare / "worker.slice" / "cgroup.controllers").write_text("cpu\n")
     with pytest.raises(RuntimeError, match="memory, pids are not available"):
-        Cgroups.setup(v1, own)
+        Cgroups.setup(bare, own)
+
+
+def _v1_tree(root: Path, own: dict[str, str]) -> None:
+    for controller, path in own.items():
+        folder = root / controller / path.lstrip("/")
+        folder.mkdir(parents=True, exist_ok=True)
+        (root / controller / "cgroup.procs").write_text("")
+
+
+def test_cgroups_v1_per_action_one_folder_per_hierarchy(tmp_path: Path) -> None:
+    root = tmp_path / "cgroup"
+    _v1_tree(root, {"cpu": "/", "memory": "/box/1", "pids": "/"})
+    own = tmp_path / "self-cgroup"
+    own.write_text("9:name=systemd:/\n8:pids:/\n4:memory:/box/1\n2:cpuacct:/\n1:cpu:/\n0::/\n")
+    cgroups = Cgroups.setup(root, own)
+    me = f"ryax-actions.{os.getpid()}"
+    assert cgroups.version == 1 and cgroups.controllers == ["memory", "pids", "cpu"]
+    assert cgroups.parents == {
+        "memory": root / "memory" / "box" / "1" / me,
+        "pids": root / "pids" / me,
+        "cpu": root / "cpu" / me,
+    }
+    made = cgroups.create("d1_s1", Limits(memory_bytes=2**28, cpu=0.25, max_processes=64))
+    assert set(made.folders) == {"memory", "pids", "cpu"}
+    assert made.procs_files == tuple(f / "cgroup.procs" for f in made.folders.values())
+    assert (made.folders["memory"] / "memory.limit_in_bytes").read_text() == str(2**28)
+    assert (made.folders["memory"] / "memory.memsw.limit_in_bytes").read_text() == str(2**28)
+    assert (made.folders["pids"] / "pids.max").read_text() == "64"
+    assert (made.folders["cpu"] / "cpu.cfs_quota_us").read_text() == "25000"
+    assert (made.folders["cpu"] / "cpu.cfs_period_us").read_text() == "100000"
+    (made.folders["memory"] / "memory.oom_control").write_text(
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n"
+    )
+    assert not made.oom_killed()
+    (made.folders["memory"] / "memory.oom_control").write_text("under_oom 0\noom_kill 2\n")
+    assert made.oom_killed()
+    (made.folders["cpu"] / "cpu.stat").write_text("nr_periods 9\nnr_throttled 4\n")
+    assert made.throttled() == 4
+    assert "cgroups v1" in cgroups.describe()
+
+
+def test_cgroups_v1_without_a_pids_hierarchy_is_refused_and_left_clean(tmp_path: Path) -> None:
+    root = tmp_path / "cgroup"
+    _v1_tree(root, {"cpu": "/", "memory": "/"})
+    own = tmp_path / "self-cgroup"
+    own.write_text("4:memory:/\n1:cpu:/\n")
+    with pytest.raises(RuntimeError, match="cgroup v1: no pids hierarchy"):
+        Cgroups.setup(root, own)
+    assert not list((root / "memory").glob("ryax-actions.*"))  # nothing left behind
+
+
+def test_cgroups_of_a_worker_that_is_gone_are_removed_at_start(tmp_path: Path) -> None:
+    root = tmp_path / "cgroup"
+    _v1_tree(root, {"cpu": "/", "memory": "/", "pids": "/"})
+    own = tmp_path / "self-cgroup"
+    own.write_text("8:pids:/\n4:memory:/\n1:cpu:/\n")
+    gone = root / "pids" / "ryax-actions.999999999"  # no such pid
+    (gone / "d1_s1.1").mkdir(parents=True)
+    alive = root / "pids" / "ryax-actions.1"  # another worker, running
+    (alive / "d2_s1.1").mkdir(parents=True)
+    Cgroups.setup(root, own)
+    assert not gone.exists()
+    assert (alive / "d2_s1.1").is_dir()
+
+
+def test_entering_several_cgroups_before_the_command(tmp_path: Path) -> None:
+    files = [tmp_path / "a.procs", tmp_path / "b.procs"]
+    argv = ["/bin/sh", "-c", ENTER_CGROUPS, str(len(files)), *map(str, files)]
+    done = subprocess.run(
+        [*argv, "/bin/sh", "-c", "echo ran $$"], capture_output=True, text=True, check=True
+    )
+    pid = done.stdout.split()[-1]
+    assert [f.read_text().strip() for f in files] == [pid, pid]  # the command is that shell
+    refused = subprocess.run(
+        [*argv[:3], "1", str(tmp_path / "missing" / "procs"), "/bin/echo", "ran"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 125 and "ran" not in refused.stdout

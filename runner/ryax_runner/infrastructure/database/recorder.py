@@ -109,6 +109,12 @@ class Batch:
     stripped: set[str] = field(default_factory=set)
     #: Objects whose serialization raised: (kind, key, reason).
     broken: list[tuple[str, str, str]] = field(default_factory=list)
+    #: The commit waits for the disk (PostgreSQL's synchronous_commit): something outside
+    #: the runner is told of it. False only for a step's own transitions.
+    synchronous: bool = True
+    #: Written even with no row: a synchronous commit that puts earlier asynchronous ones on
+    #: disk (what a `durable()` caller waits for).
+    flush_only: bool = False
 
     def merge(self, later: Batch) -> Batch:
         """`later` wins for rows present in both."""
@@ -123,6 +129,8 @@ class Batch:
         self.objects.update(later.objects)
         self.stripped |= later.stripped
         self.broken += later.broken
+        self.synchronous = self.synchronous or later.synchronous
+        self.flush_only = self.flush_only or later.flush_only
         return self
 
     @property
@@ -265,7 +273,12 @@ class BatchWriter:
             # The driver begins its transaction at the first statement SQLAlchemy sends: one
             # is sent before the raw executemany, which would otherwise run outside it (each
             # statement committed on its own, a failing batch half written).
-            await conn.execute(sa.text("SELECT 1"))
+            if batch.synchronous:
+                # txid_current: the transaction gets an id, so its commit is written and
+                # waited for even when it holds no row (a flush of earlier asynchronous commits).
+                await conn.execute(sa.text("SELECT txid_current()"))
+            else:
+                await conn.execute(sa.text("SET LOCAL synchronous_commit TO off"))
             raw = (await conn.get_raw_connection()).driver_connection
             assert raw is not None
             for name, rows in (
@@ -297,8 +310,17 @@ class SqlRecorder:
         box: SecretBox,
         encode_event: EventEncoder,
         on_outbox: Callable[[], None] | None = None,
+        *,
+        commit_mode: str = "acknowledged",
     ) -> None:
         self._engine = engine
+        #: "every": each commit waits for the disk; "acknowledged": only those something
+        #: outside the runner is told of (RYAX_RUNNER_COMMIT_MODE).
+        self._every_commit_synchronous = commit_mode == "every"
+        #: A `durable()` caller waits: the next batch waits for the disk.
+        self._disk_wanted = False
+        #: An asynchronous commit may not be on disk yet.
+        self._unflushed = False
         self._box = box
         self._encode = encode_event
         self._on_outbox = on_outbox
@@ -386,6 +408,13 @@ class SqlRecorder:
         self._listeners.append(listener)
 
     async def durable(self) -> None:
+        """Wait until everything marked so far is committed and on disk (what a client is
+        told of: a run accepted or answered)."""
+        if self._unflushed or self._committed < self._generation:
+            # A batch of its own past the one in flight, which may be written without waiting
+            # for the disk: the next one waits for it (and so for every commit before it).
+            self._disk_wanted = True
+            self._bump()
         target = self._generation
         if self._committed >= target:
             return
@@ -486,12 +515,26 @@ class SqlRecorder:
 
     async def _write(self, batch: Batch) -> None:
         await self._writer.write(self._engine, batch)
+        self._unflushed = not batch.synchronous
+
+    def _take_marked(self) -> Batch:
+        """`_take`, and whether the commit must wait for the disk."""
+        batch = self._take()
+        batch.synchronous = (
+            self._every_commit_synchronous
+            or self._disk_wanted
+            or self._stopping
+            or bool(batch.outbox or batch.claims or batch.callbacks)
+        )
+        batch.flush_only = batch.synchronous and self._unflushed
+        self._disk_wanted = False
+        return batch
 
     async def flush_now(self) -> None:
         """Commit what is pending now (used when the background task is not running)."""
         generation = self._generation
-        batch = self._take()
-        if not batch.empty:
+        batch = self._take_marked()
+        if not batch.empty or batch.flush_only:
             await self._write(batch)
         self._done(generation, batch)
 
@@ -539,7 +582,7 @@ class SqlRecorder:
                 if unit.key in batch.stripped:
                     unit.batch.stripped.add(unit.key)
         batch.broken = []
-        if batch.empty:
+        if batch.empty and not batch.flush_only:
             return batch, broken
         try:
             await self._write(batch)
@@ -671,10 +714,10 @@ class SqlRecorder:
                     continue
             self._wake.clear()
             generation = self._generation
-            batch = self._take()
+            batch = self._take_marked()
             if pending is not None:
                 batch = pending.merge(batch)
-            if batch.empty:
+            if batch.empty and not batch.flush_only:
                 self._done(generation, batch)
                 continue
             started = time.perf_counter()

@@ -281,9 +281,8 @@ class StepInstance:
                 return
 
     async def _process_limit_breach(self, process: ActionProcess) -> str:
-        limit = self.limits.max_processes
-        if limit and await asyncio.to_thread(process.tasks) >= limit:
-            return f"process limit of {limit} reached (processes and threads)"
+        if self.limits.max_processes and await asyncio.to_thread(process.process_limit_hit):
+            return f"process limit of {self.limits.max_processes} reached (processes and threads)"
         return ""
 
     async def stop(self) -> None:
@@ -529,7 +528,7 @@ class LocalBackend:
 
     async def _check_sandbox(self) -> None:
         """Start an empty sandbox once (readiness says whether it works) and find where the
-        limits come from (cgroups v2, else rlimits)."""
+        limits come from (cgroups v2 or v1, else rlimits)."""
         config = self._options.sandbox
         state = self.sandbox
         if not config.active:
@@ -543,9 +542,9 @@ class LocalBackend:
         try:
             cgroups = await asyncio.to_thread(Cgroups.setup)
             self._options = replace(self._options, cgroups=cgroups)
-            state.cgroups = f"cgroups v2 at {cgroups.parent} ({', '.join(cgroups.controllers)})"
+            state.cgroups = cgroups.describe()
         except (OSError, RuntimeError) as error:
-            state.cgroups = f"rlimits (no cgroups v2: {error})"
+            state.cgroups = f"rlimits (no cgroups: {error})"
         log.info(
             "action sandbox",
             extra={
@@ -607,3 +606,5 @@ class LocalBackend:
         instances = list(self._instances.values())
         self._instances.clear()
         await asyncio.gather(*(instance.stop() for instance in instances), return_exceptions=True)
+        if self._options.cgroups is not None:
+            await asyncio.to_thread(self._options.cgroups.close)

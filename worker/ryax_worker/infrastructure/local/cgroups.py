@@ -1,14 +1,24 @@
-"""Per-action cgroups v2, where the machine offers them: memory.max, cpu.max and pids.max on a
-cgroup made for each action process under the worker's own.
+"""Per-action cgroups, where the machine offers them: a memory limit (no swap), a CPU quota
+(`resources.cpu`) and a process count on a cgroup made for each action process under the
+worker's own. cgroup v2 (unified) or v1 (one hierarchy per controller); anything refused:
+rlimits instead (sandbox.py), and the reason is logged and shown in readiness.
 
-Used when /sys/fs/cgroup is a cgroup2 mount whose controllers include memory and pids, and the
-worker may create cgroups under its own and enable those controllers there (as root, or in a
-delegated subtree: systemd `Delegate=yes`). Cgroup v2 forbids processes in a cgroup whose
-controllers are enabled for its children, so the worker first moves itself into a `ryax-worker`
-child when its cgroup holds processes. Anything refused: rlimits instead (sandbox.py), and the
-reason is logged.
+cgroup v2: used when /sys/fs/cgroup is a cgroup2 mount whose controllers include memory and
+pids, and the worker may create cgroups under its own and enable those controllers there (as
+root, or in a delegated subtree: systemd `Delegate=yes`). Cgroup v2 forbids processes in a
+cgroup whose controllers are enabled for its children, so the worker first moves itself into a
+`ryax-worker` child when its cgroup holds processes. Files: memory.max, memory.swap.max,
+cpu.max, pids.max; an OOM kill is `oom_kill` in memory.events.
 
-Layout: <the worker's cgroup>/ryax-actions/<deployment>.<step>.<n>/
+cgroup v1: used when /sys/fs/cgroup holds a `memory` and a `pids` hierarchy (and `cpu` for the
+quota) in which the worker may create cgroups under its own (/proc/self/cgroup). Files:
+memory.limit_in_bytes and memory.memsw.limit_in_bytes, cpu.cfs_period_us and cpu.cfs_quota_us,
+pids.max; an OOM kill is `oom_kill` in memory.oom_control.
+
+Layout: <the worker's cgroup>/ryax-actions.<worker pid>/<deployment>_<step>.<n>/ (in each
+hierarchy for v1). One folder per worker process, so workers sharing a cgroup (tests, two
+workers on a host) never touch each other's; a folder left by a worker that died is emptied
+(its processes killed) and removed by the next worker's start.
 """
 
 from __future__ import annotations
@@ -16,7 +26,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .sandbox import Limits
@@ -25,6 +37,9 @@ ROOT = Path("/sys/fs/cgroup")
 NEEDED = ("memory", "pids")
 WANTED = ("memory", "pids", "cpu")
 CPU_PERIOD_US = 100_000
+PREFIX = "ryax-actions."
+#: v2 has one hierarchy: its folders are keyed by this name.
+UNIFIED = "unified"
 
 
 def _controllers(path: Path) -> list[str]:
@@ -35,17 +50,135 @@ def _enable(path: Path, controllers: list[str]) -> None:
     (path / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in controllers))
 
 
+def _counter(path: Path, key: str) -> int:
+    """`key N` of a flat-keyed cgroup file; 0 when absent or unreadable."""
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        return 0
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _kill_all(folder: Path) -> None:
+    """SIGKILL every process of a cgroup (cgroup.kill where the kernel has it)."""
+    kill = folder / "cgroup.kill"
+    if kill.exists():
+        with contextlib.suppress(OSError):
+            kill.write_text("1")
+            return
+    with contextlib.suppress(OSError):
+        for pid in (folder / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
+def _rmdir(folder: Path) -> None:
+    """Remove an emptied cgroup (its processes take a moment to be gone)."""
+    for _ in range(50):
+        try:
+            folder.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            _kill_all(folder)
+            time.sleep(0.02)
+
+
+def _remove_tree(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        for child in folder.iterdir():
+            if child.is_dir():
+                _remove_tree(child)
+    _kill_all(folder)
+    _rmdir(folder)
+
+
+def _own_parent(base: Path) -> Path:
+    """This worker's folder under `base`, after removing those of workers that are gone."""
+    with contextlib.suppress(OSError):
+        for folder in base.glob(f"{PREFIX}*"):
+            pid = folder.name[len(PREFIX) :]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                _remove_tree(folder)
+    parent = base / f"{PREFIX}{os.getpid()}"
+    parent.mkdir(exist_ok=True)
+    return parent
+
+
+@dataclass(frozen=True)
+class ActionCgroup:
+    """The cgroup of one action process: one folder (v2) or one per controller (v1)."""
+
+    version: int
+    folders: dict[str, Path]
+
+    @property
+    def procs_files(self) -> tuple[Path, ...]:
+        """Where the action's first process writes its pid to enter the cgroup."""
+        return tuple(folder / "cgroup.procs" for folder in self.folders.values())
+
+    def oom_killed(self) -> bool:
+        if self.version == 2:
+            return _counter(self.folders[UNIFIED] / "memory.events", "oom_kill") > 0
+        memory = self.folders.get("memory")
+        return memory is not None and _counter(memory / "memory.oom_control", "oom_kill") > 0
+
+    def pids_maxed(self) -> bool:
+        """A fork or thread was refused by pids.max."""
+        folder = self.folders.get(UNIFIED if self.version == 2 else "pids")
+        return folder is not None and _counter(folder / "pids.events", "max") > 0
+
+    def throttled(self) -> int:
+        """How many CPU periods the quota held the action back (cpu.stat nr_throttled)."""
+        folder = self.folders.get(UNIFIED if self.version == 2 else "cpu")
+        return _counter(folder / "cpu.stat", "nr_throttled") if folder else 0
+
+    def remove(self) -> None:
+        """Kill what is left in it and remove it (best effort)."""
+        for folder in self.folders.values():
+            _kill_all(folder)
+        for folder in self.folders.values():
+            _rmdir(folder)
+
+
 class Cgroups:
-    def __init__(self, parent: Path, controllers: list[str]) -> None:
-        self.parent = parent
+    """Where action cgroups are made: `setup()` finds it, `create()` makes one per process."""
+
+    def __init__(self, version: int, parents: dict[str, Path], controllers: list[str]) -> None:
+        self.version = version
+        self.parents = parents
         self.controllers = controllers
         self._count = 0
 
+    def describe(self) -> str:
+        where = ", ".join(sorted({str(p) for p in self.parents.values()}))
+        return f"cgroups v{self.version} at {where} ({', '.join(self.controllers)})"
+
     @classmethod
     def setup(cls, root: Path = ROOT, self_cgroup: Path = Path("/proc/self/cgroup")) -> Cgroups:
-        """The cgroup actions go under; OSError or RuntimeError says why there is none."""
-        if not (root / "cgroup.controllers").is_file():
-            raise RuntimeError(f"{root} is not a cgroup v2 mount (cgroup v1 or hybrid)")
+        """The cgroups actions go under; OSError or RuntimeError says why there are none."""
+        if (root / "cgroup.controllers").is_file():
+            return cls._setup_v2(root, self_cgroup)
+        if (root / "memory").is_dir() or (root / "pids").is_dir():
+            return cls._setup_v1(root, self_cgroup)
+        raise RuntimeError(f"{root} is neither a cgroup v2 mount nor cgroup v1 hierarchies")
+
+    @classmethod
+    def _setup_v2(cls, root: Path, self_cgroup: Path) -> Cgroups:
         own = next(
             (line[3:] for line in self_cgroup.read_text().splitlines() if line.startswith("0::")),
             None,
@@ -58,8 +191,6 @@ class Cgroups:
         if missing:
             raise RuntimeError(f"controllers {', '.join(missing)} are not available in {base}")
         controllers = [c for c in WANTED if c in available]
-        actions = base / "ryax-actions"
-        actions.mkdir(exist_ok=True)
         try:
             _enable(base, controllers)
         except OSError as error:
@@ -72,59 +203,81 @@ class Cgroups:
                 with contextlib.suppress(ProcessLookupError, OSError):
                     (leaf / "cgroup.procs").write_text(pid)
             _enable(base, controllers)
-        _enable(actions, controllers)
-        return cls(actions, controllers)
+        parent = _own_parent(base)
+        _enable(parent, controllers)
+        return cls(2, {UNIFIED: parent}, controllers)
 
-    def create(self, name: str, limits: Limits) -> Path:
-        """A fresh cgroup with the limits; the caller puts the process in (cgroup.procs)."""
-        self._count += 1
-        path = self.parent / f"{name}.{self._count}"
-        path.mkdir()
-        if limits.memory_bytes > 0:
-            (path / "memory.max").write_text(str(limits.memory_bytes))
-            with contextlib.suppress(OSError):
-                (path / "memory.swap.max").write_text("0")
-        if limits.max_processes > 0:
-            (path / "pids.max").write_text(str(limits.max_processes))
-        if limits.cpu > 0 and "cpu" in self.controllers:
-            quota = max(int(limits.cpu * CPU_PERIOD_US), 1000)
-            (path / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
-        return path
-
-    @staticmethod
-    def oom_killed(path: Path) -> bool:
-        try:
-            for line in (path / "memory.events").read_text().splitlines():
-                key, _, value = line.partition(" ")
-                if key == "oom_kill" and int(value) > 0:
-                    return True
-        except (OSError, ValueError):
-            return False
-        return False
-
-    @staticmethod
-    def pids_maxed(path: Path) -> bool:
-        try:
-            for line in (path / "pids.events").read_text().splitlines():
-                key, _, value = line.partition(" ")
-                if key == "max" and int(value) > 0:
-                    return True
-        except (OSError, ValueError):
-            return False
-        return False
-
-    @staticmethod
-    def remove(path: Path) -> None:
-        """Kill what is left in it and remove it (best effort)."""
-        with contextlib.suppress(OSError):
-            (path / "cgroup.kill").write_text("1")
-        for _ in range(50):
+    @classmethod
+    def _setup_v1(cls, root: Path, self_cgroup: Path) -> Cgroups:
+        own: dict[str, str] = {}
+        for line in self_cgroup.read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            for controller in controllers.split(","):
+                own[controller] = path
+        parents: dict[str, Path] = {}
+        problems: list[str] = []
+        for controller in WANTED:
+            hierarchy = root / controller
+            if controller not in own or not (hierarchy / "cgroup.procs").is_file():
+                problems.append(f"no {controller} hierarchy")
+                continue
             try:
-                path.rmdir()
-                return
-            except FileNotFoundError:
-                return
-            except OSError:
-                time.sleep(0.02)
-        with contextlib.suppress(OSError):
-            os.rmdir(path)
+                parents[controller] = _own_parent(hierarchy / own[controller].lstrip("/"))
+            except OSError as error:
+                problems.append(f"{controller}: {error}")
+        missing = [c for c in NEEDED if c not in parents]
+        if missing:
+            for parent in parents.values():
+                _rmdir(parent)
+            raise RuntimeError(f"cgroup v1: {'; '.join(problems)}")
+        return cls(1, parents, [c for c in WANTED if c in parents])
+
+    def close(self) -> None:
+        """Remove this worker's folders once its actions are stopped (best effort: a folder
+        still holding something is removed by the next worker's start)."""
+        for parent in self.parents.values():
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+
+    def create(self, name: str, limits: Limits) -> ActionCgroup:
+        """A fresh cgroup with the limits; the caller puts the process in (`procs_files`)."""
+        self._count += 1
+        leaf = f"{name}.{self._count}"
+        made: dict[str, Path] = {}
+        try:
+            for key, parent in self.parents.items():
+                made[key] = parent / leaf
+                made[key].mkdir()
+            cgroup = ActionCgroup(self.version, made)
+            self._limit(cgroup, limits)
+        except OSError:
+            for folder in made.values():
+                _rmdir(folder)
+            raise
+        return cgroup
+
+    def _limit(self, cgroup: ActionCgroup, limits: Limits) -> None:
+        folders = cgroup.folders
+        quota = max(int(limits.cpu * CPU_PERIOD_US), 1000)
+        if self.version == 2:
+            folder = folders[UNIFIED]
+            if limits.memory_bytes > 0:
+                (folder / "memory.max").write_text(str(limits.memory_bytes))
+                with contextlib.suppress(OSError):
+                    (folder / "memory.swap.max").write_text("0")
+            if limits.max_processes > 0:
+                (folder / "pids.max").write_text(str(limits.max_processes))
+            if limits.cpu > 0 and "cpu" in self.controllers:
+                (folder / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
+            return
+        if limits.memory_bytes > 0:
+            (folders["memory"] / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
+            with contextlib.suppress(OSError):  # no swap accounting on this kernel: no swap
+                (folders["memory"] / "memory.memsw.limit_in_bytes").write_text(
+                    str(limits.memory_bytes)
+                )
+        if limits.max_processes > 0:
+            (folders["pids"] / "pids.max").write_text(str(limits.max_processes))
+        if limits.cpu > 0 and "cpu" in folders:
+            (folders["cpu"] / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+            (folders["cpu"] / "cpu.cfs_quota_us").write_text(str(quota))

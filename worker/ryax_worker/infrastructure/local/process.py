@@ -24,7 +24,7 @@ from ...domain.errors import DeploymentFailed
 from ...domain.model import LogStream, StepRef
 from ..proto import action_service_pb2 as apb
 from ..proto import action_service_pb2_grpc as apb_grpc
-from .cgroups import Cgroups
+from .cgroups import ActionCgroup, Cgroups
 from .sandbox import (
     SOCKET_NAME,
     Layout,
@@ -61,7 +61,7 @@ class ProcessOptions:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     #: The sandbox (RYAX_SANDBOX...) every action process runs in.
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
-    #: Per-action cgroups v2 when the machine offers them (else rlimits).
+    #: Per-action cgroups (v2 or v1) when the machine offers them (else rlimits).
     cgroups: Cgroups | None = None
 
 
@@ -146,8 +146,9 @@ class ActionProcess:
             sandboxed=options.sandbox.active,
         )
         self._home_fd: int | None = None
-        self._cgroup: Path | None = None
+        self._cgroup: ActionCgroup | None = None
         self._oom_killed = False
+        self._pids_maxed = False
         #: Why the worker killed it (a limit), said instead of the signal.
         self.kill_reason = ""
         #: The wrapper's own process (inside the sandbox: a descendant of `pid`).
@@ -181,6 +182,11 @@ class ActionProcess:
             return self.kill_reason
         if self._oom_killed:
             return f"memory limit of {self.limits.memory_text()} exceeded: the action was killed"
+        if self._pids_maxed:  # a process or thread refused, and the action died of it
+            return (
+                f"process limit of {self.limits.max_processes} reached (processes and threads): "
+                + describe_exit(self.returncode, self.layout.sandboxed)
+            )
         reason = describe_exit(self.returncode, self.layout.sandboxed)
         last = next((line for line in reversed(self._stderr_tail) if line.strip()), "")
         return f"{reason}: {last.strip()}" if last else reason
@@ -224,7 +230,7 @@ class ActionProcess:
             self.layout,
             ["--address", f"unix:{SOCKET_NAME}", "--log-level", self._options.wrapper_log_level],
             self.limits,
-            self._cgroup / "cgroup.procs" if self._cgroup else None,
+            self._cgroup.procs_files if self._cgroup else (),
         )
         try:
             self._process = await asyncio.create_subprocess_exec(
@@ -389,8 +395,9 @@ class ActionProcess:
         assert self._process is not None
         await self._process.wait()
         if self._cgroup is not None:
-            self._oom_killed = Cgroups.oom_killed(self._cgroup)
-            await asyncio.to_thread(Cgroups.remove, self._cgroup)
+            self._oom_killed = self._cgroup.oom_killed()
+            self._pids_maxed = self._cgroup.pids_maxed()
+            await asyncio.to_thread(self._cgroup.remove)
         # Let the pumps drain what the process wrote last (the crash reason is often there).
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*self._pumps, return_exceptions=True), 2.0)
@@ -461,6 +468,14 @@ class ActionProcess:
     def leftovers(self) -> int:
         """Processes in the sandbox besides the wrapper (what a run left behind)."""
         return len([p for p in self._sandbox_pids() if p != self.wrapper_pid])
+
+    def process_limit_hit(self) -> bool:
+        """The sandbox holds as many processes and threads as it may, or (with a cgroup) a
+        fork or thread was refused since it started."""
+        if self._cgroup is not None and self._cgroup.pids_maxed():
+            return True
+        limit = self.limits.max_processes
+        return bool(limit) and self.tasks() >= limit
 
     def tasks(self) -> int:
         """Processes and threads in the sandbox (what RLIMIT_NPROC and pids.max count)."""

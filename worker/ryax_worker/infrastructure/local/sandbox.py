@@ -28,8 +28,8 @@ unprivileged user, bwrap cannot open the worker's folders to bind them, not even
 descriptors (`--bind-fd`: "Permission denied"). A worker that is not root runs bwrap with
 `--unshare-user`: the action keeps the worker's uid on the host and sees only what is bound.
 
-Limits (resources of the Deploy order). With cgroups v2 (cgroups.py): memory.max, cpu.max,
-pids.max per action. Otherwise rlimits, set by `prlimit` before bwrap starts: RLIMIT_DATA =
+Limits (resources of the Deploy order). With cgroups, v2 or v1 (cgroups.py): memory, CPU quota
+and process count per action. Otherwise rlimits, set by `prlimit` before bwrap starts: RLIMIT_DATA =
 memory, RLIMIT_NPROC = RYAX_ACTION_MAX_PROCESSES (counted per uid: every action running as the
 same uid shares it), no core dumps. `time` is CPU time per execution, and the process count is
 watched too, by the backend during each run (backend.py: `_watch_limits`): moving RLIMIT_CPU of
@@ -251,6 +251,14 @@ def drop_privileges(config: SandboxConfig) -> list[str]:
     ]
 
 
+#: `sh -c ENTER_CGROUPS <n> <procs file>... <command>...`: the shell writes its pid to the n
+#: files, then becomes the command (exit 125 when a file refuses it: nothing runs unconfined).
+ENTER_CGROUPS = (
+    'n=$0; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n - 1)); done; '
+    'exec "$@"'
+)
+
+
 def rlimits(limits: Limits, *, use_cgroup: bool) -> list[str]:
     """`prlimit ... --` setting the rlimits the command starts with."""
     args = ["prlimit", "--core=0"]
@@ -267,14 +275,17 @@ def command(
     layout: Layout,
     run_args: Sequence[str],
     limits: Limits,
-    cgroup_procs: Path | None = None,
+    cgroup_procs: Sequence[Path] = (),
 ) -> list[str]:
     """The argv starting the action's run.sh with `run_args`, sandboxed when configured.
-    With a cgroup, a shell enters it before anything of the action starts."""
+    With a cgroup, a shell enters it (each of its `cgroup.procs`: one per hierarchy in cgroup
+    v1) before anything of the action starts, and starts nothing if it cannot."""
     enter_cgroup = (
-        ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cgroup_procs)] if cgroup_procs else []
+        ["/bin/sh", "-c", ENTER_CGROUPS, str(len(cgroup_procs)), *map(str, cgroup_procs)]
+        if cgroup_procs
+        else []
     )
-    limited = rlimits(limits, use_cgroup=cgroup_procs is not None)
+    limited = rlimits(limits, use_cgroup=bool(cgroup_procs))
     if not config.active:
         return [*enter_cgroup, *limited, str(layout.artefact / "run.sh"), *run_args]
     mounts: list[str] = []
