@@ -1,4 +1,4 @@
-"""The action store: action versions with typed inputs and outputs, and the built-in trigger."""
+"""The action store: action versions with typed inputs and outputs, and the built-in triggers."""
 
 from __future__ import annotations
 
@@ -255,11 +255,16 @@ def http_endpoint_trigger(project_id: ProjectId) -> ActionVersion:
 
 
 def builtin_actions(project_id: ProjectId) -> list[ActionVersion]:
-    return [http_endpoint_trigger(project_id)]
+    """The built-in triggers every project has: the HTTP endpoint and the timers."""
+    from .schedules import timer_triggers  # schedules builds on this module
+
+    return [http_endpoint_trigger(project_id), *timer_triggers(project_id)]
 
 
 def is_builtin(action_id: str, version: str) -> bool:
-    return (action_id, version) == (HTTP_TRIGGER_ID, HTTP_TRIGGER_VERSION)
+    return any(
+        (a.action_id, a.version) == (action_id, version) for a in builtin_actions(ProjectId(""))
+    )
 
 
 def describe_value(value: JsonValue) -> str:
