@@ -4,7 +4,8 @@ Start: HTTP (/healthz answers at once) and database (created, migrated) -> the r
 (one runner drives runs at a time: while another holds it this one waits, /readyz 503 with
 `leader: false`, and starts nothing else) -> filestore (bucket or directory made) -> recorder
 -> engine rebuilt from the record -> broker, outbox relay, studio consumer -> gRPC server
-(workers reconnect and are reconciled) -> callbacks.
+(workers reconnect and are reconciled) -> callbacks -> the timer scheduler (built-in timer
+triggers; stopped first at SIGTERM).
 Lease lost (its database connection closed: the database restarted, the session was ended):
 another runner may already drive the runs, so this one stops at once: it exits (status 75)
 without committing anything more, and its supervisor starts it again to wait for the lease.
@@ -198,6 +199,8 @@ def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Applic
         running.append("grpc")
         container.callbacks().start()
         running.append("callbacks")
+        await container.scheduler().start()
+        running.append("scheduler")
         started.set()
         log.info("runner started", extra={"grpc": settings.grpc_address})
 
@@ -209,6 +212,8 @@ def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Applic
     async def shutdown(_: web.Application) -> None:
         log.info("draining")
         engine.draining = True
+        if "scheduler" in running:
+            await container.scheduler().stop()
         if "consumer" in running:
             await container.consumer().stop(settings.shutdown_grace_seconds)
         if "engine" in running:
@@ -219,6 +224,8 @@ def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Applic
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if "scheduler" in running:
+            await container.scheduler().stop()
         if "callbacks" in running:
             await container.callbacks().stop()
         if "grpc" in running:
