@@ -18,9 +18,8 @@ from ..domain.actions import (
     IOType,
     JsonValue,
     ProjectId,
-    builtin_actions,
-    is_builtin,
 )
+from ..domain.builtins import builtin_actions, is_builtin
 from ..domain.deployment import (
     Deployment,
     DeploymentId,

@@ -1,4 +1,4 @@
-"""The action store: action versions with typed inputs and outputs, and the built-in triggers."""
+"""The action store: action versions with typed inputs and outputs, the HTTP endpoint trigger."""
 
 from __future__ import annotations
 
@@ -251,19 +251,6 @@ def http_endpoint_trigger(project_id: ProjectId) -> ActionVersion:
         outputs=(),
         builtin=True,
         dynamic_outputs=True,
-    )
-
-
-def builtin_actions(project_id: ProjectId) -> list[ActionVersion]:
-    """The built-in triggers every project has: the HTTP endpoint and the timers."""
-    from .schedules import timer_triggers  # schedules builds on this module
-
-    return [http_endpoint_trigger(project_id), *timer_triggers(project_id)]
-
-
-def is_builtin(action_id: str, version: str) -> bool:
-    return any(
-        (a.action_id, a.version) == (action_id, version) for a in builtin_actions(ProjectId(""))
     )
 
 

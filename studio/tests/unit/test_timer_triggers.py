@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from ryax_studio.domain.actions import ActionRef, ActionVersion, ProjectId, builtin_actions
+from ryax_studio.domain.actions import ActionRef, ActionVersion, ProjectId
+from ryax_studio.domain.builtins import builtin_actions
 from ryax_studio.domain.deployment import SnapshotId, take_snapshot
 from ryax_studio.domain.errors import InvalidWorkflow
 from ryax_studio.domain.schedules import cron_problem, timezone_problem
