@@ -35,6 +35,7 @@ from ryax_kit.web import Metrics, create_web_app
 from ryax_kit.web.limits import add_body_limits
 
 from .application.engine import Engine
+from .application.scheduler import Scheduler
 from .container import SERVICE, Container
 from .infrastructure.api import endpoints, routes
 from .infrastructure.database import MIGRATIONS
@@ -106,6 +107,19 @@ def _engine_metrics(metrics: Metrics, engine: Engine, recorder: SqlRecorder) -> 
     )
 
 
+def _timer_metrics(metrics: Metrics, scheduler: Scheduler) -> None:
+    for name, doc, read in (
+        ("ryax_runner_timers", "built-in timers scheduled", lambda: len(scheduler.timers)),
+        ("ryax_runner_timer_fires_total", "runs started by timers", lambda: scheduler.fired),
+        (
+            "ryax_runner_timer_late_fires_total",
+            "runs started late by timers (misfires: the runner was down when due)",
+            lambda: scheduler.fired_late,
+        ),
+    ):
+        Gauge(name, doc, registry=metrics.registry).set_function(read)
+
+
 def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Application:
     settings: Settings = container.settings()
     metrics: Metrics = container.metrics()
@@ -161,6 +175,7 @@ def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Applic
     }
     app[AUTHZ] = AuthorizationClient(settings.authorization_url)
     _engine_metrics(metrics, engine, recorder)
+    _timer_metrics(metrics, container.scheduler())
     #: What was started, in order (stopped in reverse at cleanup).
     running: list[str] = []
     tasks: list[asyncio.Task[None]] = []

@@ -73,6 +73,9 @@ class Scheduler:
         self._handle: TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        #: Runs started by timers, and those of them started late (a misfire), since start.
+        self.fired = 0
+        self.fired_late = 0
 
     @property
     def timers(self) -> dict[str, TimerState]:
@@ -194,6 +197,8 @@ class Scheduler:
                 return None
             await self._engine.durable()  # the run is recorded before the next due time
             late = fire.late_seconds >= LATE_SECONDS or fire.missed > 0
+            self.fired += 1
+            self.fired_late += int(late)
             (log.warning if late else log.info)(
                 "timer fired late (misfire: one run for the missed due times)"
                 if late

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import sqlalchemy as sa
 from runner_testkit.fake_worker import FakeWorker
@@ -122,6 +123,10 @@ async def test_emitgw_fires_across_a_restart_once_late_without_double_or_skip(
     runner = await start(db_url, amqp_url, authz_url, tmp_path, port)
     await worker.start()
     await until(lambda: _count(db_url, d, len(before) + 2), 6)
+    async with aiohttp.ClientSession() as s, s.get(runner.url + "/metrics") as r:
+        metrics = await r.text()
+    assert "ryax_runner_timers 1.0" in metrics
+    assert "ryax_runner_timer_late_fires_total 1.0" in metrics  # the outage, once
     await runner.stop()
     await worker.stop()
 
