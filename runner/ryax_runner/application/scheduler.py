@@ -133,7 +133,11 @@ class Scheduler:
         for d in list(deployments.values()):
             if d.definition.trigger.builtin not in TIMER_KINDS or not d.is_active:
                 continue
-            fire = await self._tick_one(d)
+            try:
+                fire = await self._tick_one(d)
+            except Exception:  # one timer's trouble never stops the others
+                log.exception("timer tick failed", extra={"deployment_id": d.id})
+                continue
             if fire is not None:
                 fires.append(fire)
         return fires

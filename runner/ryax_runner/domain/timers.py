@@ -36,6 +36,8 @@ class TimerKind(StrEnum):
 TIMER_KINDS = frozenset(k.value for k in TimerKind)
 #: Due times counted in one misfire at most (beyond: the count says so, the schedule jumps).
 MAX_COUNTED_MISSES = 10_000
+#: The largest emitgw interval (ten years; the studio checks the same bound).
+MAX_INTERVAL_SECONDS = 10 * 365 * 24 * 3600
 _RUN_NAMESPACE = uuid.UUID("5b0f4c1e-7a53-4f0e-9a55-2f1d6c3e9b11")
 
 
@@ -80,6 +82,10 @@ class TimerSpec:
                 raise InvalidInput(
                     "trigger.time",
                     f"{interval} s; the interval must be at least {min_interval_seconds} s",
+                )
+            if interval > MAX_INTERVAL_SECONDS:
+                raise InvalidInput(
+                    "trigger.time", f"{interval} s; at most {MAX_INTERVAL_SECONDS} s (10 years)"
                 )
             return cls(kind=kind, interval_seconds=interval)
         if kind is TimerKind.CRON:

@@ -222,6 +222,8 @@ def test_the_spec_is_read_from_the_trigger_step() -> None:
     )
     with pytest.raises(InvalidInput, match="at least 10 s"):
         TimerSpec.of(timer_definition("emitgw", time=5), 10)
+    with pytest.raises(InvalidInput, match="at most 315360000 s"):
+        TimerSpec.of(timer_definition("emitgw", time=10**12), 1)
     with pytest.raises(InvalidInput, match=r"trigger\.time"):
         TimerSpec.of(timer_definition("emitgw", time="5"), 1)
 

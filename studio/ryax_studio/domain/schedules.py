@@ -22,6 +22,8 @@ TIMER_IDS = frozenset({EVERY_ID, CRON_ID, ONCE_ID})
 
 #: The smallest interval of `emitgw` when the platform sets none (RYAX_STUDIO_MIN_TIMER_INTERVAL).
 DEFAULT_MIN_INTERVAL_SECONDS = 1
+#: The largest interval of `emitgw` (ten years; the runner checks the same bound).
+MAX_INTERVAL_SECONDS = 10 * 365 * 24 * 3600
 
 #: What a timer's run starts with (its trigger outputs), the same for the three.
 TIMER_OUTPUTS = (
@@ -207,6 +209,15 @@ def timer_problems(
                     "time",
                     "interval_too_small",
                     f"{interval} s; the interval must be at least {min_interval_seconds} s",
+                )
+            )
+        if is_int and interval > MAX_INTERVAL_SECONDS:  # type: ignore[operator]
+            problems.append(
+                (
+                    "time",
+                    "interval_too_large",
+                    f"{interval} s; the interval must be at most {MAX_INTERVAL_SECONDS} s "
+                    "(10 years)",
                 )
             )
     elif action_id == CRON_ID:

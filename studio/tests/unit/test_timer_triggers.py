@@ -73,6 +73,7 @@ def test_the_interval_is_required_and_bounded_below_by_the_setting(b: Any) -> No
         )
     ]
     assert [c for c, _, _ in problems(b, every(b, time=0))] == ["interval_too_small"]
+    assert [c for c, _, _ in problems(b, every(b, time=10**12))] == ["interval_too_large"]
     assert [c for c, _, _ in problems(b, every(b, time="5"))] == ["invalid_value"]
     with pytest.raises(InvalidWorkflow):
         take_snapshot(every(b, time=0), store(b), set(), SnapshotId("s1"), b.T0)
