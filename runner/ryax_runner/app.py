@@ -4,7 +4,8 @@ Start: HTTP (/healthz answers at once) and database (created, migrated) -> the r
 (one runner drives runs at a time: while another holds it this one waits, /readyz 503 with
 `leader: false`, and starts nothing else) -> filestore (bucket or directory made) -> recorder
 -> engine rebuilt from the record -> broker, outbox relay, studio consumer -> gRPC server
-(workers reconnect and are reconciled) -> callbacks.
+(workers reconnect and are reconciled) -> callbacks -> the timer scheduler (built-in timer
+triggers; stopped first at SIGTERM).
 Lease lost (its database connection closed: the database restarted, the session was ended):
 another runner may already drive the runs, so this one stops at once: it exits (status 75)
 without committing anything more, and its supervisor starts it again to wait for the lease.
@@ -34,6 +35,7 @@ from ryax_kit.web import Metrics, create_web_app
 from ryax_kit.web.limits import add_body_limits
 
 from .application.engine import Engine
+from .application.scheduler import Scheduler
 from .container import SERVICE, Container
 from .infrastructure.api import endpoints, routes, user_api
 from .infrastructure.api import sites as _site_routes  # noqa: F401 - adds its routes to routes.api
@@ -106,6 +108,19 @@ def _engine_metrics(metrics: Metrics, engine: Engine, recorder: SqlRecorder) -> 
     )
 
 
+def _timer_metrics(metrics: Metrics, scheduler: Scheduler) -> None:
+    for name, doc, read in (
+        ("ryax_runner_timers", "built-in timers scheduled", lambda: len(scheduler.timers)),
+        ("ryax_runner_timer_fires_total", "runs started by timers", lambda: scheduler.fired),
+        (
+            "ryax_runner_timer_late_fires_total",
+            "runs started late by timers (misfires: the runner was down when due)",
+            lambda: scheduler.fired_late,
+        ),
+    ):
+        Gauge(name, doc, registry=metrics.registry).set_function(read)
+
+
 def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Application:
     settings: Settings = container.settings()
     metrics: Metrics = container.metrics()
@@ -163,6 +178,7 @@ def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Applic
     }
     app[AUTHZ] = AuthorizationClient(settings.authorization_url)
     _engine_metrics(metrics, engine, recorder)
+    _timer_metrics(metrics, container.scheduler())
     #: What was started, in order (stopped in reverse at cleanup).
     running: list[str] = []
     tasks: list[asyncio.Task[None]] = []
@@ -208,6 +224,8 @@ def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Applic
         running.append("grpc")
         container.callbacks().start()
         running.append("callbacks")
+        await container.scheduler().start()
+        running.append("scheduler")
         started.set()
         log.info("runner started", extra={"grpc": settings.grpc_address})
 
@@ -219,6 +237,8 @@ def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Applic
     async def shutdown(_: web.Application) -> None:
         log.info("draining")
         engine.draining = True
+        if "scheduler" in running:
+            await container.scheduler().stop()
         if "consumer" in running:
             await container.consumer().stop(settings.shutdown_grace_seconds)
         if "engine" in running:
@@ -229,6 +249,8 @@ def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Applic
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if "scheduler" in running:
+            await container.scheduler().stop()
         if "callbacks" in running:
             await container.callbacks().stop()
         if "grpc" in running:

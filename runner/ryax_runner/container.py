@@ -12,16 +12,19 @@ from ryax_kit.messaging import Broker, OutboxRelay
 from ryax_kit.web import Metrics
 
 from .application.engine import Engine, EngineSettings
+from .application.scheduler import Scheduler, SchedulerSettings
 from .infrastructure.api.callbacks import CallbackSender
 from .infrastructure.database.queries import SqlRunnerQueries
 from .infrastructure.database.recorder import SqlRecorder
 from .infrastructure.database.serialization import SecretBox
 from .infrastructure.database.store import SqlStateStore
 from .infrastructure.database.tables import outbox
+from .infrastructure.database.timers import SqlTimerStore
 from .infrastructure.grpc.server import GrpcServer, TlsFiles
 from .infrastructure.messaging.handlers import studio_consumer
 from .infrastructure.messaging.mappers import state_changed_to_proto
 from .infrastructure.messaging.studio_values import StudioValues
+from .infrastructure.scheduling.cron import CronsimCalendar
 from .settings import Settings
 
 SERVICE = "runner"
@@ -109,4 +112,18 @@ class Container(containers.DeclarativeContainer):
         attempts=settings.provided.callback_attempts,
         backoff_seconds=settings.provided.callback_backoff_seconds,
         allow=settings.provided.outbound_allow,
+    )
+    #: The built-in timer triggers, scheduled in the runner (application/scheduler.py).
+    scheduler = providers.Singleton(
+        Scheduler,
+        engine=engine,
+        store=providers.Singleton(SqlTimerStore, db),
+        calendar=providers.Singleton(CronsimCalendar),
+        clock=clock,
+        timers=timers,
+        settings=providers.Factory(
+            SchedulerSettings,
+            tick_seconds=settings.provided.timer_tick_seconds,
+            min_interval_seconds=settings.provided.min_timer_interval_seconds,
+        ),
     )

@@ -139,6 +139,12 @@ class Settings:
     #: RYAX_RUNNER_CALLBACK_BACKOFF: seconds before the second attempt of a callback, doubling
     #: each time (at most 5 minutes): with the defaults, 8 attempts over about 4 minutes.
     callback_backoff_seconds: float = 2.0
+    #: RYAX_RUNNER_TIMER_TICK: how often (seconds) the built-in timer triggers (emitgw,
+    #: crongw, runonce) are looked at: their resolution.
+    timer_tick_seconds: float = 0.5
+    #: RYAX_RUNNER_MIN_TIMER_INTERVAL: the smallest emitgw interval (seconds) the runner
+    #: schedules (the studio's RYAX_STUDIO_MIN_TIMER_INTERVAL should be the same or larger).
+    min_timer_interval_seconds: int = 1
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -212,6 +218,8 @@ class Settings:
             database_pool_size=e.integer("RYAX_DATABASE_POOL_SIZE", 10, minimum=1),
             callback_attempts=e.integer("RYAX_RUNNER_CALLBACK_ATTEMPTS", 8, minimum=1),
             callback_backoff_seconds=e.number("RYAX_RUNNER_CALLBACK_BACKOFF", 2.0, minimum=0),
+            timer_tick_seconds=e.number("RYAX_RUNNER_TIMER_TICK", 0.5, minimum=0.01),
+            min_timer_interval_seconds=e.integer("RYAX_RUNNER_MIN_TIMER_INTERVAL", 1, minimum=1),
         )
 
 

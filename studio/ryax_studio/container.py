@@ -60,10 +60,18 @@ class Container(containers.DeclarativeContainer):
     actions = providers.Singleton(ActionStore, uow_factory=uow.provider, clock=clock)
     secrets = providers.Singleton(Secrets, uow_factory=uow.provider, clock=clock, cipher=cipher)
     workflows = providers.Singleton(
-        Workflows, uow_factory=uow.provider, clock=clock, fmt=workflow_format
+        Workflows,
+        uow_factory=uow.provider,
+        clock=clock,
+        fmt=workflow_format,
+        min_interval_seconds=settings.provided.min_timer_interval_seconds,
     )
     deployments = providers.Singleton(
-        Deployments, uow_factory=uow.provider, clock=clock, cipher=cipher
+        Deployments,
+        uow_factory=uow.provider,
+        clock=clock,
+        cipher=cipher,
+        min_interval_seconds=settings.provided.min_timer_interval_seconds,
     )
 
     message_handler = providers.Singleton(

@@ -41,6 +41,9 @@ class Settings:
     #: Default: none (the internal route answers 503, so deploying a workflow that uses a secret
     #: or a password waits for it).
     internal_token: str = field(default="", repr=False)
+    #: RYAX_STUDIO_MIN_TIMER_INTERVAL: the smallest interval (seconds) of the built-in "Emit
+    #: Every" trigger (emitgw) a workflow may set; a smaller one is a validation problem.
+    min_timer_interval_seconds: int = 1
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -60,6 +63,7 @@ class Settings:
             authz_cache_seconds=e.number("RYAX_AUTHZ_CACHE_SECONDS", 10.0, minimum=0),
             outbox_retention_seconds=e.integer("RYAX_OUTBOX_RETENTION_SECONDS", 300, minimum=0),
             internal_token=read_internal_token(e),
+            min_timer_interval_seconds=e.integer("RYAX_STUDIO_MIN_TIMER_INTERVAL", 1, minimum=1),
         )
 
 

@@ -611,3 +611,71 @@ def test_a_revoked_key_is_refused(user_api: UserApi, ryax: Ryax, live: Platform)
             time.sleep(0.5)
         assert answer.status_code == 401, answer.text
     _USER_APIS.pop(live.url, None)
+
+
+# --------------------------------------------------------------------------- built-in timer
+
+TIMER_WORKFLOW = """\
+apiVersion: "ryax.tech/v2.0"
+kind: Workflows
+spec:
+  human_name: {name}
+  description: "The built-in Emit Every trigger, every second."
+  functions:
+  - id: tick
+    from: emitgw
+    version: "1.2"
+    inputs_values:
+      time: 1
+    streams_to: [shout]
+  - id: shout
+    from: uppercase
+    version: "1.0"
+    inputs_values:
+      text:
+        reference_value: tick.scheduled_at
+    streams_to: []
+"""
+
+
+def test_an_emitgw_workflow_runs_repeatedly_and_undeploy_stops_it(
+    demo: Demo, ryax: Ryax, live: Platform, tmp_path: Path
+) -> None:
+    """The runner fires the built-in timer itself (no process on a site for the trigger)."""
+    import time
+
+    login(ryax, demo.user, demo.password)
+    ryax.ok("project", "use", demo.project)
+    name = f"Every second {secrets.token_hex(3)}"
+    path = tmp_path / "every.yaml"
+    path.write_text(TIMER_WORKFLOW.format(name=name))
+    ryax.ok("workflow", "import", str(path))
+    ryax.ok("workflow", "deploy", name, "--timeout", "120", timeout=180)
+    workflow_id = ryax.ok("workflow", "show", name, "-o", "json").json()["id"]
+    with httpx.Client(base_url=live.url, timeout=30) as http:
+        token = http.post(
+            "/authorization/v1/login", json={"username": demo.user, "password": demo.password}
+        ).json()["access_token"]
+        http.headers["Authorization"] = f"Bearer {token}"
+        runs_url = f"/runner/v1/projects/{demo.project}/runs"
+
+        def runs() -> list[dict[str, Any]]:
+            answer = http.get(runs_url, params={"workflow_id": workflow_id, "limit": 500})
+            assert answer.status_code == 200, answer.text
+            found: list[dict[str, Any]] = answer.json()["runs"]
+            return found
+
+        deadline = time.monotonic() + 30
+        while len(done := [r for r in runs() if r["state"] == "completed"]) < 3:
+            assert time.monotonic() < deadline, f"fewer than 3 completed runs: {runs()}"
+            time.sleep(0.3)
+        shown = [http.get(f"{runs_url}/{r['id']}").json() for r in done[:3]]
+        upper = [run["results"]["upper"] for run in shown]
+        # Each run got its own due time (ISO 8601, upper-cased by the action).
+        assert len(set(upper)) == 3 and all("T" in u for u in upper), shown
+        ryax.ok("workflow", "undeploy", name, "--timeout", "60", timeout=90)
+        after = len(runs())
+        time.sleep(2.5)  # more than two intervals: nothing fires any more
+        assert len(runs()) == after
+    deployment = ryax.ok("workflow", "show", name, "-o", "json").json()["deployment"]
+    assert deployment["state"] == "undeployed"

@@ -16,6 +16,7 @@ from ryax_kit.core import Timers as Timers
 from ..domain.deployment import Deployment
 from ..domain.run import Execution, Run
 from ..domain.site import Site, SiteId
+from ..domain.timers import Schedule, TimerState
 from .messages import LogLine, Outgoing
 
 
@@ -100,4 +101,25 @@ class Filestore(Protocol):
 
     async def put_file(self, key: str, source: Path) -> None:
         """Move a local file in: `source` is gone once this returns."""
+        ...
+
+
+class TimerStore(Protocol):
+    """The built-in timers' schedules (one per deployment), each write committed at once."""
+
+    async def load(self) -> list[TimerState]: ...
+
+    async def save(self, timer: TimerState) -> None: ...
+
+    async def delete(self, deployment_id: str) -> None: ...
+
+    async def run_recorded(self, run_id: str) -> bool:
+        """A run of this id is in the record (a fire made before a restart)."""
+        ...
+
+
+class CronCalendar(Protocol):
+    def schedule(self, expression: str, timezone: str) -> Schedule:
+        """The due times of a cron expression in a time zone; InvalidInput names what is
+        wrong with either."""
         ...

@@ -160,6 +160,13 @@ class Deployment:
         fails at once with the reason, before any step is placed."""
         self._set(DeploymentState.FAILED, reason, now)
 
+    def fail(self, reason: str, now: datetime) -> bool:
+        """The runner cannot run this deployment (e.g. its built-in trigger's settings are
+        wrong): failed, until undeployed."""
+        if self.is_gone:
+            return False
+        return self._set(DeploymentState.FAILED, reason, now)
+
     def start_undeploy(self, now: datetime) -> list[StepDeployment]:
         """Steps to undeploy (those placed on a site); the others are undeployed at once."""
         to_undeploy = []

@@ -205,7 +205,7 @@ class Run:
     workflow_id: str
     workflow_name: str
     definition: WorkflowDefinition = field(repr=False)
-    origin: str  # "http" (endpoint) or "trigger"
+    origin: str  # "http" (endpoint), "trigger" (a trigger action) or "timer" (a built-in timer)
     state: RunState = RunState.PENDING
     reason: str = ""
     created_at: datetime

@@ -132,6 +132,14 @@ class TriggerDefinition:
     step_id: str
     http_endpoint: bool
     fields: tuple[IO, ...] = ()
+    #: The built-in trigger the runner runs itself (httpapijson, emitgw, crongw, runonce);
+    #: empty: the trigger is an action deployed on a site.
+    builtin: str = ""
+
+    @property
+    def runs_in_runner(self) -> bool:
+        """Nothing to deploy on a site: the runner serves or schedules it itself."""
+        return self.http_endpoint or bool(self.builtin)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -265,9 +273,9 @@ class WorkflowDefinition:
         )
 
     def deployable_steps(self) -> tuple[StepDefinition, ...]:
-        """Steps that run on a site: all but the built-in http endpoint trigger."""
+        """Steps that run on a site: all but a built-in trigger (HTTP endpoint, timers)."""
         return tuple(
             s
             for s in self.steps
-            if not (self.trigger.http_endpoint and s.step_id == self.trigger.step_id)
+            if not (self.trigger.runs_in_runner and s.step_id == self.trigger.step_id)
         )

@@ -18,9 +18,8 @@ from ..domain.actions import (
     IOType,
     JsonValue,
     ProjectId,
-    builtin_actions,
-    is_builtin,
 )
+from ..domain.builtins import builtin_actions, is_builtin
 from ..domain.deployment import (
     Deployment,
     DeploymentId,
@@ -33,6 +32,7 @@ from ..domain.deployment import (
 )
 from ..domain.errors import Conflict, InvalidInput, InvalidWorkflow, NotFound
 from ..domain.problems import Problem
+from ..domain.schedules import DEFAULT_MIN_INTERVAL_SECONDS
 from ..domain.validation import validate_workflow
 from ..domain.workflow import (
     InputValue,
@@ -65,9 +65,17 @@ class WorkflowView:
 
 
 class _Base:
-    def __init__(self, *, uow_factory: Callable[[], UnitOfWork], clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        uow_factory: Callable[[], UnitOfWork],
+        clock: Clock,
+        min_interval_seconds: int = DEFAULT_MIN_INTERVAL_SECONDS,
+    ) -> None:
         self._uow = uow_factory
         self._clock = clock
+        #: The smallest interval of a built-in `emitgw` timer (RYAX_STUDIO_MIN_TIMER_INTERVAL).
+        self._min_interval = min_interval_seconds
 
     @staticmethod
     async def _store_for(
@@ -87,7 +95,7 @@ class _Base:
         )
         workflow.mark_sensitive(password_inputs(store))
         secrets = {s.name for s in await uow.secrets.list_for_project(workflow.project_id)}
-        return validate_workflow(workflow, store, secrets)
+        return validate_workflow(workflow, store, secrets, self._min_interval)
 
     @staticmethod
     async def _workflow(
@@ -246,9 +254,16 @@ class Workflows(_Base):
     """Creating and editing workflows; every answer carries the current problems."""
 
     def __init__(
-        self, *, uow_factory: Callable[[], UnitOfWork], clock: Clock, fmt: WorkflowFormat
+        self,
+        *,
+        uow_factory: Callable[[], UnitOfWork],
+        clock: Clock,
+        fmt: WorkflowFormat,
+        min_interval_seconds: int = DEFAULT_MIN_INTERVAL_SECONDS,
     ) -> None:
-        super().__init__(uow_factory=uow_factory, clock=clock)
+        super().__init__(
+            uow_factory=uow_factory, clock=clock, min_interval_seconds=min_interval_seconds
+        )
         self._format = fmt
 
     async def _view(self, uow: UnitOfWork, workflow: Workflow) -> WorkflowView:
@@ -610,9 +625,16 @@ class Deployments(_Base):
     """Deploy and undeploy requests (through the outbox) and the states the runner reports."""
 
     def __init__(
-        self, *, uow_factory: Callable[[], UnitOfWork], clock: Clock, cipher: SecretCipher
+        self,
+        *,
+        uow_factory: Callable[[], UnitOfWork],
+        clock: Clock,
+        cipher: SecretCipher,
+        min_interval_seconds: int = DEFAULT_MIN_INTERVAL_SECONDS,
     ) -> None:
-        super().__init__(uow_factory=uow_factory, clock=clock)
+        super().__init__(
+            uow_factory=uow_factory, clock=clock, min_interval_seconds=min_interval_seconds
+        )
         self._cipher = cipher
 
     async def deploy(self, project_id: ProjectId, ref: str, requested_by: str) -> Deployment:
@@ -631,7 +653,9 @@ class Deployments(_Base):
             )
             secrets = {s.name: s for s in await uow.secrets.list_for_project(project_id)}
             workflow.mark_sensitive(password_inputs(store))
-            snapshot = take_snapshot(workflow, store, set(secrets), SnapshotId(new_id()), now)
+            snapshot = take_snapshot(
+                workflow, store, set(secrets), SnapshotId(new_id()), now, self._min_interval
+            )
             values: dict[tuple[str, str], JsonValue] = {}
             for step_id, name, value in snapshot.sensitive_inputs():
                 if isinstance(value, SecretValue):

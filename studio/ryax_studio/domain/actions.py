@@ -1,4 +1,4 @@
-"""The action store: action versions with typed inputs and outputs, and the built-in trigger."""
+"""The action store: action versions with typed inputs and outputs, the HTTP endpoint trigger."""
 
 from __future__ import annotations
 
@@ -253,14 +253,6 @@ def http_endpoint_trigger(project_id: ProjectId) -> ActionVersion:
         builtin=True,
         dynamic_outputs=True,
     )
-
-
-def builtin_actions(project_id: ProjectId) -> list[ActionVersion]:
-    return [http_endpoint_trigger(project_id)]
-
-
-def is_builtin(action_id: str, version: str) -> bool:
-    return (action_id, version) == (HTTP_TRIGGER_ID, HTTP_TRIGGER_VERSION)
 
 
 def describe_value(value: JsonValue) -> str:

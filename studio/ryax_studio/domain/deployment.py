@@ -20,6 +20,7 @@ from .actions import (
     ProjectId,
 )
 from .errors import Conflict, InvalidInput, InvalidWorkflow
+from .schedules import DEFAULT_MIN_INTERVAL_SECONDS
 from .validation import step_outputs, validate_workflow
 from .workflow import (
     InputValue,
@@ -75,6 +76,9 @@ class Snapshot:
     results: tuple[WorkflowResult, ...]
     #: The workflow as it was edited (for showing and exporting the snapshot).
     definition: Workflow
+    #: The built-in trigger's action id (httpapijson, emitgw, crongw, runonce) the runner runs
+    #: itself; empty when the trigger is an action deployed on a site.
+    builtin_trigger: str = ""
 
     def sensitive_inputs(self) -> list[tuple[str, str, InputValue]]:
         """(step id, input, value) of every input whose value never travels in an event: a
@@ -124,9 +128,10 @@ def take_snapshot(
     secrets: set[str],
     snapshot_id: SnapshotId,
     now: datetime,
+    min_interval_seconds: int = DEFAULT_MIN_INTERVAL_SECONDS,
 ) -> Snapshot:
     """Freeze a valid workflow with everything the runner needs; refuse an invalid one."""
-    problems = validate_workflow(workflow, actions, secrets)
+    problems = validate_workflow(workflow, actions, secrets, min_interval_seconds)
     if problems:
         raise InvalidWorkflow(problems, "the workflow cannot be deployed")
     parents = workflow.parents()
@@ -189,6 +194,7 @@ def take_snapshot(
         trigger_fields=tuple(step_outputs(trigger, trigger_action)),
         results=tuple(workflow.results),
         definition=workflow.copy(workflow.id, workflow.name, workflow.updated_at),
+        builtin_trigger=trigger_action.action_id if trigger_action.builtin else "",
     )
 
 

@@ -21,6 +21,7 @@ from .actions import (
 )
 from .errors import InvalidInput, TooLarge
 from .problems import Problem
+from .schedules import DEFAULT_MIN_INTERVAL_SECONDS, TIMER_IDS, timer_problems
 from .workflow import (
     MAX_INPUTS_PER_STEP,
     MAX_OUTPUTS_PER_STEP,
@@ -67,18 +68,25 @@ def validate_workflow(
     workflow: Workflow,
     actions: Mapping[ActionRef, ActionVersion],
     secrets: Set[str],
+    min_interval_seconds: int = DEFAULT_MIN_INTERVAL_SECONDS,
 ) -> list[Problem]:
-    """Every problem of the workflow against the project's store and secrets."""
-    return _Validator(workflow, actions, secrets).run()
+    """Every problem of the workflow against the project's store and secrets (a built-in
+    timer's interval at least `min_interval_seconds`)."""
+    return _Validator(workflow, actions, secrets, min_interval_seconds).run()
 
 
 class _Validator:
     def __init__(
-        self, workflow: Workflow, actions: Mapping[ActionRef, ActionVersion], secrets: Set[str]
+        self,
+        workflow: Workflow,
+        actions: Mapping[ActionRef, ActionVersion],
+        secrets: Set[str],
+        min_interval_seconds: int = DEFAULT_MIN_INTERVAL_SECONDS,
     ) -> None:
         self.wf = workflow
         self.actions = actions
         self.secrets = secrets
+        self.min_interval_seconds = min_interval_seconds
         self.problems: list[Problem] = []
         self.by_id: dict[str, Step] = {}
         for s in workflow.steps:
@@ -462,6 +470,12 @@ class _Validator:
                     )
             else:
                 self.reference(step, name, io, value, upstream)
+        if action.builtin and action.action_id in TIMER_IDS:
+            static = {n: v.value for n, v in step.inputs.items() if isinstance(v, StaticValue)}
+            for name, code, message in timer_problems(
+                action.action_id, static, self.min_interval_seconds
+            ):
+                self.add(_input_problem(step, name, code, message))
         for io in action.inputs:
             if io.required and io.name not in step.inputs:
                 how = "a project secret" if io.type is IOType.PASSWORD else "a value or a reference"

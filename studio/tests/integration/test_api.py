@@ -139,10 +139,18 @@ async def test_ids_of_project_b_are_not_found_through_project_a(
 # ---- action store ------------------------------------------------------------------------------
 async def test_action_store(studio: Any, fill_store: Any) -> None:
     body = await json_of(await studio.call("GET", f"{A}/actions"), 200)
-    assert [a["action_id"] for a in body["actions"]] == ["httpapijson"]
+    builtins = ["httpapijson", "emitgw", "crongw", "runonce"]
+    assert [a["action_id"] for a in body["actions"]] == builtins
     await fill_store(studio)
     body = await json_of(await studio.call("GET", f"{A}/actions", params={"kind": "trigger"}), 200)
-    assert [a["action_id"] for a in body["actions"]] == ["httpapijson", "timer"]
+    assert [a["action_id"] for a in body["actions"]] == [*builtins, "timer"]
+    every = await json_of(await studio.call("GET", f"{A}/actions/emitgw/versions/1.2"), 200)
+    assert every["builtin"] and [(i["name"], i["type"]) for i in every["inputs"]] == [
+        ("time", "integer")
+    ]
+    cron = await json_of(await studio.call("GET", f"{A}/actions/crongw/versions/1.0"), 200)
+    assert [i["name"] for i in cron["inputs"]] == ["cron", "timezone"]
+    assert (await studio.call("DELETE", f"{A}/actions/emitgw/versions/1.2")).status == 409
     body = await json_of(await studio.call("GET", f"{A}/actions", params={"q": "report"}), 200)
     assert [a["action_id"] for a in body["actions"]] == ["make-report"]
     body = await json_of(await studio.call("GET", f"{A}/actions", params={"category": "text"}), 200)
@@ -344,6 +352,7 @@ async def test_build_validate_deploy_undeploy(studio: Any, fill_store: Any, db_u
     assert message.deployment_id == deployment["id"]
     assert message.snapshot_id == deployment["snapshot_id"]
     assert message.snapshot.trigger.http_endpoint and message.snapshot.trigger.step_id == "api"
+    assert message.snapshot.trigger.builtin == "httpapijson"
     assert [f.name for f in message.snapshot.trigger.fields] == ["who"]
     api_step, store = message.snapshot.steps
     assert api_step.artefact_key == "" and store.artefact_key == "artefacts/vault.tar.gz"
@@ -472,6 +481,69 @@ async def test_replace_a_definition_from_yaml(studio: Any, fill_store: Any) -> N
     data = (EXAMPLES / "demo.yaml").read_bytes()
     view = await json_of(await studio.call("PUT", f"{A}/workflows/{wf['id']}/yaml", data=data), 200)
     assert view["id"] == wf["id"] and len(view["steps"]) == 7
+
+
+CRON_WORKFLOW = """\
+apiVersion: "ryax.tech/v2.0"
+kind: Workflows
+spec:
+  human_name: Nightly
+  functions:
+  - id: tick
+    from: crongw
+    version: "1.0"
+    inputs_values:
+      cron: "30 2 * * MON-FRI"
+      timezone: Europe/Paris
+    streams_to: [shout]
+  - id: shout
+    from: uppercase
+    version: "1.0"
+    inputs_values:
+      text:
+        reference_value: tick.scheduled_at
+    streams_to: []
+"""
+
+
+async def test_a_cron_workflow_is_checked_at_its_line_and_deploys_as_a_builtin(
+    studio: Any, fill_store: Any, db_url: str
+) -> None:
+    await fill_store(studio)
+    bad = CRON_WORKFLOW.replace("30 2 * * MON-FRI", "30 25 * * MON-FRI").replace(
+        "Europe/Paris", "Europe/Atlantis"
+    )
+    body = await json_of(await studio.call("POST", f"{A}/workflows/import", data=bad.encode()), 422)
+    lines = bad.splitlines()
+    assert [(p["line"], p["code"], p["path"]) for p in body["problems"]] == [
+        (
+            lines.index('      cron: "30 25 * * MON-FRI"') + 1,
+            "invalid_cron",
+            "spec.functions[0] (tick).inputs_values.cron",
+        ),
+        (
+            lines.index("      timezone: Europe/Atlantis") + 1,
+            "invalid_timezone",
+            "spec.functions[0] (tick).inputs_values.timezone",
+        ),
+    ]
+    assert "field 2 (hour) '25': 25 is out of range 0-23" in body["problems"][0]["message"]
+    view = await json_of(
+        await studio.call("POST", f"{A}/workflows/import", data=CRON_WORKFLOW.encode()), 201
+    )
+    assert view["valid"] is True, view["problems"]
+    await json_of(await studio.call("POST", f"{A}/workflows/{view['id']}/deploy"), 202)
+    [row] = await outbox_rows(db_url)
+    message = pb.WorkflowDeployRequested.FromString(row.body)
+    trigger = message.snapshot.trigger
+    assert (trigger.builtin, trigger.http_endpoint, trigger.step_id) == ("crongw", False, "tick")
+    assert [f.name for f in trigger.fields] == ["scheduled_at", "late_seconds", "missed"]
+    tick = message.snapshot.steps[0]
+    assert tick.artefact_key == ""
+    assert {v.input_name: v.static_json for v in tick.input_values} == {
+        "cron": '"30 2 * * MON-FRI"',
+        "timezone": '"Europe/Paris"',
+    }
 
 
 async def test_import_reports_every_problem_with_its_line_and_saves_nothing(

@@ -111,10 +111,17 @@ async def test_the_builtin_trigger_is_in_every_project_and_cannot_be_replaced(
     for project in (b.PROJECT, OTHER):
         found = await app.actions.search(project)
         assert [(a.action_id, a.version, a.builtin) for a in found] == [
-            ("httpapijson", "1.0", True)
+            ("httpapijson", "1.0", True),
+            ("emitgw", "1.2", True),
+            ("crongw", "1.0", True),
+            ("runonce", "1.1", True),
         ]
     with pytest.raises(InvalidInput, match="built-in"):
         await app.actions.register("m", b.action("httpapijson", ActionKind.TRIGGER))
+    timer = b.action("emitgw", ActionKind.TRIGGER)
+    timer.version = "1.2"
+    with pytest.raises(InvalidInput, match="built-in"):
+        await app.actions.register("m", timer)
     with pytest.raises(Conflict, match="built in"):
         await app.actions.delete(b.PROJECT, "httpapijson", "1.0")
 
@@ -124,7 +131,13 @@ async def test_search(app: Any, b: Any) -> None:
     names = [(a.action_id, a.version) for a in await app.actions.search(b.PROJECT, text="upper")]
     assert names == [("uppercase", "1.0"), ("uppercase", "2.0")]
     triggers = await app.actions.search(b.PROJECT, kind=ActionKind.TRIGGER)
-    assert [a.action_id for a in triggers] == ["httpapijson", "timer"]
+    assert [a.action_id for a in triggers] == [
+        "httpapijson",
+        "emitgw",
+        "crongw",
+        "runonce",
+        "timer",
+    ]
     http = await app.actions.search(b.PROJECT, category="http")
     assert [a.action_id for a in http] == ["httpapijson"]
     versions = await app.actions.versions(b.PROJECT, "uppercase")

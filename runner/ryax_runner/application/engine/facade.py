@@ -314,6 +314,14 @@ class Engine:
         await self._recorder.durable()
         return d
 
+    def fail_deployment(self, d: Deployment, reason: str) -> None:
+        """The runner cannot run the deployment (its built-in trigger's settings): failed,
+        recorded and told to the studio; its runs cancelled."""
+        if d.fail(reason, self._clock.now()):
+            log.warning("deployment failed", extra={"deployment_id": d.id, "reason": reason})
+            self._dispatcher.cancel_runs_of(d.id, reason)
+            self._recorder.deployment(d)
+
     def find_endpoint(self, project_id: str, endpoint: str) -> Deployment | None:
         """The project's deployment for `endpoint` (workflow name, workflow id or deployment
         id), preferring a deployed one, then the most recent."""

@@ -175,6 +175,7 @@ def definition_to_json(d: WorkflowDefinition, box: SecretBox) -> dict[str, Any]:
             "step_id": d.trigger.step_id,
             "http_endpoint": d.trigger.http_endpoint,
             "fields": [_io_to(f) for f in d.trigger.fields],
+            "builtin": d.trigger.builtin,
         },
         "results": [[r.key, r.step_id, r.output_name] for r in d.results],
     }
@@ -216,6 +217,7 @@ def definition_from_json(doc: dict[str, Any], box: SecretBox) -> WorkflowDefinit
             step_id=t["step_id"],
             http_endpoint=t["http_endpoint"],
             fields=tuple(_io_from(f) for f in t["fields"]),
+            builtin=t.get("builtin", ""),
         ),
         results=tuple(
             ResultDefinition(key=k, step_id=s, output_name=o) for k, s, o in doc["results"]

@@ -181,3 +181,18 @@ run_callbacks = sa.Table(
 
 outbox = outbox_table(metadata)
 processed_messages = processed_messages_table(metadata)
+
+#: The built-in timer triggers' schedules (migration 0007; domain/timers.py).
+timers = sa.Table(
+    "timers",
+    metadata,
+    sa.Column("deployment_id", sa.String(64), primary_key=True),
+    sa.Column("project_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("anchor_at", TZ, nullable=False),
+    sa.Column("next_fire_at", TZ, nullable=True),
+    sa.Column("last_fired_at", TZ, nullable=True),
+    sa.Column("last_run_id", sa.String(64), nullable=False),
+    sa.Column("fires", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", TZ, nullable=False),
+)

@@ -110,6 +110,7 @@ def definition_from_proto(snapshot: studio_pb.WorkflowSnapshot) -> WorkflowDefin
             step_id=snapshot.trigger.step_id,
             http_endpoint=snapshot.trigger.http_endpoint,
             fields=tuple(_io(f) for f in snapshot.trigger.fields),
+            builtin=snapshot.trigger.builtin,
         ),
         results=tuple(
             ResultDefinition(key=r.key, step_id=r.step_id, output_name=r.output_name)

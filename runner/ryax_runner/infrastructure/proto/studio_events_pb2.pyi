@@ -614,6 +614,7 @@ class Trigger(_message.Message):
     STEP_ID_FIELD_NUMBER: _builtins.int
     HTTP_ENDPOINT_FIELD_NUMBER: _builtins.int
     FIELDS_FIELD_NUMBER: _builtins.int
+    BUILTIN_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """The step (in WorkflowSnapshot.steps) whose outputs start each run."""
     http_endpoint: _builtins.bool
@@ -621,6 +622,13 @@ class Trigger(_message.Message):
     for the deployment and starts a run per request; nothing is deployed on a site for it.
     False: the trigger step is an action (kind "trigger") deployed on a site, whose Run stream
     yields new runs.
+    """
+    builtin: _builtins.str
+    """The built-in trigger the runner runs itself, by its action id: "httpapijson" (with
+    http_endpoint), "emitgw" (every N seconds), "crongw" (a cron expression in a time zone),
+    "runonce" (one run once deployed); the trigger step's input values hold its settings.
+    Empty: the trigger is an action deployed on a site. Nothing is deployed on a site for a
+    built-in trigger.
     """
     @_builtins.property
     def fields(self) -> _containers.RepeatedCompositeFieldContainer[Global___IO]:
@@ -634,10 +642,11 @@ class Trigger(_message.Message):
         step_id: _builtins.str = ...,
         http_endpoint: _builtins.bool = ...,
         fields: _abc.Iterable[Global___IO] | None = ...,
+        builtin: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fields", b"fields", "http_endpoint", b"http_endpoint", "step_id", b"step_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["builtin", b"builtin", "fields", b"fields", "http_endpoint", b"http_endpoint", "step_id", b"step_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -223,6 +223,7 @@ def snapshot_to_doc(s: Snapshot, box: ValueBox) -> Doc:
         ],
         "trigger_step_id": s.trigger_step_id,
         "http_endpoint": s.http_endpoint,
+        "builtin_trigger": s.builtin_trigger,
         "trigger_fields": [io_to_doc(f) for f in s.trigger_fields],
         "results": [result_to_doc(r) for r in s.results],
         "definition": {
@@ -276,6 +277,7 @@ def snapshot_from_row(row: Any, box: ValueBox) -> Snapshot:
         ),
         trigger_step_id=doc["trigger_step_id"],
         http_endpoint=doc["http_endpoint"],
+        builtin_trigger=doc.get("builtin_trigger", ""),
         trigger_fields=tuple(io_from_doc(f) for f in doc["trigger_fields"]),
         results=tuple(result_from_doc(r) for r in doc["results"]),
         definition=definition,

@@ -231,6 +231,7 @@ def snapshot_to_proto(snapshot: Snapshot) -> studio_pb.WorkflowSnapshot:
         trigger=studio_pb.Trigger(
             step_id=snapshot.trigger_step_id,
             http_endpoint=snapshot.http_endpoint,
+            builtin=snapshot.builtin_trigger,
             fields=[_io_to_proto(f) for f in snapshot.trigger_fields],
         ),
         results=[

@@ -1,0 +1,1 @@
+"""Cron calendars for the built-in timer triggers."""
