@@ -24,7 +24,9 @@ runs go on; one row per fault, measured, against the targets of issue 12.
    - kill-<program>: SIGKILL to the program's real process (the pid supervisord runs, checked to
      be the service and not supervisord); supervisord must start it again (autorestart).
    - restart-rabbitmq, restart-postgres: the private server is stopped, left down a few seconds,
-     started again.
+     started again. crash-postgres: the same with PostgreSQL's immediate stop (its processes
+     quit without a checkpoint, as in a crash: commits made without waiting for the disk,
+     the runner's step transitions, may be lost; accepted runs must not be).
    - cut-worker-network (root only: `ip netns`): the worker supervisord runs is replaced by the
      same worker in a network namespace of its own, joined to the host's by a veth pair; it
      dials the runner's gRPC port and S3 at the host side of the pair (relayed to their
@@ -127,6 +129,7 @@ FAULTS = (
     *(f"kill-{name}" for name in KILLED_PROGRAMS),
     "restart-rabbitmq",
     "restart-postgres",
+    "crash-postgres",
     CUT_FAULT,
     *(f"poison-{kind}" for kind in POISON_KINDS),
 )
@@ -1912,9 +1915,12 @@ class Suite:
             finally:
                 link.restore()
             return now()
-        if fault == "restart-postgres":
-            self.say(f"{fault}: stopping the private PostgreSQL for {self.options.outage} s")
-            self.pg.stop("fast")
+        if fault in ("restart-postgres", "crash-postgres"):
+            mode = "immediate" if fault == "crash-postgres" else "fast"
+            self.say(
+                f"{fault}: stopping the private PostgreSQL ({mode}) for {self.options.outage} s"
+            )
+            self.pg.stop(mode)
             time.sleep(self.options.outage)
             self.pg.start()
             return now()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
@@ -31,14 +32,54 @@ async def ping(engine: AsyncEngine) -> bool:
     return True
 
 
-async def ensure_database(url: str) -> None:
-    """Create the service's database when it does not exist yet (one database per service)."""
+#: How long a starting service waits for PostgreSQL to accept connections (it may be starting,
+#: or recovering after a crash) before it gives up with the last error.
+DATABASE_WAIT_SECONDS = 60.0
+#: Errors that mean "not yet": refused, reset, or the server starting up or shutting down.
+_NOT_YET: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+)
+
+
+async def _connect_when_up(dsn: str, wait_seconds: float, retry_seconds: float) -> Any:
+    """asyncpg.connect, tried again while the server is not up yet, for `wait_seconds`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    waiting = False
+    while True:
+        try:
+            conn = await asyncpg.connect(dsn)
+        except _NOT_YET as error:
+            if loop.time() >= deadline:
+                raise
+            if not waiting:
+                waiting = True
+                log.warning(
+                    "waiting for the database",
+                    extra={"reason": f"{type(error).__name__}: {error}", "for_s": wait_seconds},
+                )
+            await asyncio.sleep(retry_seconds)
+            continue
+        if waiting:
+            log.info("the database answers")
+        return conn
+
+
+async def ensure_database(
+    url: str, *, wait_seconds: float = DATABASE_WAIT_SECONDS, retry_seconds: float = 0.25
+) -> None:
+    """Create the service's database when it does not exist yet (one database per service),
+    once the server accepts connections: a service started while PostgreSQL is down, starting
+    or recovering waits for it (up to `wait_seconds`) instead of exiting at once."""
     parsed = make_url(url)
     name = parsed.database
     if not name:
         raise ValueError("the database URL names no database")
     server = parsed.set(drivername="postgresql", database="postgres")
-    conn = await asyncpg.connect(server.render_as_string(hide_password=False))
+    dsn = server.render_as_string(hide_password=False)
+    conn = await _connect_when_up(dsn, wait_seconds, retry_seconds)
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:

@@ -4,6 +4,7 @@ time, the unit-of-work base (rollback on exit, outbox in the same transaction, c
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 import textwrap
 import uuid
@@ -77,6 +78,69 @@ async def test_ensure_database_creates_it_once(pg_server_dsn: str) -> None:
     finally:
         await server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await server.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
+
+
+async def test_ensure_database_waits_for_a_server_that_is_not_up_yet(pg_server_dsn: str) -> None:
+    """A service started while PostgreSQL is down (or recovering) waits for it instead of
+    exiting: here the server's port answers only a moment after the call."""
+    from sqlalchemy.engine import make_url
+
+    real = make_url(pg_server_dsn)
+    port = free_port()
+    name = f"ryax_kit_wait_{uuid.uuid4().hex[:8]}"
+    url = real.set(drivername="postgresql+asyncpg", database=name, port=port)
+
+    async def forward(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection(real.host, real.port or 5432)
+        await asyncio.gather(_relay(client_r, server_w), _relay(server_r, client_w))
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    waiting = asyncio.create_task(
+        ensure_database(url.render_as_string(hide_password=False), retry_seconds=0.05)
+    )
+    await asyncio.sleep(0.6)
+    assert not waiting.done()  # refused so far: still waiting, not failed
+    proxy = await asyncio.start_server(forward, "127.0.0.1", port)
+    server = await asyncpg.connect(pg_server_dsn)
+    try:
+        await asyncio.wait_for(waiting, 10)
+        assert loop.time() - started >= 0.6
+        assert await server.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+    finally:
+        proxy.close()
+        await server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await server.close()
+
+
+async def test_ensure_database_gives_up_after_its_wait() -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(ConnectionRefusedError):
+        await ensure_database(
+            f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/none",
+            wait_seconds=0.4,
+            retry_seconds=0.05,
+        )
+    assert 0.4 <= loop.time() - started < 5
 
 
 async def test_ping_is_false_when_the_database_is_unreachable() -> None:
