@@ -190,8 +190,12 @@ def test_a_user_runs_the_demo_workflow_in_the_browser(platform: Platform, tmp_pa
         sys.stdout.write(f"timings: {json.dumps(perf)}\n")
         # The note's targets (dashboard interactive within 1 s with 200 workflows, editor frames
         # at 60 fps while a step of 100 is dragged) are measured on an idle machine; here other
-        # suites may share the CPU, so the bounds only catch a regression of several times.
-        assert perf["dashboard_cards_ms"] <= 3000, perf
+        # suites may share the CPU, so the bounds catch a regression, not a busy machine. The
+        # dashboard's 200 cards with their triggers took 0.7 s from the list alone, 2.4 s when
+        # each card read its workflow's definition: 1.5 s fails that way back.
+        assert perf["dashboard_cards_ms"] <= 1500, perf
+        # Every copy of the demo shows its trigger, read from the studio's list.
+        assert perf["dashboard_bulk_triggers"] == perf["dashboard_bulk"] > 0, perf
         assert perf["editor_drag"]["p95_frame_ms"] <= 100, perf
     assert summary["state"] == "Completed"
     # The report file make-report wrote: its title line, an underline and the posted text.

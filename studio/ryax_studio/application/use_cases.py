@@ -33,6 +33,7 @@ from ..domain.deployment import (
 from ..domain.errors import Conflict, InvalidInput, InvalidWorkflow, NotFound
 from ..domain.problems import Problem
 from ..domain.schedules import DEFAULT_MIN_INTERVAL_SECONDS
+from ..domain.summary import WorkflowSummary, summarize
 from ..domain.validation import validate_workflow
 from ..domain.workflow import (
     InputValue,
@@ -62,6 +63,15 @@ class WorkflowView:
     workflow: Workflow
     problems: list[Problem]
     deployment: Deployment | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowListItem:
+    """A workflow as a list shows it: its latest deployment, its trigger and categories."""
+
+    workflow: Workflow
+    deployment: Deployment | None
+    summary: WorkflowSummary
 
 
 class _Base:
@@ -296,12 +306,22 @@ class Workflows(_Base):
             await uow.commit()
             return view
 
-    async def list_all(self, project_id: ProjectId) -> list[tuple[Workflow, Deployment | None]]:
+    async def list_all(self, project_id: ProjectId) -> list[WorkflowListItem]:
+        """Each workflow with its latest deployment and its summary (trigger, categories): one
+        read of the store for every workflow's actions."""
         async with self._uow() as uow:
-            result = []
-            for w in await uow.workflows.list_for_project(project_id):
-                result.append((w, await uow.deployments.latest_for_workflow(project_id, w.id)))
-            return result
+            workflows = await uow.workflows.list_for_project(project_id)
+            store = await self._store_for(
+                uow, project_id, (s.action.action_id for w in workflows for s in w.steps)
+            )
+            return [
+                WorkflowListItem(
+                    workflow=w,
+                    deployment=await uow.deployments.latest_for_workflow(project_id, w.id),
+                    summary=summarize(w, store),
+                )
+                for w in workflows
+            ]
 
     async def show(self, project_id: ProjectId, ref: str) -> WorkflowView:
         async with self._uow() as uow:

@@ -629,3 +629,53 @@ async def test_unknown_json_fields_are_refused(studio: Any) -> None:
         await studio.call("POST", f"{A}/workflows", json={"name": "x", "owner": "me"}), 400
     )
     assert "owner" in body["detail"]
+
+
+async def test_the_workflow_list_carries_each_trigger_and_the_categories(
+    studio: Any, fill_store: Any
+) -> None:
+    """One request gives what a dashboard card shows: no workflow definition is read."""
+    await fill_store(studio)
+    await json_of(await import_example(studio, "demo"), 201)
+    await json_of(await import_example(studio, "timer-to-log"), 201)
+    await json_of(await studio.call("POST", f"{A}/workflows", json={"name": "empty"}), 201)
+    lone = await json_of(await studio.call("POST", f"{A}/workflows", json={"name": "lone"}), 201)
+    step = {"id": "shout", "action_id": "uppercase", "version": "1.0"}
+    await json_of(await studio.call("POST", f"{A}/workflows/{lone['id']}/steps", json=step), 201)
+
+    listed = await json_of(await studio.call("GET", f"{A}/workflows"), 200)
+    by_name = {w["name"]: w for w in listed["workflows"]}
+    assert by_name["Word count demo"]["trigger"] == {
+        "step_id": "api",
+        "action_id": "httpapijson",
+        "version": "1.0",
+        "name": "HTTP API JSON",
+        "kind": "trigger",
+        "builtin": True,
+    }
+    assert by_name["Word count demo"]["categories"] == ["HTTP", "Text", "Trigger"]
+    assert by_name["Shouting clock"]["trigger"] == {
+        "step_id": "tick",
+        "action_id": "timer",
+        "version": "1.0",
+        "name": "Timer",
+        "kind": "trigger",
+        "builtin": False,
+    }
+    assert by_name["Shouting clock"]["categories"] == ["Text"]
+    # Without a trigger step (empty, or processors only): null, and the processor's categories.
+    assert (by_name["empty"]["trigger"], by_name["empty"]["categories"]) == (None, [])
+    assert (by_name["lone"]["trigger"], by_name["lone"]["categories"]) == (None, ["Text"])
+
+    spec = await json_of(await studio.client.get("/studio/openapi.json"), 200)
+    summary = spec["components"]["schemas"]["WorkflowSummary"]
+    assert {"trigger", "categories"} <= set(summary["required"])
+    trigger = spec["components"]["schemas"]["TriggerOut"]
+    assert set(trigger["properties"]) == {
+        "step_id",
+        "action_id",
+        "version",
+        "name",
+        "kind",
+        "builtin",
+    }

@@ -180,7 +180,7 @@ async def test_workflow_lifecycle(app: Any, b: Any) -> None:
     assert (await app.workflows.show(b.PROJECT, "renamed")).workflow.id == wid  # by name
     copy = await app.workflows.copy(b.PROJECT, wid, "copy")
     assert copy.workflow.id != wid and copy.problems == []
-    assert [w.name for w, _ in await app.workflows.list_all(b.PROJECT)] == ["copy", "renamed"]
+    assert [i.workflow.name for i in await app.workflows.list_all(b.PROJECT)] == ["copy", "renamed"]
     await app.workflows.delete(b.PROJECT, "copy")
     with pytest.raises(NotFound):
         await app.workflows.show(b.PROJECT, "copy")

@@ -13,7 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ryax_kit.authz import Access, Operation, require
 from ryax_kit.web import UNTRUSTED_CONTENT_HEADERS, Api, ErrorMapping, Param, read_json, read_raw
 
-from ...application.use_cases import ActionStore, Deployments, Secrets, Workflows, WorkflowView
+from ...application.use_cases import (
+    ActionStore,
+    Deployments,
+    Secrets,
+    WorkflowListItem,
+    Workflows,
+    WorkflowView,
+)
 from ...domain.actions import IO, ActionKind, ActionVersion, IOType, Origin, ProjectId, Resources
 from ...domain.deployment import Deployment, Secret, Snapshot
 from ...domain.errors import DomainError, InvalidInput, InvalidWorkflow
@@ -27,7 +34,6 @@ from ...domain.workflow import (
     StaticValue,
     Step,
     StepSettings,
-    Workflow,
     WorkflowResult,
 )
 from ..yaml_format import MAX_DOCUMENT_BYTES
@@ -329,6 +335,20 @@ class DeploymentsOut(BaseModel):
     deployments: list[DeploymentOut]
 
 
+class TriggerOut(BaseModel):
+    """The trigger step of a workflow, as a list shows it."""
+
+    step_id: str
+    action_id: str = Field(description="e.g. httpapijson, emitgw, crongw, runonce")
+    version: str
+    name: str = Field(description="the action's human name; its id when the store lacks it")
+    kind: ActionKind | None = Field(
+        description="the action's kind (trigger); null when the store has no such version "
+        "(removed): the step no other step streams to is then shown"
+    )
+    builtin: bool = Field(description="built into the platform: the runner runs it itself")
+
+
 class WorkflowSummary(BaseModel):
     id: str
     name: str
@@ -337,6 +357,8 @@ class WorkflowSummary(BaseModel):
     updated_at: datetime
     steps: int
     deployment: DeploymentOut | None
+    trigger: TriggerOut | None = Field(description="null when the workflow has no trigger step")
+    categories: list[str] = Field(description="every category of the actions its steps use, sorted")
 
 
 class WorkflowsOut(BaseModel):
@@ -481,7 +503,8 @@ def _workflow(view: WorkflowView) -> WorkflowOut:
     )
 
 
-def _summary(w: Workflow, d: Deployment | None) -> WorkflowSummary:
+def _summary(item: WorkflowListItem) -> WorkflowSummary:
+    w, trigger = item.workflow, item.summary.trigger
     return WorkflowSummary(
         id=w.id,
         name=w.name,
@@ -489,7 +512,18 @@ def _summary(w: Workflow, d: Deployment | None) -> WorkflowSummary:
         created_at=w.created_at,
         updated_at=w.updated_at,
         steps=len(w.steps),
-        deployment=_deployment(d),
+        deployment=_deployment(item.deployment),
+        trigger=TriggerOut(
+            step_id=trigger.step_id,
+            action_id=trigger.action_id,
+            version=trigger.version,
+            name=trigger.name,
+            kind=trigger.kind,
+            builtin=trigger.builtin,
+        )
+        if trigger
+        else None,
+        categories=list(item.summary.categories),
     )
 
 
@@ -716,12 +750,12 @@ async def delete_secret(request: web.Request) -> web.Response:
     P + "/workflows",
     tag="workflows",
     response=WorkflowsOut,
-    summary="The project's workflows with their deployment state",
+    summary="The project's workflows with their deployment state, trigger and categories",
 )
 async def list_workflows(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.READ)
     found = await request.app[WORKFLOWS].list_all(project)
-    return _json(WorkflowsOut(workflows=[_summary(w, d) for w, d in found]))
+    return _json(WorkflowsOut(workflows=[_summary(item) for item in found]))
 
 
 @api.route(

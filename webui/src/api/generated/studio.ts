@@ -115,7 +115,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The project's workflows with their deployment state */
+        /** The project's workflows with their deployment state, trigger and categories */
         get: operations["get_studio_v1_projects_project_workflows"];
         put?: never;
         /** Create an empty workflow (names are unique in a project) */
@@ -645,6 +645,33 @@ export interface components {
              */
             updated_at: string;
         };
+        /**
+         * TriggerOut
+         * @description The trigger step of a workflow, as a list shows it.
+         */
+        TriggerOut: {
+            /** Step Id */
+            step_id: string;
+            /**
+             * Action Id
+             * @description e.g. httpapijson, emitgw, crongw, runonce
+             */
+            action_id: string;
+            /** Version */
+            version: string;
+            /**
+             * Name
+             * @description the action's human name; its id when the store lacks it
+             */
+            name: string;
+            /** @description the action's kind (trigger); null when the store has no such version (removed): the step no other step streams to is then shown */
+            kind: components["schemas"]["ActionKind"] | null;
+            /**
+             * Builtin
+             * @description built into the platform: the runner runs it itself
+             */
+            builtin: boolean;
+        };
         /** WorkflowSummary */
         WorkflowSummary: {
             /** Id */
@@ -666,6 +693,13 @@ export interface components {
             /** Steps */
             steps: number;
             deployment: components["schemas"]["DeploymentOut"] | null;
+            /** @description null when the workflow has no trigger step */
+            trigger: components["schemas"]["TriggerOut"] | null;
+            /**
+             * Categories
+             * @description every category of the actions its steps use, sorted
+             */
+            categories: string[];
         };
         /** WorkflowsOut */
         WorkflowsOut: {

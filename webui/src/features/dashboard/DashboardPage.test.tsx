@@ -23,16 +23,28 @@ const deployment = (state: string, reason = "") => ({
 describe("DashboardPage", () => {
   it("shows a card per workflow with its state and reason, and filters them", async () => {
     logIn();
+    const httpTrigger = { step_id: "api", action_id: "httpapijson", version: "1.0", name: "HTTP API JSON", kind: "trigger" as const, builtin: true };
+    const timer = { step_id: "tick", action_id: "emitgw", version: "1.0", name: "Emit every interval", kind: "trigger" as const, builtin: true };
+    const perWorkflow: string[] = [];
     server.use(
       http.get(`${ORIGIN}/studio/v1/projects/:project/workflows`, () =>
         HttpResponse.json({
           workflows: [
-            workflowSummary({ id: "w1", name: "word-count", deployment: deployment("deployed") }),
-            workflowSummary({ id: "w2", name: "nightly-report", description: "every night", deployment: deployment("waiting_for_site", "no online site has the node pool gpu") }),
+            workflowSummary({ id: "w1", name: "word-count", deployment: deployment("deployed"), trigger: httpTrigger, categories: ["HTTP", "Text", "Trigger"] }),
+            workflowSummary({ id: "w2", name: "nightly-report", description: "every night", deployment: deployment("waiting_for_site", "no online site has the node pool gpu"), trigger: timer, categories: ["Time"] }),
             workflowSummary({ id: "w3", name: "draft" }),
           ],
         }),
       ),
+      // The list is enough: neither a definition nor the catalogue is read.
+      http.get(`${ORIGIN}/studio/v1/projects/:project/workflows/:workflow`, ({ params }) => {
+        perWorkflow.push(String(params.workflow));
+        return HttpResponse.json({ error: "unexpected" }, { status: 500 });
+      }),
+      http.get(`${ORIGIN}/studio/v1/projects/:project/actions`, () => {
+        perWorkflow.push("catalogue");
+        return HttpResponse.json({ error: "unexpected" }, { status: 500 });
+      }),
       ...platform,
     );
     const user = userEvent.setup();
@@ -42,10 +54,22 @@ describe("DashboardPage", () => {
     expect(within(card).getByText("no online site has the node pool gpu")).toBeInTheDocument();
     expect(within(screen.getByRole("article", { name: "Workflow word-count" })).getByText("Deployed")).toBeInTheDocument();
     expect(within(screen.getByRole("article", { name: "Workflow draft" })).getByText("Not deployed")).toBeInTheDocument();
+    const wordCount = screen.getByRole("article", { name: "Workflow word-count" });
+    expect(within(wordCount).getByText("HTTP API JSON")).toBeInTheDocument();
+    expect(within(wordCount).getByText("Text")).toBeInTheDocument();
+    expect(within(card).getByText("Emit every interval")).toBeInTheDocument();
+    expect(within(screen.getByRole("article", { name: "Workflow draft" })).getByText("no trigger")).toBeInTheDocument();
+
+    await user.click(screen.getByRole("combobox", { name: "Trigger" }));
+    await user.click(await screen.findByRole("option", { name: "Emit every interval", hidden: true }));
+    await waitFor(() => expect(screen.getByText("1 of 3 workflows")).toBeInTheDocument());
+    expect(screen.getByRole("article", { name: "Workflow nightly-report" })).toBeInTheDocument();
+    expect(screen.queryByRole("article", { name: "Workflow word-count" })).not.toBeInTheDocument();
 
     await user.type(screen.getByRole("textbox", { name: "Search" }), "night");
     await waitFor(() => expect(screen.queryByRole("article", { name: "Workflow word-count" })).not.toBeInTheDocument());
     expect(screen.getByText("1 of 3 workflows")).toBeInTheDocument();
+    expect(perWorkflow).toEqual([]);
   });
 
   it("creates a workflow and opens it in the editor", async () => {

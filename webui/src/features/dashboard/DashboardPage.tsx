@@ -7,7 +7,6 @@ import {
   Modal,
   Select,
   SimpleGrid,
-  Skeleton,
   Stack,
   Text,
   Textarea,
@@ -15,20 +14,20 @@ import {
 } from "@mantine/core";
 import { useDebouncedValue, useDisclosure } from "@mantine/hooks";
 import { IconApi, IconBolt, IconPlus, IconSearch } from "@tabler/icons-react";
-import { useMutation, useQueries, useQuery, useQueryClient } from "@tanstack/react-query";
-import { memo, useCallback, useMemo, useState, type SubmitEvent } from "react";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { memo, useMemo, useState, type SubmitEvent } from "react";
 import { Link, useNavigate } from "react-router";
 
 import { api, unwrap } from "../../api/client";
 import { studioQueries } from "../../api/queries";
-import type { Workflow, WorkflowSummary } from "../../api/types";
+import type { WorkflowSummary } from "../../api/types";
 import { ErrorAlert } from "../../components/ErrorAlert";
 import { Empty, Loading, PageHeader } from "../../components/Page";
 import { StateBadge } from "../../components/StateBadge";
 import { stateLabel } from "../../components/states";
 import { RelativeTime } from "../../components/Time";
 import { to, useProject } from "../auth/project";
-import { catalogueIndex, deploymentState, matches, workflowMeta, type DashboardFilter, type WorkflowMeta } from "./workflowMeta";
+import { deploymentState, matches, triggerName, type DashboardFilter } from "./workflowMeta";
 
 function NewWorkflow({ project }: { project: string }) {
   const [opened, { open, close }] = useDisclosure(false);
@@ -90,15 +89,7 @@ function NewWorkflow({ project }: { project: string }) {
   );
 }
 
-const WorkflowCard = memo(function WorkflowCard({
-  project,
-  workflow,
-  meta,
-}: {
-  project: string;
-  workflow: WorkflowSummary;
-  meta: WorkflowMeta | undefined;
-}) {
+const WorkflowCard = memo(function WorkflowCard({ project, workflow }: { project: string; workflow: WorkflowSummary }) {
   const state = deploymentState(workflow);
   const reason = workflow.deployment?.reason;
   return (
@@ -120,14 +111,10 @@ const WorkflowCard = memo(function WorkflowCard({
         </Text>
       )}
       <Group gap={6} mt="sm">
-        {meta ? (
-          <Badge variant="outline" color="violet" leftSection={<IconBolt size={12} aria-hidden />} tt="none">
-            {meta.trigger ?? "no trigger"}
-          </Badge>
-        ) : (
-          <Skeleton height={18} width={90} radius="sm" aria-label="Loading the trigger" />
-        )}
-        {meta?.categories.slice(0, 3).map((c) => (
+        <Badge variant="outline" color="violet" leftSection={<IconBolt size={12} aria-hidden />} tt="none" title={workflow.trigger?.action_id}>
+          {triggerName(workflow) ?? "no trigger"}
+        </Badge>
+        {workflow.categories.slice(0, 3).map((c) => (
           <Badge key={c} variant="light" color="gray" tt="none">
             {c}
           </Badge>
@@ -143,49 +130,24 @@ const WorkflowCard = memo(function WorkflowCard({
 export function DashboardPage() {
   const { name: project } = useProject();
   const workflows = useQuery(studioQueries.workflows(project));
-  const catalogue = useQuery(studioQueries.catalogue(project));
   const [text, setText] = useState("");
   const [debounced] = useDebouncedValue(text, 150);
   const [state, setState] = useState<string | null>(null);
   const [trigger, setTrigger] = useState<string | null>(null);
   const [category, setCategory] = useState<string | null>(null);
 
+  // The list carries each workflow's trigger and categories: one request for every card.
   const list = useMemo(() => workflows.data?.workflows ?? [], [workflows.data]);
-  const index = useMemo(() => catalogueIndex(catalogue.data?.actions ?? []), [catalogue.data]);
-
-  // The summary has no trigger nor categories: each workflow's definition is read once per
-  // version (its updated_at), not polled.
-  const combine = useCallback(
-    (results: { data?: Workflow | undefined }[]) => {
-      const out = new Map<string, WorkflowMeta>();
-      for (const r of results) if (r.data) out.set(r.data.id, workflowMeta(r.data, index));
-      return out;
-    },
-    [index],
-  );
-  const metas = useQueries({
-    queries: list.map((w) => ({
-      queryKey: ["studio", project, "workflow-definition", w.id, w.updated_at],
-      queryFn: () =>
-        unwrap(
-          api.studio.GET("/studio/v1/projects/{project}/workflows/{workflow}", {
-            params: { path: { project, workflow: w.id } },
-          }),
-        ),
-      staleTime: Infinity,
-      enabled: catalogue.isSuccess || catalogue.isError,
-    })),
-    combine,
-  });
 
   const options = useMemo(() => {
     const states = new Set<string>();
     const triggers = new Set<string>();
     const categories = new Set<string>();
-    for (const w of list) states.add(deploymentState(w));
-    for (const m of metas.values()) {
-      if (m.trigger) triggers.add(m.trigger);
-      for (const c of m.categories) categories.add(c);
+    for (const w of list) {
+      states.add(deploymentState(w));
+      const name = triggerName(w);
+      if (name) triggers.add(name);
+      for (const c of w.categories) categories.add(c);
     }
     const sorted = (s: Set<string>) => [...s].sort((a, b) => a.localeCompare(b));
     return {
@@ -193,10 +155,10 @@ export function DashboardPage() {
       triggers: sorted(triggers),
       categories: sorted(categories),
     };
-  }, [list, metas]);
+  }, [list]);
 
   const filter: DashboardFilter = { text: debounced, state, trigger, category };
-  const shown = list.filter((w) => matches(w, metas.get(w.id), filter));
+  const shown = list.filter((w) => matches(w, filter));
   const filtering = Boolean(debounced.trim() || state || trigger || category);
 
   return (
@@ -228,7 +190,6 @@ export function DashboardPage() {
       </Group>
       {workflows.isPending && <Loading label="Loading workflows" />}
       {workflows.isError && <ErrorAlert error={workflows.error} title="The workflows could not be read" />}
-      {catalogue.isError && <ErrorAlert error={catalogue.error} title="The action store could not be read: triggers and categories are unknown" />}
       {workflows.isSuccess && (
         <Stack gap="xs">
           <Text size="sm" c="dimmed" aria-live="polite">
@@ -241,7 +202,7 @@ export function DashboardPage() {
           ) : (
             <SimpleGrid cols={{ base: 1, sm: 2, lg: 3, xl: 4 }} spacing="md">
               {shown.map((w) => (
-                <WorkflowCard key={w.id} project={project} workflow={w} meta={metas.get(w.id)} />
+                <WorkflowCard key={w.id} project={project} workflow={w} />
               ))}
             </SimpleGrid>
           )}

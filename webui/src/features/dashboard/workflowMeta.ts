@@ -1,13 +1,4 @@
-import type { StoreAction, Workflow, WorkflowSummary } from "../../api/types";
-
-/** What a dashboard card shows beyond the summary: the trigger and the categories. */
-export interface WorkflowMeta {
-  /** The trigger step's action, as a person reads it ("HTTP endpoint", "Timer"...). */
-  trigger: string | null;
-  triggerActionId: string | null;
-  /** Every category of the actions the workflow uses. */
-  categories: string[];
-}
+import type { StoreAction, WorkflowSummary } from "../../api/types";
 
 export type Catalogue = Map<string, StoreAction>;
 
@@ -16,23 +7,11 @@ export function catalogueIndex(actions: StoreAction[]): Catalogue {
 }
 
 /**
- * The trigger is the step whose action is of kind `trigger`; when the catalogue does not know
- * the action (removed from the store), the step no other step streams to.
+ * The trigger a card shows, from the studio's list itself (no workflow definition nor catalogue
+ * read): its action's human name, its action id when the store no longer has the action.
  */
-export function workflowMeta(workflow: Pick<Workflow, "steps">, catalogue: Catalogue): WorkflowMeta {
-  const actionOf = (s: { action_id: string; version: string }) => catalogue.get(`${s.action_id}@${s.version}`);
-  const fed = new Set(workflow.steps.flatMap((s) => s.streams_to));
-  const trigger =
-    workflow.steps.find((s) => actionOf(s)?.kind === "trigger") ??
-    workflow.steps.find((s) => !fed.has(s.id));
-  const categories = new Set<string>();
-  for (const step of workflow.steps) for (const c of actionOf(step)?.categories ?? []) categories.add(c);
-  const action = trigger ? actionOf(trigger) : undefined;
-  return {
-    trigger: trigger ? action?.human_name || trigger.action_id : null,
-    triggerActionId: trigger?.action_id ?? null,
-    categories: [...categories].sort((a, b) => a.localeCompare(b)),
-  };
+export function triggerName(w: Pick<WorkflowSummary, "trigger">): string | null {
+  return w.trigger?.name ?? null;
 }
 
 /** The deployment state a card shows: the studio's, or "not_deployed". */
@@ -47,11 +26,11 @@ export interface DashboardFilter {
   category: string | null;
 }
 
-export function matches(w: WorkflowSummary, meta: WorkflowMeta | undefined, f: DashboardFilter): boolean {
+export function matches(w: WorkflowSummary, f: DashboardFilter): boolean {
   const text = f.text.trim().toLowerCase();
   if (text && !w.name.toLowerCase().includes(text) && !w.description.toLowerCase().includes(text)) return false;
   if (f.state && deploymentState(w) !== f.state) return false;
-  if (f.trigger && meta?.trigger !== f.trigger) return false;
-  if (f.category && !meta?.categories.includes(f.category)) return false;
+  if (f.trigger && triggerName(w) !== f.trigger) return false;
+  if (f.category && !w.categories.includes(f.category)) return false;
   return true;
 }
