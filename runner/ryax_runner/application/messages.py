@@ -165,6 +165,8 @@ class DeployOrder:
     node_pool: str
     inputs: tuple[IO, ...]
     outputs: tuple[IO, ...]
+    #: The step's HPC add-on parameters (StepSettings.hpc).
+    hpc: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

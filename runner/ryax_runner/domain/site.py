@@ -265,22 +265,92 @@ class NoPlacement:
     reason: str
 
 
-def _pool_fits(step: StepDefinition, pool: NodePool) -> bool:
-    wanted = step.settings.resources
-    if step.settings.node_pool and pool.name != step.settings.node_pool:
-        return False
+def _size(n: int) -> str:
+    for unit, size in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:g} s"
+
+
+def _partition(step: StepDefinition, site: Site) -> str:
+    """The partition the step's HPC parameters name, on a Slurm site (its pools are its
+    partitions); other sites ignore the HPC add-on."""
+    return step.settings.partition if site.backend_kind == SiteKind.SLURM else ""
+
+
+def _lacks(step: StepDefinition, site: Site, pool: NodePool) -> list[str]:
+    """What the pool lacks to run the step, each as `has 4 cpu`; empty when it fits."""
+    settings, wanted = step.settings, step.settings.resources
+    lacks = []
+    if settings.node_pool and pool.name != settings.node_pool:
+        lacks.append(f"is not node pool {settings.node_pool!r}")
+    partition = _partition(step, site)
+    if partition and pool.name != partition:
+        lacks.append(f"is not partition {partition!r}")
     if wanted.cpu and pool.cpu and pool.cpu < wanted.cpu:
-        return False
+        lacks.append(f"has {pool.cpu:g} cpu")
     if wanted.memory_bytes and pool.memory_bytes and pool.memory_bytes < wanted.memory_bytes:
-        return False
+        lacks.append(f"has {_size(pool.memory_bytes)} of memory")
     # A pool that declares a time limit (a Slurm partition) cannot run a longer step.
     if (
         wanted.time_seconds
         and pool.max_time_seconds
         and pool.max_time_seconds < wanted.time_seconds
     ):
-        return False
-    return not (wanted.gpu and pool.gpu < wanted.gpu)
+        lacks.append(f"allows {_duration(pool.max_time_seconds)}")
+    if wanted.gpu and pool.gpu < wanted.gpu:
+        lacks.append(f"has {pool.gpu} gpu")
+    return lacks
+
+
+def _asks(step: StepDefinition, partition: str) -> str:
+    settings, res = step.settings, step.settings.resources
+    asks = []
+    if settings.node_pool:
+        asks.append(f"node pool {settings.node_pool!r}")
+    if partition:
+        asks.append(f"partition {partition!r}")
+    if res.cpu:
+        asks.append(f"{res.cpu:g} cpu")
+    if res.memory_bytes:
+        asks.append(f"{_size(res.memory_bytes)} of memory")
+    if res.gpu:
+        asks.append(f"{res.gpu} gpu")
+    if res.time_seconds:
+        asks.append(f"{_duration(res.time_seconds)}")
+    return ", ".join(asks)
+
+
+def _closest(step: StepDefinition, sites: list[Site]) -> str:
+    """Why nothing fits, naming the node pool that comes closest: the one asked for by name
+    (node pool, partition), then the fewest shortfalls, then the most cpu, memory and gpu."""
+    pools = [(site, pool, _lacks(step, site, pool)) for site in sites for pool in site.node_pools]
+    partition = next((p for s in sites if (p := _partition(step, s))), "")
+    asks = f"step {step.step_id}: asks {_asks(step, partition) or 'a node pool'}"
+    if not pools:
+        names = ", ".join(sorted(s.name for s in sites))
+        return (
+            f"{asks}; no online site that fits its other constraints declares node pools ({names})"
+        )
+    site, pool, lacks = min(
+        pools,
+        key=lambda sp: (
+            sum(lack.startswith("is not") for lack in sp[2]),
+            len(sp[2]),
+            -sp[1].cpu,
+            -sp[1].memory_bytes,
+            -sp[1].gpu,
+            sp[0].name,
+        ),
+    )
+    return f"{asks}; the closest node pool, {pool.name}@{site.name}, {', '.join(lacks)}"
 
 
 def place(
@@ -290,7 +360,8 @@ def place(
 
     Constraints: site name, labels (all must match), node pool name, resources (cpu, memory,
     gpu of one node; a pool that does not declare cpu or memory is not limited by them; time
-    within the pool's max_time_seconds where it declares one). Among
+    within the pool's max_time_seconds where it declares one), and on a Slurm site the
+    partition its HPC parameters name (`hpc.partition`, a node pool there). Among
     the sites that fit, the least loaded one (fewest steps placed) wins, then the name.
     A site without node pools fits only steps that ask for no node pool and no resources.
     A trigger never goes to a Slurm site (its executions are batch jobs, not a server).
@@ -323,28 +394,19 @@ def place(
             )
     fitting: list[tuple[Site, str]] = []
     res = settings.resources
-    needs_pool = bool(settings.node_pool or res.cpu or res.memory_bytes or res.gpu)
     for site in candidates:
+        needs_pool = bool(
+            settings.node_pool or _partition(step, site) or res.cpu or res.memory_bytes or res.gpu
+        )
         if not site.node_pools:
             if not needs_pool:
                 fitting.append((site, ""))
             continue
-        pool = next((p for p in site.node_pools if _pool_fits(step, p)), None)
+        pool = next((p for p in site.node_pools if not _lacks(step, site, p)), None)
         if pool is not None:
             fitting.append((site, pool.name))
     if not fitting:
-        wants = []
-        if settings.node_pool:
-            wants.append(f"node pool {settings.node_pool!r}")
-        if res.cpu:
-            wants.append(f"cpu={res.cpu:g}")
-        if res.memory_bytes:
-            wants.append(f"memory={res.memory_bytes} bytes")
-        if res.gpu:
-            wants.append(f"gpu={res.gpu}")
-        if res.time_seconds:
-            wants.append(f"time={res.time_seconds:g} s")
-        return NoPlacement(reason=f"step {step.step_id}: no online site offers {', '.join(wants)}")
+        return NoPlacement(reason=_closest(step, candidates))
     loads = load or {}
     site, pool_name = min(fitting, key=lambda sp: (loads.get(sp[0].id, 0), sp[0].name))
     return Placement(site_id=site.id, node_pool=pool_name)

@@ -87,6 +87,15 @@ class StepSettings:
     node_pool: str = ""
     labels: tuple[tuple[str, str], ...] = ()
     resources: Resources = Resources()
+    #: Ryax's HPC add-on parameters set on the step in the studio (partition, nodes,
+    #: custom_script...; canonical keys, texts): sent to the worker in Deploy.hpc, applied by
+    #: Slurm sites. Empty = none.
+    hpc: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def partition(self) -> str:
+        """The Slurm partition the step's HPC parameters ask for ("" = none)."""
+        return dict(self.hpc).get("partition", "")
 
     def timeout(self, default_seconds: float) -> float:
         """The step's run time limit: its own timeout, else the time its action asks for

@@ -77,7 +77,9 @@ def test_placement_skips_a_partition_whose_time_limit_is_shorter_than_the_step()
     assert place(step(3600), [hpc]) == Placement(site_id=hpc.id, node_pool="long")
     refused = place(step(3600, pool="short"), [hpc])
     assert isinstance(refused, NoPlacement)
-    assert refused.reason == "step sim: no online site offers node pool 'short', time=3600 s"
+    assert refused.reason == (
+        "step sim: asks node pool 'short', 1 h; the closest node pool, short@hpc, allows 1 min"
+    )
     assert isinstance(place(step(2 * 86400), [hpc]), NoPlacement)
 
 

@@ -13,6 +13,7 @@ from typing import NewType
 
 from .actions import IO, ActionRef, JsonValue, ProjectId, Resources, check_io_name
 from .errors import AlreadyExists, InvalidInput, NotFound, TooLarge
+from .hpc import HpcParams, hpc_params
 
 WorkflowId = NewType("WorkflowId", str)
 
@@ -104,6 +105,9 @@ class StepSettings:
     node_pool: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
     resources: Resources | None = None
+    #: Ryax's HPC add-on parameters (domain.hpc), canonical keys, texts (`hpc_params` builds
+    #: them from what a user wrote).
+    hpc: HpcParams = ()
 
     def is_empty(self) -> bool:
         return self == StepSettings()
@@ -126,6 +130,7 @@ class StepSettings:
                 raise InvalidInput("labels", f"label {k!r}: key 1 to 200, value up to 200 chars")
         if self.resources is not None:
             self.resources.check("resources")
+        hpc_params(dict(self.hpc))
 
 
 @dataclass(frozen=True, kw_only=True)

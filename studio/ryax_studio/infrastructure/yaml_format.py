@@ -17,10 +17,13 @@ import yaml
 from ryax_kit.safe_yaml import YamlCode, YamlError, YamlLimits, YamlNode, YamlProblem, load_yaml
 
 from ..application.ports import ParsedWorkflow
-from ..domain.actions import IO, ActionRef, IOType, Origin
-from ..domain.errors import InvalidDocument
+from ..domain.actions import IO, ActionRef, IOType, Origin, Resources
+from ..domain.errors import InvalidDocument, InvalidInput
+from ..domain.hpc import COUNT_KEYS, HPC_KEYS, canonical_key, check_value
 from ..domain.problems import Problem
+from ..domain.units import format_duration, format_memory, parse_duration, parse_memory
 from ..domain.workflow import (
+    MAX_RETRIES,
     MAX_STEPS,
     InputValue,
     Position,
@@ -28,6 +31,7 @@ from ..domain.workflow import (
     SecretValue,
     StaticValue,
     Step,
+    StepSettings,
     Workflow,
     WorkflowResult,
 )
@@ -55,6 +59,11 @@ _CODES: Final[dict[str, str]] = {
 }
 
 
+def _shown(node: YamlNode) -> str:
+    """A scalar as written (`-1`, `'soon'`), anything else by its kind."""
+    return repr(node.value) if node.kind == "scalar" else node.describe()
+
+
 def _problem(line: int | None, path: str, message: str, code: str = "invalid_document") -> Problem:
     text = f"{path}: {message}" if path else message
     return Problem(code=code, message=text, line=line, path=path or None)
@@ -79,7 +88,19 @@ def _invalid_document(exc: YamlError) -> InvalidDocument:
 # ---- the workflow document -> domain ----------------------------------------------------------
 _TOP = ("apiVersion", "kind", "spec")
 _SPEC = ("human_name", "description", "functions", "results")
-_STEP = ("id", "from", "version", "position", "inputs_values", "outputs", "streams_to")
+_SETTINGS = ("resources", "addons", "placement", "timeout", "retries")
+_STEP = (
+    "id",
+    "from",
+    "version",
+    "position",
+    "inputs_values",
+    "outputs",
+    "streams_to",
+    *_SETTINGS,
+)
+_RESOURCES = ("cpu", "memory", "time", "gpu")
+_PLACEMENT = ("site", "node_pool", "labels")
 _OUTPUT = ("name", "human_name", "help", "type", "optional", "enum_values", "origin")
 _RESULT = ("key", "reference_value")
 
@@ -245,7 +266,166 @@ class _Reader:
                 f"{path}.streams_to",
             )
             step.streams_to = self.strings(fields["streams_to"], f"{path}.streams_to") or []
+        if any(name in fields for name in _SETTINGS):
+            step.settings = self.settings(node, fields, path)
         return step if keep else None
+
+    # -- per-step settings (docs/reference/workflows.md, "Step settings") -------------------
+    def settings(self, node: YamlNode, fields: dict[str, YamlNode], path: str) -> StepSettings:
+        before = len(self.problems)
+        timeout = retries = site = node_pool = None
+        labels: tuple[tuple[str, str], ...] = ()
+        if "timeout" in fields:
+            timeout = self.duration(fields["timeout"], f"{path}.timeout", positive=True)
+        if "retries" in fields:
+            value = fields["retries"].value
+            if (
+                fields["retries"].kind != "scalar"
+                or isinstance(value, bool)
+                or not (isinstance(value, int) and 0 <= value <= MAX_RETRIES)
+            ):
+                self.error(
+                    fields["retries"],
+                    f"{path}.retries",
+                    f"expected a whole number from 0 to {MAX_RETRIES}, "
+                    f"got {_shown(fields['retries'])}",
+                )
+            else:
+                retries = value
+        if "placement" in fields:
+            where = f"{path}.placement"
+            placement = self.mapping(fields["placement"], where, _PLACEMENT, ())
+            if placement is not None:
+                site = self.name(placement.get("site"), f"{where}.site")
+                node_pool = self.name(placement.get("node_pool"), f"{where}.node_pool")
+                if "labels" in placement:
+                    labels = self.labels(placement["labels"], f"{where}.labels")
+        resources = (
+            self.resources(fields["resources"], f"{path}.resources")
+            if ("resources" in fields)
+            else None
+        )
+        hpc = self.addons(fields["addons"], f"{path}.addons") if "addons" in fields else ()
+        settings = StepSettings(
+            timeout_seconds=timeout,
+            retries=retries,
+            site_name=site,
+            node_pool=node_pool,
+            labels=labels,
+            resources=resources,
+            hpc=hpc,
+        )
+        if len(self.problems) == before:
+            try:
+                settings.check()
+            except InvalidInput as exc:
+                self.error(node, f"{path}.{exc.field}", exc.detail.partition(": ")[2])
+        return settings
+
+    def name(self, node: YamlNode | None, path: str) -> str | None:
+        text = self.string(node, path, hint_quote=True)
+        if node is not None and text is not None and (not text.strip() or len(text) > 200):
+            self.error(node, path, "must be 1 to 200 characters")
+            return None
+        return text
+
+    def labels(self, node: YamlNode, path: str) -> tuple[tuple[str, str], ...]:
+        if node.kind != "map":
+            self.error(
+                node, path, f"expected a mapping of label names to values, got {node.describe()}"
+            )
+            return ()
+        found = []
+        for key, value in node.entries.items():
+            text = self.string(value, f"{path}.{key}", hint_quote=True)
+            if text is not None:
+                found.append((key, text))
+        return tuple(found)
+
+    def duration(self, node: YamlNode, path: str, *, positive: bool) -> float | None:
+        if node.kind != "scalar":
+            self.error(
+                node, path, f"expected a duration (e.g. 90s, 15m, 2h), got {node.describe()}"
+            )
+            return None
+        try:
+            seconds = parse_duration(node.value)
+        except ValueError as exc:
+            self.error(node, path, str(exc))
+            return None
+        if positive and seconds <= 0:
+            self.error(node, path, "must be above zero")
+            return None
+        return seconds
+
+    def resources(self, node: YamlNode, path: str) -> Resources | None:
+        fields = self.mapping(node, path, _RESOURCES, ())
+        if fields is None:
+            return None
+        cpu = memory = gpu = None
+        time = None
+        if "cpu" in fields:
+            value = fields["cpu"].value
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                self.error(
+                    fields["cpu"],
+                    f"{path}.cpu",
+                    f"expected a number of cores >= 0 (e.g. 0.5, 2), got {_shown(fields['cpu'])}",
+                )
+            else:
+                cpu = float(value)
+        if "memory" in fields:
+            if fields["memory"].kind != "scalar":
+                self.error(fields["memory"], f"{path}.memory", "expected a size (e.g. 512M, 4G)")
+            else:
+                try:
+                    memory = parse_memory(fields["memory"].value)
+                except ValueError as exc:
+                    self.error(fields["memory"], f"{path}.memory", str(exc))
+        if "time" in fields:
+            time = self.duration(fields["time"], f"{path}.time", positive=False)
+        if "gpu" in fields:
+            value = fields["gpu"].value
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                self.error(
+                    fields["gpu"],
+                    f"{path}.gpu",
+                    f"expected a whole number of GPUs >= 0, got {_shown(fields['gpu'])}",
+                )
+            else:
+                gpu = value
+        found = Resources(cpu=cpu, memory_bytes=memory, time_seconds=time, gpu=gpu)
+        return None if found.is_empty() else found
+
+    def addons(self, node: YamlNode, path: str) -> tuple[tuple[str, str], ...]:
+        fields = self.mapping(node, path, ("hpc",), ())
+        if fields is None or "hpc" not in fields:
+            return ()
+        where, hpc = f"{path}.hpc", fields["hpc"]
+        if hpc.kind != "map":
+            self.error(hpc, where, f"expected a mapping of HPC parameters, got {hpc.describe()}")
+            return ()
+        found: dict[str, str] = {}
+        for raw, value in hpc.entries.items():
+            line = hpc.key_lines[raw]
+            try:
+                key = canonical_key(raw)
+            except InvalidInput as exc:
+                self.error_at(line, f"{where}.{raw}", exc.detail.partition(": ")[2])
+                continue
+            if key in found:
+                self.error_at(line, f"{where}.{raw}", f"{key!r} is given twice")
+                continue
+            if value.kind != "scalar" or value.value is None:
+                self.error(
+                    value, f"{where}.{raw}", f"expected a text or a number, got {value.describe()}"
+                )
+                continue
+            try:
+                found[key] = check_value(key, value.value)
+            except InvalidInput as exc:
+                self.error(value, f"{where}.{raw}", exc.detail.partition(": ")[2])
+        return tuple((k, found[k]) for k in sorted(found, key=_HPC_ORDER.index))
 
     def position(self, node: YamlNode, path: str) -> Position | None:
         fields = self.mapping(node, path, ("x", "y"), ("x", "y"))
@@ -405,6 +585,9 @@ class _Reader:
         return results
 
 
+_HPC_ORDER: Final = list(HPC_KEYS)
+
+
 def parse_workflow(data: bytes) -> ParsedWorkflow:
     """The document as a workflow definition, with its format problems (never raises for those);
     raises InvalidDocument when the text is not an acceptable YAML document at all."""
@@ -422,6 +605,12 @@ class _Quoted(str):
 
 class _FlowMap(dict[str, Any]):
     pass
+
+
+class _Literal(str):
+    """A multi-line text written as a `|` block (a script stays readable)."""
+
+    __slots__ = ()
 
 
 class _FlowList(list[Any]):
@@ -445,6 +634,15 @@ _Dumper.add_representer(str, _represent_str)
 _Dumper.add_representer(
     _Quoted, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", str(v), style='"')
 )
+
+
+def _represent_literal(dumper: _Dumper, value: _Literal) -> yaml.Node:
+    # A block cannot hold trailing spaces on a line nor some control characters: PyYAML then
+    # falls back to a quoted style by itself.
+    return dumper.represent_scalar("tag:yaml.org,2002:str", str(value), style="|")
+
+
+_Dumper.add_representer(_Literal, _represent_literal)
 _Dumper.add_representer(
     _FlowMap, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v.items(), flow_style=True)
 )
@@ -477,14 +675,54 @@ def _output_doc(io: IO) -> dict[str, Any]:
     return doc
 
 
+def _settings_doc(s: StepSettings) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    r = s.resources
+    if r is not None and not r.is_empty():
+        resources: dict[str, Any] = {}
+        if r.cpu is not None:
+            resources["cpu"] = int(r.cpu) if r.cpu.is_integer() else r.cpu
+        if r.memory_bytes is not None:
+            resources["memory"] = format_memory(r.memory_bytes)
+        if r.time_seconds is not None:
+            resources["time"] = format_duration(r.time_seconds)
+        if r.gpu is not None:
+            resources["gpu"] = r.gpu
+        doc["resources"] = _FlowMap(resources)
+    if s.hpc:
+        doc["addons"] = {"hpc": {k: _hpc_value(k, v) for k, v in s.hpc}}
+    placement: dict[str, Any] = {}
+    if s.site_name is not None:
+        placement["site"] = s.site_name
+    if s.node_pool is not None:
+        placement["node_pool"] = s.node_pool
+    if s.labels:
+        placement["labels"] = _FlowMap(s.labels)
+    if placement:
+        doc["placement"] = placement
+    if s.timeout_seconds is not None:
+        doc["timeout"] = format_duration(s.timeout_seconds)
+    if s.retries is not None:
+        doc["retries"] = s.retries
+    return doc
+
+
+def _hpc_value(key: str, value: str) -> Any:
+    if key in COUNT_KEYS or (key == "nodes" and value.isdigit()):
+        return int(value)
+    if key == "exclusive":
+        return value == "true"
+    if key == "custom_script" and "\n" in value:
+        return _Literal(value)
+    return value
+
+
 def _not_exported(workflow: Workflow) -> list[str]:
     notes = []
     for step in workflow.steps:
         parts = []
         if step.human_name:
             parts.append("human name")
-        if not step.settings.is_empty():
-            parts.append("settings (timeout, retries, placement, resources)")
         if any(o.has_default for o in step.outputs):
             parts.append("output defaults")
         if parts:
@@ -508,6 +746,7 @@ def render_workflow(workflow: Workflow) -> str:
         if step.outputs:
             doc["outputs"] = [_output_doc(o) for o in step.outputs]
         doc["streams_to"] = _FlowList(step.streams_to)
+        doc.update(_settings_doc(step.settings))
         functions.append(doc)
     spec: dict[str, Any] = {"human_name": workflow.name}
     if workflow.description:

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ryax_studio.domain.actions import IO, ActionRef, IOType, Origin, ProjectId
+from ryax_studio.domain.actions import IO, ActionRef, IOType, Origin, ProjectId, Resources
 from ryax_studio.domain.errors import InvalidDocument
+from ryax_studio.domain.hpc import HPC_KEYS
 from ryax_studio.domain.workflow import (
     Position,
     ReferenceValue,
@@ -100,8 +101,9 @@ def test_export_names_what_the_format_cannot_hold() -> None:
     wf.steps[2].human_name = "Log it"
     text = render_workflow(wf)
     assert text.startswith("# Not in the published workflow format, so not exported:\n")
-    assert "#   step shout: settings" in text and "#   step log: human name" in text
-    assert parse_workflow(text.encode()).problems == []
+    assert "#   step log: human name" in text and "step shout" not in text.split("apiVersion")[0]
+    back = parse_workflow(text.encode())
+    assert back.problems == [] and back.steps[1].settings == StepSettings(retries=3)
 
 
 # ---- refusing broken documents (the YAML rules themselves: kit/tests/unit/test_safe_yaml.py) ----
@@ -302,6 +304,54 @@ outputs = st.builds(
 )
 
 
+hpc_values = {
+    "partition": st.from_regex(r"\A[A-Za-z0-9_][A-Za-z0-9._-]{0,10}\Z"),
+    "nodes": st.one_of(
+        st.integers(1, 64).map(str),
+        st.tuples(st.integers(1, 4), st.integers(4, 8)).map(lambda t: f"{t[0]}-{t[1]}"),
+    ),
+    "ntasks": st.integers(1, 999).map(str),
+    "cpus_per_task": st.integers(1, 64).map(str),
+    "mem": st.sampled_from(["512M", "4G", "1000", "2.5G"]),
+    "time": st.sampled_from(["30", "1:30:00", "2-00:00:00", "90m", "2h"]),
+    "gpus": st.integers(1, 8).map(str),
+    "gres": st.sampled_from(["gpu:a100:2", "gpu:1"]),
+    "exclusive": st.sampled_from(["true", "false"]),
+    "custom_script": st.lists(
+        st.text(st.sampled_from("ab $=\"'#:-{}[]"), max_size=12), min_size=1, max_size=4
+    )
+    .map("\n".join)
+    .filter(lambda s: s.strip() != ""),
+}
+
+
+@st.composite
+def step_settings(draw: st.DrawFn) -> StepSettings:
+    keys = draw(st.lists(st.sampled_from(sorted(hpc_values)), max_size=5, unique=True))
+    hpc = {k: draw(hpc_values[k]) for k in keys}
+    maybe = st.one_of
+    return StepSettings(
+        timeout_seconds=draw(maybe(st.none(), st.sampled_from([0.5, 1.0, 90.0, 3600.0, 7.25]))),
+        retries=draw(maybe(st.none(), st.integers(0, 100))),
+        site_name=draw(maybe(st.none(), names)),
+        node_pool=draw(maybe(st.none(), names)),
+        labels=tuple(draw(st.dictionaries(names, text, max_size=2)).items()),
+        resources=draw(
+            maybe(
+                st.none(),
+                st.builds(
+                    Resources,
+                    cpu=maybe(st.none(), st.sampled_from([0.0, 0.5, 2.0, 64.0])),
+                    memory_bytes=maybe(st.none(), st.sampled_from([0, 1000, 2**20, 3 * 2**30])),
+                    time_seconds=maybe(st.none(), st.sampled_from([0.0, 1.5, 60.0, 86400.0])),
+                    gpu=maybe(st.none(), st.integers(0, 8)),
+                ).filter(lambda r: not r.is_empty()),
+            )
+        ),
+        hpc=tuple((k, hpc[k]) for k in HPC_KEYS if k in hpc),
+    )
+
+
 @st.composite
 def workflows(draw: st.DrawFn) -> Workflow:
     step_ids = draw(st.lists(ids, min_size=1, max_size=8, unique=True))
@@ -317,6 +367,7 @@ def workflows(draw: st.DrawFn) -> Workflow:
                 inputs=draw(st.dictionaries(names, values, max_size=5)),
                 outputs=tuple(draw(st.lists(outputs, max_size=3, unique_by=lambda o: o.name))),
                 streams_to=draw(st.lists(st.sampled_from(step_ids), max_size=3, unique=True)),
+                settings=draw(st.one_of(st.just(StepSettings()), step_settings())),
             )
         )
     results = draw(

@@ -172,6 +172,7 @@ class Placer:
             node_pool=sd.node_pool,
             inputs=step.inputs,
             outputs=step.outputs,
+            hpc=step.settings.hpc,
         )
 
     def send_undeploy(self, site: Site, d: Deployment, step_id: str) -> None:

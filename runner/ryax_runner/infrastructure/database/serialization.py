@@ -165,6 +165,7 @@ def definition_to_json(d: WorkflowDefinition, box: SecretBox) -> dict[str, Any]:
                     "node_pool": s.settings.node_pool,
                     "labels": [list(kv) for kv in s.settings.labels],
                     "resources": [r.cpu, r.memory_bytes, r.time_seconds, r.gpu],
+                    "hpc": [list(kv) for kv in s.settings.hpc],
                 },
             }
         )
@@ -206,6 +207,8 @@ def definition_from_json(doc: dict[str, Any], box: SecretBox) -> WorkflowDefinit
                     node_pool=st["node_pool"],
                     labels=tuple((k, v) for k, v in st["labels"]),
                     resources=Resources(cpu=cpu, memory_bytes=mem, time_seconds=time_s, gpu=gpu),
+                    # Definitions recorded before step-level HPC parameters have none.
+                    hpc=tuple((k, v) for k, v in st.get("hpc", [])),
                 ),
             )
         )

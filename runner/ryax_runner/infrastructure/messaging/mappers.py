@@ -95,6 +95,7 @@ def _step(s: studio_pb.Step) -> StepDefinition:
             site_name=st.site_name,
             node_pool=st.node_pool,
             labels=tuple(sorted(st.labels.items())),
+            hpc=tuple(sorted(st.hpc.items())),
             resources=Resources(
                 cpu=r.cpu, memory_bytes=r.memory_bytes, time_seconds=r.time_seconds, gpu=r.gpu
             ),

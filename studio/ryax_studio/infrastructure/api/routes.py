@@ -24,6 +24,7 @@ from ...application.use_cases import (
 from ...domain.actions import IO, ActionKind, ActionVersion, IOType, Origin, ProjectId, Resources
 from ...domain.deployment import Deployment, Secret, Snapshot
 from ...domain.errors import DomainError, InvalidInput, InvalidWorkflow
+from ...domain.hpc import hpc_params
 from ...domain.problems import Problem
 from ...domain.workflow import (
     MASK,
@@ -269,6 +270,13 @@ class SettingsModel(Strict):
     node_pool: str | None = Field(default=None, min_length=1, max_length=200)
     labels: dict[str, str] = Field(default_factory=dict)
     resources: ResourcesModel | None = None
+    hpc: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Ryax's HPC add-on parameters for a Slurm site (partition, nodes, ntasks, "
+        "cpus_per_task, mem, time, gpus, custom_script...: docs/slurm.md); answered as texts "
+        "under their canonical keys",
+    )
 
 
 class LinkIn(Strict):
@@ -450,6 +458,7 @@ def _settings(s: StepSettings) -> SettingsModel:
         node_pool=s.node_pool,
         labels=dict(s.labels),
         resources=_resources(s.resources) if s.resources is not None else None,
+        hpc=dict(s.hpc),
     )
 
 
@@ -1060,7 +1069,7 @@ async def set_outputs(request: web.Request) -> web.Response:
     tag="steps",
     body=SettingsModel,
     response=WorkflowOut,
-    summary="Timeout, retries, placement (site, node pool, labels) and resources",
+    summary="Timeout, retries, placement (site, node pool, labels), resources and HPC add-on",
 )
 async def set_settings(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
@@ -1077,6 +1086,7 @@ async def set_settings(request: web.Request) -> web.Response:
         else Resources(
             cpu=r.cpu, memory_bytes=r.memory_bytes, time_seconds=r.time_seconds, gpu=r.gpu
         ),
+        hpc=hpc_params(body.hpc),
     )
     view = await request.app[WORKFLOWS].set_settings(
         project, request.match_info["workflow"], request.match_info["step"], settings

@@ -120,6 +120,7 @@ def settings_to_doc(s: StepSettings) -> Doc:
         "node_pool": s.node_pool,
         "labels": [[k, v] for k, v in s.labels],
         "resources": resources_to_doc(s.resources) if s.resources is not None else None,
+        "hpc": [[k, v] for k, v in s.hpc],
     }
 
 
@@ -131,6 +132,7 @@ def settings_from_doc(doc: Doc) -> StepSettings:
         node_pool=doc.get("node_pool"),
         labels=tuple((k, v) for k, v in doc.get("labels", [])),
         resources=resources_from_doc(doc["resources"]) if doc.get("resources") else None,
+        hpc=tuple((k, v) for k, v in doc.get("hpc", [])),
     )
 
 

@@ -173,6 +173,7 @@ def _settings(s: StepSettings) -> studio_pb.StepSettings:
         node_pool=s.node_pool or "",
         labels=dict(s.labels),
         resources=_resources(s.resources),
+        hpc=dict(s.hpc),
     )
 
 

@@ -535,12 +535,33 @@ class StepSettings(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class HpcEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
     RETRIES_FIELD_NUMBER: _builtins.int
     SITE_NAME_FIELD_NUMBER: _builtins.int
     NODE_POOL_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     RESOURCES_FIELD_NUMBER: _builtins.int
+    HPC_FIELD_NUMBER: _builtins.int
     timeout_seconds: _builtins.float
     """Maximum run time of one execution; 0 = no timeout."""
     retries: _builtins.int
@@ -557,6 +578,14 @@ class StepSettings(_message.Message):
     def resources(self) -> Global___Resources:
         """Resources the step asks for (overrides the action's declared resources when set)."""
 
+    @_builtins.property
+    def hpc(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Parameters of Ryax's HPC add-on set on the step (partition, nodes, ntasks, cpus_per_task,
+        time, custom_script..., docs/slurm.md), keys in their canonical spelling, each value as
+        text. The runner passes them to the worker (Deploy.hpc); Slurm sites apply them. Empty =
+        none.
+        """
+
     def __init__(
         self,
         *,
@@ -566,10 +595,11 @@ class StepSettings(_message.Message):
         node_pool: _builtins.str = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         resources: Global___Resources | None = ...,
+        hpc: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["resources", b"resources"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["labels", b"labels", "node_pool", b"node_pool", "resources", b"resources", "retries", b"retries", "site_name", b"site_name", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hpc", b"hpc", "labels", b"labels", "node_pool", b"node_pool", "resources", b"resources", "retries", b"retries", "site_name", b"site_name", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
