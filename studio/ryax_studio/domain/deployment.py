@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import NewType
@@ -156,14 +156,7 @@ def take_snapshot(
                 )
         settings = step.settings
         if settings.resources is None and not action.resources.is_empty():
-            settings = StepSettings(
-                timeout_seconds=settings.timeout_seconds,
-                retries=settings.retries,
-                site_name=settings.site_name,
-                node_pool=settings.node_pool,
-                labels=settings.labels,
-                resources=action.resources,
-            )
+            settings = replace(settings, resources=action.resources)
         steps.append(
             SnapshotStep(
                 step_id=step.id,
