@@ -44,13 +44,17 @@ class ApiError(RyaxError):
         self.path = path
         #: the whole JSON error document (it may carry more than error and detail)
         self.body: dict[str, Any] = body or {}
+        #: The file the request carried (a workflow document), named before each problem's line.
+        self.source: str | None = None
         super().__init__(self._message(error, detail), detail=detail)
 
     @property
     def problems(self) -> list[str]:
         """Each problem the server listed (an invalid workflow: step, input, line), as text."""
         found = self.body.get("problems")
-        return [problem_text(p) for p in found] if isinstance(found, list) else []
+        if not isinstance(found, list):
+            return []
+        return [problem_text(p, source=self.source) for p in found]
 
     def _message(self, error: str, detail: Any) -> str:
         text = detail_text(detail)
@@ -150,13 +154,14 @@ _BY_STATUS: dict[int, type[ApiError]] = {
 }
 
 
-def problem_text(problem: Any) -> str:
-    """`line 12, spec.functions[3] (shout).inputs_values.text: message` and the like."""
+def problem_text(problem: Any, *, source: str | None = None) -> str:
+    """`line 12, spec.functions[3] (shout).inputs_values.text: message` and the like (with the
+    file: `demo.yaml, line 12, ...`)."""
     if not isinstance(problem, dict):
         return str(problem)
     where = []
     if problem.get("line"):
-        where.append(f"line {problem['line']}")
+        where.append(f"{source}, line {problem['line']}" if source else f"line {problem['line']}")
     if problem.get("path"):
         where.append(str(problem["path"]))
     elif problem.get("step_id") or problem.get("step"):

@@ -727,9 +727,12 @@ class Step(Model):
     action_id: str
     version: str
     inputs: dict[str, Any] = field(default_factory=dict)
+    #: Where and how it runs: timeout_seconds, retries, site_name, node_pool, labels,
+    #: resources {cpu, memory_bytes, time_seconds, gpu}, hpc {key: text} (StepSettings).
+    settings: dict[str, Any] = field(default_factory=dict)
 
     SCHEMAS = (Schema(STUDIO, "StepOut"),)
-    KEYS = _keys("id", "action_id", "version", "inputs")
+    KEYS = _keys("id", "action_id", "version", "inputs", "settings")
 
     @classmethod
     def from_json(cls, d: Any) -> Self:
@@ -740,6 +743,7 @@ class Step(Model):
             action_id=r.text("action_id"),
             version=r.text("version"),
             inputs=r.mapping("inputs"),
+            settings=r.mapping("settings"),
         )
 
 

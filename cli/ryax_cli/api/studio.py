@@ -95,6 +95,15 @@ class Workflows(Group):
         )
         return response.text
 
+    def set_step_settings(
+        self, project: str, workflow: str, step: str, settings: dict[str, Any]
+    ) -> Workflow:
+        """Replace a step's settings (timeout_seconds, retries, site_name, node_pool, labels,
+        resources, hpc); the studio checks them and names a bad field (400)."""
+        return Workflow.from_json(
+            self._http.put(_path(project, workflow, "steps", seg(step), "settings"), settings)
+        )
+
     def deployments(self, project: str, workflow: str) -> builtins.list[Deployment]:
         """The workflow's deployments, newest first, in the state the runner reports."""
         return DEPLOYMENTS.read(self._http.get(_path(project, workflow, "deployments")))

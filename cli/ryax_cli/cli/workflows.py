@@ -1,17 +1,18 @@
-"""`ryax workflow create|import|export|deploy|undeploy|list|show|delete`."""
+"""`ryax workflow create|import|export|deploy|undeploy|list|show|delete|step-settings`."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
 
 from ..api.studio import check_yaml
-from ..errors import ConflictError, InvalidWorkflowFile
-from ..models import HTTP_TRIGGERS, Deployment, Workflow
+from ..errors import ApiError, ConflictError, InvalidWorkflowFile
+from ..models import HTTP_TRIGGERS, Deployment, Step, Workflow
+from ..units import format_duration, format_memory, parse_duration, parse_memory
 from .context import Output, OutputOpt, ProjectOpt, command, info, print_json, state
 from .output import Progress, emit, fields, state_text, table
 
@@ -75,8 +76,8 @@ def show(
             ]
         )
         table(
-            ["STEP", "ACTION", "VERSION"],
-            [(s.id, s.action_id, s.version) for s in wf.steps],
+            ["STEP", "ACTION", "VERSION", "SETTINGS"],
+            [(s.id, s.action_id, s.version, settings_summary(s.settings)) for s in wf.steps],
             empty="no steps",
         )
         if wf.problems:
@@ -134,14 +135,18 @@ def import_(
     client = st.client()
     verb = "Imported"
     try:
-        wf = client.workflows.import_yaml(proj, text, name=name, draft=draft)
-    except ConflictError:
-        spec = document.get("spec")
-        existing = name or (spec.get("human_name") if isinstance(spec, dict) else None)
-        if not replace or not existing:
-            raise
-        wf = client.workflows.replace_yaml(proj, str(existing), text, draft=draft)
-        verb = "Replaced"
+        try:
+            wf = client.workflows.import_yaml(proj, text, name=name, draft=draft)
+        except ConflictError:
+            spec = document.get("spec")
+            existing = name or (spec.get("human_name") if isinstance(spec, dict) else None)
+            if not replace or not existing:
+                raise
+            wf = client.workflows.replace_yaml(proj, str(existing), text, draft=draft)
+            verb = "Replaced"
+    except ApiError as exc:
+        exc.source = "<stdin>" if file == "-" else file  # each problem names file and line
+        raise
 
     def render() -> None:
         info(f"{verb} workflow {wf.name} ({wf.id})")
@@ -280,3 +285,191 @@ def errors(
             empty="valid: nothing prevents deploying it",
         ),
     )
+
+
+# ---- per-step settings ---------------------------------------------------------------------
+def settings_summary(settings: dict[str, Any]) -> str:
+    """One line: `site=hpc pool=debug cpu=2 memory=1G time=10m gpu=1 timeout=1h retries=2
+    labels=zone=eu hpc=partition=debug,nodes=2` (only what is set)."""
+    parts = []
+    for key, name in (("site_name", "site"), ("node_pool", "pool")):
+        if settings.get(key):
+            parts.append(f"{name}={settings[key]}")
+    res = settings.get("resources") or {}
+    if res.get("cpu") is not None:
+        parts.append(f"cpu={res['cpu']:g}")
+    if res.get("memory_bytes") is not None:
+        parts.append(f"memory={format_memory(res['memory_bytes'])}")
+    if res.get("time_seconds") is not None:
+        parts.append(f"time={format_duration(res['time_seconds'])}")
+    if res.get("gpu") is not None:
+        parts.append(f"gpu={res['gpu']}")
+    if settings.get("timeout_seconds") is not None:
+        parts.append(f"timeout={format_duration(settings['timeout_seconds'])}")
+    if settings.get("retries") is not None:
+        parts.append(f"retries={settings['retries']}")
+    if settings.get("labels"):
+        parts.append("labels=" + ",".join(f"{k}={v}" for k, v in settings["labels"].items()))
+    hpc = settings.get("hpc") or {}
+    if hpc:
+        shown = {k: ("<script>" if k == "custom_script" else v) for k, v in hpc.items()}
+        parts.append("hpc=" + ",".join(f"{k}={v}" for k, v in shown.items()))
+    return " ".join(parts)
+
+
+#: The studio's spellings of HPC parameters (docs/slurm.md): it answers with the canonical ones.
+HPC_ALIASES = {
+    "tasks": "ntasks",
+    "tasks_per_node": "ntasks_per_node",
+    "memory": "mem",
+    "gpu": "gpus",
+}
+
+
+def _pairs(items: list[str], option: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise typer.BadParameter(f"{option} {item!r}: write KEY=VALUE")
+        found[key.strip()] = value
+    return found
+
+
+def _unit(parse: Any, option: str, text: str) -> Any:
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{option}: {exc}") from None
+
+
+def _step_of(wf: Workflow, step: str) -> Step:
+    found = next((s for s in wf.steps if s.id == step), None)
+    if found is None:
+        known = ", ".join(s.id for s in wf.steps) or "none"
+        raise typer.BadParameter(f"workflow {wf.name} has no step {step!r} (its steps: {known})")
+    return found
+
+
+@command(app, "step-settings")
+def step_settings(
+    workflow: WorkflowArg,
+    step: Annotated[str, typer.Argument(help="Step id.")],
+    site: Annotated[
+        str | None, typer.Option("--site", help='Run on this site only ("" = any).')
+    ] = None,
+    node_pool: Annotated[
+        str | None, typer.Option("--node-pool", help='Node pool of the site ("" = any).')
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="KEY=VALUE the site must have (repeat; KEY= removes)."),
+    ] = None,
+    cpu: Annotated[float | None, typer.Option("--cpu", help="Cores (0 = unset).")] = None,
+    memory: Annotated[str | None, typer.Option("--memory", help="512M, 4G... (0 = unset).")] = None,
+    time: Annotated[
+        str | None, typer.Option("--time", help="Longest run: 90s, 15m, 2h (0 = unset).")
+    ] = None,
+    gpu: Annotated[int | None, typer.Option("--gpu", help="GPUs (0 = unset).")] = None,
+    timeout: Annotated[
+        str | None, typer.Option("--timeout", help='Step timeout: 90s, 15m ("" = unset).')
+    ] = None,
+    retries: Annotated[
+        int | None, typer.Option("--retries", help="Retries of a failed execution.")
+    ] = None,
+    hpc: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--hpc",
+            help="HPC add-on KEY=VALUE for a Slurm site: partition, nodes, ntasks, "
+            "cpus_per_task, mem, time, gpus, account, qos, exclusive... (repeat; KEY= removes).",
+        ),
+    ] = None,
+    hpc_script: Annotated[
+        Path | None,
+        typer.Option("--hpc-script", help="File holding the HPC custom_script.", exists=True),
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Start from no settings instead of the current ones.")
+    ] = False,
+    project: ProjectOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Show a step's settings or change them (only the options given; the rest is kept).
+
+    The studio checks them: an unknown HPC parameter or a bad value is refused, named.
+    """
+    st = state()
+    proj = st.project_of(project)
+    client = st.client()
+    wf = client.workflows.show(proj, workflow)
+    current = dict(_step_of(wf, step).settings)
+    changes = [site, node_pool, label, cpu, memory, time, gpu, timeout, retries, hpc, hpc_script]
+    if not clear and all(c is None for c in changes):
+        emit(output, current, lambda: _show_settings(step, current))
+        return
+    new: dict[str, Any] = {} if clear else current
+    for key, value in (("site_name", site), ("node_pool", node_pool)):
+        if value is not None:
+            new[key] = value or None
+    if timeout is not None:
+        new["timeout_seconds"] = _unit(parse_duration, "--timeout", timeout) if timeout else None
+    if retries is not None:
+        new["retries"] = retries
+    resources = dict(new.get("resources") or {})
+    for key, value in (
+        ("cpu", cpu),
+        ("memory_bytes", _unit(parse_memory, "--memory", memory) if memory is not None else None),
+        ("time_seconds", _unit(parse_duration, "--time", time) if time is not None else None),
+        ("gpu", gpu),
+    ):
+        if value is not None:
+            resources[key] = value or None
+    resources = {k: v for k, v in resources.items() if v is not None}
+    new["resources"] = resources or None
+    labels = dict(new.get("labels") or {})
+    for key, value in _pairs(label or [], "--label").items():
+        if value:
+            labels[key] = value
+        else:
+            labels.pop(key, None)
+    new["labels"] = labels
+    params = dict(new.get("hpc") or {})
+    for raw, value in _pairs(hpc or [], "--hpc").items():
+        # The studio keeps canonical keys: `tasks=` must remove the stored `ntasks`.
+        key = raw.strip().replace("-", "_").lower()
+        key = HPC_ALIASES.get(key, key)
+        if value:
+            params[key] = value
+        else:
+            params.pop(key, None)
+    if hpc_script is not None:
+        params["custom_script"] = hpc_script.read_text(encoding="utf-8")
+    new["hpc"] = params
+    wf = client.workflows.set_step_settings(proj, workflow, step, new)
+    saved = dict(_step_of(wf, step).settings)
+    emit(output, saved, lambda: _show_settings(step, saved))
+
+
+def _show_settings(step: str, settings: dict[str, Any]) -> None:
+    res = settings.get("resources") or {}
+    rows: list[tuple[str, Any]] = [
+        ("step", step),
+        ("site", settings.get("site_name") or "any"),
+        ("node pool", settings.get("node_pool") or "any"),
+        ("labels", ", ".join(f"{k}={v}" for k, v in (settings.get("labels") or {}).items())),
+        ("cpu", "" if res.get("cpu") is None else f"{res['cpu']:g}"),
+        ("memory", "" if res.get("memory_bytes") is None else format_memory(res["memory_bytes"])),
+        ("time", "" if res.get("time_seconds") is None else format_duration(res["time_seconds"])),
+        ("gpu", "" if res.get("gpu") is None else res["gpu"]),
+        (
+            "timeout",
+            ""
+            if settings.get("timeout_seconds") is None
+            else format_duration(settings["timeout_seconds"]),
+        ),
+        ("retries", "" if settings.get("retries") is None else settings["retries"]),
+    ]
+    for key, value in (settings.get("hpc") or {}).items():
+        rows.append((f"hpc.{key}", value))
+    fields(rows)

@@ -18,6 +18,9 @@ from typing import Any
 import yaml
 from aiohttp import MultipartReader, web
 
+from ryax_studio.domain.errors import InvalidInput
+from ryax_studio.domain.hpc import hpc_params
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NOW = "2026-01-02T03:04:05+00:00"
 
@@ -469,6 +472,20 @@ def build_app(fake: FakeRyax) -> web.Application:
         _, functions = parse_document(await request.text())
         wf["steps"] = functions
         wf["errors"] = []
+        return web.json_response(_detail(fake, wf))
+
+    @r.put(sbase + "/workflows/{workflow}/steps/{step}/settings")
+    async def set_step_settings(request: web.Request) -> web.Response:
+        wf = workflow_of(request, write=True)
+        step = request.match_info["step"]
+        if not any(f["id"] == step for f in wf["steps"]):
+            return _err(404, "not_found", f"step {step!r} not found")
+        body = await request.json()
+        try:  # the studio's own checks, so the messages are the ones users get
+            hpc = dict(hpc_params(body.get("hpc") or {}))
+        except InvalidInput as exc:
+            return _err(400, "invalid_input", exc.detail)
+        wf.setdefault("settings", {})[step] = {**NO_SETTINGS, **body, "hpc": hpc}
         return web.json_response(_detail(fake, wf))
 
     @r.get(sbase + "/workflows/{workflow}/errors")
@@ -1026,6 +1043,17 @@ def _current(fake: FakeRyax, wf: dict[str, Any]) -> dict[str, Any] | None:
     return found[-1] if found else None
 
 
+NO_SETTINGS: dict[str, Any] = {
+    "timeout_seconds": None,
+    "retries": None,
+    "site_name": None,
+    "node_pool": None,
+    "labels": {},
+    "resources": None,
+    "hpc": {},
+}
+
+
 def _steps(wf: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for f in wf["steps"]:
@@ -1043,6 +1071,7 @@ def _steps(wf: dict[str, Any]) -> list[dict[str, Any]]:
                 "version": str(f["version"]),
                 "inputs": values,
                 "streams_to": f.get("streams_to", []),
+                "settings": wf.get("settings", {}).get(f["id"], NO_SETTINGS),
             }
         )
     return out

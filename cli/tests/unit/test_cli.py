@@ -322,7 +322,8 @@ def test_import_rejected_by_the_server_lists_its_problems(ryax: Ryax, tmp_path: 
     assert out.exit_code == 1
     assert out.stderr.splitlines() == [
         "ryax: error: the document is not valid: 1 problem(s)",
-        "  - line 11, spec.functions[1] (count).from: no action no-such-action 1.0 in the store",
+        f"  - {wrong}, line 11, spec.functions[1] (count).from: no action no-such-action 1.0 "
+        "in the store",
     ]
     missing = ryax("workflow", "import", str(tmp_path / "nope.yaml"))
     assert missing.exit_code == 1 and "cannot read" in missing.stderr
