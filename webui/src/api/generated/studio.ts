@@ -308,7 +308,7 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Timeout, retries, placement (site, node pool, labels) and resources */
+        /** Timeout, retries, placement (site, node pool, labels), resources and HPC add-on */
         put: operations["put_studio_v1_projects_project_workflows_workflow_steps_step_settings"];
         post?: never;
         delete?: never;
@@ -803,6 +803,13 @@ export interface components {
             };
             /** @default null */
             resources: components["schemas"]["ResourcesModel"] | null;
+            /**
+             * Hpc
+             * @description Ryax's HPC add-on parameters for a Slurm site (partition, nodes, ntasks, cpus_per_task, mem, time, gpus, custom_script...: docs/slurm.md); answered as texts under their canonical keys
+             */
+            hpc?: {
+                [key: string]: string | number | boolean;
+            };
         };
         /** StepOut */
         StepOut: {

@@ -36,6 +36,14 @@ function studio(initial: Workflow) {
       };
       return HttpResponse.json(current);
     }),
+    http.put(`${W}/steps/:step/settings`, async ({ request, params }) => {
+      const body = (await request.json()) as Workflow["steps"][number]["settings"];
+      calls.push({ method: "PUT", url: request.url, body });
+      // the studio answers the HPC parameters under their canonical keys
+      const hpc = Object.fromEntries(Object.entries(body.hpc ?? {}).map(([k, v]) => [k === "tasks" ? "ntasks" : k, String(v)]));
+      current = { ...current, steps: current.steps.map((s) => (s.id === params.step ? { ...s, settings: { ...body, hpc } } : s)) };
+      return HttpResponse.json(current);
+    }),
     ...platform,
   );
   return calls;
@@ -90,5 +98,27 @@ describe("EditorPage", () => {
     expect(within(report).getByText(/takes no static files/)).toBeInTheDocument();
     const text = within(step).getByRole("group", { name: "Input text" });
     expect(within(text).getAllByRole("radio").map((r) => r.getAttribute("value"))).toEqual(["static", "reference", "secret"]);
+  });
+
+  it("sets a step's HPC parameters and custom script next to its placement", async () => {
+    logIn();
+    const calls = studio(demoWorkflow());
+    const user = userEvent.setup();
+    renderRoutes(routes, ["/p/demo/workflows/w1/edit"]);
+    await screen.findByText("All changes saved");
+    const canvas = screen.getByRole("group", { name: "Workflow canvas" });
+    fireEvent.click(within(canvas).getByText("Count words"));
+    const step = await screen.findByRole("region", { name: "Step count" });
+    const settings = within(step).getByRole("group", { name: "Settings of count" });
+    const hpc = within(settings).getByLabelText("HPC parameters");
+    await user.type(hpc, "partition=debug{Enter}tasks=4{Enter}");
+    await user.type(within(settings).getByRole("textbox", { name: "HPC custom script" }), "srun ./count");
+    await user.click(within(settings).getByRole("button", { name: "Apply settings" }));
+    await waitFor(() => expect(calls).toHaveLength(1));
+    expect(calls[0]?.url).toMatch(/\/steps\/count\/settings$/);
+    expect(calls[0]?.body).toMatchObject({ site_name: null, hpc: { partition: "debug", tasks: "4", custom_script: "srun ./count" } });
+    // the answer's canonical keys are shown
+    await waitFor(() => expect(within(settings).getByText("ntasks=4")).toBeInTheDocument());
+    expect(within(settings).getByText("partition=debug")).toBeInTheDocument();
   });
 });

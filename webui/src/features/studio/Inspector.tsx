@@ -70,6 +70,16 @@ function useDraft<T>(value: T, key: string, setDirty: (key: string, dirty: boole
   return [draft, setDraft, dirty] as const;
 }
 
+/** `key=value` items as a mapping (an item without `=` or without a key is left out). */
+function pairs(items: string[]): Record<string, string> {
+  return Object.fromEntries(
+    items
+      .map((i) => i.split(/=(.*)/s))
+      .filter((kv): kv is [string, string] => !!kv[0]?.trim() && kv[1] !== undefined)
+      .map(([k, v]) => [k.trim(), v.trim()]),
+  );
+}
+
 function SettingsForm({ step, sites, editable, onEdit, setDirty }: { step: EditorStep; sites: Site[]; editable: boolean; onEdit: InspectorProps["onEdit"]; setDirty: InspectorProps["setDirty"] }) {
   const [s, set, dirty] = useDraft(step.settings, `settings:${step.id}`, setDirty);
   const r = s.resources ?? { cpu: null, memory_bytes: null, time_seconds: null, gpu: null };
@@ -82,6 +92,10 @@ function SettingsForm({ step, sites, editable, onEdit, setDirty }: { step: Edito
   const pools = [...new Set((site ? [site] : sites).flatMap((x) => x.node_pools.map((p) => p.name)))];
   const siteNames = sites.map((x) => x.name);
   const labels = Object.entries(s.labels).map(([k, v]) => `${k}=${v}`);
+  const { custom_script: script, ...params } = s.hpc;
+  const hpcTags = Object.entries(params).map(([k, v]) => `${k}=${v}`);
+  const setHpc = (next: Record<string, string>, nextScript: string | undefined) =>
+    set({ ...s, hpc: nextScript ? { ...next, custom_script: nextScript } : next });
   return (
     <Stack gap="xs" component="fieldset" style={{ border: 0, padding: 0, margin: 0 }} aria-label={`Settings of ${step.id}`}>
       <Group grow gap="xs">
@@ -136,14 +150,29 @@ function SettingsForm({ step, sites, editable, onEdit, setDirty }: { step: Edito
         onChange={(items) =>
           set({
             ...s,
-            labels: Object.fromEntries(
-              items
-                .map((i) => i.split(/=(.*)/s))
-                .filter((kv): kv is [string, string] => !!kv[0] && kv[1] !== undefined)
-                .map(([k, v]) => [k.trim(), v.trim()]),
-            ),
+            labels: pairs(items),
           })
         }
+        disabled={!editable}
+      />
+      <TagsInput
+        size="xs"
+        label="HPC parameters"
+        description="key=value for a Slurm site: partition, nodes, ntasks, cpus_per_task, mem, time, gpus, account, qos, exclusive..."
+        value={hpcTags}
+        onChange={(items) => setHpc(pairs(items), script)}
+        disabled={!editable}
+      />
+      <Textarea
+        size="xs"
+        label="HPC custom script"
+        description="bash run in the Slurm job instead of the action (inputs as variables, export the outputs)"
+        autosize
+        minRows={2}
+        maxRows={10}
+        styles={{ input: { fontFamily: "monospace" } }}
+        value={script ?? ""}
+        onChange={(e) => setHpc(params, e.currentTarget.value || undefined)}
         disabled={!editable}
       />
       {editable && (
@@ -384,7 +413,7 @@ export function StepInspector({ step, ...props }: InspectorProps & { step: Edito
           Then: {step.streamsTo.length === 0 ? "nothing" : step.streamsTo.join(", ")}
         </Text>
       </Stack>
-      <Divider label="Placement, retries and resources" labelPosition="left" />
+      <Divider label="Placement, retries, resources and HPC" labelPosition="left" />
       <SettingsForm key={step.id} step={step} sites={sites} editable={editable} onEdit={onEdit} setDirty={setDirty} />
     </Stack>
   );

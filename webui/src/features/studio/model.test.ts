@@ -52,6 +52,29 @@ describe("the YAML round trip through the model", () => {
     expect(byId.report?.inputs_values).toMatchObject({ title: { project_variable_value: "report-title" } });
     expect(byId.count?.streams_to).toEqual(["shout"]);
   });
+
+  it("writes a step's settings as the studio's export does", () => {
+    const settings = {
+      timeout_seconds: 3600,
+      retries: 2,
+      site_name: "hpc",
+      node_pool: "debug",
+      labels: { zone: "eu" },
+      resources: { cpu: 2, memory_bytes: 1024 ** 3, time_seconds: 600, gpu: null },
+      hpc: { partition: "debug", nodes: "2", ntasks: "4", exclusive: "true", custom_script: "srun ./a" },
+    };
+    const doc = apply(demo(), { type: "setSettings", step: "count", settings });
+    const spec = parse(stringify(toDocument(doc))) as { spec: { functions: Record<string, unknown>[] } };
+    const count = spec.spec.functions.find((f) => f.id === "count");
+    expect(count).toMatchObject({
+      resources: { cpu: 2, memory: "1G", time: "10m" },
+      addons: { hpc: { partition: "debug", nodes: 2, ntasks: 4, exclusive: true, custom_script: "srun ./a" } },
+      placement: { site: "hpc", node_pool: "debug", labels: { zone: "eu" } },
+      timeout: "1h",
+      retries: 2,
+    });
+    expect(spec.spec.functions.find((f) => f.id === "log")).not.toHaveProperty("addons");
+  });
 });
 
 describe("adding steps", () => {

@@ -31,6 +31,9 @@ export interface StepSettings {
   node_pool: string | null;
   labels: Record<string, string>;
   resources: Resources | null;
+  /** Ryax's HPC add-on parameters for a Slurm site (partition, nodes, custom_script...), as
+   * texts under the studio's canonical keys. */
+  hpc: Record<string, string>;
 }
 
 export interface EditorStep {
@@ -82,6 +85,7 @@ export const EMPTY_SETTINGS: StepSettings = {
   node_pool: null,
   labels: {},
   resources: null,
+  hpc: {},
 };
 
 // ---- from the studio's answer --------------------------------------------------------------
@@ -109,6 +113,7 @@ export function stepOf(s: WorkflowStep): EditorStep {
       node_pool: s.settings.node_pool,
       labels: s.settings.labels ?? {},
       resources: s.settings.resources,
+      hpc: Object.fromEntries(Object.entries(s.settings.hpc ?? {}).map(([k, v]) => [k, String(v)])),
     },
   };
 }
@@ -462,9 +467,68 @@ function outputDoc(io: ActionIO): Record<string, unknown> {
   return doc;
 }
 
+const MEMORY_UNITS: [string, number][] = [
+  ["T", 1024 ** 4],
+  ["G", 1024 ** 3],
+  ["M", 1024 ** 2],
+  ["K", 1024],
+];
+const TIME_UNITS: [string, number][] = [
+  ["d", 86400],
+  ["h", 3600],
+  ["m", 60],
+];
+
+/** `1G` for a whole number of a unit, else the bytes (as the studio's export writes it). */
+export function memoryText(n: number): string | number {
+  const found = MEMORY_UNITS.find(([, size]) => n > 0 && n % size === 0);
+  return found ? `${n / found[1]}${found[0]}` : n;
+}
+
+/** `10m` for a whole number of a unit, else `Ns` or the seconds (as the studio writes it). */
+export function durationText(seconds: number): string | number {
+  if (seconds <= 0 || !Number.isInteger(seconds)) return seconds;
+  const found = TIME_UNITS.find(([, size]) => seconds % size === 0);
+  return found ? `${seconds / found[1]}${found[0]}` : `${seconds}s`;
+}
+
+const COUNT_KEYS = new Set(["ntasks", "ntasks_per_node", "cpus_per_task", "gpus"]);
+
+/** A step's settings as the studio's export writes them (docs/reference/workflows.md). */
+function settingsDoc(s: StepSettings): Record<string, unknown> {
+  const f: Record<string, unknown> = {};
+  const r = s.resources;
+  if (r && Object.values(r).some((v) => v !== null)) {
+    const res: Record<string, unknown> = {};
+    if (r.cpu !== null) res.cpu = r.cpu;
+    if (r.memory_bytes !== null) res.memory = memoryText(r.memory_bytes);
+    if (r.time_seconds !== null) res.time = durationText(r.time_seconds);
+    if (r.gpu !== null) res.gpu = r.gpu;
+    f.resources = res;
+  }
+  if (Object.keys(s.hpc).length > 0) {
+    f.addons = {
+      hpc: Object.fromEntries(
+        Object.entries(s.hpc).map(([k, v]) => [
+          k,
+          COUNT_KEYS.has(k) || (k === "nodes" && /^\d+$/.test(v)) ? Number(v) : k === "exclusive" ? v === "true" : v,
+        ]),
+      ),
+    };
+  }
+  const placement: Record<string, unknown> = {};
+  if (s.site_name !== null) placement.site = s.site_name;
+  if (s.node_pool !== null) placement.node_pool = s.node_pool;
+  if (Object.keys(s.labels).length > 0) placement.labels = s.labels;
+  if (Object.keys(placement).length > 0) f.placement = placement;
+  if (s.timeout_seconds !== null) f.timeout = durationText(s.timeout_seconds);
+  if (s.retries !== null) f.retries = s.retries;
+  return f;
+}
+
 /**
  * The model as the published Ryax YAML document (what the studio's export writes; human names
- * and settings are not in that format).
+ * are not in that format).
  */
 export function toDocument(doc: EditorDoc): Record<string, unknown> {
   const spec: Record<string, unknown> = { human_name: doc.name };
@@ -475,6 +539,7 @@ export function toDocument(doc: EditorDoc): Record<string, unknown> {
     if (Object.keys(s.inputs).length > 0) f.inputs_values = Object.fromEntries(Object.entries(s.inputs).map(([k, v]) => [k, valueDoc(v)]));
     if (s.outputs.length > 0) f.outputs = s.outputs.map(outputDoc);
     f.streams_to = s.streamsTo;
+    Object.assign(f, settingsDoc(s.settings));
     return f;
   });
   if (doc.results.length > 0) spec.results = doc.results.map((r) => ({ key: r.key, reference_value: `${r.step}.${r.output}` }));
