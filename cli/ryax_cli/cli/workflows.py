@@ -417,14 +417,15 @@ def step_settings(
     if retries is not None:
         new["retries"] = retries
     resources = dict(new.get("resources") or {})
-    for key, value in (
+    given: tuple[tuple[str, float | int | None], ...] = (
         ("cpu", cpu),
         ("memory_bytes", _unit(parse_memory, "--memory", memory) if memory is not None else None),
         ("time_seconds", _unit(parse_duration, "--time", time) if time is not None else None),
         ("gpu", gpu),
-    ):
-        if value is not None:
-            resources[key] = value or None
+    )
+    for key, amount in given:
+        if amount is not None:
+            resources[key] = amount or None
     resources = {k: v for k, v in resources.items() if v is not None}
     new["resources"] = resources or None
     labels = dict(new.get("labels") or {})
