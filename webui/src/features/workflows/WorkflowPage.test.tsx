@@ -64,7 +64,7 @@ describe("WorkflowPage", () => {
       workflow_id: "w1",
       snapshot_id: "snap1",
       state: "waiting_for_site",
-      reason: "no online site has the node pool gpu",
+      reason: "step count: asks 8 cpu; the closest node pool, gpu@hpc-1, has 4 cpu",
       state_seq: 2,
       requested_by: "alice",
       requested_at: "2026-01-01T00:00:00Z",
@@ -82,7 +82,7 @@ describe("WorkflowPage", () => {
     renderRoutes(routes, ["/p/demo/workflows/w1"]);
     const card = await screen.findByRole("region", { name: "Deployment" });
     expect(within(card).getByText("Waiting for a site")).toBeInTheDocument();
-    expect(within(card).getByText("no online site has the node pool gpu")).toBeInTheDocument();
+    expect(within(card).getByText("step count: asks 8 cpu; the closest node pool, gpu@hpc-1, has 4 cpu")).toBeInTheDocument();
 
     state.current = { ...dep, state: "deployed", reason: "" };
     // the page follows a moving deployment on its own
