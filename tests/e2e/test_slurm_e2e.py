@@ -61,6 +61,21 @@ class Ryax:
         )
         return done.stdout
 
+    def fails(self, *args: str) -> str:
+        """The error a refused command prints (exit code 1)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RYAX_")}
+        env |= {"RYAX_URL": self.url, "RYAX_CONFIG": str(self.config), "COLUMNS": "200"}
+        done = subprocess.run(
+            [sys.executable, "-m", "ryax_cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=900,
+            check=False,
+        )
+        assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+        return done.stderr
+
 
 def platform_env(service: str) -> dict[str, str]:
     done = subprocess.run(
@@ -290,14 +305,33 @@ def test_slurm_a_workflow_across_a_local_and_a_slurm_site_passes_files_both_ways
         ).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         steps = f"/studio/v1/projects/{project.name}/workflows/{workflow['id']}/steps"
-        for step, where in (
-            ("api", "local"),
-            ("report", "local"),
-            ("count", site),
-            ("log", "local"),
-        ):
+        for step, where in (("api", "local"), ("report", "local"), ("log", "local")):
             put = http.put(f"{steps}/{step}/settings", json={"site_name": where}, headers=headers)
             assert put.status_code == 200, put.text
+
+        # The Slurm step's settings through the CLI, checked by the studio.
+        refused = user.fails("workflow", "step-settings", name, "count", "--hpc", "nodes=two")
+        assert "hpc.nodes: 'two' is not a node count (e.g. 2 or 1-4)" in refused, refused
+        # More CPUs than any partition has: the deployment waits, naming the closest one.
+        user.ok("workflow", "step-settings", name, "count", "--site", site, "--cpu", "64")
+        user.ok("workflow", "deploy", name, "--no-wait")
+
+        def waiting_reason() -> str:
+            d = json.loads(user.ok("workflow", "show", name, "-o", "json"))["deployment"]
+            return str(d["reason"]) if d and d["state"] == "waiting_for_site" else ""
+
+        eventually("the deployment waits for a site", lambda: bool(waiting_reason()), 60)
+        reason = waiting_reason()
+        assert reason.startswith("step count: asks 64 cpu; the closest node pool, "), reason
+        assert reason.endswith(f"@{site}, has 4 cpu"), reason
+        user.ok("workflow", "undeploy", name, "--timeout", "300")
+        # Step-level HPC parameters: the job asks for them.
+        user.ok(
+            "workflow", "step-settings", name, "count", "--cpu", "0",
+            "--hpc", "partition=debug", "--hpc", "nodes=1", "--hpc", "tasks=1",
+        )  # fmt: skip
+        shown = user.ok("workflow", "step-settings", name, "count", "-o", "json")
+        assert json.loads(shown)["hpc"] == {"partition": "debug", "nodes": "1", "ntasks": "1"}
 
         user.ok("workflow", "deploy", name, "--timeout", "600")
         placed = json.loads(user.ok("workflow", "show", name, "-o", "json"))
@@ -315,6 +349,8 @@ def test_slurm_a_workflow_across_a_local_and_a_slurm_site_passes_files_both_ways
     logs = [json.loads(line) for line in lines if line.strip()]
     count_lines = [entry["line"] for entry in logs if entry.get("step_id") == "count"]
     assert any(line.startswith("ryax: slurm job ") for line in count_lines), count_lines
+    submitted = next(line for line in count_lines if " submitted (" in line)
+    assert "partition=debug nodes=1 ntasks=1" in submitted, submitted
     assert any(" COMPLETED" in line for line in count_lines), count_lines
     # The counts file came back from the Slurm site to the local one's publisher.
     published = [entry["line"] for entry in logs if entry.get("step_id") == "log"]
