@@ -601,6 +601,14 @@ async def test_slurm_jobs_outlive_a_worker_restart_and_are_followed_again(
         assert result.status == wpb.EXECUTION_STATUS_COMPLETED, result.error
         assert result.outputs["slept"].float_value == 6.0
         assert any(x.line == "sleeping 6.0" for x in runner.logs("e-restart"))
+        # The second process numbers its lines after the first one's: the runner, which keeps
+        # the first line of each number, keeps them all, the job's end included.
+        kept: dict[int, str] = {}
+        for x in runner.logs("e-restart"):
+            kept.setdefault(x.seq, x.line)
+        assert any(f"slurm job {job_id} COMPLETED" in line for line in kept.values()), kept
+        assert sum(f"slurm job {job_id} submitted" in line for line in kept.values()) == 1, kept
+        assert sum(" RUNNING on " in line for line in kept.values()) == 1, kept
         assert (await cluster.statuses([job_id]))[job_id].state == "COMPLETED"
         backend = second.backend()
         assert isinstance(backend, SlurmBackend) and backend.jobs_submitted == 0
@@ -639,3 +647,20 @@ async def test_slurm_a_job_nobody_follows_is_cancelled_at_start(rig: Rig) -> Non
         assert not any((rig.shared / "jobs").rglob("job.sh"))
     finally:
         await again.close()
+
+
+def test_slurm_follow_record_read_back_or_started_afresh(tmp_path: Path) -> None:
+    from ryax_worker.infrastructure.slurm.backend import _Follow
+
+    _Follow(offsets=(10, 20, 30), logs=7, seen="RUNNING  node1").save(tmp_path)
+    assert _Follow.load(tmp_path) == _Follow(offsets=(10, 20, 30), logs=7, seen="RUNNING  node1")
+    for bad in (
+        "{",
+        '{"offsets": [1, 2], "logs": 1, "seen": ""}',
+        '{"offsets": [1, 2, -3], "logs": 1, "seen": ""}',
+        '{"offsets": [1, 2, 3], "logs": "x", "seen": ""}',
+    ):
+        (tmp_path / "follow.json").write_text(bad)
+        assert _Follow.load(tmp_path) == _Follow(), bad
+    (tmp_path / "follow.json").unlink()
+    assert _Follow.load(tmp_path) == _Follow()
