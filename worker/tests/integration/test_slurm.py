@@ -664,3 +664,44 @@ def test_slurm_follow_record_read_back_or_started_afresh(tmp_path: Path) -> None
         assert _Follow.load(tmp_path) == _Follow(), bad
     (tmp_path / "follow.json").unlink()
     assert _Follow.load(tmp_path) == _Follow()
+
+
+async def test_slurm_srun_in_a_custom_script_without_the_sandbox(
+    slurm_conf: Path, shared_dir: Path, wrapper_deps: Path
+) -> None:
+    """srun starts its tasks through slurmd, outside any sandbox of the script: a custom script
+    that uses srun (or mpirun) needs a site with RYAX_SANDBOX=none (docs/slurm.md), and works
+    there: the tasks run in the allocation, in the execution's work directory."""
+    del slurm_conf
+    store = DictStore()
+    backend = SlurmBackend(
+        cluster=SlurmCluster(),
+        artefacts=ArtefactCache(store, shared_dir),
+        options=SlurmOptions(
+            shared_dir=shared_dir, site_name=f"hpc-{shared_dir.name}", poll_seconds=0.3
+        ),
+    )
+    await backend.start()
+    rig = Rig(backend, store, shared_dir, wrapper_deps)
+    try:
+        script = (
+            "srun --ntasks=2 bash -c 'echo \"task $SLURM_PROCID of $SLURM_NTASKS in $(basename "
+            '$PWD)" > "task-$SLURM_PROCID.txt"\'\n'
+            "cat task-*.txt\n"
+            "export tasks=$(cat task-*.txt | wc -l)\n"
+        )
+        spec = rig.spec(
+            SLEEPER,
+            "srun",
+            hpc={"ntasks": "2", "custom_script": script},
+            inputs=(),
+            outputs=(IOSpec(name="tasks", type="integer"),),
+        )
+        await backend.deploy(spec)
+        events = await rig.run(spec, "e-srun", {})
+        result = result_of(events)
+        assert result.status is ActionStatus.COMPLETED, (result.error, log_lines(events))
+        assert result.outputs["tasks"] == 2, log_lines(events)
+        assert {"task 0 of 2 in work", "task 1 of 2 in work"} <= set(log_lines(events))
+    finally:
+        await backend.close()

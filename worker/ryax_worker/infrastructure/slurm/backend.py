@@ -688,6 +688,10 @@ class SlurmBackend:
             )
         env = environment(config, layout, self._options.extra_env)
         env["RYAX_ACTION_DIR"] = layout.inside(layout.artefact)
+        # The job is submitted with --export=NONE, which Slurm hands down to srun as
+        # SLURM_EXPORT_ENV=NONE: the tasks of a custom script's srun would start with no
+        # environment at all (no PATH). They get the script's own instead.
+        env["SLURM_EXPORT_ENV"] = "ALL"
         error_file = shlex.quote(str(job_dir / "ryax-error"))
         checks = [
             f"[ -f {shlex.quote(str(layout.artefact / 'run.sh'))} ] || fail \"the action's "
