@@ -13,15 +13,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shlex
-import shutil
-import socket
 import subprocess
 import sys
-import textwrap
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,64 +23,21 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from tests.e2e.support import (
+    REPO,
+    TEXT,
+    WORDS,
+    Project,
+    Ryax,
+    admin_cli,
+    demo_project,
+    eventually,
+    free_port,
+    platform_env,
+    workflow_yaml,
+)
+
 pytestmark = pytest.mark.e2e
-
-REPO = Path(__file__).resolve().parents[2]
-TEXT = "one two three four five six seven eight nine ten eleven"
-#: make-report writes its title ("Posted text") above the text: two words more.
-WORDS = len(TEXT.split()) + 2
-
-
-@dataclass
-class Ryax:
-    """The `ryax` command, with a config file of the test's own."""
-
-    url: str
-    config: Path
-
-    def ok(self, *args: str, stdin: str | None = None) -> str:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RYAX_")}
-        env |= {"RYAX_URL": self.url, "RYAX_CONFIG": str(self.config), "COLUMNS": "200"}
-        done = subprocess.run(
-            [sys.executable, "-m", "ryax_cli", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=900,
-            check=False,
-        )
-        assert done.returncode == 0, (
-            f"ryax {' '.join(args)} exited {done.returncode}: {done.stderr}"
-        )
-        return done.stdout
-
-
-def platform_env(service: str) -> dict[str, str]:
-    done = subprocess.run(
-        [sys.executable, "-P", str(REPO / "dev" / "platform.py"), "env", service],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    pairs = (line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
-    return {k: "".join(shlex.split(v)) for k, v in pairs}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def eventually(what: str, check: Callable[[], bool], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"not within {seconds:g} s: {what}"
-        time.sleep(0.5)
 
 
 @pytest.fixture
@@ -102,41 +53,14 @@ def slurm_conf() -> str:
     return str(REPO / ".dev" / "slurm" / "etc" / "slurm.conf")
 
 
-@dataclass
-class Project:
-    name: str
-    user: str
-    password: str
+@pytest.fixture
+def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    return demo_project(request.getfixturevalue("platform"), tmp_path_factory, "e2e-slurm")
 
 
 @pytest.fixture
-def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Project:
-    """The demo scenario in a project of this test's own: its actions built."""
-    live: Any = request.getfixturevalue("platform")
-    suffix = secrets.token_hex(3)
-    made = Project(f"e2e-slurm-{suffix}", f"e2e-slurm-{suffix}", secrets.token_urlsafe(12))
-    root = tmp_path_factory.mktemp("slurm-demo-root")
-    shutil.copytree(REPO / "examples", root / "examples")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RYAX_")}
-    env |= {
-        "RYAX_URL": live.url,
-        "RYAX_ADMIN_USER": live.admin_user,
-        "RYAX_ADMIN_PASSWORD": live.admin_password,
-        "RYAX_DEMO_PROJECT": made.name,
-        "RYAX_DEMO_USER": made.user,
-        "RYAX_DEMO_PASSWORD": made.password,
-        "RYAX_REPO_ROOT": str(root),
-    }
-    done = subprocess.run(
-        [sys.executable, "-P", str(REPO / "dev" / "demo_scenario.py")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        check=False,
-    )
-    assert done.returncode == 0, f"demo scenario:\n{done.stdout}\n{done.stderr}"
-    return made
+def admin(request: pytest.FixtureRequest, tmp_path: Path) -> Ryax:
+    return admin_cli(request.getfixturevalue("platform"), tmp_path)
 
 
 class SlurmWorker:
@@ -178,74 +102,6 @@ class SlurmWorker:
             self.process.wait(timeout=10)
 
 
-def workflow_yaml(name: str, path: str) -> str:
-    return textwrap.dedent(
-        f"""\
-        apiVersion: "ryax.tech/v2.0"
-        kind: Workflows
-        spec:
-          human_name: {name}
-          description: "A report written on the local site, counted by a Slurm job."
-          functions:
-          - id: api
-            from: httpapijson
-            version: "1.0"
-            inputs_values:
-              path: {path}
-              method: POST
-              summary: Count the words of a text on the HPC site
-              description: e2e
-              tags: e2e
-              success_code: "200"
-              timeout: 300
-            outputs:
-            - name: text
-              human_name: Text
-              help: The text.
-              type: string
-              origin: body
-            streams_to: [report]
-          - id: report
-            from: make-report
-            version: "1.0"
-            inputs_values:
-              text:
-                reference_value: api.text
-              title: Posted text
-            streams_to: [count]
-          - id: count
-            from: word-count
-            version: "1.0"
-            inputs_values:
-              document:
-                reference_value: report.report
-            streams_to: [log]
-          - id: log
-            from: print-publisher
-            version: "1.0"
-            inputs_values:
-              text:
-                reference_value: api.text
-              total:
-                reference_value: count.total
-              report:
-                reference_value: count.counts
-            streams_to: []
-          results:
-          - key: words
-            reference_value: count.total
-        """
-    )
-
-
-@pytest.fixture
-def admin(request: pytest.FixtureRequest, tmp_path: Path) -> Ryax:
-    live: Any = request.getfixturevalue("platform")
-    cli = Ryax(live.url, tmp_path / "admin.toml")
-    cli.ok("login", live.admin_user, "--password-stdin", stdin=live.admin_password + "\n")
-    return cli
-
-
 @pytest.fixture
 def slurm_site(admin: Ryax, slurm_conf: str, tmp_path: Path) -> Iterator[tuple[str, SlurmWorker]]:
     name = f"e2e-hpc-{secrets.token_hex(3)}"
@@ -280,7 +136,13 @@ def test_slurm_a_workflow_across_a_local_and_a_slurm_site_passes_files_both_ways
     user.ok("project", "use", project.name)
     name = f"Slurm e2e {secrets.token_hex(3)}"
     definition = tmp_path / "workflow.yaml"
-    definition.write_text(workflow_yaml(name, f"/e2e-slurm-{secrets.token_hex(3)}"))
+    definition.write_text(
+        workflow_yaml(
+            name,
+            f"/e2e-slurm-{secrets.token_hex(3)}",
+            "A report written on the local site, counted by a Slurm job.",
+        )
+    )
     user.ok("workflow", "import", str(definition))
     workflow = json.loads(user.ok("workflow", "show", name, "-o", "json"))
 
