@@ -75,6 +75,16 @@ def free_port() -> int:
         return port
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """SIGTERM (a clean stop), SIGKILL if it is not done within `timeout`."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 def eventually(what: str, check: Callable[[], bool], seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while not check():
@@ -185,3 +195,63 @@ def admin_cli(live: Any, tmp_path: Path) -> Ryax:
     cli = Ryax(live.url, tmp_path / "admin.toml")
     cli.ok("login", live.admin_user, "--password-stdin", stdin=live.admin_password + "\n")
     return cli
+
+
+@dataclass
+class ChainRun:
+    """A completed run of `workflow_yaml`'s chain: its record and its log lines."""
+
+    run: dict[str, Any]
+    logs: list[dict[str, Any]]
+
+    def site_of(self) -> dict[str, str | None]:
+        """Each step's site, as the run's executions record it."""
+        return {e["step_id"]: e["site_name"] for e in self.run["executions"]}
+
+    def lines_of(self, step: str) -> list[str]:
+        return [entry["line"] for entry in self.logs if entry.get("step_id") == step]
+
+
+def run_chain_across_sites(
+    live: Any, project: Project, tmp_path: Path, placed_on: dict[str, str], what: str
+) -> ChainRun:
+    """As the project's user: import `workflow_yaml`'s chain, place each step on its site
+    (`placed_on`: step -> site name, through the studio's API), deploy it, post TEXT to its
+    endpoint and check the answer (WORDS words) and the run (completed)."""
+    import json
+    from urllib.parse import quote
+
+    import httpx
+
+    user = Ryax(live.url, tmp_path / "user.toml")
+    user.ok("login", project.user, "--password-stdin", stdin=project.password + "\n")
+    user.ok("project", "use", project.name)
+    name = f"{what} e2e {secrets.token_hex(3)}"
+    definition = tmp_path / "workflow.yaml"
+    path = f"/e2e-{what.lower()}-{secrets.token_hex(3)}"
+    definition.write_text(
+        workflow_yaml(name, path, f"A report written on one site, counted on {what}.")
+    )
+    user.ok("workflow", "import", str(definition))
+    workflow = json.loads(user.ok("workflow", "show", name, "-o", "json"))
+    with httpx.Client(base_url=live.url, timeout=300) as http:
+        token = http.post(
+            "/authorization/v1/login", json={"username": project.user, "password": project.password}
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        steps = f"/studio/v1/projects/{project.name}/workflows/{workflow['id']}/steps"
+        for step, where in placed_on.items():
+            put = http.put(f"{steps}/{step}/settings", json={"site_name": where}, headers=headers)
+            assert put.status_code == 200, put.text
+        user.ok("workflow", "deploy", name, "--timeout", "600")
+        placed = json.loads(user.ok("workflow", "show", name, "-o", "json"))
+        assert placed["deployment"]["state"] == "deployed"
+        endpoint = f"/runner/v1/projects/{project.name}/endpoints/{quote(name)}"
+        answer = http.post(endpoint, json={"text": TEXT}, headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"words": WORDS}
+        run_id = answer.headers["Ryax-Run-Id"]
+        run = http.get(f"/runner/v1/projects/{project.name}/runs/{run_id}", headers=headers)
+        assert run.json()["state"] == "completed", run.text
+    lines = user.ok("run", "logs", run_id, "-o", "json").splitlines()
+    return ChainRun(run=run.json(), logs=[json.loads(line) for line in lines if line.strip()])

@@ -23,14 +23,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
 
 from tests.e2e.support import (
     REPO,
-    TEXT,
     WORDS,
     Project,
     Ryax,
@@ -38,7 +36,8 @@ from tests.e2e.support import (
     demo_project,
     eventually,
     platform_env,
-    workflow_yaml,
+    run_chain_across_sites,
+    stop_process,
 )
 
 pytestmark = pytest.mark.e2e
@@ -133,12 +132,7 @@ class RemoteWorker:
         return text in self.log.read_text(errors="replace")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 @pytest.fixture
@@ -203,47 +197,11 @@ def test_remote_site_runs_part_of_a_workflow_and_files_cross_both_ways(
     assert remote_site.credential not in json.dumps(shown)
     assert remote_site.worker.says('"registered"'), "the worker logs its registration"
 
-    user = Ryax(live.url, tmp_path / "user.toml")
-    user.ok("login", project.user, "--password-stdin", stdin=project.password + "\n")
-    user.ok("project", "use", project.name)
-    name = f"Remote e2e {secrets.token_hex(3)}"
-    definition = tmp_path / "workflow.yaml"
-    definition.write_text(
-        workflow_yaml(
-            name,
-            f"/e2e-remote-{secrets.token_hex(3)}",
-            "A report written on the local site, counted on a remote one.",
-        )
-    )
-    user.ok("workflow", "import", str(definition))
-    workflow = json.loads(user.ok("workflow", "show", name, "-o", "json"))
-
-    with httpx.Client(base_url=live.url, timeout=300) as http:
-        token = http.post(
-            "/authorization/v1/login", json={"username": project.user, "password": project.password}
-        ).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        steps = f"/studio/v1/projects/{project.name}/workflows/{workflow['id']}/steps"
-        placed_on = {"api": "local", "report": "local", "count": remote_site.name, "log": "local"}
-        for step, where in placed_on.items():
-            put = http.put(f"{steps}/{step}/settings", json={"site_name": where}, headers=headers)
-            assert put.status_code == 200, put.text
-
-        user.ok("workflow", "deploy", name, "--timeout", "600")
-        endpoint = f"/runner/v1/projects/{project.name}/endpoints/{quote(name)}"
-        answer = http.post(endpoint, json={"text": TEXT}, headers=headers)
-        assert answer.status_code == 200, answer.text
-        assert answer.json() == {"words": WORDS}
-        run_id = answer.headers["Ryax-Run-Id"]
-        run = http.get(f"/runner/v1/projects/{project.name}/runs/{run_id}", headers=headers)
-        assert run.json()["state"] == "completed", run.text
-        executions = {e["step_id"]: e for e in run.json()["executions"]}
-        assert {step: executions[step]["site_name"] for step in placed_on} == placed_on
-
-    lines = user.ok("run", "logs", run_id, "-o", "json").splitlines()
-    logs = [json.loads(line) for line in lines if line.strip()]
+    placed_on = {"api": "local", "report": "local", "count": remote_site.name, "log": "local"}
+    done = run_chain_across_sites(live, project, tmp_path, placed_on, "Remote")
+    assert done.site_of() == placed_on
     # The counts file came back from the remote site to the local one's publisher.
-    published = [entry["line"] for entry in logs if entry.get("step_id") == "log"]
+    published = done.lines_of("log")
     assert f"total: {WORDS}" in published, published
     assert "report counts.tsv:" in published, published
     assert remote_site.worker.process.poll() is None

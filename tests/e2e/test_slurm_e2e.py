@@ -18,14 +18,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-import httpx
 import pytest
 
 from tests.e2e.support import (
     REPO,
-    TEXT,
     WORDS,
     Project,
     Ryax,
@@ -34,7 +31,8 @@ from tests.e2e.support import (
     eventually,
     free_port,
     platform_env,
-    workflow_yaml,
+    run_chain_across_sites,
+    stop_process,
 )
 
 pytestmark = pytest.mark.e2e
@@ -94,12 +92,7 @@ class SlurmWorker:
             )
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 @pytest.fixture
@@ -131,55 +124,14 @@ def test_slurm_a_workflow_across_a_local_and_a_slurm_site_passes_files_both_ways
     pools = {p["name"]: p for p in show()["node_pools"]}
     assert pools["debug"]["cpu"] == 4 and pools["short"]["max_time_seconds"] == 60
 
-    user = Ryax(live.url, tmp_path / "user.toml")
-    user.ok("login", project.user, "--password-stdin", stdin=project.password + "\n")
-    user.ok("project", "use", project.name)
-    name = f"Slurm e2e {secrets.token_hex(3)}"
-    definition = tmp_path / "workflow.yaml"
-    definition.write_text(
-        workflow_yaml(
-            name,
-            f"/e2e-slurm-{secrets.token_hex(3)}",
-            "A report written on the local site, counted by a Slurm job.",
-        )
-    )
-    user.ok("workflow", "import", str(definition))
-    workflow = json.loads(user.ok("workflow", "show", name, "-o", "json"))
-
-    with httpx.Client(base_url=live.url, timeout=300) as http:
-        token = http.post(
-            "/authorization/v1/login", json={"username": project.user, "password": project.password}
-        ).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        steps = f"/studio/v1/projects/{project.name}/workflows/{workflow['id']}/steps"
-        for step, where in (
-            ("api", "local"),
-            ("report", "local"),
-            ("count", site),
-            ("log", "local"),
-        ):
-            put = http.put(f"{steps}/{step}/settings", json={"site_name": where}, headers=headers)
-            assert put.status_code == 200, put.text
-
-        user.ok("workflow", "deploy", name, "--timeout", "600")
-        placed = json.loads(user.ok("workflow", "show", name, "-o", "json"))
-        assert placed["deployment"]["state"] == "deployed"
-
-        endpoint = f"/runner/v1/projects/{project.name}/endpoints/{quote(name)}"
-        answer = http.post(endpoint, json={"text": TEXT}, headers=headers)
-        assert answer.status_code == 200, answer.text
-        assert answer.json() == {"words": WORDS}
-        run_id = answer.headers["Ryax-Run-Id"]
-        run = http.get(f"/runner/v1/projects/{project.name}/runs/{run_id}", headers=headers)
-        assert run.json()["state"] == "completed", run.text
-
-    lines = user.ok("run", "logs", run_id, "-o", "json").splitlines()
-    logs = [json.loads(line) for line in lines if line.strip()]
-    count_lines = [entry["line"] for entry in logs if entry.get("step_id") == "count"]
+    placed_on = {"api": "local", "report": "local", "count": site, "log": "local"}
+    done = run_chain_across_sites(live, project, tmp_path, placed_on, "Slurm")
+    assert done.site_of() == placed_on
+    count_lines = done.lines_of("count")
     assert any(line.startswith("ryax: slurm job ") for line in count_lines), count_lines
     assert any(" COMPLETED" in line for line in count_lines), count_lines
     # The counts file came back from the Slurm site to the local one's publisher.
-    published = [entry["line"] for entry in logs if entry.get("step_id") == "log"]
+    published = done.lines_of("log")
     assert f"total: {WORDS}" in published, published
     assert "report counts.tsv:" in published, published
     assert worker.process.poll() is None
