@@ -649,190 +649,8 @@ def descends_from(pid: int, ancestor: int) -> bool:
 
 def netns_problem() -> str:
     """Why the worker cannot be put in a network namespace here ('' when it can)."""
-    if os.geteuid() != 0:
-        return "a network namespace needs root (`ip netns add`)"
-    if shutil.which("ip") is None:
-        return "`ip` (iproute2) is not installed"
-    return ""
-
-
-def _ip(*args: str, check: bool = True) -> str:
-    command = ["ip", *args]
-    if check:
-        return run_command(command, what="ip", timeout=30)
-    subprocess.run(command, capture_output=True, timeout=30, check=False)
-    return ""
-
-
-class NetnsLink:
-    """A network namespace joined to the host's by a veth pair (a /30 of 10.213.0.0/16: the
-    host side host_ip, inside ns_ip). cut() sets the host side down: from then on what the
-    worker sends is dropped without an answer or an error (no RST, no ICMP, no failed ARP), as
-    on a cut cable further away or a NAT that forgot the flow; restore() sets it up again."""
-
-    def __init__(self, tag: str) -> None:
-        self.name = f"ryax-chaos-{tag}"
-        self.host_if = f"rxc{tag[:8]}h"
-        self.ns_if = f"rxc{tag[:8]}n"
-        self.host_ip = ""
-        self.ns_ip = ""
-
-    def exists(self) -> bool:
-        return Path(f"/run/netns/{self.name}").exists()
-
-    def pids(self) -> list[int]:
-        if not self.exists():
-            return []
-        out = subprocess.run(
-            ["ip", "netns", "pids", self.name], capture_output=True, text=True, timeout=30
-        ).stdout
-        return [int(p) for p in out.split() if p.isdigit()]
-
-    def _free_subnet(self) -> int:
-        used = _ip("-o", "-4", "addr", "show") + _ip("-4", "route", "show", "table", "all")
-        for third in range(64, 256):
-            if f"10.213.{third}." not in used:
-                return third
-        raise ChaosError("no free /30 in 10.213.64.0/18 for the worker's veth pair")
-
-    def create(self) -> None:
-        self.destroy()
-        third = self._free_subnet()
-        self.host_ip, self.ns_ip = f"10.213.{third}.1", f"10.213.{third}.2"
-        try:
-            _ip("netns", "add", self.name)
-            _ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if)
-            _ip("link", "set", self.ns_if, "netns", self.name)
-            _ip("addr", "add", f"{self.host_ip}/30", "dev", self.host_if)
-            _ip("link", "set", self.host_if, "up")
-            inside = ("netns", "exec", self.name, "ip")
-            _ip(*inside, "addr", "add", f"{self.ns_ip}/30", "dev", self.ns_if)
-            _ip(*inside, "link", "set", self.ns_if, "up")
-            _ip(*inside, "link", "set", "lo", "up")
-            # The host side's address is known statically inside: with the link down, no failed
-            # ARP lookup turns into 'No route to host' for the worker; its packets just vanish.
-            mac = Path(f"/sys/class/net/{self.host_if}/address").read_text().strip()
-            _ip(
-                *inside,
-                "neigh",
-                "replace",
-                self.host_ip,
-                "lladdr",
-                mac,
-                "dev",
-                self.ns_if,
-                "nud",
-                "permanent",
-            )
-        except ChaosError:
-            self.destroy()
-            raise
-
-    def cut(self) -> None:
-        _ip("link", "set", self.host_if, "down")
-
-    def restore(self) -> None:
-        _ip("link", "set", self.host_if, "up")
-
-    def destroy(self) -> None:
-        """Everything still in the namespace is killed, then the pair and the namespace go
-        (idempotent: also what an earlier run killed before its clean-up left)."""
-        for pid in self.pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        _ip("link", "del", self.host_if, check=False)
-        if self.exists():
-            _ip("netns", "del", self.name, check=False)
-
-
-class Relays:
-    """TCP relays in a thread of their own, (listen host, port) -> (target host, port): the host
-    namespace's end of the veth pair reaches the platform's loopback ports, and the host's
-    loopback reaches the worker's health port in its namespace. A relay passes bytes as they
-    come, so gRPC keepalives and HTTP/2 frames go end to end; a cut link stalls it silently."""
-
-    CONNECT_TIMEOUT = 5.0
-
-    def __init__(self, routes: list[tuple[str, int, str, int]]) -> None:
-        self.routes = routes
-        self._loop: Any = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._stop: Any = None
-
-    def start(self) -> None:
-        import asyncio
-
-        def main() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                loop.run_until_complete(self._serve())
-            except BaseException as exc:  # noqa: BLE001 - reported to start()
-                self._error = exc
-                self._ready.set()
-            finally:
-                loop.close()
-
-        self._thread = threading.Thread(target=main, name="relays", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout=30) or self._error is not None:
-            raise ChaosError(f"relays {self.routes}: {self._error or 'did not start'}")
-
-    async def _serve(self) -> None:
-        import asyncio
-
-        self._stop = asyncio.Event()
-        writers: set[Any] = set()
-
-        async def pipe(reader: Any, writer: Any) -> None:
-            try:
-                while data := await reader.read(65536):
-                    writer.write(data)
-                    await writer.drain()
-            except (OSError, asyncio.IncompleteReadError):
-                pass
-            finally:
-                writer.close()
-
-        def handler(target: tuple[str, int]) -> Callable[[Any, Any], Any]:
-            async def relay(reader: Any, writer: Any) -> None:
-                writers.add(writer)
-                try:
-                    up_reader, up_writer = await asyncio.wait_for(
-                        asyncio.open_connection(*target), self.CONNECT_TIMEOUT
-                    )
-                except (OSError, TimeoutError):
-                    writer.close()
-                    writers.discard(writer)
-                    return
-                writers.add(up_writer)
-                await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-                writers.difference_update((writer, up_writer))
-
-            return relay
-
-        servers = [
-            await asyncio.start_server(handler((to_host, to_port)), host, port, reuse_address=True)
-            for host, port, to_host, to_port in self.routes
-        ]
-        self._ready.set()
-        await self._stop.wait()
-        for server in servers:
-            server.close()
-        for writer in list(writers):
-            writer.transport.abort()
-        for server in servers:
-            await server.wait_closed()
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._thread = None
+    problem: str = platform_module().devlib.netns_problem()
+    return problem
 
 
 class NetnsWorker:
@@ -845,9 +663,10 @@ class NetnsWorker:
 
     def __init__(self, platform: Platform, tag: str, log: Path) -> None:
         self.platform = platform
-        self.link = NetnsLink(tag)
+        devlib = platform.mod.devlib
+        self.link = devlib.NetnsLink(tag, prefix="ryax-chaos")
         self.log = log
-        self.relays: Relays | None = None
+        self.relays: Any = None
         self.process: subprocess.Popen[bytes] | None = None
         self._supervised_stopped = False
 
@@ -856,20 +675,26 @@ class NetnsWorker:
         service = next(s for s in mod.SERVICES if s.folder == "worker")
         env_file = mod.ENV_DIR / f"{service.program}.env"
         settings = mod.devlib.read_env_file(env_file)
-        self.link.create()
+        try:
+            self.link.create()
+        except mod.devlib.NetnsError as exc:
+            raise ChaosError(str(exc)) from exc
         host, inside = self.link.host_ip, self.link.ns_ip
         grpc_port, s3_port, http_port = mod.RUNNER_GRPC_PORT, mod.S3_PORTS.s3, service.http_port
         proxy = mod.supervisor_proxy()
         proxy.supervisor.stopProcess("worker", True)
         self._supervised_stopped = True
-        self.relays = Relays(
+        self.relays = mod.devlib.Relays(
             [
                 (host, grpc_port, mod.HOST, grpc_port),
                 (host, s3_port, mod.HOST, s3_port),
                 (mod.HOST, http_port, inside, http_port),
             ]
         )
-        self.relays.start()
+        try:
+            self.relays.start()
+        except mod.devlib.NetnsError as exc:
+            raise ChaosError(str(exc)) from exc
         overrides = {
             "RYAX_RUNNER_GRPC_ADDRESS": f"{host}:{grpc_port}",
             "RYAX_S3_ENDPOINT": f"{host}:{s3_port}",
@@ -1532,7 +1357,7 @@ class Suite:
             self.pg.stop("immediate")
         self.rabbit.stop_leftover()
         if not netns_problem():
-            link = NetnsLink(self.netns_tag)
+            link = self.plat.mod.devlib.NetnsLink(self.netns_tag, prefix="ryax-chaos")
             if link.exists():
                 self.say(f"removing the network namespace {link.name} left by an earlier run")
             link.destroy()

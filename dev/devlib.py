@@ -17,6 +17,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -782,3 +783,243 @@ def temporary_bucket(server: S3Server) -> Iterator[str]:
         yield bucket
     finally:
         empty_and_remove_bucket(client, bucket)
+
+
+# --------------------------------------------------------------------------- network namespaces
+# (root only: the chaos suite's network cut, the remote_site end-to-end tests)
+
+
+def netns_problem() -> str:
+    """Why the worker cannot be put in a network namespace here ('' when it can)."""
+    if os.geteuid() != 0:
+        return "a network namespace needs root (`ip netns add`)"
+    if shutil.which("ip") is None:
+        return "`ip` (iproute2) is not installed"
+    return ""
+
+
+def _ip(*args: str, check: bool = True) -> str:
+    command = ["ip", *args]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        if not check:
+            return ""
+        raise NetnsError(f"`{' '.join(command)}` failed: {exc}") from exc
+    if check and done.returncode != 0:
+        raise NetnsError(f"`{' '.join(command)}` failed: {done.stderr.strip() or done.returncode}")
+    return done.stdout
+
+
+class NetnsError(RuntimeError):
+    """A network namespace, its veth pair or a relay could not be set up."""
+
+
+class NetnsLink:
+    """A network namespace joined to the host's by a veth pair (a /30 of 10.213.0.0/16: the
+    host side host_ip, inside ns_ip). cut() sets the host side down: from then on what the
+    worker sends is dropped without an answer or an error (no RST, no ICMP, no failed ARP), as
+    on a cut cable further away or a NAT that forgot the flow; restore() sets it up again."""
+
+    def __init__(self, tag: str, prefix: str = "ryax-netns") -> None:
+        self.name = f"{prefix}-{tag}"
+        # Interface names: at most 15 characters, unique per prefix and tag.
+        short = "rx" + prefix.rsplit("-", 1)[-1][:1]
+        self.host_if = f"{short}{tag[:8]}h"
+        self.ns_if = f"{short}{tag[:8]}n"
+        self.host_ip = ""
+        self.ns_ip = ""
+
+    def exists(self) -> bool:
+        return Path(f"/run/netns/{self.name}").exists()
+
+    def pids(self) -> list[int]:
+        if not self.exists():
+            return []
+        out = subprocess.run(
+            ["ip", "netns", "pids", self.name], capture_output=True, text=True, timeout=30
+        ).stdout
+        return [int(p) for p in out.split() if p.isdigit()]
+
+    def _free_subnet(self) -> int:
+        used = _ip("-o", "-4", "addr", "show") + _ip("-4", "route", "show", "table", "all")
+        for third in range(64, 256):
+            if f"10.213.{third}." not in used:
+                return third
+        raise NetnsError("no free /30 in 10.213.64.0/18 for the veth pair")
+
+    def create(self) -> None:
+        self.destroy()
+        third = self._free_subnet()
+        self.host_ip, self.ns_ip = f"10.213.{third}.1", f"10.213.{third}.2"
+        try:
+            _ip("netns", "add", self.name)
+            _ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if)
+            _ip("link", "set", self.ns_if, "netns", self.name)
+            _ip("addr", "add", f"{self.host_ip}/30", "dev", self.host_if)
+            _ip("link", "set", self.host_if, "up")
+            inside = ("netns", "exec", self.name, "ip")
+            _ip(*inside, "addr", "add", f"{self.ns_ip}/30", "dev", self.ns_if)
+            _ip(*inside, "link", "set", self.ns_if, "up")
+            _ip(*inside, "link", "set", "lo", "up")
+            # The host side's address is known statically inside: with the link down, no failed
+            # ARP lookup turns into 'No route to host' for the worker; its packets just vanish.
+            mac = Path(f"/sys/class/net/{self.host_if}/address").read_text().strip()
+            _ip(
+                *inside,
+                "neigh",
+                "replace",
+                self.host_ip,
+                "lladdr",
+                mac,
+                "dev",
+                self.ns_if,
+                "nud",
+                "permanent",
+            )
+        except NetnsError:
+            self.destroy()
+            raise
+
+    def cut(self) -> None:
+        _ip("link", "set", self.host_if, "down")
+
+    def restore(self) -> None:
+        _ip("link", "set", self.host_if, "up")
+
+    def destroy(self) -> None:
+        """Everything still in the namespace is killed, then the pair and the namespace go
+        (idempotent: also what an earlier run killed before its clean-up left)."""
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _ip("link", "del", self.host_if, check=False)
+        if self.exists():
+            _ip("netns", "del", self.name, check=False)
+
+
+class Relays:
+    """TCP relays in a thread of their own, (listen host, port) -> (target host, port): e.g. the
+    host namespace's end of a veth pair reaches the platform's loopback ports, and the host's
+    loopback reaches a worker's health port in its namespace. A relay passes bytes as they
+    come, so gRPC keepalives and HTTP/2 frames go end to end; a cut link stalls it silently."""
+
+    CONNECT_TIMEOUT = 5.0
+
+    def __init__(self, routes: list[tuple[str, int, str, int]]) -> None:
+        self.routes = routes
+        self._loop: Any = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._stop: Any = None
+
+    def start(self) -> None:
+        import asyncio
+
+        def main() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._serve())
+            except BaseException as exc:  # noqa: BLE001 - reported to start()
+                self._error = exc
+                self._ready.set()
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=main, name="relays", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout=30) or self._error is not None:
+            raise NetnsError(f"relays {self.routes}: {self._error or 'did not start'}")
+
+    async def _serve(self) -> None:
+        import asyncio
+
+        self._stop = asyncio.Event()
+        writers: set[Any] = set()
+
+        async def pipe(reader: Any, writer: Any) -> None:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                writer.close()
+
+        def handler(target: tuple[str, int]) -> Callable[[Any, Any], Any]:
+            async def relay(reader: Any, writer: Any) -> None:
+                writers.add(writer)
+                try:
+                    up_reader, up_writer = await asyncio.wait_for(
+                        asyncio.open_connection(*target), self.CONNECT_TIMEOUT
+                    )
+                except (OSError, TimeoutError):
+                    writer.close()
+                    writers.discard(writer)
+                    return
+                writers.add(up_writer)
+                await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+                writers.difference_update((writer, up_writer))
+
+            return relay
+
+        servers = [
+            await asyncio.start_server(handler((to_host, to_port)), host, port, reuse_address=True)
+            for host, port, to_host, to_port in self.routes
+        ]
+        self._ready.set()
+        await self._stop.wait()
+        for server in servers:
+            server.close()
+        for writer in list(writers):
+            writer.transport.abort()
+        for server in servers:
+            await server.wait_closed()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._thread = None
+
+
+def relays_in_namespace(
+    namespace: str, routes: list[tuple[str, int, str, int]], log: Path
+) -> subprocess.Popen[bytes]:
+    """Relays run inside `namespace` (a process of their own there, until it is terminated):
+    e.g. its own 127.0.0.1:PORT to the host side of its veth pair, for a program inside that
+    must dial an address it was given as the host sees it (a presigned URL's host). Returns once
+    they listen."""
+    code = (
+        "import importlib.util, signal, sys, threading\n"
+        f"spec = importlib.util.spec_from_file_location('ryax_devlib', {str(Path(__file__))!r})\n"
+        "lib = importlib.util.module_from_spec(spec)\n"
+        "sys.modules['ryax_devlib'] = lib\n"
+        "spec.loader.exec_module(lib)\n"
+        f"relays = lib.Relays({routes!r})\n"
+        "relays.start()\n"
+        "print('listening', flush=True)\n"
+        "stop = threading.Event()\n"
+        "signal.signal(signal.SIGTERM, lambda *_: stop.set())\n"
+        "stop.wait()\n"
+        "relays.stop()\n"
+    )
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", namespace, sys.executable, "-c", code],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    deadline = time.monotonic() + 30
+    while b"listening" not in log.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise NetnsError(f"relays in {namespace} did not start: {log.read_text()[-500:]}")
+        time.sleep(0.05)
+    return process

@@ -95,6 +95,9 @@ HOST = "127.0.0.1"
 GATEWAY_PORT = int(os.environ.get("RYAX_GATEWAY_PORT") or 8080)
 GATEWAY_URL = f"http://{HOST}:{GATEWAY_PORT}"
 RUNNER_GRPC_PORT = 8105
+# The runner's second gRPC port, TLS only, for remote sites (docs/remote-sites.md); its
+# certificate is signed by a private CA of this checkout (GRPC_PKI_DIR/ca.pem).
+RUNNER_GRPC_TLS_PORT = 8119
 WEBUI_PORT = 8109  # nginx serving webui/dist; the gateway routes `/` to it
 S3_BUCKET = "ryax"
 # SeaweedFS's fixed loopback ports (S3 on 8110; the rest are its internal servers).
@@ -247,6 +250,33 @@ def signing_key(path: Path) -> Path:
     return path
 
 
+GRPC_PKI_DIR = DEV / "grpc-tls"
+GRPC_PKI_DAYS = 365
+
+
+def grpc_pki() -> tuple[Path, Path, Path]:
+    """(CA, certificate, key) of the runner's TLS port: a CA of this checkout's and a
+    certificate for 127.0.0.1 and localhost, made again when missing or within 2 days of its
+    end. The CA's key is not kept: nothing else can be signed with it."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+
+    ca, cert, key = (GRPC_PKI_DIR / n for n in ("ca.pem", "server.pem", "server.key"))
+    fresh = False
+    if ca.is_file() and cert.is_file() and key.is_file():
+        ends = x509.load_pem_x509_certificate(cert.read_bytes()).not_valid_after_utc
+        fresh = ends - datetime.now(UTC) > timedelta(days=2)
+    if not fresh:
+        from ryax_kit.testing import make_test_pki
+
+        GRPC_PKI_DIR.mkdir(parents=True, exist_ok=True)
+        GRPC_PKI_DIR.chmod(0o700)
+        pki = make_test_pki(GRPC_PKI_DIR, (HOST, "localhost"), days=GRPC_PKI_DAYS)
+        ca, cert, key = pki.ca_file, pki.cert_file, pki.key_file
+    return ca, cert, key
+
+
 def load_secrets() -> Secrets:
     DEV.mkdir(parents=True, exist_ok=True)
     DEV.chmod(0o700)
@@ -333,6 +363,11 @@ def service_env(service: Service, s: Secrets) -> dict[str, str]:
         env["RYAX_STUDIO_URL"] = f"http://{HOST}:8103"
     # The demo's site: the runner creates it (its built-in site) with this credential, which
     # the worker presents; only these two get it.
+    if service.folder == "runner":
+        _, cert, key = grpc_pki()
+        env["RYAX_RUNNER_GRPC_TLS_ADDRESS"] = f"{HOST}:{RUNNER_GRPC_TLS_PORT}"
+        env["RYAX_RUNNER_GRPC_TLS_CERT_FILE"] = str(cert)
+        env["RYAX_RUNNER_GRPC_TLS_KEY_FILE"] = str(key)
     if service.folder == "runner" and s.site_credential:
         env["RYAX_RUNNER_BUILTIN_SITE"] = f"{DEMO_SITE}:local"
         env["RYAX_RUNNER_BUILTIN_SITE_CREDENTIAL"] = s.site_credential
@@ -533,6 +568,7 @@ def wanted_ports(services: list[Service]) -> list[tuple[int, str]]:
         ports.append((service.http_port, f"{service.program} (HTTP)"))
         if service.folder == "runner":
             ports.append((RUNNER_GRPC_PORT, "runner (gRPC for workers)"))
+            ports.append((RUNNER_GRPC_TLS_PORT, "runner (gRPC with TLS for remote sites)"))
     return ports
 
 
@@ -610,7 +646,7 @@ def programs_for(services: list[Service], s: Secrets) -> list[Program]:
         url = f"{GATEWAY_URL}/{service.folder}" if service.routed else direct
         detail = f"direct {direct}" if service.routed else "not routed"
         if service.folder == "runner":
-            detail += f"; gRPC {HOST}:{RUNNER_GRPC_PORT}"
+            detail += f"; gRPC {HOST}:{RUNNER_GRPC_PORT}, with TLS {HOST}:{RUNNER_GRPC_TLS_PORT}"
         programs.append(Program(service.program, url, healthz_probe(direct), detail))
     return programs
 
@@ -695,6 +731,10 @@ def print_credentials(s: Secrets) -> None:
     say(f"Admin:    {s.admin_user} / {s.admin_password}   (password from {password_source})")
     say(
         f"S3:       {S3_ENDPOINT} bucket {S3_BUCKET} (keys: .dev/s3-access-key, .dev/s3-secret-key)"
+    )
+    say(
+        f"Sites:    remote workers dial {HOST}:{RUNNER_GRPC_TLS_PORT} with TLS "
+        f"(RYAX_RUNNER_CA_FILE={GRPC_PKI_DIR / 'ca.pem'}; docs/remote-sites.md)"
     )
     say(state_line())
     say(f"Logs:     {LOGS}/<program>.log      Stop: make down      State: make status")

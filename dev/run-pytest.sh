@@ -52,6 +52,7 @@ for dir in "$@"; do
     args=(-c pyproject.toml --rootdir . --junitxml="$junit")
     case "$name" in
         */tests) args+=(-o "pythonpath=${name%/tests}") ;;
+        tests/*) args+=(-o "pythonpath=.") ;;
     esac
     echo
     echo "--- pytest $name"

@@ -154,9 +154,14 @@ def _connect_from(namespace: str, host: str, port: int, timeout: float) -> str:
 
 
 @pytest.mark.skipif(bool(chaos.netns_problem()), reason=chaos.netns_problem() or "-")
-def test_a_worker_namespace_reaches_the_host_through_relays_and_the_cut_silences_it() -> None:
-    """The pieces of cut-worker-network on this machine: a namespace and its veth pair, a
-    relay from the pair's host side to a loopback port, the cut and the restore, the clean-up."""
+def test_a_worker_namespace_reaches_the_host_through_relays_and_the_cut_silences_it(
+    tmp_path: Path,
+) -> None:
+    """The pieces of cut-worker-network (and of the remote_site tests) on this machine: a
+    namespace and its veth pair, a relay from the pair's host side to a loopback port, one
+    inside from the namespace's own loopback to the pair, the cut and the restore, the
+    clean-up."""
+    devlib: Any = sys.modules["ryax_devlib"]
     echo = socket.socket()
     echo.bind(("127.0.0.1", 0))
     echo.listen()
@@ -172,19 +177,26 @@ def test_a_worker_namespace_reaches_the_host_through_relays_and_the_cut_silences
                 conn.sendall(b"pong:" + conn.recv(100))
 
     threading.Thread(target=serve, daemon=True).start()
-    link = chaos.NetnsLink("t" + secrets.token_hex(3))
-    relays = None
+    link = devlib.NetnsLink("t" + secrets.token_hex(3), prefix="ryax-chaos")
+    relays = inside = None
     try:
         link.create()
-        relays = chaos.Relays([(link.host_ip, port, "127.0.0.1", port)])
+        relays = devlib.Relays([(link.host_ip, port, "127.0.0.1", port)])
         relays.start()
         assert _connect_from(link.name, link.host_ip, port, 5) == "pong:ping"
+        # The namespace's own 127.0.0.1:port leads to the host's, through both relays.
+        routes = [("127.0.0.1", port, link.host_ip, port)]
+        inside = devlib.relays_in_namespace(link.name, routes, tmp_path / "relay.log")
+        assert _connect_from(link.name, "127.0.0.1", port, 5) == "pong:ping"
         link.cut()
         # Silent: the connection attempt gets no answer and no error (no 'No route to host').
         assert _connect_from(link.name, link.host_ip, port, 4) == "timeout"
         link.restore()
         assert _connect_from(link.name, link.host_ip, port, 5) == "pong:ping"
     finally:
+        if inside is not None:
+            inside.terminate()
+            inside.wait(timeout=10)
         if relays is not None:
             relays.stop()
         link.destroy()

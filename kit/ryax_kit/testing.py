@@ -83,10 +83,11 @@ class ThrowawayPki:
 
 
 def make_test_pki(
-    folder: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1")
+    folder: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1"), days: float = 1.0
 ) -> ThrowawayPki:
     """A new CA (in `folder`) and a server certificate for `hosts` (DNS names or IP addresses)
-    signed by it, valid for a day. For tests only: the keys are written unencrypted."""
+    signed by it, valid for `days`. For tests and the local demo only: the keys are written
+    unencrypted (mode 600)."""
     import ipaddress
 
     from cryptography import x509
@@ -108,7 +109,7 @@ def make_test_pki(
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
+        .not_valid_after(now + timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -140,7 +141,7 @@ def make_test_pki(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
+        .not_valid_after(now + timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)

@@ -97,6 +97,7 @@ class Container(containers.DeclarativeContainer):
         settings.provided.grpc_address,
         tls=providers.Callable(grpc_tls, settings),
         registry=metrics.provided.registry,
+        tls_address=settings.provided.grpc_tls_address,
     )
     studio_values = providers.Singleton(
         StudioValues, settings.provided.studio_url, settings.provided.internal_token

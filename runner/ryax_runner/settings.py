@@ -45,6 +45,11 @@ class Settings:
     #: only (workers check it against their RYAX_RUNNER_CA_FILE). Default: none (plaintext).
     grpc_tls_cert_file: Path | None = None
     grpc_tls_key_file: Path | None = None
+    #: RYAX_RUNNER_GRPC_TLS_ADDRESS: a second gRPC port (host:port), TLS only, for remote
+    #: sites, beside a plaintext RYAX_RUNNER_GRPC_ADDRESS on loopback for the worker installed
+    #: with the platform (make demo). Needs the certificate and key above, which then serve this
+    #: port only. Default: none (one port, TLS when given the certificate).
+    grpc_tls_address: str = ""
     #: RYAX_RUNNER_GRPC_ALLOW_PLAINTEXT: "true" lets a plaintext gRPC port listen on a
     #: non-loopback address (workers' credentials and steps' inputs then cross the network in
     #: clear: only inside a trusted network). Without TLS and without it, only a loopback
@@ -163,7 +168,8 @@ class Settings:
             e.path("RYAX_RUNNER_GRPC_TLS_KEY_FILE"),
         )
         allow_plaintext = e.flag("RYAX_RUNNER_GRPC_ALLOW_PLAINTEXT")
-        check_grpc_security(grpc_address, cert, key, allow_plaintext)
+        tls_address = e.text("RYAX_RUNNER_GRPC_TLS_ADDRESS")
+        check_grpc_security(grpc_address, cert, key, allow_plaintext, tls_address)
         builtin = read_builtin_site(e)
         return cls(
             database_url=e.required("RYAX_DATABASE_URL"),
@@ -176,6 +182,7 @@ class Settings:
             grpc_tls_cert_file=cert,
             grpc_tls_key_file=key,
             grpc_allow_plaintext=allow_plaintext,
+            grpc_tls_address=tls_address,
             builtin_site_name=builtin[0],
             builtin_site_kind=builtin[1],
             builtin_site_credential=builtin[2],
@@ -266,20 +273,37 @@ def read_builtin_site(e: Env) -> tuple[str, str, str]:
 
 
 def check_grpc_security(
-    address: str, cert: Path | None, key: Path | None, allow_plaintext: bool
+    address: str,
+    cert: Path | None,
+    key: Path | None,
+    allow_plaintext: bool,
+    tls_address: str = "",
 ) -> None:
-    """TLS needs both files, readable; plaintext is for loopback unless explicitly allowed."""
+    """TLS needs both files, readable; plaintext is for loopback unless explicitly allowed.
+    With a second, TLS, port the first one is plaintext."""
     if (cert is None) != (key is None):
         raise ConfigurationError(
             "RYAX_RUNNER_GRPC_TLS_CERT_FILE and RYAX_RUNNER_GRPC_TLS_KEY_FILE go together"
         )
+    if tls_address:
+        if cert is None:
+            raise ConfigurationError(
+                f"RYAX_RUNNER_GRPC_TLS_ADDRESS={tls_address}: give its certificate and key "
+                "(RYAX_RUNNER_GRPC_TLS_CERT_FILE and RYAX_RUNNER_GRPC_TLS_KEY_FILE)"
+            )
+        if tls_address == address:
+            raise ConfigurationError(
+                f"RYAX_RUNNER_GRPC_TLS_ADDRESS={tls_address} is RYAX_RUNNER_GRPC_ADDRESS too: "
+                "give the TLS port its own address"
+            )
     for name, path in (
         ("RYAX_RUNNER_GRPC_TLS_CERT_FILE", cert),
         ("RYAX_RUNNER_GRPC_TLS_KEY_FILE", key),
     ):
         if path is not None and not path.is_file():
             raise ConfigurationError(f"{name}={path}: no such file")
-    if cert is None and not allow_plaintext and not is_loopback_endpoint(address):
+    plaintext = cert is None or bool(tls_address)
+    if plaintext and not allow_plaintext and not is_loopback_endpoint(address):
         raise ConfigurationError(
             f"RYAX_RUNNER_GRPC_ADDRESS={address}: a plaintext gRPC port may only listen on a "
             "loopback address; give RYAX_RUNNER_GRPC_TLS_CERT_FILE and "

@@ -13,95 +13,29 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shlex
-import shutil
-import socket
 import subprocess
 import sys
-import textwrap
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-import httpx
 import pytest
 
+from tests.e2e.support import (
+    REPO,
+    WORDS,
+    Project,
+    Ryax,
+    admin_cli,
+    demo_project,
+    eventually,
+    free_port,
+    platform_env,
+    run_chain_across_sites,
+    stop_process,
+)
+
 pytestmark = pytest.mark.e2e
-
-REPO = Path(__file__).resolve().parents[2]
-TEXT = "one two three four five six seven eight nine ten eleven"
-#: make-report writes its title ("Posted text") above the text: two words more.
-WORDS = len(TEXT.split()) + 2
-
-
-@dataclass
-class Ryax:
-    """The `ryax` command, with a config file of the test's own."""
-
-    url: str
-    config: Path
-
-    def ok(self, *args: str, stdin: str | None = None) -> str:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RYAX_")}
-        env |= {"RYAX_URL": self.url, "RYAX_CONFIG": str(self.config), "COLUMNS": "200"}
-        done = subprocess.run(
-            [sys.executable, "-m", "ryax_cli", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=900,
-            check=False,
-        )
-        assert done.returncode == 0, (
-            f"ryax {' '.join(args)} exited {done.returncode}: {done.stderr}"
-        )
-        return done.stdout
-
-    def fails(self, *args: str) -> str:
-        """The error a refused command prints (exit code 1)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RYAX_")}
-        env |= {"RYAX_URL": self.url, "RYAX_CONFIG": str(self.config), "COLUMNS": "200"}
-        done = subprocess.run(
-            [sys.executable, "-m", "ryax_cli", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=900,
-            check=False,
-        )
-        assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
-        return done.stderr
-
-
-def platform_env(service: str) -> dict[str, str]:
-    done = subprocess.run(
-        [sys.executable, "-P", str(REPO / "dev" / "platform.py"), "env", service],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    pairs = (line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
-    return {k: "".join(shlex.split(v)) for k, v in pairs}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def eventually(what: str, check: Callable[[], bool], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"not within {seconds:g} s: {what}"
-        time.sleep(0.5)
 
 
 @pytest.fixture
@@ -117,41 +51,14 @@ def slurm_conf() -> str:
     return str(REPO / ".dev" / "slurm" / "etc" / "slurm.conf")
 
 
-@dataclass
-class Project:
-    name: str
-    user: str
-    password: str
+@pytest.fixture
+def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    return demo_project(request.getfixturevalue("platform"), tmp_path_factory, "e2e-slurm")
 
 
 @pytest.fixture
-def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Project:
-    """The demo scenario in a project of this test's own: its actions built."""
-    live: Any = request.getfixturevalue("platform")
-    suffix = secrets.token_hex(3)
-    made = Project(f"e2e-slurm-{suffix}", f"e2e-slurm-{suffix}", secrets.token_urlsafe(12))
-    root = tmp_path_factory.mktemp("slurm-demo-root")
-    shutil.copytree(REPO / "examples", root / "examples")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RYAX_")}
-    env |= {
-        "RYAX_URL": live.url,
-        "RYAX_ADMIN_USER": live.admin_user,
-        "RYAX_ADMIN_PASSWORD": live.admin_password,
-        "RYAX_DEMO_PROJECT": made.name,
-        "RYAX_DEMO_USER": made.user,
-        "RYAX_DEMO_PASSWORD": made.password,
-        "RYAX_REPO_ROOT": str(root),
-    }
-    done = subprocess.run(
-        [sys.executable, "-P", str(REPO / "dev" / "demo_scenario.py")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        check=False,
-    )
-    assert done.returncode == 0, f"demo scenario:\n{done.stdout}\n{done.stderr}"
-    return made
+def admin(request: pytest.FixtureRequest, tmp_path: Path) -> Ryax:
+    return admin_cli(request.getfixturevalue("platform"), tmp_path)
 
 
 class SlurmWorker:
@@ -185,80 +92,7 @@ class SlurmWorker:
             )
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
-def workflow_yaml(name: str, path: str) -> str:
-    return textwrap.dedent(
-        f"""\
-        apiVersion: "ryax.tech/v2.0"
-        kind: Workflows
-        spec:
-          human_name: {name}
-          description: "A report written on the local site, counted by a Slurm job."
-          functions:
-          - id: api
-            from: httpapijson
-            version: "1.0"
-            inputs_values:
-              path: {path}
-              method: POST
-              summary: Count the words of a text on the HPC site
-              description: e2e
-              tags: e2e
-              success_code: "200"
-              timeout: 300
-            outputs:
-            - name: text
-              human_name: Text
-              help: The text.
-              type: string
-              origin: body
-            streams_to: [report]
-          - id: report
-            from: make-report
-            version: "1.0"
-            inputs_values:
-              text:
-                reference_value: api.text
-              title: Posted text
-            streams_to: [count]
-          - id: count
-            from: word-count
-            version: "1.0"
-            inputs_values:
-              document:
-                reference_value: report.report
-            streams_to: [log]
-          - id: log
-            from: print-publisher
-            version: "1.0"
-            inputs_values:
-              text:
-                reference_value: api.text
-              total:
-                reference_value: count.total
-              report:
-                reference_value: count.counts
-            streams_to: []
-          results:
-          - key: words
-            reference_value: count.total
-        """
-    )
-
-
-@pytest.fixture
-def admin(request: pytest.FixtureRequest, tmp_path: Path) -> Ryax:
-    live: Any = request.getfixturevalue("platform")
-    cli = Ryax(live.url, tmp_path / "admin.toml")
-    cli.ok("login", live.admin_user, "--password-stdin", stdin=live.admin_password + "\n")
-    return cli
+        stop_process(self.process)
 
 
 @pytest.fixture
@@ -290,25 +124,7 @@ def test_slurm_a_workflow_across_a_local_and_a_slurm_site_passes_files_both_ways
     pools = {p["name"]: p for p in show()["node_pools"]}
     assert pools["debug"]["cpu"] == 4 and pools["short"]["max_time_seconds"] == 60
 
-    user = Ryax(live.url, tmp_path / "user.toml")
-    user.ok("login", project.user, "--password-stdin", stdin=project.password + "\n")
-    user.ok("project", "use", project.name)
-    name = f"Slurm e2e {secrets.token_hex(3)}"
-    definition = tmp_path / "workflow.yaml"
-    definition.write_text(workflow_yaml(name, f"/e2e-slurm-{secrets.token_hex(3)}"))
-    user.ok("workflow", "import", str(definition))
-    workflow = json.loads(user.ok("workflow", "show", name, "-o", "json"))
-
-    with httpx.Client(base_url=live.url, timeout=300) as http:
-        token = http.post(
-            "/authorization/v1/login", json={"username": project.user, "password": project.password}
-        ).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        steps = f"/studio/v1/projects/{project.name}/workflows/{workflow['id']}/steps"
-        for step, where in (("api", "local"), ("report", "local"), ("log", "local")):
-            put = http.put(f"{steps}/{step}/settings", json={"site_name": where}, headers=headers)
-            assert put.status_code == 200, put.text
-
+    def settings_by_cli(user: Ryax, name: str) -> None:
         # The Slurm step's settings through the CLI, checked by the studio.
         refused = user.fails("workflow", "step-settings", name, "count", "--hpc", "nodes=two")
         assert "hpc.nodes: 'two' is not a node count (e.g. 2 or 1-4)" in refused, refused
@@ -333,27 +149,16 @@ def test_slurm_a_workflow_across_a_local_and_a_slurm_site_passes_files_both_ways
         shown = user.ok("workflow", "step-settings", name, "count", "-o", "json")
         assert json.loads(shown)["hpc"] == {"partition": "debug", "nodes": "1", "ntasks": "1"}
 
-        user.ok("workflow", "deploy", name, "--timeout", "600")
-        placed = json.loads(user.ok("workflow", "show", name, "-o", "json"))
-        assert placed["deployment"]["state"] == "deployed"
-
-        endpoint = f"/runner/v1/projects/{project.name}/endpoints/{quote(name)}"
-        answer = http.post(endpoint, json={"text": TEXT}, headers=headers)
-        assert answer.status_code == 200, answer.text
-        assert answer.json() == {"words": WORDS}
-        run_id = answer.headers["Ryax-Run-Id"]
-        run = http.get(f"/runner/v1/projects/{project.name}/runs/{run_id}", headers=headers)
-        assert run.json()["state"] == "completed", run.text
-
-    lines = user.ok("run", "logs", run_id, "-o", "json").splitlines()
-    logs = [json.loads(line) for line in lines if line.strip()]
-    count_lines = [entry["line"] for entry in logs if entry.get("step_id") == "count"]
+    placed_on = {"api": "local", "report": "local", "count": site, "log": "local"}
+    done = run_chain_across_sites(live, project, tmp_path, placed_on, "Slurm", settings_by_cli)
+    assert done.site_of() == placed_on
+    count_lines = done.lines_of("count")
     assert any(line.startswith("ryax: slurm job ") for line in count_lines), count_lines
     submitted = next(line for line in count_lines if " submitted (" in line)
     assert "partition=debug nodes=1 ntasks=1" in submitted, submitted
     assert any(" COMPLETED" in line for line in count_lines), count_lines
     # The counts file came back from the Slurm site to the local one's publisher.
-    published = [entry["line"] for entry in logs if entry.get("step_id") == "log"]
+    published = done.lines_of("log")
     assert f"total: {WORDS}" in published, published
     assert "report counts.tsv:" in published, published
     assert worker.process.poll() is None

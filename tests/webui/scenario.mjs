@@ -428,6 +428,17 @@ async function scenario() {
     if ((await page.locator(".react-flow__edge").count()) !== edges) throw new Error("the refused edge was drawn");
   });
 
+  await step("undo an edge with Ctrl+Z, redo it with the Redo button", async () => {
+    const edge = page.locator('.react-flow__edge[data-id="ref:print-publisher.report"]');
+    await page.locator(".react-flow__pane").click({ position: { x: 5, y: 5 } });
+    await page.keyboard.press("Control+z");
+    await edge.waitFor({ state: "detached", timeout: 10_000 });
+    await saved();
+    await page.getByRole("button", { name: "Redo" }).click();
+    await edge.waitFor({ timeout: 10_000 });
+    await saved();
+  });
+
   await step("type the static values and set the results", async () => {
     await selectStep("make-report");
     await setStatic("make-report", "title", "Posted text");

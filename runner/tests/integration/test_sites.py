@@ -229,6 +229,50 @@ async def test_a_worker_refuses_a_runner_its_ca_does_not_vouch_for(
     assert r.container.engine().find_site("site-1").worker_id == ""
 
 
+async def test_a_second_tls_port_serves_remote_sites_beside_the_plaintext_loopback_one(
+    db_url: str, amqp_url: str, authz_url: str, tmp_path: Path, pki: ThrowawayPki
+) -> None:
+    tls_address = f"127.0.0.1:{free_port()}"
+    r = await start_runner(
+        db_url,
+        amqp_url,
+        tmp_path / "filestore",
+        authz_url,
+        grpc_tls_cert_file=pki.cert_file,
+        grpc_tls_key_file=pki.key_file,
+        grpc_tls_address=tls_address,
+    )
+    try:
+        credential = await r.credential("site-1")
+        # The platform's own worker, on the loopback port: plaintext.
+        local = FakeWorker(r.grpc_address, credential=credential, worker_id="local")
+        await local.start()
+        assert r.container.engine().find_site("site-1").worker_id == "local"
+        await local.stop()
+        # A remote site on the second port: TLS only, checked against the CA.
+        remote_credential = await r.credential("site-2")
+        plaintext = FakeWorker(tls_address, site_name="site-2", credential=remote_credential)
+        assert await refusal(plaintext) == grpc.StatusCode.UNAVAILABLE
+        assert r.container.grpc_server().tls_port == int(tls_address.rsplit(":", 1)[1])
+        remote = FakeWorker(
+            tls_address,
+            site_name="site-2",
+            credential=remote_credential,
+            worker_id="remote",
+            root_certificates=pki.ca_file.read_bytes(),
+        )
+        await remote.start()
+        assert r.container.engine().find_site("site-2").worker_id == "remote"
+        await remote.stop()
+        # The loopback port does not speak TLS.
+        tls_on_plain = FakeWorker(
+            r.grpc_address, credential=credential, root_certificates=pki.ca_file.read_bytes()
+        )
+        assert await refusal(tls_on_plain) == grpc.StatusCode.UNAVAILABLE
+    finally:
+        await r.stop()
+
+
 async def test_archiving_a_site_retires_it(tls_runner: RunningRunner, pki: ThrowawayPki) -> None:
     r = tls_runner
     credential = await r.credential("site-1")

@@ -166,6 +166,33 @@ def test_a_tls_grpc_port_may_listen_anywhere(tmp_path: Path) -> None:
     assert (s.grpc_tls_cert_file, s.grpc_tls_key_file) == (cert, key)
 
 
+def test_a_second_tls_port_beside_a_plaintext_loopback_one(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("cert"), key.write_text("key")
+    tls = {"RYAX_RUNNER_GRPC_TLS_CERT_FILE": str(cert), "RYAX_RUNNER_GRPC_TLS_KEY_FILE": str(key)}
+    base = {**REQUIRED, "RYAX_SECRET_KEY": KEY}
+    s = Settings.from_env({**base, **tls, "RYAX_RUNNER_GRPC_TLS_ADDRESS": "0.0.0.0:8119"})
+    assert (s.grpc_address, s.grpc_tls_address) == ("127.0.0.1:8105", "0.0.0.0:8119")
+    for env, message in (
+        ({"RYAX_RUNNER_GRPC_TLS_ADDRESS": "0.0.0.0:8119"}, "give its certificate and key"),
+        (
+            {
+                **tls,
+                "RYAX_RUNNER_GRPC_TLS_ADDRESS": "0.0.0.0:8119",
+                "RYAX_RUNNER_GRPC_ADDRESS": "0.0.0.0:8105",
+            },
+            "a plaintext gRPC port may only listen on a loopback address",
+        ),
+        (
+            {**tls, "RYAX_RUNNER_GRPC_TLS_ADDRESS": "127.0.0.1:8105"},
+            "give the TLS port its own address",
+        ),
+    ):
+        with pytest.raises(ConfigurationError) as error:
+            Settings.from_env({**base, **env})
+        assert message in str(error.value)
+
+
 def test_the_builtin_site_is_read_with_its_credential(tmp_path: Path) -> None:
     credential = "c" * 43
     s = Settings.from_env(

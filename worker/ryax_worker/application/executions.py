@@ -145,7 +145,7 @@ class Executions:
             if order.execution_id in self._seen:
                 continue
             self._seen[order.execution_id] = None
-            running = RunningExecution(order, resumed=detached)
+            running = RunningExecution(order, resumed=detached, log_seq=detached.log_lines)
             self._running[order.execution_id] = running
             running.task = asyncio.create_task(
                 self._execute(running), name=f"execution {order.execution_id} (resumed)"

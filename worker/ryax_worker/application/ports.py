@@ -177,6 +177,9 @@ class DetachedExecution:
     #: What the backend runs it as (the Slurm job id).
     handle: str
     started_at: datetime
+    #: Log lines of it already reported by the previous process: the next one is numbered
+    #: from there, so the runner (which keeps one line per number) drops none after a restart.
+    log_lines: int = 0
 
 
 @runtime_checkable

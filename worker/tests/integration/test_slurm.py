@@ -601,6 +601,14 @@ async def test_slurm_jobs_outlive_a_worker_restart_and_are_followed_again(
         assert result.status == wpb.EXECUTION_STATUS_COMPLETED, result.error
         assert result.outputs["slept"].float_value == 6.0
         assert any(x.line == "sleeping 6.0" for x in runner.logs("e-restart"))
+        # The second process numbers its lines after the first one's: the runner, which keeps
+        # the first line of each number, keeps them all, the job's end included.
+        kept: dict[int, str] = {}
+        for x in runner.logs("e-restart"):
+            kept.setdefault(x.seq, x.line)
+        assert any(f"slurm job {job_id} COMPLETED" in line for line in kept.values()), kept
+        assert sum(f"slurm job {job_id} submitted" in line for line in kept.values()) == 1, kept
+        assert sum(" RUNNING on " in line for line in kept.values()) == 1, kept
         assert (await cluster.statuses([job_id]))[job_id].state == "COMPLETED"
         backend = second.backend()
         assert isinstance(backend, SlurmBackend) and backend.jobs_submitted == 0
@@ -639,3 +647,61 @@ async def test_slurm_a_job_nobody_follows_is_cancelled_at_start(rig: Rig) -> Non
         assert not any((rig.shared / "jobs").rglob("job.sh"))
     finally:
         await again.close()
+
+
+def test_slurm_follow_record_read_back_or_started_afresh(tmp_path: Path) -> None:
+    from ryax_worker.infrastructure.slurm.backend import _Follow
+
+    _Follow(offsets=(10, 20, 30), logs=7, seen="RUNNING  node1").save(tmp_path)
+    assert _Follow.load(tmp_path) == _Follow(offsets=(10, 20, 30), logs=7, seen="RUNNING  node1")
+    for bad in (
+        "{",
+        '{"offsets": [1, 2], "logs": 1, "seen": ""}',
+        '{"offsets": [1, 2, -3], "logs": 1, "seen": ""}',
+        '{"offsets": [1, 2, 3], "logs": "x", "seen": ""}',
+    ):
+        (tmp_path / "follow.json").write_text(bad)
+        assert _Follow.load(tmp_path) == _Follow(), bad
+    (tmp_path / "follow.json").unlink()
+    assert _Follow.load(tmp_path) == _Follow()
+
+
+async def test_slurm_srun_in_a_custom_script_without_the_sandbox(
+    slurm_conf: Path, shared_dir: Path, wrapper_deps: Path
+) -> None:
+    """srun starts its tasks through slurmd, outside any sandbox of the script: a custom script
+    that uses srun (or mpirun) needs a site with RYAX_SANDBOX=none (docs/slurm.md), and works
+    there: the tasks run in the allocation, in the execution's work directory."""
+    del slurm_conf
+    store = DictStore()
+    backend = SlurmBackend(
+        cluster=SlurmCluster(),
+        artefacts=ArtefactCache(store, shared_dir),
+        options=SlurmOptions(
+            shared_dir=shared_dir, site_name=f"hpc-{shared_dir.name}", poll_seconds=0.3
+        ),
+    )
+    await backend.start()
+    rig = Rig(backend, store, shared_dir, wrapper_deps)
+    try:
+        script = (
+            "srun --ntasks=2 bash -c 'echo \"task $SLURM_PROCID of $SLURM_NTASKS in $(basename "
+            '$PWD)" > "task-$SLURM_PROCID.txt"\'\n'
+            "cat task-*.txt\n"
+            "export tasks=$(cat task-*.txt | wc -l)\n"
+        )
+        spec = rig.spec(
+            SLEEPER,
+            "srun",
+            hpc={"ntasks": "2", "custom_script": script},
+            inputs=(),
+            outputs=(IOSpec(name="tasks", type="integer"),),
+        )
+        await backend.deploy(spec)
+        events = await rig.run(spec, "e-srun", {})
+        result = result_of(events)
+        assert result.status is ActionStatus.COMPLETED, (result.error, log_lines(events))
+        assert result.outputs["tasks"] == 2, log_lines(events)
+        assert {"task 0 of 2 in work", "task 1 of 2 in work"} <= set(log_lines(events))
+    finally:
+        await backend.close()

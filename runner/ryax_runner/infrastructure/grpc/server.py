@@ -190,17 +190,24 @@ class GrpcServer:
         address: str,
         tls: TlsFiles | None = None,
         registry: CollectorRegistry | None = None,
+        tls_address: str = "",
     ) -> None:
+        """`tls` alone: `address` serves TLS. With `tls_address` too: `address` is plaintext
+        (loopback, the platform's own worker) and `tls_address` serves TLS (remote sites)."""
         self.address = address
         self.tls = tls
+        self.tls_address = tls_address if tls is not None else ""
         self.servicer = WorkerServicer(engine, registry)
         self._server: aio.Server | None = None
         self.port = 0
+        self.tls_port = 0
 
     async def start(self) -> None:
         self._server = aio.server(options=SERVER_OPTIONS)
         pb_grpc.add_WorkerServiceServicer_to_server(self.servicer, self._server)
-        if self.tls is not None:
+        if self.tls is not None and self.tls_address:
+            self.tls_port = self._server.add_secure_port(self.tls_address, self.tls.credentials())
+        if self.tls is not None and not self.tls_address:
             self.port = self._server.add_secure_port(self.address, self.tls.credentials())
         else:
             self.port = self._server.add_insecure_port(self.address)
@@ -214,8 +221,17 @@ class GrpcServer:
         await self._server.start()
         log.info(
             "gRPC server listening",
-            extra={"address": self.address, "port": self.port, "tls": self.tls is not None},
+            extra={
+                "address": self.address,
+                "port": self.port,
+                "tls": self.tls is not None and not self.tls_address,
+            },
         )
+        if self.tls_address:
+            log.info(
+                "gRPC server listening",
+                extra={"address": self.tls_address, "port": self.tls_port, "tls": True},
+            )
 
     async def stop(self, grace: float = 2.0) -> None:
         if self._server is not None:

@@ -24,6 +24,8 @@ import {
   IconDownload,
   IconExternalLink,
   IconFileCode,
+  IconArrowBackUp,
+  IconArrowForwardUp,
   IconLayoutDistributeHorizontal,
   IconRocket,
   IconRocketOff,
@@ -258,6 +260,17 @@ function Editor({ project, initial, canWrite, catalogue }: { project: string; in
     await store.flush();
   }, [store]);
   useHotkeys([["mod+S", () => void save()]], []);
+  // In a text field, the field's own undo (the hotkeys leave inputs alone).
+  const undo = useCallback(() => canWrite && store.undo(), [canWrite, store]);
+  const redo = useCallback(() => canWrite && store.redo(), [canWrite, store]);
+  useHotkeys(
+    [
+      ["mod+Z", undo],
+      ["mod+shift+Z", redo],
+      ["mod+Y", redo],
+    ],
+    [],
+  );
 
   const busy = snap.saveState !== "saved" && snap.saveState !== "failed";
   const blocker = useBlocker(({ currentLocation, nextLocation }) => busy && currentLocation.pathname !== nextLocation.pathname);
@@ -313,6 +326,16 @@ function Editor({ project, initial, canWrite, catalogue }: { project: string; in
         </Group>
         <Group gap={6} wrap="wrap">
           <Deployment project={project} workflow={workflow} deployment={polled.data?.deployment ?? workflow.deployment} canWrite={canWrite} beforeDeploy={save} />
+          {editable && (
+            <Button.Group>
+              <Button size="xs" variant="default" aria-label="Undo" title="Undo (Ctrl+Z)" onClick={undo} disabled={!snap.canUndo}>
+                <IconArrowBackUp size={14} aria-hidden />
+              </Button>
+              <Button size="xs" variant="default" aria-label="Redo" title="Redo (Ctrl+Shift+Z)" onClick={redo} disabled={!snap.canRedo}>
+                <IconArrowForwardUp size={14} aria-hidden />
+              </Button>
+            </Button.Group>
+          )}
           {editable && (
             <Button size="xs" variant="default" leftSection={<IconDeviceFloppy size={14} aria-hidden />} onClick={() => void save()} disabled={snap.saveState === "saved"}>
               Save

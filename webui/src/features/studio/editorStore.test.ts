@@ -19,6 +19,9 @@ function fakeStudio(start: Workflow) {
             const to = new Map(op.moves.map((m) => [m.id, m.position]));
             current = { ...current, updated_at: new Date(Date.parse(current.updated_at) + 1000).toISOString(), steps: current.steps.map((s) => (to.has(s.id) ? { ...s, position: to.get(s.id) ?? null } : s)) };
           }
+          if (op.type === "addLink") {
+            current = { ...current, steps: current.steps.map((s) => (s.id === op.from ? { ...s, streams_to: [...s.streams_to, op.to] } : s)) };
+          }
           if (op.type === "removeLink") {
             current = {
               ...current,
@@ -106,5 +109,59 @@ describe("EditorStore", () => {
     expect(store.getSnapshot().doc.name).toBe("renamed elsewhere");
     studio.calls[0]?.resolve();
     await store.flush();
+  });
+
+  it("undoes and redoes an edit by sending the edits that bring the model back, and forgets history an import replaced", async () => {
+    const studio = fakeStudio(demoWorkflow());
+    const store = new EditorStore(demoWorkflow(), studio.send);
+    expect(store.getSnapshot().canUndo).toBe(false);
+    expect(store.undo()).toBe(false);
+    store.edit({ type: "removeLink", from: "api", to: "report" });
+    studio.calls[0]?.resolve();
+    await store.flush();
+    expect(store.getSnapshot().canUndo).toBe(true);
+
+    expect(store.undo()).toBe(true);
+    let snap = store.getSnapshot();
+    expect(snap.doc.steps.find((s) => s.id === "api")?.streamsTo).toContain("report");
+    expect(snap.canUndo).toBe(false);
+    expect(snap.canRedo).toBe(true);
+    expect(studio.calls[1]?.op).toEqual({ type: "addLink", from: "api", to: "report" });
+    studio.calls[1]?.resolve();
+    await store.flush();
+
+    expect(store.redo()).toBe(true);
+    expect(studio.calls[2]?.op).toEqual({ type: "removeLink", from: "api", to: "report" });
+    studio.calls[2]?.resolve();
+    await store.flush();
+    snap = store.getSnapshot();
+    expect(snap.canUndo).toBe(true);
+    expect(snap.canRedo).toBe(false);
+
+    // a new edit ends what could be redone; an import ends the history
+    store.edit({ type: "moveSteps", moves: [{ id: "log", position: { x: 9, y: 9 } }] });
+    expect(store.getSnapshot().canRedo).toBe(false);
+    studio.calls[3]?.resolve();
+    await store.flush();
+    store.receive(demoWorkflow({ updated_at: "2027-01-01T00:00:00Z" }), { force: true });
+    expect(store.getSnapshot().canUndo).toBe(false);
+  });
+
+  it("forgets the history of an edit the studio refused", async () => {
+    const studio = fakeStudio(demoWorkflow());
+    const store = new EditorStore(demoWorkflow(), studio.send);
+    store.edit({ type: "moveSteps", moves: [{ id: "log", position: { x: 2, y: 2 } }] });
+    studio.calls[0]?.resolve();
+    await store.flush();
+    store.edit({ type: "addLink", from: "log", to: "report" });
+    studio.calls[1]?.reject(new ApiError({ status: 400, code: "invalid_input", detail: "would make a cycle" }));
+    await tick();
+    // undo goes back over the move (the refused link was never made)
+    expect(store.getSnapshot().canUndo).toBe(true);
+    expect(store.undo()).toBe(true);
+    expect(studio.calls[2]?.op.type).toBe("moveSteps");
+    studio.calls[2]?.resolve();
+    await store.flush();
+    expect(store.getSnapshot().canUndo).toBe(false);
   });
 });

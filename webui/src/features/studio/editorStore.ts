@@ -7,9 +7,14 @@
  *
  * Saved state: "saving" while edits are queued, "unsaved" while a field holds text not yet
  * committed (`setDirty`), "failed" after a refusal, else "saved".
+ *
+ * Undo and redo: each `edit` call is one step of history, kept as the model before and after it.
+ * Undo sends the edits that bring the model back to its "before" (`diffDocs`), redo those that
+ * bring it to its "after"; both are sent like any edit. An edit the studio refuses leaves the
+ * history with what it was made on; an import (a forced `receive`) starts a new history.
  */
 import type { Workflow } from "../../api/types";
-import { apply, fromWorkflow, reuse, type EditOp, type EditorDoc } from "./model";
+import { apply, diffDocs, fromWorkflow, reuse, type EditOp, type EditorDoc } from "./model";
 
 export type SaveState = "saved" | "saving" | "unsaved" | "failed";
 
@@ -25,7 +30,19 @@ export interface EditorSnapshot {
   saveState: SaveState;
   /** How many edits the studio took since the page opened. */
   saved: number;
+  canUndo: boolean;
+  canRedo: boolean;
 }
+
+/** One step of history: the model around one `edit` call, and the edits it sent. */
+interface HistoryEntry {
+  before: EditorDoc;
+  after: EditorDoc;
+  ops: EditOp[];
+}
+
+/** How many edits undo can go back. */
+export const HISTORY_LIMIT = 100;
 
 export type Send = (op: EditOp) => Promise<Workflow>;
 
@@ -37,13 +54,15 @@ export class EditorStore {
   private waiters: (() => void)[] = [];
   private listeners = new Set<() => void>();
   private snapshot: EditorSnapshot;
+  private undoStack: HistoryEntry[] = [];
+  private redoStack: HistoryEntry[] = [];
 
   constructor(
     workflow: Workflow,
     private readonly send: Send,
   ) {
     this.base = fromWorkflow(workflow);
-    this.snapshot = { workflow, doc: this.base, pending: 0, dirty: 0, error: null, failed: null, saveState: "saved", saved: 0 };
+    this.snapshot = { workflow, doc: this.base, pending: 0, dirty: 0, error: null, failed: null, saveState: "saved", saved: 0, canUndo: false, canRedo: false };
   }
 
   subscribe = (listener: () => void): (() => void) => {
@@ -60,6 +79,8 @@ export class EditorStore {
     next.pending = this.queue.length;
     next.dirty = this.dirtyKeys.size;
     next.saveState = next.pending > 0 ? "saving" : next.error ? "failed" : next.dirty > 0 ? "unsaved" : "saved";
+    next.canUndo = this.undoStack.length > 0;
+    next.canRedo = this.redoStack.length > 0;
     this.snapshot = next;
     for (const l of this.listeners) l();
     if (next.pending === 0) {
@@ -69,9 +90,42 @@ export class EditorStore {
     }
   }
 
-  /** Apply edits now, send them in order. */
+  /** Apply edits now, send them in order; one step of history. */
   edit(...ops: EditOp[]): void {
     if (ops.length === 0) return;
+    const before = this.snapshot.doc;
+    this.enqueue(ops);
+    this.undoStack.push({ before, after: this.snapshot.doc, ops });
+    if (this.undoStack.length > HISTORY_LIMIT) this.undoStack.shift();
+    this.redoStack = [];
+    this.publish({});
+  }
+
+  /** Back to the model before the last edit (false: nothing to undo, or nothing differs). */
+  undo(): boolean {
+    return this.travel(this.undoStack, this.redoStack, (e) => e.before);
+  }
+
+  /** Again the last edit undone. */
+  redo(): boolean {
+    return this.travel(this.redoStack, this.undoStack, (e) => e.after);
+  }
+
+  private travel(from: HistoryEntry[], to: HistoryEntry[], target: (e: HistoryEntry) => EditorDoc): boolean {
+    const entry = from.pop();
+    if (!entry) return false;
+    const ops = diffDocs(this.snapshot.doc, target(entry));
+    to.push(entry);
+    if (ops.length === 0) {
+      this.publish({});
+      return false;
+    }
+    this.enqueue(ops);
+    entry.ops = ops;
+    return true;
+  }
+
+  private enqueue(ops: EditOp[]): void {
     this.queue.push(...ops);
     this.publish({ error: null, failed: null });
     void this.pump();
@@ -98,7 +152,11 @@ export class EditorStore {
   receive(workflow: Workflow, { force = false } = {}): void {
     if (!force && (this.queue.length > 0 || this.sending)) return;
     if (!force && Date.parse(workflow.updated_at) < Date.parse(this.snapshot.workflow.updated_at)) return;
-    if (force) this.queue = [];
+    if (force) {
+      this.queue = [];
+      this.undoStack = [];
+      this.redoStack = [];
+    }
     this.base = fromWorkflow(workflow);
     this.publish({ workflow });
   }
@@ -120,7 +178,12 @@ export class EditorStore {
           this.base = fromWorkflow(workflow);
           this.publish({ workflow, saved: this.snapshot.saved + 1 });
         } catch (error) {
-          // the refused edit and those made on top of it are dropped: the model is the studio's
+          // the refused edit and those made on top of it are dropped: the model is the studio's,
+          // and so is the history: the steps that sent them are forgotten
+          const dropped = new Set(this.queue);
+          const kept = (e: HistoryEntry) => !e.ops.some((o) => dropped.has(o));
+          this.undoStack = this.undoStack.filter(kept);
+          this.redoStack = this.redoStack.filter(kept);
           this.queue = [];
           this.publish({ error, failed: op });
         }

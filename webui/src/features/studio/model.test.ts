@@ -9,6 +9,8 @@ import { catalogueIndex } from "../dashboard/workflowMeta";
 import {
   apply,
   checkConnection,
+  diffDocs,
+  EMPTY_SETTINGS,
   fromWorkflow,
   indexProblems,
   inputHandle,
@@ -21,6 +23,7 @@ import {
   reuse,
   shortMessage,
   toDocument,
+  type EditOp,
   type EditorDoc,
 } from "./model";
 
@@ -204,5 +207,40 @@ describe("reuse", () => {
     const changed = reuse(before, fromWorkflow(demoWorkflow({ name: "other" })));
     expect(changed.steps).toBe(before.steps);
     expect(changed.name).toBe("other");
+  });
+});
+
+describe("undo: the edits from one model to another", () => {
+  const sorted = (d: EditorDoc) => ({ ...d, steps: [...d.steps].sort((a, b) => a.id.localeCompare(b.id)) });
+  const edits: Record<string, EditOp[]> = {
+    "a removed step, its links and the references to it": [{ type: "removeStep", id: "count" }],
+    "an added step with values and settings": [
+      { type: "addStep", id: "extra", actionId: "uppercase", version: "1.0", position: { x: 7, y: 2 }, trigger: false },
+      { type: "addLink", from: "api", to: "extra" },
+      { type: "setInput", step: "extra", input: "text", value: { mode: "reference", step: "api", output: "text" } },
+      { type: "setSettings", step: "extra", settings: { ...EMPTY_SETTINGS, site_name: "hpc-1", retries: 2 } },
+    ],
+    "moves, a rename, a value unset, results, the name": [
+      { type: "moveSteps", moves: [{ id: "log", position: { x: 4, y: 4 } }, { id: "join", position: { x: 5, y: 1 } }] },
+      { type: "renameStep", id: "join", humanName: "Join them" },
+      { type: "unsetInput", step: "join", input: "separator" },
+      { type: "setResults", results: [] },
+      { type: "updateWorkflow", name: "renamed", description: "d" },
+    ],
+  };
+  for (const [what, ops] of Object.entries(edits)) {
+    it(`undoes and redoes ${what}`, () => {
+      const before = demo();
+      const after = ops.reduce(apply, before);
+      expect(sorted(after)).not.toEqual(sorted(before));
+      const undone = diffDocs(after, before).reduce(apply, after);
+      expect(sorted(undone)).toEqual(sorted(before));
+      const redone = diffDocs(undone, after).reduce(apply, undone);
+      expect(sorted(redone)).toEqual(sorted(after));
+    });
+  }
+
+  it("sends nothing between equal models", () => {
+    expect(diffDocs(demo(), demo())).toEqual([]);
   });
 });

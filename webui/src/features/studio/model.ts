@@ -545,3 +545,55 @@ export function toDocument(doc: EditorDoc): Record<string, unknown> {
   if (doc.results.length > 0) spec.results = doc.results.map((r) => ({ key: r.key, reference_value: `${r.step}.${r.output}` }));
   return { apiVersion: "ryax.tech/v2.0", kind: "Workflows", spec };
 }
+
+// ---- undo ------------------------------------------------------------------------------------
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * The edits that turn `from` into `to` (what undo and redo send): steps removed, then added,
+ * then each step's own fields, links, inputs (after the links, so a reference finds its
+ * upstream step) and the results. A step added back takes its place first when it was first in
+ * `to` (the studio puts a trigger first).
+ */
+export function diffDocs(from: EditorDoc, to: EditorDoc): EditOp[] {
+  const ops: EditOp[] = [];
+  if (from.name !== to.name || from.description !== to.description) {
+    ops.push({ type: "updateWorkflow", name: to.name, description: to.description });
+  }
+  const was = new Map(from.steps.map((s) => [s.id, s]));
+  const will = new Map(to.steps.map((s) => [s.id, s]));
+  for (const s of from.steps) if (!will.has(s.id)) ops.push({ type: "removeStep", id: s.id });
+  const moves: { id: string; position: XY }[] = [];
+  to.steps.forEach((s, index) => {
+    const old = was.get(s.id);
+    if (!old) {
+      ops.push({ type: "addStep", id: s.id, actionId: s.actionId, version: s.version, position: s.position ?? { x: 0, y: 0 }, trigger: index === 0 });
+    } else {
+      if (old.version !== s.version) ops.push({ type: "changeVersion", id: s.id, version: s.version });
+      if (s.position && !same(old.position, s.position)) moves.push({ id: s.id, position: s.position });
+    }
+    if ((old?.humanName ?? null) !== s.humanName) ops.push({ type: "renameStep", id: s.id, humanName: s.humanName });
+    if (!same(old?.outputs ?? [], s.outputs)) ops.push({ type: "setOutputs", step: s.id, outputs: s.outputs });
+    if (!same(old?.settings ?? EMPTY_SETTINGS, s.settings)) ops.push({ type: "setSettings", step: s.id, settings: s.settings });
+  });
+  if (moves.length > 0) ops.push({ type: "moveSteps", moves });
+  for (const s of from.steps) {
+    const target = will.get(s.id);
+    if (!target) continue;
+    for (const child of s.streamsTo) if (!target.streamsTo.includes(child) && will.has(child)) ops.push({ type: "removeLink", from: s.id, to: child });
+  }
+  for (const s of to.steps) {
+    const old = was.get(s.id);
+    for (const child of s.streamsTo) if (!old?.streamsTo.includes(child)) ops.push({ type: "addLink", from: s.id, to: child });
+  }
+  for (const s of to.steps) {
+    const old = was.get(s.id);
+    for (const [input, value] of Object.entries(s.inputs)) {
+      if (!old || !same(old.inputs[input], value)) ops.push({ type: "setInput", step: s.id, input, value });
+    }
+    if (old) for (const input of Object.keys(old.inputs)) if (!(input in s.inputs)) ops.push({ type: "unsetInput", step: s.id, input });
+  }
+  if (!same(from.results, to.results)) ops.push({ type: "setResults", results: to.results });
+  return ops;
+}

@@ -222,10 +222,15 @@ class JobWatcher:
 class _Tail:
     """New complete lines of a file another host appends to."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, offset: int = 0) -> None:
         self.path = path
-        self._offset = 0
+        self._offset = offset
         self._pending = b""
+
+    @property
+    def read_up_to(self) -> int:
+        """Where the next complete line starts (a partial line is read again)."""
+        return self._offset - len(self._pending)
 
     def lines(self, final: bool = False) -> list[str]:
         try:
@@ -241,6 +246,43 @@ class _Tail:
             complete.append(self._pending)
             self._pending = b""
         return [line.decode("utf-8", errors="replace").rstrip("\r") for line in complete]
+
+
+@dataclass
+class _Follow:
+    """How far a job's output was followed, kept in its folder (`follow.json`) so the next
+    process of the worker goes on from there: its log lines keep their numbers (the runner
+    keeps one line per number) and no line is shown twice but those of the last poll."""
+
+    offsets: tuple[int, int, int] = (0, 0, 0)
+    #: Log lines yielded so far (the execution's log numbering).
+    logs: int = 0
+    #: The last job state shown.
+    seen: str = ""
+
+    def save(self, job_dir: Path) -> None:
+        temporary = job_dir / (FOLLOW + ".tmp")
+        data = {"offsets": list(self.offsets), "logs": self.logs, "seen": self.seen}
+        try:
+            temporary.write_text(json.dumps(data), encoding="utf-8")
+            temporary.replace(job_dir / FOLLOW)
+        except OSError as error:
+            log.warning(
+                "cannot record how far a slurm job was followed", extra={"reason": str(error)}
+            )
+
+    @classmethod
+    def load(cls, job_dir: Path) -> _Follow:
+        """What an earlier process recorded; from the start when nothing readable is there."""
+        try:
+            data = json.loads((job_dir / FOLLOW).read_text(encoding="utf-8"))
+            offsets = tuple(int(x) for x in data["offsets"])
+            logs, seen = int(data["logs"]), str(data["seen"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return cls()
+        if len(offsets) != 3 or min(offsets) < 0 or logs < 0:
+            return cls()
+        return cls(offsets=(offsets[0], offsets[1], offsets[2]), logs=logs, seen=seen)
 
 
 def _events_of(lines: list[str], now: datetime) -> Iterator[ActionEvent]:
@@ -646,6 +688,10 @@ class SlurmBackend:
             )
         env = environment(config, layout, self._options.extra_env)
         env["RYAX_ACTION_DIR"] = layout.inside(layout.artefact)
+        # The job is submitted with --export=NONE, which Slurm hands down to srun as
+        # SLURM_EXPORT_ENV=NONE: the tasks of a custom script's srun would start with no
+        # environment at all (no PATH). They get the script's own instead.
+        env["SLURM_EXPORT_ENV"] = "ALL"
         error_file = shlex.quote(str(job_dir / "ryax-error"))
         checks = [
             f"[ -f {shlex.quote(str(layout.artefact / 'run.sh'))} ] || fail \"the action's "
@@ -821,16 +867,21 @@ class SlurmBackend:
         step.jobs.add(job_id)
         self._watcher.watch(job_id)
         ended = False
+        # Followed again after a restart: from where the previous process got to.
+        follow = _Follow.load(job_dir)
         try:
             yield ActionStarted()
-            # The same first line after a restart: the runner keeps one line per number.
-            yield ActionLog(
-                stream=LogStream.LOG,
-                line=f"ryax: slurm job {job_id} submitted ({step.request.describe()})",
-                at=datetime.now(UTC),
-            )
-            yield ActionProgress(fraction=0.0, message=f"slurm job {job_id}: submitted")
-            async for event in self._follow(step, job_id, job_dir, layout, request):
+            if follow.logs == 0:
+                follow.logs += 1
+                yield ActionLog(
+                    stream=LogStream.LOG,
+                    line=f"ryax: slurm job {job_id} submitted ({step.request.describe()})",
+                    at=datetime.now(UTC),
+                )
+                yield ActionProgress(fraction=0.0, message=f"slurm job {job_id}: submitted")
+            async for event in self._follow(step, job_id, job_dir, layout, request, follow):
+                if isinstance(event, ActionLog):
+                    follow.logs += 1
                 yield event
             ended = True
         finally:
@@ -852,12 +903,24 @@ class SlurmBackend:
         job_dir: Path,
         layout: Layout,
         request: ActionRunRequest,
+        follow: _Follow,
     ) -> AsyncGenerator[ActionEvent, None]:
+        """The job's log, progress and result; `follow` (kept in `job_dir` after each poll,
+        once the events before it were taken) says how far an earlier process got."""
+        events_at, out_at, err_at = follow.offsets
         tails = (
-            (_Tail(layout.home / "events.jsonl"), None),
-            (_Tail(job_dir / "job.out"), LogStream.STDOUT),
-            (_Tail(job_dir / "job.err"), LogStream.STDERR),
+            (_Tail(layout.home / "events.jsonl", events_at), None),
+            (_Tail(job_dir / "job.out", out_at), LogStream.STDOUT),
+            (_Tail(job_dir / "job.err", err_at), LogStream.STDERR),
         )
+
+        def record() -> None:
+            follow.offsets = (
+                tails[0][0].read_up_to,
+                tails[1][0].read_up_to,
+                tails[2][0].read_up_to,
+            )
+            follow.save(job_dir)
 
         def drain(final: bool = False) -> list[ActionEvent]:
             now = datetime.now(UTC)
@@ -870,9 +933,9 @@ class SlurmBackend:
                     events.extend(ActionLog(stream=stream, line=line, at=now) for line in lines)
             return events
 
-        seen = ""
         status: JobStatus | None = None
         while True:
+            await asyncio.to_thread(record)
             await self._watcher.changed(self._options.poll_seconds)
             for event in await asyncio.to_thread(drain):
                 yield event
@@ -880,8 +943,8 @@ class SlurmBackend:
             if status is None:
                 continue
             shown = f"{status.state} {status.reason} {status.nodes}"
-            if shown != seen:
-                seen = shown
+            if shown != follow.seen:
+                follow.seen = shown
                 where = f" on {status.nodes}" if status.nodes and status.state == "RUNNING" else ""
                 why = f" ({status.reason})" if status.reason else ""
                 yield ActionLog(
@@ -1083,6 +1146,7 @@ def _last_lines(path: Path, count: int = 3) -> str:
 
 
 RECORD = "job.json"
+FOLLOW = "follow.json"
 
 
 def _write_record(job_dir: Path, job_id: str, order: ExecuteStep, work_dir: Path) -> None:
@@ -1119,7 +1183,13 @@ def _read_record(path: Path) -> DetachedExecution | None:
         return None
     if not job_id.isdigit() or path.parent.name != order.execution_id:
         return None
-    return DetachedExecution(order=order, work_dir=work_dir, handle=job_id, started_at=started)
+    return DetachedExecution(
+        order=order,
+        work_dir=work_dir,
+        handle=job_id,
+        started_at=started,
+        log_lines=_Follow.load(path.parent).logs,
+    )
 
 
 def _execution_dirs(root: Path) -> list[Path]:
