@@ -60,10 +60,12 @@ class Retention:
         self._steps.pop(ref, None)
 
     def begin(self, ref: StepRef) -> None:
-        """An execution of the step starts (it is busy until `end`)."""
+        """An execution of the step starts (it is busy until `end`); it wakes a sleeping
+        step (the backend starts its process again)."""
         books = self._steps.get(ref)
         if books is not None:
             books.busy += 1
+            books.asleep = False
 
     def end(self, ref: StepRef) -> None:
         books = self._steps.get(ref)
@@ -72,8 +74,10 @@ class Retention:
             books.idle_since = self.clock.now()
 
     def slept(self, ref: StepRef) -> None:
+        """The step's process was stopped; not asleep if an execution came meanwhile (it
+        starts the process again)."""
         books = self._steps.get(ref)
-        if books is not None:
+        if books is not None and books.busy == 0:
             books.asleep = True
 
     def woke(self, ref: StepRef) -> None:

@@ -339,7 +339,6 @@ class StepInstance:
                 or not process.alive
             ):
                 return False
-            self.asleep = True
             await self._set_ready(False)
             if self._supervisor is not None:
                 self._supervisor.cancel()
@@ -347,6 +346,7 @@ class StepInstance:
                     await self._supervisor
                 self._supervisor = None
             await process.stop()
+            self.asleep = True
             self.sleeps += 1
             log.info("idle action process stopped", extra={"step": str(self.ref)})
             return True
