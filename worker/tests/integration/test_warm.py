@@ -94,8 +94,7 @@ async def test_an_idle_step_stops_and_the_next_execution_starts_it_again(worker:
     result, _ = await run(worker, "e1")
     assert result.status == COMPLETED
     await worker.runner.until(lambda: step.asleep, within=10)
-    assert gone(first), Path(f"/proc/{first}/status").read_text()[:300]
-    assert gone(holder), Path(f"/proc/{holder}/status").read_text()[:400]
+    assert gone(first) and gone(holder)
     assert worker.container.backend().process_count() == 0
     states = [s for s, _ in worker.runner.states()]
     assert states[-1] == READY  # asleep is still deployed: nothing reported
