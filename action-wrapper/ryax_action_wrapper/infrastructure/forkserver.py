@@ -8,25 +8,23 @@ environment (no RYAX_* setting, no credential) and talks only over the socket FD
 SOCK_SEQPACKET pair the worker holds the other end of). Its memory holds imported modules and
 the worker's requests (paths, environment of actions), never an input or a secret of a run.
 
-For each request (JSON, with two descriptors: the action's stdout and stderr):
-  1. it forks an intermediate process (A) that moves itself into the action's cgroups and
-     joins the namespaces of the step's sandbox: a bubblewrap sandbox the worker started
-     around `sleep infinity` (the holder), exactly as it starts one around run.sh. Mount
-     namespace (the sandbox's filesystem view, chroot into its root), pid, ipc, uts, cgroup
-     (and user, when the sandbox has its own): like `nsenter`, or `runc exec`;
-  2. A forks the action process (B), which is in the sandbox's pid namespace; B makes its own
-     session, takes the descriptors as stdout/stderr, closes every other descriptor, sets the
-     rlimits, drops the capability bounding set, changes to the sandbox's user, clears its
-     capabilities, sets no_new_privs and a parent-death signal, takes the action's
-     environment and the sandbox's paths (the paths of the modules already imported are
-     rewritten from the artefact the fork server was started from to /ryax/action: their
-     files are the same, byte for byte, by the worker's choice of fork server) and runs the
-     wrapper's main();
-  3. A reports B's pid, waits for it, and exits with its status (128 + signal when killed,
-     like bwrap); the fork server reports A's exit code to the worker.
+For each request (JSON, with two descriptors: the action's stdout and stderr), it joins the
+namespaces of the step's sandbox, a bubblewrap sandbox the worker started around
+`sleep infinity` (the holder) exactly as it starts one around run.sh: mount (chroot into the
+sandbox's root), pid, ipc, uts; like `nsenter` or `runc exec`. It forks the action process
+there, then goes back to its own namespaces and folder (if it cannot, it exits). The action
+process enters its cgroups and the sandbox's cgroup namespace, makes its own session, takes
+the descriptors as stdout/stderr, closes every other descriptor, sets the rlimits, drops the
+capability bounding set, changes to the sandbox's user, clears its capabilities, sets
+no_new_privs and a parent-death signal, takes the action's environment and the sandbox's
+paths (the paths of the modules already imported are rewritten from the artefact the fork
+server was started from to /ryax/action: their files are the same, byte for byte, by the
+worker's choice of fork server) and runs the wrapper's main(). The fork server reaps it and
+reports its exit (128 + signal when killed, like bwrap).
 
-A and B die with their parent (PR_SET_PDEATHSIG): if the fork server dies, the actions it made
-die too, and the worker starts them again (through a new fork server).
+A sandbox with its own user namespace (a worker that is not root) is refused: the fork server
+could not come back from it. The action processes die with the fork server (parent-death
+signal): the worker starts them again, through a new fork server.
 
 Messages to the worker: {"ready": true, ...} once, then {"id", "pid"}, {"id", "error"} and
 {"id", "exit"} per request.
@@ -54,8 +52,10 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
-#: Joined in this order (user first: it gives the rights to join the others; mount last).
+#: The holder's namespaces, joined in this order (mount last; cgroup by the child itself).
 NAMESPACES = ("user", "ipc", "uts", "net", "cgroup", "pid", "mnt")
+#: Those the fork server joins and leaves again around each fork.
+ENTERED = ("ipc", "uts", "net", "pid", "mnt")
 #: What is imported before any fork: everything the wrapper needs to serve an action.
 PRELOAD = (
     "grpc",
@@ -123,6 +123,23 @@ def _send(sock: socket.socket, message: dict[str, Any]) -> None:
         sock.send(json.dumps(message).encode())
 
 
+class _Home:
+    """The fork server's own namespaces and folder, to come back to after each fork."""
+
+    def __init__(self) -> None:
+        self.namespaces = {
+            name: os.open(f"/proc/self/ns/{name}", os.O_RDONLY | os.O_CLOEXEC) for name in ENTERED
+        }
+        self.cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def back(self, entered: list[str]) -> None:
+        """setns back (the mount namespace first: it also undoes the chroot), then the folder.
+        A fork server that cannot come back exits: the worker starts a new one."""
+        for name in reversed(entered):
+            _check(_libc.setns(self.namespaces[name], 0), f"setns back to own {name}")
+        os.fchdir(self.cwd)
+
+
 def serve(fd: int) -> int:
     """The fork server's loop, until the worker closes its end of the socket."""
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -131,18 +148,18 @@ def serve(fd: int) -> int:
     modules = preload()
     with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as file:
         last_cap = int(file.read().strip())
+    home = _Home()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    server_pid = os.getpid()
     children: dict[int, int] = {}
     _send(
         sock,
         {
             "ready": True,
-            "pid": server_pid,
+            "pid": os.getpid(),
             "modules": modules,
             "preload_ms": round((time.monotonic() - started) * 1000, 1),
             "python": sys.version.split()[0],
@@ -172,28 +189,15 @@ def serve(fd: int) -> int:
                 os.close(descriptor)
             continue
         try:
-            pid = os.fork()
+            pid = _fork_into(request, fds, sock, home, (wake_r, wake_w), last_cap)
         except OSError as error:
-            _send(sock, {"id": request_id, "error": f"the fork server cannot fork: {error}"})
+            _send(sock, {"id": request_id, "error": f"cannot start the action: {error}"})
+        else:
+            children[pid] = request_id
+            _send(sock, {"id": request_id, "pid": pid})
+        finally:
             for descriptor in fds:
                 os.close(descriptor)
-            continue
-        if pid == 0:
-            code = 1
-            try:
-                signal.set_wakeup_fd(-1)
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                os.close(wake_r)
-                os.close(wake_w)
-                code = _intermediate(request, fds, sock, server_pid, last_cap)
-            except BaseException:  # noqa: BLE001 - whatever happens, never back to the loop
-                with contextlib.suppress(BaseException):
-                    _send(sock, {"id": request_id, "error": traceback.format_exc(limit=3)})
-            finally:
-                os._exit(code)
-        children[pid] = request_id
-        for descriptor in fds:
-            os.close(descriptor)
 
 
 def _reap(children: dict[int, int], sock: socket.socket) -> None:
@@ -206,72 +210,72 @@ def _reap(children: dict[int, int], sock: socket.socket) -> None:
             return
         request_id = children.pop(pid, None)
         if request_id is not None:
-            _send(sock, {"id": request_id, "exit": os.waitstatus_to_exitcode(status)})
+            code = os.waitstatus_to_exitcode(status)
+            _send(sock, {"id": request_id, "exit": code if code >= 0 else 128 - code})
 
 
-def _enter(request: dict[str, Any]) -> None:
-    """Join the cgroups and the namespaces of the sandbox holder (`target`), chroot into its
-    root, go to the action's working directory."""
-    for procs in request.get("cgroup_procs", ()):
-        with open(procs, "w", encoding="ascii") as file:
-            file.write(str(os.getpid()))
+def _fork_into(
+    request: dict[str, Any],
+    fds: list[int],
+    sock: socket.socket,
+    home: _Home,
+    wake: tuple[int, int],
+    last_cap: int,
+) -> int:
+    """Enter the holder's namespaces (but its cgroup's: the child does it), chroot into its
+    root, fork the action process there, come back. Raises OSError (nothing forked)."""
+    if len(fds) != 2:
+        raise OSError("a request needs stdout and stderr")
     target = int(request["target"])
     joins: list[tuple[str, int]] = []
+    opened: list[int] = []
+    entered: list[str] = []
     try:
         for name in NAMESPACES:
             theirs = os.open(f"/proc/{target}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+            opened.append(theirs)
             if os.fstat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
-                os.close(theirs)
                 continue
+            if name == "user":
+                raise OSError("the sandbox has its own user namespace: start it from run.sh")
             joins.append((name, theirs))
+        cgroup_ns = next((fd for name, fd in joins if name == "cgroup"), -1)
+        # The child enters its cgroups (then its cgroup namespace): descriptors opened here,
+        # on this side of the mount namespace.
+        procs = [os.open(path, os.O_WRONLY | os.O_CLOEXEC) for path in request["cgroup_procs"]]
+        opened.extend(procs)
         root = os.open(f"/proc/{target}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        for name, descriptor in joins:
-            _check(_libc.setns(descriptor, 0), f"setns({name})")
-    finally:
-        for _, descriptor in joins:
-            os.close(descriptor)
-    os.fchdir(root)
-    os.chroot(".")
-    os.close(root)
-    os.chdir(request["cwd"])
-
-
-def _intermediate(
-    request: dict[str, Any], fds: list[int], sock: socket.socket, server_pid: int, last_cap: int
-) -> int:
-    """Process A: enter the sandbox, fork the action, report its pid, wait for it."""
-    request_id = int(request["id"])
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != server_pid:
-        return 1
-    if len(fds) != 2:
-        _send(sock, {"id": request_id, "error": "a request needs stdout and stderr"})
-        return 1
-    try:
-        _enter(request)
-    except OSError as error:
-        _send(sock, {"id": request_id, "error": f"cannot enter the action's sandbox: {error}"})
-        return 1
-    own_pid = os.getpid()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
+        opened.append(root)
         try:
-            code = _action(request, fds, sock, own_pid, last_cap)
+            for name, descriptor in joins:
+                if name == "cgroup":
+                    continue
+                _check(_libc.setns(descriptor, 0), f"setns({name})")
+                entered.append(name)
+            os.fchdir(root)
+            os.chroot(".")
+            os.chdir(request["cwd"])
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    signal.set_wakeup_fd(-1)
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    for descriptor in wake:
+                        os.close(descriptor)
+                    code = _action(request, fds, sock, procs, cgroup_ns, last_cap)
+                finally:
+                    os._exit(code)
+            return pid
         finally:
-            os._exit(code)
-    for descriptor in fds:
-        os.close(descriptor)
-    _send(sock, {"id": request_id, "pid": pid})
-    sock.close()
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except ChildProcessError:
-            return 1
-    code = os.waitstatus_to_exitcode(status)
-    return code if code >= 0 else 128 - code
+            try:
+                home.back(entered)
+            except OSError as error:
+                sys.stderr.write(f"ryax fork server: {error}: exiting\n")
+                os._exit(70)
+    finally:
+        for descriptor in opened:
+            os.close(descriptor)
 
 
 def _drop_privileges(request: dict[str, Any], last_cap: int) -> None:
@@ -333,12 +337,21 @@ def _take_paths(request: dict[str, Any]) -> None:
 
 
 def _action(
-    request: dict[str, Any], fds: list[int], sock: socket.socket, parent: int, last_cap: int
+    request: dict[str, Any],
+    fds: list[int],
+    sock: socket.socket,
+    procs: list[int],
+    cgroup_ns: int,
+    last_cap: int,
 ) -> int:
-    """Process B: become the action process, then run the wrapper's main()."""
-    del parent
+    """The action process (in the sandbox's namespaces and root): its cgroups and cgroup
+    namespace, descriptors, limits and user; then the wrapper's main()."""
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # cleared when the user changes: set again below
     try:
+        for descriptor in procs:
+            os.write(descriptor, str(os.getpid()).encode())
+        if cgroup_ns >= 0:
+            _check(_libc.setns(cgroup_ns, 0), "setns(cgroup)")
         os.setsid()
         null = os.open("/dev/null", os.O_RDWR)
         os.dup2(null, 0)
@@ -347,7 +360,7 @@ def _action(
         sock.detach()
         os.closerange(3, 65536)
         _drop_privileges(request, last_cap)
-        # (A lies outside this pid namespace: getppid() says 0, it cannot tell A is alive.)
+        # (Its parent, the fork server, lies outside this pid namespace: getppid() says 0.)
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except OSError as error:
         with contextlib.suppress(OSError):

@@ -90,6 +90,9 @@ async def test_an_idle_step_stops_and_the_next_execution_starts_it_again(worker:
     assert os.readlink(f"/proc/{first}/ns/pid") != os.readlink("/proc/self/ns/pid")
     assert os.readlink(f"/proc/{first}/root") == "/"  # chrooted (seen from here: its root)
     assert not gone(holder)
+    if worker.container.backend()._options.cgroups is not None:  # in the step's own cgroup
+        assert "d1_s1" in Path(f"/proc/{first}/cgroup").read_text()
+        assert os.readlink(f"/proc/{first}/ns/cgroup") != os.readlink("/proc/self/ns/cgroup")
 
     result, _ = await run(worker, "e1")
     assert result.status == COMPLETED

@@ -267,6 +267,11 @@ class ActionProcess:
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                # The socket file exists a moment before the wrapper accepts on it: a refused
+                # first connection must not cost grpc's default 1 s reconnection backoff.
+                ("grpc.initial_reconnect_backoff_ms", 10),
+                ("grpc.min_reconnect_backoff_ms", 10),
+                ("grpc.max_reconnect_backoff_ms", 500),
             ],
         )
         await self._until(self._channel.channel_ready(), deadline, "to accept connections")
