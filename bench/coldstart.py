@@ -79,7 +79,9 @@ def wrapper_deps(root: Path) -> Path:
     target.mkdir(mode=0o755)
     packages = Path(site.getsitepackages()[0])
     for name in WRAPPER_DEPS:
-        shutil.copytree(packages / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            packages / name, target / name, ignore=shutil.ignore_patterns("__pycache__")
+        )
     for dist in packages.glob("*.dist-info"):
         if dist.name.lower().startswith(("grpcio", "protobuf")):
             shutil.copytree(dist, target / dist.name)
@@ -127,6 +129,13 @@ def unpack_artefact(cache: Path, deps: Path, sha: str) -> None:
     (target / ".ryax-complete").write_text("")
 
 
+def prepare(root: Path, cache: Path, sha: str) -> Path:
+    root.chmod(0o755)
+    deps = wrapper_deps(root)
+    unpack_artefact(cache, deps, sha)
+    return deps
+
+
 def tree_memory(pids: list[int]) -> dict[str, Any]:
     snap = procinfo.snapshot({"actions": pids})
     return {
@@ -156,12 +165,10 @@ async def measure(runs: int, steps: int) -> dict[str, Any]:
     from ryax_worker.infrastructure.local.sandbox import SandboxConfig, find_bwrap
 
     root = Path(tempfile.mkdtemp(prefix="ryax-coldstart-"))
-    root.chmod(0o755)
     try:
-        deps = wrapper_deps(root)
         cache = root / "cache"
         sha = "b" * 64
-        unpack_artefact(cache, deps, sha)
+        deps = await asyncio.to_thread(prepare, root, cache, sha)
         sandbox = SandboxConfig(
             mode="bwrap",
             bwrap=find_bwrap() or "bwrap",
@@ -178,7 +185,9 @@ async def measure(runs: int, steps: int) -> dict[str, Any]:
         )
         await backend.start()
         if backend.sandbox.problem:
-            raise SystemExit(f"coldstart: the sandbox does not work here: {backend.sandbox.problem}")
+            raise SystemExit(
+                f"coldstart: the sandbox does not work here: {backend.sandbox.problem}"
+            )
 
         def spec(step: str) -> DeployStep:
             return DeployStep(
@@ -230,6 +239,9 @@ async def measure(runs: int, steps: int) -> dict[str, Any]:
         await to_handler("runsh")
         result["cold_runsh"] = summary([await cold("runsh") for _ in range(runs)])
         await backend.undeploy(StepRef(DeploymentId("bench"), StepId("runsh")))
+        timed = backend.instance(StepRef(DeploymentId("bench"), StepId("forked")))
+        assert timed is not None
+        await timed.sleep()  # out of the memory figures
 
         # Memory: N steps warm, then asleep; forked (one fork server) or each from run.sh.
         for mode, fork in (("forked", True), ("runsh", False)):
@@ -263,7 +275,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / ".dev" / "bench" / "coldstart.json")
     args = parser.parse_args()
     if os.geteuid() != 0:
-        print("coldstart: run as root (the worker's sandbox drops actions to nobody)", file=sys.stderr)
+        print(
+            "coldstart: run as root (the worker's sandbox drops actions to nobody)", file=sys.stderr
+        )
         return 1
     result = asyncio.run(measure(args.runs, args.steps))
     text = json.dumps(result, indent=2)

@@ -357,6 +357,29 @@ def figures(systems: dict[str, dict[str, Any]]) -> list[Figure]:
             count = float(mem["processes"])
             spec = Spec("mem.processes", "memory", "processes", "", "-", ratio=False)
             put(spec, system, count)
+        cold = doc.get("coldstart")
+        if cold:
+            for key, label in (
+                ("warm", "warm step, run to handler, median"),
+                ("cold_forked", "cold start (fork server), median"),
+                ("cold_runsh", "cold start (run.sh), median"),
+            ):
+                spec = Spec(f"cold.{key}", "coldstart", label, "ms", ratio=False)
+                put(spec, system, float(cold[key]["median_ms"]))
+            for key, label in (
+                ("cold_forked", "cold start (fork server), p95"),
+                ("cold_runsh", "cold start (run.sh), p95"),
+            ):
+                spec = Spec(f"cold.{key}.p95", "coldstart", label, "ms", ratio=False)
+                put(spec, system, float(cold[key]["p95_ms"]))
+            steps = cold["steps"]
+            for key, label in (
+                ("memory_warm_forked", f"{steps} steps warm (forked), PSS"),
+                ("memory_warm_runsh", f"{steps} steps warm (run.sh), PSS"),
+                ("memory_asleep_forked", f"{steps} steps asleep, PSS"),
+            ):
+                spec = Spec(f"cold.{key}", "coldstart", label, "MiB", ratio=False)
+                put(spec, system, cold[key]["pss_bytes"] / MIB)
         loaded = doc.get("memory_loaded")
         if loaded:
             label = "memory, bench workflows deployed, RSS sum"

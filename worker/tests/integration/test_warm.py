@@ -61,8 +61,12 @@ async def run(worker: Any, execution_id: str, step_id: str = "s1") -> tuple[Any,
     return result, time.monotonic() - started
 
 
+def status_file(pid: int, name: str) -> str:
+    return Path(f"/proc/{pid}/{name}").read_text()
+
+
 def status(pid: int) -> dict[str, str]:
-    text = Path(f"/proc/{pid}/status").read_text()
+    text = status_file(pid, "status")
     return {k: v.strip() for k, v in (line.split(":", 1) for line in text.splitlines())}
 
 
@@ -91,7 +95,7 @@ async def test_an_idle_step_stops_and_the_next_execution_starts_it_again(worker:
     assert os.readlink(f"/proc/{first}/root") == "/"  # chrooted (seen from here: its root)
     assert not gone(holder)
     if worker.container.backend()._options.cgroups is not None:  # in the step's own cgroup
-        assert "d1_s1" in Path(f"/proc/{first}/cgroup").read_text()
+        assert "d1_s1" in status_file(first, "cgroup")
         assert os.readlink(f"/proc/{first}/ns/cgroup") != os.readlink("/proc/self/ns/cgroup")
 
     result, _ = await run(worker, "e1")

@@ -587,6 +587,10 @@ class LocalBackend:
         """Deployed steps whose process is stopped for being idle."""
         return sum(1 for i in self._instances.values() if i.asleep)
 
+    def cold_start_count(self) -> int:
+        """Processes of sleeping steps started again by an execution."""
+        return sum(i.wakes for i in self._instances.values())
+
     def fork_server_pids(self) -> list[int]:
         servers = self._options.fork_servers
         return servers.pids() if servers is not None else []
