@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.fork_server is not None:
         from .infrastructure.forkserver import serve as serve_forks
 
-        sys.exit(serve_forks(args.fork_server))
+        sys.exit(serve_forks(args.fork_server, main))
     log_handler = setup_process_streams(args.log_level, os.environ.get("RYAX_LOG_FORMAT", "text"))
     runtime = build_runtime(log_handler)
     if args.once:

@@ -44,6 +44,7 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
@@ -67,7 +68,6 @@ PRELOAD = (
     "google.protobuf.json_format",
     "google.protobuf.struct_pb2",
     "google.protobuf.timestamp_pb2",
-    "ryax_action_wrapper.__main__",
     "ryax_action_wrapper.container",
     "ryax_action_wrapper.infrastructure.grpc.server",
     "ryax_action_wrapper.infrastructure.grpc.servicer",
@@ -140,8 +140,9 @@ class _Home:
         os.fchdir(self.cwd)
 
 
-def serve(fd: int) -> int:
-    """The fork server's loop, until the worker closes its end of the socket."""
+def serve(fd: int, entry: Callable[[list[str]], None]) -> int:
+    """The fork server's loop, until the worker closes its end of the socket; each action
+    process runs `entry(argv)` (the wrapper's main)."""
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     sock = socket.socket(fileno=fd)
     started = time.monotonic()
@@ -189,7 +190,7 @@ def serve(fd: int) -> int:
                 os.close(descriptor)
             continue
         try:
-            pid = _fork_into(request, fds, sock, home, (wake_r, wake_w), last_cap)
+            pid = _fork_into(request, fds, sock, home, (wake_r, wake_w), last_cap, entry)
         except OSError as error:
             _send(sock, {"id": request_id, "error": f"cannot start the action: {error}"})
         else:
@@ -221,6 +222,7 @@ def _fork_into(
     home: _Home,
     wake: tuple[int, int],
     last_cap: int,
+    entry: Callable[[list[str]], None],
 ) -> int:
     """Enter the holder's namespaces (but its cgroup's: the child does it), chroot into its
     root, fork the action process there, come back. Raises OSError (nothing forked)."""
@@ -263,7 +265,7 @@ def _fork_into(
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                     for descriptor in wake:
                         os.close(descriptor)
-                    code = _action(request, fds, sock, procs, cgroup_ns, last_cap)
+                    code = _action(request, fds, sock, procs, cgroup_ns, last_cap, entry)
                 finally:
                     os._exit(code)
             return pid
@@ -343,6 +345,7 @@ def _action(
     procs: list[int],
     cgroup_ns: int,
     last_cap: int,
+    entry: Callable[[list[str]], None],
 ) -> int:
     """The action process (in the sandbox's namespaces and root): its cgroups and cgroup
     namespace, descriptors, limits and user; then the wrapper's main()."""
@@ -374,9 +377,7 @@ def _action(
     sys.argv = ["ryax_action_wrapper", *argv]
     code = 0
     try:
-        from ryax_action_wrapper.__main__ import main
-
-        main(argv)
+        entry(argv)
     except SystemExit as done:
         if done.code is None:
             code = 0
