@@ -190,11 +190,12 @@ class ForkServer:
             if not child.exited.done():
                 child.exited.set_result(int(message["exit"]))
 
-    def _lost(self, reason: str) -> None:
+    def _lost(self, reason: str, *, expected: bool = False) -> None:
         if self.dead:
             return
         self.dead = True
-        log.warning("fork server lost", extra={"pid": self.pid, "reason": reason})
+        if not expected:
+            log.warning("fork server lost", extra={"pid": self.pid, "reason": reason})
         if self._sock is not None:
             with contextlib.suppress(ValueError, RuntimeError):
                 asyncio.get_running_loop().remove_reader(self._sock.fileno())
@@ -231,7 +232,7 @@ class ForkServer:
         return child
 
     async def close(self) -> None:
-        self._lost("closed")
+        self._lost("the fork server was stopped", expected=True)
         if self._sock is not None:
             self._sock.close()
             self._sock = None
