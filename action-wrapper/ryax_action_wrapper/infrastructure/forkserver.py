@@ -8,7 +8,8 @@ environment (no RYAX_* setting, no credential) and talks only over the socket FD
 SOCK_SEQPACKET pair the worker holds the other end of). Its memory holds imported modules and
 the worker's requests (paths, environment of actions), never an input or a secret of a run.
 
-For each request (JSON, with two descriptors: the action's stdout and stderr), it joins the
+For each request (JSON, with three descriptors: the action's stdout and stderr, a pidfd on the
+sandbox's holder), it joins the
 namespaces of the step's sandbox, a bubblewrap sandbox the worker started around
 `sleep infinity` (the holder) exactly as it starts one around run.sh: mount (chroot into the
 sandbox's root), pid, ipc, uts; like `nsenter` or `runc exec`. It forks the action process
@@ -226,8 +227,8 @@ def _fork_into(
 ) -> int:
     """Enter the holder's namespaces (but its cgroup's: the child does it), chroot into its
     root, fork the action process there, come back. Raises OSError (nothing forked)."""
-    if len(fds) != 2:
-        raise OSError("a request needs stdout and stderr")
+    if len(fds) != 3:
+        raise OSError("a request needs stdout, stderr and a pidfd on the sandbox's holder")
     target = int(request["target"])
     joins: list[tuple[str, int]] = []
     opened: list[int] = []
@@ -248,6 +249,12 @@ def _fork_into(
         opened.extend(procs)
         root = os.open(f"/proc/{target}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         opened.append(root)
+        # Still alive after the opens: `target` was the holder's pid all along (a pidfd pins
+        # its process; the pid of a dead one could have been given to another).
+        try:
+            signal.pidfd_send_signal(fds[2], 0)
+        except ProcessLookupError:
+            raise OSError("the action's sandbox ended before the fork") from None
         try:
             for name, descriptor in joins:
                 if name == "cgroup":

@@ -209,8 +209,8 @@ class ForkServer:
         self._children.clear()
 
     async def spawn(self, request: dict[str, Any], fds: Sequence[int]) -> ForkedChild:
-        """Fork an action process; `request` as forkserver.py reads it, `fds` its stdout and
-        stderr. Raises ForkFailed with the reason."""
+        """Fork an action process; `request` as forkserver.py reads it, `fds` its stdout, its
+        stderr and a pidfd on the sandbox's holder. Raises ForkFailed with the reason."""
         if not self.alive or self._sock is None:
             raise ForkFailed("the fork server is not running")
         self._next_id += 1

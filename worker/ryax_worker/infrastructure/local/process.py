@@ -367,6 +367,7 @@ class ActionProcess:
         )
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
+        holder_fd = -1
         try:
             try:
                 self._process = await asyncio.create_subprocess_exec(
@@ -392,7 +393,7 @@ class ActionProcess:
             out_r = err_r = -1
             # Until the action process is forked, the sandbox alone is watched.
             self._waiter = asyncio.create_task(self._wait_process())
-            holder = await self._find_holder(process, deadline)
+            holder, holder_fd = await self._find_holder(process, deadline)
             limits = self.limits
             use_cgroup = self._cgroup is not None
             request = {
@@ -413,12 +414,12 @@ class ActionProcess:
             }
             try:
                 self._forked = await self._until(
-                    server.spawn(request, (out_w, err_w)), deadline, "to be forked"
+                    server.spawn(request, (out_w, err_w, holder_fd)), deadline, "to be forked"
                 )
             except ForkFailed as error:
                 raise DeploymentFailed(f"cannot fork the action process: {error}") from error
         finally:
-            for descriptor in (out_r, err_r, out_w, err_w):
+            for descriptor in (out_r, err_r, out_w, err_w, holder_fd):
                 if descriptor >= 0:
                     os.close(descriptor)
         self.wrapper_pid = self._forked.pid
@@ -447,14 +448,25 @@ class ActionProcess:
         self._transports.append(transport)
         return reader
 
-    async def _find_holder(self, process: asyncio.subprocess.Process, deadline: float) -> int:
-        """The holder's pid (bwrap -> bwrap, the namespace's init -> the holder)."""
+    async def _find_holder(
+        self, process: asyncio.subprocess.Process, deadline: float
+    ) -> tuple[int, int]:
+        """The holder (bwrap -> bwrap, the namespace's init -> the holder): its pid and a
+        pidfd on it, which pins it (the fork server checks it is still alive after opening its
+        namespaces by pid: they were its own, not those of a process that got its pid)."""
         loop = asyncio.get_running_loop()
         wanted = "\0".join(HOLDER).encode() + b"\0"
         while True:
             for pid in descendants(process.pid):
-                if cmdline(pid) == wanted:
-                    return pid
+                if cmdline(pid) != wanted:
+                    continue
+                try:
+                    pidfd = os.pidfd_open(pid)
+                except OSError:
+                    continue
+                if cmdline(pid) == wanted and pid in descendants(process.pid):
+                    return pid, pidfd
+                os.close(pidfd)
             if process.returncode is not None:
                 raise DeploymentFailed(
                     f"the action's sandbox ended at once ({describe_exit(process.returncode)})"
