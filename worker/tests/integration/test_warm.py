@@ -5,6 +5,7 @@ always-warm step never stops, and a dead fork server is replaced."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -65,6 +66,15 @@ def status_file(pid: int, name: str) -> str:
     return Path(f"/proc/{pid}/{name}").read_text()
 
 
+def descriptors(pid: int) -> set[str]:
+    """The sockets and pipes a process has open, by inode."""
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            found.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    return {link for link in found if link.startswith(("socket:", "pipe:"))}
+
+
 def status(pid: int) -> dict[str, str]:
     text = status_file(pid, "status")
     return {k: v.strip() for k, v in (line.split(":", 1) for line in text.splitlines())}
@@ -94,6 +104,9 @@ async def test_an_idle_step_stops_and_the_next_execution_starts_it_again(worker:
     assert os.readlink(f"/proc/{first}/ns/pid") != os.readlink("/proc/self/ns/pid")
     assert os.readlink(f"/proc/{first}/root") == "/"  # chrooted (seen from here: its root)
     assert not gone(holder)
+    # Nothing of the fork server's is open in it (its socket to the worker above all).
+    [server] = worker.container.backend().fork_server_pids()
+    assert not descriptors(first) & descriptors(server)
     if worker.container.backend()._options.cgroups is not None:  # in the step's own cgroup
         assert "d1_s1" in status_file(first, "cgroup")
         assert os.readlink(f"/proc/{first}/ns/cgroup") != os.readlink("/proc/self/ns/cgroup")
