@@ -145,6 +145,8 @@ def serve(fd: int, entry: Callable[[list[str]], None]) -> int:
     """The fork server's loop, until the worker closes its end of the socket; each action
     process runs `entry(argv)` (the wrapper's main)."""
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:
+        return 1  # the worker died before the parent-death signal was set
     sock = socket.socket(fileno=fd)
     started = time.monotonic()
     modules = preload()
