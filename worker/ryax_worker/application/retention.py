@@ -27,7 +27,7 @@ class RetentionPolicy:
 
     def keeps_warm(self, spec: DeployStep) -> bool:
         """True when this step's process never stops for being idle."""
-        if spec.is_trigger or self.retention_seconds <= 0:
+        if spec.is_trigger or spec.always_warm or self.retention_seconds <= 0:
             return True
         ref = spec.ref
         names = {spec.action_id, ref.deployment_id, f"{ref.deployment_id}/{ref.step_id}"}

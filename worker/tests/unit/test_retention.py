@@ -13,7 +13,9 @@ B = StepRef(DeploymentId("d1"), StepId("b"))
 OTHER = StepRef(DeploymentId("d2"), StepId("a"))
 
 
-def spec(ref: StepRef, *, action: str = "act", trigger: bool = False) -> DeployStep:
+def spec(
+    ref: StepRef, *, action: str = "act", trigger: bool = False, warm: bool = False
+) -> DeployStep:
     return DeployStep(
         order_seq=1,
         ref=ref,
@@ -23,6 +25,7 @@ def spec(ref: StepRef, *, action: str = "act", trigger: bool = False) -> DeployS
         artefact_key="artefacts/x.tar.gz",
         artefact_sha256="a" * 64,
         is_trigger=trigger,
+        always_warm=warm,
     )
 
 
@@ -106,6 +109,7 @@ def test_triggers_always_warm_steps_and_zero_retention_never_stop() -> None:
     retention.track(spec(OTHER))
     retention.track(spec(StepRef(DeploymentId("d3"), StepId("x")), action="keep-me"))
     retention.track(spec(StepRef(DeploymentId("d3"), StepId("y"))))
+    retention.track(spec(StepRef(DeploymentId("d3"), StepId("z")), warm=True))
     later(clock, 3600)
     assert retention.due() == [StepRef(DeploymentId("d3"), StepId("y"))]
 
