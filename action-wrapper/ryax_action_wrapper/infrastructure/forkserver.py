@@ -194,7 +194,7 @@ def serve(fd: int, entry: Callable[[list[str]], None]) -> int:
             continue
         try:
             pid = _fork_into(request, fds, sock, home, (wake_r, wake_w), last_cap, entry)
-        except OSError as error:
+        except (OSError, KeyError, ValueError, TypeError) as error:
             _send(sock, {"id": request_id, "error": f"cannot start the action: {error}"})
         else:
             children[pid] = request_id
@@ -244,6 +244,8 @@ def _fork_into(
             if name == "user":
                 raise OSError("the sandbox has its own user namespace: start it from run.sh")
             joins.append((name, theirs))
+        if "mnt" not in (name for name, _ in joins):
+            raise OSError("the target shares the fork server's mount namespace: not a sandbox")
         cgroup_ns = next((fd for name, fd in joins if name == "cgroup"), -1)
         # The child enters its cgroups (then its cgroup namespace): descriptors opened here,
         # on this side of the mount namespace.
