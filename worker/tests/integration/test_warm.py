@@ -177,3 +177,34 @@ async def test_a_dead_fork_server_is_replaced(worker: Any) -> None:
     result, _ = await run(worker, "cold-after-crash")
     assert result.status == COMPLETED, result.error
     assert servers.started == 3 and step.process.forked
+
+
+OWN_DEPENDENCY = {
+    "ryax_handler.py": """
+        import ryax_action_wrapper
+        import tinydep
+
+        def handle(request):
+            return {"out": f"{tinydep.VALUE} {ryax_action_wrapper.__file__}", "uid": 0}
+    """,
+}
+
+
+async def test_an_action_forked_from_another_artefacts_fork_server_imports_its_own_deps(
+    worker: Any,
+) -> None:
+    retain(worker, 3600)
+    await deploy(worker, "s1")  # the fork server starts from this artefact
+    servers = worker.container.backend()._options.fork_servers
+    assert servers is not None and servers.started == 1
+    artefact = worker.artefact(
+        OWN_DEPENDENCY, deps_files={"tinydep/__init__.py": "VALUE = 'own dependency'\n"}
+    )
+    worker.deploy(artefact, step_id="s2", inputs=INPUTS, outputs=OUTPUTS)
+    await worker.ready("s2")
+    assert servers.started == 1 and instance(worker, S2).process.forked  # the same one
+    result, _ = await run(worker, "own-deps", step_id="s2")
+    assert result.status == COMPLETED, result.error
+    out = result.outputs["out"].string_value
+    # Its own package, and the preloaded wrapper seen at its own artefact's path.
+    assert out == "own dependency /ryax/action/wrapper/ryax_action_wrapper/__init__.py"
