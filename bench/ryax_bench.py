@@ -506,11 +506,6 @@ def bench_build(platform: Platform) -> dict[str, Any]:
 
 
 def bench_coldstart(args: Any) -> dict[str, Any]:
-    if os.geteuid() != 0:
-        raise harness.BenchFailure(
-            "coldstart needs root (the worker's sandbox drops actions to nobody): "
-            "run `make bench` as root or leave coldstart out of --only"
-        )
     import asyncio
 
     import coldstart
@@ -550,7 +545,15 @@ def measure() -> dict[str, Any]:
     args = p.parse_args()
     wanted = harness.selected(args.only)
     cold: dict[str, Any] | None = None
-    if "coldstart" in wanted:
+    notes: list[str] = []
+    if "coldstart" in wanted and os.geteuid() != 0:
+        if wanted == {"coldstart"}:
+            raise harness.BenchFailure(
+                "coldstart needs root (the worker's sandbox drops actions to nobody)"
+            )
+        notes.append("coldstart not measured: it needs root (bench/coldstart.py)")
+        harness.say(SYSTEM, notes[-1])
+    elif "coldstart" in wanted:
         harness.say(SYSTEM, "cold start of a sleeping step (bench/coldstart.py)")
         cold = bench_coldstart(args)
         if wanted == {"coldstart"}:
@@ -560,7 +563,7 @@ def measure() -> dict[str, Any]:
     document: dict[str, Any] = {
         "system": SYSTEM,
         "versions": versions(),
-        "notes": [],
+        "notes": notes,
         "setup": {"gateway": settings.url, "project": settings.project},
     }
     if cold is not None:
