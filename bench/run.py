@@ -1,6 +1,6 @@
 """Benchmarks of Ryax against Prefect 3 and Celery on this machine: `make bench`.
 
-    python bench/run.py [--runs 20] [--only chain,throughput,deploy,build,memory]
+    python bench/run.py [--runs 20] [--only chain,throughput,deploy,build,memory,coldstart]
                         [--systems ryax,prefect,celery] [--out .dev/bench]
 
 Each system runs as its own process: Ryax through the platform's gateway (bench/ryax_bench.py in
