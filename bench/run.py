@@ -1,6 +1,6 @@
 """Benchmarks of Ryax against Prefect 3 and Celery on this machine: `make bench`.
 
-    python bench/run.py [--runs 20] [--only chain,throughput,deploy,build,memory]
+    python bench/run.py [--runs 20] [--only chain,throughput,deploy,build,memory,coldstart]
                         [--systems ryax,prefect,celery] [--out .dev/bench]
 
 Each system runs as its own process: Ryax through the platform's gateway (bench/ryax_bench.py in
@@ -357,6 +357,29 @@ def figures(systems: dict[str, dict[str, Any]]) -> list[Figure]:
             count = float(mem["processes"])
             spec = Spec("mem.processes", "memory", "processes", "", "-", ratio=False)
             put(spec, system, count)
+        cold = doc.get("coldstart")
+        if cold:
+            for key, label in (
+                ("warm", "warm step, run to handler, median"),
+                ("cold_forked", "cold start (fork server), median"),
+                ("cold_runsh", "cold start (run.sh), median"),
+            ):
+                spec = Spec(f"cold.{key}", "coldstart", label, "ms", ratio=False)
+                put(spec, system, float(cold[key]["median_ms"]))
+            for key, label in (
+                ("cold_forked", "cold start (fork server), p95"),
+                ("cold_runsh", "cold start (run.sh), p95"),
+            ):
+                spec = Spec(f"cold.{key}.p95", "coldstart", label, "ms", ratio=False)
+                put(spec, system, float(cold[key]["p95_ms"]))
+            steps = cold["steps"]
+            for key, label in (
+                ("memory_warm_forked", f"{steps} steps warm (forked), PSS"),
+                ("memory_warm_runsh", f"{steps} steps warm (run.sh), PSS"),
+                ("memory_asleep_forked", f"{steps} steps asleep, PSS"),
+            ):
+                spec = Spec(f"cold.{key}", "coldstart", label, "MiB", ratio=False)
+                put(spec, system, cold[key]["pss_bytes"] / MIB)
         loaded = doc.get("memory_loaded")
         if loaded:
             label = "memory, bench workflows deployed, RSS sum"
@@ -461,8 +484,8 @@ def main(argv: Sequence[str]) -> int:
     packages: dict[str, list[str]] = {}
     # What fails fast first: the platform not running, a peer that cannot be installed. Then Ryax
     # (the platform otherwise idle), then the peers.
-    if "ryax" in args.system_list:
-        harness.check_reachable(harness.gateway_url())
+    if "ryax" in args.system_list and harness.selected(args.only) - {"coldstart"}:
+        harness.check_reachable(harness.gateway_url())  # (coldstart needs no platform)
     pythons: dict[str, Path] = {"ryax": REPO / ".venv" / "bin" / "python"}
     for system in args.system_list:
         if system in PEERS:

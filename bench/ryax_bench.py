@@ -25,6 +25,9 @@ What it does, in order (each part only when selected with --only):
   new action (bench/actions/noop-dep under a fresh version and content) with one PyPI
   dependency, until the build is done and until the studio's store lists it.
 - memory again with the benchmark workflows deployed; then undeploys what it deployed.
+- coldstart (Ryax only, no platform needed; root and bubblewrap): bench/coldstart.py, the
+  time from the worker's run of an execution to the handler entered, warm, cold from the fork
+  server and cold from run.sh, and the memory of deployed steps warm and asleep.
 
 Environment: RYAX_URL (else RYAX_GATEWAY_URL, else http://127.0.0.1:8080), RYAX_ADMIN_USER,
 RYAX_ADMIN_PASSWORD, RYAX_BENCH_PROJECT.
@@ -502,6 +505,17 @@ def bench_build(platform: Platform) -> dict[str, Any]:
     return result
 
 
+def bench_coldstart(args: Any) -> dict[str, Any]:
+    import asyncio
+
+    import coldstart
+
+    try:
+        return asyncio.run(coldstart.measure(args.runs, 8))
+    except SystemExit as exc:
+        raise harness.BenchFailure(str(exc)) from exc
+
+
 def versions() -> dict[str, str]:
     found = {"python": sys.version.split()[0]}
     for package in ("ryax-cli", "ryax-runner", "ryax-worker", "ryax-studio"):
@@ -530,14 +544,30 @@ def measure() -> dict[str, Any]:
     p.add_argument("--deploy-runs", type=int, default=3, help="cold deploys measured")
     args = p.parse_args()
     wanted = harness.selected(args.only)
+    cold: dict[str, Any] | None = None
+    notes: list[str] = []
+    if "coldstart" in wanted and os.geteuid() != 0:
+        if wanted == {"coldstart"}:
+            raise harness.BenchFailure(
+                "coldstart needs root (the worker's sandbox drops actions to nobody)"
+            )
+        notes.append("coldstart not measured: it needs root (bench/coldstart.py)")
+        harness.say(SYSTEM, notes[-1])
+    elif "coldstart" in wanted:
+        harness.say(SYSTEM, "cold start of a sleeping step (bench/coldstart.py)")
+        cold = bench_coldstart(args)
+        if wanted == {"coldstart"}:
+            return {"system": SYSTEM, "versions": versions(), "notes": [], "coldstart": cold}
     settings = Settings.from_env()
     harness.check_reachable(settings.url)
     document: dict[str, Any] = {
         "system": SYSTEM,
         "versions": versions(),
-        "notes": [],
+        "notes": notes,
         "setup": {"gateway": settings.url, "project": settings.project},
     }
+    if cold is not None:
+        document["coldstart"] = cold
     if "memory" in wanted:
         harness.say(SYSTEM, "memory of the platform's processes (idle)")
         document["memory"] = memory()

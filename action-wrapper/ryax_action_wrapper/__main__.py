@@ -1,5 +1,5 @@
 """python -m ryax_action_wrapper --address 127.0.0.1:PORT | unix:/path
-| --once REQ.json RES.json [--events EVENTS.jsonl]"""
+| --once REQ.json RES.json [--events EVENTS.jsonl] | --fork-server FD"""
 
 from __future__ import annotations
 
@@ -20,6 +20,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument(
         "--address", help="where to listen: HOST:PORT (PORT 0 = any free port) or unix:/path"
+    )
+    mode.add_argument(
+        "--fork-server",
+        type=int,
+        metavar="FD",
+        help="serve the worker's fork requests on the socket FD (the worker starts it)",
     )
     mode.add_argument(
         "--once",
@@ -43,6 +49,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.fork_server is not None:
+        from .infrastructure.forkserver import serve as serve_forks
+
+        sys.exit(serve_forks(args.fork_server, main))
     log_handler = setup_process_streams(args.log_level, os.environ.get("RYAX_LOG_FORMAT", "text"))
     runtime = build_runtime(log_handler)
     if args.once:

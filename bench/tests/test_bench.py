@@ -328,3 +328,32 @@ def test_the_chart_is_a_png(tmp_path: Path) -> None:
     target = tmp_path / "bench.png"
     report.chart(sample_results(), target)
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_coldstart_figures_are_ryax_only() -> None:
+    def part(median: float, p95: float) -> dict[str, Any]:
+        return {"median_ms": median, "p95_ms": p95, "samples_ms": [median, p95]}
+
+    def memory(pss_mib: float) -> dict[str, Any]:
+        return {"processes": 3, "rss_bytes": 1, "pss_bytes": int(pss_mib * 1024 * 1024)}
+
+    cold = {
+        "runs": 2,
+        "steps": 8,
+        "warm": part(1.4, 2.0),
+        "cold_forked": part(80.0, 140.0),
+        "cold_runsh": part(300.0, 450.0),
+        "memory_warm_forked": memory(112),
+        "memory_warm_runsh": memory(181),
+        "memory_asleep_forked": memory(27),
+    }
+    rows = {
+        f["key"]: f
+        for f in (f.to_json(["ryax"]) for f in run.figures({"ryax": {"coldstart": cold}}))
+    }
+    assert rows["cold.cold_forked"]["values"] == {"ryax": 80.0}
+    assert rows["cold.cold_forked.p95"]["values"] == {"ryax": 140.0}
+    assert rows["cold.cold_runsh"]["values"] == {"ryax": 300.0}
+    assert rows["cold.memory_asleep_forked"]["values"] == {"ryax": 27.0}
+    assert rows["cold.memory_asleep_forked"]["label"] == "8 steps asleep, PSS"
+    assert all(not row["ratios"] for row in rows.values())

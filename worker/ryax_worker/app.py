@@ -42,6 +42,8 @@ def create_app(container: Container) -> web.Application:
             sessions=lambda: connection.sessions,
             processes=backend.process_count,
             restarts=backend.restart_count,
+            asleep=getattr(backend, "asleep_count", lambda: 0),
+            cold_starts=getattr(backend, "cold_start_count", lambda: 0),
         )
     )
 

@@ -15,12 +15,14 @@ from .application.deployments import Deployments
 from .application.executions import Executions
 from .application.ports import FileStore
 from .application.reports import ReportQueue
+from .application.retention import RetentionPolicy
 from .application.staging import FileStaging
 from .application.worker import Worker
 from .domain.model import Backoff, RestartPolicy, SiteInfo
 from .infrastructure.grpc.runner_client import RunnerConnection
 from .infrastructure.local.artefacts import ArtefactCache
 from .infrastructure.local.backend import LocalBackend
+from .infrastructure.local.forkserver import ForkServers
 from .infrastructure.local.process import ProcessOptions
 from .infrastructure.local.sandbox import SandboxConfig, find_bwrap
 from .infrastructure.placement import FilestorePlacement
@@ -49,7 +51,16 @@ def make_site(settings: Settings) -> SiteInfo:
 
 
 def make_process_options(settings: Settings) -> ProcessOptions:
+    fork_servers = (
+        ForkServers(
+            home=settings.cache_dir / "fork-servers",
+            start_timeout_seconds=settings.action_start_timeout_seconds,
+        )
+        if settings.action_fork_server and settings.backend == "local"
+        else None
+    )
     return ProcessOptions(
+        fork_servers=fork_servers,
         start_timeout_seconds=settings.action_start_timeout_seconds,
         stop_grace_seconds=settings.action_stop_grace_seconds,
         wrapper_log_level=settings.action_log_level,
@@ -104,6 +115,10 @@ def make_backend(settings: Settings, store: FileStore) -> LocalBackend | SlurmBa
         executions_dir=cache / "executions",
         options=make_process_options(settings),
         policy=RestartPolicy(max_consecutive_failures=settings.action_max_failures),
+        retention=RetentionPolicy(
+            retention_seconds=settings.action_retention_seconds,
+            always_warm=frozenset(settings.action_always_warm),
+        ),
     )
 
 

@@ -116,6 +116,20 @@ class Settings:
     #: RYAX_SANDBOX_READ_ONLY_PATHS: comma-separated host paths every action may read, bound
     #: read-only at the same path (e.g. a Python installed outside /usr). Default: none.
     sandbox_read_only_paths: tuple[Path, ...] = ()
+    #: RYAX_ACTION_RETENTION_SECONDS: a deployed step whose action process ran nothing for that
+    #: long has its process stopped (local backend); the step stays READY and the next
+    #: execution starts it again (a cold start, from the fork server). 0 = never stop. Triggers
+    #: never stop. Default 30 s.
+    action_retention_seconds: float = 30.0
+    #: RYAX_ACTION_ALWAYS_WARM: comma-separated steps whose process never stops for being idle:
+    #: an action id (every step using it), a deployment id (a whole deployed workflow) or
+    #: `<deployment id>/<step id>`. Default: none.
+    action_always_warm: tuple[str, ...] = ()
+    #: RYAX_ACTION_FORK_SERVER: "true" (default) forks action processes from a fork server that
+    #: has the wrapper's modules imported (cold starts skip the imports; memory is shared),
+    #: into the step's sandbox; "false" starts each from its run.sh. Used by a root worker with
+    #: RYAX_SANDBOX=bwrap only (docs/run-path.md).
+    action_fork_server: bool = True
     #: RYAX_ACTION_MAX_PROCESSES: processes and threads of one action (pids.max under cgroups
     #: v2; else RLIMIT_NPROC, which counts every process of the sandbox's user together).
     action_max_processes: int = 1024
@@ -217,6 +231,9 @@ class Settings:
                 Path(p).expanduser() for p in e.items("RYAX_SANDBOX_READ_ONLY_PATHS")
             ),
             action_max_processes=e.integer("RYAX_ACTION_MAX_PROCESSES", 1024, minimum=16),
+            action_retention_seconds=e.number("RYAX_ACTION_RETENTION_SECONDS", 30.0, minimum=0),
+            action_always_warm=tuple(e.items("RYAX_ACTION_ALWAYS_WARM")),
+            action_fork_server=e.flag("RYAX_ACTION_FORK_SERVER", True),
             **read_slurm(e, backend),
         )
 

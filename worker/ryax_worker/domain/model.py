@@ -183,6 +183,9 @@ class DeployStep:
     #: Parameters of Ryax's HPC add-on set on the step, as text (Slurm sites; they override the
     #: action's own `addons.hpc`).
     hpc: dict[str, str] = field(default_factory=dict)
+    #: Never stop this step's process for being idle (the retention policy). Not carried by the
+    #: Deploy order yet: RYAX_ACTION_ALWAYS_WARM names such steps meanwhile.
+    always_warm: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -74,6 +74,7 @@ def build_artefact(
     kind: str = "processor",
     action_id: str = "test-action",
     deps: Path | None = None,
+    deps_files: dict[str, str] | None = None,
 ) -> bytes:
     """A built action as the builder makes it: manifest.json, code/, deps/, wrapper/, run.sh.
 
@@ -114,6 +115,8 @@ def build_artefact(
         dirs = tarfile.TarInfo("deps")
         dirs.type = tarfile.DIRTYPE
         archive.addfile(dirs)
+        for name, text in (deps_files or {}).items():  # the action's own dependencies
+            add(f"deps/{name}", textwrap.dedent(text).encode())
         for path in sorted(WRAPPER_PACKAGE.rglob("*")):
             if "__pycache__" in path.parts or not path.is_file():
                 continue
@@ -287,8 +290,13 @@ class WorkerUnderTest:
             response.close()
             response.release_conn()
 
-    def artefact(self, files: dict[str, str], kind: str = "processor") -> Artefact:
-        data = build_artefact(files, kind=kind, deps=self.deps)
+    def artefact(
+        self,
+        files: dict[str, str],
+        kind: str = "processor",
+        deps_files: dict[str, str] | None = None,
+    ) -> Artefact:
+        data = build_artefact(files, kind=kind, deps=self.deps, deps_files=deps_files)
         sha = hashlib.sha256(data).hexdigest()
         key = f"artefacts/{sha}.tar.gz"
         self.upload(key, data)

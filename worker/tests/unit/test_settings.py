@@ -116,7 +116,27 @@ BAD_VALUES = {
     "RYAX_SITE_CREDENTIAL=two words": "RYAX_SITE_CREDENTIAL: a credential is one word",
     "RYAX_SITE_CREDENTIAL_FILE=/nonexistent/c": "RYAX_SITE_CREDENTIAL_FILE=/nonexistent/c: cannot",
     "RYAX_NODE_POOLS=big:8:4G:0:soon": "RYAX_NODE_POOLS: max_time: cannot read 'soon'",
+    "RYAX_ACTION_RETENTION_SECONDS=-1": "RYAX_ACTION_RETENTION_SECONDS=-1",
+    "RYAX_ACTION_RETENTION_SECONDS=soon": "RYAX_ACTION_RETENTION_SECONDS='soon' is not a number",
+    "RYAX_ACTION_FORK_SERVER=maybe": "RYAX_ACTION_FORK_SERVER='maybe': expected true or false",
 }
+
+
+def test_retention_always_warm_and_fork_server() -> None:
+    defaults = Settings.from_env(HOME)
+    assert defaults.action_retention_seconds == 30.0
+    assert defaults.action_always_warm == () and defaults.action_fork_server
+    settings = Settings.from_env(
+        {
+            **HOME,
+            "RYAX_ACTION_RETENTION_SECONDS": "0",
+            "RYAX_ACTION_ALWAYS_WARM": "act, d1 ,d1/s2",
+            "RYAX_ACTION_FORK_SERVER": "false",
+        }
+    )
+    assert settings.action_retention_seconds == 0.0
+    assert settings.action_always_warm == ("act", "d1", "d1/s2")
+    assert not settings.action_fork_server
 
 
 @pytest.mark.parametrize("setting", BAD_VALUES)

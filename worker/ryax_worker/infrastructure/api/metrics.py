@@ -19,7 +19,11 @@ class WorkerCollector(Collector):
         sessions: Callable[[], int],
         processes: Callable[[], int],
         restarts: Callable[[], int],
+        asleep: Callable[[], int] = lambda: 0,
+        cold_starts: Callable[[], int] = lambda: 0,
     ) -> None:
+        self._asleep = asleep
+        self._cold_starts = cold_starts
         self._stats = stats
         self._connected = connected
         self._sessions = sessions
@@ -44,6 +48,16 @@ class WorkerCollector(Collector):
         )
         yield CounterMetricFamily(
             "ryax_worker_action_restarts", "Action processes started again", value=self._restarts()
+        )
+        yield GaugeMetricFamily(
+            "ryax_worker_action_processes_asleep",
+            "Deployed steps whose process is stopped for being idle (retention policy)",
+            value=self._asleep(),
+        )
+        yield CounterMetricFamily(
+            "ryax_worker_action_cold_starts",
+            "Processes of sleeping steps started again by an execution",
+            value=self._cold_starts(),
         )
         yield GaugeMetricFamily(
             "ryax_worker_running_executions",

@@ -30,6 +30,8 @@ from pathlib import Path
 import grpc
 from grpc import aio
 
+from ryax_kit.core.clock import Clock, SystemClock
+
 from ...application.ports import (
     ActionEvent,
     ActionLog,
@@ -40,6 +42,7 @@ from ...application.ports import (
     ActionStatus,
     StepListener,
 )
+from ...application.retention import Retention, RetentionPolicy
 from ...domain.errors import ActionCrashed, ActionUnavailable, DeploymentFailed, OutputRefused
 from ...domain.model import (
     DeployStep,
@@ -59,6 +62,8 @@ from .sandbox import Layout, Limits, SandboxState, probe
 log = logging.getLogger(__name__)
 #: How often a run's CPU time and process count are checked against its limits.
 LIMIT_WATCH_SECONDS = 0.2
+#: Longest wait between two looks for idle processes (retention policy).
+RETENTION_CHECK_SECONDS = 1.0
 _BROKEN_CALL = {
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.CANCELLED,
@@ -163,6 +168,10 @@ class StepInstance:
         self._restart_reason: str | None = None
         self._stoppers: set[asyncio.Task[None]] = set()
         self.restarts = 0
+        #: Stopped for being idle (the retention policy): the next run starts it again.
+        self.asleep = False
+        self.sleeps = 0
+        self.wakes = 0
 
     @property
     def ref(self) -> StepRef:
@@ -315,6 +324,57 @@ class StepInstance:
         self._ready = False
         self._spawn_stopper(process)
 
+    async def sleep(self) -> bool:
+        """Stop the idle process (retention policy); the step stays deployed. False when it
+        cannot sleep now: running, starting, down or being undeployed."""
+        if self._run_lock.locked() or self.asleep:
+            return False
+        async with self._run_lock:
+            process = self.process
+            if (
+                self._closing
+                or self._gave_up is not None
+                or not self._ready
+                or process is None
+                or not process.alive
+            ):
+                return False
+            await self._set_ready(False)
+            if self._supervisor is not None:
+                self._supervisor.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._supervisor
+                self._supervisor = None
+            await process.stop()
+            self.asleep = True
+            self.sleeps += 1
+            log.info("idle action process stopped", extra={"step": str(self.ref)})
+            return True
+
+    async def _wake(self) -> None:
+        """Start the process of a sleeping step again (under the run lock)."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            self.process = await self._spawn()
+        except DeploymentFailed as error:
+            raise ActionCrashed(
+                f"the step's action process did not start again: {error.detail}"
+            ) from error
+        self.asleep = False
+        self.wakes += 1
+        self._failures = 0
+        await self._set_ready(True)
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"supervise {self.ref}")
+        log.info(
+            "action process started again",
+            extra={
+                "step": str(self.ref),
+                "cold_start_ms": round((loop.time() - started) * 1000, 1),
+                "forked": self.process.forked,
+            },
+        )
+
     def _replace_now(self, process: ActionProcess, why: str) -> None:
         """Kill the process right away and start a fresh one, not counted as a failure."""
         if not process.alive or self._closing:
@@ -390,6 +450,8 @@ class StepInstance:
 
     async def run(self, request: ActionRunRequest) -> AsyncGenerator[ActionEvent, None]:
         async with self._run_lock:
+            if self.asleep and not self._closing:
+                await self._wake()
             process = await self._await_ready()
             stub = process.stub
             assert stub is not None
@@ -493,6 +555,8 @@ class LocalBackend:
         executions_dir: Path,
         options: ProcessOptions,
         policy: RestartPolicy,
+        retention: RetentionPolicy | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._artefacts = artefacts
         self._instances_dir = instances_dir
@@ -502,6 +566,10 @@ class LocalBackend:
         self._instances: dict[StepRef, StepInstance] = {}
         self.listener: StepListener = _NullListener()
         self.sandbox = SandboxState(options.sandbox)
+        self.retention = Retention(
+            policy=retention or RetentionPolicy(retention_seconds=0), clock=clock or SystemClock()
+        )
+        self._retirer: asyncio.Task[None] | None = None
 
     def set_listener(self, listener: StepListener) -> None:
         self.listener = listener
@@ -515,6 +583,33 @@ class LocalBackend:
     def restart_count(self) -> int:
         return sum(i.restarts for i in self._instances.values())
 
+    def asleep_count(self) -> int:
+        """Deployed steps whose process is stopped for being idle."""
+        return sum(1 for i in self._instances.values() if i.asleep)
+
+    def cold_start_count(self) -> int:
+        """Processes of sleeping steps started again by an execution."""
+        return sum(i.wakes for i in self._instances.values())
+
+    def fork_server_pids(self) -> list[int]:
+        servers = self._options.fork_servers
+        return servers.pids() if servers is not None else []
+
+    async def _retire(self) -> None:
+        """Stop the processes idle for the retention time (checked at least every second)."""
+        while True:
+            wait = self.retention.next_due_in()
+            await asyncio.sleep(min(wait, RETENTION_CHECK_SECONDS) if wait is not None else 1.0)
+            for ref in self.retention.due():
+                instance = self._instances.get(ref)
+                if instance is None:
+                    continue
+                try:
+                    if await instance.sleep():
+                        self.retention.slept(ref)
+                except Exception:
+                    log.exception("cannot stop an idle action process", extra={"step": str(ref)})
+
     async def start(self) -> None:
         """Clean what a previous worker on this cache left: partial downloads, and action
         processes still running if it was killed without stopping them."""
@@ -525,6 +620,8 @@ class LocalBackend:
                 "stopped action processes left by a previous worker", extra={"count": killed}
             )
         await self._check_sandbox()
+        if self._retirer is None:
+            self._retirer = asyncio.create_task(self._retire(), name="retire idle actions")
 
     async def _check_sandbox(self) -> None:
         """Start an empty sandbox once (readiness says whether it works) and find where the
@@ -560,6 +657,8 @@ class LocalBackend:
         current = self._instances.get(spec.ref)
         if current is not None:
             if current.spec == replace(spec, order_seq=current.spec.order_seq):
+                if current.asleep:
+                    return  # deployed, its process stopped for being idle
                 try:
                     await current._await_ready()
                     return
@@ -580,9 +679,11 @@ class LocalBackend:
         )
         await instance.start()
         self._instances[spec.ref] = instance
+        self.retention.track(spec)
 
     async def undeploy(self, ref: StepRef) -> None:
         instance = self._instances.pop(ref, None)
+        self.retention.forget(ref)
         if instance is not None:
             await instance.stop()
 
@@ -592,9 +693,13 @@ class LocalBackend:
         instance = self._instances.get(ref)
         if instance is None:
             raise ActionUnavailable(f"step {ref} is not deployed on this site")
-        async with aclosing(instance.run(request)) as events:
-            async for event in events:
-                yield event
+        self.retention.begin(ref)
+        try:
+            async with aclosing(instance.run(request)) as events:
+                async for event in events:
+                    yield event
+        finally:
+            self.retention.end(ref)
 
     async def restart(self, ref: StepRef, reason: str) -> None:
         instance = self._instances.get(ref)
@@ -603,8 +708,15 @@ class LocalBackend:
         await instance.restart(reason)
 
     async def close(self) -> None:
+        if self._retirer is not None:
+            self._retirer.cancel()
+            with contextlib.suppress(BaseException):
+                await self._retirer
+            self._retirer = None
         instances = list(self._instances.values())
         self._instances.clear()
         await asyncio.gather(*(instance.stop() for instance in instances), return_exceptions=True)
+        if self._options.fork_servers is not None:
+            await self._options.fork_servers.close()
         if self._options.cgroups is not None:
             await asyncio.to_thread(self._options.cgroups.close)

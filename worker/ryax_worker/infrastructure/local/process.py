@@ -25,12 +25,17 @@ from ...domain.model import LogStream, StepRef
 from ..proto import action_service_pb2 as apb
 from ..proto import action_service_pb2_grpc as apb_grpc
 from .cgroups import ActionCgroup, Cgroups
+from .forkserver import ForkedChild, ForkFailed, ForkServer, ForkServers
 from .sandbox import (
+    HOLDER,
+    SANDBOX_ACTION,
+    SANDBOX_HOME,
     SOCKET_NAME,
     Layout,
     Limits,
     SandboxConfig,
     children,
+    cmdline,
     command,
     descendants,
     environment,
@@ -45,7 +50,8 @@ LINE_LIMIT = 1024 * 1024
 TAIL_LINES = 20
 PID_FILE = "pid"
 #: What in a command line marks an action process (kill_leftover): the wrapper, or its sandbox.
-_MARKERS = (b"ryax_action_wrapper", b"/ryax/action/run.sh")
+#: (a sandbox holding a forked action process is marked by its host name).
+_MARKERS = (b"ryax_action_wrapper", b"/ryax/action/run.sh", b"\0ryax-action\0")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +69,8 @@ class ProcessOptions:
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     #: Per-action cgroups (v2 or v1) when the machine offers them (else rlimits).
     cgroups: Cgroups | None = None
+    #: Where action processes are forked from (RYAX_ACTION_FORK_SERVER), else started anew.
+    fork_servers: ForkServers | None = None
 
 
 def describe_exit(code: int | None, sandboxed: bool = False) -> str:
@@ -162,6 +170,9 @@ class ActionProcess:
         self.stub: apb_grpc.ActionServiceAsyncStub | None = None
         self.started_at = 0.0
         self.stopping = False
+        self._forked: ForkedChild | None = None
+        self._fork_code: int | None = None
+        self._transports: list[asyncio.BaseTransport] = []
 
     # -- state -----------------------------------------------------------------------------
 
@@ -171,7 +182,14 @@ class ActionProcess:
 
     @property
     def returncode(self) -> int | None:
+        if self._forked is not None:
+            return self._fork_code
         return self._process.returncode if self._process is not None else None
+
+    @property
+    def forked(self) -> bool:
+        """Forked from a fork server (else started from run.sh)."""
+        return self._forked is not None
 
     @property
     def alive(self) -> bool:
@@ -225,45 +243,22 @@ class ActionProcess:
                 )
             except OSError as error:
                 raise DeploymentFailed(f"cannot create the action's cgroup: {error}") from error
-        argv = command(
-            sandbox,
-            self.layout,
-            ["--address", f"unix:{SOCKET_NAME}", "--log-level", self._options.wrapper_log_level],
-            self.limits,
-            self._cgroup.procs_files if self._cgroup else (),
-        )
-        try:
-            self._process = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=self.layout.home,
-                env=environment(sandbox, self.layout, self._options.extra_env),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-                limit=LINE_LIMIT,
-            )
-        except OSError as error:
-            raise DeploymentFailed(
-                f"cannot start the action process ({argv[0]}): {error}"
-            ) from error
-        self.started_at = loop.time()
-        process = self._process
-        # Lets a worker that was killed find and stop this process when it starts again.
-        (self._instance_dir / PID_FILE).write_text(str(process.pid), encoding="utf-8")
-        assert process.stdout is not None and process.stderr is not None
-        self._pumps = [
-            asyncio.create_task(self._pump(process.stdout, LogStream.STDOUT)),
-            asyncio.create_task(self._pump(process.stderr, LogStream.STDERR)),
+        run_args = [
+            "--address",
+            f"unix:{SOCKET_NAME}",
+            "--log-level",
+            self._options.wrapper_log_level,
         ]
-        self._waiter = asyncio.create_task(self._wait_process())
-        log.info(
-            "action process started",
-            extra={"step": str(self.ref), "pid": process.pid, "sandbox": sandbox.mode},
-        )
-
+        env = environment(sandbox, self.layout, self._options.extra_env)
+        server = await self._fork_server(env)
+        if server is not None:
+            await self._launch_forked(server, run_args, env, deadline)
+        else:
+            await self._launch(run_args, env)
         await self._wait_socket(socket, deadline)
-        self.wrapper_pid = find_wrapper(process.pid)
+        if self._forked is None:
+            assert self._process is not None
+            self.wrapper_pid = find_wrapper(self._process.pid)
         # The socket is reached through a descriptor on its folder: a short path whatever the
         # length of the cache directory's (a Unix socket path has at most 107 bytes).
         self._home_fd = os.open(self.layout.home, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -272,6 +267,11 @@ class ActionProcess:
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                # The socket file exists a moment before the wrapper accepts on it: a refused
+                # first connection must not cost grpc's default 1 s reconnection backoff.
+                ("grpc.initial_reconnect_backoff_ms", 10),
+                ("grpc.min_reconnect_backoff_ms", 10),
+                ("grpc.max_reconnect_backoff_ms", 500),
             ],
         )
         await self._until(self._channel.channel_ready(), deadline, "to accept connections")
@@ -293,6 +293,187 @@ class ActionProcess:
                 "python_version": reply.python_version,
             },
         )
+
+    async def _launch(self, run_args: list[str], env: dict[str, str]) -> None:
+        """Start run.sh (in its sandbox): the classic start, every import done anew."""
+        sandbox = self._options.sandbox
+        argv = command(
+            sandbox,
+            self.layout,
+            run_args,
+            self.limits,
+            self._cgroup.procs_files if self._cgroup else (),
+        )
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=self.layout.home,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                limit=LINE_LIMIT,
+            )
+        except OSError as error:
+            raise DeploymentFailed(
+                f"cannot start the action process ({argv[0]}): {error}"
+            ) from error
+        self.started_at = asyncio.get_running_loop().time()
+        process = self._process
+        # Lets a worker that was killed find and stop this process when it starts again.
+        (self._instance_dir / PID_FILE).write_text(str(process.pid), encoding="utf-8")
+        assert process.stdout is not None and process.stderr is not None
+        self._pumps = [
+            asyncio.create_task(self._pump(process.stdout, LogStream.STDOUT)),
+            asyncio.create_task(self._pump(process.stderr, LogStream.STDERR)),
+        ]
+        self._waiter = asyncio.create_task(self._wait_process())
+        log.info(
+            "action process started",
+            extra={"step": str(self.ref), "pid": process.pid, "sandbox": sandbox.mode},
+        )
+
+    async def _fork_server(self, env: dict[str, str]) -> ForkServer | None:
+        """The fork server to start this action from, if any: only in a sandbox dropping to
+        its user (a root worker with bwrap); else, or when it cannot start, run.sh is
+        started as before."""
+        servers = self._options.fork_servers
+        if servers is None or not self._options.sandbox.drops_to_uid:
+            return None
+        try:
+            return await servers.get(self._artefact_dir, env)
+        except ForkFailed as error:
+            log.warning(
+                "no fork server, starting the action process from scratch",
+                extra={"step": str(self.ref), "reason": str(error)},
+            )
+            return None
+
+    async def _launch_forked(
+        self, server: ForkServer, run_args: list[str], env: dict[str, str], deadline: float
+    ) -> None:
+        """Start the sandbox around a holder, then have the fork server fork the action
+        process into it (the action's own paths, user, limits and environment)."""
+        loop = asyncio.get_running_loop()
+        sandbox = self._options.sandbox
+        argv = command(
+            sandbox,
+            self.layout,
+            (),
+            self.limits,
+            self._cgroup.procs_files if self._cgroup else (),
+            program=HOLDER,
+        )
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        holder_fd = -1
+        try:
+            try:
+                self._process = await asyncio.create_subprocess_exec(
+                    *argv,
+                    cwd=self.layout.home,
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out_w,
+                    stderr=err_w,
+                    start_new_session=True,
+                )
+            except OSError as error:
+                raise DeploymentFailed(
+                    f"cannot start the action's sandbox ({argv[0]}): {error}"
+                ) from error
+            self.started_at = loop.time()
+            process = self._process
+            (self._instance_dir / PID_FILE).write_text(str(process.pid), encoding="utf-8")
+            self._pumps = [
+                asyncio.create_task(self._pump(await self._reader(out_r), LogStream.STDOUT)),
+                asyncio.create_task(self._pump(await self._reader(err_r), LogStream.STDERR)),
+            ]
+            out_r = err_r = -1
+            # Until the action process is forked, the sandbox alone is watched.
+            self._waiter = asyncio.create_task(self._wait_process())
+            holder, holder_fd = await self._find_holder(process, deadline)
+            limits = self.limits
+            use_cgroup = self._cgroup is not None
+            request = {
+                "target": holder,
+                "cwd": SANDBOX_HOME,
+                "env": env,
+                "argv": run_args,
+                "uid": sandbox.uid,
+                "gid": sandbox.gid,
+                "cgroup_procs": [
+                    str(p) for p in (self._cgroup.procs_files if self._cgroup else ())
+                ],
+                "rlimits": {
+                    "nproc": 0 if use_cgroup else limits.max_processes,
+                    "data": 0 if use_cgroup else limits.memory_bytes,
+                },
+                "remap": [[str(server.artefact_dir), SANDBOX_ACTION]],
+            }
+            try:
+                self._forked = await self._until(
+                    server.spawn(request, (out_w, err_w, holder_fd)), deadline, "to be forked"
+                )
+            except ForkFailed as error:
+                raise DeploymentFailed(f"cannot fork the action process: {error}") from error
+        finally:
+            for descriptor in (out_r, err_r, out_w, err_w, holder_fd):
+                if descriptor >= 0:
+                    os.close(descriptor)
+        self.wrapper_pid = self._forked.pid
+        if not self._waiter.done():
+            self._waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._waiter
+            self._waiter = asyncio.create_task(self._wait_forked())
+        log.info(
+            "action process forked",
+            extra={
+                "step": str(self.ref),
+                "pid": self._forked.pid,
+                "sandbox_pid": process.pid,
+                "fork_server": server.pid,
+            },
+        )
+
+    async def _reader(self, descriptor: int) -> asyncio.StreamReader:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=LINE_LIMIT, loop=loop)
+        pipe = os.fdopen(descriptor, "rb", buffering=0)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe
+        )
+        self._transports.append(transport)
+        return reader
+
+    async def _find_holder(
+        self, process: asyncio.subprocess.Process, deadline: float
+    ) -> tuple[int, int]:
+        """The holder (bwrap -> bwrap, the namespace's init -> the holder): its pid and a
+        pidfd on it, which pins it (the fork server checks it is still alive after opening its
+        namespaces by pid: they were its own, not those of a process that got its pid)."""
+        loop = asyncio.get_running_loop()
+        wanted = "\0".join(HOLDER).encode() + b"\0"
+        while True:
+            for pid in descendants(process.pid):
+                if cmdline(pid) != wanted:
+                    continue
+                try:
+                    pidfd = os.pidfd_open(pid)
+                except OSError:
+                    continue
+                if cmdline(pid) == wanted and pid in descendants(process.pid):
+                    return pid, pidfd
+                os.close(pidfd)
+            if process.returncode is not None:
+                raise DeploymentFailed(
+                    f"the action's sandbox ended at once ({describe_exit(process.returncode)})"
+                )
+            if loop.time() > deadline:
+                raise DeploymentFailed("the action's sandbox did not start in time")
+            await asyncio.sleep(0.002)
 
     def _prepare_folders(self) -> None:
         """The instance folder is the worker's (pid file); home and tmp are the action's own;
@@ -317,7 +498,7 @@ class ActionProcess:
                     f"the action process did not listen within "
                     f"{self._options.start_timeout_seconds:g} s"
                 )
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.005)
 
     async def _until(self, work: Awaitable[T], deadline: float, what: str) -> T:
         """Await `work` unless the process exits or the deadline passes first."""
@@ -391,9 +572,31 @@ class ActionProcess:
             except Exception:
                 log.exception("cannot forward an action process line")
 
+    async def _wait_forked(self) -> None:
+        """A forked action process ended (its sandbox is then killed), or its sandbox did (the
+        process dies with the sandbox's pid namespace)."""
+        assert self._process is not None and self._forked is not None
+        holder = asyncio.ensure_future(self._process.wait())
+        child = self._forked.exited
+        waited: list[asyncio.Future[Any]] = [holder, child]
+        await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
+        if not holder.done():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+        await holder
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(child), 5.0)
+        code = child.result() if child.done() else None
+        self._fork_code = code if code is not None else self._process.returncode
+        await self._finish()
+
     async def _wait_process(self) -> None:
         assert self._process is not None
         await self._process.wait()
+        await self._finish()
+
+    async def _finish(self) -> None:
+        assert self._process is not None
         if self._cgroup is not None:
             self._oom_killed = self._cgroup.oom_killed()
             self._pids_maxed = self._cgroup.pids_maxed()
@@ -450,6 +653,9 @@ class ActionProcess:
             pump.cancel()
         if self._waiter is not None and not self._waiter.done():
             self._waiter.cancel()
+        for transport in self._transports:
+            transport.close()
+        self._transports.clear()
 
     # -- limits and resource usage (Linux /proc) -------------------------------------------
 
@@ -462,6 +668,8 @@ class ActionProcess:
             return []
         if not self.layout.sandboxed:
             return [self.pid, *descendants(self.pid)]
+        if self._forked is not None:
+            return [self._forked.pid, *descendants(self._forked.pid)] if self._forked.pid else []
         own = set(children(self.pid))
         return [p for p in descendants(self.pid) if p not in own]
 

@@ -55,6 +55,8 @@ SANDBOX_ACTION = "/ryax/action"
 SANDBOX_EXECUTIONS = "/ryax/executions"
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 SOCKET_NAME = "action.sock"
+#: What holds a sandbox's namespaces while a forked action process runs in it.
+HOLDER = ("sleep", "infinity")
 #: What of /etc an action needs: name resolution, TLS certificates, users, time, Python.
 ETC_ENTRIES = (
     "resolv.conf",
@@ -276,10 +278,13 @@ def command(
     run_args: Sequence[str],
     limits: Limits,
     cgroup_procs: Sequence[Path] = (),
+    program: Sequence[str] = (),
 ) -> list[str]:
     """The argv starting the action's run.sh with `run_args`, sandboxed when configured.
     With a cgroup, a shell enters it (each of its `cgroup.procs`: one per hierarchy in cgroup
-    v1) before anything of the action starts, and starts nothing if it cannot."""
+    v1) before anything of the action starts, and starts nothing if it cannot.
+    `program` (sandboxed only) runs instead of run.sh: the holder of a sandbox the fork server
+    starts the action process in (HOLDER)."""
     enter_cgroup = (
         ["/bin/sh", "-c", ENTER_CGROUPS, str(len(cgroup_procs)), *map(str, cgroup_procs)]
         if cgroup_procs
@@ -304,8 +309,7 @@ def command(
         SANDBOX_HOME,
         "--",
         *drop_privileges(config),
-        f"{SANDBOX_ACTION}/run.sh",
-        *run_args,
+        *(program or (f"{SANDBOX_ACTION}/run.sh", *run_args)),
     ]
 
 
