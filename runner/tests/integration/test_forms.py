@@ -229,7 +229,9 @@ async def test_a_browser_signs_in_fills_the_form_and_sees_the_result(
         good = multipart(
             {"text": "hi <there>", "mode": "slow", "count": ""}, {"doc": ("d.txt", b"DATA")}
         )
-        status, page, headers = await fetch(browser, "POST", form_url, data=good)
+        status, page, headers = await fetch(
+            browser, "POST", form_url, data=good, headers={"Origin": runner.url}
+        )
         assert status == 200, page
         run_id = headers["Ryax-Run-Id"]
         assert "the run completed" in page and run_id in page

@@ -17,12 +17,13 @@ from ...domain.forms import FORM_ERROR, required, widget
 from ...domain.workflow import IO
 
 #: Headers of every page: never cached (a form may show a submitted value), never framed, no
-#: script nor anything fetched from elsewhere, no Referer (the page's URL stays here).
+#: script nor anything fetched from elsewhere, no Referer to other sites. ("no-referrer" would
+#: make browsers send `Origin: null` with the form's own POST, which the Origin check refuses.)
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
 }

@@ -90,8 +90,9 @@ def _check_origin(request: web.Request) -> None:
     origin = request.headers.get("Origin")
     if origin is None:
         return
-    host = urllib.parse.urlsplit(origin).netloc if origin != "null" else ""
-    if host.lower() != request.host.lower():
+    host = urllib.parse.urlsplit(origin).netloc.lower() if origin != "null" else ""
+    forwarded = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip().lower()
+    if not host or host not in {request.host.lower(), forwarded}:
         raise HttpError(403, "forbidden", "a form is sent from its own page only (Origin)")
 
 
