@@ -225,7 +225,14 @@ class RunView:
     step_id: str | None = None
 
 
-def run_page(title: str, run: RunView, run_link: str, form_link: str, result_link: str) -> str:
+def run_page(
+    title: str,
+    run: RunView,
+    run_link: str,
+    form_link: str,
+    result_link: str,
+    logout_action: str = "",
+) -> str:
     parts = [f"<h1>{_e(title)}</h1>"]
     ongoing = run.state not in ("completed", "failed", "cancelled")
     if run.state == "completed":
@@ -262,6 +269,8 @@ def run_page(title: str, run: RunView, run_link: str, form_link: str, result_lin
         f'<a href="{_e(run_link)}">This run\'s page</a></p>'
         f'<p class="note">For programs: its result as JSON at <code>{_e(result_link)}</code>.</p>'
     )
+    if logout_action:
+        parts.append(_logout(logout_action))
     return page(title, "".join(parts), refresh_seconds=3 if ongoing else 0)
 
 

@@ -429,7 +429,14 @@ def _run_answer(
     request: web.Request, d: Deployment, route: Route, view: RunView, status: int
 ) -> web.Response:
     run_link, result_link = _links(request, route, view.run_id)
-    text = run_page(_title(d, route), view, run_link, _form_link(request, route), result_link)
+    text = run_page(
+        _title(d, route),
+        view,
+        run_link,
+        _form_link(request, route),
+        result_link,
+        project_root(request) + LOGOUT,
+    )
     return _html(text, status, {"Ryax-Run-Id": view.run_id})
 
 
