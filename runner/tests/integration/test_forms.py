@@ -202,6 +202,18 @@ async def test_a_browser_signs_in_fills_the_form_and_sees_the_result(
             browser, "POST", login, data={"key": "ryaxpk_nope", "next": "/user-api/alpha/shout"}
         )
         assert status == 401 and "This key or token is not valid." in page
+        # Only a page of this project's user API is where a sign-in goes on to.
+        for elsewhere in ("https://evil.example/", "/user-api/alpha//evil", "/runner/v1/x"):
+            data = {"key": KEY_A, "next": elsewhere}
+            status, _, headers = await fetch(browser, "POST", login, data=data)
+            assert status == 303 and headers["Location"] == "/user-api/alpha/_login?signed_in=1"
+        status, _, headers = await fetch(
+            browser,
+            "POST",
+            login,
+            data={"key": KEY_A, "next": "/user-api/alpha/x\r\nSet-Cookie: a=b"},
+        )
+        assert status == 303 and headers["Location"] == "/user-api/alpha/_login?signed_in=1"
         status, _, headers = await fetch(
             browser, "POST", login, data={"key": KEY_A, "next": "/user-api/alpha/shout"}
         )

@@ -138,6 +138,7 @@ def _next_path(request: web.Request, given: str) -> str:
     root = project_root(request)
     if (
         given.startswith(root + "/")
+        and given.isprintable()  # no CR/LF into the Location header
         and "//" not in given
         and "\\" not in given
         and not given.startswith(root + LOGIN)
