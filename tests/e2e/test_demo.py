@@ -679,3 +679,86 @@ def test_an_emitgw_workflow_runs_repeatedly_and_undeploy_stops_it(
         assert len(runs()) == after
     deployment = ryax.ok("workflow", "show", name, "-o", "json").json()["deployment"]
     assert deployment["state"] == "undeployed"
+
+
+# --------------------------------------------------------------------------- the form portal
+
+FORM_YAML = """\
+apiVersion: "ryax.tech/v2.0"
+kind: Workflows
+spec:
+  human_name: {name}
+  functions:
+  - id: ask
+    from: postgw
+    version: "1.5"
+    inputs_values: {{path: {path}, title: Count and shout, timeout: 60}}
+    outputs:
+    - {{name: text, human_name: Text, help: Shouted back., type: string}}
+    - {{name: doc, human_name: Document, help: Its words are counted., type: file}}
+    - {{name: mode, human_name: Mode, help: How., type: enum, enum_values: [loud, quiet]}}
+    streams_to: [shout, count]
+  - id: shout
+    from: uppercase
+    version: "1.0"
+    inputs_values: {{text: {{reference_value: ask.text}}}}
+    streams_to: []
+  - id: count
+    from: word-count
+    version: "1.0"
+    inputs_values: {{document: {{reference_value: ask.doc}}}}
+    streams_to: []
+  results:
+  - {{key: upper, reference_value: shout.upper}}
+  - {{key: words, reference_value: count.total}}
+"""
+
+
+def test_a_form_portal_through_the_gateway_signs_in_and_starts_a_run(
+    demo: Demo, ryax: Ryax, live: Platform, tmp_path: Path
+) -> None:
+    """postgw: the studio offers it, the runner serves its form on the user API, a browser
+    signs in with a project API key (cookie), a bad submission comes back with its errors, a
+    good one (with a file) shows the run's results."""
+    login(ryax, demo.user, demo.password)
+    ryax.ok("project", "use", demo.project)
+    suffix = secrets.token_hex(3)
+    name, path = f"E2E form {suffix}", f"/e2e/form-{suffix}"
+    source = tmp_path / "form.yaml"
+    source.write_text(FORM_YAML.format(name=name, path=path))
+    ryax.ok("workflow", "import", str(source))
+    deployed = ryax.ok("workflow", "deploy", name, "--timeout", "600", timeout=900)
+    form = f"{live.url}/user-api/{demo.project}{path}"
+    assert f"form: {form}" in deployed.stderr, deployed.stderr
+    key = ryax.ok("project", "api-key", "create", f"form-{suffix}", "-o", "json").json()["key"]
+    html = {"Accept": "text/html"}
+    with httpx.Client(timeout=120, follow_redirects=False) as browser:
+        page = browser.get(form, headers=html)
+        assert page.status_code == 401 and 'name="key"' in page.text
+        signed = browser.post(
+            f"{live.url}/user-api/{demo.project}/_login",
+            data={"key": key, "next": f"/user-api/{demo.project}{path}"},
+        )
+        assert signed.status_code == 303, signed.text
+        assert "httponly" in signed.headers["set-cookie"].lower()
+        page = browser.get(form, headers=html)
+        assert page.status_code == 200 and "<h1>Count and shout</h1>" in page.text
+        assert '<label for="field-doc">Document (required)' in page.text.replace(
+            ' <span class="required">', " "
+        ).replace("</span>", "")
+        bad = browser.post(form, data={"text": "", "mode": "loud"}, files={"doc": ("", b"")})
+        assert bad.status_code == 400
+        assert 'id="field-text-error">Error: required' in bad.text
+        assert 'id="field-doc-error">Error: required: choose a file' in bad.text
+        good = browser.post(
+            form,
+            data={"text": "hello <form>", "mode": "quiet"},
+            files={"doc": ("words.txt", b"one two three four")},
+        )
+        assert good.status_code == 200, good.text
+        assert "<dt>upper</dt><dd>HELLO &lt;FORM&gt;</dd>" in good.text
+        assert "<dt>words</dt><dd><code>4</code></dd>" in good.text
+        run_id = good.headers["Ryax-Run-Id"]
+        again = browser.get(f"{form}?run={run_id}", headers=html)
+        assert again.status_code == 200 and "the run completed" in again.text
+    ryax.ok("workflow", "undeploy", name, "--timeout", "120", timeout=180)

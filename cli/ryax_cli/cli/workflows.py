@@ -72,6 +72,7 @@ def show(
                 ("reason", d.reason if d and d.reason else ""),
                 ("endpoint", endpoint_url(client.url, proj, wf) or ""),
                 ("user API", user_api_url(client.url, proj, wf) or ""),
+                ("form", form_url(client.url, proj, wf) or ""),
                 ("updated", wf.updated_at),
             ]
         )
@@ -200,6 +201,17 @@ def user_api_url(base: str, project: str, wf: Workflow) -> str | None:
     return f"{str(method).upper()} {base}/user-api/{quote(project, safe='')}{path}"
 
 
+def form_url(base: str, project: str, wf: Workflow) -> str | None:
+    """The page where the workflow's form portal (`postgw`) is served, or None."""
+    trigger = next((s for s in wf.steps if s.action_id == "postgw"), None)
+    if trigger is None:
+        return None
+    path = (trigger.inputs.get("path") or {}).get("static")
+    if not isinstance(path, str) or not path.strip().startswith("/"):
+        return None
+    return f"{base}/user-api/{quote(project, safe='')}{path.strip()}"
+
+
 def _progress_key(workflow: str) -> str:
     return f"workflow {workflow}"
 
@@ -236,6 +248,8 @@ def deploy(
         where = f"; endpoint: POST {url}" if url else ""
         served = user_api_url(client.url, proj, shown)
         where += f"; user API: {served}" if served else ""
+        page = form_url(client.url, proj, shown)
+        where += f"; form: {page}" if page else ""
         info(f"Workflow {workflow} is {deployment.state}{where}")
 
 

@@ -166,3 +166,20 @@ def test_only_owners_create_keys(ryax: Ryax, fake: FakeRyax) -> None:
     ryax.login()
     out = ryax("project", "api-key", "create", "ci")
     assert out.exit_code == 4 and "owners only" in out.stderr
+
+
+def test_the_form_portal_page_is_named_by_show_and_deploy() -> None:
+    from ryax_cli.cli.workflows import form_url
+    from ryax_cli.models import Workflow
+
+    def wf(action_id: str, path: object) -> Workflow:
+        step = {"id": "ask", "action_id": action_id, "version": "1.5", "inputs": {}}
+        if path is not None:
+            step["inputs"] = {"path": {"static": path}}
+        return Workflow.from_json({"id": "w", "name": "Ask", "steps": [step]})
+
+    assert form_url("http://gw", "my proj", wf("postgw", "/ask")) == (
+        "http://gw/user-api/my%20proj/ask"
+    )
+    assert form_url("http://gw", "p", wf("postgw", None)) is None
+    assert form_url("http://gw", "p", wf("httpapijson", "/ask")) is None

@@ -35,3 +35,21 @@ def test_the_timer_triggers_documented_interfaces(
     assert [o.name for o in metadata.outputs] == ["scheduled_at", "late_seconds", "missed"]
     with pytest.raises(InvalidActionMetadata):
         load_action_metadata(text, action_id)
+
+
+def test_the_form_trigger_documented_interface() -> None:
+    path = BUILTIN / "postgw.ryax_metadata.yaml"
+    if not path.exists():
+        pytest.skip("docs/reference/builtin is not present")
+    text = path.read_bytes()
+    metadata = load_action_metadata(text, "postgw", allow_internal=True)
+    assert (metadata.id, metadata.version, metadata.kind, metadata.type) == (
+        "postgw",
+        "1.5",
+        ActionKind.TRIGGER,
+        "internal",
+    )
+    assert [i.name for i in metadata.inputs] == ["path", "title", "description", "timeout"]
+    assert metadata.outputs == () or list(metadata.outputs) == []
+    with pytest.raises(InvalidActionMetadata):
+        load_action_metadata(text, "postgw")

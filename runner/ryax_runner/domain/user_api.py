@@ -6,6 +6,10 @@ Pure rules, no I/O: the route a trigger declares (`route_of`, refused with a rea
 setting), two routes claiming the same method and path (`conflict`), which route a request
 takes (`RouteTable.match`), and the value of a field given as text in the path, the query or a
 header (`text_value`). The HTTP adapter is `infrastructure/api/user_api.py`.
+
+A form of the built-in `postgw` trigger (`domain/forms.py`) takes a route of the same table: its
+path answers GET (the form) and POST (a submission), so it conflicts with an API route of
+either method on the same path.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from urllib.parse import unquote
 
 from .deployment import Deployment, DeploymentState
 from .errors import InvalidInput
+from .forms import DEFAULT_FORM_TIMEOUT_SECONDS, FORM_TRIGGER, form_type_problem
 from .values import FILE_TYPES, Value, parse_text
 from .workflow import IO, StaticInput, WorkflowDefinition
 
@@ -25,7 +30,9 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 SUCCESS_CODES = (200, 201)
 DEFAULT_TIMEOUT_SECONDS = 60
 #: Paths the user API itself serves in every project (GET): a trigger may not take them.
-RESERVED_PATHS = ("/openapi.json", "/docs")
+RESERVED_PATHS = ("/openapi.json", "/docs", "/_login", "/_logout")
+#: The methods a form's path answers: GET shows it, POST submits it.
+FORM_METHODS = ("GET", "POST")
 #: Headers that carry the caller's credentials: never handed to a run.
 FORBIDDEN_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -51,6 +58,12 @@ class Route:
     tags: tuple[str, ...] = ()
     #: The trigger's fields by origin (a field without origin is read from the body).
     fields: tuple[IO, ...] = ()
+    #: A form portal (`postgw`): GET shows the form, POST submits it (`method` is POST).
+    form: bool = False
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return FORM_METHODS if self.form else (self.method,)
 
     def origin(self, io: IO) -> str:
         return io.origin or "body"
@@ -85,10 +98,13 @@ def route_of(definition: WorkflowDefinition) -> Route | None:
     """The route of a deployed HTTP API trigger; None when it declares no path (served only by
     the endpoint by workflow name). RouteRefused names the setting that cannot be served."""
     trigger = definition.trigger
-    if not trigger.http_endpoint:
+    form = trigger.builtin == FORM_TRIGGER
+    if not (trigger.http_endpoint or form):
         return None
     raw_path = _static(definition, "path")
     if raw_path is None or (isinstance(raw_path, str) and not raw_path.strip()):
+        if form:
+            raise RouteRefused("path", "a form needs the path it is served at, e.g. /feedback")
         return None
     if not isinstance(raw_path, str):
         raise RouteRefused("path", "must be text, e.g. /items/{id}")
@@ -119,8 +135,12 @@ def route_of(definition: WorkflowDefinition) -> Route | None:
     normalised = "/" + "/".join(text if kind == "lit" else f"{{{text}}}" for kind, text in segments)
     if normalised in RESERVED_PATHS:
         raise RouteRefused(
-            "path", f"{normalised} is served by the user API itself (the project's OpenAPI)"
+            "path",
+            f"{normalised} is served by the user API itself (the project's OpenAPI, the "
+            "form login)",
         )
+    if form:
+        return _form_route(definition, normalised, tuple(segments))
     method = _static(definition, "method") or "POST"
     if not isinstance(method, str) or method.upper() not in METHODS:
         raise RouteRefused("method", f"{method!r}: one of {', '.join(METHODS)}")
@@ -171,6 +191,33 @@ def route_of(definition: WorkflowDefinition) -> Route | None:
     )
 
 
+def _form_route(
+    definition: WorkflowDefinition, path: str, segments: tuple[tuple[str, str], ...]
+) -> Route:
+    """The route of a form: a path without parameters, every field from the form."""
+    if any(kind == "param" for kind, _ in segments):
+        raise RouteRefused("path", f"{path!r}: a form's path has no {{parameters}}")
+    timeout = _static(definition, "timeout")
+    if timeout is None:
+        timeout = DEFAULT_FORM_TIMEOUT_SECONDS
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+        raise RouteRefused("timeout", f"{timeout!r}: a whole number of seconds, 0 or more")
+    for io in definition.trigger.fields:
+        why = form_type_problem(io)
+        if why:
+            raise RouteRefused(f"output {io.name}", why)
+    return Route(
+        path=path,
+        method="POST",
+        segments=segments,
+        timeout_seconds=int(timeout),
+        summary=str(_static(definition, "title") or ""),
+        description=str(_static(definition, "description") or ""),
+        fields=definition.trigger.fields,
+        form=True,
+    )
+
+
 def _whole(value: Value) -> int:
     """A status code given as a number or as text ("201"); 0 if it is neither."""
     if isinstance(value, bool):
@@ -185,8 +232,10 @@ def _whole(value: Value) -> int:
 def conflict(route: Route, others: Iterable[tuple[str, Route]]) -> str | None:
     """Why `route` cannot be served next to `others` (label, route), or None."""
     for label, other in others:
-        if other.method == route.method and other.shape == route.shape:
-            return f"{route.method} {route.path} is already served by {label} ({other.path})"
+        shared = [m for m in route.methods if m in other.methods]
+        if shared and other.shape == route.shape:
+            what = "the form " if other.form else ""
+            return f"{shared[0]} {route.path} is already served by {label} ({what}{other.path})"
     return None
 
 
@@ -253,9 +302,9 @@ class RouteTable:
                 candidates.append(Match(key, route, params))
         if not candidates:
             return None
-        same = [c for c in candidates if c.route.method == method.upper()]
+        same = [c for c in candidates if method.upper() in c.route.methods]
         if not same:
-            return sorted({c.route.method for c in candidates})
+            return sorted({m for c in candidates for m in c.route.methods})
         return max(same, key=lambda c: _rank(c.route))
 
 

@@ -176,11 +176,13 @@ async def start_runner(
     authz_url: str,
     grpc_port: int | None = None,
     wait: bool = True,
+    filestore_env: dict[str, str] | None = None,
     **overrides: Any,
 ) -> RunningRunner:
     """A runner serving HTTP; with `wait`, once it leads and is started (else at once: it may
     be waiting for another runner's lease). It never exits the process: `exits` tells when it
-    would have."""
+    would have. `filestore_env`: RYAX_S3_* variables for an S3 filestore (else the directory
+    `filestore`)."""
     grpc_address = f"127.0.0.1:{grpc_port or free_port()}"
     overrides.setdefault("internal_token", INTERNAL_TOKEN)
     settings = Settings(
@@ -189,7 +191,7 @@ async def start_runner(
         secret_key=SECRET,
         grpc_address=grpc_address,
         authorization_url=authz_url,
-        filestore=FilestoreSettings.read(Env({}), default_dir=filestore),
+        filestore=FilestoreSettings.read(Env(filestore_env or {}), default_dir=filestore),
         **overrides,
     )
     container = Container(settings=settings)

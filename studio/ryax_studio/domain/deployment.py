@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import NewType
 
 from .actions import (
+    HTTP_TRIGGER_ID,
     IO,
     ActionKind,
     ActionRef,
@@ -183,7 +184,8 @@ def take_snapshot(
         created_at=now,
         steps=tuple(steps),
         trigger_step_id=trigger.id,
-        http_endpoint=trigger_action.builtin and trigger_action.dynamic_outputs,
+        # The JSON endpoint only: the form portal (postgw) is served as a form (builtin_trigger).
+        http_endpoint=trigger_action.builtin and trigger_action.action_id == HTTP_TRIGGER_ID,
         trigger_fields=tuple(step_outputs(trigger, trigger_action)),
         results=tuple(workflow.results),
         definition=workflow.copy(workflow.id, workflow.name, workflow.updated_at),

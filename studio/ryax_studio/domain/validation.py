@@ -20,6 +20,7 @@ from .actions import (
     static_value_problem,
 )
 from .errors import InvalidInput, TooLarge
+from .forms import FORM_ID, form_output_problem, form_problems
 from .problems import Problem
 from .schedules import DEFAULT_MIN_INTERVAL_SECONDS, TIMER_IDS, timer_problems
 from .workflow import (
@@ -388,7 +389,7 @@ class _Validator:
                     step,
                     "outputs_not_allowed",
                     f"action {action.action_id!r} declares its outputs itself; only a trigger "
-                    "with dynamic outputs (httpapijson) takes outputs in the workflow",
+                    "with dynamic outputs (httpapijson, postgw) takes outputs in the workflow",
                     "outputs",
                 )
             )
@@ -404,6 +405,10 @@ class _Validator:
                     )
                 )
             seen.add(out.name)
+            if action.builtin and action.action_id == FORM_ID:
+                found = form_output_problem(out)
+                if found is not None:
+                    self.add(_step_problem(step, found[0], found[1], *where))
             if out.type is IOType.PASSWORD:
                 self.add(
                     _step_problem(
@@ -470,6 +475,10 @@ class _Validator:
                     )
             else:
                 self.reference(step, name, io, value, upstream)
+        if action.builtin and action.action_id == FORM_ID:
+            static = {n: v.value for n, v in step.inputs.items() if isinstance(v, StaticValue)}
+            for name, code, message in form_problems(static):
+                self.add(_input_problem(step, name, code, message))
         if action.builtin and action.action_id in TIMER_IDS:
             static = {n: v.value for n, v in step.inputs.items() if isinstance(v, StaticValue)}
             for name, code, message in timer_problems(

@@ -139,7 +139,7 @@ async def test_ids_of_project_b_are_not_found_through_project_a(
 # ---- action store ------------------------------------------------------------------------------
 async def test_action_store(studio: Any, fill_store: Any) -> None:
     body = await json_of(await studio.call("GET", f"{A}/actions"), 200)
-    builtins = ["httpapijson", "emitgw", "crongw", "runonce"]
+    builtins = ["httpapijson", "postgw", "emitgw", "crongw", "runonce"]
     assert [a["action_id"] for a in body["actions"]] == builtins
     await fill_store(studio)
     body = await json_of(await studio.call("GET", f"{A}/actions", params={"kind": "trigger"}), 200)
@@ -544,6 +544,58 @@ async def test_a_cron_workflow_is_checked_at_its_line_and_deploys_as_a_builtin(
         "cron": '"30 2 * * MON-FRI"',
         "timezone": '"Europe/Paris"',
     }
+
+
+FORM_WORKFLOW = """\
+apiVersion: "ryax.tech/v2.0"
+kind: Workflows
+spec:
+  human_name: Ask
+  functions:
+  - id: ask
+    from: postgw
+    version: "1.5"
+    inputs_values: {path: /ask, title: Ask me}
+    outputs:
+    - {name: text, human_name: Text, help: Shouted., type: string}
+    - {name: mode, human_name: Mode, help: How., type: enum, enum_values: [loud, quiet]}
+    - {name: doc, human_name: Doc, help: A file., type: file, optional: true}
+    streams_to: [shout]
+  - id: shout
+    from: uppercase
+    version: "1.0"
+    inputs_values: {text: {reference_value: ask.text}}
+    streams_to: []
+"""
+
+
+async def test_a_form_workflow_deploys_as_the_builtin_form_with_its_fields(
+    studio: Any, fill_store: Any, db_url: str
+) -> None:
+    await fill_store(studio)
+    bad = FORM_WORKFLOW.replace("type: file, optional: true", "type: directory").replace(
+        "path: /ask", 'path: "/ask/{id}"'
+    )
+    body = await json_of(await studio.call("POST", f"{A}/workflows/import", data=bad.encode()), 422)
+    found = sorted((p["code"], p["path"]) for p in body["problems"])
+    assert found == [
+        ("invalid_output", "spec.functions[0] (ask).outputs[2]"),
+        ("invalid_path", "spec.functions[0] (ask).inputs_values.path"),
+    ], body
+    view = await json_of(
+        await studio.call("POST", f"{A}/workflows/import", data=FORM_WORKFLOW.encode()), 201
+    )
+    assert view["valid"] is True, view["problems"]
+    await json_of(await studio.call("POST", f"{A}/workflows/{view['id']}/deploy"), 202)
+    [row] = await outbox_rows(db_url)
+    trigger = pb.WorkflowDeployRequested.FromString(row.body).snapshot.trigger
+    assert (trigger.builtin, trigger.http_endpoint, trigger.step_id) == ("postgw", False, "ask")
+    assert [(f.name, f.type, list(f.enum_values)) for f in trigger.fields] == [
+        ("text", "string", []),
+        ("mode", "enum", ["loud", "quiet"]),
+        ("doc", "file", []),
+    ]
+    assert trigger.fields[2].optional and not trigger.fields[1].optional
 
 
 async def test_import_reports_every_problem_with_its_line_and_saves_nothing(

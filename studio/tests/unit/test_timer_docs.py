@@ -9,12 +9,17 @@ import pytest
 import yaml
 
 from ryax_studio.domain.actions import ActionVersion, ProjectId
+from ryax_studio.domain.forms import form_trigger
 from ryax_studio.domain.schedules import timer_triggers
 
 BUILTIN = Path(__file__).resolve().parents[3] / "docs" / "reference" / "builtin"
 
 
-@pytest.mark.parametrize("action", timer_triggers(ProjectId("p")), ids=lambda a: a.action_id)
+@pytest.mark.parametrize(
+    "action",
+    [*timer_triggers(ProjectId("p")), form_trigger(ProjectId("p"))],
+    ids=lambda a: a.action_id,
+)
 def test_the_store_matches_the_documented_interface(action: ActionVersion) -> None:
     path = BUILTIN / f"{action.action_id}.ryax_metadata.yaml"
     if not path.exists():

@@ -112,6 +112,7 @@ async def test_the_builtin_trigger_is_in_every_project_and_cannot_be_replaced(
         found = await app.actions.search(project)
         assert [(a.action_id, a.version, a.builtin) for a in found] == [
             ("httpapijson", "1.0", True),
+            ("postgw", "1.5", True),
             ("emitgw", "1.2", True),
             ("crongw", "1.0", True),
             ("runonce", "1.1", True),
@@ -133,13 +134,14 @@ async def test_search(app: Any, b: Any) -> None:
     triggers = await app.actions.search(b.PROJECT, kind=ActionKind.TRIGGER)
     assert [a.action_id for a in triggers] == [
         "httpapijson",
+        "postgw",
         "emitgw",
         "crongw",
         "runonce",
         "timer",
     ]
     http = await app.actions.search(b.PROJECT, category="http")
-    assert [a.action_id for a in http] == ["httpapijson"]
+    assert [a.action_id for a in http] == ["httpapijson", "postgw"]
     versions = await app.actions.versions(b.PROJECT, "uppercase")
     assert [a.version for a in versions] == ["1.0", "2.0"]
     with pytest.raises(NotFound):

@@ -94,7 +94,8 @@ class RunOut(BaseModel):
     workflow_id: str
     workflow_name: str
     origin: str = Field(
-        description="http (endpoint call by workflow name), user_api (/user-api/...) or trigger"
+        description="http (endpoint call by workflow name), user_api (/user-api/...), form "
+        "(a form portal's submission), timer (a built-in timer) or trigger"
     )
     state: str = Field(description="pending, running, completed, failed, cancelled")
     reason: str

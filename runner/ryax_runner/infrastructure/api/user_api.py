@@ -18,6 +18,8 @@
   their files, nothing else.
 - `GET /user-api/<project>/openapi.json`: the project's deployed paths with their fields and
   answers; `GET /user-api/<project>/docs`: a page to read and try them (it asks for a token).
+- A form portal (`postgw`) is served on the same table of paths: GET shows its form, POST
+  submits it (`forms.py`, which also serves `/_login` and `/_logout`, the sign-in of browsers).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ryax_kit.web import HttpError
 from ...application.engine import Engine
 from ...domain.deployment import Deployment, DeploymentState
 from ...domain.errors import InvalidInput, NotDeployed, NotFound
+from ...domain.forms import FORM_TRIGGER
 from ...domain.run import MASK, Run, RunId, RunState, execution_id_for
 from ...domain.user_api import (
     METHODS,
@@ -52,6 +55,7 @@ from ...domain.user_api import (
 )
 from ...domain.values import FILE_TYPES, Value, check_inline_size, to_json
 from ...domain.workflow import IO
+from . import forms
 from .endpoints import ENDPOINT_SETTINGS, FILE_OUT, _schema, read_body
 from .routes import ENGINE, QUERIES, P, api, present, stream_run_file
 
@@ -103,7 +107,9 @@ def project_routes(
     engine: Engine = app[ENGINE]
     best: dict[str, Deployment] = {}
     for d in engine.deployments.values():
-        if d.project_id != project_id or not d.definition.trigger.http_endpoint or not serves(d):
+        trigger = d.definition.trigger
+        served = trigger.http_endpoint or trigger.builtin == FORM_TRIGGER
+        if d.project_id != project_id or not served or not serves(d):
             continue
         current = best.get(d.workflow_id)
         if current is None or _preferred(d) > _preferred(current):
@@ -135,7 +141,12 @@ async def call_user_api(request: web.Request) -> web.StreamResponse:
     rest = _rest(request)
     if request.method == "GET" and rest in ("/openapi.json", "/docs"):
         return await (project_openapi if rest == "/openapi.json" else docs_page)(request)
-    access = await require(request, Operation.TRIGGER)
+    if rest in (forms.LOGIN, forms.LOGOUT):
+        return await (forms.login if rest == forms.LOGIN else forms.logout)(request)
+    caller = await forms.authorize(request)
+    if isinstance(caller, web.Response):  # a browser without credentials: the sign-in page
+        return caller
+    access = caller.access
     table, deployments = project_routes(request.app, access.project_id)
     found = table.match(request.method, rest)
     if found is None:
@@ -152,6 +163,15 @@ async def call_user_api(request: web.Request) -> web.StreamResponse:
             {"Allow": ", ".join(found)},
         )
     d = deployments[found.route_key]
+    if found.route.form:
+        return await forms.serve_form(request, caller, d, found.route)
+    if caller.by_cookie:
+        raise HttpError(
+            401,
+            "unauthenticated",
+            "the sign-in cookie is for forms: call the user API with an Authorization header",
+            {"WWW-Authenticate": 'Bearer realm="ryax"'},
+        )
     if d.state is not DeploymentState.DEPLOYED:
         why = f": {d.reason}" if d.reason else ""
         raise NotDeployed(f"workflow {d.workflow_name} is not deployed yet ({d.state}{why})")
@@ -288,7 +308,7 @@ async def _reader(request: web.Request) -> Access:
 async def _run_doc(request: web.Request, access: Access) -> dict[str, Any]:
     run_id = request.match_info["run_id"]
     doc = await request.app[QUERIES].get_run(access.project_id, run_id)
-    if doc is None or (access.api_key_id and doc.get("origin") != "user_api"):
+    if doc is None or (access.api_key_id and doc.get("origin") not in ("user_api", forms.ORIGIN)):
         raise NotFound(f"run {run_id} not found")
     return doc
 
@@ -349,19 +369,9 @@ async def get_result_file(request: web.Request) -> web.StreamResponse:
     access = await _reader(request)
     doc = await _run_doc(request, access)
     key = request.match_info["key"]
-    if access.api_key_id and key not in _result_keys(doc.get("results")):
+    if access.api_key_id and key not in forms.result_file_keys(doc.get("results")):
         raise NotFound(f"no file {key} in the results of run {doc['id']}")
     return await stream_run_file(request, access.project_id, str(doc["id"]), key)
-
-
-def _result_keys(value: Any) -> set[str]:
-    if isinstance(value, dict):
-        if len(value) == 1 and "$file" in value and isinstance(value["$file"], dict):
-            return {str(value["$file"].get("key"))}
-        return {k for v in value.values() for k in _result_keys(v)}
-    if isinstance(value, list):
-        return {k for v in value for k in _result_keys(v)}
-    return set()
 
 
 # -- the project's OpenAPI -------------------------------------------------------------------------
@@ -474,6 +484,8 @@ def openapi_document(
 ) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for key, route in sorted(table.routes.items(), key=lambda kv: (kv[1].path, kv[1].method)):
+        if route.form:  # a page for people, not an operation (forms.py)
+            continue
         paths.setdefault(route.path, {})[route.method.lower()] = operation(deployments[key], route)
     return {
         "openapi": "3.1.0",

@@ -418,7 +418,7 @@ export interface components {
             workflow_name: string;
             /**
              * Origin
-             * @description http (endpoint call by workflow name), user_api (/user-api/...) or trigger
+             * @description http (endpoint call by workflow name), user_api (/user-api/...), form (a form portal's submission), timer (a built-in timer) or trigger
              */
             origin: string;
             /**
@@ -542,7 +542,7 @@ export interface components {
             workflow_name: string;
             /**
              * Origin
-             * @description http (endpoint call by workflow name), user_api (/user-api/...) or trigger
+             * @description http (endpoint call by workflow name), user_api (/user-api/...), form (a form portal's submission), timer (a built-in timer) or trigger
              */
             origin: string;
             /**
