@@ -35,6 +35,7 @@ import { formatDateTime, formatDuration, secondsBetween } from "../../lib/format
 import { useNow } from "../../lib/useNow";
 import { to, useProject } from "../auth/project";
 import { RunLogs } from "./RunLogs";
+import { originText } from "./origin";
 
 function Timing({ label, iso }: { label: string; iso: string | null | undefined }) {
   return (
@@ -246,7 +247,7 @@ export function RunPage() {
           <Group gap="xs">
             <StateBadge state={r.state} size="lg" />
             <Text size="sm" c="dimmed">
-              {r.id} · started by {r.origin === "http" ? "an endpoint call" : "its trigger"} · {formatDuration(duration)}
+              {r.id} · started by {originText(r.origin, "long")} · {formatDuration(duration)}
             </Text>
           </Group>
         }

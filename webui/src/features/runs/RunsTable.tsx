@@ -10,6 +10,7 @@ import { StateBadge } from "../../components/StateBadge";
 import { RelativeTime } from "../../components/Time";
 import { formatDuration } from "../../lib/format";
 import { to } from "../auth/project";
+import { originText } from "./origin";
 
 const STATES = ["pending", "running", "completed", "failed", "cancelled"] as const;
 
@@ -77,7 +78,7 @@ export function RunsTable({ project, workflowId, showWorkflow = !workflowId }: {
                         <RelativeTime iso={r.created_at} />
                       </Table.Td>
                       <Table.Td>{formatDuration(r.duration_seconds)}</Table.Td>
-                      <Table.Td>{r.origin === "http" ? "endpoint call" : "trigger"}</Table.Td>
+                      <Table.Td>{originText(r.origin)}</Table.Td>
                     </Table.Tr>
                   ))}
                 </Table.Tbody>
