@@ -18,15 +18,17 @@ from .application.reports import ReportQueue
 from .application.staging import FileStaging
 from .application.worker import Worker
 from .domain.model import Backoff, RestartPolicy, SiteInfo
+from .infrastructure.grpc.presign_client import RunnerPresigner
 from .infrastructure.grpc.runner_client import RunnerConnection
 from .infrastructure.local.artefacts import ArtefactCache
 from .infrastructure.local.backend import LocalBackend
 from .infrastructure.local.process import ProcessOptions
 from .infrastructure.local.sandbox import SandboxConfig, find_bwrap
 from .infrastructure.placement import FilestorePlacement
+from .infrastructure.presigned import PresignedTransfers
 from .infrastructure.slurm.backend import SlurmBackend, SlurmOptions
 from .infrastructure.slurm.cluster import SlurmCluster
-from .infrastructure.transfers import FilestoreTransfers
+from .infrastructure.transfers import FilestoreTransfers, TransferStats
 from .settings import Settings
 
 
@@ -112,8 +114,27 @@ class Container(containers.DeclarativeContainer):
 
     clock = providers.Singleton(SystemClock)
     #: The kit's filestore (readiness, bucket creation); use cases see it through `transfers`.
+    #: Only in "direct" mode (RYAX_WORKER_FILES).
     filestore = providers.Singleton(FilestoreSettings.filestore, settings.provided.filestore)
-    transfers = providers.Singleton(FilestoreTransfers, filestore)
+    transfer_stats = providers.Singleton(TransferStats)
+    presigner = providers.Singleton(
+        RunnerPresigner,
+        address=settings.provided.runner_address,
+        site_name=settings.provided.site_name,
+        credential=settings.provided.site_credential,
+        ca_file=settings.provided.runner_ca_file,
+        server_name=settings.provided.runner_tls_server_name,
+    )
+    transfers = providers.Selector(
+        settings.provided.files,
+        direct=providers.Singleton(FilestoreTransfers, filestore, transfer_stats),
+        presigned=providers.Singleton(
+            PresignedTransfers,
+            presigner,
+            stats=transfer_stats,
+            attempts=settings.provided.file_attempts,
+        ),
+    )
     placement = providers.Singleton(FilestorePlacement)
     reports = providers.Singleton(ReportQueue)
     staging = providers.Singleton(
