@@ -172,15 +172,15 @@ class RunningRunner:
 async def start_runner(
     database_url: str,
     amqp_url: str,
-    filestore: Path,
+    filestore: Path | FilestoreSettings,
     authz_url: str,
     grpc_port: int | None = None,
     wait: bool = True,
     **overrides: Any,
 ) -> RunningRunner:
-    """A runner serving HTTP; with `wait`, once it leads and is started (else at once: it may
-    be waiting for another runner's lease). It never exits the process: `exits` tells when it
-    would have."""
+    """A runner serving HTTP (its filestore: a directory, or the settings given); with `wait`,
+    once it leads and is started (else at once: it may be waiting for another runner's lease).
+    It never exits the process: `exits` tells when it would have."""
     grpc_address = f"127.0.0.1:{grpc_port or free_port()}"
     overrides.setdefault("internal_token", INTERNAL_TOKEN)
     settings = Settings(
@@ -189,7 +189,9 @@ async def start_runner(
         secret_key=SECRET,
         grpc_address=grpc_address,
         authorization_url=authz_url,
-        filestore=FilestoreSettings.read(Env({}), default_dir=filestore),
+        filestore=filestore
+        if isinstance(filestore, FilestoreSettings)
+        else FilestoreSettings.read(Env({}), default_dir=filestore),
         **overrides,
     )
     container = Container(settings=settings)

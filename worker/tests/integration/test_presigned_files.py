@@ -1,0 +1,363 @@
+"""A site without the filestore's keys: files through presigned URLs the real runner signs.
+
+The runner runs in-process (real HTTP, gRPC, PostgreSQL, RabbitMQ; runner/tests/runner_testkit)
+on the real S3 server (SeaweedFS); the worker is wired by its own container with no filestore
+setting at all (RYAX_WORKER_FILES=presigned), the real action wrapper in its sandbox. A file
+sent to an HTTP endpoint reaches the action and its output file reaches the filestore, every
+byte through URLs the runner signed for that execution; a key outside the site's executions is
+refused (PERMISSION_DENIED, counted), a wrong credential is UNAUTHENTICATED; an expired URL is
+asked for again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import grpc
+import pytest
+from grpc import aio
+
+from ryax_kit.filestore import FilestoreSettings
+from ryax_kit.settings import Env
+from ryax_worker.container import Container
+from ryax_worker.domain.errors import FileTransferFailed
+from ryax_worker.infrastructure.grpc.presign_client import RunnerPresigner
+from ryax_worker.infrastructure.presigned import (
+    GET,
+    PUT,
+    PresignDenied,
+    PresignedTransfers,
+    PresignedUrl,
+)
+from ryax_worker.infrastructure.proto import worker_service_pb2 as wpb
+from ryax_worker.infrastructure.proto import worker_service_pb2_grpc as wpb_grpc
+from ryax_worker.settings import Settings
+
+from .conftest import REPO, build_artefact
+
+sys.path.insert(0, str(REPO / "runner" / "tests"))
+from runner_testkit.fake_worker import FakeWorker
+from runner_testkit.harness import (
+    Member,
+    RunningRunner,
+    deploy_request,
+    fake_authz_app,
+    publish,
+    serve,
+    start_runner,
+    step,
+)
+from runner_testkit.harness import (
+    io as io_field,
+)
+
+pytestmark = pytest.mark.integration
+SITE = "remote-1"
+ALICE = {"Authorization": "Bearer token-alice"}
+HANDLER = {
+    "ryax_handler.py": """
+        def handle(request):
+            with open(request["doc"]) as source:
+                text = source.read()
+            with open("upper.txt", "w") as target:
+                target.write(text.upper())
+            return {"result": "upper.txt"}
+    """,
+}
+
+
+async def until(predicate: Callable[[], Any], seconds: float = 60.0) -> Any:
+    async with asyncio.timeout(seconds):
+        while True:
+            if value := predicate():
+                return value
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def authz_url() -> AsyncIterator[str]:
+    app_runner, url = await serve(
+        fake_authz_app({"token-alice": Member("u-alice", "alice", {"proj-a": "alpha"})})
+    )
+    yield url
+    await app_runner.cleanup()
+
+
+def runner_filestore(s3_env: dict[str, str]) -> FilestoreSettings:
+    return FilestoreSettings.read(Env(s3_env), default_dir=Path("/nonexistent"))
+
+
+@pytest.fixture
+async def runner(
+    fresh_database: str, fresh_vhost: str, authz_url: str, s3_env: dict[str, str]
+) -> AsyncIterator[RunningRunner]:
+    running = await start_runner(
+        fresh_database,
+        fresh_vhost,
+        runner_filestore(s3_env),
+        authz_url,
+        heartbeat_interval_seconds=0.5,
+        heartbeat_timeout_seconds=3.0,
+    )
+    await running.container.filestore().ensure_ready()
+    yield running
+    await running.stop()
+
+
+def upload(s3_server: Any, bucket: str, key: str, data: bytes) -> None:
+    s3_server.client().put_object(bucket, key, io.BytesIO(data), len(data))
+
+
+def read(s3_server: Any, bucket: str, key: str) -> bytes:
+    response = s3_server.client().get_object(bucket, key)
+    try:
+        return bytes(response.read())
+    finally:
+        response.close()
+        response.release_conn()
+
+
+def counter(runner: RunningRunner, name: str, **labels: str) -> float:
+    value = runner.container.metrics().registry.get_sample_value(name, labels)
+    return float(value or 0.0)
+
+
+def upper_workflow(artefact_key: str, sha256: str) -> Any:
+    """An HTTP endpoint taking a file `doc`; step `upper` (on SITE) returns it upper-cased."""
+    upper = step(
+        "upper",
+        parents=("trigger",),
+        inputs={"doc": ("ref", "trigger", "doc")},
+        input_types={"doc": "file"},
+        outputs=("result",),
+        site_name=SITE,
+    )
+    upper.artefact_key, upper.artefact_sha256 = artefact_key, sha256
+    upper.outputs[0].type = "file"
+    trigger = step("trigger", kind="trigger", outputs=("doc",))
+    trigger.outputs[0].type = "file"
+    return deploy_request(
+        [trigger, upper],
+        workflow_name="upper",
+        fields=[io_field("doc", "file")],
+        results=[("result", "upper", "result")],
+    )
+
+
+async def deployed(runner: RunningRunner, amqp_url: str, request: Any) -> None:
+    await publish(amqp_url, request)
+    engine = runner.container.engine()
+    try:
+        await until(
+            lambda: (
+                request.deployment_id in engine.deployments
+                and engine.deployments[request.deployment_id].state == "deployed"
+            ),
+            seconds=90,
+        )
+    except TimeoutError:
+        d = engine.deployments.get(request.deployment_id)
+        raise AssertionError(f"not deployed: {d and (d.state, d.reason, d.steps)}") from None
+
+
+async def test_a_worker_without_filestore_settings_moves_files_through_presigned_urls(
+    runner: RunningRunner,
+    fresh_vhost: str,
+    s3_server: Any,
+    fresh_bucket: str,
+    make_settings: Callable[[str], Settings],
+    wrapper_deps: Path,
+    tmp_path: Path,
+) -> None:
+    artefact = build_artefact(HANDLER, deps=wrapper_deps)
+    sha = hashlib.sha256(artefact).hexdigest()
+    upload(s3_server, fresh_bucket, f"artefacts/{sha}.tar.gz", artefact)
+    nowhere = tmp_path / "no-filestore"
+    settings = replace(
+        make_settings(runner.grpc_address),
+        site_name=SITE,
+        worker_id="w-remote",
+        site_credential=await runner.credential(SITE),
+        # No S3 endpoint, no keys: what Settings.from_env reads from an empty environment.
+        filestore=FilestoreSettings.read(Env({}), default_dir=nowhere),
+        files="presigned",
+    )
+    assert Settings.from_env({"RYAX_SITE_CREDENTIAL": "c" * 40}).files == "presigned"
+    container = Container(settings=settings)
+    transfers = container.transfers()
+    assert isinstance(transfers, PresignedTransfers)
+    backend = container.backend()
+    await backend.start()
+    connection = container.connection()
+    connection.start()
+    try:
+        await until(lambda: connection.connected, seconds=15)
+        await deployed(runner, fresh_vhost, upper_workflow(f"artefacts/{sha}.tar.gz", sha))
+
+        base = f"{runner.url}/runner/v1/projects/alpha/endpoints/upper"
+        form = aiohttp.FormData()
+        form.add_field("doc", b"presigned hello\n", filename="in.txt")
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(base + "?mode=async", data=form, headers=ALICE) as answer,
+        ):
+            assert answer.status == 202, await answer.text()
+            run_id = (await answer.json())["run_id"]
+        run_url = f"{runner.url}/runner/v1/projects/alpha/runs/{run_id}"
+        doc: dict[str, Any] = {}
+        async with asyncio.timeout(90), aiohttp.ClientSession() as session:
+            while doc.get("state") not in ("completed", "failed", "cancelled"):
+                await asyncio.sleep(0.1)
+                async with session.get(run_url, headers=ALICE) as answer:
+                    doc = await answer.json()
+        [upper] = [s for s in doc["steps"] if s["step_id"] == "upper"]
+        assert doc["state"] == "completed", upper["error"]
+        output = upper["outputs"]["result"]
+        assert output["key"] == f"runs/{run_id}/{upper['execution_id']}/result/upper.txt"
+        assert read(s3_server, fresh_bucket, output["key"]) == b"PRESIGNED HELLO\n"
+        assert output["sha256"] == hashlib.sha256(b"PRESIGNED HELLO\n").hexdigest()
+        assert upper["site_name"] == SITE
+        input_key = upper["inputs"]["doc"]["key"]
+
+        # Every byte went through URLs the runner signed for this site; no filestore here.
+        moved = container.transfer_stats().bytes
+        assert moved[("download", "presigned")] == len(artefact) + len(b"presigned hello\n")
+        assert moved[("upload", "presigned")] == len(b"PRESIGNED HELLO\n")
+        assert ("download", "direct") not in moved
+        assert not nowhere.exists()
+        assert counter(runner, "ryax_runner_presigned_urls_total", site=SITE, method="get") == 2
+        assert counter(runner, "ryax_runner_presigned_urls_total", site=SITE, method="put") == 1
+        async with aiohttp.ClientSession() as session:
+            metrics = await fetch_worker_metrics(container, session)
+        assert 'ryax_worker_file_bytes_total{direction="upload",mode="presigned"} 16.0' in metrics
+
+        # The execution ended: its input is not this site's to read any more.
+        with pytest.raises(FileTransferFailed) as failed:
+            await transfers.download(input_key, tmp_path / "x")
+        assert "PERMISSION_DENIED" in failed.value.detail
+        assert "http" not in failed.value.detail  # never a URL
+    finally:
+        await container.worker().shutdown(grace_seconds=5)
+        await connection.close(flush_timeout=2)
+        await transfers.close()
+        await container.presigner().close()
+
+
+async def fetch_worker_metrics(container: Container, session: aiohttp.ClientSession) -> str:
+    """The worker's /metrics page, rendered from its own app in-process."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from ryax_worker.app import create_app
+
+    client = TestClient(TestServer(create_app(container)))
+    await client.start_server()
+    try:
+        response = await client.get("/metrics")
+        return await response.text()
+    finally:
+        await client.close()
+
+
+async def test_keys_outside_the_sites_executions_and_bad_credentials_are_refused(
+    runner: RunningRunner,
+) -> None:
+    credential = await runner.credential(SITE)
+    presigner = RunnerPresigner(address=runner.grpc_address, site_name=SITE, credential=credential)
+    try:
+        for method, key in (
+            (GET, "artefacts/someone-elses.tar.gz"),
+            (GET, "runs/r1/e1/out/result.txt"),
+            (PUT, "runs/r1/e1/out/result.txt"),
+            (PUT, "artefacts/forged.tar.gz"),
+        ):
+            with pytest.raises(PresignDenied) as denied:
+                await presigner.presign(method, key)
+            assert "PERMISSION_DENIED" in str(denied.value) and key in str(denied.value)
+        assert counter(runner, "ryax_runner_presign_denied_total", site=SITE) == 4
+
+        wrong = RunnerPresigner(address=runner.grpc_address, site_name=SITE, credential="w" * 43)
+        with pytest.raises(PresignDenied) as denied:
+            await wrong.presign(GET, "artefacts/a.tar.gz")
+        assert "UNAUTHENTICATED" in str(denied.value)
+        await wrong.close()
+        assert counter(runner, "ryax_runner_worker_auth_failures_total", reason="wrong") == 1
+
+        async with aio.insecure_channel(runner.grpc_address) as channel:
+            stub = wpb_grpc.WorkerServiceStub(channel)
+            metadata = (("authorization", f"Bearer {credential}"),)
+            for request in (
+                wpb.PresignRequest(site_name=SITE),  # nothing asked
+                wpb.PresignRequest(
+                    site_name=SITE,
+                    transfers=[wpb.TransferRequest(method=wpb.TRANSFER_METHOD_GET, key="../x")],
+                ),
+                wpb.PresignRequest(site_name=SITE, transfers=[wpb.TransferRequest(key="a/b")]),
+            ):
+                with pytest.raises(aio.AioRpcError) as error:
+                    await stub.PresignTransfers(request, metadata=metadata)
+                assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        await presigner.close()
+
+
+class ExpiredFirst:
+    """The real runner's URLs, the first one handed over only once it has expired (as when a
+    transfer waits in a queue past its URL's lifetime)."""
+
+    def __init__(self, source: RunnerPresigner, wait_seconds: float) -> None:
+        self._source, self._wait, self.asked = source, wait_seconds, 0
+
+    async def presign(self, method: str, key: str) -> PresignedUrl:
+        url = await self._source.presign(method, key)
+        self.asked += 1
+        if self.asked == 1:
+            await asyncio.sleep(self._wait)
+        return url
+
+
+async def test_an_expired_url_is_asked_for_again(
+    fresh_database: str,
+    fresh_vhost: str,
+    authz_url: str,
+    s3_env: dict[str, str],
+    s3_server: Any,
+    fresh_bucket: str,
+    tmp_path: Path,
+) -> None:
+    running = await start_runner(
+        fresh_database,
+        fresh_vhost,
+        runner_filestore(s3_env),
+        authz_url,
+        heartbeat_interval_seconds=0.5,
+        heartbeat_timeout_seconds=3.0,
+        presign_ttl_seconds=1,
+    )
+    credential = await running.credential(SITE)
+    site_worker = FakeWorker(running.grpc_address, site_name=SITE, credential=credential)
+    await site_worker.start()
+    presigner = RunnerPresigner(address=running.grpc_address, site_name=SITE, credential=credential)
+    transfers = PresignedTransfers(ExpiredFirst(presigner, 2.2), backoff_seconds=0.05)
+    try:
+        await site_worker.registered.wait()
+        request = upper_workflow("artefacts/slow.tar.gz", "0" * 64)
+        await deployed(running, fresh_vhost, request)
+        upload(s3_server, fresh_bucket, "artefacts/slow.tar.gz", b"the artefact")
+
+        await transfers.download("artefacts/slow.tar.gz", tmp_path / "artefact")
+        assert (tmp_path / "artefact").read_bytes() == b"the artefact"
+        assert (transfers.stats.urls_requested, transfers.stats.urls_renewed) == (2, 1)
+        assert counter(running, "ryax_runner_presigned_urls_total", site=SITE, method="get") == 2
+    finally:
+        await transfers.close()
+        await presigner.close()
+        await site_worker.stop()
+        await running.stop()
