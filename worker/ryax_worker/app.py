@@ -78,6 +78,7 @@ def create_app(container: Container) -> web.Application:
 
     async def startup(_: web.Application) -> None:
         settings.cache_dir.mkdir(parents=True, exist_ok=True)
+        container.site_files().clean_partial()
         if store is not None:
             try:
                 await store.ensure_ready()

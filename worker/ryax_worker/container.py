@@ -24,6 +24,7 @@ from .infrastructure.local.artefacts import ArtefactCache
 from .infrastructure.local.backend import LocalBackend
 from .infrastructure.local.process import ProcessOptions
 from .infrastructure.local.sandbox import SandboxConfig, find_bwrap
+from .infrastructure.local.site_files import SiteFileCache
 from .infrastructure.placement import FilestorePlacement
 from .infrastructure.presigned import PresignedTransfers
 from .infrastructure.slurm.backend import SlurmBackend, SlurmOptions
@@ -96,6 +97,10 @@ def staging_root(settings: Settings) -> Path:
     return settings.cache_dir / "executions"
 
 
+def site_files_root(settings: Settings) -> Path:
+    return settings.cache_dir / "site-files"
+
+
 def make_backend(settings: Settings, store: FileStore) -> LocalBackend | SlurmBackend:
     if settings.backend == "slurm":
         return make_slurm_backend(settings, store)
@@ -137,10 +142,17 @@ class Container(containers.DeclarativeContainer):
     )
     placement = providers.Singleton(FilestorePlacement)
     reports = providers.Singleton(ReportQueue)
+    site_files = providers.Singleton(
+        SiteFileCache,
+        root=providers.Callable(site_files_root, settings),
+        max_bytes=settings.provided.site_files_max_bytes,
+        stats=transfer_stats,
+    )
     staging = providers.Singleton(
         FileStaging,
         store=transfers,
         root=providers.Callable(staging_root, settings),
+        site_files=site_files,
     )
     backend = providers.Singleton(make_backend, settings, transfers)
     deployments = providers.Singleton(

@@ -84,6 +84,10 @@ class Settings:
     #: RYAX_FILE_ATTEMPTS: attempts of one presigned transfer on transient errors (connection
     #: errors, 5xx, 429, an expired URL, which is asked for again). Default 4.
     file_attempts: int = 4
+    #: RYAX_SITE_FILES_MAX_BYTES: the most bytes of published files kept on this site's disk
+    #: (<cache>/site-files, by sha256, least recently used dropped first), so a step of this
+    #: site reads a file another one wrote without downloading it. 0 = keep none. Default 1 GiB.
+    site_files_max_bytes: int = 1024**3
     #: RYAX_HTTP_HOST / RYAX_HTTP_PORT: health and metrics (/healthz /readyz /metrics).
     http_host: str = "127.0.0.1"
     http_port: int = 8107
@@ -211,6 +215,7 @@ class Settings:
             filestore=filestore,
             files=files,
             file_attempts=e.integer("RYAX_FILE_ATTEMPTS", 4, minimum=1, maximum=20),
+            site_files_max_bytes=e.integer("RYAX_SITE_FILES_MAX_BYTES", 1024**3, minimum=0),
             heartbeat_seconds=e.number("RYAX_HEARTBEAT_SECONDS", 2.0, minimum=0.01),
             runner_silence_seconds=e.number("RYAX_RUNNER_SILENCE_SECONDS", 30.0, minimum=0),
             reconnect_max_seconds=e.number("RYAX_RECONNECT_MAX_SECONDS", 10.0, minimum=0),
