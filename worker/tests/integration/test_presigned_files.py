@@ -130,26 +130,102 @@ def counter(runner: RunningRunner, name: str, **labels: str) -> float:
     return float(value or 0.0)
 
 
-def upper_workflow(artefact_key: str, sha256: str) -> Any:
-    """An HTTP endpoint taking a file `doc`; step `upper` (on SITE) returns it upper-cased."""
+def upper_step(step_id: str, parent: str, output: str, artefact_key: str, sha256: str) -> Any:
     upper = step(
-        "upper",
-        parents=("trigger",),
-        inputs={"doc": ("ref", "trigger", "doc")},
+        step_id,
+        parents=(parent,),
+        inputs={"doc": ("ref", parent, output)},
         input_types={"doc": "file"},
         outputs=("result",),
         site_name=SITE,
     )
     upper.artefact_key, upper.artefact_sha256 = artefact_key, sha256
     upper.outputs[0].type = "file"
+    return upper
+
+
+def upper_workflow(artefact_key: str, sha256: str, *, twice: bool = False) -> Any:
+    """An HTTP endpoint taking a file `doc`; step `upper` (on SITE) returns it upper-cased;
+    `twice`: then step `again` (on SITE too) takes upper's file and does the same."""
     trigger = step("trigger", kind="trigger", outputs=("doc",))
     trigger.outputs[0].type = "file"
+    steps = [trigger, upper_step("upper", "trigger", "doc", artefact_key, sha256)]
+    if twice:
+        steps.append(upper_step("again", "upper", "result", artefact_key, sha256))
     return deploy_request(
-        [trigger, upper],
+        steps,
         workflow_name="upper",
         fields=[io_field("doc", "file")],
-        results=[("result", "upper", "result")],
+        results=[("result", steps[-1].step_id, "result")],
     )
+
+
+async def run_endpoint(runner: RunningRunner, content: bytes) -> dict[str, Any]:
+    """POST a file to the endpoint `upper`; the run's document once it ended."""
+    base = f"{runner.url}/runner/v1/projects/alpha/endpoints/upper"
+    form = aiohttp.FormData()
+    form.add_field("doc", content, filename="in.txt")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(base + "?mode=async", data=form, headers=ALICE) as answer,
+    ):
+        assert answer.status == 202, await answer.text()
+        run_id = (await answer.json())["run_id"]
+    run_url = f"{runner.url}/runner/v1/projects/alpha/runs/{run_id}"
+    doc: dict[str, Any] = {}
+    async with asyncio.timeout(90), aiohttp.ClientSession() as session:
+        while doc.get("state") not in ("completed", "failed", "cancelled"):
+            await asyncio.sleep(0.1)
+            async with session.get(run_url, headers=ALICE) as answer:
+                doc = await answer.json()
+    return doc
+
+
+class RemoteWorker:
+    """A worker of SITE wired by its container, with no filestore setting at all."""
+
+    def __init__(self, container: Container, nowhere: Path, artefact: bytes) -> None:
+        self.container, self.nowhere, self.artefact = container, nowhere, artefact
+        self.sha256 = hashlib.sha256(artefact).hexdigest()
+        self.artefact_key = f"artefacts/{self.sha256}.tar.gz"
+
+
+@pytest.fixture
+async def remote_worker(
+    runner: RunningRunner,
+    s3_server: Any,
+    fresh_bucket: str,
+    make_settings: Callable[[str], Settings],
+    wrapper_deps: Path,
+    tmp_path: Path,
+) -> AsyncIterator[RemoteWorker]:
+    artefact = build_artefact(HANDLER, deps=wrapper_deps)
+    nowhere = tmp_path / "no-filestore"
+    settings = replace(
+        make_settings(runner.grpc_address),
+        site_name=SITE,
+        worker_id="w-remote",
+        site_credential=await runner.credential(SITE),
+        # No S3 endpoint, no keys: what Settings.from_env reads from an empty environment.
+        filestore=FilestoreSettings.read(Env({}), default_dir=nowhere),
+        files="presigned",
+    )
+    container = Container(settings=settings)
+    remote = RemoteWorker(container, nowhere, artefact)
+    upload(s3_server, fresh_bucket, remote.artefact_key, artefact)
+    transfers = container.transfers()
+    assert isinstance(transfers, PresignedTransfers)
+    await container.backend().start()
+    connection = container.connection()
+    connection.start()
+    try:
+        await until(lambda: connection.connected, seconds=15)
+        yield remote
+    finally:
+        await container.worker().shutdown(grace_seconds=5)
+        await connection.close(flush_timeout=2)
+        await transfers.close()
+        await container.presigner().close()
 
 
 async def deployed(runner: RunningRunner, amqp_url: str, request: Any) -> None:
@@ -173,85 +249,68 @@ async def test_a_worker_without_filestore_settings_moves_files_through_presigned
     fresh_vhost: str,
     s3_server: Any,
     fresh_bucket: str,
-    make_settings: Callable[[str], Settings],
-    wrapper_deps: Path,
+    remote_worker: RemoteWorker,
     tmp_path: Path,
 ) -> None:
-    artefact = build_artefact(HANDLER, deps=wrapper_deps)
-    sha = hashlib.sha256(artefact).hexdigest()
-    upload(s3_server, fresh_bucket, f"artefacts/{sha}.tar.gz", artefact)
-    nowhere = tmp_path / "no-filestore"
-    settings = replace(
-        make_settings(runner.grpc_address),
-        site_name=SITE,
-        worker_id="w-remote",
-        site_credential=await runner.credential(SITE),
-        # No S3 endpoint, no keys: what Settings.from_env reads from an empty environment.
-        filestore=FilestoreSettings.read(Env({}), default_dir=nowhere),
-        files="presigned",
-    )
     assert Settings.from_env({"RYAX_SITE_CREDENTIAL": "c" * 40}).files == "presigned"
-    container = Container(settings=settings)
-    transfers = container.transfers()
-    assert isinstance(transfers, PresignedTransfers)
-    backend = container.backend()
-    await backend.start()
-    connection = container.connection()
-    connection.start()
-    try:
-        await until(lambda: connection.connected, seconds=15)
-        await deployed(runner, fresh_vhost, upper_workflow(f"artefacts/{sha}.tar.gz", sha))
+    container = remote_worker.container
+    await deployed(
+        runner, fresh_vhost, upper_workflow(remote_worker.artefact_key, remote_worker.sha256)
+    )
+    doc = await run_endpoint(runner, b"presigned hello\n")
+    [upper] = [s for s in doc["steps"] if s["step_id"] == "upper"]
+    assert doc["state"] == "completed", upper["error"]
+    output = upper["outputs"]["result"]
+    assert output["key"] == f"runs/{doc['id']}/{upper['execution_id']}/result/upper.txt"
+    assert read(s3_server, fresh_bucket, output["key"]) == b"PRESIGNED HELLO\n"
+    assert output["sha256"] == hashlib.sha256(b"PRESIGNED HELLO\n").hexdigest()
+    assert upper["site_name"] == SITE
+    input_key = upper["inputs"]["doc"]["key"]
 
-        base = f"{runner.url}/runner/v1/projects/alpha/endpoints/upper"
-        form = aiohttp.FormData()
-        form.add_field("doc", b"presigned hello\n", filename="in.txt")
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(base + "?mode=async", data=form, headers=ALICE) as answer,
-        ):
-            assert answer.status == 202, await answer.text()
-            run_id = (await answer.json())["run_id"]
-        run_url = f"{runner.url}/runner/v1/projects/alpha/runs/{run_id}"
-        doc: dict[str, Any] = {}
-        async with asyncio.timeout(90), aiohttp.ClientSession() as session:
-            while doc.get("state") not in ("completed", "failed", "cancelled"):
-                await asyncio.sleep(0.1)
-                async with session.get(run_url, headers=ALICE) as answer:
-                    doc = await answer.json()
-        [upper] = [s for s in doc["steps"] if s["step_id"] == "upper"]
-        assert doc["state"] == "completed", upper["error"]
-        output = upper["outputs"]["result"]
-        assert output["key"] == f"runs/{run_id}/{upper['execution_id']}/result/upper.txt"
-        assert read(s3_server, fresh_bucket, output["key"]) == b"PRESIGNED HELLO\n"
-        assert output["sha256"] == hashlib.sha256(b"PRESIGNED HELLO\n").hexdigest()
-        assert upper["site_name"] == SITE
-        input_key = upper["inputs"]["doc"]["key"]
+    # Every byte went through URLs the runner signed for this site; no filestore here.
+    moved = container.transfer_stats().bytes
+    artefact = remote_worker.artefact
+    assert moved[("download", "presigned")] == len(artefact) + len(b"presigned hello\n")
+    assert moved[("upload", "presigned")] == len(b"PRESIGNED HELLO\n")
+    assert ("download", "direct") not in moved
+    assert not remote_worker.nowhere.exists()
+    assert counter(runner, "ryax_runner_presigned_urls_total", site=SITE, method="get") == 2
+    assert counter(runner, "ryax_runner_presigned_urls_total", site=SITE, method="put") == 1
+    metrics = await fetch_worker_metrics(container)
+    assert 'ryax_worker_file_bytes_total{direction="upload",mode="presigned"} 16.0' in metrics
 
-        # Every byte went through URLs the runner signed for this site; no filestore here.
-        moved = container.transfer_stats().bytes
-        assert moved[("download", "presigned")] == len(artefact) + len(b"presigned hello\n")
-        assert moved[("upload", "presigned")] == len(b"PRESIGNED HELLO\n")
-        assert ("download", "direct") not in moved
-        assert not nowhere.exists()
-        assert counter(runner, "ryax_runner_presigned_urls_total", site=SITE, method="get") == 2
-        assert counter(runner, "ryax_runner_presigned_urls_total", site=SITE, method="put") == 1
-        async with aiohttp.ClientSession() as session:
-            metrics = await fetch_worker_metrics(container, session)
-        assert 'ryax_worker_file_bytes_total{direction="upload",mode="presigned"} 16.0' in metrics
-
-        # The execution ended: its input is not this site's to read any more.
-        with pytest.raises(FileTransferFailed) as failed:
-            await transfers.download(input_key, tmp_path / "x")
-        assert "PERMISSION_DENIED" in failed.value.detail
-        assert "http" not in failed.value.detail  # never a URL
-    finally:
-        await container.worker().shutdown(grace_seconds=5)
-        await connection.close(flush_timeout=2)
-        await transfers.close()
-        await container.presigner().close()
+    # The execution ended: its input is not this site's to read any more.
+    with pytest.raises(FileTransferFailed) as failed:
+        await container.transfers().download(input_key, tmp_path / "x")
+    assert "PERMISSION_DENIED" in failed.value.detail
+    assert "http" not in failed.value.detail  # never a URL
 
 
-async def fetch_worker_metrics(container: Container, session: aiohttp.ClientSession) -> str:
+async def test_a_file_between_two_steps_of_the_site_is_not_downloaded_again(
+    runner: RunningRunner,
+    fresh_vhost: str,
+    s3_server: Any,
+    fresh_bucket: str,
+    remote_worker: RemoteWorker,
+) -> None:
+    request = upper_workflow(remote_worker.artefact_key, remote_worker.sha256, twice=True)
+    await deployed(runner, fresh_vhost, request)
+    doc = await run_endpoint(runner, b"twice\n")
+    steps = {s["step_id"]: s for s in doc["steps"]}
+    assert doc["state"] == "completed", [s["error"] for s in steps.values()]
+    again = steps["again"]
+    assert again["inputs"]["doc"]["key"] == steps["upper"]["outputs"]["result"]["key"]
+    assert read(s3_server, fresh_bucket, again["outputs"]["result"]["key"]) == b"TWICE\n"
+    # GET: the artefact (once: both steps run it) and the endpoint's file; upper's output was
+    # read by `again` from the site's disk. PUT: both outputs (the filestore keeps them).
+    assert counter(runner, "ryax_runner_presigned_urls_total", site=SITE, method="get") == 2
+    assert counter(runner, "ryax_runner_presigned_urls_total", site=SITE, method="put") == 2
+    moved = remote_worker.container.transfer_stats().bytes
+    assert moved[("download", "site-local")] == len(b"TWICE\n")
+    assert moved[("download", "presigned")] == len(remote_worker.artefact) + len(b"twice\n")
+
+
+async def fetch_worker_metrics(container: Container) -> str:
     """The worker's /metrics page, rendered from its own app in-process."""
     from aiohttp.test_utils import TestClient, TestServer
 
