@@ -12,11 +12,14 @@ asked for again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
+import json
+import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +30,6 @@ from grpc import aio
 
 from ryax_kit.filestore import FilestoreSettings
 from ryax_kit.settings import Env
-from ryax_worker.container import Container
-from ryax_worker.domain.errors import FileTransferFailed
 from ryax_worker.infrastructure.grpc.presign_client import RunnerPresigner
 from ryax_worker.infrastructure.presigned import (
     GET,
@@ -39,9 +40,8 @@ from ryax_worker.infrastructure.presigned import (
 )
 from ryax_worker.infrastructure.proto import worker_service_pb2 as wpb
 from ryax_worker.infrastructure.proto import worker_service_pb2_grpc as wpb_grpc
-from ryax_worker.settings import Settings
 
-from .conftest import REPO, build_artefact
+from .conftest import REPO, build_artefact, sandbox_read_only_paths
 
 sys.path.insert(0, str(REPO / "runner" / "tests"))
 from runner_testkit.fake_worker import FakeWorker
@@ -50,6 +50,7 @@ from runner_testkit.harness import (
     RunningRunner,
     deploy_request,
     fake_authz_app,
+    free_port,
     publish,
     serve,
     start_runner,
@@ -160,6 +161,22 @@ def upper_workflow(artefact_key: str, sha256: str, *, twice: bool = False) -> An
     )
 
 
+async def deployed(runner: RunningRunner, amqp_url: str, request: Any) -> None:
+    await publish(amqp_url, request)
+    engine = runner.container.engine()
+    try:
+        await until(
+            lambda: (
+                request.deployment_id in engine.deployments
+                and engine.deployments[request.deployment_id].state == "deployed"
+            ),
+            seconds=90,
+        )
+    except TimeoutError:
+        d = engine.deployments.get(request.deployment_id)
+        raise AssertionError(f"not deployed: {d and (d.state, d.reason, d.steps)}") from None
+
+
 async def run_endpoint(runner: RunningRunner, content: bytes) -> dict[str, Any]:
     """POST a file to the endpoint `upper`; the run's document once it ended."""
     base = f"{runner.url}/runner/v1/projects/alpha/endpoints/upper"
@@ -182,12 +199,61 @@ async def run_endpoint(runner: RunningRunner, content: bytes) -> dict[str, Any]:
 
 
 class RemoteWorker:
-    """A worker of SITE wired by its container, with no filestore setting at all."""
+    """`python -m ryax_worker` for SITE, its environment holding no filestore setting at all
+    (no RYAX_S3_*, no RYAX_FILESTORE_DIR): files through presigned URLs, by default."""
 
-    def __init__(self, container: Container, nowhere: Path, artefact: bytes) -> None:
-        self.container, self.nowhere, self.artefact = container, nowhere, artefact
-        self.sha256 = hashlib.sha256(artefact).hexdigest()
+    def __init__(self, folder: Path, runner: RunningRunner, credential: str, wrapper_deps: Path):
+        self.artefact = build_artefact(HANDLER, deps=wrapper_deps)
+        self.sha256 = hashlib.sha256(self.artefact).hexdigest()
         self.artefact_key = f"artefacts/{self.sha256}.tar.gz"
+        self.credential = credential
+        self.data_home = folder / "data"  # where a default filestore directory would go
+        self.port = free_port()
+        self.log = folder / "worker.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RYAX_")}
+        env |= {
+            "RYAX_RUNNER_GRPC_ADDRESS": runner.grpc_address,
+            "RYAX_SITE_NAME": SITE,
+            "RYAX_WORKER_ID": "w-remote",
+            "RYAX_SITE_CREDENTIAL": credential,
+            "RYAX_HTTP_PORT": str(self.port),
+            "RYAX_WORKER_CACHE_DIR": str(folder / "cache"),
+            "RYAX_NODE_POOLS": "small:2:4G",
+            "RYAX_SANDBOX_READ_ONLY_PATHS": ",".join(
+                str(p) for p in sandbox_read_only_paths(wrapper_deps)
+            ),
+            "RYAX_RECONNECT_MAX_SECONDS": "1",
+            "RYAX_LOG_FORMAT": "json",
+            "XDG_DATA_HOME": str(self.data_home),
+        }
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "ryax_worker"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    async def get(self, path: str) -> tuple[int, str]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{self.port}{path}") as answer,
+        ):
+            return answer.status, await answer.text()
+
+    async def metric(self, line_start: str) -> float:
+        _, page = await self.get("/metrics")
+        found = [line for line in page.splitlines() if line.startswith(line_start + " ")]
+        return float(found[0].split()[-1]) if found else 0.0
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -195,53 +261,26 @@ async def remote_worker(
     runner: RunningRunner,
     s3_server: Any,
     fresh_bucket: str,
-    make_settings: Callable[[str], Settings],
     wrapper_deps: Path,
     tmp_path: Path,
 ) -> AsyncIterator[RemoteWorker]:
-    artefact = build_artefact(HANDLER, deps=wrapper_deps)
-    nowhere = tmp_path / "no-filestore"
-    settings = replace(
-        make_settings(runner.grpc_address),
-        site_name=SITE,
-        worker_id="w-remote",
-        site_credential=await runner.credential(SITE),
-        # No S3 endpoint, no keys: what Settings.from_env reads from an empty environment.
-        filestore=FilestoreSettings.read(Env({}), default_dir=nowhere),
-        files="presigned",
-    )
-    container = Container(settings=settings)
-    remote = RemoteWorker(container, nowhere, artefact)
-    upload(s3_server, fresh_bucket, remote.artefact_key, artefact)
-    transfers = container.transfers()
-    assert isinstance(transfers, PresignedTransfers)
-    await container.backend().start()
-    connection = container.connection()
-    connection.start()
+    remote = RemoteWorker(tmp_path, runner, await runner.credential(SITE), wrapper_deps)
+    upload(s3_server, fresh_bucket, remote.artefact_key, remote.artefact)
     try:
-        await until(lambda: connection.connected, seconds=15)
+        async with asyncio.timeout(60):
+            while True:
+                with contextlib.suppress(aiohttp.ClientError):
+                    status, body = await remote.get("/readyz")
+                    if status == 200:
+                        break
+                assert remote.process.poll() is None, remote.log.read_text()
+                await asyncio.sleep(0.2)
+        assert json.loads(body)["checks"]["filestore"] is True
         yield remote
     finally:
-        await container.worker().shutdown(grace_seconds=5)
-        await connection.close(flush_timeout=2)
-        await transfers.close()
-        await container.presigner().close()
-
-
-async def deployed(runner: RunningRunner, amqp_url: str, request: Any) -> None:
-    await publish(amqp_url, request)
-    engine = runner.container.engine()
-    try:
-        await until(
-            lambda: (
-                request.deployment_id in engine.deployments
-                and engine.deployments[request.deployment_id].state == "deployed"
-            ),
-            seconds=90,
-        )
-    except TimeoutError:
-        d = engine.deployments.get(request.deployment_id)
-        raise AssertionError(f"not deployed: {d and (d.state, d.reason, d.steps)}") from None
+        await asyncio.to_thread(remote.stop)
+    assert "presigned URLs from the runner" in remote.log.read_text()
+    assert "X-Amz-Signature" not in remote.log.read_text()  # never a URL in the log
 
 
 async def test_a_worker_without_filestore_settings_moves_files_through_presigned_urls(
@@ -250,10 +289,7 @@ async def test_a_worker_without_filestore_settings_moves_files_through_presigned
     s3_server: Any,
     fresh_bucket: str,
     remote_worker: RemoteWorker,
-    tmp_path: Path,
 ) -> None:
-    assert Settings.from_env({"RYAX_SITE_CREDENTIAL": "c" * 40}).files == "presigned"
-    container = remote_worker.container
     await deployed(
         runner, fresh_vhost, upper_workflow(remote_worker.artefact_key, remote_worker.sha256)
     )
@@ -265,25 +301,28 @@ async def test_a_worker_without_filestore_settings_moves_files_through_presigned
     assert read(s3_server, fresh_bucket, output["key"]) == b"PRESIGNED HELLO\n"
     assert output["sha256"] == hashlib.sha256(b"PRESIGNED HELLO\n").hexdigest()
     assert upper["site_name"] == SITE
-    input_key = upper["inputs"]["doc"]["key"]
 
-    # Every byte went through URLs the runner signed for this site; no filestore here.
-    moved = container.transfer_stats().bytes
+    # Every byte went through URLs the runner signed for this site; no filestore there.
+    bytes_moved = 'ryax_worker_file_bytes_total{direction="%s",mode="%s"}'
     artefact = remote_worker.artefact
-    assert moved[("download", "presigned")] == len(artefact) + len(b"presigned hello\n")
-    assert moved[("upload", "presigned")] == len(b"PRESIGNED HELLO\n")
-    assert ("download", "direct") not in moved
-    assert not remote_worker.nowhere.exists()
+    assert await remote_worker.metric(bytes_moved % ("download", "presigned")) == len(
+        artefact
+    ) + len(b"presigned hello\n")
+    assert await remote_worker.metric(bytes_moved % ("upload", "presigned")) == 16
+    assert await remote_worker.metric(bytes_moved % ("download", "direct")) == 0
+    assert not remote_worker.data_home.exists()
     assert counter(runner, "ryax_runner_presigned_urls_total", site=SITE, method="get") == 2
     assert counter(runner, "ryax_runner_presigned_urls_total", site=SITE, method="put") == 1
-    metrics = await fetch_worker_metrics(container)
-    assert 'ryax_worker_file_bytes_total{direction="upload",mode="presigned"} 16.0' in metrics
 
     # The execution ended: its input is not this site's to read any more.
-    with pytest.raises(FileTransferFailed) as failed:
-        await container.transfers().download(input_key, tmp_path / "x")
-    assert "PERMISSION_DENIED" in failed.value.detail
-    assert "http" not in failed.value.detail  # never a URL
+    presigner = RunnerPresigner(
+        address=runner.grpc_address, site_name=SITE, credential=remote_worker.credential
+    )
+    try:
+        with pytest.raises(PresignDenied, match="PERMISSION_DENIED"):
+            await presigner.presign(GET, upper["inputs"]["doc"]["key"])
+    finally:
+        await presigner.close()
 
 
 async def test_a_file_between_two_steps_of_the_site_is_not_downloaded_again(
@@ -305,24 +344,11 @@ async def test_a_file_between_two_steps_of_the_site_is_not_downloaded_again(
     # read by `again` from the site's disk. PUT: both outputs (the filestore keeps them).
     assert counter(runner, "ryax_runner_presigned_urls_total", site=SITE, method="get") == 2
     assert counter(runner, "ryax_runner_presigned_urls_total", site=SITE, method="put") == 2
-    moved = remote_worker.container.transfer_stats().bytes
-    assert moved[("download", "site-local")] == len(b"TWICE\n")
-    assert moved[("download", "presigned")] == len(remote_worker.artefact) + len(b"twice\n")
-
-
-async def fetch_worker_metrics(container: Container) -> str:
-    """The worker's /metrics page, rendered from its own app in-process."""
-    from aiohttp.test_utils import TestClient, TestServer
-
-    from ryax_worker.app import create_app
-
-    client = TestClient(TestServer(create_app(container)))
-    await client.start_server()
-    try:
-        response = await client.get("/metrics")
-        return await response.text()
-    finally:
-        await client.close()
+    bytes_moved = 'ryax_worker_file_bytes_total{direction="download",mode="%s"}'
+    assert await remote_worker.metric(bytes_moved % "site-local") == len(b"TWICE\n")
+    assert await remote_worker.metric(bytes_moved % "presigned") == len(
+        remote_worker.artefact
+    ) + len(b"twice\n")
 
 
 async def test_keys_outside_the_sites_executions_and_bad_credentials_are_refused(
