@@ -134,11 +134,13 @@ class PresignedTransfers:
 
     async def _with_retries(self, method: str, key: str, attempt: _Attempt) -> int:
         url: PresignedUrl | None = None
+        had_url = False
         reason = ""
         for number in range(1, self._attempts + 1):
             try:
                 if url is None:
-                    url = await self._ask(method, key, renewal=number > 1)
+                    url = await self._ask(method, key, renewal=had_url)
+                    had_url = True
                 return await attempt(url.url)
             except _Retry as retry:
                 reason = retry.reason
@@ -186,7 +188,7 @@ class PresignedTransfers:
                 if expected is not None and count != expected:
                     raise _Retry(f"got {count} bytes of {expected}")
                 out.flush()
-                os.fsync(out.fileno())
+                await asyncio.to_thread(os.fsync, out.fileno())
             os.chmod(temporary, 0o644)
             os.replace(temporary, destination)
             return count
