@@ -1,7 +1,7 @@
 """PresignTransfers on the runner's real gRPC port: a runner whose filestore is a local
 directory signs nothing (FAILED_PRECONDITION, saying why) once the site's credential and the
 object's grant are checked; a request for another site's object is PERMISSION_DENIED naming
-it."""
+it; without the credential, UNAUTHENTICATED before anything else is looked at."""
 
 from __future__ import annotations
 
@@ -56,8 +56,10 @@ async def test_a_local_directory_filestore_signs_nothing(
             assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
             assert "'artefacts/other.tar.gz'" in (error.value.details() or "")
 
-            with pytest.raises(aio.AioRpcError) as error:
-                await stub.PresignTransfers(ask("artefacts/a.tar.gz"))
-            assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            # The credential first: without one, even a malformed request learns nothing more.
+            for request in (ask("artefacts/a.tar.gz"), pb.PresignRequest(site_name="site-1")):
+                with pytest.raises(aio.AioRpcError) as error:
+                    await stub.PresignTransfers(request)
+                assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
     finally:
         await worker.stop()

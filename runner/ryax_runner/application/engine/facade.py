@@ -236,10 +236,15 @@ class Engine:
         elif isinstance(message, OrdersAcked):
             pass  # orders are re-derived from the desired state at each registration
 
+    def authenticate_site(self, site_name: str, credential: str) -> Site:
+        """The site whose credential this is (the same check as a worker's registration);
+        WorkerRefused otherwise."""
+        return self._links.authenticate(site_name, credential)
+
     def authorise_transfers(self, site_name: str, credential: str, asks: list[TransferAsk]) -> Site:
         """The site presenting `credential` may move each object asked (presigned URLs): the
         site, else WorkerRefused (credential) or TransferDenied (naming the key)."""
-        site = self._links.authenticate(site_name, credential)
+        site = self.authenticate_site(site_name, credential)
         self._grants.check(site.id, asks)
         return site
 

@@ -180,11 +180,7 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         peer = context.peer() or ""
         credential = presented_credential(context.invocation_metadata())
         try:
-            asks = transfer_asks_from_proto(request)
-        except ValueError as error:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        try:
-            site = self._engine.authorise_transfers(request.site_name, credential, asks)
+            self._engine.authenticate_site(request.site_name, credential)
         except WorkerRefused as exc:
             self.auth_failures.labels(reason=str(exc.reason)).inc()
             log.warning(
@@ -192,6 +188,12 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
                 extra={"site": exc.site_name[:200], "peer": peer, "reason": str(exc.reason)},
             )
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.detail)
+        try:
+            asks = transfer_asks_from_proto(request)
+        except ValueError as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        try:
+            site = self._engine.authorise_transfers(request.site_name, credential, asks)
         except TransferDenied as exc:
             self.presign_denied.labels(site=request.site_name).inc()
             log.warning(
