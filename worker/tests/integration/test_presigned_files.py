@@ -351,6 +351,61 @@ async def test_a_file_between_two_steps_of_the_site_is_not_downloaded_again(
     ) + len(b"twice\n")
 
 
+TRIGGER = {
+    "ryax_run.py": """
+        import asyncio
+
+        async def run(service, input_values):
+            with open("event.txt", "w") as f:
+                f.write(input_values["text"])
+            await service.create_run({"doc": "event.txt"})
+            await asyncio.sleep(3600)
+    """,
+}
+
+
+async def test_a_trigger_on_the_site_puts_its_files_under_its_own_prefix(
+    runner: RunningRunner,
+    fresh_vhost: str,
+    s3_server: Any,
+    fresh_bucket: str,
+    remote_worker: RemoteWorker,
+    wrapper_deps: Path,
+) -> None:
+    source = build_artefact(TRIGGER, kind="trigger", deps=wrapper_deps)
+    source_sha = hashlib.sha256(source).hexdigest()
+    upload(s3_server, fresh_bucket, f"artefacts/{source_sha}.tar.gz", source)
+    trigger = step("source", kind="trigger", inputs={"text": "from a trigger\n"}, outputs=("doc",))
+    trigger.outputs[0].type = "file"
+    trigger.artefact_key, trigger.artefact_sha256 = f"artefacts/{source_sha}.tar.gz", source_sha
+    trigger.settings.site_name = SITE
+    upper = upper_step("upper", "source", "doc", remote_worker.artefact_key, remote_worker.sha256)
+    request = deploy_request([trigger, upper], workflow_name="fed", http_endpoint=False)
+    await deployed(runner, fresh_vhost, request)
+
+    runs_url = f"{runner.url}/runner/v1/projects/alpha/runs"
+    doc: dict[str, Any] = {}
+    async with asyncio.timeout(90), aiohttp.ClientSession() as session:
+        while doc.get("state") != "completed":
+            await asyncio.sleep(0.1)
+            async with session.get(runs_url, headers=ALICE) as answer:
+                runs = (await answer.json())["runs"]
+            if runs:
+                async with session.get(f"{runs_url}/{runs[0]['id']}", headers=ALICE) as answer:
+                    doc = await answer.json()
+                assert doc["state"] != "failed", doc
+    steps = {s["step_id"]: s for s in doc["steps"]}
+    given = steps["upper"]["inputs"]["doc"]
+    assert given["key"].startswith(f"triggers/{request.deployment_id}/source/")
+    assert read(s3_server, fresh_bucket, given["key"]) == b"from a trigger\n"
+    output = steps["upper"]["outputs"]["result"]
+    assert read(s3_server, fresh_bucket, output["key"]) == b"FROM A TRIGGER\n"
+    # PUT: the trigger's file and upper's output; GET: the two artefacts (upper read the
+    # trigger's file from the site's disk).
+    assert counter(runner, "ryax_runner_presigned_urls_total", site=SITE, method="put") == 2
+    assert counter(runner, "ryax_runner_presigned_urls_total", site=SITE, method="get") == 2
+
+
 async def test_keys_outside_the_sites_executions_and_bad_credentials_are_refused(
     runner: RunningRunner,
 ) -> None:
