@@ -1,12 +1,13 @@
 """A site without the filestore's keys: files through presigned URLs the real runner signs.
 
 The runner runs in-process (real HTTP, gRPC, PostgreSQL, RabbitMQ; runner/tests/runner_testkit)
-on the real S3 server (SeaweedFS); the worker is wired by its own container with no filestore
-setting at all (RYAX_WORKER_FILES=presigned), the real action wrapper in its sandbox. A file
-sent to an HTTP endpoint reaches the action and its output file reaches the filestore, every
-byte through URLs the runner signed for that execution; a key outside the site's executions is
-refused (PERMISSION_DENIED, counted), a wrong credential is UNAUTHENTICATED; an expired URL is
-asked for again.
+on the real S3 server (SeaweedFS); the worker is a real `python -m ryax_worker` with no filestore
+setting at all (RYAX_WORKER_FILES=presigned by default), the real action wrapper in its
+sandbox. A file sent to an HTTP endpoint reaches the action and its output file reaches the
+filestore, every byte through URLs the runner signed for that execution; a trigger on the site
+puts its run's file under its own prefix; a file between two steps of the site is read from its
+disk; a key outside the site's executions is refused (PERMISSION_DENIED, counted), a wrong
+credential is UNAUTHENTICATED; an expired URL is asked for again.
 """
 
 from __future__ import annotations
