@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,7 +22,7 @@ from .infrastructure.database.serialization import SecretBox
 from .infrastructure.database.store import SqlStateStore
 from .infrastructure.database.tables import outbox
 from .infrastructure.database.timers import SqlTimerStore
-from .infrastructure.grpc.server import GrpcServer, TlsFiles
+from .infrastructure.grpc.server import GrpcServer, Presigner, TlsFiles
 from .infrastructure.messaging.handlers import studio_consumer
 from .infrastructure.messaging.mappers import state_changed_to_proto
 from .infrastructure.messaging.studio_values import StudioValues
@@ -43,6 +45,10 @@ def engine_settings(settings: Settings) -> EngineSettings:
         max_fanout=settings.max_fanout,
         max_run_executions=settings.max_run_executions,
     )
+
+
+def presign_ttl(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.presign_ttl_seconds)
 
 
 def grpc_tls(settings: Settings) -> TlsFiles | None:
@@ -98,6 +104,11 @@ class Container(containers.DeclarativeContainer):
         tls=providers.Callable(grpc_tls, settings),
         registry=metrics.provided.registry,
         tls_address=settings.provided.grpc_tls_address,
+        presigner=providers.Factory(
+            Presigner,
+            store=filestore,
+            ttl=providers.Callable(presign_ttl, settings),
+        ),
     )
     studio_values = providers.Singleton(
         StudioValues, settings.provided.studio_url, settings.provided.internal_token

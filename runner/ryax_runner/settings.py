@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ryax_kit.crypto import KeyRing
-from ryax_kit.filestore import FilestoreSettings
+from ryax_kit.filestore import FilestoreSettings, split_endpoint
 from ryax_kit.net import OutboundAllow, is_loopback_endpoint
 from ryax_kit.settings import CommonSettings, ConfigurationError, Env
 
@@ -73,6 +73,9 @@ class Settings:
     #: RYAX_S3_PUBLIC_ENDPOINT: the S3 filestore; when RYAX_S3_ENDPOINT is unset the local
     #: directory RYAX_FILESTORE_DIR (default <tmp>/ryax-filestore, shared with the workers) is
     #: used. See ryax_kit.filestore.FilestoreSettings.
+    #: RYAX_RUNNER_FILESTORE_PUBLIC_URL (`http(s)://host:port`): the filestore as the sites
+    #: reach it, the host of the presigned URLs given to workers (overrides
+    #: RYAX_S3_PUBLIC_ENDPOINT; default: that, else RYAX_S3_ENDPOINT itself).
     filestore: FilestoreSettings
     #: RYAX_RUNNER_HEARTBEAT_INTERVAL: seconds between the heartbeats a worker must send.
     heartbeat_interval_seconds: float = 2.0
@@ -103,6 +106,10 @@ class Settings:
     site_wait_timeout_seconds: float = 300.0
     #: RYAX_RUNNER_MAX_INLINE_BYTES: largest inline (non-file) value in a message.
     max_inline_bytes: int = 64 * 1024
+    #: RYAX_RUNNER_PRESIGN_TTL_SECONDS: how long a presigned URL handed to a worker works
+    #: (WorkerService.PresignTransfers; 1 s to 7 days, default 15 min). A worker whose URL
+    #: expired asks for a new one.
+    presign_ttl_seconds: int = 900
     #: RYAX_RUNNER_SYNC_TIMEOUT: default and maximum wait of a synchronous endpoint call.
     sync_timeout_seconds: float = 60.0
     sync_timeout_max_seconds: float = 3600.0
@@ -189,8 +196,9 @@ class Settings:
             log_format=common.log_format,
             log_level=common.log_level,
             authorization_url=e.text("RYAX_AUTHORIZATION_URL", "http://127.0.0.1:8101"),
-            filestore=FilestoreSettings.read(
-                e, default_dir=Path(tempfile.gettempdir()) / "ryax-filestore"
+            filestore=read_filestore(e),
+            presign_ttl_seconds=e.integer(
+                "RYAX_RUNNER_PRESIGN_TTL_SECONDS", 900, minimum=1, maximum=7 * 24 * 3600
             ),
             heartbeat_interval_seconds=e.number(
                 "RYAX_RUNNER_HEARTBEAT_INTERVAL", 2.0, minimum=0.01
@@ -228,6 +236,20 @@ class Settings:
             timer_tick_seconds=e.number("RYAX_RUNNER_TIMER_TICK", 0.5, minimum=0.01),
             min_timer_interval_seconds=e.integer("RYAX_RUNNER_MIN_TIMER_INTERVAL", 1, minimum=1),
         )
+
+
+def read_filestore(e: Env) -> FilestoreSettings:
+    """The kit's filestore settings, RYAX_RUNNER_FILESTORE_PUBLIC_URL (checked) as the public
+    endpoint the presigned URLs are signed for."""
+    files = FilestoreSettings.read(e, default_dir=Path(tempfile.gettempdir()) / "ryax-filestore")
+    public = e.text("RYAX_RUNNER_FILESTORE_PUBLIC_URL").strip()
+    if not public:
+        return files
+    try:
+        split_endpoint(public, files.s3_secure)
+    except ValueError as error:
+        raise ConfigurationError(f"RYAX_RUNNER_FILESTORE_PUBLIC_URL: {error}") from None
+    return replace(files, s3_public_endpoint=public)
 
 
 def read_builtin_site(e: Env) -> tuple[str, str, str]:

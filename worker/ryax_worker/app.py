@@ -16,6 +16,7 @@ from ryax_kit.web import Metrics, create_web_app
 
 from .container import Container
 from .infrastructure.api.metrics import WorkerCollector
+from .infrastructure.presigned import PresignedTransfers
 from .infrastructure.slurm.backend import SlurmBackend
 from .settings import Settings
 
@@ -34,7 +35,10 @@ def create_app(container: Container) -> web.Application:
     connection = container.connection()
     worker = container.worker()
     backend = container.backend()
-    store = container.filestore()
+    direct = settings.files == "direct"
+    store = container.filestore() if direct else None
+    transfers = container.transfers()
+    transfer_stats = container.transfer_stats()
     metrics.registry.register(
         WorkerCollector(
             stats=worker.stats,
@@ -44,19 +48,22 @@ def create_app(container: Container) -> web.Application:
             restarts=backend.restart_count,
             asleep=getattr(backend, "asleep_count", lambda: 0),
             cold_starts=getattr(backend, "cold_start_count", lambda: 0),
+            transfers=lambda: transfer_stats,
         )
     )
 
     async def filestore_answers() -> bool:
+        if store is None:
+            return True  # presigned: the runner signs, the filestore is reached per transfer
         try:
             return await asyncio.wait_for(store.ping(), FILESTORE_PING_SECONDS)
         except TimeoutError:
             return False
 
     async def ready() -> Mapping[str, bool]:
-        """Registered with the runner, taking orders (not stopping), filestore reachable, and
-        the action sandbox working (`sandbox`); with RYAX_SANDBOX=none (allowed) the check is
-        named `sandbox_none_allowed` instead: actions run unsandboxed."""
+        """Registered with the runner, taking orders (not stopping), filestore reachable (in
+        "direct" mode), and the action sandbox working (`sandbox`); with RYAX_SANDBOX=none
+        (allowed) the check is named `sandbox_none_allowed` instead: actions run unsandboxed."""
         sandbox = (
             {"sandbox": backend.sandbox.active}
             if settings.sandbox != "none"
@@ -73,10 +80,12 @@ def create_app(container: Container) -> web.Application:
 
     async def startup(_: web.Application) -> None:
         settings.cache_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            await store.ensure_ready()
-        except Exception as error:  # noqa: BLE001 - the filestore may come later; executions say so
-            log.warning("filestore not reachable at start", extra={"reason": str(error)})
+        container.site_files().clean_partial()
+        if store is not None:
+            try:
+                await store.ensure_ready()
+            except Exception as error:  # noqa: BLE001 - it may come later; executions say so
+                log.warning("filestore not reachable at start", extra={"reason": str(error)})
         await backend.start()
         if isinstance(backend, SlurmBackend):
             # A Slurm site's node pools are its partitions, read from the cluster (sinfo).
@@ -92,7 +101,10 @@ def create_app(container: Container) -> web.Application:
                 "backend": settings.backend,
                 "runner": settings.runner_address,
                 "runner_tls": settings.runner_ca_file is not None,
-                "filestore": where.s3_endpoint or str(where.filestore_dir),
+                "files": settings.files,
+                "filestore": (where.s3_endpoint or str(where.filestore_dir))
+                if direct
+                else "presigned URLs from the runner",
                 "node_pools": [pool.name for pool in worker.site.node_pools],
             },
         )
@@ -106,6 +118,9 @@ def create_app(container: Container) -> web.Application:
         log.info("stopping", extra={"grace_seconds": settings.shutdown_grace_seconds})
         await worker.shutdown(settings.shutdown_grace_seconds)
         await connection.close(flush_timeout=5.0)
+        if isinstance(transfers, PresignedTransfers):
+            await transfers.close()
+            await container.presigner().close()
         log.info("stopped")
 
     app.on_startup.append(startup)

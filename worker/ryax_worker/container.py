@@ -19,16 +19,19 @@ from .application.retention import RetentionPolicy
 from .application.staging import FileStaging
 from .application.worker import Worker
 from .domain.model import Backoff, RestartPolicy, SiteInfo
+from .infrastructure.grpc.presign_client import RunnerPresigner
 from .infrastructure.grpc.runner_client import RunnerConnection
 from .infrastructure.local.artefacts import ArtefactCache
 from .infrastructure.local.backend import LocalBackend
 from .infrastructure.local.forkserver import ForkServers
 from .infrastructure.local.process import ProcessOptions
 from .infrastructure.local.sandbox import SandboxConfig, find_bwrap
+from .infrastructure.local.site_files import SiteFileCache
 from .infrastructure.placement import FilestorePlacement
+from .infrastructure.presigned import PresignedTransfers
 from .infrastructure.slurm.backend import SlurmBackend, SlurmOptions
 from .infrastructure.slurm.cluster import SlurmCluster
-from .infrastructure.transfers import FilestoreTransfers
+from .infrastructure.transfers import FilestoreTransfers, TransferStats
 from .settings import Settings
 
 
@@ -105,6 +108,10 @@ def staging_root(settings: Settings) -> Path:
     return settings.cache_dir / "executions"
 
 
+def site_files_root(settings: Settings) -> Path:
+    return settings.cache_dir / "site-files"
+
+
 def make_backend(settings: Settings, store: FileStore) -> LocalBackend | SlurmBackend:
     if settings.backend == "slurm":
         return make_slurm_backend(settings, store)
@@ -127,14 +134,40 @@ class Container(containers.DeclarativeContainer):
 
     clock = providers.Singleton(SystemClock)
     #: The kit's filestore (readiness, bucket creation); use cases see it through `transfers`.
+    #: Only in "direct" mode (RYAX_WORKER_FILES).
     filestore = providers.Singleton(FilestoreSettings.filestore, settings.provided.filestore)
-    transfers = providers.Singleton(FilestoreTransfers, filestore)
+    transfer_stats = providers.Singleton(TransferStats)
+    presigner = providers.Singleton(
+        RunnerPresigner,
+        address=settings.provided.runner_address,
+        site_name=settings.provided.site_name,
+        credential=settings.provided.site_credential,
+        ca_file=settings.provided.runner_ca_file,
+        server_name=settings.provided.runner_tls_server_name,
+    )
+    transfers = providers.Selector(
+        settings.provided.files,
+        direct=providers.Singleton(FilestoreTransfers, filestore, transfer_stats),
+        presigned=providers.Singleton(
+            PresignedTransfers,
+            presigner,
+            stats=transfer_stats,
+            attempts=settings.provided.file_attempts,
+        ),
+    )
     placement = providers.Singleton(FilestorePlacement)
     reports = providers.Singleton(ReportQueue)
+    site_files = providers.Singleton(
+        SiteFileCache,
+        root=providers.Callable(site_files_root, settings),
+        max_bytes=settings.provided.site_files_max_bytes,
+        stats=transfer_stats,
+    )
     staging = providers.Singleton(
         FileStaging,
         store=transfers,
         root=providers.Callable(staging_root, settings),
+        site_files=site_files,
     )
     backend = providers.Singleton(make_backend, settings, transfers)
     deployments = providers.Singleton(

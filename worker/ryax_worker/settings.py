@@ -74,6 +74,20 @@ class Settings:
             Env({}), default_dir=Path("~/.local/share/ryax/filestore")
         )
     )
+    #: RYAX_WORKER_FILES: how files move. "direct": through the filestore settings above (the
+    #: platform's S3 keys, or a directory shared with the runner). "presigned": no filestore
+    #: settings at all; the worker asks the runner for short-lived presigned URLs of exactly
+    #: the objects its executions and steps move (WorkerService.PresignTransfers) and GETs/PUTs
+    #: them over HTTP(S): for a site that must not hold the platform's keys. Default: "direct"
+    #: when RYAX_S3_ENDPOINT or RYAX_FILESTORE_DIR is set, else "presigned".
+    files: str = "direct"
+    #: RYAX_FILE_ATTEMPTS: attempts of one presigned transfer on transient errors (connection
+    #: errors, 5xx, 429, an expired URL, which is asked for again). Default 4.
+    file_attempts: int = 4
+    #: RYAX_SITE_FILES_MAX_BYTES: the most bytes of published files kept on this site's disk
+    #: (<cache>/site-files, by sha256, least recently used dropped first), so a step of this
+    #: site reads a file another one wrote without downloading it. 0 = keep none. Default 1 GiB.
+    site_files_max_bytes: int = 1024**3
     #: RYAX_HTTP_HOST / RYAX_HTTP_PORT: health and metrics (/healthz /readyz /metrics).
     http_host: str = "127.0.0.1"
     http_port: int = 8107
@@ -170,6 +184,7 @@ class Settings:
             raise ConfigurationError(
                 "RYAX_S3_ACCESS_KEY and RYAX_S3_SECRET_KEY are required with S3"
             )
+        files = read_files_mode(e)
         passthrough = e.items("RYAX_ACTION_ENV_PASSTHROUGH")
         platform = [
             n for n in passthrough if n.startswith("RYAX_") and n not in PASSTHROUGH_ALLOWED_RYAX
@@ -212,6 +227,9 @@ class Settings:
             site_labels=site_labels,
             cache_dir=e.path("RYAX_WORKER_CACHE_DIR") or cache_home / "ryax" / f"worker-{site}",
             filestore=filestore,
+            files=files,
+            file_attempts=e.integer("RYAX_FILE_ATTEMPTS", 4, minimum=1, maximum=20),
+            site_files_max_bytes=e.integer("RYAX_SITE_FILES_MAX_BYTES", 1024**3, minimum=0),
             heartbeat_seconds=e.number("RYAX_HEARTBEAT_SECONDS", 2.0, minimum=0.01),
             runner_silence_seconds=e.number("RYAX_RUNNER_SILENCE_SECONDS", 30.0, minimum=0),
             reconnect_max_seconds=e.number("RYAX_RECONNECT_MAX_SECONDS", 10.0, minimum=0),
@@ -236,6 +254,21 @@ class Settings:
             action_fork_server=e.flag("RYAX_ACTION_FORK_SERVER", True),
             **read_slurm(e, backend),
         )
+
+
+FILES_MODES = ("direct", "presigned")
+
+
+def read_files_mode(e: Env) -> str:
+    """RYAX_WORKER_FILES, by default "direct" when the filestore is configured (an S3 endpoint
+    or a directory), else "presigned"."""
+    configured = e.raw("RYAX_S3_ENDPOINT") or e.raw("RYAX_FILESTORE_DIR")
+    return e.text(
+        "RYAX_WORKER_FILES",
+        "direct" if configured else "presigned",
+        choices=FILES_MODES,
+        lower=True,
+    )
 
 
 def read_slurm(e: Env, backend: str) -> dict[str, Any]:

@@ -172,17 +172,17 @@ class RunningRunner:
 async def start_runner(
     database_url: str,
     amqp_url: str,
-    filestore: Path,
+    filestore: Path | FilestoreSettings,
     authz_url: str,
     grpc_port: int | None = None,
     wait: bool = True,
     filestore_env: dict[str, str] | None = None,
     **overrides: Any,
 ) -> RunningRunner:
-    """A runner serving HTTP; with `wait`, once it leads and is started (else at once: it may
-    be waiting for another runner's lease). It never exits the process: `exits` tells when it
-    would have. `filestore_env`: RYAX_S3_* variables for an S3 filestore (else the directory
-    `filestore`)."""
+    """A runner serving HTTP (its filestore: a directory, the settings given, or the directory
+    `filestore` unless `filestore_env` has RYAX_S3_* variables for an S3 one); with `wait`, once
+    it leads and is started (else at once: it may be waiting for another runner's lease). It
+    never exits the process: `exits` tells when it would have."""
     grpc_address = f"127.0.0.1:{grpc_port or free_port()}"
     overrides.setdefault("internal_token", INTERNAL_TOKEN)
     settings = Settings(
@@ -191,7 +191,9 @@ async def start_runner(
         secret_key=SECRET,
         grpc_address=grpc_address,
         authorization_url=authz_url,
-        filestore=FilestoreSettings.read(Env(filestore_env or {}), default_dir=filestore),
+        filestore=filestore
+        if isinstance(filestore, FilestoreSettings)
+        else FilestoreSettings.read(Env(filestore_env or {}), default_dir=filestore),
         **overrides,
     )
     container = Container(settings=settings)

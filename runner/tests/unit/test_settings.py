@@ -30,6 +30,7 @@ def test_defaults() -> None:
     assert (s.infra_retries, s.default_step_timeout_seconds) == (3, 3600.0)
     assert (s.timeout_grace_seconds, s.site_wait_timeout_seconds) == (30.0, 300.0)
     assert (s.callback_attempts, s.callback_backoff_seconds) == (8, 2.0)
+    assert s.presign_ttl_seconds == 900 and s.filestore.s3_public_endpoint is None
 
 
 def test_every_variable_is_read() -> None:
@@ -129,6 +130,18 @@ def test_every_variable_is_read() -> None:
                 "RYAX_RUNNER_GRPC_TLS_KEY_FILE": "/nonexistent/key.pem",
             },
             "RYAX_RUNNER_GRPC_TLS_CERT_FILE=/nonexistent/cert.pem: no such file",
+        ),
+        (
+            {"RYAX_SECRET_KEY": KEY, "RYAX_RUNNER_PRESIGN_TTL_SECONDS": "0"},
+            "RYAX_RUNNER_PRESIGN_TTL_SECONDS",
+        ),
+        (
+            {"RYAX_SECRET_KEY": KEY, "RYAX_RUNNER_PRESIGN_TTL_SECONDS": str(8 * 24 * 3600)},
+            "RYAX_RUNNER_PRESIGN_TTL_SECONDS",
+        ),
+        (
+            {"RYAX_SECRET_KEY": KEY, "RYAX_RUNNER_FILESTORE_PUBLIC_URL": "ftp://files.example"},
+            "RYAX_RUNNER_FILESTORE_PUBLIC_URL: invalid S3 endpoint",
         ),
         (
             {"RYAX_SECRET_KEY": KEY, "RYAX_RUNNER_COMMIT_MODE": "sometimes"},
@@ -255,3 +268,26 @@ def test_a_bad_builtin_site_names_the_variable(env: dict[str, str], message: str
     with pytest.raises(ConfigurationError) as error:
         Settings.from_env({**REQUIRED, "RYAX_SECRET_KEY": KEY, **env})
     assert message in str(error.value)
+
+
+def test_presigned_urls_are_signed_for_the_public_filestore_url() -> None:
+    s3 = {
+        **REQUIRED,
+        "RYAX_SECRET_KEY": KEY,
+        "RYAX_S3_ENDPOINT": "seaweedfs:8333",
+        "RYAX_S3_ACCESS_KEY": "a",
+        "RYAX_S3_SECRET_KEY": "s",
+        "RYAX_S3_PUBLIC_ENDPOINT": "https://old.example",
+    }
+    s = Settings.from_env(
+        {
+            **s3,
+            "RYAX_RUNNER_FILESTORE_PUBLIC_URL": "https://files.example.org:8443",
+            "RYAX_RUNNER_PRESIGN_TTL_SECONDS": "60",
+        }
+    )
+    assert s.presign_ttl_seconds == 60
+    store = s.filestore.filestore()
+    assert store.public_endpoint == "files.example.org:8443"  # type: ignore[union-attr]
+    # Unset: the kit's RYAX_S3_PUBLIC_ENDPOINT, else the endpoint itself.
+    assert Settings.from_env(s3).filestore.s3_public_endpoint == "https://old.example"

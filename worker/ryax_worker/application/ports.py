@@ -28,6 +28,24 @@ class FileStore(Protocol):
         ...
 
 
+class SiteFiles(Protocol):
+    """Copies of the files this site published, by sha256, kept on the site's disk so that a
+    step of the same site reads a file another one wrote without downloading it again. Best
+    effort: never raises; the filestore keeps the reference copy."""
+
+    async def keep(self, sha256: str, source: Path) -> None:
+        """Keep a copy of `source` (just published, of that sha256)."""
+        ...
+
+    async def copy_to(self, sha256: str, destination: Path) -> bool:
+        """Write the kept copy to `destination` (whole or not at all); False when none."""
+        ...
+
+    def forget(self, sha256: str) -> None:
+        """Drop a copy found wrong."""
+        ...
+
+
 class FilePlacement(Protocol):
     """Where published files go in the filestore. Ids and output names must be plain key
     segments (else InvalidInput); any file name an action chose gives a valid key (the FileRef

@@ -1,5 +1,10 @@
 """Moving an execution's files: filestore -> local input directory, local outputs -> filestore.
 
+A file published here is also kept on the site's disk (SiteFiles, by sha256): a later step of
+the same site that takes it as input copies it from there instead of downloading it (checked
+against the FileRef's sha256 like a download; any doubt and it is downloaded). The upload still
+happens: the filestore holds the reference copy (other sites, users' downloads, a lost disk).
+
 Layout of one execution on disk (removed after the execution):
     <root>/<deployment>/<step>/<execution_id>/inputs/<input name>/<file name>
                                                     (a directory input: extracted there)
@@ -36,7 +41,7 @@ from ..domain.model import (
     safe_file_name,
     step_dir_parts,
 )
-from .ports import FileStore
+from .ports import FileStore, SiteFiles
 
 CHUNK = 1024 * 1024
 
@@ -154,9 +159,10 @@ def _kind_of(path: Path) -> str | None:
 class FileStaging:
     """Fetches input files of an execution and publishes its output files."""
 
-    def __init__(self, store: FileStore, root: Path) -> None:
+    def __init__(self, store: FileStore, root: Path, site_files: SiteFiles | None = None) -> None:
         self._store = store
         self._root = root
+        self._site_files = site_files
 
     def step_dir(self, ref: StepRef) -> Path:
         """Where the executions of a step live (the only part of this disk its sandbox sees)."""
@@ -203,11 +209,13 @@ class FileStaging:
         target = inputs_dir / folder / file_name
         target.parent.mkdir(parents=True, exist_ok=True)
         download = target if not ref.is_directory else inputs_dir / folder / f".{file_name}.tar"
-        try:
-            await self._store.download(ref.key, download)
-        except FileTransferFailed as error:
-            raise FileTransferFailed(f"input {input_name}: {error.detail}") from error
-        digest, size = await asyncio.to_thread(sha256_of, download)
+        digest, size = await self._local_copy(ref, download)
+        if not digest:
+            try:
+                await self._store.download(ref.key, download)
+            except FileTransferFailed as error:
+                raise FileTransferFailed(f"input {input_name}: {error.detail}") from error
+            digest, size = await asyncio.to_thread(sha256_of, download)
         if ref.sha256 and digest != ref.sha256.lower():
             raise FileTransferFailed(
                 f"input {input_name}: {ref.key} has sha256 {digest}, expected {ref.sha256}"
@@ -223,6 +231,21 @@ class FileStaging:
                 download.unlink(missing_ok=True)
             return FileRef(key=str(target), name=file_name, size=0, sha256="", is_directory=True)
         return FileRef(key=str(target), name=file_name, size=size, sha256=digest)
+
+    async def _local_copy(self, ref: FileRef, download: Path) -> tuple[str, int]:
+        """(sha256, size) of the copy this site kept of the file (published by one of its
+        steps), written to `download`; ("", 0) when there is none or it is not that file."""
+        expected = ref.sha256.lower()
+        if self._site_files is None or not expected:
+            return "", 0
+        if not await self._site_files.copy_to(expected, download):
+            return "", 0
+        digest, size = await asyncio.to_thread(sha256_of, download)
+        if digest != expected:
+            self._site_files.forget(expected)
+            await asyncio.to_thread(download.unlink, missing_ok=True)
+            return "", 0
+        return digest, size
 
     async def publish_outputs(
         self, values: Values, key_for: Callable[[str, str], str], within: Path
@@ -266,6 +289,8 @@ class FileStaging:
             await self._store.upload(key, path)
         except FileTransferFailed as error:
             raise FileTransferFailed(f"output {output}: {error.detail}") from error
+        if self._site_files is not None:
+            await self._site_files.keep(digest, path)
         return replace(
             FileRef(key=key, name=name), size=size, sha256=digest, is_directory=is_directory
         )

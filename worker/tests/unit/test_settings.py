@@ -31,6 +31,8 @@ def test_defaults() -> None:
     assert settings.sandbox == "bwrap" and not settings.sandbox_allow_none
     assert (settings.sandbox_uid, settings.sandbox_gid) == nobody()
     assert settings.sandbox_read_only_paths == () and settings.action_max_processes == 1024
+    # No filestore setting: files move through presigned URLs the runner signs.
+    assert settings.files == "presigned" and settings.file_attempts == 4
 
 
 def test_every_variable_is_read(tmp_path: Path) -> None:
@@ -215,3 +217,37 @@ def test_the_credential_may_come_from_a_file_and_plaintext_to_a_remote_runner_is
         assert (
             Settings.from_env({**HOME, "RYAX_RUNNER_GRPC_ADDRESS": loopback}).runner_ca_file is None
         )
+
+
+@pytest.mark.parametrize(
+    ("env", "mode"),
+    [
+        ({}, "presigned"),
+        ({"RYAX_FILESTORE_DIR": "/shared/files"}, "direct"),
+        (
+            {"RYAX_S3_ENDPOINT": "s3:8333", "RYAX_S3_ACCESS_KEY": "a", "RYAX_S3_SECRET_KEY": "s"},
+            "direct",
+        ),
+        (
+            {
+                "RYAX_S3_ENDPOINT": "s3:8333",
+                "RYAX_S3_ACCESS_KEY": "a",
+                "RYAX_S3_SECRET_KEY": "s",
+                "RYAX_WORKER_FILES": "Presigned",
+            },
+            "presigned",
+        ),
+        ({"RYAX_WORKER_FILES": "direct"}, "direct"),
+    ],
+)
+def test_files_mode_defaults_to_direct_only_with_filestore_settings(
+    env: dict[str, str], mode: str
+) -> None:
+    assert Settings.from_env(HOME | env).files == mode
+
+
+def test_a_bad_files_mode_is_named() -> None:
+    with pytest.raises(SystemExit, match="RYAX_WORKER_FILES='s3'"):
+        Settings.from_env(HOME | {"RYAX_WORKER_FILES": "s3"})
+    with pytest.raises(SystemExit, match="RYAX_FILE_ATTEMPTS"):
+        Settings.from_env(HOME | {"RYAX_FILE_ATTEMPTS": "0"})

@@ -19,6 +19,7 @@ Parts, each owning one rule and sharing the `EngineState`:
 - reconciliation.Reconciler: what a (re)connecting worker has vs. what is desired;
 - dispatch.Dispatcher: runs and executions: dispatch, results, retries, lost executions run
   again, waiting steps;
+- transfers.TransferGrants: which objects a site may move through presigned URLs;
 - deadlines.Reaper: step timeouts and the wait for a site, ended periodically;
 - log_hub.LogHub: live log subscribers;
 - facade.Engine: the public face, routing each command and report to the parts.
@@ -28,14 +29,19 @@ from .facade import Engine
 from .links import SiteTaken, WorkerRefused
 from .sites import SiteExists
 from .state import EngineSettings, EngineState, EngineStats, WorkerLink
+from .transfers import MAX_TRANSFERS, TransferAsk, TransferDenied, TransferMethod
 
 __all__ = [
+    "MAX_TRANSFERS",
     "Engine",
     "EngineSettings",
     "EngineState",
     "EngineStats",
     "SiteExists",
     "SiteTaken",
+    "TransferAsk",
+    "TransferDenied",
+    "TransferMethod",
     "WorkerLink",
     "WorkerRefused",
 ]

@@ -32,6 +32,7 @@ from .placement import Placer
 from .reconciliation import Reconciler
 from .sites import SiteAdmin
 from .state import EngineSettings, EngineState, EngineStats, WorkerLink
+from .transfers import TransferAsk, TransferGrants
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class Engine:
             timers=timers,
             settings=self.settings,
         )
+        self._grants = TransferGrants(self._state)
         self._site_admin = SiteAdmin(self._state, links=self._links, recorder=recorder, clock=clock)
         self._monitor: TimerHandle | None = None
         #: Rebuilt from the record and running (site administration waits for it).
@@ -233,6 +235,18 @@ class Engine:
             self._dispatcher.trigger_fired(site, message)
         elif isinstance(message, OrdersAcked):
             pass  # orders are re-derived from the desired state at each registration
+
+    def authenticate_site(self, site_name: str, credential: str) -> Site:
+        """The site whose credential this is (the same check as a worker's registration);
+        WorkerRefused otherwise."""
+        return self._links.authenticate(site_name, credential)
+
+    def authorise_transfers(self, site_name: str, credential: str, asks: list[TransferAsk]) -> Site:
+        """The site presenting `credential` may move each object asked (presigned URLs): the
+        site, else WorkerRefused (credential) or TransferDenied (naming the key)."""
+        site = self.authenticate_site(site_name, credential)
+        self._grants.check(site.id, asks)
+        return site
 
     def site_lost(self, site_id: SiteId, reason: str) -> None:
         """The site stopped answering: its executions are lost (and run again where their step

@@ -66,23 +66,28 @@ class WorkerLinks:
             # A site recorded online gets a full heartbeat timeout to reconnect.
             self._state.links[site.id] = WorkerLink(site_id=site.id, last_seen=now)
 
+    def authenticate(self, site_name: str, credential: str) -> Site:
+        """The site whose credential this is; WorkerRefused (nothing changes) otherwise."""
+        site = self._state.sites.get(site_id_for(site_name)) if site_name else None
+        refusal = (
+            AuthFailure.MISSING
+            if not credential
+            else AuthFailure.UNKNOWN_SITE
+            if site is None
+            else site.refusal(credential)
+        )
+        if refusal is not None:
+            raise WorkerRefused(refusal, site_name)
+        assert site is not None
+        return site
+
     def connect(
         self, cmd: RegisterWorker, channel: WorkerChannel
     ) -> tuple[Site, WorkerLink, Registered]:
         """Take the site for the worker (its credential checked first; unless another live
         worker serves it) and answer Registered on its stream. Only a site an admin created
         can be taken: a worker never creates one."""
-        site = self._state.sites.get(site_id_for(cmd.site_name)) if cmd.site_name else None
-        refusal = (
-            AuthFailure.MISSING
-            if not cmd.credential
-            else AuthFailure.UNKNOWN_SITE
-            if site is None
-            else site.refusal(cmd.credential)
-        )
-        if refusal is not None:
-            raise WorkerRefused(refusal, cmd.site_name)
-        assert site is not None
+        site = self.authenticate(cmd.site_name, cmd.credential)
         if not cmd.worker_id:
             raise InvalidInput("register", "worker_id is required")
         if cmd.backend_kind != site.backend_kind:

@@ -8,6 +8,10 @@ A worker presents its site's credential in the call's metadata (`authorization: 
 UNAUTHENTICATED, logged with the site claimed and the peer (never the credential) and counted
 in `ryax_runner_worker_auth_failures_total{reason}`. With a certificate and key (TlsFiles) the
 port serves TLS only.
+
+PresignTransfers (unary) hands a site's worker presigned URLs for the objects its executions and
+deployed steps move, once the engine said the site may (its credential, then `TransferGrants`).
+URLs are bearer secrets: they are never logged; keys are.
 """
 
 from __future__ import annotations
@@ -16,15 +20,25 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 from grpc import aio
 from prometheus_client import CollectorRegistry, Counter
 
+from ryax_kit.filestore import Filestore, FilestoreError, InvalidKey, PresignNotSupported, check_key
 from ryax_kit.net import is_loopback_endpoint
 
-from ...application.engine import Engine, SiteTaken, WorkerRefused
+from ...application.engine import (
+    MAX_TRANSFERS,
+    Engine,
+    SiteTaken,
+    TransferAsk,
+    TransferDenied,
+    TransferMethod,
+    WorkerRefused,
+)
 from ...application.messages import Outgoing
 from ...domain.errors import DomainError
 from ...domain.site import SiteId
@@ -91,17 +105,127 @@ def presented_credential(metadata: object) -> str:
     return ""
 
 
+_METHODS = {
+    pb.TRANSFER_METHOD_GET: TransferMethod.GET,
+    pb.TRANSFER_METHOD_PUT: TransferMethod.PUT,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Presigner:
+    """Signs URLs with the runner's filestore (S3), for `ttl` (RYAX_RUNNER_PRESIGN_TTL_SECONDS),
+    on its public endpoint (RYAX_RUNNER_FILESTORE_PUBLIC_URL)."""
+
+    store: Filestore
+    ttl: timedelta
+
+    async def sign(self, method: TransferMethod, key: str) -> str:
+        if method is TransferMethod.GET:
+            return await self.store.presigned_get_url(key, self.ttl)
+        return await self.store.presigned_put_url(key, self.ttl)
+
+
+def transfer_asks_from_proto(request: pb.PresignRequest) -> list[TransferAsk]:
+    """The asks of a request; ValueError naming what is wrong (a method, a key, the count)."""
+    if not 1 <= len(request.transfers) <= MAX_TRANSFERS:
+        raise ValueError(f"ask for 1 to {MAX_TRANSFERS} objects, not {len(request.transfers)}")
+    asks = []
+    for index, transfer in enumerate(request.transfers):
+        method = _METHODS.get(transfer.method)
+        if method is None:
+            raise ValueError(f"transfers[{index}]: method must be GET or PUT")
+        try:
+            check_key(transfer.key)
+        except InvalidKey as error:
+            raise ValueError(f"transfers[{index}]: {error}") from None
+        asks.append(TransferAsk(method=method, key=transfer.key))
+    return asks
+
+
 class WorkerServicer(pb_grpc.WorkerServiceServicer):
-    def __init__(self, engine: Engine, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        registry: CollectorRegistry | None = None,
+        presigner: Presigner | None = None,
+    ) -> None:
         self._engine = engine
+        self._presigner = presigner
         self.connected = 0
         self.auth_failures = Counter(
             "ryax_runner_worker_auth_failures",
-            "worker registrations refused for their site credential, by reason (missing, "
-            "unknown_site, wrong, revoked, no_credential, archived)",
+            "worker registrations (and presign requests) refused for their site credential, by "
+            "reason (missing, unknown_site, wrong, revoked, no_credential, archived)",
             ["reason"],
             registry=registry,
         )
+        self.presigned = Counter(
+            "ryax_runner_presigned_urls",
+            "presigned filestore URLs handed to sites' workers, by site and method (get, put)",
+            ["site", "method"],
+            registry=registry,
+        )
+        self.presign_denied = Counter(
+            "ryax_runner_presign_denied",
+            "presign requests refused because an object was not the site's to move, by site",
+            ["site"],
+            registry=registry,
+        )
+
+    async def PresignTransfers(  # noqa: N802 - gRPC method name
+        self,
+        request: pb.PresignRequest,
+        context: aio.ServicerContext[pb.PresignRequest, pb.PresignResponse],
+    ) -> pb.PresignResponse:
+        peer = context.peer() or ""
+        credential = presented_credential(context.invocation_metadata())
+        try:
+            self._engine.authenticate_site(request.site_name, credential)
+        except WorkerRefused as exc:
+            self.auth_failures.labels(reason=str(exc.reason)).inc()
+            log.warning(
+                "presign refused: site credential",
+                extra={"site": exc.site_name[:200], "peer": peer, "reason": str(exc.reason)},
+            )
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.detail)
+        try:
+            asks = transfer_asks_from_proto(request)
+        except ValueError as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        try:
+            site = self._engine.authorise_transfers(request.site_name, credential, asks)
+        except TransferDenied as exc:
+            self.presign_denied.labels(site=request.site_name).inc()
+            log.warning(
+                "presign refused: not the site's object",
+                extra={"site": request.site_name, "peer": peer, "key": exc.key[:300]},
+            )
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, exc.detail)
+        if self._presigner is None:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, "this runner hands out no presigned URLs"
+            )
+        assert self._presigner is not None
+        expires_at = datetime.now(UTC) + self._presigner.ttl
+        answer = pb.PresignResponse()
+        try:
+            for ask in asks:
+                url = await self._presigner.sign(ask.method, ask.key)
+                signed = answer.transfers.add(
+                    method=pb.TRANSFER_METHOD_GET
+                    if ask.method is TransferMethod.GET
+                    else pb.TRANSFER_METHOD_PUT,
+                    key=ask.key,
+                    url=url,
+                )
+                signed.expires_at.FromDatetime(expires_at)
+        except PresignNotSupported as error:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+        except FilestoreError as error:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
+        for ask in asks:
+            self.presigned.labels(site=site.name, method=str(ask.method)).inc()
+        return answer
 
     async def Connect(  # type: ignore[override]  # noqa: N802 - gRPC method name
         self,
@@ -191,13 +315,14 @@ class GrpcServer:
         tls: TlsFiles | None = None,
         registry: CollectorRegistry | None = None,
         tls_address: str = "",
+        presigner: Presigner | None = None,
     ) -> None:
         """`tls` alone: `address` serves TLS. With `tls_address` too: `address` is plaintext
         (loopback, the platform's own worker) and `tls_address` serves TLS (remote sites)."""
         self.address = address
         self.tls = tls
         self.tls_address = tls_address if tls is not None else ""
-        self.servicer = WorkerServicer(engine, registry)
+        self.servicer = WorkerServicer(engine, registry, presigner)
         self._server: aio.Server | None = None
         self.port = 0
         self.tls_port = 0

@@ -8,6 +8,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from ...application.worker import WorkerStats
+from ..transfers import TransferStats
 
 
 class WorkerCollector(Collector):
@@ -21,9 +22,11 @@ class WorkerCollector(Collector):
         restarts: Callable[[], int],
         asleep: Callable[[], int] = lambda: 0,
         cold_starts: Callable[[], int] = lambda: 0,
+        transfers: Callable[[], TransferStats] | None = None,
     ) -> None:
         self._asleep = asleep
         self._cold_starts = cold_starts
+        self._transfers = transfers
         self._stats = stats
         self._connected = connected
         self._sessions = sessions
@@ -86,3 +89,25 @@ class WorkerCollector(Collector):
         yield GaugeMetricFamily(
             "ryax_worker_last_order_seq", "Last order handled", value=stats.last_order_seq
         )
+        if self._transfers is not None:
+            moved = self._transfers()
+            family = CounterMetricFamily(
+                "ryax_worker_file_bytes",
+                "Bytes moved between this site and the filestore, by direction (download, "
+                "upload) and mode (direct: the filestore's own settings; presigned: URLs the "
+                "runner signed)",
+                labels=["direction", "mode"],
+            )
+            for (direction, mode), count in sorted(moved.bytes.items()):
+                family.add_metric([direction, mode], count)
+            yield family
+            yield CounterMetricFamily(
+                "ryax_worker_presigned_urls",
+                "Presigned URLs obtained from the runner (renewals included)",
+                value=moved.urls_requested,
+            )
+            yield CounterMetricFamily(
+                "ryax_worker_presigned_url_renewals",
+                "Presigned URLs asked for again after the filestore refused one (expired)",
+                value=moved.urls_renewed,
+            )

@@ -44,6 +44,18 @@ CHANNEL_OPTIONS = [
 ]
 
 
+def dial(address: str, ca_file: Path | None, server_name: str = "") -> aio.Channel:
+    """A channel to the runner: TLS checked against `ca_file` (read at each call: a renewed CA
+    file is taken without a restart), else plaintext."""
+    if ca_file is None:
+        return aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca_file.read_bytes())
+    options: list[tuple[str, Any]] = list(CHANNEL_OPTIONS)
+    if server_name:
+        options.append(("grpc.ssl_target_name_override", server_name))
+    return aio.secure_channel(address, credentials, options=options)
+
+
 class StreamBroken(Exception):
     """The stream ended or the runner broke the protocol: reconnect."""
 
@@ -139,14 +151,7 @@ class RunnerConnection:
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
 
     def _channel(self) -> aio.Channel:
-        if self._ca_file is None:
-            return aio.insecure_channel(self._address, options=CHANNEL_OPTIONS)
-        # Read at each connection: a renewed CA file is taken without a restart.
-        credentials = grpc.ssl_channel_credentials(root_certificates=self._ca_file.read_bytes())
-        options: list[tuple[str, Any]] = list(CHANNEL_OPTIONS)
-        if self._server_name:
-            options.append(("grpc.ssl_target_name_override", self._server_name))
-        return aio.secure_channel(self._address, credentials, options=options)
+        return dial(self._address, self._ca_file, self._server_name)
 
     async def _session(self) -> None:
         async with self._channel() as channel:

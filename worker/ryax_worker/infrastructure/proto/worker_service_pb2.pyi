@@ -120,6 +120,34 @@ LOG_STREAM_LOG: LogStream.ValueType  # 3
 """A record of the action's Python logging."""
 Global___LogStream: _TypeAlias = LogStream  # noqa: Y015
 
+class _TransferMethod:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TransferMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TransferMethod.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TRANSFER_METHOD_UNSPECIFIED: _TransferMethod.ValueType  # 0
+    TRANSFER_METHOD_GET: _TransferMethod.ValueType  # 1
+    """Download the object (HTTP GET)."""
+    TRANSFER_METHOD_PUT: _TransferMethod.ValueType  # 2
+    """Upload the object, replacing any there (HTTP PUT with the whole body and its
+    Content-Length).
+    """
+
+class TransferMethod(_TransferMethod, metaclass=_TransferMethodEnumTypeWrapper):
+    """---------------------------------------------------------------------------------------------
+    Presigned transfers (unary, outside the Connect stream)
+    """
+
+TRANSFER_METHOD_UNSPECIFIED: TransferMethod.ValueType  # 0
+TRANSFER_METHOD_GET: TransferMethod.ValueType  # 1
+"""Download the object (HTTP GET)."""
+TRANSFER_METHOD_PUT: TransferMethod.ValueType  # 2
+"""Upload the object, replacing any there (HTTP PUT with the whole body and its
+Content-Length).
+"""
+Global___TransferMethod: _TypeAlias = TransferMethod  # noqa: Y015
+
 @_typing.final
 class WorkerMessage(_message.Message):
     """---------------------------------------------------------------------------------------------
@@ -1199,3 +1227,110 @@ class IO(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__default_value) -> _WhichOneofReturnType__default_value | None: ...
 
 Global___IO: _TypeAlias = IO  # noqa: Y015
+
+@_typing.final
+class TransferRequest(_message.Message):
+    """One object the worker wants to move."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METHOD_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    method: Global___TransferMethod.ValueType
+    key: _builtins.str
+    """Filestore key (ryax_kit.filestore.check_key rules)."""
+    def __init__(
+        self,
+        *,
+        method: Global___TransferMethod.ValueType = ...,
+        key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "method", b"method"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferRequest: _TypeAlias = TransferRequest  # noqa: Y015
+
+@_typing.final
+class PresignRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SITE_NAME_FIELD_NUMBER: _builtins.int
+    TRANSFERS_FIELD_NUMBER: _builtins.int
+    site_name: _builtins.str
+    """The site the caller serves; its credential is in the call's metadata."""
+    @_builtins.property
+    def transfers(self) -> _containers.RepeatedCompositeFieldContainer[Global___TransferRequest]:
+        """At least one, at most 1000."""
+
+    def __init__(
+        self,
+        *,
+        site_name: _builtins.str = ...,
+        transfers: _abc.Iterable[Global___TransferRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["site_name", b"site_name", "transfers", b"transfers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PresignRequest: _TypeAlias = PresignRequest  # noqa: Y015
+
+@_typing.final
+class PresignedTransfer(_message.Message):
+    """A URL for one requested object, in the order of PresignRequest.transfers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METHOD_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    method: Global___TransferMethod.ValueType
+    key: _builtins.str
+    url: _builtins.str
+    """The presigned URL, on the filestore's public address (RYAX_RUNNER_FILESTORE_PUBLIC_URL).
+    A bearer secret: never log it.
+    """
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the URL stops working (the runner's clock)."""
+
+    def __init__(
+        self,
+        *,
+        method: Global___TransferMethod.ValueType = ...,
+        key: _builtins.str = ...,
+        url: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "key", b"key", "method", b"method", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PresignedTransfer: _TypeAlias = PresignedTransfer  # noqa: Y015
+
+@_typing.final
+class PresignResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSFERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def transfers(self) -> _containers.RepeatedCompositeFieldContainer[Global___PresignedTransfer]: ...
+    def __init__(
+        self,
+        *,
+        transfers: _abc.Iterable[Global___PresignedTransfer] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["transfers", b"transfers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PresignResponse: _TypeAlias = PresignResponse  # noqa: Y015

@@ -59,6 +59,11 @@ class WorkerServiceStub:
     4. The worker sends a Heartbeat every Registered.heartbeat_interval_seconds; the runner
     declares the site unreachable when it has heard nothing from it for its heartbeat
     timeout (RYAX_RUNNER_HEARTBEAT_TIMEOUT); the end of a stream alone changes nothing.
+
+    Files: a worker given the filestore's S3 settings reads and writes it directly ("direct").
+    A worker without them (a remote site, which must not hold the platform's keys) asks the runner
+    for short-lived presigned URLs with PresignTransfers ("presigned"), then GETs or PUTs the
+    objects over plain HTTPS against the filestore's public address.
     """
 
     def __init__(self, channel):
@@ -71,6 +76,11 @@ class WorkerServiceStub:
                 '/ryax.runner.v1.WorkerService/Connect',
                 request_serializer=worker__service__pb2.WorkerMessage.SerializeToString,
                 response_deserializer=worker__service__pb2.RunnerMessage.FromString,
+                _registered_method=True)
+        self.PresignTransfers = channel.unary_unary(
+                '/ryax.runner.v1.WorkerService/PresignTransfers',
+                request_serializer=worker__service__pb2.PresignRequest.SerializeToString,
+                response_deserializer=worker__service__pb2.PresignResponse.FromString,
                 _registered_method=True)
 
 
@@ -108,10 +118,33 @@ class WorkerServiceServicer:
     4. The worker sends a Heartbeat every Registered.heartbeat_interval_seconds; the runner
     declares the site unreachable when it has heard nothing from it for its heartbeat
     timeout (RYAX_RUNNER_HEARTBEAT_TIMEOUT); the end of a stream alone changes nothing.
+
+    Files: a worker given the filestore's S3 settings reads and writes it directly ("direct").
+    A worker without them (a remote site, which must not hold the platform's keys) asks the runner
+    for short-lived presigned URLs with PresignTransfers ("presigned"), then GETs or PUTs the
+    objects over plain HTTPS against the filestore's public address.
     """
 
     def Connect(self, request_iterator, context):
         """One bidirectional stream per connected worker; see the protocol above.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PresignTransfers(self, request, context):
+        """Presigned URLs (S3 SigV4 query authentication) for exactly the objects an execution or a
+        deployed step of the calling site reads or writes. Authenticated like Connect: the site's
+        credential in `authorization: Bearer <credential>` metadata, for PresignRequest.site_name
+        (UNAUTHENTICATED otherwise, counted like a refused Connect). Authorised per object, all or
+        nothing (PERMISSION_DENIED naming the first refused key and why):
+        GET  the artefact of a step deployed (placed) on this site, or an input file of an
+        execution dispatched to this site and not ended;
+        PUT  a key under `runs/<run_id>/<execution_id>/` of such an execution, or under
+        `triggers/<deployment_id>/<step_id>/` of a trigger step deployed on this site.
+        FAILED_PRECONDITION when the runner's filestore cannot sign URLs (a local directory).
+        A URL is a bearer secret until it expires (RYAX_RUNNER_PRESIGN_TTL_SECONDS): neither side
+        logs it. A worker whose URL expired asks again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -124,6 +157,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.Connect,
                     request_deserializer=worker__service__pb2.WorkerMessage.FromString,
                     response_serializer=worker__service__pb2.RunnerMessage.SerializeToString,
+            ),
+            'PresignTransfers': grpc.unary_unary_rpc_method_handler(
+                    servicer.PresignTransfers,
+                    request_deserializer=worker__service__pb2.PresignRequest.FromString,
+                    response_serializer=worker__service__pb2.PresignResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -167,6 +205,11 @@ class WorkerService:
     4. The worker sends a Heartbeat every Registered.heartbeat_interval_seconds; the runner
     declares the site unreachable when it has heard nothing from it for its heartbeat
     timeout (RYAX_RUNNER_HEARTBEAT_TIMEOUT); the end of a stream alone changes nothing.
+
+    Files: a worker given the filestore's S3 settings reads and writes it directly ("direct").
+    A worker without them (a remote site, which must not hold the platform's keys) asks the runner
+    for short-lived presigned URLs with PresignTransfers ("presigned"), then GETs or PUTs the
+    objects over plain HTTPS against the filestore's public address.
     """
 
     @staticmethod
@@ -186,6 +229,33 @@ class WorkerService:
             '/ryax.runner.v1.WorkerService/Connect',
             worker__service__pb2.WorkerMessage.SerializeToString,
             worker__service__pb2.RunnerMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PresignTransfers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ryax.runner.v1.WorkerService/PresignTransfers',
+            worker__service__pb2.PresignRequest.SerializeToString,
+            worker__service__pb2.PresignResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -69,6 +69,11 @@ class WorkerServiceStub:
     4. The worker sends a Heartbeat every Registered.heartbeat_interval_seconds; the runner
        declares the site unreachable when it has heard nothing from it for its heartbeat
        timeout (RYAX_RUNNER_HEARTBEAT_TIMEOUT); the end of a stream alone changes nothing.
+
+    Files: a worker given the filestore's S3 settings reads and writes it directly ("direct").
+    A worker without them (a remote site, which must not hold the platform's keys) asks the runner
+    for short-lived presigned URLs with PresignTransfers ("presigned"), then GETs or PUTs the
+    objects over plain HTTPS against the filestore's public address.
     """
 
     @_typing.overload
@@ -77,6 +82,20 @@ class WorkerServiceStub:
     def __new__(cls, channel: _aio.Channel) -> WorkerServiceAsyncStub: ...
     Connect: _grpc.StreamStreamMultiCallable[_worker_service_pb2.WorkerMessage, _worker_service_pb2.RunnerMessage]
     """One bidirectional stream per connected worker; see the protocol above."""
+    PresignTransfers: _grpc.UnaryUnaryMultiCallable[_worker_service_pb2.PresignRequest, _worker_service_pb2.PresignResponse]
+    """Presigned URLs (S3 SigV4 query authentication) for exactly the objects an execution or a
+    deployed step of the calling site reads or writes. Authenticated like Connect: the site's
+    credential in `authorization: Bearer <credential>` metadata, for PresignRequest.site_name
+    (UNAUTHENTICATED otherwise, counted like a refused Connect). Authorised per object, all or
+    nothing (PERMISSION_DENIED naming the first refused key and why):
+      GET  the artefact of a step deployed (placed) on this site, or an input file of an
+           execution dispatched to this site and not ended;
+      PUT  a key under `runs/<run_id>/<execution_id>/` of such an execution, or under
+           `triggers/<deployment_id>/<step_id>/` of a trigger step deployed on this site.
+    FAILED_PRECONDITION when the runner's filestore cannot sign URLs (a local directory).
+    A URL is a bearer secret until it expires (RYAX_RUNNER_PRESIGN_TTL_SECONDS): neither side
+    logs it. A worker whose URL expired asks again.
+    """
 
 @_typing.type_check_only
 class WorkerServiceAsyncStub(WorkerServiceStub):
@@ -113,11 +132,30 @@ class WorkerServiceAsyncStub(WorkerServiceStub):
     4. The worker sends a Heartbeat every Registered.heartbeat_interval_seconds; the runner
        declares the site unreachable when it has heard nothing from it for its heartbeat
        timeout (RYAX_RUNNER_HEARTBEAT_TIMEOUT); the end of a stream alone changes nothing.
+
+    Files: a worker given the filestore's S3 settings reads and writes it directly ("direct").
+    A worker without them (a remote site, which must not hold the platform's keys) asks the runner
+    for short-lived presigned URLs with PresignTransfers ("presigned"), then GETs or PUTs the
+    objects over plain HTTPS against the filestore's public address.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Connect: _aio.StreamStreamMultiCallable[_worker_service_pb2.WorkerMessage, _worker_service_pb2.RunnerMessage]  # type: ignore[assignment]
     """One bidirectional stream per connected worker; see the protocol above."""
+    PresignTransfers: _aio.UnaryUnaryMultiCallable[_worker_service_pb2.PresignRequest, _worker_service_pb2.PresignResponse]  # type: ignore[assignment]
+    """Presigned URLs (S3 SigV4 query authentication) for exactly the objects an execution or a
+    deployed step of the calling site reads or writes. Authenticated like Connect: the site's
+    credential in `authorization: Bearer <credential>` metadata, for PresignRequest.site_name
+    (UNAUTHENTICATED otherwise, counted like a refused Connect). Authorised per object, all or
+    nothing (PERMISSION_DENIED naming the first refused key and why):
+      GET  the artefact of a step deployed (placed) on this site, or an input file of an
+           execution dispatched to this site and not ended;
+      PUT  a key under `runs/<run_id>/<execution_id>/` of such an execution, or under
+           `triggers/<deployment_id>/<step_id>/` of a trigger step deployed on this site.
+    FAILED_PRECONDITION when the runner's filestore cannot sign URLs (a local directory).
+    A URL is a bearer secret until it expires (RYAX_RUNNER_PRESIGN_TTL_SECONDS): neither side
+    logs it. A worker whose URL expired asks again.
+    """
 
 class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
     """Served by the runner. Each worker dials out (so sites behind NAT work) and keeps exactly one
@@ -153,6 +191,11 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
     4. The worker sends a Heartbeat every Registered.heartbeat_interval_seconds; the runner
        declares the site unreachable when it has heard nothing from it for its heartbeat
        timeout (RYAX_RUNNER_HEARTBEAT_TIMEOUT); the end of a stream alone changes nothing.
+
+    Files: a worker given the filestore's S3 settings reads and writes it directly ("direct").
+    A worker without them (a remote site, which must not hold the platform's keys) asks the runner
+    for short-lived presigned URLs with PresignTransfers ("presigned"), then GETs or PUTs the
+    objects over plain HTTPS against the filestore's public address.
     """
 
     @_abc_1.abstractmethod
@@ -162,5 +205,25 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_worker_service_pb2.RunnerMessage], _abc.AsyncIterator[_worker_service_pb2.RunnerMessage]]:
         """One bidirectional stream per connected worker; see the protocol above."""
+
+    @_abc_1.abstractmethod
+    def PresignTransfers(
+        self,
+        request: _worker_service_pb2.PresignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_worker_service_pb2.PresignResponse, _abc.Awaitable[_worker_service_pb2.PresignResponse]]:
+        """Presigned URLs (S3 SigV4 query authentication) for exactly the objects an execution or a
+        deployed step of the calling site reads or writes. Authenticated like Connect: the site's
+        credential in `authorization: Bearer <credential>` metadata, for PresignRequest.site_name
+        (UNAUTHENTICATED otherwise, counted like a refused Connect). Authorised per object, all or
+        nothing (PERMISSION_DENIED naming the first refused key and why):
+          GET  the artefact of a step deployed (placed) on this site, or an input file of an
+               execution dispatched to this site and not ended;
+          PUT  a key under `runs/<run_id>/<execution_id>/` of such an execution, or under
+               `triggers/<deployment_id>/<step_id>/` of a trigger step deployed on this site.
+        FAILED_PRECONDITION when the runner's filestore cannot sign URLs (a local directory).
+        A URL is a bearer secret until it expires (RYAX_RUNNER_PRESIGN_TTL_SECONDS): neither side
+        logs it. A worker whose URL expired asks again.
+        """
 
 def add_WorkerServiceServicer_to_server(servicer: WorkerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
