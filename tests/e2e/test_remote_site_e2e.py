@@ -6,9 +6,13 @@ steps run on the demo's local site: the report file crosses from the local site 
 one, the counts file back. Then the link is cut (the site goes offline within 10 s and comes
 back with the link), and workers presenting no or a wrong credential over TLS are refused.
 
-The namespace reaches the platform's loopback ports through relays on the host's end of the
-pair (tests' own addresses, 10.213.x.y/30, between the namespaces the test made). Needs root
-(`ip netns`); the `platform` fixture (tests/conftest.py) like tests/e2e/test_demo.py.
+The remote worker holds no filestore setting or key: its files move through URLs the runner
+presigns for each execution (RYAX_WORKER_FILES=presigned, its default without filestore
+settings), and its /metrics count the bytes. The namespace reaches the platform's loopback
+ports through relays on the host's end of the pair (tests' own addresses, 10.213.x.y/30, between
+the namespaces the test made), and the presigned URLs' host (the runner's S3 endpoint,
+127.0.0.1) through a relay inside the namespace. Needs root (`ip netns`); the `platform` fixture
+(tests/conftest.py) like tests/e2e/test_demo.py.
 """
 
 from __future__ import annotations
@@ -59,11 +63,10 @@ class Network:
     relays: Any
     grpc: str
     ca_file: Path
-    s3: str
 
 
 @pytest.fixture
-def network() -> Iterator[Network]:
+def network(tmp_path: Path) -> Iterator[Network]:
     problem = devlib.netns_problem()
     if problem:
         pytest.skip(problem)
@@ -79,16 +82,22 @@ def network() -> Iterator[Network]:
             (link.host_ip, s3_port, "127.0.0.1", s3_port),
         ]
     )
+    inside = None
     try:
         relays.start()
+        # The presigned URLs name the filestore as the runner sees it (127.0.0.1:port).
+        inside = devlib.relays_in_namespace(
+            link.name, [("127.0.0.1", s3_port, link.host_ip, s3_port)], tmp_path / "relays.log"
+        )
         yield Network(
             link=link,
             relays=relays,
             grpc=f"{link.host_ip}:{tls_port}",
             ca_file=Path(runner["RYAX_RUNNER_GRPC_TLS_CERT_FILE"]).parent / "ca.pem",
-            s3=f"{link.host_ip}:{s3_port}",
         )
     finally:
+        if inside is not None:
+            stop_process(inside)
         relays.stop()
         link.destroy()
 
@@ -98,10 +107,16 @@ class RemoteWorker:
 
     def __init__(self, net: Network, folder: Path, site: str, credential: str | None) -> None:
         worker_id = f"{site}-{secrets.token_hex(2)}"
+        self.namespace = net.link.name
         self.log = folder / f"{worker_id}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("RYAX_")}
-        env |= platform_env("worker")
-        env.pop("RYAX_SITE_CREDENTIAL", None)
+        # The platform's worker settings but its site and what a remote site is not given:
+        # the filestore's address and keys (its files move by presigned URLs).
+        env |= {
+            k: v
+            for k, v in platform_env("worker").items()
+            if not k.startswith(("RYAX_S3_", "RYAX_FILESTORE_", "RYAX_SITE_"))
+        }
         env |= {
             "RYAX_RUNNER_GRPC_ADDRESS": net.grpc,
             "RYAX_RUNNER_CA_FILE": str(net.ca_file),
@@ -109,7 +124,6 @@ class RemoteWorker:
             "RYAX_RUNNER_TLS_SERVER_NAME": "localhost",
             "RYAX_SITE_NAME": site,
             "RYAX_WORKER_ID": worker_id,
-            "RYAX_S3_ENDPOINT": net.s3,
             "RYAX_HTTP_HOST": "127.0.0.1",
             "RYAX_HTTP_PORT": "8107",
             "RYAX_WORKER_CACHE_DIR": str(folder / f"{worker_id}-cache"),
@@ -130,6 +144,27 @@ class RemoteWorker:
 
     def says(self, text: str) -> bool:
         return text in self.log.read_text(errors="replace")
+
+    def file_bytes(self) -> dict[tuple[str, str], float]:
+        """ryax_worker_file_bytes_total by (direction, mode), read on its /metrics in the
+        namespace."""
+        url = "http://127.0.0.1:8107/metrics"
+        script = f"import urllib.request; print(urllib.request.urlopen({url!r}).read().decode())"
+        done = subprocess.run(
+            ["ip", "netns", "exec", self.namespace, sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        found: dict[tuple[str, str], float] = {}
+        for line in done.stdout.splitlines():
+            if line.startswith("ryax_worker_file_bytes_total{"):
+                labels, value = line.rsplit(" ", 1)
+                direction = labels.split('direction="', 1)[1].split('"', 1)[0]
+                mode = labels.split('mode="', 1)[1].split('"', 1)[0]
+                found[(direction, mode)] = float(value)
+        return found
 
     def stop(self) -> None:
         stop_process(self.process)
@@ -204,6 +239,14 @@ def test_remote_site_runs_part_of_a_workflow_and_files_cross_both_ways(
     published = done.lines_of("log")
     assert f"total: {WORDS}" in published, published
     assert "report counts.tsv:" in published, published
+    # Both files crossed through presigned URLs: the report (and the artefact) down, the
+    # counts up; the worker never had the filestore's keys.
+    moved = remote_site.worker.file_bytes()
+    assert moved.get(("download", "presigned"), 0) > 0, moved
+    assert moved.get(("upload", "presigned"), 0) > 0, moved
+    assert not any(mode == "direct" and count for (_, mode), count in moved.items()), moved
+    s3_secret = platform_env("worker")["RYAX_S3_SECRET_KEY"]
+    assert s3_secret not in remote_site.worker.log.read_text(errors="replace")
     assert remote_site.worker.process.poll() is None
 
 
