@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 import logging
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+
+from ryax_kit.core.keys import encode_segment
 
 from ..domain.actions import (
     IO,
@@ -30,12 +35,21 @@ from ..domain.deployment import (
     check_secret,
     take_snapshot,
 )
-from ..domain.errors import Conflict, InvalidInput, InvalidWorkflow, NotFound
+from ..domain.errors import (
+    Conflict,
+    InvalidDocument,
+    InvalidInput,
+    InvalidWorkflow,
+    NotFound,
+    TooLarge,
+    Unavailable,
+)
 from ..domain.problems import Problem
 from ..domain.schedules import DEFAULT_MIN_INTERVAL_SECONDS
 from ..domain.summary import WorkflowSummary, summarize
 from ..domain.validation import validate_workflow
 from ..domain.workflow import (
+    FileValue,
     InputValue,
     Position,
     SecretValue,
@@ -47,7 +61,25 @@ from ..domain.workflow import (
     WorkflowResult,
     check_workflow_name,
 )
-from .ports import Clock, SecretCipher, UnitOfWork, WorkflowFormat
+from .files import (
+    WORKFLOW_FILE,
+    FileLimits,
+    WorkflowZip,
+    check_file_name,
+    directory_tar_from_upload,
+    file_path_in_zip,
+    sha256_of,
+    write_workflow_zip,
+)
+from .ports import (
+    Clock,
+    FileSpec,
+    FileStore,
+    ParsedWorkflow,
+    SecretCipher,
+    UnitOfWork,
+    WorkflowFormat,
+)
 
 log = logging.getLogger(__name__)
 
@@ -270,11 +302,20 @@ class Workflows(_Base):
         clock: Clock,
         fmt: WorkflowFormat,
         min_interval_seconds: int = DEFAULT_MIN_INTERVAL_SECONDS,
+        files: FileStore | None = None,
+        file_limits: FileLimits | None = None,
     ) -> None:
         super().__init__(
             uow_factory=uow_factory, clock=clock, min_interval_seconds=min_interval_seconds
         )
         self._format = fmt
+        self._files = files
+        self._limits = file_limits or FileLimits()
+
+    def _filestore(self) -> FileStore:
+        if self._files is None:
+            raise Unavailable("no filestore is configured for static files")
+        return self._files
 
     async def _view(self, uow: UnitOfWork, workflow: Workflow) -> WorkflowView:
         return WorkflowView(
@@ -501,6 +542,69 @@ class Workflows(_Base):
         now = self._clock.now()
         return await self._edit(project_id, ref, lambda _, w: w.set_results(results, now))
 
+    # ---- static files ----------------------------------------------------------------------
+    async def set_input_file(
+        self,
+        project_id: ProjectId,
+        ref: str,
+        step_id: str,
+        name: str,
+        upload: Path,
+        filename: str,
+    ) -> WorkflowView:
+        """Store an uploaded file (a file input) or a zip/tar of a directory's contents (a
+        directory input) in the filestore under the project's prefix; the input holds it."""
+        filename = check_file_name(filename)
+        async with self._uow() as uow:
+            workflow = await self._workflow(uow, project_id, ref)
+            step = workflow.step(step_id)
+            store = await self._store_for(uow, project_id, [step.action.action_id])
+        action = store.get(step.action)
+        if action is None:
+            raise NotFound(
+                f"step {step_id!r}: action {step.action.action_id!r} version "
+                f"{step.action.version!r} is not in the store, so its input types are unknown"
+            )
+        io = next((i for i in action.inputs if i.name == name), None)
+        if io is None:
+            raise NotFound(f"step {step_id!r}: action {action.action_id!r} has no input {name!r}")
+        if io.type not in (IOType.FILE, IOType.DIRECTORY):
+            raise InvalidInput(
+                name, f"a {io.type} input takes no file (only file and directory inputs do)"
+            )
+        directory = io.type is IOType.DIRECTORY
+        if directory:
+            filename = _directory_name(filename)
+        value = await self._store_file(project_id, upload, filename, directory=directory)
+        now = self._clock.now()
+        return await self._edit(
+            project_id, ref, lambda _, w: w.set_input(step_id, name, value, now)
+        )
+
+    async def _store_file(
+        self, project_id: ProjectId, source: Path, name: str, *, directory: bool
+    ) -> FileValue:
+        """Put a file (or an upload to re-pack as a directory's tar) in the filestore."""
+        store = self._filestore()
+        with tempfile.TemporaryDirectory(prefix="ryax-studio-") as tmp:
+            path = source
+            if directory:
+                path = Path(tmp) / "directory.tar"
+                await asyncio.to_thread(directory_tar_from_upload, source, path, self._limits)
+            digest, size = await asyncio.to_thread(sha256_of, path)
+            if size > self._limits.max_file_bytes:
+                raise TooLarge(
+                    f"{name!r} is {size} bytes, more than the {self._limits.max_file_bytes} "
+                    "bytes a static file may hold (RYAX_STUDIO_MAX_FILE_BYTES)"
+                )
+            key = f"projects/{encode_segment(project_id)}/files/{new_id()}/{encode_segment(name)}"
+            await store.put_file(key, path)
+        log.info(
+            "static file stored",
+            extra={"project_id": project_id, "key": key, "size": size, "directory": directory},
+        )
+        return FileValue(key=key, name=name, size=size, sha256=digest, directory=directory)
+
     # ---- import / export -----------------------------------------------------------------------
     async def import_document(
         self,
@@ -511,8 +615,74 @@ class Workflows(_Base):
         name: str | None = None,
     ) -> WorkflowView:
         """All or nothing: every problem with its line, nothing saved unless the whole document
-        is accepted. A draft import keeps a workflow whose problems are only about validity."""
+        is accepted. A draft import keeps a workflow whose problems are only about validity.
+        A bare document cannot hold static files: those need the workflow zip."""
         parsed = self._format.parse(data)
+        return await self._import(project_id, parsed, None, draft=draft, name=name)
+
+    async def import_archive(
+        self,
+        project_id: ProjectId,
+        archive: Path,
+        *,
+        draft: bool = False,
+        name: str | None = None,
+    ) -> WorkflowView:
+        """A workflow zip: `workflow.yaml` and the static files it names (same rules)."""
+        with WorkflowZip(archive, self._limits) as zipped:
+            data = zipped.read_document()
+            try:
+                parsed = self._format.parse(data)
+            except InvalidDocument as exc:
+                raise InvalidDocument(
+                    [dataclasses.replace(p, file=WORKFLOW_FILE) for p in exc.problems], exc.code
+                ) from exc
+            return await self._import(project_id, parsed, zipped, draft=draft, name=name)
+
+    def _file_problems(
+        self, parsed: ParsedWorkflow, zipped: WorkflowZip | None, keep: Workflow | None = None
+    ) -> list[Problem]:
+        problems: list[Problem] = []
+        for (step_id, input_name), spec in parsed.files.items():
+            if keep is not None and _kept_file(keep, step_id, input_name, spec) is not None:
+                continue
+            kind = "directory" if spec.directory else "file"
+            if zipped is None:
+                message = (
+                    f"{spec.where}: the static {kind} {spec.path!r} is not in a bare document: "
+                    "import the workflow zip that holds it, or remove the value and upload the "
+                    f"{kind} to the step"
+                )
+            elif (spec.directory and zipped.has_directory(spec.path)) or (
+                not spec.directory and zipped.has_file(spec.path)
+            ):
+                continue
+            else:
+                message = f"{spec.where}: the static {kind} {spec.path!r} is not in the zip"
+            problems.append(
+                Problem(
+                    code="missing_file",
+                    message=message,
+                    step_id=step_id,
+                    input_name=input_name,
+                    location=("step", step_id, "inputs_values", input_name),
+                    line=spec.line,
+                    path=spec.where,
+                    file=WORKFLOW_FILE if zipped is not None else None,
+                )
+            )
+        return problems
+
+    async def _import(
+        self,
+        project_id: ProjectId,
+        parsed: ParsedWorkflow,
+        zipped: WorkflowZip | None,
+        *,
+        draft: bool,
+        name: str | None,
+    ) -> WorkflowView:
+        in_zip = WORKFLOW_FILE if zipped is not None else None
         now = self._clock.now()
         workflow = Workflow(
             id=WorkflowId(new_id()),
@@ -530,7 +700,12 @@ class Workflows(_Base):
             raise InvalidWorkflow(
                 [
                     _with_line(
-                        Problem(code="invalid_name", message=exc.detail, location=("name",)),
+                        Problem(
+                            code="invalid_name",
+                            message=exc.detail,
+                            location=("name",),
+                            file=in_zip,
+                        ),
                         parsed.lines,
                     )
                 ],
@@ -538,19 +713,55 @@ class Workflows(_Base):
             ) from exc
         async with self._uow() as uow:
             problems = [_with_line(p, parsed.lines) for p in await self._problems(uow, workflow)]
-            blocking = _blocking(parsed.problems, problems, draft)
+            blocking = _blocking(
+                [*parsed.problems, *self._file_problems(parsed, zipped)], problems, draft
+            )
             if blocking:
-                raise InvalidWorkflow(blocking, "the document cannot be imported")
+                raise InvalidWorkflow(
+                    [dataclasses.replace(p, file=p.file or in_zip) for p in blocking],
+                    "the document cannot be imported",
+                )
+            await self._ensure_name_free(uow, project_id, workflow.name)
+        if zipped is not None:
+            await self._store_zip_files(project_id, workflow, parsed, zipped)
+        async with self._uow() as uow:
             await self._ensure_name_free(uow, project_id, workflow.name)
             await uow.workflows.add(workflow)
             view = WorkflowView(workflow=workflow, problems=problems, deployment=None)
             await uow.commit()
             return view
 
+    async def _store_zip_files(
+        self, project_id: ProjectId, workflow: Workflow, parsed: ParsedWorkflow, zipped: WorkflowZip
+    ) -> None:
+        """Each static value the document names, from the zip to the filestore."""
+        with tempfile.TemporaryDirectory(prefix="ryax-studio-zip-") as tmp:
+            for i, ((step_id, input_name), spec) in enumerate(parsed.files.items()):
+                local = Path(tmp) / f"{i}.bin"
+                if spec.directory:
+                    await asyncio.to_thread(zipped.directory_tar, spec.path, local)
+                    name = spec.path.rstrip("/").rsplit("/", 1)[-1]
+                else:
+                    await asyncio.to_thread(zipped.extract_file, spec.path, local)
+                    name = spec.path.rsplit("/", 1)[-1]
+                value = await self._store_file_as_is(project_id, local, name, spec.directory)
+                local.unlink(missing_ok=True)
+                workflow.step(step_id).inputs[input_name] = value
+
+    async def _store_file_as_is(
+        self, project_id: ProjectId, path: Path, name: str, directory: bool
+    ) -> FileValue:
+        store = self._filestore()
+        digest, size = await asyncio.to_thread(sha256_of, path)
+        key = f"projects/{encode_segment(project_id)}/files/{new_id()}/{encode_segment(name)}"
+        await store.put_file(key, path)
+        return FileValue(key=key, name=name, size=size, sha256=digest, directory=directory)
+
     async def replace_document(
         self, project_id: ProjectId, ref: str, data: bytes, *, draft: bool = False
     ) -> WorkflowView:
-        """Replace a workflow's definition with a document (same all-or-nothing rules)."""
+        """Replace a workflow's definition with a document (same all-or-nothing rules). A
+        static file named at the path an export gives it keeps the stored file."""
         parsed = self._format.parse(data)
         now = self._clock.now()
         async with self._uow() as uow:
@@ -566,6 +777,10 @@ class Workflows(_Base):
                 updated_at=now,
             )
             candidate.keep_masked(workflow)
+            for (step_id, input_name), spec in parsed.files.items():
+                kept = _kept_file(workflow, step_id, input_name, spec)
+                if kept is not None:
+                    candidate.step(step_id).inputs[input_name] = kept
             try:
                 check_workflow_name(candidate.name)
             except InvalidInput as exc:
@@ -574,7 +789,11 @@ class Workflows(_Base):
                     [_with_line(problem, parsed.lines)], "the document cannot be imported"
                 ) from exc
             problems = [_with_line(p, parsed.lines) for p in await self._problems(uow, candidate)]
-            blocking = _blocking(parsed.problems, problems, draft)
+            blocking = _blocking(
+                [*parsed.problems, *self._file_problems(parsed, None, keep=workflow)],
+                problems,
+                draft,
+            )
             if blocking:
                 raise InvalidWorkflow(blocking, "the document cannot be imported")
             if candidate.name != workflow.name:
@@ -593,6 +812,20 @@ class Workflows(_Base):
             await self._problems(uow, workflow)  # marks what is sensitive
         return workflow, self._format.render(workflow.masked())
 
+    async def export_archive(self, project_id: ProjectId, ref: str, destination: Path) -> Workflow:
+        """The workflow zip: `workflow.yaml` and every static file at the path it names."""
+        workflow, text = await self.export_document(project_id, ref)
+        store = self._filestore() if _file_values(workflow) else None
+        with tempfile.TemporaryDirectory(prefix="ryax-studio-export-") as tmp:
+            files: list[tuple[str, Path, bool]] = []
+            for i, (step_id, input_name, value) in enumerate(_file_values(workflow)):
+                local = Path(tmp) / f"{i}.bin"
+                assert store is not None
+                await store.download(value.key, local)
+                files.append((file_path_in_zip(step_id, input_name, value), local, value.directory))
+            await asyncio.to_thread(write_workflow_zip, destination, text, files)
+        return workflow
+
     async def export_snapshot(
         self, project_id: ProjectId, snapshot_id: str
     ) -> tuple[Snapshot, str]:
@@ -601,6 +834,42 @@ class Workflows(_Base):
         if snapshot is None:
             raise NotFound(f"snapshot {snapshot_id!r} not found")
         return snapshot, self._format.render(snapshot.definition.masked())
+
+
+_ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tar", ".zip")
+
+
+def _directory_name(filename: str) -> str:
+    """A directory uploaded as `data.zip` or `data.tar.gz` is named `data`."""
+    lower = filename.lower()
+    for suffix in _ARCHIVE_SUFFIXES:
+        if lower.endswith(suffix) and len(filename) > len(suffix):
+            return filename[: -len(suffix)]
+    return filename
+
+
+def _file_values(workflow: Workflow) -> list[tuple[str, str, FileValue]]:
+    return [
+        (step.id, name, value)
+        for step in workflow.steps
+        for name, value in step.inputs.items()
+        if isinstance(value, FileValue)
+    ]
+
+
+def _kept_file(
+    workflow: Workflow, step_id: str, input_name: str, spec: FileSpec
+) -> FileValue | None:
+    """The stored value a document names by the path an export gave it, if any."""
+    step = workflow.find_step(step_id)
+    current = step.inputs.get(input_name) if step is not None else None
+    if (
+        isinstance(current, FileValue)
+        and current.directory == spec.directory
+        and file_path_in_zip(step_id, input_name, current).rstrip("/") == spec.path.rstrip("/")
+    ):
+        return current
+    return None
 
 
 #: Problems a draft import still refuses: the document itself is broken, not just incomplete.

@@ -26,6 +26,7 @@ from .workflow import (
     MAX_INPUTS_PER_STEP,
     MAX_OUTPUTS_PER_STEP,
     MAX_STEPS,
+    FileValue,
     ReferenceValue,
     SecretValue,
     StaticValue,
@@ -448,6 +449,27 @@ class _Validator:
                 found = static_value_problem(io, value.value)
                 if found is not None:
                     self.add(_input_problem(step, name, found[0], found[1]))
+            elif isinstance(value, FileValue):
+                if io.type not in (IOType.FILE, IOType.DIRECTORY):
+                    self.add(
+                        _input_problem(
+                            step,
+                            name,
+                            "file_not_allowed",
+                            f"a {io.type} input cannot take an uploaded {value.kind} "
+                            f"({value.name!r}): only file and directory inputs do",
+                        )
+                    )
+                elif (io.type is IOType.DIRECTORY) != value.directory:
+                    self.add(
+                        _input_problem(
+                            step,
+                            name,
+                            "file_kind_mismatch",
+                            f"a {io.type} input cannot take the uploaded {value.kind} "
+                            f"{value.name!r}: upload a {io.type}",
+                        )
+                    )
             elif isinstance(value, SecretValue):
                 if io.type not in SECRET_TYPES:
                     self.add(
