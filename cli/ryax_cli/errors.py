@@ -155,6 +155,8 @@ def problem_text(problem: Any) -> str:
     if not isinstance(problem, dict):
         return str(problem)
     where = []
+    if problem.get("file"):
+        where.append(str(problem["file"]))
     if problem.get("line"):
         where.append(f"line {problem['line']}")
     if problem.get("path"):
