@@ -26,6 +26,7 @@ from .infrastructure.api.routes import (
     FILE_LIMITS,
     JSON_BODY_BYTES,
     SECRETS,
+    VARIABLES,
     WORKFLOWS,
     P,
     S,
@@ -79,6 +80,7 @@ def create_app(container: Container, *, messaging: bool = True) -> web.Applicati
     app[WORKFLOWS] = container.workflows()
     app[DEPLOYMENTS] = container.deployments()
     app[FILE_LIMITS] = container.file_limits()
+    app[VARIABLES] = container.variables()
     app[AUTHZ] = container.authz()
     tasks: list[asyncio.Task[None]] = []
 

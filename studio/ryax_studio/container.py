@@ -12,7 +12,13 @@ from ryax_kit.messaging import Broker, Consumer, OutboxRelay
 from ryax_kit.web import Metrics
 
 from .application.files import FileLimits
-from .application.use_cases import ActionStore, Deployments, Secrets, Workflows
+from .application.use_cases import (
+    ActionStore,
+    Deployments,
+    ProjectVariables,
+    Secrets,
+    Workflows,
+)
 from .infrastructure.database.tables import outbox
 from .infrastructure.database.uow import SqlAlchemyUnitOfWork
 from .infrastructure.filestore import KitFileStore
@@ -76,6 +82,14 @@ class Container(containers.DeclarativeContainer):
 
     actions = providers.Singleton(ActionStore, uow_factory=uow.provider, clock=clock)
     secrets = providers.Singleton(Secrets, uow_factory=uow.provider, clock=clock, cipher=cipher)
+    variables = providers.Singleton(
+        ProjectVariables,
+        uow_factory=uow.provider,
+        clock=clock,
+        cipher=cipher,
+        files=files,
+        file_limits=file_limits,
+    )
     workflows = providers.Singleton(
         Workflows,
         uow_factory=uow.provider,

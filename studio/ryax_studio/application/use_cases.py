@@ -32,7 +32,9 @@ from ..domain.deployment import (
     Secret,
     Snapshot,
     SnapshotId,
+    VariableKind,
     check_secret,
+    check_variable_name,
     take_snapshot,
 )
 from ..domain.errors import (
@@ -59,6 +61,7 @@ from ..domain.workflow import (
     Workflow,
     WorkflowId,
     WorkflowResult,
+    check_static_size,
     check_workflow_name,
 )
 from .files import (
@@ -136,8 +139,8 @@ class _Base:
             uow, workflow.project_id, (s.action.action_id for s in workflow.steps)
         )
         workflow.mark_sensitive(password_inputs(store))
-        secrets = {s.name for s in await uow.secrets.list_for_project(workflow.project_id)}
-        return validate_workflow(workflow, store, secrets, self._min_interval)
+        secrets, variables = await _project_variables(uow, workflow.project_id)
+        return validate_workflow(workflow, store, set(secrets), self._min_interval, variables)
 
     @staticmethod
     async def _workflow(
@@ -279,7 +282,8 @@ class Secrets(_Base):
 
     async def list_all(self, project_id: ProjectId) -> list[Secret]:
         async with self._uow() as uow:
-            return await uow.secrets.list_for_project(project_id)
+            found = await uow.secrets.list_for_project(project_id)
+        return [s for s in found if s.kind is VariableKind.SECRET]
 
     async def delete(self, project_id: ProjectId, name: str) -> None:
         """Workflows that name it show an error until it exists again; deployed ones keep it."""
@@ -288,6 +292,161 @@ class Secrets(_Base):
             if secret is None:
                 raise NotFound(f"secret {name!r} not found")
             await uow.secrets.delete(secret)
+            await uow.commit()
+
+
+async def _project_variables(
+    uow: UnitOfWork, project_id: ProjectId
+) -> tuple[dict[str, Secret], dict[str, StaticValue | FileValue]]:
+    """The project's secrets by name, and what each value or file variable gives."""
+    secrets: dict[str, Secret] = {}
+    variables: dict[str, StaticValue | FileValue] = {}
+    for v in await uow.secrets.list_for_project(project_id):
+        resolved = v.resolved()
+        if resolved is None:
+            secrets[v.name] = v
+        else:
+            variables[v.name] = resolved
+    return secrets, variables
+
+
+async def store_static_file(
+    files: FileStore | None,
+    limits: FileLimits,
+    project_id: ProjectId,
+    source: Path,
+    name: str,
+    *,
+    directory: bool,
+    repack: bool = True,
+) -> FileValue:
+    """Put a file in the filestore under the project's prefix (a directory: an uploaded
+    zip/tar re-packed as the tar workers take, unless `repack` is False: already that tar)."""
+    if files is None:
+        raise Unavailable("no filestore is configured for static files")
+    with tempfile.TemporaryDirectory(prefix="ryax-studio-") as tmp:
+        path = source
+        if directory and repack:
+            path = Path(tmp) / "directory.tar"
+            await asyncio.to_thread(directory_tar_from_upload, source, path, limits)
+        digest, size = await asyncio.to_thread(sha256_of, path)
+        if size > limits.max_file_bytes:
+            raise TooLarge(
+                f"{name!r} is {size} bytes, more than the {limits.max_file_bytes} "
+                "bytes a static file may hold (RYAX_STUDIO_MAX_FILE_BYTES)"
+            )
+        key = f"projects/{encode_segment(project_id)}/files/{new_id()}/{encode_segment(name)}"
+        await files.put_file(key, path)
+    log.info(
+        "static file stored",
+        extra={"project_id": project_id, "key": key, "size": size, "directory": directory},
+    )
+    return FileValue(key=key, name=name, size=size, sha256=digest, directory=directory)
+
+
+class ProjectVariables(_Base):
+    """Project variables, referenced from steps by name: secrets (encrypted, never shown),
+    values (JSON, shown) and files (a static file or directory of the filestore)."""
+
+    def __init__(
+        self,
+        *,
+        uow_factory: Callable[[], UnitOfWork],
+        clock: Clock,
+        cipher: SecretCipher,
+        files: FileStore | None = None,
+        file_limits: FileLimits | None = None,
+    ) -> None:
+        super().__init__(uow_factory=uow_factory, clock=clock)
+        self._cipher = cipher
+        self._files = files
+        self._limits = file_limits or FileLimits()
+
+    async def _put(self, variable: Secret) -> tuple[Secret, bool]:
+        async with self._uow() as uow:
+            existing = await uow.secrets.get(variable.project_id, variable.name)
+            if existing is not None:
+                variable.created_at = existing.created_at
+            await uow.secrets.add(variable)
+            await uow.commit()
+        log.info(
+            "project variable set",
+            extra={
+                "project_id": variable.project_id,
+                "variable": variable.name,
+                "kind": str(variable.kind),
+            },
+        )
+        return variable, existing is None
+
+    async def set_value(
+        self, project_id: ProjectId, name: str, value: JsonValue
+    ) -> tuple[Secret, bool]:
+        check_variable_name(name)
+        if value is None:
+            raise InvalidInput("value", "null is not a value: delete the variable instead")
+        try:
+            check_static_size("value", value)
+        except TooLarge as exc:
+            raise InvalidInput("value", exc.detail) from exc
+        now = self._clock.now()
+        return await self._put(
+            Secret(
+                project_id=project_id,
+                name=name,
+                kind=VariableKind.VALUE,
+                value=value,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    async def set_secret(self, project_id: ProjectId, name: str, value: str) -> tuple[Secret, bool]:
+        check_secret(name, value)
+        now = self._clock.now()
+        return await self._put(
+            Secret(
+                project_id=project_id,
+                name=name,
+                ciphertext=self._cipher.encrypt(project_id, name, value),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    async def set_file(
+        self, project_id: ProjectId, name: str, upload: Path, filename: str, *, directory: bool
+    ) -> tuple[Secret, bool]:
+        check_variable_name(name)
+        filename = check_file_name(filename)
+        if directory:
+            filename = _directory_name(filename)
+        value = await store_static_file(
+            self._files, self._limits, project_id, upload, filename, directory=directory
+        )
+        now = self._clock.now()
+        return await self._put(
+            Secret(
+                project_id=project_id,
+                name=name,
+                kind=VariableKind.FILE,
+                file=value,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    async def list_all(self, project_id: ProjectId) -> list[Secret]:
+        async with self._uow() as uow:
+            return await uow.secrets.list_for_project(project_id)
+
+    async def delete(self, project_id: ProjectId, name: str) -> None:
+        """Steps that name it show an error until it exists again; deployed ones keep it."""
+        async with self._uow() as uow:
+            found = await uow.secrets.get(project_id, name)
+            if found is None:
+                raise NotFound(f"project variable {name!r} not found")
+            await uow.secrets.delete(found)
             await uow.commit()
 
 
@@ -584,26 +743,9 @@ class Workflows(_Base):
     async def _store_file(
         self, project_id: ProjectId, source: Path, name: str, *, directory: bool
     ) -> FileValue:
-        """Put a file (or an upload to re-pack as a directory's tar) in the filestore."""
-        store = self._filestore()
-        with tempfile.TemporaryDirectory(prefix="ryax-studio-") as tmp:
-            path = source
-            if directory:
-                path = Path(tmp) / "directory.tar"
-                await asyncio.to_thread(directory_tar_from_upload, source, path, self._limits)
-            digest, size = await asyncio.to_thread(sha256_of, path)
-            if size > self._limits.max_file_bytes:
-                raise TooLarge(
-                    f"{name!r} is {size} bytes, more than the {self._limits.max_file_bytes} "
-                    "bytes a static file may hold (RYAX_STUDIO_MAX_FILE_BYTES)"
-                )
-            key = f"projects/{encode_segment(project_id)}/files/{new_id()}/{encode_segment(name)}"
-            await store.put_file(key, path)
-        log.info(
-            "static file stored",
-            extra={"project_id": project_id, "key": key, "size": size, "directory": directory},
+        return await store_static_file(
+            self._files, self._limits, project_id, source, name, directory=directory
         )
-        return FileValue(key=key, name=name, size=size, sha256=digest, directory=directory)
 
     # ---- import / export -----------------------------------------------------------------------
     async def import_document(
@@ -751,11 +893,9 @@ class Workflows(_Base):
     async def _store_file_as_is(
         self, project_id: ProjectId, path: Path, name: str, directory: bool
     ) -> FileValue:
-        store = self._filestore()
-        digest, size = await asyncio.to_thread(sha256_of, path)
-        key = f"projects/{encode_segment(project_id)}/files/{new_id()}/{encode_segment(name)}"
-        await store.put_file(key, path)
-        return FileValue(key=key, name=name, size=size, sha256=digest, directory=directory)
+        return await store_static_file(
+            self._files, self._limits, project_id, path, name, directory=directory, repack=False
+        )
 
     async def replace_document(
         self, project_id: ProjectId, ref: str, data: bytes, *, draft: bool = False
@@ -940,10 +1080,16 @@ class Deployments(_Base):
             store = await self._store_for(
                 uow, project_id, (s.action.action_id for s in workflow.steps)
             )
-            secrets = {s.name: s for s in await uow.secrets.list_for_project(project_id)}
+            secrets, variables = await _project_variables(uow, project_id)
             workflow.mark_sensitive(password_inputs(store))
             snapshot = take_snapshot(
-                workflow, store, set(secrets), SnapshotId(new_id()), now, self._min_interval
+                workflow,
+                store,
+                set(secrets),
+                SnapshotId(new_id()),
+                now,
+                self._min_interval,
+                variables,
             )
             values: dict[tuple[str, str], JsonValue] = {}
             for step_id, name, value in snapshot.sensitive_inputs():

@@ -181,3 +181,61 @@ async def test_bad_uploads_and_zips_are_4xx_naming_what_and_where(
         data=_zip({"workflow.yaml": document, "files/count/document/words.txt": TEXT}),
     )
     assert r.status == 201, await r.text()
+
+
+async def test_project_variables_over_http(
+    s3_studio: Studio, fill_store: Callable[[Studio, str], Any], s3_server: Any, fresh_bucket: str
+) -> None:
+    s = s3_studio
+    await fill_store(s, "pa-id")
+    await _workflow(s)
+    v = f"{P}/variables"
+    r = await s.call("PUT", f"{v}/greeting", json={"kind": "value", "value": "hello"})
+    assert r.status == 201, await r.text()
+    r = await s.call("PUT", f"{v}/greeting", json={"value": "hi"})
+    assert r.status == 200 and (await r.json())["value"] == "hi"
+    r = await s.call("PUT", f"{v}/token", json={"kind": "secret", "value": "s3cr3t-value"})
+    assert r.status == 201 and "s3cr3t" not in await r.text()
+    r = await s.call("PUT", f"{v}/token2", json={"kind": "secret", "value": 3})
+    assert r.status == 400 and "a secret's value is a string" in await r.text()
+    r = await s.call("PUT", f"{v}/bad name", json={"value": "x"})
+    assert r.status == 400 and "not a valid variable name" in await r.text()
+    form = aiohttp.FormData()
+    form.add_field("file", TEXT, filename="corpus.txt")
+    r = await s.call("POST", f"{v}/corpus/file", data=form)
+    assert r.status == 201, await r.text()
+    assert (await r.json())["file"]["sha256"] == hashlib.sha256(TEXT).hexdigest()
+    r = await s.call("GET", v, "token-b")
+    assert r.status == 403  # not a member of proj-a
+    r = await s.call("GET", "/studio/v1/projects/proj-b/variables", "token-b")
+    assert r.status == 200 and (await r.json())["variables"] == []
+    r = await s.call("GET", v)
+    listed = {v["name"]: v for v in (await r.json())["variables"]}
+    assert listed["greeting"]["value"] == "hi"
+    assert listed["token"]["kind"] == "secret" and listed["token"]["value"] is None
+    assert listed["corpus"]["file"]["name"] == "corpus.txt"
+    assert "s3cr3t" not in await r.text()
+    r = await s.call("GET", f"{P}/secrets")
+    assert [x["name"] for x in (await r.json())["secrets"]] == ["token"]
+
+    r = await s.call(
+        "PUT",
+        f"{P}/workflows/files/steps/count/inputs/document",
+        json={"secret": "corpus"},
+    )
+    assert r.status == 200 and (await r.json())["problems"] == []
+    # a file variable on a string input is a located problem
+    r = await s.call(
+        "PUT", f"{P}/workflows/files/steps/tick/inputs/max_runs", json={"secret": "greeting"}
+    )
+    problems = (await r.json())["problems"]
+    assert [(p["input"], p["code"]) for p in problems] == [("max_runs", "invalid_value")]
+    assert "project variable 'greeting'" in problems[0]["message"]
+    r = await s.call("DELETE", f"{P}/workflows/files/steps/tick/inputs/max_runs")
+    assert r.status == 200
+    r = await s.call("DELETE", f"{v}/corpus")
+    assert r.status == 204
+    r = await s.call("GET", f"{P}/workflows/files/errors")
+    assert [p["code"] for p in (await r.json())["problems"]] == ["unknown_secret"]
+    r = await s.call("DELETE", f"{v}/corpus", "viewer-a")
+    assert r.status == 403

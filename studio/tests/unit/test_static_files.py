@@ -266,3 +266,70 @@ async def test_zip_rejections_name_the_file_line_and_field(
     with pytest.raises(TooLarge):
         await app.workflows.import_archive(b.PROJECT, big, name="big")
     assert app.files.objects == objects
+
+
+# ---- project variables -------------------------------------------------------------------------
+async def test_project_variables_are_resolved_at_deploy(app: Any, b: Any, tmp_path: Path) -> None:
+    from ryax_studio.application.use_cases import ProjectVariables
+    from ryax_studio.domain.deployment import VariableKind
+    from ryax_studio.domain.errors import NotFound
+    from ryax_studio.domain.workflow import SecretValue
+
+    variables = ProjectVariables(
+        uow_factory=app.workflows._uow,
+        clock=app.workflows._clock,
+        cipher=app.deployments._cipher,
+        files=app.files,
+    )
+    wid = await _workflow(app, b)
+    w = app.workflows
+    await w.set_input(b.PROJECT, wid, "count", "document", SecretValue(name="corpus"))
+    await w.set_input(b.PROJECT, wid, "t", "s", SecretValue(name="greeting"))
+    await w.set_input(b.PROJECT, wid, "t", "i", SecretValue(name="greeting"))
+    await w.set_input(b.PROJECT, wid, "t", "ls", SecretValue(name="token"))
+    view = await w.show(b.PROJECT, wid)
+    assert {(p.input_name, p.code) for p in view.problems} == {
+        ("document", "unknown_secret"),
+        ("s", "unknown_secret"),
+        ("i", "unknown_secret"),
+        ("ls", "unknown_secret"),
+    }
+
+    _, created = await variables.set_value(b.PROJECT, "greeting", "hello")
+    assert created
+    await variables.set_secret(b.PROJECT, "token", "s3cr3t")
+    variable, _ = await variables.set_file(
+        b.PROJECT, "corpus", _write(tmp_path, "c", TEXT), "corpus.txt", directory=False
+    )
+    assert variable.kind is VariableKind.FILE and variable.file is not None
+    assert app.files.objects[variable.file.key] == TEXT
+    view = await w.show(b.PROJECT, wid)
+    (problem,) = view.problems
+    assert (problem.input_name, problem.code) == ("i", "invalid_value")
+    assert problem.message.startswith("step 't', input 'i': project variable 'greeting': ")
+    await w.unset_input(b.PROJECT, wid, "t", "i")
+    with pytest.raises(InvalidInput, match="not a valid variable name"):
+        await variables.set_value(b.PROJECT, "bad name", "x")
+
+    listed = {v.name: v for v in await variables.list_all(b.PROJECT)}
+    assert listed["greeting"].value == "hello" and listed["token"].kind is VariableKind.SECRET
+    assert [s.name for s in await app.secrets.list_all(b.PROJECT)] == ["token"]
+
+    deployment = await app.deployments.deploy(b.PROJECT, wid, "alice")
+    snapshot = await app.deployments.snapshot(b.PROJECT, deployment.snapshot_id)
+    steps = {s.step_id: s for s in snapshot_to_proto(snapshot).steps}
+    t = {v.input_name: v for v in steps["t"].input_values}
+    assert t["s"].WhichOneof("source") == "static_json" and t["s"].static_json == '"hello"'
+    assert t["ls"].WhichOneof("source") == "secret" and t["ls"].secret.name == "token"
+    count = {v.input_name: v for v in steps["count"].input_values}
+    assert count["document"].static_file.key == variable.file.key
+    assert "s3cr3t" not in str(snapshot_to_proto(snapshot))
+    # the runner gets the secret's value on the internal route, frozen at deploy
+    _, values = await app.deployments.values_for_runner(deployment.id)
+    assert values == {("t", "ls"): "s3cr3t"}
+
+    await variables.delete(b.PROJECT, "greeting")
+    with pytest.raises(NotFound):
+        await variables.delete(b.PROJECT, "greeting")
+    view = await w.show(b.PROJECT, wid)
+    assert [(p.input_name, p.code) for p in view.problems] == [("s", "unknown_secret")]

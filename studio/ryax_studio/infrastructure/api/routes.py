@@ -20,13 +20,14 @@ from ...application.files import FileLimits, is_zip
 from ...application.use_cases import (
     ActionStore,
     Deployments,
+    ProjectVariables,
     Secrets,
     WorkflowListItem,
     Workflows,
     WorkflowView,
 )
 from ...domain.actions import IO, ActionKind, ActionVersion, IOType, Origin, ProjectId, Resources
-from ...domain.deployment import Deployment, Secret, Snapshot
+from ...domain.deployment import Deployment, Secret, Snapshot, VariableKind
 from ...domain.errors import DomainError, InvalidInput, InvalidWorkflow, TooLarge
 from ...domain.problems import Problem
 from ...domain.workflow import (
@@ -50,6 +51,7 @@ SECRETS = web.AppKey("secrets", Secrets)
 WORKFLOWS = web.AppKey("workflows", Workflows)
 DEPLOYMENTS = web.AppKey("deployments", Deployments)
 FILE_LIMITS = web.AppKey("file_limits", FileLimits)
+VARIABLES = web.AppKey("variables", ProjectVariables)
 ZIP = "application/zip"
 ZIP_MAGIC = b"PK\x03\x04"
 
@@ -191,6 +193,54 @@ class SecretsOut(BaseModel):
 
 def _secret(s: Secret) -> SecretOut:
     return SecretOut(name=s.name, created_at=s.created_at, updated_at=s.updated_at)
+
+
+# ---- schemas: project variables ----------------------------------------------------------------
+class VariableIn(Strict):
+    """A value (any JSON value, shown) or a secret (a string, stored encrypted, never shown).
+    A file variable is uploaded to .../variables/{name}/file."""
+
+    kind: VariableKind = VariableKind.VALUE
+    value: Any
+
+    @model_validator(mode="after")
+    def fits(self) -> VariableIn:
+        if self.kind is VariableKind.FILE:
+            raise ValueError("a file variable is uploaded to .../variables/{name}/file")
+        if self.kind is VariableKind.SECRET and not isinstance(self.value, str):
+            raise ValueError("a secret's value is a string")
+        return self
+
+
+class VariableOut(BaseModel):
+    name: str
+    kind: VariableKind
+    #: A value variable's value (never a secret's).
+    value: Any = None
+    file: FileOut | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class VariablesOut(BaseModel):
+    variables: list[VariableOut]
+
+
+def _variable(v: Secret) -> VariableOut:
+    """A secret's value is never in an answer."""
+    f = v.file
+    return VariableOut(
+        name=v.name,
+        kind=v.kind,
+        value=v.value if v.kind is VariableKind.VALUE else None,
+        file=(
+            FileOut(name=f.name, size=f.size, sha256=f.sha256, directory=f.directory)
+            if v.kind is VariableKind.FILE and f is not None
+            else None
+        ),
+        created_at=v.created_at,
+        updated_at=v.updated_at,
+    )
 
 
 # ---- schemas: workflows ------------------------------------------------------------------------
@@ -767,6 +817,86 @@ async def put_secret(request: web.Request) -> web.Response:
 async def delete_secret(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
     await request.app[SECRETS].delete(project, request.match_info["name"])
+    return web.Response(status=204)
+
+
+# ---- routes: project variables -----------------------------------------------------------------
+@api.route(
+    "GET",
+    P + "/variables",
+    tag="variables",
+    response=VariablesOut,
+    summary="The project's variables: values (shown), secrets (names only), files (by name)",
+)
+async def list_variables(request: web.Request) -> web.Response:
+    _, project = await _access(request, Operation.READ)
+    found = await request.app[VARIABLES].list_all(project)
+    return _json(VariablesOut(variables=[_variable(v) for v in found]))
+
+
+@api.route(
+    "PUT",
+    P + "/variables/{name}",
+    tag="variables",
+    body=VariableIn,
+    response=VariableOut,
+    more_responses={201: ("the variable did not exist: created", VariableOut)},
+    summary="Create or replace a value or secret project variable (steps refer to it with "
+    "project_variable_value)",
+)
+async def put_variable(request: web.Request) -> web.Response:
+    _, project = await _access(request, Operation.WRITE)
+    body = await read_json(request, VariableIn, limit=JSON_BODY_BYTES)
+    name = request.match_info["name"]
+    variables = request.app[VARIABLES]
+    if body.kind is VariableKind.SECRET:
+        variable, created = await variables.set_secret(project, name, str(body.value))
+    else:
+        variable, created = await variables.set_value(project, name, body.value)
+    return _json(_variable(variable), 201 if created else 200)
+
+
+@api.route(
+    "POST",
+    P + "/variables/{name}/file",
+    tag="variables",
+    response=VariableOut,
+    body_media="multipart/form-data",
+    more_responses={201: ("the variable did not exist: created", VariableOut)},
+    summary="Create or replace a file project variable: a file, or with directory=true a "
+    "zip/tar of a directory's contents (multipart part `file`, or the raw body)",
+    query=(
+        Param("directory", "the upload is a directory's zip/tar", type="boolean", default=False),
+        Param("filename", "the file's name (raw body only)"),
+    ),
+    errors={413: "over RYAX_STUDIO_MAX_FILE_BYTES", 503: "the filestore cannot be reached"},
+)
+async def put_variable_file(request: web.Request) -> web.Response:
+    _, project = await _access(request, Operation.WRITE)
+    limits = request.app[FILE_LIMITS]
+    name = request.match_info["name"]
+    directory = _flag(request, "directory")
+    async with upload(request, limits.max_file_bytes, "RYAX_STUDIO_MAX_FILE_BYTES", name) as (
+        path,
+        filename,
+    ):
+        variable, created = await request.app[VARIABLES].set_file(
+            project, name, path, filename, directory=directory
+        )
+    return _json(_variable(variable), 201 if created else 200)
+
+
+@api.route(
+    "DELETE",
+    P + "/variables/{name}",
+    tag="variables",
+    status=204,
+    summary="Delete a project variable (steps naming it then show an error; deployed "
+    "workflows keep what they were deployed with)",
+)
+async def delete_variable(request: web.Request) -> web.Response:
+    _, project = await _access(request, Operation.WRITE)
+    await request.app[VARIABLES].delete(project, request.match_info["name"])
     return web.Response(status=204)
 
 
