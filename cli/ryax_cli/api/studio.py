@@ -241,6 +241,47 @@ class Workflows(Group):
             self._waiting.sleep(self._waiting.interval)
 
 
+class Variables(Group):
+    """Project variables, referenced from steps by name: values (shown), secrets (stored
+    encrypted, never shown), files (a file or a directory in the filestore). Answers are the
+    studio's JSON (`name`, `kind`, `value` of a value, `file` of a file)."""
+
+    def list(self, project: str) -> builtins.list[dict[str, Any]]:
+        body = self._http.get(project_path(SERVICE, project, "variables"))
+        return list(body["variables"])
+
+    def set_value(self, project: str, name: str, value: Any) -> dict[str, Any]:
+        return dict(
+            self._http.put(
+                project_path(SERVICE, project, "variables", seg(name)),
+                {"kind": "value", "value": value},
+            )
+        )
+
+    def set_secret(self, project: str, name: str, value: str) -> dict[str, Any]:
+        return dict(
+            self._http.put(
+                project_path(SERVICE, project, "variables", seg(name)),
+                {"kind": "secret", "value": value},
+            )
+        )
+
+    def set_file(
+        self, project: str, name: str, data: bytes, filename: str, *, directory: bool = False
+    ) -> dict[str, Any]:
+        response = self._http.request(
+            "POST",
+            project_path(SERVICE, project, "variables", seg(name), "file"),
+            files={"file": (filename, data, "application/octet-stream")},
+            params={"directory": directory or None},
+            timeout=600.0,
+        )
+        return dict(response.json())
+
+    def delete(self, project: str, name: str) -> None:
+        self._http.delete(project_path(SERVICE, project, "variables", seg(name)))
+
+
 def _path(project: str, workflow: str, *rest: str) -> str:
     return project_path(SERVICE, project, "workflows", seg(workflow), *rest)
 

@@ -65,6 +65,8 @@ class FakeRyax:
     uploads: dict[str, bytes] = field(default_factory=dict)
     #: static files of inputs: (workflow id, step, input) -> (name, bytes)
     static_files: dict[tuple[str, str, str], tuple[str, bytes]] = field(default_factory=dict)
+    #: project variables: (project id, name) -> the studio's answer, plus "secret" / "data"
+    variables: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     #: polls of a build / deployment before it ends
     polls_to_finish: int = 2
     failing_actions: set[str] = field(default_factory=set)
@@ -497,6 +499,71 @@ def build_app(fake: FakeRyax) -> web.Application:
         for (step, input_name), found in files.items():
             fake.static_files[(wf["id"], step, input_name)] = found
         return web.json_response(_detail(fake, wf), status=201)
+
+    def variable_out(v: dict[str, Any]) -> dict[str, Any]:
+        return {k: v[k] for k in ("name", "kind", "value", "file", "created_at", "updated_at")}
+
+    @r.get(sbase + "/variables")
+    async def list_variables(request: web.Request) -> web.Response:
+        project = project_of(request)
+        found = [
+            variable_out(v)
+            for (pid, _), v in sorted(fake.variables.items())
+            if pid == project["id"]
+        ]
+        return web.json_response({"variables": found})
+
+    @r.put(sbase + "/variables/{name}")
+    async def put_variable(request: web.Request) -> web.Response:
+        project = project_of(request, write=True)
+        body = await request.json()
+        name = request.match_info["name"]
+        created = (project["id"], name) not in fake.variables
+        secret = body.get("kind") == "secret"
+        v = {
+            "name": name,
+            "kind": "secret" if secret else "value",
+            "value": None if secret else body["value"],
+            "file": None,
+            "secret": body["value"] if secret else None,
+            "created_at": NOW,
+            "updated_at": NOW,
+        }
+        fake.variables[(project["id"], name)] = v
+        return web.json_response(variable_out(v), status=201 if created else 200)
+
+    @r.post(sbase + "/variables/{name}/file")
+    async def put_variable_file(request: web.Request) -> web.Response:
+        project = project_of(request, write=True)
+        name = request.match_info["name"]
+        reader = await request.multipart()
+        part = await reader.next()
+        assert part is not None and not isinstance(part, MultipartReader)
+        data = await part.read()
+        directory = request.query.get("directory") in ("true", "1")
+        v = {
+            "name": name,
+            "kind": "file",
+            "value": None,
+            "file": {
+                "name": (part.filename or "").removesuffix(".zip") if directory else part.filename,
+                "size": len(data),
+                "sha256": "",
+                "directory": directory,
+            },
+            "data": data,
+            "created_at": NOW,
+            "updated_at": NOW,
+        }
+        fake.variables[(project["id"], name)] = v
+        return web.json_response(variable_out(v), status=201)
+
+    @r.delete(sbase + "/variables/{name}")
+    async def delete_variable(request: web.Request) -> web.Response:
+        project = project_of(request, write=True)
+        if fake.variables.pop((project["id"], request.match_info["name"]), None) is None:
+            return _err(404, "not_found", "no such variable")
+        return web.Response(status=204)
 
     @r.post(sbase + "/workflows/{workflow}/steps/{step}/inputs/{input}/file")
     async def upload_file(request: web.Request) -> web.Response:

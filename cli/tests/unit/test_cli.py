@@ -623,3 +623,33 @@ def test_static_files_and_the_workflow_zip(ryax: Ryax, fake: FakeRyax, tmp_path:
     assert "is not in the zip" in out.stderr
     out = ryax("workflow", "import", str(broken), "--replace")
     assert out.exit_code == 1 and "--replace takes a YAML document" in out.stderr
+
+
+def test_project_variables(ryax: Ryax, fake: FakeRyax, tmp_path: Path) -> None:
+    ryax.login()
+    assert ryax("project", "variable", "set", "greeting", "hello").exit_code == 0
+    out = ryax("project", "variable", "set", "limit", "42", "--json")
+    assert out.exit_code == 0 and "Set value variable limit" in out.stderr
+    out = ryax("project", "variable", "set", "token", "--secret", input="s3cr3t\n")
+    assert out.exit_code == 0, out.stderr
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "a.txt").write_text("A")
+    out = ryax("project", "variable", "set", "corpus", "--file", str(folder))
+    assert out.exit_code == 0, out.stderr
+    stored = {name: v for (_, name), v in fake.variables.items()}
+    assert stored["limit"]["value"] == 42
+    assert stored["token"]["secret"] == "s3cr3t"
+    assert stored["corpus"]["file"]["directory"] is True
+    with zipfile.ZipFile(io.BytesIO(stored["corpus"]["data"])) as sent:
+        assert sent.read("a.txt") == b"A"
+    out = ryax("project", "variable", "list")
+    assert out.exit_code == 0
+    assert "s3cr3t" not in out.stdout
+    for expected in ("greeting", '"hello"', "(secret)", "directory corpus", "42"):
+        assert expected in out.stdout
+    out = ryax("project", "variable", "set", "x", "1", "--json", "--secret")
+    assert out.exit_code == 1 and "give one of" in out.stderr
+    assert ryax("project", "variable", "delete", "greeting").exit_code == 0
+    out = ryax("project", "variable", "delete", "greeting")
+    assert out.exit_code == 1
