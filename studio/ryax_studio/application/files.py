@@ -38,6 +38,8 @@ WORKFLOW_FILE = "workflow.yaml"
 #: Where an export puts static values: files/<step id>/<input name>/<name>.
 FILES_DIR = "files"
 MAX_NAME_CHARS = 255
+#: What is read of a zip's workflow.yaml: more than any acceptable document (1 MiB).
+MAX_DOCUMENT_READ = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -274,7 +276,8 @@ class WorkflowZip:
                 f"{', '.join(names) or 'nothing'})",
             )
         with self._zip.open(info) as stream:
-            return stream.read(self._limits.max_archive_bytes + 1)
+            # enough to tell a too large document (the format refuses it, naming its limit)
+            return stream.read(MAX_DOCUMENT_READ)
 
     def has_file(self, path: str) -> bool:
         info = self._by_name.get(path)

@@ -771,8 +771,9 @@ class Workflows(_Base):
         name: str | None = None,
     ) -> WorkflowView:
         """A workflow zip: `workflow.yaml` and the static files it names (same rules)."""
-        with WorkflowZip(archive, self._limits) as zipped:
-            data = zipped.read_document()
+        zipped = await asyncio.to_thread(WorkflowZip, archive, self._limits)
+        with zipped:
+            data = await asyncio.to_thread(zipped.read_document)
             try:
                 parsed = self._format.parse(data)
             except InvalidDocument as exc:
