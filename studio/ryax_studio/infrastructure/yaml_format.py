@@ -87,10 +87,6 @@ _VALUE_KEYS: Final = (
 )
 
 
-def _zip_path_problem(path: str) -> str | None:
-    return zip_path_problem(path)
-
-
 # ---- the workflow document -> domain ----------------------------------------------------------
 _TOP = ("apiVersion", "kind", "spec")
 _SPEC = ("human_name", "description", "functions", "results")
@@ -342,7 +338,7 @@ class _Reader:
         text = self.string(node, path)
         if text is None:
             return None
-        problem = _zip_path_problem(text.rstrip("/") if directory else text)
+        problem = zip_path_problem(text.rstrip("/") if directory else text)
         if problem is not None:
             self.error(node, path, f"{text!r} is not a path in the zip: {problem}")
             return None
