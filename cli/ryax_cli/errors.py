@@ -160,6 +160,8 @@ def problem_text(problem: Any, *, source: str | None = None) -> str:
     if not isinstance(problem, dict):
         return str(problem)
     where = []
+    if problem.get("file"):
+        where.append(str(problem["file"]))
     if problem.get("line"):
         where.append(f"{source}, line {problem['line']}" if source else f"line {problem['line']}")
     if problem.get("path"):

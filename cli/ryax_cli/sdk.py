@@ -35,7 +35,7 @@ from .api._base import Waiting
 from .api.authorization import ApiKeys, Projects, Sessions, Tokens, Users
 from .api.repository import Actions, Repositories
 from .api.runner import Run, Runs, Sites
-from .api.studio import Workflows
+from .api.studio import Variables, Workflows
 from .errors import (
     ApiError,
     AuthenticationError,
@@ -144,6 +144,7 @@ class Client:
         self.repositories = Repositories(self._http, self.waiting)
         self.actions = Actions(self._http, self.waiting)
         self.workflows = Workflows(self._http, self.waiting)
+        self.variables = Variables(self._http, self.waiting)
         self.runs = Runs(self._http, self.waiting, self.workflows)
         self.sites = Sites(self._http, self.waiting)
 

@@ -15,6 +15,7 @@ Keys (`check_key`)
         triggers/<deployment uuid>/<step id>/<event uuid>/<output>/<file>   (worker)
         sources/<sha256>.tar.gz                                         (repository)
         artefacts/<sha256>.tar.gz, artefacts/<sha256>.json              (action builder)
+        projects/<project id>/files/<uuid>/<file>                       (studio: static files)
     Text a user chose (the <file> above: an uploaded file's name, a file an action wrote) may
     hold spaces, unicode, a leading dot...: key builders put it through `encode_segment`, which
     returns it unchanged when it already is a plain segment, else an escaped form that is always

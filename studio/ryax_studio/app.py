@@ -17,15 +17,19 @@ from ryax_kit.web import create_web_app
 from ryax_kit.web.limits import add_body_limits
 
 from .container import SERVICE, Container
+from .domain.errors import Unavailable
 from .infrastructure.api import internal
 from .infrastructure.api.routes import (
     ACTIONS,
     DEPLOYMENTS,
     ERRORS,
+    FILE_LIMITS,
     JSON_BODY_BYTES,
     SECRETS,
+    VARIABLES,
     WORKFLOWS,
     P,
+    S,
     W,
     api,
 )
@@ -61,8 +65,10 @@ def create_app(container: Container, *, messaging: bool = True) -> web.Applicati
         app,
         default=JSON_BODY_BYTES,
         routes={
-            ("POST", api.prefix + P + "/workflows/import"): MAX_DOCUMENT_BYTES,
+            # a YAML document (1 MiB) or a workflow zip
+            ("POST", api.prefix + P + "/workflows/import"): settings.max_archive_bytes,
             ("PUT", api.prefix + W + "/yaml"): MAX_DOCUMENT_BYTES,
+            ("POST", api.prefix + S + "/inputs/{input}/file"): settings.max_file_bytes + 64 * 1024,
         },
     )
     # The runner's route (not in the OpenAPI document, never routed by the gateway).
@@ -73,6 +79,8 @@ def create_app(container: Container, *, messaging: bool = True) -> web.Applicati
     app[SECRETS] = container.secrets()
     app[WORKFLOWS] = container.workflows()
     app[DEPLOYMENTS] = container.deployments()
+    app[FILE_LIMITS] = container.file_limits()
+    app[VARIABLES] = container.variables()
     app[AUTHZ] = container.authz()
     tasks: list[asyncio.Task[None]] = []
 
@@ -90,6 +98,12 @@ def create_app(container: Container, *, messaging: bool = True) -> web.Applicati
     async def startup(_: web.Application) -> None:
         await ensure_database(settings.database_url)
         await migrate(settings.database_url, MIGRATIONS)
+        files = container.files()
+        if files is not None:
+            try:
+                await files.ensure_ready()
+            except Unavailable as exc:  # static files answer 503 until it is reachable
+                log.warning("the filestore is not ready", extra={"error": str(exc)})
         if messaging:
             await container.broker().connect()
             await container.broker().declare_exchange(EXCHANGE)

@@ -11,15 +11,35 @@ from ryax_kit.database import create_engine
 from ryax_kit.messaging import Broker, Consumer, OutboxRelay
 from ryax_kit.web import Metrics
 
-from .application.use_cases import ActionStore, Deployments, Secrets, Workflows
+from .application.files import FileLimits
+from .application.use_cases import (
+    ActionStore,
+    Deployments,
+    ProjectVariables,
+    Secrets,
+    Workflows,
+)
 from .infrastructure.database.tables import outbox
 from .infrastructure.database.uow import SqlAlchemyUnitOfWork
+from .infrastructure.filestore import KitFileStore
 from .infrastructure.messaging.handlers import QUEUE, SUBSCRIPTIONS, StudioMessageHandler
 from .infrastructure.security import AesGcmSecretCipher
 from .infrastructure.yaml_format import RyaxWorkflowYaml
 from .settings import Settings
 
 SERVICE = "studio"
+
+
+def _file_store(settings: Settings) -> KitFileStore | None:
+    if settings.filestore is None:
+        return None
+    return KitFileStore(settings.filestore.filestore())
+
+
+def _file_limits(settings: Settings) -> FileLimits:
+    return FileLimits(
+        max_file_bytes=settings.max_file_bytes, max_archive_bytes=settings.max_archive_bytes
+    )
 
 
 class Container(containers.DeclarativeContainer):
@@ -51,6 +71,9 @@ class Container(containers.DeclarativeContainer):
         after_commit=relay.provided.wake,
     )
     workflow_format = providers.Singleton(RyaxWorkflowYaml)
+    #: Static files of step inputs (None when the settings name no filestore: uploads 503).
+    files = providers.Singleton(_file_store, settings)
+    file_limits = providers.Singleton(_file_limits, settings)
     authz = providers.Singleton(
         AuthorizationClient,
         base_url=settings.provided.authorization_url,
@@ -59,12 +82,22 @@ class Container(containers.DeclarativeContainer):
 
     actions = providers.Singleton(ActionStore, uow_factory=uow.provider, clock=clock)
     secrets = providers.Singleton(Secrets, uow_factory=uow.provider, clock=clock, cipher=cipher)
+    variables = providers.Singleton(
+        ProjectVariables,
+        uow_factory=uow.provider,
+        clock=clock,
+        cipher=cipher,
+        files=files,
+        file_limits=file_limits,
+    )
     workflows = providers.Singleton(
         Workflows,
         uow_factory=uow.provider,
         clock=clock,
         fmt=workflow_format,
         min_interval_seconds=settings.provided.min_timer_interval_seconds,
+        files=files,
+        file_limits=file_limits,
     )
     deployments = providers.Singleton(
         Deployments,

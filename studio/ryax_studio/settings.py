@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ryax_kit.crypto import KeyRing
+from ryax_kit.filestore import FilestoreSettings
 from ryax_kit.settings import CommonSettings, ConfigurationError, Env
 
 
@@ -44,6 +47,17 @@ class Settings:
     #: RYAX_STUDIO_MIN_TIMER_INTERVAL: the smallest interval (seconds) of the built-in "Emit
     #: Every" trigger (emitgw) a workflow may set; a smaller one is a validation problem.
     min_timer_interval_seconds: int = 1
+    #: RYAX_S3_ENDPOINT, RYAX_S3_ACCESS_KEY, RYAX_S3_SECRET_KEY, RYAX_S3_BUCKET, RYAX_S3_SECURE,
+    #: RYAX_S3_REGION: the filestore static files go to (the runner's and workers'); when
+    #: RYAX_S3_ENDPOINT is unset, the local directory RYAX_FILESTORE_DIR (default
+    #: <tmp>/ryax-filestore). See ryax_kit.filestore.FilestoreSettings. Default: the directory.
+    filestore: FilestoreSettings | None = None
+    #: RYAX_STUDIO_MAX_FILE_BYTES: the largest static file, or directory (as its tar), an input
+    #: may hold; an upload over it is refused (413). Default 256 MiB.
+    max_file_bytes: int = 256 * 1024 * 1024
+    #: RYAX_STUDIO_MAX_ARCHIVE_BYTES: the largest workflow zip, as sent and once extracted
+    #: (413 past it). Default 1 GiB.
+    max_archive_bytes: int = 1024 * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -64,6 +78,13 @@ class Settings:
             outbox_retention_seconds=e.integer("RYAX_OUTBOX_RETENTION_SECONDS", 300, minimum=0),
             internal_token=read_internal_token(e),
             min_timer_interval_seconds=e.integer("RYAX_STUDIO_MIN_TIMER_INTERVAL", 1, minimum=1),
+            filestore=FilestoreSettings.read(
+                e, default_dir=Path(tempfile.gettempdir()) / "ryax-filestore"
+            ),
+            max_file_bytes=e.integer("RYAX_STUDIO_MAX_FILE_BYTES", 256 * 1024 * 1024, minimum=1),
+            max_archive_bytes=e.integer(
+                "RYAX_STUDIO_MAX_ARCHIVE_BYTES", 1024 * 1024 * 1024, minimum=1024
+            ),
         )
 
 

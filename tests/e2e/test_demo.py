@@ -762,3 +762,81 @@ def test_a_form_portal_through_the_gateway_signs_in_and_starts_a_run(
         again = browser.get(f"{form}?run={run_id}", headers=html)
         assert again.status_code == 200 and "the run completed" in again.text
     ryax.ok("workflow", "undeploy", name, "--timeout", "120", timeout=180)
+
+
+# --------------------------------------------------------------------------- static files, zips
+
+
+FILES_WORKFLOW = """\
+apiVersion: "ryax.tech/v2.0"
+kind: Workflows
+spec:
+  human_name: {name}
+  functions:
+  - id: api
+    from: httpapijson
+    version: "1.0"
+    inputs_values: {{path: {path}, method: POST, summary: count a static file}}
+    outputs:
+    - {{name: text, human_name: Text, help: unused, type: string, optional: true}}
+    streams_to: [count]
+  - id: count
+    from: word-count
+    version: "1.0"
+{document}    streams_to: []
+  results:
+  - {{key: words, reference_value: count.total}}
+"""
+
+
+def _trigger_words(ryax: Ryax, workflow: str, project: str) -> Any:
+    run = ryax.ok(
+        "run", "trigger", workflow, "-i", "text=x", "-o", "json", "-p", project, timeout=600
+    ).json()
+    assert run["state"] == "completed", run
+    return run["results"]
+
+
+def test_a_static_file_value_a_zip_round_trip_and_a_file_variable(
+    demo: Demo, ryax: Ryax, tmp_path: Path
+) -> None:
+    login(ryax, demo.user, demo.password)
+    ryax.ok("project", "use", demo.project)
+    source = tmp_path / "files.yaml"
+    source.write_text(FILES_WORKFLOW.format(name="e2e files", path="/e2e-files", document=""))
+    ryax.ok("workflow", "import", str(source), "--draft")
+    words = tmp_path / "words.txt"
+    words.write_text("one two three four\n")
+    ryax.ok("workflow", "set-file", "e2e files", "count", "document", str(words))
+    shown = ryax.ok("workflow", "show", "e2e files", "-o", "json").json()
+    assert shown["valid"] is True, shown["problems"]
+    count = next(s for s in shown["steps"] if s["id"] == "count")
+    assert count["inputs"]["document"]["file"]["name"] == "words.txt"
+    ryax.ok("workflow", "deploy", "e2e files", timeout=900)
+    assert _trigger_words(ryax, "e2e files", demo.project) == {"words": 4}
+
+    exported = tmp_path / "files.zip"
+    ryax.ok("workflow", "export", "e2e files", "-f", str(exported))
+    ryax.ok("workflow", "undeploy", "e2e files")  # the copy serves the same path
+    ryax.ok("workflow", "import", str(exported), "--name", "e2e files copy")
+    ryax.ok("workflow", "deploy", "e2e files copy", timeout=900)
+    assert _trigger_words(ryax, "e2e files copy", demo.project) == {"words": 4}
+    ryax.ok("workflow", "undeploy", "e2e files copy")
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a b c d e\n")
+    ryax.ok("project", "variable", "set", "e2e-corpus", "--file", str(corpus))
+    listed = ryax.ok("project", "variable", "list", "-o", "json").json()
+    assert any(v["name"] == "e2e-corpus" and v["kind"] == "file" for v in listed)
+    variable = tmp_path / "variable.yaml"
+    variable.write_text(
+        FILES_WORKFLOW.format(
+            name="e2e variable",
+            path="/e2e-variable",
+            document="    inputs_values:\n      document: {project_variable_value: e2e-corpus}\n",
+        )
+    )
+    ryax.ok("workflow", "import", str(variable))
+    ryax.ok("workflow", "deploy", "e2e variable", timeout=900)
+    assert _trigger_words(ryax, "e2e variable", demo.project) == {"words": 5}
+    ryax.ok("workflow", "undeploy", "e2e variable")

@@ -23,6 +23,7 @@ from ._base import Group, project_path, seg
 
 SERVICE = "studio"
 YAML = "application/yaml"
+ZIP = "application/zip"
 DeployProgress = Callable[[Deployment], None]
 
 
@@ -72,6 +73,49 @@ class Workflows(Group):
             params={"name": name, "draft": draft or None},
         )
         return Workflow.from_json(body)
+
+    def import_zip(
+        self, project: str, archive: bytes, *, name: str | None = None, draft: bool = False
+    ) -> Workflow:
+        """Import a workflow zip (`workflow.yaml` and the static files it names), all or
+        nothing; the problems name the file in the zip, the line and the field."""
+        body = self._http.post(
+            project_path(SERVICE, project, "workflows", "import"),
+            content=archive,
+            headers={"Content-Type": ZIP},
+            params={"name": name, "draft": draft or None},
+        )
+        return Workflow.from_json(body)
+
+    def export_zip(self, project: str, workflow: str) -> bytes:
+        """The workflow zip: `workflow.yaml` and its static files, re-importable."""
+        response = self._http.request(
+            "GET",
+            _path(project, workflow, "export"),
+            params={"format": "zip"},
+            headers={"Accept": ZIP},
+            timeout=600.0,
+        )
+        return response.content
+
+    def upload_file(
+        self,
+        project: str,
+        workflow: str,
+        step: str,
+        input_name: str,
+        data: bytes,
+        filename: str,
+    ) -> Workflow:
+        """Give a file input a static file (or a directory input a zip/tar of a directory's
+        contents), stored by the studio in the filestore."""
+        response = self._http.request(
+            "POST",
+            _path(project, workflow, "steps", seg(step), "inputs", seg(input_name), "file"),
+            files={"file": (filename, data, "application/octet-stream")},
+            timeout=600.0,
+        )
+        return Workflow.from_json(response.json())
 
     def replace_yaml(
         self, project: str, workflow: str, document: str | bytes, *, draft: bool = False
@@ -204,6 +248,47 @@ class Workflows(Group):
                     f"workflow {workflow} still {current.state} after {timeout:.0f} s"
                 )
             self._waiting.sleep(self._waiting.interval)
+
+
+class Variables(Group):
+    """Project variables, referenced from steps by name: values (shown), secrets (stored
+    encrypted, never shown), files (a file or a directory in the filestore). Answers are the
+    studio's JSON (`name`, `kind`, `value` of a value, `file` of a file)."""
+
+    def list(self, project: str) -> builtins.list[dict[str, Any]]:
+        body = self._http.get(project_path(SERVICE, project, "variables"))
+        return list(body["variables"])
+
+    def set_value(self, project: str, name: str, value: Any) -> dict[str, Any]:
+        return dict(
+            self._http.put(
+                project_path(SERVICE, project, "variables", seg(name)),
+                {"kind": "value", "value": value},
+            )
+        )
+
+    def set_secret(self, project: str, name: str, value: str) -> dict[str, Any]:
+        return dict(
+            self._http.put(
+                project_path(SERVICE, project, "variables", seg(name)),
+                {"kind": "secret", "value": value},
+            )
+        )
+
+    def set_file(
+        self, project: str, name: str, data: bytes, filename: str, *, directory: bool = False
+    ) -> dict[str, Any]:
+        response = self._http.request(
+            "POST",
+            project_path(SERVICE, project, "variables", seg(name), "file"),
+            files={"file": (filename, data, "application/octet-stream")},
+            params={"directory": directory or None},
+            timeout=600.0,
+        )
+        return dict(response.json())
+
+    def delete(self, project: str, name: str) -> None:
+        self._http.delete(project_path(SERVICE, project, "variables", seg(name)))
 
 
 def _path(project: str, workflow: str, *rest: str) -> str:

@@ -1,13 +1,19 @@
-"""`ryax project list|use|show|create|add-member|remove-member|api-key create|list|revoke`."""
+"""`ryax project list|use|show|create|add-member|remove-member|api-key create|list|revoke|
+variable set|list|delete`."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
+from ..errors import RyaxError
 from .context import Output, OutputOpt, ProjectOpt, command, info, state
 from .output import emit, fields, table
+from .workflows import zip_folder
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -168,3 +174,112 @@ def revoke_api_key(
     st = state()
     revoked = st.client().api_keys.revoke(st.project_of(project), key)
     emit(output, revoked.raw, lambda: info(f"Revoked API key {revoked.name} ({revoked.id})"))
+
+
+variables = typer.Typer(no_args_is_help=True)
+app.add_typer(
+    variables,
+    name="variable",
+    help="Project variables: values, secrets and files that steps refer to by name "
+    "({project_variable_value: NAME} in a workflow).",
+)
+
+
+@command(variables, "set")
+def set_variable(
+    name: Annotated[str, typer.Argument(help="The variable's name.")],
+    value: Annotated[
+        str | None,
+        typer.Argument(
+            help="The value (a string; with --json, any JSON value).", show_default=False
+        ),
+    ] = None,
+    secret: Annotated[
+        bool,
+        typer.Option(
+            "--secret",
+            help="A secret: stored encrypted, never shown (read from the standard input when "
+            "no VALUE is given, so it stays out of the shell's history).",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="VALUE is JSON (a number...).")] = False,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            help="A file variable: this file, or a folder (a directory variable).",
+            show_default=False,
+        ),
+    ] = None,
+    project: ProjectOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Create or replace a project variable."""
+    st = state()
+    proj = st.project_of(project)
+    client = st.client()
+    if sum((file is not None, secret, as_json)) > 1:
+        raise RyaxError("give one of --secret, --json, --file")
+    if file is not None:
+        if value is not None:
+            raise RyaxError("a file variable takes --file only, not a VALUE")
+        if file.is_dir():
+            data, filename = zip_folder(file), f"{file.resolve().name}.zip"
+        else:
+            try:
+                data, filename = file.read_bytes(), file.name
+            except OSError as exc:
+                raise RyaxError(f"cannot read {file}: {exc.strerror}") from exc
+        found = client.variables.set_file(proj, name, data, filename, directory=file.is_dir())
+    elif secret:
+        text = value if value is not None else sys.stdin.read().rstrip("\n")
+        found = client.variables.set_secret(proj, name, text)
+    else:
+        if value is None:
+            raise RyaxError("give a VALUE (or --secret, or --file)")
+        parsed: Any = value
+        if as_json:
+            try:
+                parsed = json.loads(value)
+            except ValueError as exc:
+                raise RyaxError(f"VALUE is not JSON: {exc}") from exc
+        found = client.variables.set_value(proj, name, parsed)
+    emit(output, found, lambda: info(f"Set {found['kind']} variable {name} of project {proj}"))
+
+
+def _shown(v: dict[str, Any]) -> str:
+    if v.get("kind") == "secret":
+        return "(secret)"
+    if v.get("file"):
+        f = v["file"]
+        what = "directory" if f.get("directory") else "file"
+        return f"{what} {f['name']} ({f['size']} bytes)"
+    return json.dumps(v.get("value"), ensure_ascii=False)
+
+
+@command(variables, "list")
+def list_variables(project: ProjectOpt = None, output: OutputOpt = Output.table) -> None:
+    """The project's variables (a secret's value is never shown)."""
+    st = state()
+    found = st.client().variables.list(st.project_of(project))
+    emit(
+        output,
+        found,
+        lambda: table(
+            ["NAME", "KIND", "VALUE", "UPDATED"],
+            [(v["name"], v["kind"], _shown(v), v["updated_at"]) for v in found],
+            empty="no variables: `ryax project variable set NAME VALUE` adds one",
+        ),
+    )
+
+
+@command(variables, "delete")
+def delete_variable(
+    name: Annotated[str, typer.Argument(help="The variable's name.")],
+    project: ProjectOpt = None,
+) -> None:
+    """Delete a project variable (steps naming it then show an error)."""
+    st = state()
+    proj = st.project_of(project)
+    st.client().variables.delete(proj, name)
+    info(f"Deleted variable {name} of project {proj}")

@@ -1,8 +1,10 @@
-"""`ryax workflow create|import|export|deploy|undeploy|list|show|delete|step-settings`."""
+"""`ryax workflow create|import|export|set-file|deploy|undeploy|list|show|delete|step-settings`."""
 
 from __future__ import annotations
 
+import io
 import sys
+import zipfile
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -18,6 +20,7 @@ from .output import Progress, emit, fields, state_text, table
 
 app = typer.Typer(no_args_is_help=True)
 WorkflowArg = Annotated[str, typer.Argument(help="Workflow id or name.")]
+ZIP_MAGIC = b"PK\x03\x04"
 
 
 def _problems(wf: Workflow) -> None:
@@ -103,7 +106,13 @@ def create(
 
 @command(app, "import")
 def import_(
-    file: Annotated[str, typer.Argument(help="Workflow YAML file, or - for the standard input.")],
+    file: Annotated[
+        str,
+        typer.Argument(
+            help="Workflow YAML file, a workflow zip (workflow.yaml and its static files), "
+            "or - for the standard input (YAML)."
+        ),
+    ],
     name: Annotated[
         str | None,
         typer.Option("--name", "-n", help="Name instead of spec.human_name.", show_default=False),
@@ -118,33 +127,45 @@ def import_(
     project: ProjectOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Import a workflow from YAML (`kind: Workflows`); every problem is listed at once."""
+    """Import a workflow from YAML (`kind: Workflows`) or a workflow zip; every problem is
+    listed at once, with its file, line and field."""
     st = state()
     proj = st.project_of(project)
     if file == "-":
-        text, source = sys.stdin.read(), "the standard input"
+        data, source = sys.stdin.buffer.read(), "the standard input"
     else:
-        path = Path(file)
         try:
-            text = path.read_text(encoding="utf-8")
+            data = Path(file).read_bytes()
         except OSError as exc:
             raise InvalidWorkflowFile(f"cannot read {file}: {exc.strerror}") from exc
-        except UnicodeDecodeError as exc:
-            raise InvalidWorkflowFile(f"{file} is not a text file (UTF-8)") from exc
         source = file
-    document = check_yaml(text, source=source)
     client = st.client()
     verb = "Imported"
     try:
-        try:
-            wf = client.workflows.import_yaml(proj, text, name=name, draft=draft)
-        except ConflictError:
-            spec = document.get("spec")
-            existing = name or (spec.get("human_name") if isinstance(spec, dict) else None)
-            if not replace or not existing:
-                raise
-            wf = client.workflows.replace_yaml(proj, str(existing), text, draft=draft)
-            verb = "Replaced"
+        if data.startswith(ZIP_MAGIC):
+            if replace:
+                raise InvalidWorkflowFile(
+                    "--replace takes a YAML document; a zip is imported as a new workflow "
+                    "(use --name to give it a free name)"
+                )
+            wf = client.workflows.import_zip(proj, data, name=name, draft=draft)
+        else:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidWorkflowFile(
+                    f"{source} is neither a workflow zip nor a text file (UTF-8)"
+                ) from exc
+            document = check_yaml(text, source=source)
+            try:
+                wf = client.workflows.import_yaml(proj, text, name=name, draft=draft)
+            except ConflictError:
+                spec = document.get("spec")
+                existing = name or (spec.get("human_name") if isinstance(spec, dict) else None)
+                if not replace or not existing:
+                    raise
+                wf = client.workflows.replace_yaml(proj, str(existing), text, draft=draft)
+                verb = "Replaced"
     except ApiError as exc:
         exc.source = "<stdin>" if file == "-" else file  # each problem names file and line
         raise
@@ -164,19 +185,88 @@ def export(
     file: Annotated[
         Path | None,
         typer.Option(
-            "--file", "-f", help="Write to this file (default: stdout).", show_default=False
+            "--file",
+            "-f",
+            help="Write to this file (default: stdout); a name ending in .zip writes the "
+            "workflow zip (workflow.yaml and its static files).",
+            show_default=False,
         ),
     ] = None,
+    as_zip: Annotated[
+        bool, typer.Option("--zip", help="The workflow zip, whatever the file's name.")
+    ] = False,
     project: ProjectOpt = None,
 ) -> None:
-    """Export a workflow as YAML (re-importable)."""
+    """Export a workflow as YAML or as a workflow zip (both re-importable)."""
     st = state()
-    text = st.client().workflows.export(st.project_of(project), workflow)
+    proj = st.project_of(project)
+    if as_zip or (file is not None and file.suffix.lower() == ".zip"):
+        data = st.client().workflows.export_zip(proj, workflow)
+        if file is None:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        else:
+            file.write_bytes(data)
+            info(f"Wrote {file}")
+        return
+    text = st.client().workflows.export(proj, workflow)
     if file is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
         file.write_text(text, encoding="utf-8")
         info(f"Wrote {file}")
+
+
+@command(app, "set-file")
+def set_file(
+    workflow: WorkflowArg,
+    step: Annotated[str, typer.Argument(help="The step's id.")],
+    input_name: Annotated[str, typer.Argument(metavar="INPUT", help="A file or directory input.")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="The file; for a directory input, a folder (sent as a zip of its contents) "
+            "or a zip/tar of it."
+        ),
+    ],
+    project: ProjectOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Give an input a static file or directory, stored in the platform's filestore."""
+    st = state()
+    if path.is_dir():
+        data, filename = zip_folder(path), f"{path.resolve().name}.zip"
+    else:
+        try:
+            data, filename = path.read_bytes(), path.name
+        except OSError as exc:
+            raise InvalidWorkflowFile(f"cannot read {path}: {exc.strerror}") from exc
+    wf = st.client().workflows.upload_file(
+        st.project_of(project), workflow, step, input_name, data, filename
+    )
+
+    def render() -> None:
+        info(f"Set {step}.{input_name} of workflow {wf.name} to {filename}")
+        if wf.problems:
+            info(f"{len(wf.problems)} problem(s) prevent deploying it:")
+            _problems(wf)
+
+    emit(output, wf.raw, render)
+
+
+def zip_folder(folder: Path) -> bytes:
+    """A folder's contents as a zip (files and folders; links are not followed)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for item in sorted(folder.rglob("*")):
+            if item.is_symlink():
+                continue
+            name = item.relative_to(folder).as_posix()
+            if item.is_dir():
+                archive.writestr(name + "/", b"")
+            elif item.is_file():
+                archive.write(item, name)
+    return out.getvalue()
 
 
 def endpoint_url(base: str, project: str, wf: Workflow) -> str | None:

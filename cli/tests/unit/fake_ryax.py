@@ -7,9 +7,11 @@ dicts, and records every request, so tests drive the real `ryax` command over re
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
 import threading
+import zipfile
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -64,6 +66,10 @@ class FakeRyax:
     #: every JSON answer, to check its shape against the services' OpenAPI
     answers: list[Answer] = field(default_factory=list)
     uploads: dict[str, bytes] = field(default_factory=dict)
+    #: static files of inputs: (workflow id, step, input) -> (name, bytes)
+    static_files: dict[tuple[str, str, str], tuple[str, bytes]] = field(default_factory=dict)
+    #: project variables: (project id, name) -> the studio's answer, plus "secret" / "data"
+    variables: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     #: polls of a build / deployment before it ends
     polls_to_finish: int = 2
     failing_actions: set[str] = field(default_factory=set)
@@ -447,12 +453,135 @@ def build_app(fake: FakeRyax) -> web.Application:
     @r.post(sbase + "/workflows/import")
     async def import_workflow(request: web.Request) -> web.Response:
         project = project_of(request, write=True)
-        spec, functions = parse_document(await request.text())
+        body = await request.read()
+        files: dict[tuple[str, str], tuple[str, bytes]] = {}
+        if body.startswith(b"PK\x03\x04"):
+            with zipfile.ZipFile(io.BytesIO(body)) as archive:
+                spec, functions = parse_document(archive.read("workflow.yaml").decode())
+                names = set(archive.namelist())
+                problems = []
+                for i, f in enumerate(functions):
+                    for input_name, value in (f.get("inputs_values") or {}).items():
+                        if isinstance(value, dict) and "static_file" in value:
+                            path = value["static_file"]
+                            if path in names:
+                                files[(f["id"], input_name)] = (
+                                    path.rsplit("/", 1)[-1],
+                                    archive.read(path),
+                                )
+                                continue
+                            where = f"spec.functions[{i}] ({f['id']}).inputs_values.{input_name}"
+                            problems.append(
+                                {
+                                    "code": "missing_file",
+                                    "message": f"{where}: the static file {path!r} is not in "
+                                    "the zip",
+                                    "step_id": f["id"],
+                                    "input": input_name,
+                                    "line": 9 + 5 * i,
+                                    "path": where,
+                                    "file": "workflow.yaml",
+                                }
+                            )
+                if problems:
+                    return web.json_response(
+                        {
+                            "error": "invalid_workflow",
+                            "detail": f"the document cannot be imported: {len(problems)} "
+                            "problem(s)",
+                            "problems": problems,
+                        },
+                        status=422,
+                    )
+        else:
+            spec, functions = parse_document(body.decode())
         name = request.query.get("name") or spec["human_name"]
         if any(w["name"] == name for w in mine(project)):
             return _err(409, "already_exists", f"a workflow named {name} exists")
         wf = _workflow(fake, project["id"], name, spec.get("description", ""), functions)
+        for (step, input_name), found in files.items():
+            fake.static_files[(wf["id"], step, input_name)] = found
         return web.json_response(_detail(fake, wf), status=201)
+
+    def variable_out(v: dict[str, Any]) -> dict[str, Any]:
+        return {k: v[k] for k in ("name", "kind", "value", "file", "created_at", "updated_at")}
+
+    @r.get(sbase + "/variables")
+    async def list_variables(request: web.Request) -> web.Response:
+        project = project_of(request)
+        found = [
+            variable_out(v)
+            for (pid, _), v in sorted(fake.variables.items())
+            if pid == project["id"]
+        ]
+        return web.json_response({"variables": found})
+
+    @r.put(sbase + "/variables/{name}")
+    async def put_variable(request: web.Request) -> web.Response:
+        project = project_of(request, write=True)
+        body = await request.json()
+        name = request.match_info["name"]
+        created = (project["id"], name) not in fake.variables
+        secret = body.get("kind") == "secret"
+        v = {
+            "name": name,
+            "kind": "secret" if secret else "value",
+            "value": None if secret else body["value"],
+            "file": None,
+            "secret": body["value"] if secret else None,
+            "created_at": NOW,
+            "updated_at": NOW,
+        }
+        fake.variables[(project["id"], name)] = v
+        return web.json_response(variable_out(v), status=201 if created else 200)
+
+    @r.post(sbase + "/variables/{name}/file")
+    async def put_variable_file(request: web.Request) -> web.Response:
+        project = project_of(request, write=True)
+        name = request.match_info["name"]
+        reader = await request.multipart()
+        part = await reader.next()
+        assert part is not None and not isinstance(part, MultipartReader)
+        data = await part.read()
+        directory = request.query.get("directory") in ("true", "1")
+        v = {
+            "name": name,
+            "kind": "file",
+            "value": None,
+            "file": {
+                "name": (part.filename or "").removesuffix(".zip") if directory else part.filename,
+                "size": len(data),
+                "sha256": "",
+                "directory": directory,
+            },
+            "data": data,
+            "created_at": NOW,
+            "updated_at": NOW,
+        }
+        fake.variables[(project["id"], name)] = v
+        return web.json_response(variable_out(v), status=201)
+
+    @r.delete(sbase + "/variables/{name}")
+    async def delete_variable(request: web.Request) -> web.Response:
+        project = project_of(request, write=True)
+        if fake.variables.pop((project["id"], request.match_info["name"]), None) is None:
+            return _err(404, "not_found", "no such variable")
+        return web.Response(status=204)
+
+    @r.post(sbase + "/workflows/{workflow}/steps/{step}/inputs/{input}/file")
+    async def upload_file(request: web.Request) -> web.Response:
+        wf = workflow_of(request, write=True)
+        reader = await request.multipart()
+        part = await reader.next()
+        assert part is not None and not isinstance(part, MultipartReader)
+        step, input_name = request.match_info["step"], request.match_info["input"]
+        fake.static_files[(wf["id"], step, input_name)] = (part.filename or "", await part.read())
+        for f in wf["steps"]:
+            if f["id"] == step:
+                f.setdefault("inputs_values", {})[input_name] = {
+                    "static_file": f"files/{step}/{input_name}/{part.filename}"
+                }
+        return web.json_response(_detail(fake, wf))
 
     def workflow_of(request: web.Request, write: bool = False) -> dict[str, Any]:
         project = project_of(request, write)
@@ -501,9 +630,16 @@ def build_app(fake: FakeRyax) -> web.Application:
             "kind": "Workflows",
             "spec": {"human_name": wf["name"], "functions": wf["steps"]},
         }
-        return web.Response(
-            text=yaml.safe_dump(doc, sort_keys=False), content_type="application/yaml"
-        )
+        text = yaml.safe_dump(doc, sort_keys=False)
+        if request.query.get("format") == "zip":
+            out = io.BytesIO()
+            with zipfile.ZipFile(out, "w") as archive:
+                archive.writestr("workflow.yaml", text)
+                for (wid, step, input_name), (name, data) in fake.static_files.items():
+                    if wid == wf["id"]:
+                        archive.writestr(f"files/{step}/{input_name}/{name}", data)
+            return web.Response(body=out.getvalue(), content_type="application/zip")
+        return web.Response(text=text, content_type="application/yaml")
 
     @r.post(sbase + "/workflows/{workflow}/deploy")
     async def deploy(request: web.Request) -> web.Response:
@@ -1062,6 +1198,15 @@ def _steps(wf: dict[str, Any]) -> list[dict[str, Any]]:
             if isinstance(value, dict) and "reference_value" in value:
                 step, _, output = value["reference_value"].partition(".")
                 values[name] = {"reference": {"step": step, "output": output}}
+            elif isinstance(value, dict) and "static_file" in value:
+                values[name] = {
+                    "file": {
+                        "name": value["static_file"].rsplit("/", 1)[-1],
+                        "size": 0,
+                        "sha256": "",
+                        "directory": False,
+                    }
+                }
             else:
                 values[name] = {"static": value}
         out.append(

@@ -3,9 +3,11 @@ config file, error messages."""
 
 from __future__ import annotations
 
+import io
 import json
 import stat
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -575,3 +577,80 @@ def test_version_and_completion(ryax: Ryax) -> None:
     assert ryax("--version").stdout.startswith("ryax ")
     out = ryax("--show-completion", "bash")
     assert out.exit_code == 0 and "complete" in out.stdout
+
+
+# --------------------------------------------------------------------------- workflow zips
+def test_static_files_and_the_workflow_zip(ryax: Ryax, fake: FakeRyax, tmp_path: Path) -> None:
+    ryax.login()
+    source = tmp_path / "demo.yaml"
+    source.write_text(DEMO_YAML)
+    assert ryax("workflow", "import", str(source)).exit_code == 0
+    words = tmp_path / "words.txt"
+    words.write_bytes(b"the cat and the hat\n")
+    out = ryax("workflow", "set-file", "Word count demo", "count", "document", str(words))
+    assert out.exit_code == 0, out.stderr
+    assert "Set count.document of workflow Word count demo to words.txt" in out.stderr
+    folder = tmp_path / "data"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "a.txt").write_text("A")
+    out = ryax("workflow", "set-file", "Word count demo", "log", "report", str(folder))
+    assert out.exit_code == 0, out.stderr
+    (wid,) = [w["id"] for w in fake.workflows.values() if w["name"] == "Word count demo"]
+    name, data = fake.static_files[(wid, "log", "report")]
+    assert name == "data.zip"
+    with zipfile.ZipFile(io.BytesIO(data)) as sent:
+        assert sent.read("sub/a.txt") == b"A"
+
+    exported = tmp_path / "demo.zip"
+    out = ryax("workflow", "export", "Word count demo", "--file", str(exported))
+    assert out.exit_code == 0, out.stderr
+    with zipfile.ZipFile(exported) as archive:
+        assert archive.read("files/count/document/words.txt") == b"the cat and the hat\n"
+        assert b"static_file: files/count/document/words.txt" in archive.read("workflow.yaml")
+    out = ryax("workflow", "import", str(exported), "--name", "again")
+    assert out.exit_code == 0, out.stderr
+    (again,) = [w["id"] for w in fake.workflows.values() if w["name"] == "again"]
+    assert fake.static_files[(again, "count", "document")][1] == b"the cat and the hat\n"
+
+    # a zip missing a file: the problem names the file in the zip, its line and the field
+    broken = tmp_path / "broken.zip"
+    with zipfile.ZipFile(exported) as archive, zipfile.ZipFile(broken, "w") as out_zip:
+        out_zip.writestr("workflow.yaml", archive.read("workflow.yaml"))
+    out = ryax("workflow", "import", str(broken), "--name", "third")
+    assert out.exit_code == 1
+    assert "  - workflow.yaml, line 14, spec.functions[1] (count).inputs_values.document: " in (
+        out.stderr
+    )
+    assert "is not in the zip" in out.stderr
+    out = ryax("workflow", "import", str(broken), "--replace")
+    assert out.exit_code == 1 and "--replace takes a YAML document" in out.stderr
+
+
+def test_project_variables(ryax: Ryax, fake: FakeRyax, tmp_path: Path) -> None:
+    ryax.login()
+    assert ryax("project", "variable", "set", "greeting", "hello").exit_code == 0
+    out = ryax("project", "variable", "set", "limit", "42", "--json")
+    assert out.exit_code == 0 and "Set value variable limit" in out.stderr
+    out = ryax("project", "variable", "set", "token", "--secret", input="s3cr3t\n")
+    assert out.exit_code == 0, out.stderr
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "a.txt").write_text("A")
+    out = ryax("project", "variable", "set", "corpus", "--file", str(folder))
+    assert out.exit_code == 0, out.stderr
+    stored = {name: v for (_, name), v in fake.variables.items()}
+    assert stored["limit"]["value"] == 42
+    assert stored["token"]["secret"] == "s3cr3t"
+    assert stored["corpus"]["file"]["directory"] is True
+    with zipfile.ZipFile(io.BytesIO(stored["corpus"]["data"])) as sent:
+        assert sent.read("a.txt") == b"A"
+    out = ryax("project", "variable", "list")
+    assert out.exit_code == 0
+    assert "s3cr3t" not in out.stdout
+    for expected in ("greeting", '"hello"', "(secret)", "directory corpus", "42"):
+        assert expected in out.stdout
+    out = ryax("project", "variable", "set", "x", "1", "--json", "--secret")
+    assert out.exit_code == 1 and "give one of" in out.stderr
+    assert ryax("project", "variable", "delete", "greeting").exit_code == 0
+    out = ryax("project", "variable", "delete", "greeting")
+    assert out.exit_code == 1

@@ -453,6 +453,12 @@ def test_the_fake_gateway_answers_in_the_services_shapes(fake: FakeRyax, tmp_pat
         list(client.runs.logs("demo", run.id))
         client.sites.list("demo")
         client.workflows.undeploy("demo", wf.id)
+        client.workflows.upload_file("demo", wf.id, "count", "document", b"words", "w.txt")
+        client.variables.set_value("demo", "greeting", "hello")
+        client.variables.set_secret("demo", "token", "s3cr3t")
+        client.variables.set_file("demo", "corpus", b"text", "c.txt")
+        client.variables.list("demo")
+        client.variables.delete("demo", "greeting")
     with Client(fake.url) as admin:
         admin.login("admin", "admin-password")
         admin.users.list()

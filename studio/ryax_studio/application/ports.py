@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 from ..domain.actions import ActionVersion, JsonValue, ProjectId
@@ -44,6 +45,32 @@ class ParsedWorkflow:
     lines: Mapping[tuple[str | int, ...], tuple[int, str]] = field(default_factory=dict)
     #: Problems of the document itself (unknown fields, wrong types...), each with its line.
     problems: Sequence[Problem] = ()
+    #: The static files and directories the document names (step id, input) -> where: their
+    #: values in `steps` are placeholders (no key) until the files are found (a zip) or kept.
+    files: Mapping[tuple[str, str], FileSpec] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileSpec:
+    """A static value written in a document as a path (in the workflow zip)."""
+
+    path: str
+    directory: bool
+    line: int | None
+    #: The value's path in the document (`spec.functions[2] (count).inputs_values.doc`).
+    where: str
+
+
+class FileStore(Protocol):
+    """The shared filestore (the kit's Filestore: S3 or a local directory)."""
+
+    async def put_file(self, key: str, source: Path) -> None:
+        """Store the file at `source` under `key` (atomic for readers)."""
+        ...
+
+    async def download(self, key: str, destination: Path) -> None:
+        """Write the object `key` to `destination`."""
+        ...
 
 
 class WorkflowFormat(Protocol):

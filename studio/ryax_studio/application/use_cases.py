@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 import logging
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+
+from ryax_kit.core.keys import encode_segment
 
 from ..domain.actions import (
     IO,
@@ -27,15 +32,26 @@ from ..domain.deployment import (
     Secret,
     Snapshot,
     SnapshotId,
+    VariableKind,
     check_secret,
+    check_variable_name,
     take_snapshot,
 )
-from ..domain.errors import Conflict, InvalidInput, InvalidWorkflow, NotFound
+from ..domain.errors import (
+    Conflict,
+    InvalidDocument,
+    InvalidInput,
+    InvalidWorkflow,
+    NotFound,
+    TooLarge,
+    Unavailable,
+)
 from ..domain.problems import Problem
 from ..domain.schedules import DEFAULT_MIN_INTERVAL_SECONDS
 from ..domain.summary import WorkflowSummary, summarize
 from ..domain.validation import validate_workflow
 from ..domain.workflow import (
+    FileValue,
     InputValue,
     Position,
     SecretValue,
@@ -45,9 +61,28 @@ from ..domain.workflow import (
     Workflow,
     WorkflowId,
     WorkflowResult,
+    check_static_size,
     check_workflow_name,
 )
-from .ports import Clock, SecretCipher, UnitOfWork, WorkflowFormat
+from .files import (
+    WORKFLOW_FILE,
+    FileLimits,
+    WorkflowZip,
+    check_file_name,
+    directory_tar_from_upload,
+    file_path_in_zip,
+    sha256_of,
+    write_workflow_zip,
+)
+from .ports import (
+    Clock,
+    FileSpec,
+    FileStore,
+    ParsedWorkflow,
+    SecretCipher,
+    UnitOfWork,
+    WorkflowFormat,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +139,8 @@ class _Base:
             uow, workflow.project_id, (s.action.action_id for s in workflow.steps)
         )
         workflow.mark_sensitive(password_inputs(store))
-        secrets = {s.name for s in await uow.secrets.list_for_project(workflow.project_id)}
-        return validate_workflow(workflow, store, secrets, self._min_interval)
+        secrets, variables = await _project_variables(uow, workflow.project_id)
+        return validate_workflow(workflow, store, set(secrets), self._min_interval, variables)
 
     @staticmethod
     async def _workflow(
@@ -247,7 +282,8 @@ class Secrets(_Base):
 
     async def list_all(self, project_id: ProjectId) -> list[Secret]:
         async with self._uow() as uow:
-            return await uow.secrets.list_for_project(project_id)
+            found = await uow.secrets.list_for_project(project_id)
+        return [s for s in found if s.kind is VariableKind.SECRET]
 
     async def delete(self, project_id: ProjectId, name: str) -> None:
         """Workflows that name it show an error until it exists again; deployed ones keep it."""
@@ -256,6 +292,161 @@ class Secrets(_Base):
             if secret is None:
                 raise NotFound(f"secret {name!r} not found")
             await uow.secrets.delete(secret)
+            await uow.commit()
+
+
+async def _project_variables(
+    uow: UnitOfWork, project_id: ProjectId
+) -> tuple[dict[str, Secret], dict[str, StaticValue | FileValue]]:
+    """The project's secrets by name, and what each value or file variable gives."""
+    secrets: dict[str, Secret] = {}
+    variables: dict[str, StaticValue | FileValue] = {}
+    for v in await uow.secrets.list_for_project(project_id):
+        resolved = v.resolved()
+        if resolved is None:
+            secrets[v.name] = v
+        else:
+            variables[v.name] = resolved
+    return secrets, variables
+
+
+async def store_static_file(
+    files: FileStore | None,
+    limits: FileLimits,
+    project_id: ProjectId,
+    source: Path,
+    name: str,
+    *,
+    directory: bool,
+    repack: bool = True,
+) -> FileValue:
+    """Put a file in the filestore under the project's prefix (a directory: an uploaded
+    zip/tar re-packed as the tar workers take, unless `repack` is False: already that tar)."""
+    if files is None:
+        raise Unavailable("no filestore is configured for static files")
+    with tempfile.TemporaryDirectory(prefix="ryax-studio-") as tmp:
+        path = source
+        if directory and repack:
+            path = Path(tmp) / "directory.tar"
+            await asyncio.to_thread(directory_tar_from_upload, source, path, limits)
+        digest, size = await asyncio.to_thread(sha256_of, path)
+        if size > limits.max_file_bytes:
+            raise TooLarge(
+                f"{name!r} is {size} bytes, more than the {limits.max_file_bytes} "
+                "bytes a static file may hold (RYAX_STUDIO_MAX_FILE_BYTES)"
+            )
+        key = f"projects/{encode_segment(project_id)}/files/{new_id()}/{encode_segment(name)}"
+        await files.put_file(key, path)
+    log.info(
+        "static file stored",
+        extra={"project_id": project_id, "key": key, "size": size, "directory": directory},
+    )
+    return FileValue(key=key, name=name, size=size, sha256=digest, directory=directory)
+
+
+class ProjectVariables(_Base):
+    """Project variables, referenced from steps by name: secrets (encrypted, never shown),
+    values (JSON, shown) and files (a static file or directory of the filestore)."""
+
+    def __init__(
+        self,
+        *,
+        uow_factory: Callable[[], UnitOfWork],
+        clock: Clock,
+        cipher: SecretCipher,
+        files: FileStore | None = None,
+        file_limits: FileLimits | None = None,
+    ) -> None:
+        super().__init__(uow_factory=uow_factory, clock=clock)
+        self._cipher = cipher
+        self._files = files
+        self._limits = file_limits or FileLimits()
+
+    async def _put(self, variable: Secret) -> tuple[Secret, bool]:
+        async with self._uow() as uow:
+            existing = await uow.secrets.get(variable.project_id, variable.name)
+            if existing is not None:
+                variable.created_at = existing.created_at
+            await uow.secrets.add(variable)
+            await uow.commit()
+        log.info(
+            "project variable set",
+            extra={
+                "project_id": variable.project_id,
+                "variable": variable.name,
+                "kind": str(variable.kind),
+            },
+        )
+        return variable, existing is None
+
+    async def set_value(
+        self, project_id: ProjectId, name: str, value: JsonValue
+    ) -> tuple[Secret, bool]:
+        check_variable_name(name)
+        if value is None:
+            raise InvalidInput("value", "null is not a value: delete the variable instead")
+        try:
+            check_static_size("value", value)
+        except TooLarge as exc:
+            raise InvalidInput("value", exc.detail) from exc
+        now = self._clock.now()
+        return await self._put(
+            Secret(
+                project_id=project_id,
+                name=name,
+                kind=VariableKind.VALUE,
+                value=value,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    async def set_secret(self, project_id: ProjectId, name: str, value: str) -> tuple[Secret, bool]:
+        check_secret(name, value)
+        now = self._clock.now()
+        return await self._put(
+            Secret(
+                project_id=project_id,
+                name=name,
+                ciphertext=self._cipher.encrypt(project_id, name, value),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    async def set_file(
+        self, project_id: ProjectId, name: str, upload: Path, filename: str, *, directory: bool
+    ) -> tuple[Secret, bool]:
+        check_variable_name(name)
+        filename = check_file_name(filename)
+        if directory:
+            filename = _directory_name(filename)
+        value = await store_static_file(
+            self._files, self._limits, project_id, upload, filename, directory=directory
+        )
+        now = self._clock.now()
+        return await self._put(
+            Secret(
+                project_id=project_id,
+                name=name,
+                kind=VariableKind.FILE,
+                file=value,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    async def list_all(self, project_id: ProjectId) -> list[Secret]:
+        async with self._uow() as uow:
+            return await uow.secrets.list_for_project(project_id)
+
+    async def delete(self, project_id: ProjectId, name: str) -> None:
+        """Steps that name it show an error until it exists again; deployed ones keep it."""
+        async with self._uow() as uow:
+            found = await uow.secrets.get(project_id, name)
+            if found is None:
+                raise NotFound(f"project variable {name!r} not found")
+            await uow.secrets.delete(found)
             await uow.commit()
 
 
@@ -270,11 +461,20 @@ class Workflows(_Base):
         clock: Clock,
         fmt: WorkflowFormat,
         min_interval_seconds: int = DEFAULT_MIN_INTERVAL_SECONDS,
+        files: FileStore | None = None,
+        file_limits: FileLimits | None = None,
     ) -> None:
         super().__init__(
             uow_factory=uow_factory, clock=clock, min_interval_seconds=min_interval_seconds
         )
         self._format = fmt
+        self._files = files
+        self._limits = file_limits or FileLimits()
+
+    def _filestore(self) -> FileStore:
+        if self._files is None:
+            raise Unavailable("no filestore is configured for static files")
+        return self._files
 
     async def _view(self, uow: UnitOfWork, workflow: Workflow) -> WorkflowView:
         return WorkflowView(
@@ -501,6 +701,52 @@ class Workflows(_Base):
         now = self._clock.now()
         return await self._edit(project_id, ref, lambda _, w: w.set_results(results, now))
 
+    # ---- static files ----------------------------------------------------------------------
+    async def set_input_file(
+        self,
+        project_id: ProjectId,
+        ref: str,
+        step_id: str,
+        name: str,
+        upload: Path,
+        filename: str,
+    ) -> WorkflowView:
+        """Store an uploaded file (a file input) or a zip/tar of a directory's contents (a
+        directory input) in the filestore under the project's prefix; the input holds it."""
+        filename = check_file_name(filename)
+        async with self._uow() as uow:
+            workflow = await self._workflow(uow, project_id, ref)
+            step = workflow.step(step_id)
+            store = await self._store_for(uow, project_id, [step.action.action_id])
+        action = store.get(step.action)
+        if action is None:
+            raise NotFound(
+                f"step {step_id!r}: action {step.action.action_id!r} version "
+                f"{step.action.version!r} is not in the store, so its input types are unknown"
+            )
+        io = next((i for i in action.inputs if i.name == name), None)
+        if io is None:
+            raise NotFound(f"step {step_id!r}: action {action.action_id!r} has no input {name!r}")
+        if io.type not in (IOType.FILE, IOType.DIRECTORY):
+            raise InvalidInput(
+                name, f"a {io.type} input takes no file (only file and directory inputs do)"
+            )
+        directory = io.type is IOType.DIRECTORY
+        if directory:
+            filename = _directory_name(filename)
+        value = await self._store_file(project_id, upload, filename, directory=directory)
+        now = self._clock.now()
+        return await self._edit(
+            project_id, ref, lambda _, w: w.set_input(step_id, name, value, now)
+        )
+
+    async def _store_file(
+        self, project_id: ProjectId, source: Path, name: str, *, directory: bool
+    ) -> FileValue:
+        return await store_static_file(
+            self._files, self._limits, project_id, source, name, directory=directory
+        )
+
     # ---- import / export -----------------------------------------------------------------------
     async def import_document(
         self,
@@ -511,8 +757,75 @@ class Workflows(_Base):
         name: str | None = None,
     ) -> WorkflowView:
         """All or nothing: every problem with its line, nothing saved unless the whole document
-        is accepted. A draft import keeps a workflow whose problems are only about validity."""
+        is accepted. A draft import keeps a workflow whose problems are only about validity.
+        A bare document cannot hold static files: those need the workflow zip."""
         parsed = self._format.parse(data)
+        return await self._import(project_id, parsed, None, draft=draft, name=name)
+
+    async def import_archive(
+        self,
+        project_id: ProjectId,
+        archive: Path,
+        *,
+        draft: bool = False,
+        name: str | None = None,
+    ) -> WorkflowView:
+        """A workflow zip: `workflow.yaml` and the static files it names (same rules)."""
+        zipped = await asyncio.to_thread(WorkflowZip, archive, self._limits)
+        with zipped:
+            data = await asyncio.to_thread(zipped.read_document)
+            try:
+                parsed = self._format.parse(data)
+            except InvalidDocument as exc:
+                raise InvalidDocument(
+                    [dataclasses.replace(p, file=WORKFLOW_FILE) for p in exc.problems], exc.code
+                ) from exc
+            return await self._import(project_id, parsed, zipped, draft=draft, name=name)
+
+    def _file_problems(
+        self, parsed: ParsedWorkflow, zipped: WorkflowZip | None, keep: Workflow | None = None
+    ) -> list[Problem]:
+        problems: list[Problem] = []
+        for (step_id, input_name), spec in parsed.files.items():
+            if keep is not None and _kept_file(keep, step_id, input_name, spec) is not None:
+                continue
+            kind = "directory" if spec.directory else "file"
+            if zipped is None:
+                message = (
+                    f"{spec.where}: the static {kind} {spec.path!r} is not in a bare document: "
+                    "import the workflow zip that holds it, or remove the value and upload the "
+                    f"{kind} to the step"
+                )
+            elif (spec.directory and zipped.has_directory(spec.path)) or (
+                not spec.directory and zipped.has_file(spec.path)
+            ):
+                continue
+            else:
+                message = f"{spec.where}: the static {kind} {spec.path!r} is not in the zip"
+            problems.append(
+                Problem(
+                    code="missing_file",
+                    message=message,
+                    step_id=step_id,
+                    input_name=input_name,
+                    location=("step", step_id, "inputs_values", input_name),
+                    line=spec.line,
+                    path=spec.where,
+                    file=WORKFLOW_FILE if zipped is not None else None,
+                )
+            )
+        return problems
+
+    async def _import(
+        self,
+        project_id: ProjectId,
+        parsed: ParsedWorkflow,
+        zipped: WorkflowZip | None,
+        *,
+        draft: bool,
+        name: str | None,
+    ) -> WorkflowView:
+        in_zip = WORKFLOW_FILE if zipped is not None else None
         now = self._clock.now()
         workflow = Workflow(
             id=WorkflowId(new_id()),
@@ -530,7 +843,12 @@ class Workflows(_Base):
             raise InvalidWorkflow(
                 [
                     _with_line(
-                        Problem(code="invalid_name", message=exc.detail, location=("name",)),
+                        Problem(
+                            code="invalid_name",
+                            message=exc.detail,
+                            location=("name",),
+                            file=in_zip,
+                        ),
                         parsed.lines,
                     )
                 ],
@@ -538,19 +856,53 @@ class Workflows(_Base):
             ) from exc
         async with self._uow() as uow:
             problems = [_with_line(p, parsed.lines) for p in await self._problems(uow, workflow)]
-            blocking = _blocking(parsed.problems, problems, draft)
+            blocking = _blocking(
+                [*parsed.problems, *self._file_problems(parsed, zipped)], problems, draft
+            )
             if blocking:
-                raise InvalidWorkflow(blocking, "the document cannot be imported")
+                raise InvalidWorkflow(
+                    [dataclasses.replace(p, file=p.file or in_zip) for p in blocking],
+                    "the document cannot be imported",
+                )
+            await self._ensure_name_free(uow, project_id, workflow.name)
+        if zipped is not None:
+            await self._store_zip_files(project_id, workflow, parsed, zipped)
+        async with self._uow() as uow:
             await self._ensure_name_free(uow, project_id, workflow.name)
             await uow.workflows.add(workflow)
             view = WorkflowView(workflow=workflow, problems=problems, deployment=None)
             await uow.commit()
             return view
 
+    async def _store_zip_files(
+        self, project_id: ProjectId, workflow: Workflow, parsed: ParsedWorkflow, zipped: WorkflowZip
+    ) -> None:
+        """Each static value the document names, from the zip to the filestore."""
+        with tempfile.TemporaryDirectory(prefix="ryax-studio-zip-") as tmp:
+            for i, ((step_id, input_name), spec) in enumerate(parsed.files.items()):
+                local = Path(tmp) / f"{i}.bin"
+                if spec.directory:
+                    await asyncio.to_thread(zipped.directory_tar, spec.path, local)
+                    name = spec.path.rstrip("/").rsplit("/", 1)[-1]
+                else:
+                    await asyncio.to_thread(zipped.extract_file, spec.path, local)
+                    name = spec.path.rsplit("/", 1)[-1]
+                value = await self._store_file_as_is(project_id, local, name, spec.directory)
+                local.unlink(missing_ok=True)
+                workflow.step(step_id).inputs[input_name] = value
+
+    async def _store_file_as_is(
+        self, project_id: ProjectId, path: Path, name: str, directory: bool
+    ) -> FileValue:
+        return await store_static_file(
+            self._files, self._limits, project_id, path, name, directory=directory, repack=False
+        )
+
     async def replace_document(
         self, project_id: ProjectId, ref: str, data: bytes, *, draft: bool = False
     ) -> WorkflowView:
-        """Replace a workflow's definition with a document (same all-or-nothing rules)."""
+        """Replace a workflow's definition with a document (same all-or-nothing rules). A
+        static file named at the path an export gives it keeps the stored file."""
         parsed = self._format.parse(data)
         now = self._clock.now()
         async with self._uow() as uow:
@@ -566,6 +918,10 @@ class Workflows(_Base):
                 updated_at=now,
             )
             candidate.keep_masked(workflow)
+            for (step_id, input_name), spec in parsed.files.items():
+                kept = _kept_file(workflow, step_id, input_name, spec)
+                if kept is not None:
+                    candidate.step(step_id).inputs[input_name] = kept
             try:
                 check_workflow_name(candidate.name)
             except InvalidInput as exc:
@@ -574,7 +930,11 @@ class Workflows(_Base):
                     [_with_line(problem, parsed.lines)], "the document cannot be imported"
                 ) from exc
             problems = [_with_line(p, parsed.lines) for p in await self._problems(uow, candidate)]
-            blocking = _blocking(parsed.problems, problems, draft)
+            blocking = _blocking(
+                [*parsed.problems, *self._file_problems(parsed, None, keep=workflow)],
+                problems,
+                draft,
+            )
             if blocking:
                 raise InvalidWorkflow(blocking, "the document cannot be imported")
             if candidate.name != workflow.name:
@@ -593,6 +953,20 @@ class Workflows(_Base):
             await self._problems(uow, workflow)  # marks what is sensitive
         return workflow, self._format.render(workflow.masked())
 
+    async def export_archive(self, project_id: ProjectId, ref: str, destination: Path) -> Workflow:
+        """The workflow zip: `workflow.yaml` and every static file at the path it names."""
+        workflow, text = await self.export_document(project_id, ref)
+        store = self._filestore() if _file_values(workflow) else None
+        with tempfile.TemporaryDirectory(prefix="ryax-studio-export-") as tmp:
+            files: list[tuple[str, Path, bool]] = []
+            for i, (step_id, input_name, value) in enumerate(_file_values(workflow)):
+                local = Path(tmp) / f"{i}.bin"
+                assert store is not None
+                await store.download(value.key, local)
+                files.append((file_path_in_zip(step_id, input_name, value), local, value.directory))
+            await asyncio.to_thread(write_workflow_zip, destination, text, files)
+        return workflow
+
     async def export_snapshot(
         self, project_id: ProjectId, snapshot_id: str
     ) -> tuple[Snapshot, str]:
@@ -601,6 +975,42 @@ class Workflows(_Base):
         if snapshot is None:
             raise NotFound(f"snapshot {snapshot_id!r} not found")
         return snapshot, self._format.render(snapshot.definition.masked())
+
+
+_ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tar", ".zip")
+
+
+def _directory_name(filename: str) -> str:
+    """A directory uploaded as `data.zip` or `data.tar.gz` is named `data`."""
+    lower = filename.lower()
+    for suffix in _ARCHIVE_SUFFIXES:
+        if lower.endswith(suffix) and len(filename) > len(suffix):
+            return filename[: -len(suffix)]
+    return filename
+
+
+def _file_values(workflow: Workflow) -> list[tuple[str, str, FileValue]]:
+    return [
+        (step.id, name, value)
+        for step in workflow.steps
+        for name, value in step.inputs.items()
+        if isinstance(value, FileValue)
+    ]
+
+
+def _kept_file(
+    workflow: Workflow, step_id: str, input_name: str, spec: FileSpec
+) -> FileValue | None:
+    """The stored value a document names by the path an export gave it, if any."""
+    step = workflow.find_step(step_id)
+    current = step.inputs.get(input_name) if step is not None else None
+    if (
+        isinstance(current, FileValue)
+        and current.directory == spec.directory
+        and file_path_in_zip(step_id, input_name, current).rstrip("/") == spec.path.rstrip("/")
+    ):
+        return current
+    return None
 
 
 #: Problems a draft import still refuses: the document itself is broken, not just incomplete.
@@ -671,10 +1081,16 @@ class Deployments(_Base):
             store = await self._store_for(
                 uow, project_id, (s.action.action_id for s in workflow.steps)
             )
-            secrets = {s.name: s for s in await uow.secrets.list_for_project(project_id)}
+            secrets, variables = await _project_variables(uow, project_id)
             workflow.mark_sensitive(password_inputs(store))
             snapshot = take_snapshot(
-                workflow, store, set(secrets), SnapshotId(new_id()), now, self._min_interval
+                workflow,
+                store,
+                set(secrets),
+                SnapshotId(new_id()),
+                now,
+                self._min_interval,
+                variables,
             )
             values: dict[tuple[str, str], JsonValue] = {}
             for step_id, name, value in snapshot.sensitive_inputs():

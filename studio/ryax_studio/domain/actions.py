@@ -285,8 +285,8 @@ def static_value_problem(io: IO, value: JsonValue) -> tuple[str, str] | None:
     if t in (IOType.FILE, IOType.DIRECTORY):
         return (
             "invalid_value",
-            f"a {t} input takes a reference to an upstream {t} output "
-            "(static files are not supported)",
+            f"a {t} input takes an uploaded {t}, a reference to an upstream {t} output "
+            "or a project variable, not a JSON value",
         )
     if t in (IOType.STRING, IOType.LONGSTRING):
         if not isinstance(value, str):

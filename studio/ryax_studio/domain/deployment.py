@@ -24,6 +24,7 @@ from .errors import Conflict, InvalidInput, InvalidWorkflow
 from .schedules import DEFAULT_MIN_INTERVAL_SECONDS
 from .validation import step_outputs, validate_workflow
 from .workflow import (
+    FileValue,
     InputValue,
     SecretValue,
     StaticValue,
@@ -130,9 +131,13 @@ def take_snapshot(
     snapshot_id: SnapshotId,
     now: datetime,
     min_interval_seconds: int = DEFAULT_MIN_INTERVAL_SECONDS,
+    variables: Mapping[str, StaticValue | FileValue] | None = None,
 ) -> Snapshot:
-    """Freeze a valid workflow with everything the runner needs; refuse an invalid one."""
-    problems = validate_workflow(workflow, actions, secrets, min_interval_seconds)
+    """Freeze a valid workflow with everything the runner needs; refuse an invalid one. A
+    value or file project variable is resolved here (frozen in the snapshot); a secret is
+    named, its value fetched by the runner."""
+    variables = variables or {}
+    problems = validate_workflow(workflow, actions, secrets, min_interval_seconds, variables)
     if problems:
         raise InvalidWorkflow(problems, "the workflow cannot be deployed")
     parents = workflow.parents()
@@ -146,6 +151,8 @@ def take_snapshot(
         values: list[tuple[str, InputValue]] = []
         for io in action.inputs:
             given = step.inputs.get(io.name)
+            if isinstance(given, SecretValue) and given.name in variables:
+                given = variables[given.name]
             password = io.type is IOType.PASSWORD
             if isinstance(given, StaticValue) and password and not given.sensitive:
                 given = StaticValue(value=given.value, sensitive=True)
@@ -341,16 +348,35 @@ class Deployment:
         return True
 
 
-# ---- secrets -----------------------------------------------------------------------------------
+# ---- project variables (secrets, values, files) ------------------------------------------------
+class VariableKind(StrEnum):
+    SECRET = "secret"
+    VALUE = "value"
+    FILE = "file"
+
+
 @dataclass(eq=False, kw_only=True)
 class Secret:
-    """A project secret: only its encrypted value is stored, and it is never shown."""
+    """A project variable, referenced from steps by name (`project_variable_value`). A secret
+    (the default kind): only its encrypted value is stored, and it is never shown. A value: a
+    JSON value, shown. A file: a static file or directory of the filestore, shown by name."""
 
     project_id: ProjectId
     name: str
-    ciphertext: bytes = field(repr=False)
+    ciphertext: bytes = field(repr=False, default=b"")
     created_at: datetime
     updated_at: datetime
+    kind: VariableKind = VariableKind.SECRET
+    value: JsonValue = None
+    file: FileValue | None = None
+
+    def resolved(self) -> StaticValue | FileValue | None:
+        """What a step referring to a value or file variable gets (None for a secret)."""
+        if self.kind is VariableKind.VALUE:
+            return StaticValue(value=copy.deepcopy(self.value))
+        if self.kind is VariableKind.FILE:
+            return self.file
+        return None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Secret) and (other.project_id, other.name) == (
@@ -362,13 +388,21 @@ class Secret:
         return hash((self.project_id, self.name))
 
 
-def check_secret(name: str, value: str) -> None:
+#: A project variable is a secret or a file (up to its own limit), or a value of this size.
+ProjectVariable = Secret
+
+
+def check_variable_name(name: str) -> None:
     if not SECRET_NAME_RE.match(name):
         raise InvalidInput(
             "name",
-            f"{name!r} is not a valid secret name: letters, digits, "
+            f"{name!r} is not a valid variable name: letters, digits, "
             "_ . -, starting with a letter or _, at most 128 characters",
         )
+
+
+def check_secret(name: str, value: str) -> None:
+    check_variable_name(name)
     if not value:
         raise InvalidInput("value", "must not be empty")
     if len(value.encode()) > MAX_SECRET_BYTES:

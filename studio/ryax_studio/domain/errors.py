@@ -58,6 +58,12 @@ class TooLarge(DomainError):
     code = "too_large"
 
 
+class Unavailable(DomainError):
+    """A store the studio needs (the filestore) cannot be used right now: 503."""
+
+    code = "unavailable"
+
+
 class InvalidWorkflow(DomainError):
     """A workflow that cannot be deployed (or imported): every problem at once."""
 

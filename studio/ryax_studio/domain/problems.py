@@ -23,3 +23,5 @@ class Problem:
     #: `spec.functions[3] (shout).inputs_values.text`.
     line: int | None = None
     path: str | None = None
+    #: The file of a workflow zip the problem is in (`workflow.yaml`), for a zip import.
+    file: str | None = None

@@ -27,6 +27,7 @@ from .workflow import (
     MAX_INPUTS_PER_STEP,
     MAX_OUTPUTS_PER_STEP,
     MAX_STEPS,
+    FileValue,
     ReferenceValue,
     SecretValue,
     StaticValue,
@@ -70,10 +71,12 @@ def validate_workflow(
     actions: Mapping[ActionRef, ActionVersion],
     secrets: Set[str],
     min_interval_seconds: int = DEFAULT_MIN_INTERVAL_SECONDS,
+    variables: Mapping[str, StaticValue | FileValue] | None = None,
 ) -> list[Problem]:
-    """Every problem of the workflow against the project's store and secrets (a built-in
-    timer's interval at least `min_interval_seconds`)."""
-    return _Validator(workflow, actions, secrets, min_interval_seconds).run()
+    """Every problem of the workflow against the project's store, secrets and other project
+    variables (`variables`: the value or file each value/file variable gives), a built-in
+    timer's interval at least `min_interval_seconds`."""
+    return _Validator(workflow, actions, secrets, min_interval_seconds, variables or {}).run()
 
 
 class _Validator:
@@ -83,10 +86,12 @@ class _Validator:
         actions: Mapping[ActionRef, ActionVersion],
         secrets: Set[str],
         min_interval_seconds: int = DEFAULT_MIN_INTERVAL_SECONDS,
+        variables: Mapping[str, StaticValue | FileValue] | None = None,
     ) -> None:
         self.wf = workflow
         self.actions = actions
         self.secrets = secrets
+        self.variables = variables or {}
         self.min_interval_seconds = min_interval_seconds
         self.problems: list[Problem] = []
         self.by_id: dict[str, Step] = {}
@@ -449,12 +454,23 @@ class _Validator:
                     )
                 )
                 continue
-            if isinstance(value, StaticValue):
-                found = static_value_problem(io, value.value)
-                if found is not None:
-                    self.add(_input_problem(step, name, found[0], found[1]))
+            if isinstance(value, SecretValue) and value.name in self.variables:
+                self.given(
+                    step, name, io, self.variables[value.name], f"project variable {value.name!r}: "
+                )
+            elif isinstance(value, StaticValue | FileValue):
+                self.given(step, name, io, value)
             elif isinstance(value, SecretValue):
-                if io.type not in SECRET_TYPES:
+                if value.name not in self.secrets:
+                    self.add(
+                        _input_problem(
+                            step,
+                            name,
+                            "unknown_secret",
+                            f"the project has no secret or variable named {value.name!r}",
+                        )
+                    )
+                elif io.type not in SECRET_TYPES:
                     self.add(
                         _input_problem(
                             step,
@@ -462,15 +478,6 @@ class _Validator:
                             "secret_not_allowed",
                             f"a {io.type} input cannot take a secret (secrets "
                             "go to password, string and longstring inputs)",
-                        )
-                    )
-                if value.name not in self.secrets:
-                    self.add(
-                        _input_problem(
-                            step,
-                            name,
-                            "unknown_secret",
-                            f"the project has no secret named {value.name!r}",
                         )
                     )
             else:
@@ -496,6 +503,35 @@ class _Validator:
                         f"required {io.type} input has no value: give it {how}",
                     )
                 )
+
+    def given(
+        self, step: Step, name: str, io: IO, value: StaticValue | FileValue, via: str = ""
+    ) -> None:
+        """A static value or file, given or through a project variable (`via` says which)."""
+        if isinstance(value, StaticValue):
+            found = static_value_problem(io, value.value)
+            if found is not None:
+                self.add(_input_problem(step, name, found[0], via + found[1]))
+        elif io.type not in (IOType.FILE, IOType.DIRECTORY):
+            self.add(
+                _input_problem(
+                    step,
+                    name,
+                    "file_not_allowed",
+                    f"{via}a {io.type} input cannot take an uploaded {value.kind} "
+                    f"({value.name!r}): only file and directory inputs do",
+                )
+            )
+        elif (io.type is IOType.DIRECTORY) != value.directory:
+            self.add(
+                _input_problem(
+                    step,
+                    name,
+                    "file_kind_mismatch",
+                    f"{via}a {io.type} input cannot take the uploaded {value.kind} "
+                    f"{value.name!r}: upload a {io.type}",
+                )
+            )
 
     def reference(
         self, step: Step, name: str, io: IO, ref: ReferenceValue, upstream: set[str]

@@ -82,7 +82,23 @@ class ReferenceValue:
         return f"{self.step_id}.{self.output}"
 
 
-InputValue = StaticValue | SecretValue | ReferenceValue
+@dataclass(frozen=True, kw_only=True)
+class FileValue:
+    """A static file uploaded to the studio (or, with `directory`, a directory: an uncompressed
+    tar of its contents), in the filestore at `key`; shown and exported by `name`."""
+
+    key: str
+    name: str
+    size: int
+    sha256: str
+    directory: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "directory" if self.directory else "file"
+
+
+InputValue = StaticValue | SecretValue | ReferenceValue | FileValue
 
 
 def check_static_size(name: str, value: JsonValue) -> None:

@@ -16,7 +16,8 @@ import yaml
 
 from ryax_kit.safe_yaml import YamlCode, YamlError, YamlLimits, YamlNode, YamlProblem, load_yaml
 
-from ..application.ports import ParsedWorkflow
+from ..application.files import file_path_in_zip, zip_path_problem
+from ..application.ports import FileSpec, ParsedWorkflow
 from ..domain.actions import IO, ActionRef, IOType, Origin, Resources
 from ..domain.errors import InvalidDocument, InvalidInput
 from ..domain.hpc import COUNT_KEYS, HPC_KEYS, canonical_key, check_value
@@ -25,6 +26,7 @@ from ..domain.units import format_duration, format_memory, parse_duration, parse
 from ..domain.workflow import (
     MAX_RETRIES,
     MAX_STEPS,
+    FileValue,
     InputValue,
     Position,
     ReferenceValue,
@@ -85,6 +87,15 @@ def _invalid_document(exc: YamlError) -> InvalidDocument:
     return InvalidDocument(problems, code=_CODES.get(exc.code, "invalid_document"))
 
 
+#: The mapping forms of an input value.
+_VALUE_KEYS: Final = (
+    "reference_value",
+    "project_variable_value",
+    "static_file",
+    "static_directory",
+)
+
+
 # ---- the workflow document -> domain ----------------------------------------------------------
 _TOP = ("apiVersion", "kind", "spec")
 _SPEC = ("human_name", "description", "functions", "results")
@@ -109,6 +120,7 @@ class _Reader:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
         self.lines: dict[tuple[str | int, ...], tuple[int, str]] = {}
+        self.files: dict[tuple[str, str], FileSpec] = {}
 
     def error(self, node: YamlNode, path: str, message: str) -> None:
         self.problems.append(_problem(node.line, path, message))
@@ -207,6 +219,7 @@ class _Reader:
             results=results,
             lines=self.lines,
             problems=self.problems,
+            files=self.files,
         )
 
     def functions(self, node: YamlNode) -> list[Step]:
@@ -459,6 +472,10 @@ class _Reader:
             where = f"{path}.{name}"
             self.lines[("step", step_id, "inputs_values", name)] = (node.key_lines[name], where)
             value = self.input_value(value_node, where)
+            if isinstance(value, FileValue):
+                self.files[(step_id, name)] = FileSpec(
+                    path=value.key, directory=value.directory, line=value_node.line, where=where
+                )
             if value is not None:
                 values[name] = value
         return values
@@ -473,28 +490,40 @@ class _Reader:
             self.error(
                 node,
                 path,
-                "expected a scalar, {reference_value: ...} or "
-                "{project_variable_value: ...}, got a list",
+                "expected a scalar, {reference_value: ...}, {project_variable_value: ...}, "
+                "{static_file: ...} or {static_directory: ...}, got a list",
             )
             return None
-        if len(node.entries) != 1 or next(iter(node.entries)) not in (
-            "reference_value",
-            "project_variable_value",
-        ):
+        if len(node.entries) != 1 or next(iter(node.entries)) not in _VALUE_KEYS:
             keys = ", ".join(repr(k) for k in node.entries) or "none"
             self.error(
                 node,
                 path,
-                'a mapping value is {reference_value: "<step>.<output>"} '
-                f'or {{project_variable_value: "<name>"}} (got keys {keys})',
+                'a mapping value is {reference_value: "<step>.<output>"}, '
+                '{project_variable_value: "<name>"}, {static_file: "<path in the zip>"} '
+                f'or {{static_directory: "<folder in the zip>/"}} (got keys {keys})',
             )
             return None
         key, inner = next(iter(node.entries.items()))
+        if key in ("static_file", "static_directory"):
+            return self.file_value(inner, f"{path}.{key}", directory=key == "static_directory")
         if key == "reference_value":
             ref = self.reference(inner, f"{path}.reference_value")
             return ReferenceValue(step_id=ref[0], output=ref[1]) if ref else None
         name = self.string(inner, f"{path}.project_variable_value")
         return SecretValue(name=name) if name is not None else None
+
+    def file_value(self, node: YamlNode, path: str, *, directory: bool) -> FileValue | None:
+        """A placeholder: the path (in `key`) is looked up in the zip by the import."""
+        text = self.string(node, path)
+        if text is None:
+            return None
+        problem = zip_path_problem(text.rstrip("/") if directory else text)
+        if problem is not None:
+            self.error(node, path, f"{text!r} is not a path in the zip: {problem}")
+            return None
+        name = text.rstrip("/").rsplit("/", 1)[-1]
+        return FileValue(key=text, name=name, size=0, sha256="", directory=directory)
 
     def outputs(self, node: YamlNode, step_id: str, path: str) -> tuple[IO, ...]:
         if node.kind != "seq":
@@ -651,11 +680,14 @@ _Dumper.add_representer(
 )
 
 
-def _value_doc(value: InputValue) -> Any:
+def _value_doc(step_id: str, name: str, value: InputValue) -> Any:
     if isinstance(value, StaticValue):
         return value.value
     if isinstance(value, SecretValue):
         return {"project_variable_value": value.name}
+    if isinstance(value, FileValue):
+        key = "static_directory" if value.directory else "static_file"
+        return {key: file_path_in_zip(step_id, name, value)}
     return {"reference_value": f"{value.step_id}.{value.output}"}
 
 
@@ -742,7 +774,7 @@ def render_workflow(workflow: Workflow) -> str:
         if step.position is not None:
             doc["position"] = _FlowMap(x=step.position.x, y=step.position.y)
         if step.inputs:
-            doc["inputs_values"] = {n: _value_doc(v) for n, v in step.inputs.items()}
+            doc["inputs_values"] = {n: _value_doc(step.id, n, v) for n, v in step.inputs.items()}
         if step.outputs:
             doc["outputs"] = [_output_doc(o) for o in step.outputs]
         doc["streams_to"] = _FlowList(step.streams_to)

@@ -391,6 +391,7 @@ async def test_build_validate_deploy_undeploy(studio: Any, fill_store: Any, db_u
         "static": "Store it",
         "secret": None,
         "reference": None,
+        "file": None,
     }
     exported = await (
         await studio.call("GET", f"{A}/snapshots/{deployment['snapshot_id']}/export")

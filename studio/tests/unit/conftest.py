@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ryax_kit.core.keys import check_key
+from ryax_studio.application.files import FileLimits
 from ryax_studio.application.use_cases import ActionStore, Deployments, Secrets, Workflows
 from ryax_studio.domain.actions import (
     IO,
@@ -28,7 +32,7 @@ from ryax_studio.domain.deployment import (
     Snapshot,
     SnapshotId,
 )
-from ryax_studio.domain.errors import Conflict
+from ryax_studio.domain.errors import Conflict, NotFound
 from ryax_studio.domain.workflow import (
     InputValue,
     ReferenceValue,
@@ -460,6 +464,22 @@ class FakeUnitOfWork:
         s.commits += 1
 
 
+class FakeFileStore:
+    """The filestore as a dict of key -> bytes."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    async def put_file(self, key: str, source: Path) -> None:
+        check_key(key)
+        self.objects[key] = await asyncio.to_thread(source.read_bytes)
+
+    async def download(self, key: str, destination: Path) -> None:
+        if key not in self.objects:
+            raise NotFound(f"no object {key}")
+        await asyncio.to_thread(destination.write_bytes, self.objects[key])
+
+
 @dataclass
 class App:
     state: FakeState
@@ -467,6 +487,7 @@ class App:
     secrets: Secrets
     workflows: Workflows
     deployments: Deployments
+    files: FakeFileStore
 
 
 @pytest.fixture
@@ -478,11 +499,19 @@ def app() -> App:
         return FakeUnitOfWork(state)
 
     factory: Callable[[], Any] = uow
+    files = FakeFileStore()
     return App(
+        files=files,
         state=state,
         actions=ActionStore(uow_factory=factory, clock=clock),
         secrets=Secrets(uow_factory=factory, clock=clock, cipher=FakeCipher()),
-        workflows=Workflows(uow_factory=factory, clock=clock, fmt=RyaxWorkflowYaml()),
+        workflows=Workflows(
+            uow_factory=factory,
+            clock=clock,
+            fmt=RyaxWorkflowYaml(),
+            files=files,
+            file_limits=FileLimits(max_file_bytes=64 * 1024, max_archive_bytes=256 * 1024),
+        ),
         deployments=Deployments(uow_factory=factory, clock=clock, cipher=FakeCipher()),
     )
 

@@ -57,6 +57,7 @@ def test_an_invalid_document_lists_its_problems() -> None:
                 "input": None,
                 "line": 4,
                 "path": "spec",
+                "file": None,
             }
         ],
     }

@@ -287,7 +287,7 @@ def test_secrets(b: Any) -> None:
     unknown = typed(b, p=SecretValue(name="nope"))
     problems = check(b, unknown, {"db-password"})
     assert codes(problems) == [("unknown_secret", "t", "p")]
-    assert "no secret named 'nope'" in problems[0].message
+    assert "no secret or variable named 'nope'" in problems[0].message
     wrong = typed(b, i=SecretValue(name="db-password"))
     assert codes(check(b, wrong, {"db-password"})) == [("secret_not_allowed", "t", "i")]
 

@@ -399,3 +399,28 @@ def test_export_then_import_gives_back_the_same_workflow(wf: Workflow) -> None:
     back = as_workflow(parsed)
     assert back.definition_equals(wf)
     assert render_workflow(back) == text_out
+
+
+def test_static_files_are_paths_in_the_zip() -> None:
+    text = HEAD + (
+        '  - id: a\n    from: b\n    version: "1"\n    inputs_values:\n'
+        "      doc: {static_file: files/a/doc/words.txt}\n"
+        "      data: {static_directory: files/a/data/set/}\n"
+        "      up: {static_file: ../../etc/passwd}\n"
+        "      abs: {static_file: /etc/passwd}\n"
+        "      num: {static_file: 3}\n"
+    )
+    parsed = parse_workflow(text.encode())
+    inputs = parsed.steps[0].inputs
+    assert set(inputs) == {"doc", "data"}
+    assert {k: (v.path, v.directory, v.line) for k, v in parsed.files.items()} == {
+        ("a", "doc"): ("files/a/doc/words.txt", False, 10),
+        ("a", "data"): ("files/a/data/set/", True, 11),
+    }
+    assert [(p.line, p.path) for p in parsed.problems] == [
+        (12, "spec.functions[0] (a).inputs_values.up.static_file"),
+        (13, "spec.functions[0] (a).inputs_values.abs.static_file"),
+        (14, "spec.functions[0] (a).inputs_values.num.static_file"),
+    ]
+    assert "it would escape the archive" in parsed.problems[0].message
+    assert "absolute" in parsed.problems[1].message

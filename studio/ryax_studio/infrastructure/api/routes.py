@@ -3,8 +3,11 @@ authorization contract first (`require`); the project is the `{project}` path se
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -13,21 +16,24 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ryax_kit.authz import Access, Operation, require
 from ryax_kit.web import UNTRUSTED_CONTENT_HEADERS, Api, ErrorMapping, Param, read_json, read_raw
 
+from ...application.files import FileLimits, is_zip
 from ...application.use_cases import (
     ActionStore,
     Deployments,
+    ProjectVariables,
     Secrets,
     WorkflowListItem,
     Workflows,
     WorkflowView,
 )
 from ...domain.actions import IO, ActionKind, ActionVersion, IOType, Origin, ProjectId, Resources
-from ...domain.deployment import Deployment, Secret, Snapshot
-from ...domain.errors import DomainError, InvalidInput, InvalidWorkflow
+from ...domain.deployment import Deployment, Secret, Snapshot, VariableKind
+from ...domain.errors import DomainError, InvalidInput, InvalidWorkflow, TooLarge
 from ...domain.hpc import hpc_params
 from ...domain.problems import Problem
 from ...domain.workflow import (
     MASK,
+    FileValue,
     InputValue,
     Position,
     ReferenceValue,
@@ -38,12 +44,17 @@ from ...domain.workflow import (
     WorkflowResult,
 )
 from ..yaml_format import MAX_DOCUMENT_BYTES
+from .uploads import upload
 
 api = Api(title="Ryax studio", prefix="/studio")
 ACTIONS = web.AppKey("actions", ActionStore)
 SECRETS = web.AppKey("secrets", Secrets)
 WORKFLOWS = web.AppKey("workflows", Workflows)
 DEPLOYMENTS = web.AppKey("deployments", Deployments)
+FILE_LIMITS = web.AppKey("file_limits", FileLimits)
+VARIABLES = web.AppKey("variables", ProjectVariables)
+ZIP = "application/zip"
+ZIP_MAGIC = b"PK\x03\x04"
 
 P = "/v1/projects/{project}"
 W = P + "/workflows/{workflow}"
@@ -185,6 +196,54 @@ def _secret(s: Secret) -> SecretOut:
     return SecretOut(name=s.name, created_at=s.created_at, updated_at=s.updated_at)
 
 
+# ---- schemas: project variables ----------------------------------------------------------------
+class VariableIn(Strict):
+    """A value (any JSON value, shown) or a secret (a string, stored encrypted, never shown).
+    A file variable is uploaded to .../variables/{name}/file."""
+
+    kind: VariableKind = VariableKind.VALUE
+    value: Any
+
+    @model_validator(mode="after")
+    def fits(self) -> VariableIn:
+        if self.kind is VariableKind.FILE:
+            raise ValueError("a file variable is uploaded to .../variables/{name}/file")
+        if self.kind is VariableKind.SECRET and not isinstance(self.value, str):
+            raise ValueError("a secret's value is a string")
+        return self
+
+
+class VariableOut(BaseModel):
+    name: str
+    kind: VariableKind
+    #: A value variable's value (never a secret's).
+    value: Any = None
+    file: FileOut | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class VariablesOut(BaseModel):
+    variables: list[VariableOut]
+
+
+def _variable(v: Secret) -> VariableOut:
+    """A secret's value is never in an answer."""
+    f = v.file
+    return VariableOut(
+        name=v.name,
+        kind=v.kind,
+        value=v.value if v.kind is VariableKind.VALUE else None,
+        file=(
+            FileOut(name=f.name, size=f.size, sha256=f.sha256, directory=f.directory)
+            if v.kind is VariableKind.FILE and f is not None
+            else None
+        ),
+        created_at=v.created_at,
+        updated_at=v.updated_at,
+    )
+
+
 # ---- schemas: workflows ------------------------------------------------------------------------
 class WorkflowIn(Strict):
     name: str = Field(min_length=1, max_length=200)
@@ -302,6 +361,8 @@ class ProblemOut(BaseModel):
     input: str | None
     line: int | None = None
     path: str | None = None
+    #: The file of a workflow zip the problem is in (`workflow.yaml`).
+    file: str | None = None
 
 
 class ProblemsOut(BaseModel):
@@ -309,10 +370,20 @@ class ProblemsOut(BaseModel):
     problems: list[ProblemOut]
 
 
+class FileOut(BaseModel):
+    """A static file (or directory, stored as a tar) uploaded to an input."""
+
+    name: str
+    size: int
+    sha256: str
+    directory: bool
+
+
 class InputValueOut(BaseModel):
     static: Any = None
     secret: str | None = None
     reference: ReferenceModel | None = None
+    file: FileOut | None = None
 
 
 class StepOut(BaseModel):
@@ -425,6 +496,7 @@ def _problem(p: Problem) -> ProblemOut:
         input=p.input_name,
         line=p.line,
         path=p.path,
+        file=p.file,
     )
 
 
@@ -447,6 +519,10 @@ def _value(v: InputValue) -> InputValueOut:
         return InputValueOut(static=v.shown())
     if isinstance(v, SecretValue):
         return InputValueOut(secret=v.name)
+    if isinstance(v, FileValue):
+        return InputValueOut(
+            file=FileOut(name=v.name, size=v.size, sha256=v.sha256, directory=v.directory)
+        )
     return InputValueOut(reference=ReferenceModel(step=v.step_id, output=v.output))
 
 
@@ -753,6 +829,86 @@ async def delete_secret(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+# ---- routes: project variables -----------------------------------------------------------------
+@api.route(
+    "GET",
+    P + "/variables",
+    tag="variables",
+    response=VariablesOut,
+    summary="The project's variables: values (shown), secrets (names only), files (by name)",
+)
+async def list_variables(request: web.Request) -> web.Response:
+    _, project = await _access(request, Operation.READ)
+    found = await request.app[VARIABLES].list_all(project)
+    return _json(VariablesOut(variables=[_variable(v) for v in found]))
+
+
+@api.route(
+    "PUT",
+    P + "/variables/{name}",
+    tag="variables",
+    body=VariableIn,
+    response=VariableOut,
+    more_responses={201: ("the variable did not exist: created", VariableOut)},
+    summary="Create or replace a value or secret project variable (steps refer to it with "
+    "project_variable_value)",
+)
+async def put_variable(request: web.Request) -> web.Response:
+    _, project = await _access(request, Operation.WRITE)
+    body = await read_json(request, VariableIn, limit=JSON_BODY_BYTES)
+    name = request.match_info["name"]
+    variables = request.app[VARIABLES]
+    if body.kind is VariableKind.SECRET:
+        variable, created = await variables.set_secret(project, name, str(body.value))
+    else:
+        variable, created = await variables.set_value(project, name, body.value)
+    return _json(_variable(variable), 201 if created else 200)
+
+
+@api.route(
+    "POST",
+    P + "/variables/{name}/file",
+    tag="variables",
+    response=VariableOut,
+    body_media="multipart/form-data",
+    more_responses={201: ("the variable did not exist: created", VariableOut)},
+    summary="Create or replace a file project variable: a file, or with directory=true a "
+    "zip/tar of a directory's contents (multipart part `file`, or the raw body)",
+    query=(
+        Param("directory", "the upload is a directory's zip/tar", type="boolean", default=False),
+        Param("filename", "the file's name (raw body only)"),
+    ),
+    errors={413: "over RYAX_STUDIO_MAX_FILE_BYTES", 503: "the filestore cannot be reached"},
+)
+async def put_variable_file(request: web.Request) -> web.Response:
+    _, project = await _access(request, Operation.WRITE)
+    limits = request.app[FILE_LIMITS]
+    name = request.match_info["name"]
+    directory = _flag(request, "directory")
+    async with upload(request, limits.max_file_bytes, "RYAX_STUDIO_MAX_FILE_BYTES", name) as (
+        path,
+        filename,
+    ):
+        variable, created = await request.app[VARIABLES].set_file(
+            project, name, path, filename, directory=directory
+        )
+    return _json(_variable(variable), 201 if created else 200)
+
+
+@api.route(
+    "DELETE",
+    P + "/variables/{name}",
+    tag="variables",
+    status=204,
+    summary="Delete a project variable (steps naming it then show an error; deployed "
+    "workflows keep what they were deployed with)",
+)
+async def delete_variable(request: web.Request) -> web.Response:
+    _, project = await _access(request, Operation.WRITE)
+    await request.app[VARIABLES].delete(project, request.match_info["name"])
+    return web.Response(status=204)
+
+
 # ---- routes: workflows -------------------------------------------------------------------------
 @api.route(
     "GET",
@@ -791,7 +947,9 @@ async def create_workflow(request: web.Request) -> web.Response:
     response=WorkflowOut,
     status=201,
     body_media=YAML,
-    summary="Import a workflow from its YAML (published Ryax format); all or nothing",
+    summary="Import a workflow from its YAML (published Ryax format) or a workflow zip "
+    "(workflow.yaml and its static files: the raw body, or multipart with the part `file`); "
+    "all or nothing",
     query=(
         Param(
             "draft",
@@ -803,17 +961,45 @@ async def create_workflow(request: web.Request) -> web.Response:
         Param("name", "use this name instead of spec.human_name"),
     ),
     errors={
-        413: "the document is over 1 MiB",
-        422: "every problem of the document, each with its line and path",
+        413: "the document is over 1 MiB, or the zip over RYAX_STUDIO_MAX_ARCHIVE_BYTES (as "
+        "sent or extracted), or a member expands like a zip bomb",
+        400: "not a readable zip, a member with an unsafe name (absolute, .., link), no "
+        "workflow.yaml at the root",
+        422: "every problem of the document, each with its file, line and path",
         409: "the name is taken",
     },
 )
 async def import_workflow(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
-    data = await read_raw(request, MAX_DOCUMENT_BYTES)
-    view = await request.app[WORKFLOWS].import_document(
-        project, data, draft=_flag(request, "draft"), name=request.query.get("name") or None
-    )
+    limits = request.app[FILE_LIMITS]
+    draft, name = _flag(request, "draft"), request.query.get("name") or None
+
+    def narrow(first: bytes) -> tuple[int, str]:
+        if first.startswith(ZIP_MAGIC):
+            return limits.max_archive_bytes, "RYAX_STUDIO_MAX_ARCHIVE_BYTES"
+        return MAX_DOCUMENT_BYTES, "a YAML document is at most 1 MiB; send a zip for more"
+
+    async with upload(
+        request,
+        limits.max_archive_bytes,
+        "RYAX_STUDIO_MAX_ARCHIVE_BYTES",
+        "workflow.yaml",
+        narrow,
+    ) as (path, _):
+        if await asyncio.to_thread(is_zip, path):
+            view = await request.app[WORKFLOWS].import_archive(
+                project, path, draft=draft, name=name
+            )
+        else:
+            if (await asyncio.to_thread(path.stat)).st_size > MAX_DOCUMENT_BYTES:
+                raise TooLarge(
+                    f"a YAML document is at most {MAX_DOCUMENT_BYTES} bytes (a bigger import "
+                    "must be a workflow zip)"
+                )
+            data = await asyncio.to_thread(path.read_bytes)
+            view = await request.app[WORKFLOWS].import_document(
+                project, data, draft=draft, name=name
+            )
     return _json(_workflow(view), 201)
 
 
@@ -897,14 +1083,39 @@ async def workflow_errors(request: web.Request) -> web.Response:
     tag="import/export",
     response_media=YAML,
     response_schema=YAML_DOCUMENT,
-    summary="The workflow as YAML in the published Ryax format",
+    summary="The workflow as YAML in the published Ryax format, or (format=zip, or Accept: "
+    "application/zip) as a workflow zip: workflow.yaml and the static files it names",
+    query=(Param("format", "yaml (default) or zip", enum=("yaml", "zip")),),
 )
-async def export_workflow(request: web.Request) -> web.Response:
+async def export_workflow(request: web.Request) -> web.StreamResponse:
     _, project = await _access(request, Operation.READ)
-    workflow, text = await request.app[WORKFLOWS].export_document(
-        project, request.match_info["workflow"]
+    fmt = request.query.get("format") or (
+        "zip" if ZIP in request.headers.get("Accept", "") else "yaml"
     )
-    return _yaml(text, _filename(workflow.name))
+    if fmt not in ("yaml", "zip"):
+        raise InvalidInput("format", "must be yaml or zip")
+    ref = request.match_info["workflow"]
+    if fmt == "yaml":
+        workflow, text = await request.app[WORKFLOWS].export_document(project, ref)
+        return _yaml(text, _filename(workflow.name))
+    with tempfile.TemporaryDirectory(prefix="ryax-studio-export-") as tmp:
+        path = Path(tmp) / "workflow.zip"
+        workflow = await request.app[WORKFLOWS].export_archive(project, ref, path)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": ZIP,
+                "Content-Disposition": (
+                    f'attachment; filename="{_filename(workflow.name)[:-5]}.zip"'
+                ),
+            }
+        )
+        response.content_length = path.stat().st_size
+        await response.prepare(request)
+        with path.open("rb") as stream:
+            while chunk := await asyncio.to_thread(stream.read, 256 * 1024):
+                await response.write(chunk)
+        await response.write_eof()
+        return response
 
 
 @api.route(
@@ -1030,6 +1241,41 @@ async def unset_input(request: web.Request) -> web.Response:
         request.match_info["step"],
         request.match_info["input"],
     )
+    return _json(_workflow(view))
+
+
+@api.route(
+    "POST",
+    S + "/inputs/{input}/file",
+    tag="steps",
+    response=WorkflowOut,
+    body_media="multipart/form-data",
+    summary="Upload a static file to a file input, or a zip/tar of a directory's contents to "
+    "a directory input (multipart part `file`, or the raw body with ?filename=); stored in "
+    "the filestore, shown by name, size and sha256",
+    query=(Param("filename", "the file's name (raw body only)"),),
+    errors={
+        400: "the input is not a file or directory input, or a bad archive",
+        413: "over RYAX_STUDIO_MAX_FILE_BYTES",
+        503: "the filestore cannot be reached",
+    },
+)
+async def upload_input_file(request: web.Request) -> web.Response:
+    _, project = await _access(request, Operation.WRITE)
+    limits = request.app[FILE_LIMITS]
+    name = request.match_info["input"]
+    async with upload(request, limits.max_file_bytes, "RYAX_STUDIO_MAX_FILE_BYTES", name) as (
+        path,
+        filename,
+    ):
+        view = await request.app[WORKFLOWS].set_input_file(
+            project,
+            request.match_info["workflow"],
+            request.match_info["step"],
+            name,
+            path,
+            filename,
+        )
     return _json(_workflow(view))
 
 

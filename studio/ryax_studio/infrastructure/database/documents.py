@@ -22,6 +22,7 @@ from ...domain.actions import (
 )
 from ...domain.deployment import Snapshot, SnapshotId, SnapshotStep
 from ...domain.workflow import (
+    FileValue,
     InputValue,
     Position,
     ReferenceValue,
@@ -98,6 +99,16 @@ def value_to_doc(value: InputValue, box: ValueBox, project_id: str) -> Doc:
         return {"static": value.value}
     if isinstance(value, SecretValue):
         return {"secret": value.name}
+    if isinstance(value, FileValue):
+        return {
+            "file": {
+                "key": value.key,
+                "name": value.name,
+                "size": value.size,
+                "sha256": value.sha256,
+                "directory": value.directory,
+            }
+        }
     return {"reference": {"step": value.step_id, "output": value.output}}
 
 
@@ -108,6 +119,15 @@ def value_from_doc(doc: Doc, box: ValueBox, project_id: str) -> InputValue:
         return StaticValue(value=cast(JsonValue, doc["static"]))
     if "secret" in doc:
         return SecretValue(name=doc["secret"])
+    if "file" in doc:
+        f = doc["file"]
+        return FileValue(
+            key=f["key"],
+            name=f["name"],
+            size=int(f["size"]),
+            sha256=f["sha256"],
+            directory=bool(f.get("directory", False)),
+        )
     ref = doc["reference"]
     return ReferenceValue(step_id=ref["step"], output=ref["output"])
 

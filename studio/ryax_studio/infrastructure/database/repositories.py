@@ -18,9 +18,10 @@ from ...domain.deployment import (
     Secret,
     Snapshot,
     SnapshotId,
+    VariableKind,
 )
 from ...domain.errors import TooLarge
-from ...domain.workflow import MAX_DEFINITION_BYTES, Workflow, WorkflowId
+from ...domain.workflow import MAX_DEFINITION_BYTES, FileValue, Workflow, WorkflowId
 from .documents import (
     ValueBox,
     definition_to_doc,
@@ -225,13 +226,45 @@ class SqlAlchemyWorkflowRepository:
 
 
 def _secret(row: Any) -> Secret:
+    kind = VariableKind(row.kind)
+    doc = row.value or {}
     return Secret(
         project_id=ProjectId(row.project_id),
         name=row.name,
-        ciphertext=row.ciphertext,
+        ciphertext=row.ciphertext or b"",
         created_at=row.created_at,
         updated_at=row.updated_at,
+        kind=kind,
+        value=doc.get("value") if kind is VariableKind.VALUE else None,
+        file=_file_from_doc(doc["file"]) if kind is VariableKind.FILE else None,
     )
+
+
+def _file_from_doc(f: dict[str, Any]) -> FileValue:
+    return FileValue(
+        key=f["key"],
+        name=f["name"],
+        size=int(f["size"]),
+        sha256=f["sha256"],
+        directory=bool(f.get("directory", False)),
+    )
+
+
+def _variable_doc(secret: Secret) -> dict[str, Any] | None:
+    if secret.kind is VariableKind.VALUE:
+        return {"value": secret.value}
+    if secret.kind is VariableKind.FILE and secret.file is not None:
+        f = secret.file
+        return {
+            "file": {
+                "key": f.key,
+                "name": f.name,
+                "size": f.size,
+                "sha256": f.sha256,
+                "directory": f.directory,
+            }
+        }
+    return None
 
 
 class SqlAlchemySecretRepository:
@@ -242,9 +275,11 @@ class SqlAlchemySecretRepository:
         values = {
             "project_id": secret.project_id,
             "name": secret.name,
-            "ciphertext": secret.ciphertext,
+            "ciphertext": secret.ciphertext if secret.kind is VariableKind.SECRET else None,
             "created_at": secret.created_at,
             "updated_at": secret.updated_at,
+            "kind": str(secret.kind),
+            "value": _variable_doc(secret),
         }
         stmt = insert(secrets).values(**values)
         await self._session.execute(

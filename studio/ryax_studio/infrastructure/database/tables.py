@@ -59,9 +59,13 @@ secrets = sa.Table(
     metadata,
     sa.Column("project_id", sa.String(64), primary_key=True),
     sa.Column("name", sa.String(128), primary_key=True),
-    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+    # Project variables (migration 0006): a secret's sealed value; NULL for the other kinds.
+    sa.Column("ciphertext", sa.LargeBinary, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    #: secret, value or file; `value`: {"value": <JSON>} or {"file": {key, name, size, ...}}.
+    sa.Column("kind", sa.String(16), nullable=False, server_default="secret"),
+    sa.Column("value", sa.JSON, nullable=True),
 )
 
 snapshots = sa.Table(

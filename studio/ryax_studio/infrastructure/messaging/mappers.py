@@ -27,7 +27,7 @@ from ...domain.deployment import (
     WorkflowUndeployRequested,
 )
 from ...domain.errors import InvalidInput
-from ...domain.workflow import ReferenceValue, SecretValue, StaticValue, StepSettings
+from ...domain.workflow import FileValue, ReferenceValue, SecretValue, StaticValue, StepSettings
 from ..proto import repository_events_pb2 as repo_pb
 from ..proto import runner_events_pb2 as runner_pb
 from ..proto import studio_events_pb2 as studio_pb
@@ -201,6 +201,14 @@ def snapshot_to_proto(snapshot: Snapshot) -> studio_pb.WorkflowSnapshot:
                         secret=studio_pb.SecretValue(name=value.name),
                     )
                 )
+            elif isinstance(value, FileValue):
+                ref = studio_pb.FileRef(
+                    key=value.key, name=value.name, size=value.size, sha256=value.sha256
+                )
+                if value.directory:
+                    input_values.append(studio_pb.InputValue(input_name=name, static_directory=ref))
+                else:
+                    input_values.append(studio_pb.InputValue(input_name=name, static_file=ref))
             elif isinstance(value, ReferenceValue):
                 input_values.append(
                     studio_pb.InputValue(

@@ -108,6 +108,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/studio/v1/projects/{project}/variables": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The project's variables: values (shown), secrets (names only), files (by name) */
+        get: operations["get_studio_v1_projects_project_variables"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/studio/v1/projects/{project}/variables/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Create or replace a value or secret project variable (steps refer to it with project_variable_value) */
+        put: operations["put_studio_v1_projects_project_variables_name"];
+        post?: never;
+        /** Delete a project variable (steps naming it then show an error; deployed workflows keep what they were deployed with) */
+        delete: operations["delete_studio_v1_projects_project_variables_name"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/studio/v1/projects/{project}/variables/{name}/file": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create or replace a file project variable: a file, or with directory=true a zip/tar of a directory's contents (multipart part `file`, or the raw body) */
+        post: operations["post_studio_v1_projects_project_variables_name_file"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/studio/v1/projects/{project}/workflows": {
         parameters: {
             query?: never;
@@ -135,7 +187,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Import a workflow from its YAML (published Ryax format); all or nothing */
+        /** Import a workflow from its YAML (published Ryax format) or a workflow zip (workflow.yaml and its static files: the raw body, or multipart with the part `file`); all or nothing */
         post: operations["post_studio_v1_projects_project_workflows_import"];
         delete?: never;
         options?: never;
@@ -203,7 +255,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The workflow as YAML in the published Ryax format */
+        /** The workflow as YAML in the published Ryax format, or (format=zip, or Accept: application/zip) as a workflow zip: workflow.yaml and the static files it names */
         get: operations["get_studio_v1_projects_project_workflows_workflow_export"];
         put?: never;
         post?: never;
@@ -278,6 +330,23 @@ export interface paths {
         post?: never;
         /** Unset an input (its default, if any, then applies) */
         delete: operations["delete_studio_v1_projects_project_workflows_workflow_steps_step_inputs_input"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/studio/v1/projects/{project}/workflows/{workflow}/steps/{step}/inputs/{input}/file": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Upload a static file to a file input, or a zip/tar of a directory's contents to a directory input (multipart part `file`, or the raw body with ?filename=); stored in the filestore, shown by name, size and sha256 */
+        post: operations["post_studio_v1_projects_project_workflows_workflow_steps_step_inputs_input_file"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -618,6 +687,64 @@ export interface components {
             /** Value */
             value: string;
         };
+        /**
+         * FileOut
+         * @description A static file (or directory, stored as a tar) uploaded to an input.
+         */
+        FileOut: {
+            /** Name */
+            name: string;
+            /** Size */
+            size: number;
+            /** Sha256 */
+            sha256: string;
+            /** Directory */
+            directory: boolean;
+        };
+        /**
+         * VariableKind
+         * @enum {string}
+         */
+        VariableKind: "secret" | "value" | "file";
+        /** VariableOut */
+        VariableOut: {
+            /** Name */
+            name: string;
+            kind: components["schemas"]["VariableKind"];
+            /**
+             * Value
+             * @default null
+             */
+            value: unknown;
+            /** @default null */
+            file: components["schemas"]["FileOut"] | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** VariablesOut */
+        VariablesOut: {
+            /** Variables */
+            variables: components["schemas"]["VariableOut"][];
+        };
+        /**
+         * VariableIn
+         * @description A value (any JSON value, shown) or a secret (a string, stored encrypted, never shown).
+         *     A file variable is uploaded to .../variables/{name}/file.
+         */
+        VariableIn: {
+            /** @default value */
+            kind: components["schemas"]["VariableKind"];
+            /** Value */
+            value: unknown;
+        };
         /** DeploymentOut */
         DeploymentOut: {
             /** Id */
@@ -730,6 +857,8 @@ export interface components {
             secret: string | null;
             /** @default null */
             reference: components["schemas"]["ReferenceModel"] | null;
+            /** @default null */
+            file: components["schemas"]["FileOut"] | null;
         };
         /** PositionModel */
         PositionModel: {
@@ -758,6 +887,11 @@ export interface components {
              * @default null
              */
             path: string | null;
+            /**
+             * File
+             * @default null
+             */
+            file: string | null;
         };
         /** ReferenceModel */
         ReferenceModel: {
@@ -1609,6 +1743,288 @@ export interface operations {
             };
         };
     };
+    get_studio_v1_projects_project_variables: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VariablesOut"];
+                };
+            };
+            /** @description invalid input, the detail names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no access to this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    put_studio_v1_projects_project_variables_name: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VariableIn"];
+            };
+        };
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VariableOut"];
+                };
+            };
+            /** @description the variable did not exist: created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VariableOut"];
+                };
+            };
+            /** @description invalid input, the detail names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no access to this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such name */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the body is over this route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_studio_v1_projects_project_variables_name: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid input, the detail names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no access to this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such name */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_studio_v1_projects_project_variables_name_file: {
+        parameters: {
+            query?: {
+                /** @description the upload is a directory's zip/tar */
+                directory?: boolean;
+                /** @description the file's name (raw body only) */
+                filename?: string;
+            };
+            header?: never;
+            path: {
+                project: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": string;
+            };
+        };
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VariableOut"];
+                };
+            };
+            /** @description the variable did not exist: created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VariableOut"];
+                };
+            };
+            /** @description invalid input, the detail names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no access to this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such name */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description over RYAX_STUDIO_MAX_FILE_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the filestore cannot be reached */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     get_studio_v1_projects_project_workflows: {
         parameters: {
             query?: never;
@@ -1758,7 +2174,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkflowOut"];
                 };
             };
-            /** @description invalid input, the detail names the field */
+            /** @description not a readable zip, a member with an unsafe name (absolute, .., link), no workflow.yaml at the root */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1794,7 +2210,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the document is over 1 MiB */
+            /** @description the document is over 1 MiB, or the zip over RYAX_STUDIO_MAX_ARCHIVE_BYTES (as sent or extracted), or a member expands like a zip bomb */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1803,7 +2219,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description every problem of the document, each with its line and path */
+            /** @description every problem of the document, each with its file, line and path */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2153,7 +2569,10 @@ export interface operations {
     };
     get_studio_v1_projects_project_workflows_workflow_export: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description yaml (default) or zip */
+                format?: "yaml" | "zip";
+            };
             header?: never;
             path: {
                 project: string;
@@ -2638,6 +3057,92 @@ export interface operations {
             };
             /** @description no such workflow or step or input */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_studio_v1_projects_project_workflows_workflow_steps_step_inputs_input_file: {
+        parameters: {
+            query?: {
+                /** @description the file's name (raw body only) */
+                filename?: string;
+            };
+            header?: never;
+            path: {
+                project: string;
+                workflow: string;
+                step: string;
+                input: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": string;
+            };
+        };
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkflowOut"];
+                };
+            };
+            /** @description the input is not a file or directory input, or a bad archive */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no access to this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such workflow or step or input */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description over RYAX_STUDIO_MAX_FILE_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the filestore cannot be reached */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

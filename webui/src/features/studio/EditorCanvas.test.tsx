@@ -27,7 +27,7 @@ function bigDoc(): EditorDoc {
       version: "1.0",
       human_name: null,
       position: { x: i % 10, y: Math.floor(i / 10) },
-      inputs: { text: { static: null, secret: null, reference: { step: "api", output: "text" } } },
+      inputs: { text: { static: null, secret: null, reference: { step: "api", output: "text" }, file: null } },
       outputs: [],
       streams_to: i < 99 ? [`s${i + 1}`] : [],
       settings: base.settings,

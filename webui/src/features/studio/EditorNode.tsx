@@ -19,6 +19,7 @@ function valueText(v: InputValue | undefined, io: ActionIO): string {
   if (!v) return io.has_default ? `default ${JSON.stringify(io.default)}` : io.optional ? "optional" : "—";
   if (v.mode === "reference") return `← ${v.step}.${v.output}`;
   if (v.mode === "secret") return `secret ${v.name}`;
+  if (v.mode === "file") return `${v.directory ? "directory" : "file"} ${v.name}`;
   if (io.type === "password") return "••••";
   return JSON.stringify(v.value);
 }

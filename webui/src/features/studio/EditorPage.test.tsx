@@ -29,7 +29,7 @@ function studio(initial: Workflow) {
         ...current,
         updated_at: "2026-01-02T00:00:00Z",
         steps: current.steps.map((s) =>
-          s.id === params.step ? { ...s, inputs: { ...s.inputs, [String(params.input)]: { static: body.static ?? null, secret: typeof body.secret === "string" ? body.secret : null, reference: null } } } : s,
+          s.id === params.step ? { ...s, inputs: { ...s.inputs, [String(params.input)]: { static: body.static ?? null, secret: typeof body.secret === "string" ? body.secret : null, reference: null, file: null } } } : s,
         ),
         problems: [],
         valid: true,
@@ -44,6 +44,21 @@ function studio(initial: Workflow) {
       current = { ...current, steps: current.steps.map((s) => (s.id === params.step ? { ...s, settings: { ...body, hpc } } : s)) };
       return HttpResponse.json(current);
     }),
+    http.post(`${W}/steps/:step/inputs/:input/file`, async ({ request, params }) => {
+      const form = await request.formData();
+      const file = form.get("file") as File;
+      calls.push({ method: "POST", url: request.url, body: { name: file.name, text: await file.text() } });
+      current = {
+        ...current,
+        updated_at: "2026-01-03T00:00:00Z",
+        steps: current.steps.map((s) =>
+          s.id === params.step
+            ? { ...s, inputs: { ...s.inputs, [String(params.input)]: { static: null, secret: null, reference: null, file: { name: file.name, size: file.size, sha256: "ab", directory: false } } } }
+            : s,
+        ),
+      };
+      return HttpResponse.json(current);
+    }),
     ...platform,
   );
   return calls;
@@ -54,7 +69,7 @@ describe("EditorPage", () => {
     logIn();
     const broken = demoWorkflow({
       valid: false,
-      problems: [{ code: "missing_input", message: "step 'join', input 'separator': required string input has no value", step_id: "join", input: "separator", line: null, path: null }],
+      problems: [{ code: "missing_input", message: "step 'join', input 'separator': required string input has no value", step_id: "join", input: "separator", line: null, path: null, file: null }],
     });
     const calls = studio(broken);
     const user = userEvent.setup();
@@ -81,7 +96,7 @@ describe("EditorPage", () => {
     await waitFor(() => expect(screen.queryByText("1 problem")).not.toBeInTheDocument());
   });
 
-  it("gives a password input a project secret only, and a file input a reference only", async () => {
+  it("gives a password input a project secret only, and a file input an upload or a reference", async () => {
     logIn();
     studio(demoWorkflow());
     renderRoutes(routes, ["/p/demo/workflows/w1/edit"]);
@@ -95,7 +110,8 @@ describe("EditorPage", () => {
     expect(within(token).queryByRole("radiogroup")).not.toBeInTheDocument();
     expect(within(token).getByText("A password input takes a project secret only")).toBeInTheDocument();
     const report = within(step).getByRole("group", { name: "Input report" });
-    expect(within(report).getByText(/takes no static files/)).toBeInTheDocument();
+    expect(within(report).getAllByRole("radio").map((r) => r.getAttribute("value"))).toEqual(["file", "reference"]);
+    expect(within(report).getByText("A file from an upstream output")).toBeInTheDocument();
     const text = within(step).getByRole("group", { name: "Input text" });
     expect(within(text).getAllByRole("radio").map((r) => r.getAttribute("value"))).toEqual(["static", "reference", "secret"]);
   });
@@ -120,5 +136,28 @@ describe("EditorPage", () => {
     // the answer's canonical keys are shown
     await waitFor(() => expect(within(settings).getByText("ntasks=4")).toBeInTheDocument());
     expect(within(settings).getByText("partition=debug")).toBeInTheDocument();
+  });
+
+  it("uploads a static file to a file input", async () => {
+    logIn();
+    const calls = studio(demoWorkflow());
+    const user = userEvent.setup();
+    renderRoutes(routes, ["/p/demo/workflows/w1/edit"]);
+    await screen.findByText("All changes saved");
+    const canvas = screen.getByRole("group", { name: "Workflow canvas" });
+    fireEvent.click(within(canvas).getByText("Print to the run log"));
+    const step = await screen.findByRole("region", { name: "Step log" });
+    const report = within(step).getByRole("group", { name: "Input report" });
+    await user.click(within(report).getByText("Upload"));
+    const picker = report.querySelector<HTMLInputElement>('input[type="file"]');
+    expect(picker).not.toBeNull();
+    await user.upload(picker!, new File(["one two"], "words.txt", { type: "text/plain" }));
+    await waitFor(() => expect(calls.some((c) => c.method === "POST")).toBe(true));
+    const sent = calls.find((c) => c.method === "POST");
+    expect(sent?.url).toMatch(/\/steps\/log\/inputs\/report\/file$/);
+    // the part's content (jsdom's File loses its name through the test fetch: "blob")
+    expect(sent?.body).toMatchObject({ text: "one two" });
+    const shown = (sent?.body as { name: string }).name;
+    expect(await within(canvas).findByText(`file ${shown}`)).toBeInTheDocument();
   });
 });

@@ -1,6 +1,7 @@
 import {
   ActionIcon,
   Button,
+  FileInput,
   Group,
   Modal,
   NumberInput,
@@ -24,7 +25,7 @@ import type { ActionIO, ProblemOut } from "../../api/types";
 import { ErrorAlert } from "../../components/ErrorAlert";
 import { inputModes, shortMessage, type InputMode, type InputValue, type OutputChoice } from "./model";
 
-const MODE_LABEL: Record<InputMode, string> = { static: "Value", reference: "Reference", secret: "Secret" };
+const MODE_LABEL: Record<InputMode, string> = { static: "Value", reference: "Reference", secret: "Secret", file: "Upload" };
 
 export interface InputFieldProps {
   project: string;
@@ -38,7 +39,15 @@ export interface InputFieldProps {
   onSet: (value: InputValue) => void;
   onUnset: () => void;
   onReference: (ref: { step: string; output: string }) => void;
+  /** Upload a file (a directory input: a zip or tar of its contents) as the static value. */
+  onUpload?: (file: File) => void;
   setDirty: (dirty: boolean) => void;
+}
+
+function sizeText(size: number): string {
+  if (size < 1024) return `${size} B`;
+  if (size < 1024 * 1024) return `${(size / 1024).toFixed(1)} KiB`;
+  return `${(size / 1024 / 1024).toFixed(1)} MiB`;
 }
 
 function NewSecret({ project, onCreated }: { project: string; onCreated: (name: string) => void }) {
@@ -179,6 +188,7 @@ export const InputField = memo(function InputField({
   onSet,
   onUnset,
   onReference,
+  onUpload,
   setDirty,
 }: InputFieldProps) {
   const modes = inputModes(io.type);
@@ -201,6 +211,27 @@ export const InputField = memo(function InputField({
         setDirty={setDirty}
       />
     );
+  } else if (mode === "file") {
+    const current = value?.mode === "file" ? value : null;
+    const directory = io.type === "directory";
+    editor = (
+      <FileInput
+        size="xs"
+        label={label}
+        description={
+          directory
+            ? "A zip or tar of the directory's contents, stored by the studio"
+            : "A file stored by the studio (the action reads it like any file input)"
+        }
+        placeholder={current ? `${current.name} (${sizeText(current.size)})` : directory ? "Pick a .zip or .tar" : "Pick a file"}
+        accept={directory ? ".zip,.tar,.tgz,.tar.gz,.tar.bz2,.tar.xz" : undefined}
+        value={null}
+        disabled={!editable || !onUpload}
+        error={error}
+        clearable={false}
+        onChange={(file) => file && onUpload?.(file)}
+      />
+    );
   } else if (mode === "reference") {
     const current = value?.mode === "reference" ? `${value.step}.${value.output}` : null;
     const data = choices.map((c) => ({ value: `${c.step}.${c.output.name}`, label: `${c.step}.${c.output.name}${c.upstream ? "" : " (links the steps)"}` }));
@@ -209,7 +240,7 @@ export const InputField = memo(function InputField({
       <Select
         size="xs"
         label={label}
-        description={io.type === "file" || io.type === "directory" ? `A ${io.type} comes from an upstream output (the studio takes no static files)` : "An upstream output of the same type"}
+        description={io.type === "file" || io.type === "directory" ? `A ${io.type} from an upstream output` : "An upstream output of the same type"}
         placeholder={data.length ? "Pick an output" : `No upstream ${io.type} output`}
         data={data}
         value={current}

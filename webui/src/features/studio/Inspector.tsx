@@ -350,6 +350,7 @@ export function StepInspector({ step, ...props }: InspectorProps & { step: Edito
           editable={editable}
           onSet={(value) => onEdit([{ type: "setInput", step: step.id, input: io.name, value }])}
           onUnset={() => onEdit([{ type: "unsetInput", step: step.id, input: io.name }])}
+          onUpload={(file) => onEdit([{ type: "uploadFile", step: step.id, input: io.name, file, directory: io.type === "directory" }])}
           onReference={(ref) => {
             const check = referenceOps(doc, catalogue, step.id, io.name, ref);
             if (check.ok) onEdit(check.ops);

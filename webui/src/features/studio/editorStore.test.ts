@@ -26,7 +26,7 @@ function fakeStudio(start: Workflow) {
             current = {
               ...current,
               steps: current.steps.map((s) => (s.id === op.from ? { ...s, streams_to: s.streams_to.filter((c) => c !== op.to) } : s)),
-              problems: [{ code: "reference_not_upstream", message: "not upstream", step_id: op.to, input: "text", line: null, path: null }],
+              problems: [{ code: "reference_not_upstream", message: "not upstream", step_id: op.to, input: "text", line: null, path: null, file: null }],
               valid: false,
             };
           }

@@ -167,13 +167,13 @@ describe("input modes", () => {
     expect(inputModes("enum")).toEqual(["static", "reference"]);
     expect(inputModes("boolean")).toEqual(["static", "reference"]);
     expect(inputModes("password")).toEqual(["secret"]);
-    expect(inputModes("file")).toEqual(["reference"]);
-    expect(inputModes("directory")).toEqual(["reference"]);
+    expect(inputModes("file")).toEqual(["file", "reference"]);
+    expect(inputModes("directory")).toEqual(["file", "reference"]);
   });
 
   it("reads each mode from the studio's answer and applies each edit", () => {
     const w = demoWorkflow();
-    w.steps[1]!.inputs.title = { static: null, secret: "title", reference: null };
+    w.steps[1]!.inputs.title = { static: null, secret: "title", reference: null, file: null };
     const doc = fromWorkflow(w);
     expect(doc.steps[1]?.inputs).toEqual({ text: { mode: "reference", step: "api", output: "text" }, title: { mode: "secret", name: "title" } });
     expect(doc.steps[0]?.inputs.timeout).toEqual({ mode: "static", value: 30 });
@@ -182,12 +182,33 @@ describe("input modes", () => {
   });
 });
 
+describe("static files", () => {
+  it("are read from the studio's answer, uploaded, and written as the zip export names them", () => {
+    const w = demoWorkflow();
+    w.steps[2]!.inputs.document = { static: null, secret: null, reference: null, file: { name: "words.txt", size: 19, sha256: "ab", directory: false } };
+    const doc = fromWorkflow(w);
+    expect(doc.steps[2]?.inputs.document).toEqual({ mode: "file", name: "words.txt", size: 19, directory: false });
+    const uploaded = apply(doc, {
+      type: "uploadFile",
+      step: "count",
+      input: "document",
+      file: new File(["a b c"], "data.tar.gz"),
+      directory: true,
+    });
+    expect(uploaded.steps[2]?.inputs.document).toEqual({ mode: "file", name: "data", size: 5, directory: true });
+    const spec = parse(stringify(toDocument(doc))) as { spec: { functions: { inputs_values?: Record<string, unknown> }[] } };
+    expect(spec.spec.functions[2]?.inputs_values?.document).toEqual({ static_file: "files/count/document/words.txt" });
+    const dirSpec = parse(stringify(toDocument(uploaded))) as typeof spec;
+    expect(dirSpec.spec.functions[2]?.inputs_values?.document).toEqual({ static_directory: "files/count/document/data/" });
+  });
+});
+
 describe("the studio's problems", () => {
   it("go to their step and input, the rest to the workflow", () => {
     const index = indexProblems([
-      { code: "no_trigger", message: "the workflow has no trigger", step_id: null, input: null, line: null, path: null },
-      { code: "missing_input", message: "step 'join', input 'left': required string input has no value", step_id: "join", input: "left", line: null, path: null },
-      { code: "not_connected", message: "step 'join': is not downstream of the trigger", step_id: "join", input: null, line: null, path: null },
+      { code: "no_trigger", message: "the workflow has no trigger", step_id: null, input: null, line: null, path: null, file: null },
+      { code: "missing_input", message: "step 'join', input 'left': required string input has no value", step_id: "join", input: "left", line: null, path: null, file: null },
+      { code: "not_connected", message: "step 'join': is not downstream of the trigger", step_id: "join", input: null, line: null, path: null, file: null },
     ]);
     expect(index.workflow.map((p) => p.code)).toEqual(["no_trigger"]);
     const join = index.steps.get("join");

@@ -9,12 +9,14 @@ import type { XY } from "../../graph/layout";
 
 export type Catalogue = Map<string, StoreAction>;
 
-export type InputMode = "static" | "reference" | "secret";
+export type InputMode = "static" | "reference" | "secret" | "file";
 
 export type InputValue =
   | { mode: "static"; value: unknown }
   | { mode: "secret"; name: string }
-  | { mode: "reference"; step: string; output: string };
+  | { mode: "reference"; step: string; output: string }
+  /** A static file (or directory, kept as a tar) uploaded to the studio: shown by name. */
+  | { mode: "file"; name: string; size: number; directory: boolean };
 
 export interface Resources {
   cpu: number | null;
@@ -71,6 +73,8 @@ export type EditOp =
   | { type: "changeVersion"; id: string; version: string }
   | { type: "setInput"; step: string; input: string; value: InputValue }
   | { type: "unsetInput"; step: string; input: string }
+  /** Upload a file (a directory: a zip or tar of its contents) as an input's static value. */
+  | { type: "uploadFile"; step: string; input: string; file: File; directory: boolean }
   | { type: "addLink"; from: string; to: string }
   | { type: "removeLink"; from: string; to: string }
   | { type: "setOutputs"; step: string; outputs: ActionIO[] }
@@ -93,6 +97,7 @@ export const EMPTY_SETTINGS: StepSettings = {
 export function inputValueOf(v: WorkflowStep["inputs"][string]): InputValue {
   if (v.reference) return { mode: "reference", step: v.reference.step, output: v.reference.output };
   if (typeof v.secret === "string") return { mode: "secret", name: v.secret };
+  if (v.file) return { mode: "file", name: v.file.name, size: v.file.size, directory: v.file.directory };
   return { mode: "static", value: v.static };
 }
 
@@ -202,6 +207,11 @@ export function apply(doc: EditorDoc, op: EditOp): EditorDoc {
       return mapStep(doc, op.id, (s) => ({ ...s, version: op.version }));
     case "setInput":
       return mapStep(doc, op.step, (s) => ({ ...s, inputs: { ...s.inputs, [op.input]: op.value } }));
+    case "uploadFile":
+      return mapStep(doc, op.step, (s) => ({
+        ...s,
+        inputs: { ...s.inputs, [op.input]: { mode: "file", name: uploadedName(op.file.name, op.directory), size: op.file.size, directory: op.directory } },
+      }));
     case "unsetInput":
       return mapStep(doc, op.step, (s) => ({ ...s, inputs: Object.fromEntries(Object.entries(s.inputs).filter(([k]) => k !== op.input)) }));
     case "addLink":
@@ -234,6 +244,8 @@ export function describeOp(op: EditOp): string {
       return `switch ${op.id} to version ${op.version}`;
     case "setInput":
       return `set ${op.step}.${op.input}`;
+    case "uploadFile":
+      return `upload ${op.file.name} to ${op.step}.${op.input}`;
     case "unsetInput":
       return `unset ${op.step}.${op.input}`;
     case "addLink":
@@ -314,7 +326,7 @@ export function descendants(doc: EditorDoc, id: string): Set<string> {
 /** The modes an input can be given, by type (the studio's rules). */
 export function inputModes(type: IOType): InputMode[] {
   if (type === "password") return ["secret"]; // a password takes a project secret only
-  if (type === "file" || type === "directory") return ["reference"]; // no static files in the studio
+  if (type === "file" || type === "directory") return ["file", "reference"]; // uploaded, or upstream
   if (type === "string" || type === "longstring") return ["static", "reference", "secret"];
   return ["static", "reference"];
 }
@@ -453,9 +465,21 @@ export function shortMessage(p: ProblemOut): string {
 
 // ---- the published document ------------------------------------------------------------------
 
-function valueDoc(v: InputValue): unknown {
+/** A directory uploaded as `data.zip` or `data.tar.gz` is named `data` (as the studio does). */
+export function uploadedName(name: string, directory: boolean): string {
+  if (!directory) return name;
+  const suffix = [".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tar", ".zip"].find((x) => name.toLowerCase().endsWith(x) && name.length > x.length);
+  return suffix ? name.slice(0, -suffix.length) : name;
+}
+
+function valueDoc(v: InputValue, step: string, input: string): unknown {
   if (v.mode === "static") return v.value;
   if (v.mode === "secret") return { project_variable_value: v.name };
+  if (v.mode === "file") {
+    // where the studio's zip export puts it (docs/reference/workflows.md, "Workflow zip")
+    const path = `files/${step}/${input}/${v.name}`;
+    return v.directory ? { static_directory: `${path}/` } : { static_file: path };
+  }
   return { reference_value: `${v.step}.${v.output}` };
 }
 
@@ -536,7 +560,7 @@ export function toDocument(doc: EditorDoc): Record<string, unknown> {
   spec.functions = doc.steps.map((s) => {
     const f: Record<string, unknown> = { id: s.id, from: s.actionId, version: s.version };
     if (s.position) f.position = { x: s.position.x, y: s.position.y };
-    if (Object.keys(s.inputs).length > 0) f.inputs_values = Object.fromEntries(Object.entries(s.inputs).map(([k, v]) => [k, valueDoc(v)]));
+    if (Object.keys(s.inputs).length > 0) f.inputs_values = Object.fromEntries(Object.entries(s.inputs).map(([k, v]) => [k, valueDoc(v, s.id, k)]));
     if (s.outputs.length > 0) f.outputs = s.outputs.map(outputDoc);
     f.streams_to = s.streamsTo;
     Object.assign(f, settingsDoc(s.settings));

@@ -8,9 +8,22 @@ type Schemas = components["schemas"];
 
 /** The studio takes exactly one of static, secret, reference (the other keys must be absent). */
 export function inputBody(v: InputValue): Schemas["InputValueModel"] {
+  if (v.mode === "file") throw new Error("a static file is uploaded (uploadFile), not set");
   const body =
     v.mode === "static" ? { static: v.value } : v.mode === "secret" ? { secret: v.name } : { reference: { step: v.step, output: v.output } };
   return body as unknown as Schemas["InputValueModel"];
+}
+
+/** Upload a file (a directory: its zip/tar) as an input's static value (multipart `file`). */
+export async function uploadInputFile(project: string, workflow: string, step: string, input: string, file: File): Promise<Workflow> {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  const e = encodeURIComponent;
+  const response = await authFetch(`/studio/v1/projects/${e(project)}/workflows/${e(workflow)}/steps/${e(step)}/inputs/${e(input)}/file`, {
+    method: "POST",
+    body: form,
+  });
+  return (await response.json()) as Workflow;
 }
 
 export function sender(project: string, workflow: string) {
@@ -105,6 +118,8 @@ export function sender(project: string, workflow: string) {
         return unwrap(
           api.studio.PUT("/studio/v1/projects/{project}/workflows/{workflow}/results", { params: { path: W }, body: { results: op.results } }),
         );
+      case "uploadFile":
+        return uploadInputFile(project, workflow, op.step, op.input, op.file);
       case "updateWorkflow":
         return unwrap(
           api.studio.PATCH("/studio/v1/projects/{project}/workflows/{workflow}", {
