@@ -156,12 +156,13 @@ _BY_STATUS: dict[int, type[ApiError]] = {
 
 def problem_text(problem: Any, *, source: str | None = None) -> str:
     """`line 12, spec.functions[3] (shout).inputs_values.text: message` and the like (with the
-    file: `demo.yaml, line 12, ...`)."""
+    file: `demo.yaml, line 12, ...`; a file inside a zip: `w.zip: workflow.yaml, line 12, ...`)."""
     if not isinstance(problem, dict):
         return str(problem)
     where = []
     if problem.get("file"):
-        where.append(str(problem["file"]))
+        where.append(f"{source}: {problem['file']}" if source else str(problem["file"]))
+        source = None
     if problem.get("line"):
         where.append(f"{source}, line {problem['line']}" if source else f"line {problem['line']}")
     if problem.get("path"):

@@ -618,9 +618,8 @@ def test_static_files_and_the_workflow_zip(ryax: Ryax, fake: FakeRyax, tmp_path:
         out_zip.writestr("workflow.yaml", archive.read("workflow.yaml"))
     out = ryax("workflow", "import", str(broken), "--name", "third")
     assert out.exit_code == 1
-    assert "  - workflow.yaml, line 14, spec.functions[1] (count).inputs_values.document: " in (
-        out.stderr
-    )
+    located = f"  - {broken}: workflow.yaml, line 14, spec.functions[1] (count).inputs_values"
+    assert located + ".document: " in out.stderr, out.stderr
     assert "is not in the zip" in out.stderr
     out = ryax("workflow", "import", str(broken), "--replace")
     assert out.exit_code == 1 and "--replace takes a YAML document" in out.stderr
