@@ -418,6 +418,8 @@ def settings_summary(settings: dict[str, Any]) -> str:
     if hpc:
         shown = {k: ("<script>" if k == "custom_script" else v) for k, v in hpc.items()}
         parts.append("hpc=" + ",".join(f"{k}={v}" for k, v in shown.items()))
+    if settings.get("always_warm"):
+        parts.append("always-warm")
     return " ".join(parts)
 
 
@@ -493,6 +495,15 @@ def step_settings(
         Path | None,
         typer.Option("--hpc-script", help="File holding the HPC custom_script.", exists=True),
     ] = None,
+    always_warm: Annotated[
+        bool | None,
+        typer.Option(
+            "--always-warm/--not-always-warm",
+            help="Keep the step's action process running while idle (no cold start), or let "
+            "the site stop it after its retention time (the default).",
+            show_default=False,
+        ),
+    ] = None,
     clear: Annotated[
         bool, typer.Option("--clear", help="Start from no settings instead of the current ones.")
     ] = False,
@@ -508,7 +519,20 @@ def step_settings(
     client = st.client()
     wf = client.workflows.show(proj, workflow)
     current = dict(_step_of(wf, step).settings)
-    changes = [site, node_pool, label, cpu, memory, time, gpu, timeout, retries, hpc, hpc_script]
+    changes = [
+        site,
+        node_pool,
+        label,
+        cpu,
+        memory,
+        time,
+        gpu,
+        timeout,
+        retries,
+        hpc,
+        hpc_script,
+        always_warm,
+    ]
     if not clear and all(c is None for c in changes):
         emit(output, current, lambda: _show_settings(step, current))
         return
@@ -520,6 +544,8 @@ def step_settings(
         new["timeout_seconds"] = _unit(parse_duration, "--timeout", timeout) if timeout else None
     if retries is not None:
         new["retries"] = retries
+    if always_warm is not None:
+        new["always_warm"] = always_warm or None
     resources = dict(new.get("resources") or {})
     given: tuple[tuple[str, float | int | None], ...] = (
         ("cpu", cpu),
@@ -574,6 +600,7 @@ def _show_settings(step: str, settings: dict[str, Any]) -> None:
             else format_duration(settings["timeout_seconds"]),
         ),
         ("retries", "" if settings.get("retries") is None else settings["retries"]),
+        ("always warm", "yes" if settings.get("always_warm") else "no"),
     ]
     for key, value in (settings.get("hpc") or {}).items():
         rows.append((f"hpc.{key}", value))

@@ -1187,6 +1187,7 @@ NO_SETTINGS: dict[str, Any] = {
     "labels": {},
     "resources": None,
     "hpc": {},
+    "always_warm": None,
 }
 
 

@@ -45,6 +45,7 @@ def test_set_then_show_step_settings(ryax: Ryax, fake: FakeRyax, tmp_path: Path)
             "ntasks": "4",
             "custom_script": "srun ./count\nexport counts=out.txt\n",
         },
+        "always_warm": None,
     }
     saved = json.loads(out.stdout)
     assert saved["hpc"] == {
@@ -87,3 +88,20 @@ def test_bad_values_are_refused_with_the_studios_message(ryax: Ryax, tmp_path: P
     assert out.exit_code == 2 and "write KEY=VALUE" in out.stderr
     out = ryax("workflow", "step-settings", WF, "nope", "--cpu", "1")
     assert out.exit_code == 2 and "has no step 'nope' (its steps: api, count)" in out.stderr
+
+
+def test_always_warm_is_set_shown_and_unset(ryax: Ryax, fake: FakeRyax, tmp_path: Path) -> None:
+    imported(ryax, tmp_path)
+    out = ryax("workflow", "step-settings", WF, "count", "--always-warm", "-o", "json")
+    assert out.exit_code == 0, out.stderr
+    assert json.loads(fake.calls("PUT", "/studio/v1/projects/")[-1].body)["always_warm"] is True
+    assert json.loads(out.stdout)["always_warm"] is True
+    shown = ryax("workflow", "step-settings", WF, "count")
+    assert "always warm yes" in [" ".join(line.split()) for line in shown.stdout.splitlines()]
+    row = next(
+        line for line in ryax("workflow", "show", WF).stdout.splitlines() if "│ count" in line
+    )
+    assert "always-warm" in row
+    out = ryax("workflow", "step-settings", WF, "count", "--not-always-warm")
+    assert out.exit_code == 0, out.stderr
+    assert json.loads(fake.calls("PUT", "/studio/v1/projects/")[-1].body)["always_warm"] is None

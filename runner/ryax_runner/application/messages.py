@@ -167,6 +167,8 @@ class DeployOrder:
     outputs: tuple[IO, ...]
     #: The step's HPC add-on parameters (StepSettings.hpc).
     hpc: tuple[tuple[str, str], ...] = ()
+    #: Keep its action process running while idle (StepSettings.always_warm).
+    always_warm: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

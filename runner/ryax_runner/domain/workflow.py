@@ -91,6 +91,8 @@ class StepSettings:
     #: custom_script...; canonical keys, texts): sent to the worker in Deploy.hpc, applied by
     #: Slurm sites. Empty = none.
     hpc: tuple[tuple[str, str], ...] = ()
+    #: Keep its action process running while idle (sent in Deploy.always_warm).
+    always_warm: bool = False
 
     @property
     def partition(self) -> str:

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 HPC = {"partition": "debug", "nodes": "2", "custom_script": "srun ./greet\nexport greeting=hi\n"}
 
 
-async def test_hpc_parameters_reach_the_worker_and_are_stored(
+async def test_hpc_parameters_and_always_warm_reach_the_worker_and_are_stored(
     runner: RunningRunner, amqp_url: str
 ) -> None:
     worker = FakeWorker(runner.grpc_address, credential=await runner.credential(), handler=greet)
@@ -27,9 +27,10 @@ async def test_hpc_parameters_reach_the_worker_and_are_stored(
         request = simple_workflow("hpc")
         greet_step = next(s for s in request.snapshot.steps if s.step_id == "greet")
         greet_step.settings.hpc.update(HPC)
+        greet_step.settings.always_warm = True
         await deployed(runner, amqp_url, request)
         deploys = [o.deploy for o in worker.orders if o.WhichOneof("message") == "deploy"]
-        assert [(d.step_id, dict(d.hpc)) for d in deploys] == [("greet", HPC)]
+        assert [(d.step_id, dict(d.hpc), d.always_warm) for d in deploys] == [("greet", HPC, True)]
         async with runner.container.db().connect() as conn:
             row = (
                 await conn.execute(
@@ -40,6 +41,8 @@ async def test_hpc_parameters_reach_the_worker_and_are_stored(
             ).one()
         stored = {s["step_id"]: s["settings"]["hpc"] for s in row.definition["steps"]}
         assert stored == {"trigger": [], "greet": [[k, HPC[k]] for k in sorted(HPC)]}
+        warm = {s["step_id"]: s["settings"]["always_warm"] for s in row.definition["steps"]}
+        assert warm == {"trigger": False, "greet": True}
     finally:
         await worker.stop()
 

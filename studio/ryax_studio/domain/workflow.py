@@ -124,6 +124,9 @@ class StepSettings:
     #: Ryax's HPC add-on parameters (domain.hpc), canonical keys, texts (`hpc_params` builds
     #: them from what a user wrote).
     hpc: HpcParams = ()
+    #: Its action process is never stopped for being idle (the worker's retention time does
+    #: not apply): no cold start, at the cost of its memory while idle. None = the default (no).
+    always_warm: bool | None = None
 
     def is_empty(self) -> bool:
         return self == StepSettings()

@@ -99,7 +99,7 @@ _VALUE_KEYS: Final = (
 # ---- the workflow document -> domain ----------------------------------------------------------
 _TOP = ("apiVersion", "kind", "spec")
 _SPEC = ("human_name", "description", "functions", "results")
-_SETTINGS = ("resources", "addons", "placement", "timeout", "retries")
+_SETTINGS = ("resources", "addons", "placement", "timeout", "retries", "always_warm")
 _STEP = (
     "id",
     "from",
@@ -319,6 +319,17 @@ class _Reader:
             else None
         )
         hpc = self.addons(fields["addons"], f"{path}.addons") if "addons" in fields else ()
+        always_warm = None
+        if "always_warm" in fields:
+            node_warm = fields["always_warm"]
+            if node_warm.kind != "scalar" or not isinstance(node_warm.value, bool):
+                self.error(
+                    node_warm,
+                    f"{path}.always_warm",
+                    f"expected true or false, got {_shown(node_warm)}",
+                )
+            else:
+                always_warm = node_warm.value
         settings = StepSettings(
             timeout_seconds=timeout,
             retries=retries,
@@ -327,6 +338,7 @@ class _Reader:
             labels=labels,
             resources=resources,
             hpc=hpc,
+            always_warm=always_warm,
         )
         if len(self.problems) == before:
             try:
@@ -736,6 +748,8 @@ def _settings_doc(s: StepSettings) -> dict[str, Any]:
         doc["timeout"] = format_duration(s.timeout_seconds)
     if s.retries is not None:
         doc["retries"] = s.retries
+    if s.always_warm is not None:
+        doc["always_warm"] = s.always_warm
     return doc
 
 

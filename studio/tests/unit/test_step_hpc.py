@@ -109,6 +109,16 @@ async def test_settings_with_hpc_reach_the_deploy_event(app: Any, b: Any) -> Non
     assert others == [{}] * 4
 
 
+async def test_always_warm_reaches_the_deploy_event(app: Any, b: Any) -> None:
+    wid = await build_demo(app, b)
+    await app.workflows.set_settings(b.PROJECT, wid, "count", StepSettings(always_warm=True))
+    await app.deployments.deploy(b.PROJECT, wid, "alice")
+    [event] = app.state.outbox
+    proto = snapshot_to_proto(event.snapshot)
+    warm = {s.step_id: s.settings.always_warm for s in proto.steps}
+    assert warm == {**dict.fromkeys(warm, False), "count": True}
+
+
 async def test_hpc_survives_the_actions_own_resources(app: Any, b: Any) -> None:
     """An action that declares resources lends them to a step that sets none; the step's HPC
     parameters are kept."""
@@ -161,6 +171,7 @@ spec:
       labels: {zone: eu}
     timeout: 1h
     retries: 2
+    always_warm: true
 """
 
 
@@ -178,6 +189,7 @@ async def test_import_keeps_the_settings_and_export_gives_the_same_document(
         labels=(("zone", "eu"),),
         resources=Resources(cpu=2.0, memory_bytes=2**30, time_seconds=600.0, gpu=1),
         hpc=(("partition", "debug"), ("nodes", "2"), ("ntasks", "4"), ("custom_script", SCRIPT)),
+        always_warm=True,
     )
     _, text = await app.workflows.export_document(b.PROJECT, str(view.workflow.id))
     assert text == DOCUMENT
@@ -190,6 +202,7 @@ async def test_bad_settings_in_a_document_are_refused_at_their_lines(app: Any, b
         .replace("nodes: 2", "nodes: two")
         .replace("ntasks: 4", "ntask: 4")
         .replace("retries: 2", "retries: -1")
+        .replace("always_warm: true", "always_warm: sometimes")
     )
     with pytest.raises(InvalidWorkflow) as error:
         await app.workflows.import_document(b.PROJECT, bad.encode())
@@ -199,8 +212,10 @@ async def test_bad_settings_in_a_document_are_refused_at_their_lines(app: Any, b
         (29, "spec.functions[1] (up).addons.hpc.nodes"),
         (30, "spec.functions[1] (up).addons.hpc.ntask"),
         (39, "spec.functions[1] (up).retries"),
+        (40, "spec.functions[1] (up).always_warm"),
     ]
     messages = [p.message for p in error.value.problems]
     assert "'two' is not a node count" in messages[1]
     assert "unknown HPC parameter 'ntask'" in messages[2]
+    assert messages[4].endswith("always_warm: expected true or false, got 'sometimes'")
     assert app.state.workflows == {}

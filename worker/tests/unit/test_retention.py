@@ -129,3 +129,28 @@ def test_an_undeployed_step_is_forgotten() -> None:
     retention.begin(A)
     retention.end(A)
     assert retention.due() == []
+
+
+def test_a_deploy_order_marked_always_warm_gives_a_step_that_never_stops() -> None:
+    """Deploy.always_warm (the studio's step setting, through the runner) reaches the policy."""
+    from ryax_worker.infrastructure.grpc.mappers import order_from_proto
+    from ryax_worker.infrastructure.proto import worker_service_pb2 as wpb
+
+    def deploy(warm: bool) -> DeployStep:
+        message = wpb.RunnerMessage(
+            order_seq=1,
+            deploy=wpb.Deploy(
+                deployment_id="d1",
+                step_id="s1",
+                action_id="a",
+                action_version="1",
+                action_kind="processor",
+                always_warm=warm,
+            ),
+        )
+        order = order_from_proto(message)
+        assert isinstance(order, DeployStep)
+        return order
+
+    policy = RetentionPolicy(retention_seconds=30)
+    assert policy.keeps_warm(deploy(True)) and not policy.keeps_warm(deploy(False))

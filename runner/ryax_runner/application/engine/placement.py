@@ -173,6 +173,7 @@ class Placer:
             inputs=step.inputs,
             outputs=step.outputs,
             hpc=step.settings.hpc,
+            always_warm=step.settings.always_warm,
         )
 
     def send_undeploy(self, site: Site, d: Deployment, step_id: str) -> None:

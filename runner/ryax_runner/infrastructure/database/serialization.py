@@ -166,6 +166,7 @@ def definition_to_json(d: WorkflowDefinition, box: SecretBox) -> dict[str, Any]:
                     "labels": [list(kv) for kv in s.settings.labels],
                     "resources": [r.cpu, r.memory_bytes, r.time_seconds, r.gpu],
                     "hpc": [list(kv) for kv in s.settings.hpc],
+                    "always_warm": s.settings.always_warm,
                 },
             }
         )
@@ -209,6 +210,7 @@ def definition_from_json(doc: dict[str, Any], box: SecretBox) -> WorkflowDefinit
                     resources=Resources(cpu=cpu, memory_bytes=mem, time_seconds=time_s, gpu=gpu),
                     # Definitions recorded before step-level HPC parameters have none.
                     hpc=tuple((k, v) for k, v in st.get("hpc", [])),
+                    always_warm=bool(st.get("always_warm", False)),
                 ),
             )
         )

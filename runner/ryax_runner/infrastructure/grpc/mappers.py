@@ -310,6 +310,7 @@ def outgoing_to_proto(message: Outgoing) -> pb.RunnerMessage:
             value_to_proto(value, d.trigger_inputs[name])
         _resources_to_proto(message.resources, d.resources)
         d.hpc.update(dict(message.hpc))
+        d.always_warm = message.always_warm
         for io in message.inputs:
             _io_to_proto(io, d.inputs.add())
         for io in message.outputs:

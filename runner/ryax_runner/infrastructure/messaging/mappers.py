@@ -96,6 +96,7 @@ def _step(s: studio_pb.Step) -> StepDefinition:
             node_pool=st.node_pool,
             labels=tuple(sorted(st.labels.items())),
             hpc=tuple(sorted(st.hpc.items())),
+            always_warm=st.always_warm,
             resources=Resources(
                 cpu=r.cpu, memory_bytes=r.memory_bytes, time_seconds=r.time_seconds, gpu=r.gpu
             ),

@@ -336,6 +336,11 @@ class SettingsModel(Strict):
         "cpus_per_task, mem, time, gpus, custom_script...: docs/slurm.md); answered as texts "
         "under their canonical keys",
     )
+    always_warm: bool | None = Field(
+        default=None,
+        description="Keep the step's action process running while idle (no cold start; the "
+        "worker's retention time does not apply). null = the default (stopped when idle)",
+    )
 
 
 class LinkIn(Strict):
@@ -535,6 +540,7 @@ def _settings(s: StepSettings) -> SettingsModel:
         labels=dict(s.labels),
         resources=_resources(s.resources) if s.resources is not None else None,
         hpc=dict(s.hpc),
+        always_warm=s.always_warm,
     )
 
 
@@ -1315,7 +1321,8 @@ async def set_outputs(request: web.Request) -> web.Response:
     tag="steps",
     body=SettingsModel,
     response=WorkflowOut,
-    summary="Timeout, retries, placement (site, node pool, labels), resources and HPC add-on",
+    summary="Timeout, retries, placement (site, node pool, labels), resources, HPC add-on, "
+    "always warm",
 )
 async def set_settings(request: web.Request) -> web.Response:
     _, project = await _access(request, Operation.WRITE)
@@ -1333,6 +1340,7 @@ async def set_settings(request: web.Request) -> web.Response:
             cpu=r.cpu, memory_bytes=r.memory_bytes, time_seconds=r.time_seconds, gpu=r.gpu
         ),
         hpc=hpc_params(body.hpc),
+        always_warm=body.always_warm,
     )
     view = await request.app[WORKFLOWS].set_settings(
         project, request.match_info["workflow"], request.match_info["step"], settings

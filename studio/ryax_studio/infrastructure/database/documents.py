@@ -141,6 +141,7 @@ def settings_to_doc(s: StepSettings) -> Doc:
         "labels": [[k, v] for k, v in s.labels],
         "resources": resources_to_doc(s.resources) if s.resources is not None else None,
         "hpc": [[k, v] for k, v in s.hpc],
+        "always_warm": s.always_warm,
     }
 
 
@@ -153,6 +154,7 @@ def settings_from_doc(doc: Doc) -> StepSettings:
         labels=tuple((k, v) for k, v in doc.get("labels", [])),
         resources=resources_from_doc(doc["resources"]) if doc.get("resources") else None,
         hpc=tuple((k, v) for k, v in doc.get("hpc", [])),
+        always_warm=doc.get("always_warm"),
     )
 
 

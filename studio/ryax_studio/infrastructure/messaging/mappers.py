@@ -174,6 +174,7 @@ def _settings(s: StepSettings) -> studio_pb.StepSettings:
         labels=dict(s.labels),
         resources=_resources(s.resources),
         hpc=dict(s.hpc),
+        always_warm=bool(s.always_warm),
     )
 
 

@@ -562,6 +562,7 @@ class StepSettings(_message.Message):
     LABELS_FIELD_NUMBER: _builtins.int
     RESOURCES_FIELD_NUMBER: _builtins.int
     HPC_FIELD_NUMBER: _builtins.int
+    ALWAYS_WARM_FIELD_NUMBER: _builtins.int
     timeout_seconds: _builtins.float
     """Maximum run time of one execution; 0 = no timeout."""
     retries: _builtins.int
@@ -570,6 +571,10 @@ class StepSettings(_message.Message):
     """Place the step on this site only; empty = any site that fits."""
     node_pool: _builtins.str
     """Place the step on this node pool of the site; empty = any pool that fits."""
+    always_warm: _builtins.bool
+    """Its action process is never stopped for being idle (the worker's retention time does not
+    apply). The runner passes it to the worker (Deploy.always_warm).
+    """
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """The chosen site must have all these labels with these values."""
@@ -596,10 +601,11 @@ class StepSettings(_message.Message):
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         resources: Global___Resources | None = ...,
         hpc: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        always_warm: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["resources", b"resources"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hpc", b"hpc", "labels", b"labels", "node_pool", b"node_pool", "resources", b"resources", "retries", b"retries", "site_name", b"site_name", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["always_warm", b"always_warm", "hpc", b"hpc", "labels", b"labels", "node_pool", b"node_pool", "resources", b"resources", "retries", b"retries", "site_name", b"site_name", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -377,7 +377,7 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Timeout, retries, placement (site, node pool, labels), resources and HPC add-on */
+        /** Timeout, retries, placement (site, node pool, labels), resources, HPC add-on, always warm */
         put: operations["put_studio_v1_projects_project_workflows_workflow_steps_step_settings"];
         post?: never;
         delete?: never;
@@ -944,6 +944,12 @@ export interface components {
             hpc?: {
                 [key: string]: string | number | boolean;
             };
+            /**
+             * Always Warm
+             * @description Keep the step's action process running while idle (no cold start; the worker's retention time does not apply). null = the default (stopped when idle)
+             * @default null
+             */
+            always_warm: boolean | null;
         };
         /** StepOut */
         StepOut: {

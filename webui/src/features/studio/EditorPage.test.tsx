@@ -129,10 +129,11 @@ describe("EditorPage", () => {
     const hpc = within(settings).getByLabelText("HPC parameters");
     await user.type(hpc, "partition=debug{Enter}tasks=4{Enter}");
     await user.type(within(settings).getByRole("textbox", { name: "HPC custom script" }), "srun ./count");
+    await user.click(within(settings).getByRole("switch", { name: /Always warm/ }));
     await user.click(within(settings).getByRole("button", { name: "Apply settings" }));
     await waitFor(() => expect(calls).toHaveLength(1));
     expect(calls[0]?.url).toMatch(/\/steps\/count\/settings$/);
-    expect(calls[0]?.body).toMatchObject({ site_name: null, hpc: { partition: "debug", tasks: "4", custom_script: "srun ./count" } });
+    expect(calls[0]?.body).toMatchObject({ site_name: null, always_warm: true, hpc: { partition: "debug", tasks: "4", custom_script: "srun ./count" } });
     // the answer's canonical keys are shown
     await waitFor(() => expect(within(settings).getByText("ntasks=4")).toBeInTheDocument());
     expect(within(settings).getByText("partition=debug")).toBeInTheDocument();

@@ -10,6 +10,7 @@ import {
   NumberInput,
   Select,
   Stack,
+  Switch,
   TagsInput,
   Text,
   Textarea,
@@ -153,6 +154,14 @@ function SettingsForm({ step, sites, editable, onEdit, setDirty }: { step: Edito
             labels: pairs(items),
           })
         }
+        disabled={!editable}
+      />
+      <Switch
+        size="xs"
+        label="Always warm"
+        description="Keep its action process running while idle: no cold start, its memory kept"
+        checked={s.always_warm === true}
+        onChange={(e) => set({ ...s, always_warm: e.currentTarget.checked ? true : null })}
         disabled={!editable}
       />
       <TagsInput

@@ -65,6 +65,7 @@ describe("the YAML round trip through the model", () => {
       labels: { zone: "eu" },
       resources: { cpu: 2, memory_bytes: 1024 ** 3, time_seconds: 600, gpu: null },
       hpc: { partition: "debug", nodes: "2", ntasks: "4", exclusive: "true", custom_script: "srun ./a" },
+      always_warm: true,
     };
     const doc = apply(demo(), { type: "setSettings", step: "count", settings });
     const spec = parse(stringify(toDocument(doc))) as { spec: { functions: Record<string, unknown>[] } };
@@ -75,8 +76,10 @@ describe("the YAML round trip through the model", () => {
       placement: { site: "hpc", node_pool: "debug", labels: { zone: "eu" } },
       timeout: "1h",
       retries: 2,
+      always_warm: true,
     });
     expect(spec.spec.functions.find((f) => f.id === "log")).not.toHaveProperty("addons");
+    expect(spec.spec.functions.find((f) => f.id === "log")).not.toHaveProperty("always_warm");
   });
 });
 

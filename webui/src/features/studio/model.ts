@@ -36,6 +36,8 @@ export interface StepSettings {
   /** Ryax's HPC add-on parameters for a Slurm site (partition, nodes, custom_script...), as
    * texts under the studio's canonical keys. */
   hpc: Record<string, string>;
+  /** Keep its action process running while idle (no cold start); null = the default (no). */
+  always_warm: boolean | null;
 }
 
 export interface EditorStep {
@@ -90,6 +92,7 @@ export const EMPTY_SETTINGS: StepSettings = {
   labels: {},
   resources: null,
   hpc: {},
+  always_warm: null,
 };
 
 // ---- from the studio's answer --------------------------------------------------------------
@@ -119,6 +122,7 @@ export function stepOf(s: WorkflowStep): EditorStep {
       labels: s.settings.labels ?? {},
       resources: s.settings.resources,
       hpc: Object.fromEntries(Object.entries(s.settings.hpc ?? {}).map(([k, v]) => [k, String(v)])),
+      always_warm: s.settings.always_warm ?? null,
     },
   };
 }
@@ -547,6 +551,7 @@ function settingsDoc(s: StepSettings): Record<string, unknown> {
   if (Object.keys(placement).length > 0) f.placement = placement;
   if (s.timeout_seconds !== null) f.timeout = durationText(s.timeout_seconds);
   if (s.retries !== null) f.retries = s.retries;
+  if (s.always_warm !== null) f.always_warm = s.always_warm;
   return f;
 }
 

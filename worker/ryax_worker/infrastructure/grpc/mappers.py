@@ -178,6 +178,7 @@ def order_from_proto(message: wpb.RunnerMessage) -> Order | None:
             outputs=tuple(_io_from_proto(io) for io in d.outputs),
             project_id=d.project_id,
             hpc=dict(d.hpc),
+            always_warm=d.always_warm,
         )
     if kind == "undeploy":
         u = message.undeploy

@@ -886,6 +886,7 @@ class Deploy(_message.Message):
     OUTPUTS_FIELD_NUMBER: _builtins.int
     PROJECT_ID_FIELD_NUMBER: _builtins.int
     HPC_FIELD_NUMBER: _builtins.int
+    ALWAYS_WARM_FIELD_NUMBER: _builtins.int
     deployment_id: _builtins.str
     step_id: _builtins.str
     action_id: _builtins.str
@@ -902,6 +903,10 @@ class Deploy(_message.Message):
     node_pool: _builtins.str
     """Node pool of the site to deploy on; empty = any."""
     project_id: _builtins.str
+    always_warm: _builtins.bool
+    """Keep the step's action process running while idle: the worker's retention time
+    (RYAX_ACTION_RETENTION_SECONDS) does not stop it (StepSettings.always_warm of the studio).
+    """
     @_builtins.property
     def trigger_inputs(self) -> _containers.MessageMap[_builtins.str, Global___Value]:
         """A trigger's input values (static values and secrets resolved), by input name."""
@@ -939,10 +944,11 @@ class Deploy(_message.Message):
         outputs: _abc.Iterable[Global___IO] | None = ...,
         project_id: _builtins.str = ...,
         hpc: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        always_warm: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["resources", b"resources"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "action_kind", b"action_kind", "action_version", b"action_version", "artefact_key", b"artefact_key", "artefact_sha256", b"artefact_sha256", "deployment_id", b"deployment_id", "hpc", b"hpc", "inputs", b"inputs", "is_trigger", b"is_trigger", "node_pool", b"node_pool", "outputs", b"outputs", "project_id", b"project_id", "resources", b"resources", "step_id", b"step_id", "trigger_inputs", b"trigger_inputs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "action_kind", b"action_kind", "action_version", b"action_version", "always_warm", b"always_warm", "artefact_key", b"artefact_key", "artefact_sha256", b"artefact_sha256", "deployment_id", b"deployment_id", "hpc", b"hpc", "inputs", b"inputs", "is_trigger", b"is_trigger", "node_pool", b"node_pool", "outputs", b"outputs", "project_id", b"project_id", "resources", b"resources", "step_id", b"step_id", "trigger_inputs", b"trigger_inputs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
