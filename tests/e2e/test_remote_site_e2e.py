@@ -66,10 +66,12 @@ class Network:
 
 
 @pytest.fixture
-def network(tmp_path: Path) -> Iterator[Network]:
+def network(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Network]:
     problem = devlib.netns_problem()
     if problem:
         pytest.skip(problem)
+    # The platform first: SeaweedFS refuses its port while a relay holds it on another address.
+    request.getfixturevalue("platform")
     runner = platform_env("runner")
     worker = platform_env("worker")
     _, tls_port = host_port(runner["RYAX_RUNNER_GRPC_TLS_ADDRESS"])
