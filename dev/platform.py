@@ -491,34 +491,6 @@ def process_info() -> dict[str, dict[str, Any]]:
 
 #: supervisord's priority of the filestore (lower: started first, stopped last).
 FIRST_UP_LAST_DOWN = 100
-#: How long `up` waits for connections of a stopped filestore to leave its port.
-LINGER_WAIT_SECONDS = 90.0
-
-
-def port_lingers(port: int) -> bool:
-    """A socket still holds `port` (a connection of a stopped server in TIME_WAIT or FIN_WAIT2,
-    say): a bind without SO_REUSEADDR fails, as SeaweedFS's own check does."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return True
-    return False
-
-
-def wait_s3_port() -> None:
-    """Wait for the S3 port to be left by the connections of a filestore stopped earlier."""
-    if not port_lingers(S3_PORTS.s3):
-        return
-    say(f"Waiting for port {S3_PORTS.s3} (connections of a stopped filestore linger there)")
-    deadline = time.monotonic() + LINGER_WAIT_SECONDS
-    while port_lingers(S3_PORTS.s3):
-        if time.monotonic() > deadline:
-            fail(
-                f"port {S3_PORTS.s3} is still held {LINGER_WAIT_SECONDS:.0f} s later: "
-                f"`ss -tan 'sport = :{S3_PORTS.s3}'` shows by what"
-            )
-        time.sleep(1)
 
 
 def supervisor_config(programs: list[tuple[str, str, Path, int]]) -> str:
@@ -553,9 +525,8 @@ def supervisor_config(programs: list[tuple[str, str, Path, int]]) -> str:
             f"[program:{name}]",
             f"command = /bin/bash -c {esc(shlex.quote(command))}",
             f"directory = {esc(directory)}",
-            # The filestore starts first and stops last: its clients close their connections
-            # before it does, so none lingers on its port (TIME_WAIT, FIN_WAIT2) when the next
-            # `up` starts it again, which SeaweedFS would refuse ("Port allocation failed").
+            # The filestore starts first and stops last: the services find it up when they
+            # start, and close their connections to it before it goes.
             f"priority = {FIRST_UP_LAST_DOWN if name == 's3' else 999}",
             "autostart = true",
             "autorestart = true",
@@ -935,7 +906,6 @@ def cmd_up() -> int:
     if webui_present():
         prepare_webui()  # first: the ports are checked just before they are taken
     check_ports_free(services)
-    wait_s3_port()
     s = load_secrets()
     ensure_vhost()
     generate(services, s)

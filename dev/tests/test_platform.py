@@ -253,26 +253,6 @@ def test_the_demo_site_credential_goes_to_the_runner_and_its_worker_only() -> No
         assert (credential in " ".join(env.values())) == (folder in ("runner", "worker")), folder
 
 
-def test_a_port_left_by_a_server_that_closed_first_lingers_though_nothing_listens() -> None:
-    """The case of a filestore stopped before its clients: its side of each connection stays
-    in TIME_WAIT on its port. Nothing listens (port_is_free, with SO_REUSEADDR), but a bind
-    without it fails, as SeaweedFS's check does: `up` waits for port_lingers to clear."""
-    import socket
-
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do (Go's too)
-    server.bind((platform.HOST, 0))
-    server.listen()
-    port = server.getsockname()[1]
-    client = socket.create_connection((platform.HOST, port))
-    accepted, _ = server.accept()
-    server.close()
-    accepted.close()  # the server's side closes first, then the client's: TIME_WAIT on `port`
-    client.close()
-    assert devlib.port_is_free(port)
-    assert platform.port_lingers(port)
-
-
 def test_the_filestore_starts_first_and_stops_last() -> None:
     conf = platform.supervisor_config(
         [("s3", "exec weed", REPO_ROOT, 20), ("runner", "exec python", REPO_ROOT, 30)]
