@@ -90,6 +90,32 @@ def free_port() -> int:
         return port
 
 
+def worker_env(site: str, credential: str) -> dict[str, str]:
+    """The platform's worker settings for another site's worker: not the demo site's name and
+    credential, and no filestore address or key (a remote site's files move by presigned
+    URLs, docs/remote-sites.md)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RYAX_")}
+    env |= {
+        k: v
+        for k, v in platform_env("worker").items()
+        if not k.startswith(("RYAX_S3_", "RYAX_FILESTORE_", "RYAX_SITE_"))
+    }
+    env |= {"RYAX_SITE_NAME": site, "RYAX_SITE_CREDENTIAL": credential}
+    return env
+
+
+def file_bytes(metrics: str) -> dict[tuple[str, str], float]:
+    """ryax_worker_file_bytes_total of a worker's /metrics, by (direction, mode)."""
+    found: dict[tuple[str, str], float] = {}
+    for line in metrics.splitlines():
+        if line.startswith("ryax_worker_file_bytes_total{"):
+            labels, value = line.rsplit(" ", 1)
+            direction = labels.split('direction="', 1)[1].split('"', 1)[0]
+            mode = labels.split('mode="', 1)[1].split('"', 1)[0]
+            found[(direction, mode)] = float(value)
+    return found
+
+
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
     """SIGTERM (a clean stop), SIGKILL if it is not done within `timeout`."""
     process.terminate()

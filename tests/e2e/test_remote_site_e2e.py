@@ -17,8 +17,8 @@ the namespaces the test made), and the presigned URLs' host (the runner's S3 end
 
 from __future__ import annotations
 
+import itertools
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -39,15 +39,19 @@ from tests.e2e.support import (
     admin_cli,
     demo_project,
     eventually,
+    file_bytes,
     platform_env,
     run_chain_across_sites,
     stop_process,
+    worker_env,
 )
 
 pytestmark = pytest.mark.e2e
 devlib: Any = sys.modules["ryax_devlib"]  # loaded by the root conftest.py
 #: The issue's bound: a cut link marks the site offline within this many seconds.
 OFFLINE_WITHIN_S = 10.0
+#: HTTP ports of the workers in a namespace (theirs alone: nothing else listens there).
+NAMESPACE_PORTS = itertools.count(8107)
 
 
 def host_port(address: str) -> tuple[str, int]:
@@ -110,30 +114,24 @@ class RemoteWorker:
     def __init__(self, net: Network, folder: Path, site: str, credential: str | None) -> None:
         worker_id = f"{site}-{secrets.token_hex(2)}"
         self.namespace = net.link.name
+        # Its own port in the namespace (two workers may share one there).
+        self.http_port = next(NAMESPACE_PORTS)
         self.log = folder / f"{worker_id}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RYAX_")}
-        # The platform's worker settings but its site and what a remote site is not given:
-        # the filestore's address and keys (its files move by presigned URLs).
-        env |= {
-            k: v
-            for k, v in platform_env("worker").items()
-            if not k.startswith(("RYAX_S3_", "RYAX_FILESTORE_", "RYAX_SITE_"))
-        }
+        env = worker_env(site, credential or "")
+        if credential is None:
+            del env["RYAX_SITE_CREDENTIAL"]
         env |= {
             "RYAX_RUNNER_GRPC_ADDRESS": net.grpc,
             "RYAX_RUNNER_CA_FILE": str(net.ca_file),
             # The certificate names 127.0.0.1 and localhost; the worker dials another address.
             "RYAX_RUNNER_TLS_SERVER_NAME": "localhost",
-            "RYAX_SITE_NAME": site,
             "RYAX_WORKER_ID": worker_id,
             "RYAX_HTTP_HOST": "127.0.0.1",
-            "RYAX_HTTP_PORT": "8107",
+            "RYAX_HTTP_PORT": str(self.http_port),
             "RYAX_WORKER_CACHE_DIR": str(folder / f"{worker_id}-cache"),
             "RYAX_RECONNECT_MAX_SECONDS": "1",
             "RYAX_LOG_FORMAT": "json",
         }
-        if credential is not None:
-            env["RYAX_SITE_CREDENTIAL"] = credential
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
                 ["ip", "netns", "exec", net.link.name, sys.executable, "-m", "ryax_worker"],
@@ -150,7 +148,7 @@ class RemoteWorker:
     def file_bytes(self) -> dict[tuple[str, str], float]:
         """ryax_worker_file_bytes_total by (direction, mode), read on its /metrics in the
         namespace."""
-        url = "http://127.0.0.1:8107/metrics"
+        url = f"http://127.0.0.1:{self.http_port}/metrics"
         script = f"import urllib.request; print(urllib.request.urlopen({url!r}).read().decode())"
         done = subprocess.run(
             ["ip", "netns", "exec", self.namespace, sys.executable, "-c", script],
@@ -159,14 +157,7 @@ class RemoteWorker:
             timeout=30,
             check=True,
         )
-        found: dict[tuple[str, str], float] = {}
-        for line in done.stdout.splitlines():
-            if line.startswith("ryax_worker_file_bytes_total{"):
-                labels, value = line.rsplit(" ", 1)
-                direction = labels.split('direction="', 1)[1].split('"', 1)[0]
-                mode = labels.split('mode="', 1)[1].split('"', 1)[0]
-                found[(direction, mode)] = float(value)
-        return found
+        return file_bytes(done.stdout)
 
     def stop(self) -> None:
         stop_process(self.process)
@@ -232,7 +223,7 @@ def test_remote_site_runs_part_of_a_workflow_and_files_cross_both_ways(
     shown = remote_site.show(admin)
     assert shown["state"] == "online" and shown["node_pools"], shown
     assert remote_site.credential not in json.dumps(shown)
-    assert remote_site.worker.says('"registered"'), "the worker logs its registration"
+    assert remote_site.worker.says('"registered with the runner"'), "it logs its registration"
 
     placed_on = {"api": "local", "report": "local", "count": remote_site.name, "log": "local"}
     done = run_chain_across_sites(live, project, tmp_path, placed_on, "Remote")

@@ -11,7 +11,6 @@ from the demo scenario (dev/demo_scenario.py), run here in a project of this tes
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.support import (
@@ -29,10 +29,11 @@ from tests.e2e.support import (
     admin_cli,
     demo_project,
     eventually,
+    file_bytes,
     free_port,
-    platform_env,
     run_chain_across_sites,
     stop_process,
+    worker_env,
 )
 
 pytestmark = pytest.mark.e2e
@@ -68,16 +69,15 @@ class SlurmWorker:
         self.log = folder / "slurm-worker.log"
         shared = folder / "shared"
         shared.mkdir()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RYAX_")}
-        env |= platform_env("worker")
+        # As a remote site: its credential, no filestore key (files by presigned URLs).
+        env = worker_env(site, credential)
+        self.http_port = free_port()
         env |= {
-            "RYAX_SITE_NAME": site,
             "RYAX_WORKER_ID": f"{site}-worker",
-            "RYAX_SITE_CREDENTIAL": credential,
             "RYAX_WORKER_BACKEND": "slurm",
             "RYAX_SLURM_SHARED_DIR": str(shared),
             "RYAX_SLURM_POLL_SECONDS": "0.5",
-            "RYAX_HTTP_PORT": str(free_port()),
+            "RYAX_HTTP_PORT": str(self.http_port),
             "RYAX_WORKER_CACHE_DIR": str(folder / "slurm-worker-cache"),
             "RYAX_LOG_FORMAT": "json",
             "SLURM_CONF": slurm_conf,
@@ -162,3 +162,7 @@ def test_slurm_a_workflow_across_a_local_and_a_slurm_site_passes_files_both_ways
     assert f"total: {WORDS}" in published, published
     assert "report counts.tsv:" in published, published
     assert worker.process.poll() is None
+    # The report came down and the counts went up through URLs the runner presigned.
+    moved = file_bytes(httpx.get(f"http://127.0.0.1:{worker.http_port}/metrics").text)
+    assert moved.get(("download", "presigned"), 0) > 0, moved
+    assert moved.get(("upload", "presigned"), 0) > 0, moved
