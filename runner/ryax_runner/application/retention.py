@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from ryax_kit.core.keys import InvalidKey, check_key
+
 from ..domain.retention import DEFAULT_RETENTION_DAYS, RetentionPolicy, run_file_prefix
 from .ports import Clock
 
@@ -228,7 +230,13 @@ class RetentionCleaner:
         )
 
     async def _delete_files(self, run: ExpiredRun) -> None:
-        deleted = await self._files.delete_prefix(run_file_prefix(run.id))
+        prefix = run_file_prefix(run.id)
+        try:
+            check_key(prefix[:-1])
+        except InvalidKey:  # an id no key can hold (a broken record): no file of its own
+            deleted = 0
+        else:
+            deleted = await self._files.delete_prefix(prefix)
         for key in sorted(run.other_files):
             await self._files.delete(key)
             deleted += 1

@@ -9,6 +9,7 @@ making anyone wait.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ryax_kit.core.keys import InvalidKey, check_key
 
 from ...application.retention import DeletedRows, ExpiredRun
 from ...domain.retention import TRIGGER_FILES_PREFIX
@@ -88,7 +91,8 @@ def owned_trigger_files(outputs: Any) -> set[str]:
             if isinstance(ref, dict):
                 key = ref.get("key")
                 if isinstance(key, str) and key.startswith(TRIGGER_FILES_PREFIX):
-                    found.add(key)
+                    with contextlib.suppress(InvalidKey):  # never stored: nothing to delete
+                        found.add(check_key(key))
             else:
                 stack.extend(doc.values())
         elif isinstance(doc, list):
