@@ -123,9 +123,7 @@ async def test_old_runs_go_with_their_logs_and_files_the_others_stay(
             len(kept.log_lines),
         ), kept.id
     after = object_names(store)
-    assert not any(
-        k.startswith((f"runs/{old.id}/", f"runs/{old_failed.id}/")) for k in after
-    )
+    assert not any(k.startswith((f"runs/{old.id}/", f"runs/{old_failed.id}/")) for k in after)
     assert not (set(old.files) - {static}) & after
     assert static in after  # read by the run, not its own
     for kept in (new, running, kept_forever):
