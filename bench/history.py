@@ -103,7 +103,8 @@ async def ingest(url: str, project_id: str, total: int, progress: Callable[[int]
         async with engine.begin() as conn:
             import sqlalchemy as sa
 
-            await conn.execute(sa.text("ANALYZE runs; ANALYZE executions; ANALYZE log_lines"))
+            for table in ("runs", "executions", "log_lines"):
+                await conn.execute(sa.text(f"ANALYZE {table}"))
     finally:
         await engine.dispose()
     return time.perf_counter() - started
@@ -230,106 +231,112 @@ def bench_runs100k(platform: Any, args: Any, ensure_one_step: Callable[[], str])
     if left:
         harness.say("ryax", f"runs100k: {left} runs of an earlier bench deleted first")
 
-    harness.say("ryax", f"runs100k: {BASELINE_RUNS} one-step runs before")
-    with platform.http() as http:
-        result["before_s"] = harness.time_runs(
-            lambda: platform.trigger(http, name), BASELINE_RUNS, args.warmup
-        )
-
-    harness.say("ryax", f"runs100k: ingesting {total} runs while one-step runs go on")
-    done = threading.Event()
-    outcome: dict[str, Any] = {}
-
-    def progress(n: int) -> None:
-        if n % 20_000 == 0:
-            harness.say("ryax", f"runs100k: {n} runs ingested")
-
-    def ingest_thread() -> None:
-        try:
-            outcome["seconds"] = asyncio.run(ingest(url, project.id, total, progress))
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            outcome["error"] = exc
-        finally:
-            done.set()
-
-    thread = threading.Thread(target=ingest_thread, name="runs100k-ingest")
-    thread.start()
-    result["during_ingest_s"] = runs_while(platform, name, lambda: not done.is_set())
-    thread.join()
-    if "error" in outcome:
-        raise harness.BenchFailure(f"runs100k: the ingest failed: {outcome['error']!r}")
-    result["ingest_s"] = outcome["seconds"]
-
-    base = f"/runner/v1/projects/{urllib.parse.quote(platform.project)}/runs"
-    ids = asyncio.run(history_ids(url, RETENTION_DAYS - 1, SAMPLES))
-    rng = random.Random(7)
-    with platform.http() as http:
-        harness.say("ryax", "runs100k: run list and run detail through the runner's HTTP API")
-        timed_gets(http, [base] * 5)  # warm-up
-        result["list_first_page_s"] = timed_gets(http, [base] * SAMPLES)
-        by_workflow = [
-            f"{base}?workflow_id={history_workflow(rng.randrange(WORKFLOWS))}"
-            for _ in range(SAMPLES)
-        ]
-        result["list_by_workflow_s"] = timed_gets(http, by_workflow)
-        paged: list[float] = []
-        for index in range(SAMPLES // 20):
-            query = f"workflow_id={history_workflow(index)}&" if index % 2 else ""
-            cursor = None
-            for _ in range(20):  # pages 2 to 21 (cursor)
-                path = f"{base}?{query}limit=50" + (f"&cursor={cursor}" if cursor else "")
-                started = time.perf_counter()
-                response = http.get(path)
-                elapsed = time.perf_counter() - started
-                if response.status_code != 200:
-                    raise harness.BenchFailure(f"GET {path} answered {response.status_code}")
-                cursor = response.json()["next_cursor"]
-                if cursor is None:
-                    break
-                paged.append(elapsed)
-        result["list_paged_s"] = paged[len(paged) // 20 :]  # the first pages are above
-        result["detail_s"] = timed_gets(http, [f"{base}/{rid}" for rid in ids])
-
-        harness.say(
-            "ryax",
-            f"runs100k: retention {RETENTION_DAYS} days: the runner's cleaner deletes the older "
-            f"half while one-step runs go on ({RETENTION_WATCH_SECONDS:.0f} s)",
-        )
-        retention = f"/runner/v1/projects/{urllib.parse.quote(platform.project)}/retention"
-        counts: list[tuple[float, int]] = [(0.0, asyncio.run(history_count(url)))]
-        put = http.put(retention, json={"run_retention_days": RETENTION_DAYS})
-        if put.status_code != 200:
-            raise harness.BenchFailure(f"PUT {retention} answered {put.status_code}: {put.text}")
-        started = time.perf_counter()
-        watching = threading.Event()
-
-        def count_thread() -> None:  # the runs left, every second
-            while not watching.wait(1.0):
-                counts.append((time.perf_counter() - started, asyncio.run(history_count(url))))
-
-        counter = threading.Thread(target=count_thread, name="runs100k-count")
-        counter.start()
-        try:
-            # The runs of during_retention_s are those started once deletion had begun.
-            timed = runs_while_timed(
-                platform, name, lambda: time.perf_counter() - started < RETENTION_WATCH_SECONDS
+    try:
+        harness.say("ryax", f"runs100k: {BASELINE_RUNS} one-step runs before")
+        with platform.http() as http:
+            result["before_s"] = harness.time_runs(
+                lambda: platform.trigger(http, name), BASELINE_RUNS, args.warmup
             )
-        finally:
-            watching.set()
-            counter.join()
-            http.put(retention, json={"run_retention_days": None})
-        first_drop = next((t for t, n in counts if n < counts[0][1]), None)
-        deleted = counts[0][1] - counts[-1][1]
-        result["during_retention_s"] = [
-            latency for at, latency in timed if first_drop is not None and at >= first_drop - 1.0
-        ]
-        deleting_for = counts[-1][0] - (first_drop - 1.0) if first_drop is not None else 0.0
-        result["retention"] = {
-            "deleted": deleted,
-            "watched_s": counts[-1][0],
-            "deleting_s": deleting_for,
-            "runs_per_second": deleted / deleting_for if deleting_for > 0 else 0.0,
-        }
-    harness.say("ryax", "runs100k: deleting the ingested runs left")
-    result["cleanup_deleted"] = asyncio.run(delete_history(url))
+
+        harness.say("ryax", f"runs100k: ingesting {total} runs while one-step runs go on")
+        done = threading.Event()
+        outcome: dict[str, Any] = {}
+
+        def progress(n: int) -> None:
+            if n % 20_000 == 0:
+                harness.say("ryax", f"runs100k: {n} runs ingested")
+
+        def ingest_thread() -> None:
+            try:
+                outcome["seconds"] = asyncio.run(ingest(url, project.id, total, progress))
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        thread = threading.Thread(target=ingest_thread, name="runs100k-ingest")
+        thread.start()
+        result["during_ingest_s"] = runs_while(platform, name, lambda: not done.is_set())
+        thread.join()
+        if "error" in outcome:
+            raise harness.BenchFailure(f"runs100k: the ingest failed: {outcome['error']!r}")
+        result["ingest_s"] = outcome["seconds"]
+
+        base = f"/runner/v1/projects/{urllib.parse.quote(platform.project)}/runs"
+        ids = asyncio.run(history_ids(url, RETENTION_DAYS - 1, SAMPLES))
+        rng = random.Random(7)
+        with platform.http() as http:
+            harness.say("ryax", "runs100k: run list and run detail through the runner's HTTP API")
+            timed_gets(http, [base] * 5)  # warm-up
+            result["list_first_page_s"] = timed_gets(http, [base] * SAMPLES)
+            by_workflow = [
+                f"{base}?workflow_id={history_workflow(rng.randrange(WORKFLOWS))}"
+                for _ in range(SAMPLES)
+            ]
+            result["list_by_workflow_s"] = timed_gets(http, by_workflow)
+            paged: list[float] = []
+            for index in range(SAMPLES // 20):
+                query = f"workflow_id={history_workflow(index)}&" if index % 2 else ""
+                cursor = None
+                for _ in range(20):  # pages 2 to 21 (cursor)
+                    path = f"{base}?{query}limit=50" + (f"&cursor={cursor}" if cursor else "")
+                    started = time.perf_counter()
+                    response = http.get(path)
+                    elapsed = time.perf_counter() - started
+                    if response.status_code != 200:
+                        raise harness.BenchFailure(f"GET {path} answered {response.status_code}")
+                    cursor = response.json()["next_cursor"]
+                    if cursor is None:
+                        break
+                    paged.append(elapsed)
+            result["list_paged_s"] = paged[len(paged) // 20 :]  # the first pages are above
+            result["detail_s"] = timed_gets(http, [f"{base}/{rid}" for rid in ids])
+
+            harness.say(
+                "ryax",
+                f"runs100k: retention {RETENTION_DAYS} days: the runner's cleaner deletes "
+                f"the older half while one-step runs go on ({RETENTION_WATCH_SECONDS:.0f} s)",
+            )
+            retention = f"/runner/v1/projects/{urllib.parse.quote(platform.project)}/retention"
+            counts: list[tuple[float, int]] = [(0.0, asyncio.run(history_count(url)))]
+            put = http.put(retention, json={"run_retention_days": RETENTION_DAYS})
+            if put.status_code != 200:
+                raise harness.BenchFailure(
+                    f"PUT {retention} answered {put.status_code}: {put.text}"
+                )
+            started = time.perf_counter()
+            watching = threading.Event()
+
+            def count_thread() -> None:  # the runs left, every second
+                while not watching.wait(1.0):
+                    counts.append((time.perf_counter() - started, asyncio.run(history_count(url))))
+
+            counter = threading.Thread(target=count_thread, name="runs100k-count")
+            counter.start()
+            try:
+                # The runs of during_retention_s are those started once deletion had begun.
+                timed = runs_while_timed(
+                    platform, name, lambda: time.perf_counter() - started < RETENTION_WATCH_SECONDS
+                )
+            finally:
+                watching.set()
+                counter.join()
+                http.put(retention, json={"run_retention_days": None})
+            first_drop = next((t for t, n in counts if n < counts[0][1]), None)
+            deleted = counts[0][1] - counts[-1][1]
+            result["during_retention_s"] = [
+                latency
+                for at, latency in timed
+                if first_drop is not None and at >= first_drop - 1.0
+            ]
+            deleting_for = counts[-1][0] - (first_drop - 1.0) if first_drop is not None else 0.0
+            result["retention"] = {
+                "deleted": deleted,
+                "watched_s": counts[-1][0],
+                "deleting_s": deleting_for,
+                "runs_per_second": deleted / deleting_for if deleting_for > 0 else 0.0,
+            }
+    finally:
+        harness.say("ryax", "runs100k: deleting the ingested runs left")
+        result["cleanup_deleted"] = asyncio.run(delete_history(url))
     return result
