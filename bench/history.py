@@ -5,7 +5,8 @@
 2. 100,000 realistic runs written straight into the runner's database (a trigger and 2 steps
    each: 3 executions with inputs, outputs and a file output, 10 log lines; 20 workflows;
    created over the last 20 days), COPY in transactions of 1,000 runs, as a busy history would
-   have left them, while one-step runs go on: their latency during the ingest;
+   have left them, while one-step runs go on: their latency during the ingest; then one-step
+   runs again, one after the other, with the 100,000 runs stored;
 3. through the gateway and the runner's HTTP API: the run list's first page, the first page
    filtered by workflow, the pages after it (cursor), and run details: p50 and p99 of each;
 4. retention: the project's retention set to 10 days (`PUT .../retention`), so the runner's
@@ -261,6 +262,12 @@ def bench_runs100k(platform: Any, args: Any, ensure_one_step: Callable[[], str])
         if "error" in outcome:
             raise harness.BenchFailure(f"runs100k: the ingest failed: {outcome['error']!r}")
         result["ingest_s"] = outcome["seconds"]
+
+        harness.say("ryax", f"runs100k: {BASELINE_RUNS} one-step runs with them stored")
+        with platform.http() as http:
+            result["after_s"] = harness.time_runs(
+                lambda: platform.trigger(http, name), BASELINE_RUNS, 0
+            )
 
         base = f"/runner/v1/projects/{urllib.parse.quote(platform.project)}/runs"
         ids = asyncio.run(history_ids(url, RETENTION_DAYS - 1, SAMPLES))

@@ -364,6 +364,7 @@ def figures(systems: dict[str, dict[str, Any]]) -> list[Figure]:
             for key, label, samples in (
                 ("before", "one-step run, before", history["before_s"]),
                 ("ingest", f"one-step run, while {n} are ingested", history["during_ingest_s"]),
+                ("after", f"one-step run, {n} stored", history.get("after_s") or []),
                 (
                     "retention",
                     "one-step run, while retention deletes",
