@@ -1,9 +1,10 @@
 """Run retention, in the background: the runs that ended longer ago than their project's
 retention (domain/retention.py) are deleted with their executions, log lines and files.
 
-Bounded work per tick: at most `runs_per_tick` runs, their log lines deleted `log_lines_per_batch`
-at a time, each batch its own short transaction, a pause between batches, so that the runs being
-recorded meanwhile never wait long for a lock nor for the disk. A full tick is followed by the
+Bounded work per tick: at most `runs_per_tick` runs, `runs_per_transaction` at a time, their log
+lines deleted `log_lines_per_batch` at a time, each batch its own short transaction, a pause
+between batches, so that the runs being recorded meanwhile never wait long for a lock, the disk
+or the event loop. A full tick is followed by the
 next one soon (`busy_pause_seconds`), an incomplete one by the usual interval.
 
 The order makes a crash harmless: the files first, then the log lines, then (one transaction)
@@ -93,8 +94,10 @@ class RetentionSettings:
     interval_seconds: float = 60.0
     runs_per_tick: int = 100
     log_lines_per_batch: int = 5000
+    #: Runs whose rows one transaction deletes (their files just before).
+    runs_per_transaction: int = 20
     #: Between two batches of a tick (log lines, runs).
-    pause_seconds: float = 0.01
+    pause_seconds: float = 0.02
     #: Before the next tick when the last one had more to do than it could.
     busy_pause_seconds: float = 1.0
     retry_failed_after_seconds: float = 3600.0
@@ -195,6 +198,13 @@ class RetentionCleaner:
             project, cutoff, state.budget, exclude=self._failed.keys()
         )
         state.budget -= len(expired)
+        size = max(1, self.settings.runs_per_transaction)
+        for first in range(0, len(expired), size):
+            await self._clean_runs(expired[first : first + size], cutoff, state)
+            await asyncio.sleep(self.settings.pause_seconds)
+
+    async def _clean_runs(self, expired: list[ExpiredRun], cutoff: datetime, state: _Tick) -> None:
+        """A few runs: their files, then their rows in a few short transactions."""
         ready: list[str] = []
         for run in expired:
             if self._is_live(run.id):  # the engine still drives it: never

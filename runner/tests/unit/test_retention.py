@@ -44,6 +44,7 @@ class FakeArchive:
     #: delete_runs raises once, whatever the runs (a crash mid-way).
     crash_next_delete: bool = False
     log_batches: list[int] = field(default_factory=list)
+    run_batches: list[int] = field(default_factory=list)
 
     def add(
         self, run_id: str, project: str, state: str, ended_days_ago: float | None, **kw: object
@@ -97,6 +98,7 @@ class FakeArchive:
             raise asyncio.CancelledError  # the process stopped here
         if self.refuse & set(run_ids):
             raise ValueError("refused")
+        self.run_batches.append(len(run_ids))
         rows = DeletedRows()
         for rid in run_ids:
             run = self.runs.get(rid)
@@ -227,9 +229,10 @@ async def test_work_per_tick_is_bounded_and_the_rest_follows() -> None:
     archive = FakeArchive()
     for i in range(250):
         archive.add(f"r{i:03}", "p", "completed", 40 + i / 1000, log_lines=30)
-    c = cleaner(archive, runs_per_tick=100, log_lines_per_batch=1000)
+    c = cleaner(archive, runs_per_tick=100, log_lines_per_batch=1000, runs_per_transaction=20)
     assert await c.tick() is True
     assert len(archive.runs) == 150
+    assert archive.run_batches == [20] * 5  # rows deleted a few runs per transaction
     # the oldest first
     assert "r249" not in archive.runs and "r000" in archive.runs
     # log lines in bounded batches
