@@ -5,13 +5,14 @@ retention through the runner's HTTP API, the cleaner wired in the running runner
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 import sqlalchemy as sa
-from runner_testkit.harness import RunningRunner
+from runner_testkit.harness import start_runner
 from runner_testkit.records import StoredRun, insert_runs, make_run
 
 from ryax_kit.database import create_engine, ensure_database, migrate
@@ -173,29 +174,18 @@ async def test_a_pass_is_bounded_and_the_next_one_carries_on(
     await engine.dispose()
 
 
-async def test_project_retention_api_and_the_runner_cleaner(runner: RunningRunner) -> None:
+async def test_project_retention_api_and_the_runner_cleaner(
+    db_url: str, amqp_url: str, authz_url: str, tmp_path: Any
+) -> None:
+    """The runner's own cleaner (a pass every 0.2 s here), driven by the project's retention
+    set through the API."""
+    runner = await start_runner(
+        db_url, amqp_url, tmp_path / "filestore", authz_url, retention_interval_seconds=0.2
+    )
     base = f"{runner.url}/runner/v1/projects/alpha/retention"
-    async with aiohttp.ClientSession(headers=AUTH) as s:
-        async with s.get(base) as r:
-            assert r.status == 200
-            assert await r.json() == {
-                "run_retention_days": 30,
-                "source": "default",
-                "default_days": 30,
-            }
-        for bad in ({"run_retention_days": -1}, {"run_retention_days": "7"}, {}, {"days": 3}):
-            async with s.put(base, json=bad) as r:
-                assert r.status == 400, bad
-                assert "run_retention_days" in (await r.json())["detail"] or "days" in str(bad)
-        async with s.put(base, json={"run_retention_days": 7}) as r:
-            assert r.status == 200
-            assert (await r.json())["source"] == "project"
-        async with s.get(base, headers={"Authorization": "Bearer token-bob"}) as r:
-            assert r.status == 403  # bob is not a member of alpha
-
-    # A run of 8 days ago (alpha keeps 7) and one of 6 days ago, recorded in the runner's
-    # database, with a file in its filestore.
-    engine = create_engine(runner.container.settings().database_url)
+    # A run of 8 days ago and one of 6 days ago, recorded in the runner's database, with their
+    # files in its filestore: kept by the default (30 days).
+    engine = create_engine(db_url)
     old = make_run(project_id="proj-a", created_at=ago(8))
     new = make_run(project_id="proj-a", created_at=ago(6))
     async with engine.begin() as conn:
@@ -203,19 +193,58 @@ async def test_project_retention_api_and_the_runner_cleaner(runner: RunningRunne
     files = runner.container.filestore()
     for key in old.files + new.files:
         await files.write_bytes(key, b"data")
-    async with aiohttp.ClientSession(headers=AUTH) as s:
-        async with s.get(f"{runner.url}/runner/v1/projects/alpha/runs/{old.id}") as r:
-            assert r.status == 200
-        await runner.container.retention().tick()
-        async with s.get(f"{runner.url}/runner/v1/projects/alpha/runs/{old.id}") as r:
-            assert r.status == 404
-        async with s.get(f"{runner.url}/runner/v1/projects/alpha/runs/{new.id}") as r:
-            assert r.status == 200
-        async with s.put(base, json={"run_retention_days": None}) as r:
-            assert (await r.json())["source"] == "default"
-        async with s.get(f"{runner.url}/metrics") as r:
-            text = await r.text()
-    assert not await files.exists(old.files[0])
-    assert await files.exists(new.files[0])
-    assert "ryax_runner_retention_runs_deleted_total 1.0" in text
-    await engine.dispose()
+    try:
+        async with aiohttp.ClientSession(headers=AUTH) as s:
+            async with s.get(base) as r:
+                assert r.status == 200
+                assert await r.json() == {
+                    "run_retention_days": 30,
+                    "source": "default",
+                    "default_days": 30,
+                }
+            for bad in (
+                {"run_retention_days": -1},
+                {"run_retention_days": 36_501},
+                {"run_retention_days": "7"},
+                {"run_retention_days": 1.5},
+                {},
+                {"days": 3},
+            ):
+                async with s.put(base, json=bad) as r:
+                    assert r.status == 400, bad
+                    assert "run_retention_days" in (await r.json())["detail"] or "days" in bad
+            async with s.get(base, headers={"Authorization": "Bearer token-bob"}) as r:
+                assert r.status == 403  # bob is not a member of alpha
+            async with s.put(
+                base, json={"run_retention_days": 1}, headers={"Authorization": "Bearer token-bob"}
+            ) as r:
+                assert r.status == 403
+            await asyncio.sleep(0.5)  # a few passes: the default keeps both
+            for run in (old, new):
+                async with s.get(f"{runner.url}/runner/v1/projects/alpha/runs/{run.id}") as r:
+                    assert r.status == 200
+
+            async with s.put(base, json={"run_retention_days": 7}) as r:
+                assert r.status == 200
+                assert (await r.json())["source"] == "project"
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while True:  # the background cleaner's next pass
+                async with s.get(f"{runner.url}/runner/v1/projects/alpha/runs/{old.id}") as r:
+                    if r.status == 404:
+                        break
+                assert loop.time() < deadline, "the old run was not deleted by the cleaner"
+                await asyncio.sleep(0.1)
+            async with s.get(f"{runner.url}/runner/v1/projects/alpha/runs/{new.id}") as r:
+                assert r.status == 200
+            async with s.put(base, json={"run_retention_days": None}) as r:
+                assert (await r.json())["source"] == "default"
+            async with s.get(f"{runner.url}/metrics") as r:
+                text = await r.text()
+        assert not await files.exists(old.files[0])
+        assert await files.exists(new.files[0])
+        assert "ryax_runner_retention_runs_deleted_total 1.0" in text
+        assert "ryax_runner_retention_failures_total 0.0" in text
+    finally:
+        await engine.dispose()
+        await runner.stop()
