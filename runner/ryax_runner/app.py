@@ -142,6 +142,11 @@ def _retention_metrics(metrics: Metrics, cleaner: RetentionCleaner) -> None:
             lambda: stats.log_lines_deleted,
         ),
         (
+            "ryax_runner_retention_process_log_lines_deleted_total",
+            "log lines of deployments' own processes (of no run) deleted by retention",
+            lambda: stats.process_log_lines_deleted,
+        ),
+        (
             "ryax_runner_retention_objects_deleted_total",
             "filestore objects deleted by retention",
             lambda: stats.objects_deleted,

@@ -1,5 +1,6 @@
 """Run retention, in the background: the runs that ended longer ago than their project's
-retention (domain/retention.py) are deleted with their executions, log lines and files.
+retention (domain/retention.py) are deleted with their executions, log lines and files; so are
+the log lines of the deployments' own processes (a trigger's, of no run) older than it.
 
 Bounded work per tick: at most `runs_per_tick` runs, `runs_per_transaction` at a time, their log
 lines deleted `log_lines_per_batch` at a time, each batch its own short transaction, a pause
@@ -59,7 +60,14 @@ class RunArchive(Protocol):
         """The projects' own retentions (days), by project id."""
         ...
 
-    async def projects_with_ended_runs(self) -> list[str]: ...
+    async def projects_with_ended_runs(self) -> list[str]:
+        """The projects having ended runs or deployments."""
+        ...
+
+    async def delete_process_log_lines(self, project_id: str, before: datetime, limit: int) -> int:
+        """Delete at most `limit` lines of the project's deployments' own processes (a
+        trigger's: lines of no run) written before `before` (one transaction); how many."""
+        ...
 
     async def expired_runs(
         self, project_id: str, before: datetime, limit: int, exclude: Collection[str]
@@ -109,6 +117,8 @@ class RetentionStats:
     runs_deleted: int = 0
     executions_deleted: int = 0
     log_lines_deleted: int = 0
+    #: Lines of deployments' own processes (a trigger's), of no run.
+    process_log_lines_deleted: int = 0
     objects_deleted: int = 0
     failures: int = 0
     last_pass_seconds: float = 0.0
@@ -202,6 +212,12 @@ class RetentionCleaner:
         for first in range(0, len(expired), size):
             await self._clean_runs(expired[first : first + size], cutoff, state)
             await asyncio.sleep(self.settings.pause_seconds)
+        # The lines of the project's deployments' own processes: one batch a pass.
+        batch = self.settings.log_lines_per_batch
+        lines = await self._archive.delete_process_log_lines(project, cutoff, batch)
+        self.stats.process_log_lines_deleted += lines
+        if lines >= batch:
+            state.full = True
 
     async def _clean_runs(self, expired: list[ExpiredRun], cutoff: datetime, state: _Tick) -> None:
         """A few runs: their files, then their rows in a few short transactions."""

@@ -22,7 +22,13 @@ from ryax_kit.testing import FakeClock
 from ryax_runner.application.retention import RetentionCleaner, RetentionSettings
 from ryax_runner.infrastructure.database import MIGRATIONS
 from ryax_runner.infrastructure.database.retention import SqlRunArchive
-from ryax_runner.infrastructure.database.tables import executions, log_lines, run_callbacks, runs
+from ryax_runner.infrastructure.database.tables import (
+    deployments,
+    executions,
+    log_lines,
+    run_callbacks,
+    runs,
+)
 
 pytestmark = pytest.mark.integration
 AUTH = {"Authorization": "Bearer token-alice"}
@@ -142,6 +148,80 @@ async def test_old_runs_go_with_their_logs_and_files_the_others_stay(
     # Nothing more to do: the next pass deletes nothing.
     assert await cleaner.tick() is False
     assert cleaner.stats.runs_deleted == 3
+    await engine.dispose()
+
+
+def deployment_row(deployment_id: str, project_id: str) -> dict[str, Any]:
+    return {
+        "id": deployment_id,
+        "project_id": project_id,
+        "workflow_id": "wf-1",
+        "workflow_name": "demo",
+        "snapshot_id": "snap-1",
+        "requested_by": "alice",
+        "definition": {},
+        "state": "deployed",
+        "reason": "",
+        "state_seq": 1,
+        "steps": [],
+        "created_at": ago(100),
+        "updated_at": ago(100),
+    }
+
+
+def process_line(deployment_id: str, seq: int, at: datetime) -> dict[str, Any]:
+    return {
+        "run_id": "",
+        "execution_id": "",
+        "deployment_id": deployment_id,
+        "step_id": "trigger",
+        "seq": seq,
+        "stream": "stderr",
+        "line": f"trigger process line {seq}",
+        "at": at,
+    }
+
+
+async def test_old_lines_of_the_deployments_own_processes_go(
+    fresh_database: str, tmp_path: Any
+) -> None:
+    await ensure_database(fresh_database)
+    await migrate(fresh_database, MIGRATIONS)
+    engine = create_engine(fresh_database)
+    await SqlRunArchive(engine).set_project_retention("forever", 0, "tests")
+    run = make_run(project_id="alpha", created_at=ago(5), deployment_id="d-alpha")
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.insert(deployments),
+            [deployment_row("d-alpha", "alpha"), deployment_row("d-forever", "forever")],
+        )
+        lines = [process_line("d-alpha", i, ago(40 - i / 100)) for i in range(12)]
+        lines += [process_line("d-alpha", 100, ago(3)), process_line("d-forever", 0, ago(400))]
+        await conn.execute(sa.insert(log_lines), lines)
+        await insert_runs(conn, [run])
+    cleaner = RetentionCleaner(
+        archive=SqlRunArchive(engine),
+        files=FilestoreSettings.read(Env({}), default_dir=tmp_path).filestore(),
+        clock=FakeClock(NOW),
+        settings=RetentionSettings(log_lines_per_batch=5, pause_seconds=0),
+    )
+    assert await cleaner.tick() is True  # a full batch: more to do
+    assert await cleaner.tick() is True
+    assert await cleaner.tick() is False
+    async with engine.connect() as conn:
+        left = (
+            await conn.execute(
+                sa.select(log_lines.c.deployment_id, log_lines.c.seq)
+                .where(log_lines.c.run_id == "")
+                .order_by(log_lines.c.deployment_id, log_lines.c.seq)
+            )
+        ).all()
+        run_lines = await conn.scalar(
+            sa.select(sa.func.count()).where(log_lines.c.run_id == run.id)
+        )
+    assert [tuple(r) for r in left] == [("d-alpha", 100), ("d-forever", 0)]
+    assert run_lines == len(run.log_lines)  # a run's lines go with their run only
+    assert cleaner.stats.process_log_lines_deleted == 12
     await engine.dispose()
 
 

@@ -45,6 +45,8 @@ class FakeArchive:
     crash_next_delete: bool = False
     log_batches: list[int] = field(default_factory=list)
     run_batches: list[int] = field(default_factory=list)
+    #: Lines of the deployments' own processes, by project: when each was written.
+    process_lines: dict[str, list[datetime]] = field(default_factory=dict)
 
     def add(
         self, run_id: str, project: str, state: str, ended_days_ago: float | None, **kw: object
@@ -56,7 +58,8 @@ class FakeArchive:
         return dict(self.overrides)
 
     async def projects_with_ended_runs(self) -> list[str]:
-        return sorted({r.project for r in self.runs.values() if r.state in ENDED})
+        ended = {r.project for r in self.runs.values() if r.state in ENDED}
+        return sorted(ended | set(self.process_lines))
 
     async def expired_runs(
         self, project_id: str, before: datetime, limit: int, exclude: Collection[str]
@@ -79,6 +82,13 @@ class FakeArchive:
             )
             for r in found
         ]
+
+    async def delete_process_log_lines(self, project_id: str, before: datetime, limit: int) -> int:
+        lines = self.process_lines.get(project_id, [])
+        old = [at for at in lines if at < before][:limit]
+        for at in old:
+            lines.remove(at)
+        return len(old)
 
     async def delete_log_lines(self, run_ids: Sequence[str], limit: int) -> int:
         deleted = 0
@@ -319,3 +329,19 @@ async def test_the_background_loop_survives_a_failing_pass() -> None:
         await asyncio.sleep(0.01)
     await c.stop()
     assert archive.runs == {}
+
+
+async def test_old_lines_of_the_deployments_processes_go_in_bounded_batches() -> None:
+    archive = FakeArchive(overrides={"forever": 0})
+    archive.process_lines = {
+        "p": [NOW - timedelta(days=40)] * 7 + [NOW - timedelta(days=2)],
+        "forever": [NOW - timedelta(days=400)],
+    }
+    c = cleaner(archive, log_lines_per_batch=5)
+    assert await c.tick() is True  # a full batch: more may follow
+    assert await c.tick() is False
+    assert archive.process_lines == {
+        "p": [NOW - timedelta(days=2)],
+        "forever": [NOW - timedelta(days=400)],
+    }
+    assert c.stats.process_log_lines_deleted == 7

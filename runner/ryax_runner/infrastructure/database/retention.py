@@ -44,6 +44,22 @@ _PROJECTS = sa.text(
     """
 )
 
+#: The projects having deployments (their processes' log lines).
+_DEPLOYMENT_PROJECTS = sa.text("SELECT DISTINCT project_id FROM deployments")
+
+#: Old lines of the project's deployments' own processes (of no run), by
+#: `ix_log_lines_process_at`.
+_DELETE_PROCESS_LINES = sa.text(
+    """
+    DELETE FROM log_lines WHERE id IN (
+        SELECT id FROM log_lines
+        WHERE run_id = '' AND at < :before
+          AND deployment_id IN (SELECT id FROM deployments WHERE project_id = :project)
+        LIMIT :limit
+    )
+    """
+)
+
 _EXPIRED = sa.text(
     f"""
     SELECT id, project_id, ended_at FROM runs
@@ -153,7 +169,17 @@ class SqlRunArchive:
 
     async def projects_with_ended_runs(self) -> list[str]:
         async with self._engine.connect() as conn:
-            return [r.project_id for r in await conn.execute(_PROJECTS)]
+            found = {r.project_id for r in await conn.execute(_PROJECTS)}
+            found |= {r.project_id for r in await conn.execute(_DEPLOYMENT_PROJECTS)}
+            return sorted(found)
+
+    async def delete_process_log_lines(self, project_id: str, before: datetime, limit: int) -> int:
+        async with self._engine.begin() as conn:
+            await _short(conn)
+            result = await conn.execute(
+                _DELETE_PROCESS_LINES, {"project": project_id, "before": before, "limit": limit}
+            )
+            return int(result.rowcount)
 
     async def expired_runs(
         self, project_id: str, before: datetime, limit: int, exclude: Collection[str]

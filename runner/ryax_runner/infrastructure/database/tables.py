@@ -147,6 +147,13 @@ log_lines = sa.Table(
         unique=True,
         postgresql_where=sa.text("execution_id <> ''"),
     ),
+    # Retention of the lines of a deployment's own process (a trigger's), of no run (0011).
+    sa.Index(
+        "ix_log_lines_process_at",
+        "deployment_id",
+        "at",
+        postgresql_where=sa.text("run_id = ''"),
+    ),
 )
 
 #: Rows the recorder could not write (not for a transient cause), set aside so that every other

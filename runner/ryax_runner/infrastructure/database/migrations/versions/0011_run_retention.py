@@ -1,5 +1,7 @@
-"""Run retention: the projects' own retention (`project_settings`) and the index the cleaner
-reads ended runs by (`ix_runs_project_ended`: per project, oldest end first, ended runs only).
+"""Run retention: the projects' own retention (`project_settings`), the index the cleaner
+reads ended runs by (`ix_runs_project_ended`: per project, oldest end first, ended runs only)
+and the one it finds old lines of the deployments' own processes by (`ix_log_lines_process_at`:
+the lines of no run, per deployment, by time).
 
 Revision ID: 0011
 Revises: 0007
@@ -30,8 +32,15 @@ def upgrade() -> None:
         ["project_id", "ended_at"],
         postgresql_where=sa.text("state IN ('completed', 'failed', 'cancelled')"),
     )
+    op.create_index(
+        "ix_log_lines_process_at",
+        "log_lines",
+        ["deployment_id", "at"],
+        postgresql_where=sa.text("run_id = ''"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_log_lines_process_at", table_name="log_lines")
     op.drop_index("ix_runs_project_ended", table_name="runs")
     op.drop_table("project_settings")
