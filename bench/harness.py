@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-BENCHMARKS = ("chain", "throughput", "deploy", "build", "memory", "coldstart")
+BENCHMARKS = ("chain", "throughput", "deploy", "build", "memory", "coldstart", "runs100k")
 DEFAULT_CLIENTS = (1, 8, 32)
 
 

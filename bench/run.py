@@ -180,6 +180,7 @@ def run_system(system: str, python: Path, args: argparse.Namespace, logs: Path) 
     ]
     if system == "ryax":
         command += ["--deploy-runs", str(args.deploy_runs)]
+        command += ["--history-runs", str(args.history_runs)]
     say(f"\n== {system}: $ {shlex.join(command)}")
     if not python.exists():
         raise harness.BenchFailure(
@@ -380,6 +381,43 @@ def figures(systems: dict[str, dict[str, Any]]) -> list[Figure]:
             ):
                 spec = Spec(f"cold.{key}", "coldstart", label, "MiB", ratio=False)
                 put(spec, system, cold[key]["pss_bytes"] / MIB)
+        history = doc.get("runs100k")
+        if history:
+            h, n = "runs100k", f"{history['runs'] // 1000}k runs"
+            for key, label, samples in (
+                ("before", "one-step run, before", history["before_s"]),
+                ("ingest", f"one-step run, while {n} are ingested", history["during_ingest_s"]),
+                ("after", f"one-step run, {n} stored", history.get("after_s") or []),
+                (
+                    "retention",
+                    "one-step run, while retention deletes",
+                    history.get("during_retention_s") or [],
+                ),
+                ("list", f"run list, first page, {n} stored", history["list_first_page_s"]),
+                ("workflow", "run list, by workflow", history["list_by_workflow_s"]),
+                ("paged", "run list, next pages (cursor)", history["list_paged_s"]),
+                ("detail", "run detail", history["detail_s"]),
+            ):
+                if not samples:
+                    continue
+                for q in (50, 99):
+                    spec = Spec(f"{h}.{key}.p{q}", h, f"{label}, p{q}", "ms", ratio=False)
+                    put(spec, system, percentile(samples, q) * 1000)
+            put(
+                Spec(f"{h}.ingest_s", h, f"ingest of {n}", "s", ratio=False),
+                system,
+                float(history["ingest_s"]),
+            )
+            rate = float((history.get("retention") or {}).get("runs_per_second", math.nan))
+            spec = Spec(
+                f"{h}.retention_rate",
+                h,
+                "retention: runs deleted/s",
+                "runs/s",
+                "higher",
+                ratio=False,
+            )
+            put(spec, system, rate)
         loaded = doc.get("memory_loaded")
         if loaded:
             label = "memory, bench workflows deployed, RSS sum"
@@ -458,6 +496,9 @@ def arguments(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--max-requests", type=int, default=500, help="throughput: per level")
     p.add_argument("--max-seconds", type=float, default=30.0, help="throughput: per level")
     p.add_argument("--deploy-runs", type=int, default=3, help="cold deploys measured")
+    p.add_argument(
+        "--history-runs", type=int, default=100_000, help="runs100k: runs stored (Ryax only)"
+    )
     p.add_argument("--no-chart", action="store_true", help="table and JSON only (no venv-report)")
     args = p.parse_args(argv)
     harness.selected(args.only)

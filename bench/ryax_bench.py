@@ -24,6 +24,9 @@ What it does, in order (each part only when selected with --only):
 - build: a build of the unchanged bench-noop (content-addressed: nothing to rebuild), and of a
   new action (bench/actions/noop-dep under a fresh version and content) with one PyPI
   dependency, until the build is done and until the studio's store lists it.
+- runs100k: 100,000 runs stored in the runner's database while one-step runs go on, then the
+  run list and run detail through the API, and retention deleting the older half
+  (bench/history.py).
 - memory again with the benchmark workflows deployed; then undeploys what it deployed.
 - coldstart (Ryax only, no platform needed; root and bubblewrap): bench/coldstart.py, the
   time from the worker's run of an execution to the handler entered, warm, cold from the fork
@@ -57,6 +60,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness
+import history
 import procinfo
 
 SYSTEM = "ryax"
@@ -542,6 +546,9 @@ def versions() -> dict[str, str]:
 def measure() -> dict[str, Any]:
     p = harness.parser(SYSTEM, __doc__.splitlines()[0])
     p.add_argument("--deploy-runs", type=int, default=3, help="cold deploys measured")
+    p.add_argument(
+        "--history-runs", type=int, default=history.TOTAL_RUNS, help="runs100k: runs stored"
+    )
     args = p.parse_args()
     wanted = harness.selected(args.only)
     cold: dict[str, Any] | None = None
@@ -584,6 +591,16 @@ def measure() -> dict[str, Any]:
             document["deploy"] = bench_deploy(platform, args)
         if "build" in wanted:
             document["build"] = bench_build(platform)
+        if "runs100k" in wanted:
+
+            def one_step() -> str:
+                name = "bench-chain-1"
+                if name not in platform.deployed:
+                    platform.install(name, 1, "/bench/chain-1")
+                    platform.deploy(name)
+                return name
+
+            document["runs100k"] = history.bench_runs100k(platform, args, one_step)
         if "memory" in wanted and platform.deployed:
             document["memory_loaded"] = memory()
             document["memory_loaded"]["deployed"] = list(platform.deployed)

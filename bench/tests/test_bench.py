@@ -357,3 +357,46 @@ def test_coldstart_figures_are_ryax_only() -> None:
     assert rows["cold.memory_asleep_forked"]["values"] == {"ryax": 27.0}
     assert rows["cold.memory_asleep_forked"]["label"] == "8 steps asleep, PSS"
     assert all(not row["ratios"] for row in rows.values())
+
+
+def test_runs100k_figures_are_ryax_only_percentiles_in_ms() -> None:
+    doc = {
+        "system": "ryax",
+        "runs100k": {
+            "runs": 100_000,
+            "before_s": [0.010] * 10,
+            "during_ingest_s": [0.012] * 9 + [0.100],
+            "during_retention_s": [0.011] * 10,
+            "list_first_page_s": [0.005] * 10,
+            "list_by_workflow_s": [0.006] * 10,
+            "list_paged_s": [0.007] * 10,
+            "detail_s": [0.004] * 10,
+            "ingest_s": 80.0,
+            "retention": {"deleted": 5000, "runs_per_second": 90.0},
+        },
+    }
+    rows = {
+        f["key"]: f for f in (f.to_json(["ryax", "celery"]) for f in run.figures({"ryax": doc}))
+    }
+    assert rows["runs100k.list.p99"]["values"] == {"ryax": pytest.approx(5.0)}
+    assert rows["runs100k.detail.p50"]["unit"] == "ms"
+    assert rows["runs100k.ingest.p99"]["values"]["ryax"] == pytest.approx(12 + 0.91 * 88)
+    assert rows["runs100k.ingest_s"]["values"] == {"ryax": 80.0}
+    assert rows["runs100k.retention_rate"]["values"] == {"ryax": 90.0}
+    assert all(r["ratios"] == {} for k, r in rows.items() if k.startswith("runs100k"))
+    assert "100k runs" in rows["runs100k.list.p50"]["label"]
+
+
+def test_runs100k_knows_the_runner_database_of_the_demo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import history
+
+    monkeypatch.delenv("RYAX_BENCH_RUNNER_DATABASE_URL", raising=False)
+    env = tmp_path / "runner.env"
+    env.write_text("RYAX_AMQP_URL=x\nRYAX_DATABASE_URL='postgresql+asyncpg://u:p@h:5432/db'\n")
+    monkeypatch.setattr(history, "RUNNER_ENV", env)
+    assert history.runner_database_url() == "postgresql+asyncpg://u:p@h:5432/db"
+    monkeypatch.setattr(history, "RUNNER_ENV", tmp_path / "missing.env")
+    with pytest.raises(harness.BenchFailure, match="make demo"):
+        history.runner_database_url()

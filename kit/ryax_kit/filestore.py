@@ -48,6 +48,7 @@ import contextlib
 import contextvars
 import functools
 import io
+import itertools
 import os
 import shutil
 import stat
@@ -95,6 +96,8 @@ __all__ = [
 CHUNK_SIZE = 256 * 1024
 #: Longest wait of a health check (ping).
 PING_SECONDS = 3.0
+#: Keys per multi-object delete (S3 takes at most 1000).
+DELETE_BATCH = 1000
 #: Threads of an S3Filestore's own executor. A call stuck on a silently dead connection (a cut
 #: link: TCP retransmits with a growing backoff, up to the read timeout) holds its thread; in
 #: asyncio's default executor (cpu count + 4 threads) a few of them held up every other call,
@@ -187,6 +190,11 @@ class Filestore(Protocol):
 
     async def delete(self, key: str) -> None:
         """Remove the object; a missing key is not an error."""
+        ...
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Remove every object whose key starts with `prefix` (a key followed by '/', e.g.
+        `runs/<run>/`), in batches; how many were removed (0 when none: not an error)."""
         ...
 
     async def presigned_get_url(self, key: str, expires: timedelta) -> str:
@@ -313,11 +321,30 @@ class LocalDirFilestore:
 
         await self._call("delete", key, remove)
 
+    async def delete_prefix(self, prefix: str) -> int:
+        directory = self.path_of(_check_prefix(prefix))
+
+        def remove() -> int:
+            if not directory.is_dir():
+                return 0
+            count = sum(1 for p in directory.rglob("*") if p.is_file())
+            shutil.rmtree(directory, ignore_errors=False)
+            return count
+
+        return await self._call("delete under", prefix, remove)
+
     async def presigned_get_url(self, key: str, expires: timedelta) -> str:
         raise _no_urls()
 
     async def presigned_put_url(self, key: str, expires: timedelta) -> str:
         raise _no_urls()
+
+
+def _check_prefix(prefix: str) -> str:
+    """The key part of a prefix (`runs/<run>/` -> `runs/<run>`); InvalidKey if it is none."""
+    if not isinstance(prefix, str) or not prefix.endswith("/"):
+        raise InvalidKey(prefix, "a prefix is a key followed by '/'")
+    return check_key(prefix[:-1])
 
 
 def _no_urls() -> PresignNotSupported:
@@ -640,6 +667,34 @@ class S3Filestore:
         check_key(key)
         # S3 answers 204 for a missing key too.
         await self._call("delete", key, lambda: self._client.remove_object(self.bucket, key))
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Listed and removed DELETE_BATCH keys at a time (one multi-object delete each)."""
+        from minio.deleteobjects import DeleteObject
+
+        _check_prefix(prefix)
+
+        def remove() -> int:
+            removed = 0
+            names = (
+                o.object_name
+                for o in self._client.list_objects(self.bucket, prefix=prefix, recursive=True)
+                if o.object_name
+            )
+            while batch := list(itertools.islice(names, DELETE_BATCH)):
+                errors = list(
+                    self._client.remove_objects(self.bucket, [DeleteObject(n) for n in batch])
+                )
+                if errors:
+                    raise FilestoreError(
+                        f"cannot delete {len(errors)} of {len(batch)} objects under "
+                        f"{_show(prefix)} (bucket {self.bucket!r} at {self.endpoint}): "
+                        f"{errors[0].code}: {errors[0].message} ({errors[0].name})"
+                    )
+                removed += len(batch)
+            return removed
+
+        return await self._call("delete under", prefix, remove)
 
     async def presigned_get_url(self, key: str, expires: timedelta) -> str:
         check_key(key)

@@ -35,9 +35,11 @@ from ryax_kit.web import Metrics, create_web_app
 from ryax_kit.web.limits import add_body_limits
 
 from .application.engine import Engine
+from .application.retention import RetentionCleaner
 from .application.scheduler import Scheduler
 from .container import SERVICE, Container
 from .infrastructure.api import endpoints, routes, user_api
+from .infrastructure.api import retention as retention_api
 from .infrastructure.api import sites as _site_routes  # noqa: F401 - adds its routes to routes.api
 from .infrastructure.database import MIGRATIONS
 from .infrastructure.database.recorder import SqlRecorder
@@ -121,6 +123,49 @@ def _timer_metrics(metrics: Metrics, scheduler: Scheduler) -> None:
         Gauge(name, doc, registry=metrics.registry).set_function(read)
 
 
+def _retention_metrics(metrics: Metrics, cleaner: RetentionCleaner) -> None:
+    stats = cleaner.stats
+    for name, doc, read in (
+        (
+            "ryax_runner_retention_runs_deleted_total",
+            "runs deleted by retention",
+            lambda: stats.runs_deleted,
+        ),
+        (
+            "ryax_runner_retention_executions_deleted_total",
+            "executions deleted by retention",
+            lambda: stats.executions_deleted,
+        ),
+        (
+            "ryax_runner_retention_log_lines_deleted_total",
+            "log lines deleted by retention",
+            lambda: stats.log_lines_deleted,
+        ),
+        (
+            "ryax_runner_retention_process_log_lines_deleted_total",
+            "log lines of deployments' own processes (of no run) deleted by retention",
+            lambda: stats.process_log_lines_deleted,
+        ),
+        (
+            "ryax_runner_retention_objects_deleted_total",
+            "filestore objects deleted by retention",
+            lambda: stats.objects_deleted,
+        ),
+        (
+            "ryax_runner_retention_failures_total",
+            "runs retention could not delete yet (kept, tried again later)",
+            lambda: stats.failures,
+        ),
+        ("ryax_runner_retention_passes_total", "retention passes", lambda: stats.passes),
+        (
+            "ryax_runner_retention_last_pass_seconds",
+            "duration of the last retention pass",
+            lambda: stats.last_pass_seconds,
+        ),
+    ):
+        Gauge(name, doc, registry=metrics.registry).set_function(read)
+
+
 def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Application:
     settings: Settings = container.settings()
     metrics: Metrics = container.metrics()
@@ -179,6 +224,9 @@ def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Applic
     app[AUTHZ] = AuthorizationClient(settings.authorization_url)
     _engine_metrics(metrics, engine, recorder)
     _timer_metrics(metrics, container.scheduler())
+    _retention_metrics(metrics, container.retention())
+    app[retention_api.ARCHIVE] = container.run_archive()
+    app[retention_api.DEFAULT_DAYS] = settings.run_retention_days
     #: What was started, in order (stopped in reverse at cleanup).
     running: list[str] = []
     tasks: list[asyncio.Task[None]] = []
@@ -226,6 +274,8 @@ def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Applic
         running.append("callbacks")
         await container.scheduler().start()
         running.append("scheduler")
+        container.retention().start()
+        running.append("retention")
         started.set()
         log.info("runner started", extra={"grpc": settings.grpc_address})
 
@@ -237,6 +287,8 @@ def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Applic
     async def shutdown(_: web.Application) -> None:
         log.info("draining")
         engine.draining = True
+        if "retention" in running:
+            await container.retention().stop()
         if "scheduler" in running:
             await container.scheduler().stop()
         if "consumer" in running:
@@ -249,6 +301,8 @@ def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Applic
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if "retention" in running:
+            await container.retention().stop()
         if "scheduler" in running:
             await container.scheduler().stop()
         if "callbacks" in running:

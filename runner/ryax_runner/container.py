@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from dependency_injector import containers, providers
@@ -14,10 +15,13 @@ from ryax_kit.messaging import Broker, OutboxRelay
 from ryax_kit.web import Metrics
 
 from .application.engine import Engine, EngineSettings
+from .application.retention import RetentionCleaner, RetentionSettings
 from .application.scheduler import Scheduler, SchedulerSettings
+from .domain.run import RunId
 from .infrastructure.api.callbacks import CallbackSender
 from .infrastructure.database.queries import SqlRunnerQueries
 from .infrastructure.database.recorder import SqlRecorder
+from .infrastructure.database.retention import SqlRunArchive
 from .infrastructure.database.serialization import SecretBox
 from .infrastructure.database.store import SqlStateStore
 from .infrastructure.database.tables import outbox
@@ -49,6 +53,11 @@ def engine_settings(settings: Settings) -> EngineSettings:
 
 def presign_ttl(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.presign_ttl_seconds)
+
+
+def held_by(engine: Engine) -> Callable[[str], bool]:
+    """Whether the engine holds the run in memory (driving it, or ending it): never deleted."""
+    return lambda run_id: RunId(run_id) in engine.runs
 
 
 def grpc_tls(settings: Settings) -> TlsFiles | None:
@@ -138,4 +147,20 @@ class Container(containers.DeclarativeContainer):
             tick_seconds=settings.provided.timer_tick_seconds,
             min_interval_seconds=settings.provided.min_timer_interval_seconds,
         ),
+    )
+    #: Run retention: ended runs older than their project's retention deleted in the
+    #: background, with their log lines and files (application/retention.py).
+    run_archive = providers.Singleton(SqlRunArchive, db)
+    retention = providers.Singleton(
+        RetentionCleaner,
+        archive=run_archive,
+        files=filestore,
+        clock=clock,
+        settings=providers.Factory(
+            RetentionSettings,
+            default_days=settings.provided.run_retention_days,
+            interval_seconds=settings.provided.retention_interval_seconds,
+            runs_per_tick=settings.provided.retention_runs_per_tick,
+        ),
+        is_live=providers.Callable(held_by, engine),
     )

@@ -12,6 +12,7 @@ from ryax_kit.net import OutboundAllow, is_loopback_endpoint
 from ryax_kit.settings import CommonSettings, ConfigurationError, Env
 
 from .domain.errors import InvalidInput
+from .domain.retention import DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS
 from .domain.run import MAX_FANOUT, MAX_RUN_EXECUTIONS
 from .domain.site import check_site_kind, check_site_name
 
@@ -157,6 +158,15 @@ class Settings:
     #: RYAX_RUNNER_MIN_TIMER_INTERVAL: the smallest emitgw interval (seconds) the runner
     #: schedules (the studio's RYAX_STUDIO_MIN_TIMER_INTERVAL should be the same or larger).
     min_timer_interval_seconds: int = 1
+    #: RYAX_RUNNER_RUN_RETENTION_DAYS: how long (days) a run is kept once it ended, with its
+    #: executions, log lines and files, for a project without its own retention (set with
+    #: `PUT /runner/v1/projects/{project}/retention`); 0 keeps runs forever. docs/retention.md.
+    run_retention_days: int = DEFAULT_RETENTION_DAYS
+    #: RYAX_RUNNER_RETENTION_INTERVAL: seconds between two passes of the retention cleaner
+    #: (a pass that had more to delete than RYAX_RUNNER_RETENTION_BATCH is followed sooner).
+    retention_interval_seconds: float = 60.0
+    #: RYAX_RUNNER_RETENTION_BATCH: the most runs one pass deletes.
+    retention_runs_per_tick: int = 100
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -235,6 +245,16 @@ class Settings:
             callback_backoff_seconds=e.number("RYAX_RUNNER_CALLBACK_BACKOFF", 2.0, minimum=0),
             timer_tick_seconds=e.number("RYAX_RUNNER_TIMER_TICK", 0.5, minimum=0.01),
             min_timer_interval_seconds=e.integer("RYAX_RUNNER_MIN_TIMER_INTERVAL", 1, minimum=1),
+            run_retention_days=e.integer(
+                "RYAX_RUNNER_RUN_RETENTION_DAYS",
+                DEFAULT_RETENTION_DAYS,
+                minimum=0,
+                maximum=MAX_RETENTION_DAYS,
+            ),
+            retention_interval_seconds=e.number(
+                "RYAX_RUNNER_RETENTION_INTERVAL", 60.0, minimum=0.1
+            ),
+            retention_runs_per_tick=e.integer("RYAX_RUNNER_RETENTION_BATCH", 100, minimum=1),
         )
 
 

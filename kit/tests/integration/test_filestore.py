@@ -22,6 +22,7 @@ import pytest
 from ryax_kit.filestore import (
     CHUNK_SIZE,
     FilestoreError,
+    InvalidKey,
     LocalDirFilestore,
     ObjectNotFound,
     PresignNotSupported,
@@ -174,6 +175,29 @@ async def test_exists_and_delete_is_idempotent(store: Store) -> None:
     await store.delete("a/b")
     await store.delete("never/there")
     await store.delete("a")
+
+
+async def test_delete_prefix_removes_everything_under_it_in_batches(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ryax_kit.filestore as filestore
+
+    monkeypatch.setattr(filestore, "DELETE_BATCH", 3)  # several multi-object deletes
+    keys = [f"runs/r1/e{i}/out/f{i}.txt" for i in range(7)] + ["runs/r1/e0/out/1/deep.bin"]
+    others = ["runs/r10/e/out/x", "runs/r2/e/out/y", "triggers/d/s/ev/o/z"]
+    for key in keys + others:
+        await store.write_bytes(key, b"data")
+    assert await store.delete_prefix("runs/r1/") == len(keys)
+    for key in keys:
+        assert not await store.exists(key)
+    for key in others:  # r10 starts with r1, yet is not under runs/r1/
+        assert await store.exists(key)
+    assert await store.delete_prefix("runs/r1/") == 0  # nothing left: not an error
+    assert await store.delete_prefix("never/there/") == 0
+    for bad in ("runs/r2", "/runs/", "runs/../", ""):
+        with pytest.raises(InvalidKey):
+            await store.delete_prefix(bad)
+    assert await store.exists("runs/r2/e/out/y")
 
 
 async def test_a_missing_key_is_object_not_found(store: Store, work: Path) -> None:

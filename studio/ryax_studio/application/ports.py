@@ -157,6 +157,11 @@ class DeploymentRepository(Protocol):
         self, project_id: ProjectId, workflow_id: WorkflowId
     ) -> Deployment | None: ...
 
+    async def latest_per_workflow(self, project_id: ProjectId) -> dict[WorkflowId, Deployment]:
+        """Each workflow's latest deployment (as `latest_for_workflow`), in one read: the
+        workflow list's."""
+        ...
+
     async def list_for_workflow(
         self, project_id: ProjectId, workflow_id: WorkflowId
     ) -> list[Deployment]: ...

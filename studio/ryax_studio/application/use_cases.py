@@ -508,16 +508,18 @@ class Workflows(_Base):
 
     async def list_all(self, project_id: ProjectId) -> list[WorkflowListItem]:
         """Each workflow with its latest deployment and its summary (trigger, categories): one
-        read of the store for every workflow's actions."""
+        read of the workflows, one of their latest deployments, one of the store for every
+        workflow's actions, whatever the number of workflows."""
         async with self._uow() as uow:
             workflows = await uow.workflows.list_for_project(project_id)
             store = await self._store_for(
                 uow, project_id, (s.action.action_id for w in workflows for s in w.steps)
             )
+            latest = await uow.deployments.latest_per_workflow(project_id)
             return [
                 WorkflowListItem(
                     workflow=w,
-                    deployment=await uow.deployments.latest_for_workflow(project_id, w.id),
+                    deployment=latest.get(w.id),
                     summary=summarize(w, store),
                 )
                 for w in workflows

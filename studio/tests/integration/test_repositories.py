@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ryax_kit.core import SystemClock
 from ryax_kit.database import alembic_config, create_engine, ensure_database, migrate
-from ryax_studio.application.use_cases import Deployments
+from ryax_studio.application.use_cases import Deployments, Workflows
 from ryax_studio.domain.actions import (
     IO,
     ActionKind,
@@ -47,6 +49,7 @@ from ryax_studio.domain.workflow import (
 from ryax_studio.infrastructure.database.tables import MIGRATIONS
 from ryax_studio.infrastructure.database.uow import SqlAlchemyUnitOfWork
 from ryax_studio.infrastructure.security import AesGcmSecretCipher
+from ryax_studio.infrastructure.yaml_format import RyaxWorkflowYaml
 
 pytestmark = pytest.mark.integration
 
@@ -348,3 +351,129 @@ def test_the_cipher_binds_a_value_to_its_secret() -> None:
         AesGcmSecretCipher("y" * 40).decrypt(P, "token", sealed)
     with pytest.raises(ValueError, match="at least 32 characters"):
         AesGcmSecretCipher("short")
+
+
+def _rich_store() -> dict[ActionRef, ActionVersion]:
+    store = {
+        a.ref: a
+        for a in (
+            _action(
+                "timer",
+                ActionKind.TRIGGER,
+                [("interval", IOType.INTEGER, 60)],
+                [("time", IOType.STRING)],
+            ),
+            _action(
+                "work",
+                ActionKind.PROCESSOR,
+                [
+                    ("text", IOType.STRING, None),
+                    ("key", IOType.PASSWORD, None),
+                    ("z_first", IOType.STRING, None),
+                ],
+                [("out", IOType.STRING)],
+            ),
+        )
+    }
+    store[ActionRef(action_id="timer", version="1.0")].dynamic_outputs = True
+    return store
+
+
+async def test_the_workflow_list_reads_every_latest_deployment_in_one_query(
+    sessions: Any,
+) -> None:
+    """`latest_per_workflow` answers what `latest_for_workflow` answers for each workflow
+    (none, one, several with a failed one before, a tie on the time, another project's), and
+    the workflow list makes as many queries for 12 workflows as for 4."""
+    store = _rich_store()
+    async with uow(sessions) as u:
+        for action in store.values():
+            await u.actions.add(action)
+        await u.commit()
+
+    async def add_workflows(first: int, count: int, project: ProjectId = P) -> list[Workflow]:
+        made = []
+        async with uow(sessions) as u:
+            for i in range(first, first + count):
+                wf = copy.deepcopy(rich_workflow())
+                wf.id = WorkflowId(str(uuid.UUID(int=i + 1)))
+                wf.project_id = project
+                wf.name = f"wf-{i:02}"
+                wf.steps[1].inputs["z_first"] = StaticValue(value="plain")
+                await u.workflows.add(wf)
+                made.append(wf)
+            await u.commit()
+        return made
+
+    async def deploy(wf: Workflow, n: int, at: datetime, fail: bool) -> str:
+        snap = take_snapshot(wf, store, {"api_key"}, SnapshotId(str(uuid.UUID(int=10_000 + n))), at)
+        async with uow(sessions) as u:
+            d = Deployment.request(
+                deployment_id=DeploymentId(f"d-{n:03}"),
+                event_id=f"e-{n}",
+                snapshot=snap,
+                current=None,
+                values={},
+                requested_by="a",
+                now=at,
+            )
+            await u.snapshots.add(snap)
+            await u.deployments.add(d)
+            if fail:
+                assert d.apply_state(DeploymentState.FAILED, "boom", 1, at)
+            await u.commit()
+        return d.id
+
+    workflows = await add_workflows(0, 4)
+    later = NOW.replace(hour=13)
+    # wf-00: never deployed; wf-01: once; wf-02: failed twice then deployed; wf-03: two
+    # failed at the same time (the tie broken by id, as latest_for_workflow breaks it).
+    await deploy(workflows[1], 1, NOW, fail=False)
+    await deploy(workflows[2], 2, NOW, fail=True)
+    await deploy(workflows[2], 3, later, fail=True)
+    await deploy(workflows[2], 4, later.replace(hour=14), fail=False)
+    await deploy(workflows[3], 5, NOW, fail=True)
+    await deploy(workflows[3], 6, NOW, fail=True)
+    other = (await add_workflows(50, 1, ProjectId("pb-id")))[0]
+    await deploy(other, 7, later.replace(hour=15), fail=False)
+
+    async with uow(sessions) as u:
+        latest = await u.deployments.latest_per_workflow(P)
+        one_by_one = {
+            w.id: d
+            for w in workflows
+            if (d := await u.deployments.latest_for_workflow(P, w.id)) is not None
+        }
+    assert {w: d.id for w, d in latest.items()} == {w: d.id for w, d in one_by_one.items()}
+    assert {w: d.id for w, d in latest.items()} == {
+        workflows[1].id: "d-001",
+        workflows[2].id: "d-004",
+        workflows[3].id: "d-006",
+    }
+    assert all(latest[w].state == one_by_one[w].state for w in latest)
+
+    engine = sessions.kw["bind"]
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    listing = Workflows(
+        uow_factory=lambda: uow(sessions), clock=SystemClock(), fmt=RyaxWorkflowYaml()
+    )
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        items = await listing.list_all(P)
+        few = len(statements)
+        await add_workflows(4, 8)
+        statements.clear()
+        more = await listing.list_all(P)
+        many = len(statements)
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", count)
+    assert [i.workflow.name for i in items] == [f"wf-{i:02}" for i in range(4)]
+    assert {i.workflow.id: i.deployment.id for i in items if i.deployment} == {
+        w: d.id for w, d in latest.items()
+    }
+    assert len(more) == 12 and many == few, (few, many)
+    assert sum("FROM deployments" in s for s in statements) == 1

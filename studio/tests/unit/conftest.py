@@ -392,6 +392,13 @@ class FakeDeployments:
         ]
         return self._copy(found[-1]) if found else None
 
+    async def latest_per_workflow(self, project_id: ProjectId) -> dict[WorkflowId, Deployment]:
+        latest: dict[WorkflowId, Deployment] = {}
+        for d in self.state.values():  # in the order added: the last one wins
+            if d.project_id == project_id:
+                latest[d.workflow_id] = d
+        return {w: self._copy(d) for w, d in latest.items()}
+
     async def list_for_workflow(
         self, project_id: ProjectId, workflow_id: WorkflowId
     ) -> list[Deployment]:

@@ -9,6 +9,8 @@ from ryax_kit.messaging import outbox_table, processed_messages_table
 
 metadata = sa.MetaData()
 TZ = sa.DateTime(timezone=True)
+#: The runs retention may delete (RunState.is_terminal), as the partial index says it.
+ENDED = "state IN ('completed', 'failed', 'cancelled')"
 
 sites = sa.Table(
     "sites",
@@ -82,6 +84,13 @@ runs = sa.Table(
     sa.Index(
         "ix_runs_active", "state", postgresql_where=sa.text("state IN ('pending', 'running')")
     ),
+    # Run retention (0011): the ended runs of a project, oldest first.
+    sa.Index(
+        "ix_runs_project_ended",
+        "project_id",
+        "ended_at",
+        postgresql_where=sa.text(ENDED),
+    ),
 )
 
 executions = sa.Table(
@@ -137,6 +146,13 @@ log_lines = sa.Table(
         "seq",
         unique=True,
         postgresql_where=sa.text("execution_id <> ''"),
+    ),
+    # Retention of the lines of a deployment's own process (a trigger's), of no run (0011).
+    sa.Index(
+        "ix_log_lines_process_at",
+        "deployment_id",
+        "at",
+        postgresql_where=sa.text("run_id = ''"),
     ),
 )
 
@@ -195,4 +211,15 @@ timers = sa.Table(
     sa.Column("last_run_id", sa.String(64), nullable=False),
     sa.Column("fires", sa.BigInteger, nullable=False),
     sa.Column("updated_at", TZ, nullable=False),
+)
+
+#: A project's own run retention (0011; domain/retention.py): days, 0 = forever. A project
+#: without a row has the runner's default (RYAX_RUNNER_RUN_RETENTION_DAYS).
+project_settings = sa.Table(
+    "project_settings",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("run_retention_days", sa.Integer, nullable=False),
+    sa.Column("updated_at", TZ, nullable=False),
+    sa.Column("updated_by", sa.String(200), nullable=False),
 )

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...domain.actions import ActionKind, ActionVersion, JsonValue, ProjectId
@@ -416,12 +416,28 @@ class SqlAlchemyDeploymentRepository:
                 .where(
                     deployments.c.project_id == project_id, deployments.c.workflow_id == workflow_id
                 )
-                .order_by(deployments.c.requested_at.desc())
+                .order_by(deployments.c.requested_at.desc(), deployments.c.id.desc())
                 .limit(1)
             )
         ).all()
         found = self._track(rows)
         return found[0] if found else None
+
+    async def latest_per_workflow(self, project_id: ProjectId) -> dict[WorkflowId, Deployment]:
+        # DISTINCT ON keeps the first row of each workflow in this order: its latest.
+        rows = (
+            await self._session.execute(
+                sa.select(deployments)
+                .where(deployments.c.project_id == project_id)
+                .ext(distinct_on(deployments.c.workflow_id))
+                .order_by(
+                    deployments.c.workflow_id,
+                    deployments.c.requested_at.desc(),
+                    deployments.c.id.desc(),
+                )
+            )
+        ).all()
+        return {d.workflow_id: d for d in self._track(rows)}
 
     async def list_for_workflow(
         self, project_id: ProjectId, workflow_id: WorkflowId

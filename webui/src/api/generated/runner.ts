@@ -224,6 +224,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/runner/v1/projects/{project}/retention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** How long the project's runs are kept once ended */
+        get: operations["get_runner_v1_projects_project_retention"];
+        /** Set how long the project's runs are kept once ended (project owners) */
+        put: operations["put_runner_v1_projects_project_retention"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/runner/v1/projects/{project}/sites": {
         parameters: {
             query?: never;
@@ -585,6 +603,32 @@ export interface components {
             state: string;
             /** Status Url */
             status_url: string;
+        };
+        /** RetentionOut */
+        RetentionOut: {
+            /**
+             * Run Retention Days
+             * @description runs are deleted (with their logs and files) this many days after they ended; 0: kept forever
+             */
+            run_retention_days: number;
+            /**
+             * Source
+             * @description project (its own) or default (the runner's setting)
+             */
+            source: string;
+            /**
+             * Default Days
+             * @description the runner's default (RYAX_RUNNER_RUN_RETENTION_DAYS)
+             */
+            default_days: number;
+        };
+        /** RetentionIn */
+        RetentionIn: {
+            /**
+             * Run Retention Days
+             * @description days a run is kept once ended; 0 keeps runs forever; null: back to the runner's default
+             */
+            run_retention_days: number | null;
         };
         /** NodePoolOut */
         NodePoolOut: {
@@ -1582,6 +1626,117 @@ export interface operations {
             };
             /** @description the filestore cannot be reached */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_runner_v1_projects_project_retention: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetentionOut"];
+                };
+            };
+            /** @description invalid input, the detail names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no access to this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    put_runner_v1_projects_project_retention: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RetentionIn"];
+            };
+        };
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetentionOut"];
+                };
+            };
+            /** @description invalid input, the detail names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no access to this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the body is over this route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
