@@ -37,10 +37,10 @@ class Ryax:
     url: str
     config: Path
 
-    def ok(self, *args: str, stdin: str | None = None) -> str:
+    def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RYAX_")}
         env |= {"RYAX_URL": self.url, "RYAX_CONFIG": str(self.config), "COLUMNS": "200"}
-        done = subprocess.run(
+        return subprocess.run(
             [sys.executable, "-m", "ryax_cli", *args],
             input=stdin,
             capture_output=True,
@@ -49,6 +49,9 @@ class Ryax:
             timeout=900,
             check=False,
         )
+
+    def ok(self, *args: str, stdin: str | None = None) -> str:
+        done = self.run(*args, stdin=stdin)
         assert done.returncode == 0, (
             f"ryax {' '.join(args)} exited {done.returncode}: {done.stderr}"
         )
@@ -56,16 +59,7 @@ class Ryax:
 
     def fails(self, *args: str) -> str:
         """The error a refused command prints (exit code 1)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RYAX_")}
-        env |= {"RYAX_URL": self.url, "RYAX_CONFIG": str(self.config), "COLUMNS": "200"}
-        done = subprocess.run(
-            [sys.executable, "-m", "ryax_cli", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=900,
-            check=False,
-        )
+        done = self.run(*args)
         assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
         return done.stderr
 
@@ -247,7 +241,7 @@ class ChainRun:
 
     def site_of(self) -> dict[str, str | None]:
         """Each step's site, as the run's executions record it."""
-        return {e["step_id"]: e["site_name"] for e in self.run["executions"]}
+        return {e["step_id"]: e["site_name"] for e in self.run["steps"]}
 
     def lines_of(self, step: str) -> list[str]:
         return [entry["line"] for entry in self.logs if entry.get("step_id") == step]
