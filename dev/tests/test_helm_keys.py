@@ -77,3 +77,24 @@ def test_security_the_chart_gives_the_site_credential_to_the_runner_and_its_work
     assert '"{{ $.Values.services.worker.site }}:local"' in pair
     secret = (CHART / "templates" / "secret.yaml").read_text()
     assert "site-credential: {{ required" in secret
+
+
+def test_remote_sites_get_a_tls_port_only_when_given_its_certificate() -> None:
+    """remoteSites.tlsSecret: the runner alone mounts it and serves RYAX_RUNNER_GRPC_TLS_ADDRESS
+    with it, beside the chart worker's plaintext port; a Service of its own exposes it."""
+    services = (CHART / "templates" / "services.yaml").read_text()
+    blocks = _blocks(services, 'and (eq $name "runner") $.Values.remoteSites.tlsSecret')
+    assert len(blocks) == 5  # container port, env, mount, volume, Service
+    assert services.count("RYAX_RUNNER_GRPC_TLS_ADDRESS") == 1
+    env = next(b for b in blocks if "RYAX_RUNNER_GRPC_TLS_ADDRESS" in b)
+    assert "RYAX_RUNNER_GRPC_TLS_CERT_FILE, value: /etc/ryax/grpc-tls/tls.crt" in env
+    assert "RYAX_RUNNER_GRPC_TLS_KEY_FILE, value: /etc/ryax/grpc-tls/tls.key" in env
+    assert any("mountPath: /etc/ryax/grpc-tls" in b for b in blocks)
+    assert any("secretName: {{ $.Values.remoteSites.tlsSecret | quote }}" in b for b in blocks)
+    assert any("kind: Service" in b and "targetPort: grpc-tls" in b for b in blocks)
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["remoteSites"] == {
+        "tlsSecret": "",
+        "port": 8119,
+        "service": {"type": "ClusterIP"},
+    }
