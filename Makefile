@@ -37,13 +37,14 @@ empty :=
 space := $(empty) $(empty)
 
 .PHONY: help venv deps webui-deps test lint format typecheck lint-imports protos protos-check \
-	webui webui-build pytest demo down status reset logs clean bench chaos fuzz
+	webui webui-build pytest demo down status reset logs clean bench profile chaos fuzz
 
 help:
 	@echo "make test          set up (venv, PostgreSQL, RabbitMQ, nginx, Chromium) and run every check and test suite"
 	@echo "make demo          set up and start the platform and its web UI under supervisord (then: status, down)"
 	@echo "make status        state and health of each platform program"
 	@echo "make bench         benchmarks vs Prefect 3 and Celery, against the running platform (make demo first; BENCH_ARGS='--runs 20 --only chain')"
+	@echo "make profile       where a one-step run's time goes: py-spy on the runner and the worker under load (make demo first; root)"
 	@echo "make chaos         faults (kill -9, broker and database restarts, a worker's network cut, poison outputs) during runs, on a"
 	@echo "                   platform of its own; about 10 minutes (CHAOS_ARGS='--only kill-worker --runs 50')"
 	@echo "make fuzz          every service's OpenAPI fuzzed (schemathesis), 200 examples per operation and a"
@@ -164,6 +165,11 @@ clean:
 # .dev/bench, never .venv. Results: .dev/bench/{bench.txt,results.json,bench.png}.
 bench: venv deps
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# Where a one-step run's time goes, sampled by py-spy in the runner and the worker under load
+# (root; the running platform). Results: .dev/bench/profile/{profile.txt,runner.txt,worker.txt}.
+profile: venv
+	$(PY) bench/profile_hops.py $(PROFILE_ARGS)
 
 # The chaos suite (dev/chaos.py): a private PostgreSQL and RabbitMQ node of its own, the platform
 # on them under supervisord (the fixed ports must be free: `make down` first), then each fault

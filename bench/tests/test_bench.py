@@ -400,3 +400,26 @@ def test_runs100k_knows_the_runner_database_of_the_demo(
     monkeypatch.setattr(history, "RUNNER_ENV", tmp_path / "missing.env")
     with pytest.raises(harness.BenchFailure, match="make demo"):
         history.runner_database_url()
+
+
+def test_the_hop_profile_folds_stacks_into_shares_of_the_samples(tmp_path: Path) -> None:
+    import profile_hops
+
+    raw = tmp_path / "runner.txt"
+    raw.write_text(
+        "run (asyncio/base_events.py:600);_dispatch (ryax_runner/engine.py:10);"
+        "dumps (json/encoder.py:200) 30\n"
+        "run (asyncio/base_events.py:600);_dispatch (ryax_runner/engine.py:12) 50\n"
+        "run (asyncio/base_events.py:601);select (selectors.py:468) 20\n"
+        "not a stack line\n"
+    )
+    found = profile_hops.tops(profile_hops.fold(raw), 3)
+    assert found["samples"] == 100
+    assert found["self"] == [
+        {"function": "_dispatch (ryax_runner/engine.py)", "share": 0.5, "own_code": True},
+        {"function": "dumps (json/encoder.py)", "share": 0.3, "own_code": False},
+        {"function": "select (selectors.py)", "share": 0.2, "own_code": False},
+    ]
+    assert found["inclusive_own_code"] == [
+        {"function": "_dispatch (ryax_runner/engine.py)", "share": 0.8, "own_code": True}
+    ]
