@@ -1357,7 +1357,7 @@ class Suite:
             self.pg.stop("immediate")
         self.rabbit.stop_leftover()
         if not netns_problem():
-            link = self.plat.mod.devlib.NetnsLink(self.netns_tag, prefix="ryax-chaos")
+            link = platform_module().devlib.NetnsLink(self.netns_tag, prefix="ryax-chaos")
             if link.exists():
                 self.say(f"removing the network namespace {link.name} left by an earlier run")
             link.destroy()

@@ -362,6 +362,8 @@ def fuzz_platform(
                 secret_key=SECRET_KEY,
                 authz_cache_seconds=10.0,
                 internal_token=INTERNAL_TOKEN,
+                # static files of step inputs and file variables: the runner's filestore
+                filestore=FilestoreSettings.read(Env({}), default_dir=tmp / "run-files"),
             )
         )
         urls["studio"] = start(studio_app(studio_container, messaging=True))

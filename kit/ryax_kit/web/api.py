@@ -82,6 +82,8 @@ class RouteDoc:
     response_media: str | None = None
     #: ... and its schema (default: a string); for text/event-stream, the schema of one event.
     response_schema: Mapping[str, Any] | None = None
+    #: ... or the whole OpenAPI `content` object of the success answer (several media types).
+    response_content: Mapping[str, Any] | None = None
     #: Other success answers: status -> (description, JSON model or None).
     more_responses: Mapping[int, tuple[str, type[BaseModel] | None]] = field(default_factory=dict)
     errors: Mapping[int, str] = field(default_factory=dict)
@@ -120,6 +122,7 @@ class Api:
         body_required: bool = True,
         response_media: str | None = None,
         response_schema: Mapping[str, Any] | None = None,
+        response_content: Mapping[str, Any] | None = None,
         more_responses: Mapping[int, tuple[str, type[BaseModel] | None]] | None = None,
         errors: Mapping[int, str] | None = None,
     ) -> Callable[[Handler], Handler]:
@@ -141,6 +144,7 @@ class Api:
                     body_required=body_required,
                     response_media=response_media,
                     response_schema=response_schema,
+                    response_content=response_content,
                     more_responses=dict(more_responses or {}),
                     errors=dict(errors or {}),
                 )
@@ -192,7 +196,9 @@ class Api:
             if content is not None:
                 op["requestBody"] = {"required": d.body_required, "content": content}
             ok: dict[str, Any] = {"description": "success"}
-            if d.response_media is not None:
+            if d.response_content is not None:
+                ok["content"] = dict(d.response_content)
+            elif d.response_media is not None:
                 schema = dict(d.response_schema or {"type": "string"})
                 ok["content"] = {d.response_media: {"schema": schema}}
             elif d.response is not None:

@@ -174,6 +174,23 @@ async def test_bad_uploads_and_zips_are_4xx_naming_what_and_where(
     r = await s.call("POST", f"{P}/workflows/import", data=b"PK\x03\x04" + b"x" * 300_000)
     assert r.status == 413
 
+    # A multipart body without a part (found by the fuzzing: it was a 500), to a file input
+    # and to a file variable.
+    empty = b"--B\r\n--B--\r\n"
+    for path in (
+        f"{P}/workflows/files/steps/count/inputs/document/file?filename=",
+        f"{P}/variables/doc/file?filename=",
+    ):
+        r = await s.call(
+            "POST", path, data=empty, headers={"Content-Type": "multipart/form-data; boundary=B"}
+        )
+        assert r.status == 400, await r.text()
+        assert "not a readable multipart body" in (await r.json())["detail"]
+    # Both answers of the export are documented.
+    spec = await (await s.call("GET", "/studio/openapi.json")).json()
+    export = spec["paths"]["/studio/v1/projects/{project}/workflows/{workflow}/export"]["get"]
+    assert set(export["responses"]["200"]["content"]) == {"application/yaml", "application/zip"}
+
     # the zip that holds the file is accepted
     r = await s.call(
         "POST",

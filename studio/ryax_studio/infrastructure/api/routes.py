@@ -1087,8 +1087,10 @@ async def workflow_errors(request: web.Request) -> web.Response:
     "GET",
     W + "/export",
     tag="import/export",
-    response_media=YAML,
-    response_schema=YAML_DOCUMENT,
+    response_content={
+        YAML: {"schema": YAML_DOCUMENT},
+        ZIP: {"schema": {"type": "string", "format": "binary"}},
+    },
     summary="The workflow as YAML in the published Ryax format, or (format=zip, or Accept: "
     "application/zip) as a workflow zip: workflow.yaml and the static files it names",
     query=(Param("format", "yaml (default) or zip", enum=("yaml", "zip")),),

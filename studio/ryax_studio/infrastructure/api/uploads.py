@@ -17,6 +17,7 @@ from typing import IO
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from ryax_kit.web.limits import too_large
 
@@ -83,14 +84,14 @@ async def upload(
     if content_type.startswith("multipart/"):
         try:
             reader = await request.multipart()
-        except ValueError as exc:
+        except (ValueError, BadHttpMessage) as exc:
             raise InvalidInput("Content-Type", f"not a readable multipart body ({exc})") from exc
         path: Path | None = None
         filename = ""
         while True:
             try:
                 part = await reader.next()
-            except ValueError as exc:
+            except (ValueError, BadHttpMessage) as exc:  # a part's headers unreadable
                 raise InvalidInput("body", f"not a readable multipart body ({exc})") from exc
             if part is None:
                 break
@@ -106,8 +107,11 @@ async def upload(
             filename = part.filename or default_name
 
             async def chunks(p: aiohttp.BodyPartReader = part) -> AsyncIterator[bytes]:
-                while chunk := await p.read_chunk(CHUNK):
-                    yield chunk
+                try:
+                    while chunk := await p.read_chunk(CHUNK):
+                        yield chunk
+                except (ValueError, BadHttpMessage) as exc:  # cut short, a bad boundary
+                    raise InvalidInput(FILE_PART, f"not a readable part ({exc})") from exc
 
             path = await _spool(chunks(), limit, f"the file {filename!r}", setting, narrow)
         if path is None:

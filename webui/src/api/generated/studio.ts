@@ -2599,6 +2599,7 @@ export interface operations {
                         kind: string;
                         spec: Record<string, unknown>;
                     };
+                    "application/zip": string;
                 };
             };
             /** @description invalid input, the detail names the field */
