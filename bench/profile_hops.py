@@ -10,9 +10,10 @@ seconds, then folds the samples:
                                            [--out .dev/bench/profile]
 
 Prints, per process, the share of its samples each of the top functions holds, on the CPU
-(`--idle` off: only samples where a thread ran), by self time and including callees, with the
-project's own frames marked; writes the raw folded stacks and a speedscope file for each process
-into --out. Python only: Traefik (the gateway, Go) is not sampled; its share is the run's time the
+(py-spy's samples of running threads, less those whose innermost frame is a
+known wait, WAITS), by self time and including callees, with the
+project's own frames marked; writes each process's folded stacks (speedscope and flamegraph.pl
+read them) into --out. Python only: Traefik (the gateway, Go) is not sampled; its share is the run's time the
 others do not account for.
 """
 
@@ -40,6 +41,20 @@ PY_SPY = REPO / ".venv" / "bin" / "py-spy"
 #: Frames of the project's own code (the rest: libraries and the standard library).
 OWN = ("ryax_", "/kit/", "/runner/", "/worker/", "/action-wrapper/", "/studio/")
 SAMPLED = ("runner", "worker")
+#: Innermost Python frames of a thread that waits (py-spy counts a thread blocked in C under
+#: them as running): the event loop's poll, a thread pool's idle worker, a pipe-reading or
+#: child-waiting thread. Samples ending there are counted apart, as waiting.
+WAITS = frozenset(
+    {
+        "EpollSelector.select (selectors.py)",
+        "_worker (concurrent/futures/thread.py)",
+        "Thread.run (threading.py)",
+        "Condition.wait (threading.py)",
+        "Thread._wait_for_tstate_lock (threading.py)",
+        "ThreadedChildWatcher._do_waitpid (asyncio/unix_events.py)",
+        "_Pump.run (ryax_action_wrapper/infrastructure/capture.py)",
+    }
+)
 
 
 def fold(path: Path) -> collections.Counter[str]:
@@ -60,16 +75,28 @@ def frame_name(frame: str) -> str:
 
 def tops(stacks: collections.Counter[str], count: int) -> dict[str, Any]:
     """The functions with the most samples, by self time and including callees."""
-    total = sum(stacks.values())
     own: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
+    processes: collections.Counter[str] = collections.Counter()
+    waiting = 0
     for stack, n in stacks.items():
         frames = [frame_name(f) for f in stack.split(";") if f]
+        # --subprocesses: a frame names the process (`process 12:"python -m x"`), the first
+        # one and again where a child's stack starts
+        named = [f for f in frames if f.startswith("process ")]
+        if named:
+            processes[named[-1].split(":", 1)[1].strip('"')] += n
+            frames = [f for f in frames if not f.startswith("process ")]
         if not frames:
+            continue
+        if frames[-1] in WAITS:
+            waiting += n
             continue
         own[frames[-1]] += n
         for name in set(frames):
             inclusive[name] += n
+
+    total = sum(stacks.values()) - waiting  # busy samples: the shares' base
 
     def rows(counter: collections.Counter[str]) -> list[dict[str, Any]]:
         return [
@@ -84,6 +111,8 @@ def tops(stacks: collections.Counter[str], count: int) -> dict[str, Any]:
     project = collections.Counter({k: v for k, v in inclusive.items() if any(m in k for m in OWN)})
     return {
         "samples": total,
+        "waiting": waiting,
+        "processes": dict(processes.most_common()),
         "self": rows(own),
         "inclusive_own_code": rows(project),
     }
@@ -133,7 +162,12 @@ def report(found: dict[str, dict[str, Any]], levels: Iterable[dict[str, Any]]) -
         )
     for name, result in found.items():
         lines.append("")
-        lines.append(f"== {name}: {result['samples']} samples on the CPU")
+        lines.append(
+            f"== {name}: {result['samples']} busy samples "
+            f"({result['waiting']} more waiting, not counted below); by process:"
+        )
+        for process, n in result.get("processes", {}).items():
+            lines.append(f"   {n:7d}  {process}")
         lines.append("  self time:")
         for row in result["self"]:
             mark = "*" if row["own_code"] else " "

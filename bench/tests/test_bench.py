@@ -407,14 +407,17 @@ def test_the_hop_profile_folds_stacks_into_shares_of_the_samples(tmp_path: Path)
 
     raw = tmp_path / "runner.txt"
     raw.write_text(
-        "run (asyncio/base_events.py:600);_dispatch (ryax_runner/engine.py:10);"
+        'process 7:"python -m ryax_runner";run (asyncio/base_events.py:600);'
+        "_dispatch (ryax_runner/engine.py:10);"
         "dumps (json/encoder.py:200) 30\n"
         "run (asyncio/base_events.py:600);_dispatch (ryax_runner/engine.py:12) 50\n"
         "run (asyncio/base_events.py:601);select (selectors.py:468) 20\n"
+        "run (asyncio/base_events.py:601);EpollSelector.select (selectors.py:468) 40\n"
         "not a stack line\n"
     )
     found = profile_hops.tops(profile_hops.fold(raw), 3)
-    assert found["samples"] == 100
+    assert (found["samples"], found["waiting"]) == (100, 40)
+    assert found["processes"] == {"python -m ryax_runner": 30}
     assert found["self"] == [
         {"function": "_dispatch (ryax_runner/engine.py)", "share": 0.5, "own_code": True},
         {"function": "dumps (json/encoder.py)", "share": 0.3, "own_code": False},

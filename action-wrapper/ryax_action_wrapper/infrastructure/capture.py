@@ -27,9 +27,16 @@ DRAIN_TIMEOUT_SECONDS = 2.0
 _WRAPPER_LOGGERS = ("ryax_action_wrapper", "grpc", "asyncio")
 
 
+_LIBC: list[ctypes.CDLL] = []
+
+
 def _libc_fflush() -> None:
+    """C stdio's buffers out (a C extension's printf) before the descriptors move; the C
+    library is loaded once (loading it per execution showed in the hop-path profile)."""
     with suppress(OSError, AttributeError):
-        ctypes.CDLL(None).fflush(None)
+        if not _LIBC:
+            _LIBC.append(ctypes.CDLL(None))
+        _LIBC[0].fflush(None)
 
 
 class _Pump(threading.Thread):
