@@ -31,6 +31,7 @@ from tests.e2e.support import (
     eventually,
     file_bytes,
     free_port,
+    platform_env,
     run_chain_across_sites,
     stop_process,
     worker_env,
@@ -72,7 +73,13 @@ class SlurmWorker:
         # As a remote site: its credential, no filestore key (files by presigned URLs).
         env = worker_env(site, credential)
         self.http_port = free_port()
+        # The runner's TLS port for remote sites, checked against the checkout's CA.
+        runner = platform_env("runner")
         env |= {
+            "RYAX_RUNNER_GRPC_ADDRESS": runner["RYAX_RUNNER_GRPC_TLS_ADDRESS"],
+            "RYAX_RUNNER_CA_FILE": str(
+                Path(runner["RYAX_RUNNER_GRPC_TLS_CERT_FILE"]).parent / "ca.pem"
+            ),
             "RYAX_WORKER_ID": f"{site}-worker",
             "RYAX_WORKER_BACKEND": "slurm",
             "RYAX_SLURM_SHARED_DIR": str(shared),
@@ -166,6 +173,7 @@ def test_slurm_a_workflow_across_a_local_and_a_slurm_site_passes_files_both_ways
     assert f"total: {WORDS}" in published, published
     assert "report counts.tsv:" in published, published
     assert worker.process.poll() is None
+    assert '"runner_tls": true' in worker.log.read_text(), "it dialled the runner's TLS port"
     # The report came down and the counts went up through URLs the runner presigned.
     moved = file_bytes(httpx.get(f"http://127.0.0.1:{worker.http_port}/metrics").text)
     assert moved.get(("download", "presigned"), 0) > 0, moved
