@@ -906,6 +906,7 @@ def cmd_up() -> int:
     if webui_present():
         prepare_webui()  # first: the ports are checked just before they are taken
     check_ports_free(services)
+    forget_state_of_lost_secrets()
     s = load_secrets()
     ensure_vhost()
     generate(services, s)
@@ -988,6 +989,22 @@ def drop_checkout_state(
 
 def vhost_admin() -> Any:
     return devlib.VhostAdmin(amqp_server_url(), devlib.setting("RYAX_TEST_AMQP_MANAGEMENT_URL", ""))
+
+
+def forget_state_of_lost_secrets() -> None:
+    """A checkout whose `.dev/` is new (a fresh clone where an earlier one stood: the same path,
+    so the same databases) has none of the keys its databases were written with: no admin
+    password to log in with, no key to open the sealed values. Its databases, vhost and data
+    are dropped before its new secrets are made, as `make reset` would, saying so."""
+    if any((DEV / f"secret-key-{folder}").exists() for folder in SEALING_SERVICES):
+        return
+    if not checkout_databases(pg_dsn(), NAMES):
+        return
+    databases, _ = drop_checkout_state(NAMES, server_dsn=pg_dsn(), vhosts=vhost_admin(), data=DATA)
+    say(
+        f"Dropped the state of checkout {NAMES.checkout_id} ({', '.join(databases)}): it was "
+        f"made with secrets {DEV} no longer holds"
+    )
 
 
 def cmd_reset() -> int:

@@ -260,3 +260,29 @@ def test_the_filestore_starts_first_and_stops_last() -> None:
     s3, runner = conf.split("[program:s3]")[1].split("[program:runner]")
     assert f"priority = {platform.FIRST_UP_LAST_DOWN}" in s3
     assert "priority = 999" in runner and platform.FIRST_UP_LAST_DOWN < 999
+
+
+def test_a_new_dev_folder_drops_the_state_its_lost_secrets_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh clone where an earlier one stood finds that clone's databases, made with keys it
+    does not have (no admin password to log in with): they are dropped before new secrets."""
+    dropped: list[str] = []
+    monkeypatch.setattr(platform, "DEV", tmp_path)
+    monkeypatch.setattr(platform, "pg_dsn", lambda: "postgresql://unused")
+    monkeypatch.setattr(platform, "vhost_admin", lambda: None)
+    monkeypatch.setattr(platform, "checkout_databases", lambda dsn, names: ["ryax_x_studio"])
+    monkeypatch.setattr(
+        platform,
+        "drop_checkout_state",
+        lambda names, **kw: (dropped.append(names.checkout_id) or ["ryax_x_studio"], True),
+    )
+    (tmp_path / "secret-key-studio").write_text("kept")
+    platform.forget_state_of_lost_secrets()
+    assert dropped == []  # its secrets are there: its state is kept
+    (tmp_path / "secret-key-studio").unlink()
+    platform.forget_state_of_lost_secrets()
+    assert dropped == [platform.NAMES.checkout_id]
+    monkeypatch.setattr(platform, "checkout_databases", lambda dsn, names: [])
+    platform.forget_state_of_lost_secrets()
+    assert len(dropped) == 1  # nothing to drop
