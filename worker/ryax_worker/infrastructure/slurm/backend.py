@@ -967,6 +967,16 @@ class SlurmBackend:
             if status.terminal:
                 break
         assert status is not None
+        # Slurm may report the job's end before its last lines are in its files (slurmstepd's
+        # "CANCELLED ... DUE TO TIME LIMIT"): read on until they stop growing, 2 s at most.
+        deadline = asyncio.get_running_loop().time() + SETTLE_SECONDS
+        quiet = 0
+        while quiet < 2 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(SETTLE_POLL_SECONDS)
+            settled = await asyncio.to_thread(drain)
+            quiet = 0 if settled else quiet + 1
+            for event in settled:
+                yield event
         result = await self._outcome(step, job_id, job_dir, layout, request, status)
         for event in await asyncio.to_thread(drain, True):
             yield event
@@ -1145,6 +1155,9 @@ def _last_lines(path: Path, count: int = 3) -> str:
     return " | ".join([line for line in lines if line][-count:])[:1000]
 
 
+#: After a job's end: how long its files are read on for its last lines, and how often.
+SETTLE_SECONDS = 2.0
+SETTLE_POLL_SECONDS = 0.2
 RECORD = "job.json"
 FOLLOW = "follow.json"
 
