@@ -287,6 +287,24 @@ async def test_trigger_new_run_and_crash_follow_the_deployment(parts) -> None:  
     assert d.state is DeploymentState.FAILED and "exited with code 1" in d.reason
 
 
+async def test_a_trigger_run_while_the_other_steps_deploy_waits_for_them(parts) -> None:  # type: ignore[no-untyped-def]
+    """A trigger ready before the rest fires at once: its run is taken (it was refused, the
+    report failing), and its step is dispatched once that step is ready."""
+    engine, _, _ = parts
+    channel = FakeChannel()
+    register(engine, channel)
+    d = await deploy(engine, http=False)
+    ready(engine, 1, step="t")
+    assert d.state is DeploymentState.DEPLOYING
+    engine.report(
+        site_id_for("s1"), 2, TriggerFired(deployment_id="d1", step_id="t", outputs={"x": "early"})
+    )
+    assert channel.of(ExecuteOrder) == []  # step a is not ready yet
+    ready(engine, 3, step="a")
+    assert d.state is DeploymentState.DEPLOYED
+    assert [o.inputs for o in channel.of(ExecuteOrder)] == [{"x": "early"}]
+
+
 async def test_undeploy_cancels_runs_and_undeploys_steps(parts) -> None:  # type: ignore[no-untyped-def]
     engine, _, store = parts
     channel = FakeChannel()

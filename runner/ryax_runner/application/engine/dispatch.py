@@ -73,12 +73,19 @@ class Dispatcher:
         origin: str,
         run_id: RunId | None = None,
         refused: str = "",
+        while_deploying: bool = False,
     ) -> Run:
         """Create a run of a deployed workflow and dispatch its first steps (a run whose
-        trigger outputs cannot be kept fails at once, naming the output)."""
+        trigger outputs cannot be kept fails at once, naming the output). `while_deploying`: a
+        run its trigger started while the other steps are still being deployed is taken (its
+        executions wait for their steps, as any execution whose step is not ready)."""
         if self._state.draining:
             raise Unavailable("the runner is shutting down; retry in a moment")
-        if not d.is_active:
+        deploying = while_deploying and d.state in (
+            DeploymentState.DEPLOYING,
+            DeploymentState.WAITING_FOR_SITE,
+        )
+        if not d.is_active and not deploying:
             raise Conflict(f"workflow {d.workflow_name} is not deployed (state {d.state})")
         run, update = Run.start(
             id=run_id or RunId(str(uuid.uuid4())),
@@ -205,7 +212,9 @@ class Dispatcher:
         if d.is_gone or d.state is DeploymentState.UNDEPLOYED or self._state.draining:
             log.info("new run from an undeploying trigger, dropped", extra={"deployment_id": d.id})
             return
-        self.start_run(d, message.outputs, origin="trigger", refused=message.refused)
+        self.start_run(
+            d, message.outputs, origin="trigger", refused=message.refused, while_deploying=True
+        )
 
     def abandon(self, run: Run, reason: str) -> None:
         """The run's record could not be written: it ends FAILED with `reason` (its active
