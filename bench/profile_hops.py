@@ -9,12 +9,11 @@ seconds, then folds the samples:
     .venv/bin/python bench/profile_hops.py [--clients 8] [--seconds 20] [--rate 200]
                                            [--out .dev/bench/profile]
 
-Prints, per process, the share of its samples each of the top functions holds, on the CPU
-(py-spy's samples of running threads, less those whose innermost frame is a
-known wait, WAITS), by self time and including callees, with the
-project's own frames marked; writes each process's folded stacks (speedscope and flamegraph.pl
-read them) into --out. Python only: Traefik (the gateway, Go) is not sampled; its share is the run's time the
-others do not account for.
+Prints, per process, the share of its busy samples each of the top functions holds (py-spy's
+samples of running threads, less those whose innermost frame is a known wait, WAITS), by self
+time and, for the project's own functions, including callees; writes each process's folded
+stacks (speedscope and flamegraph.pl read them) into --out. Python only: Traefik (the gateway,
+Go) is not sampled; its share is the run's time the others do not account for.
 """
 
 from __future__ import annotations
