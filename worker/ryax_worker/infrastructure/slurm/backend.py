@@ -914,13 +914,19 @@ class SlurmBackend:
             (_Tail(job_dir / "job.err", err_at), LogStream.STDERR),
         )
 
+        saved: list[_Follow] = []
+
         def record() -> None:
+            """Kept in the job's folder when it moved since the last poll (no write otherwise)."""
             follow.offsets = (
                 tails[0][0].read_up_to,
                 tails[1][0].read_up_to,
                 tails[2][0].read_up_to,
             )
+            if saved and saved[0] == follow:
+                return
             follow.save(job_dir)
+            saved[:] = [replace(follow)]
 
         def drain(final: bool = False) -> list[ActionEvent]:
             now = datetime.now(UTC)
