@@ -205,6 +205,8 @@ def present(value: Any, link: Any) -> Any:
                 "sha256": f.get("sha256", ""),
                 "key": f["key"],
                 "download_url": link(f["key"]),
+                # Held by a site (its id), not in the filestore yet: a download publishes it.
+                **({"held_by": f["held_by"]} if f.get("held_by") else {}),
             }
         return {k: present(v, link) for k, v in value.items()}
     if isinstance(value, list):
