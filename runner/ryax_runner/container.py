@@ -46,6 +46,7 @@ def engine_settings(settings: Settings) -> EngineSettings:
         default_step_timeout_seconds=settings.default_step_timeout_seconds,
         timeout_grace_seconds=settings.timeout_grace_seconds,
         site_wait_timeout_seconds=settings.site_wait_timeout_seconds,
+        publish_wait_seconds=settings.publish_wait_seconds,
         max_fanout=settings.max_fanout,
         max_run_executions=settings.max_run_executions,
     )

@@ -105,6 +105,9 @@ class Settings:
     #: a site (no site matches, the site is offline, the step is still deploying) before it
     #: fails.
     site_wait_timeout_seconds: float = 300.0
+    #: RYAX_RUNNER_PUBLISH_WAIT_SECONDS: how long a download of a file a site holds (not in the
+    #: filestore yet) waits for the site to publish it before answering 503.
+    publish_wait_seconds: float = 60.0
     #: RYAX_RUNNER_MAX_INLINE_BYTES: largest inline (non-file) value in a message.
     max_inline_bytes: int = 64 * 1024
     #: RYAX_RUNNER_PRESIGN_TTL_SECONDS: how long a presigned URL handed to a worker works
@@ -224,6 +227,7 @@ class Settings:
             ),
             timeout_grace_seconds=e.number("RYAX_RUNNER_TIMEOUT_GRACE", 30.0, minimum=0),
             site_wait_timeout_seconds=e.number("RYAX_RUNNER_SITE_WAIT_TIMEOUT", 300.0, minimum=1),
+            publish_wait_seconds=e.number("RYAX_RUNNER_PUBLISH_WAIT_SECONDS", 60.0, minimum=1),
             max_inline_bytes=e.integer("RYAX_RUNNER_MAX_INLINE_BYTES", 64 * 1024, minimum=1),
             sync_timeout_seconds=e.number("RYAX_RUNNER_SYNC_TIMEOUT", 60.0, minimum=0),
             max_upload_bytes=e.integer("RYAX_RUNNER_MAX_UPLOAD_BYTES", 1024**3, minimum=1),

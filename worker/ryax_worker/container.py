@@ -13,6 +13,7 @@ from ryax_kit.filestore import FilestoreSettings
 
 from .application.deployments import Deployments
 from .application.executions import Executions
+from .application.held import HeldFiles
 from .application.ports import FileStore
 from .application.reports import ReportQueue
 from .application.retention import RetentionPolicy
@@ -163,11 +164,19 @@ class Container(containers.DeclarativeContainer):
         max_bytes=settings.provided.site_files_max_bytes,
         stats=transfer_stats,
     )
+    held = providers.Singleton(
+        HeldFiles,
+        store=site_files,
+        filestore=transfers,
+        reports=reports,
+        enabled=providers.Callable(lambda s: s.site_files == "hold", settings),
+    )
     staging = providers.Singleton(
         FileStaging,
         store=transfers,
         root=providers.Callable(staging_root, settings),
         site_files=site_files,
+        held=held,
     )
     backend = providers.Singleton(make_backend, settings, transfers)
     deployments = providers.Singleton(
@@ -195,6 +204,7 @@ class Container(containers.DeclarativeContainer):
         reports=reports,
         deployments=deployments,
         executions=executions,
+        held=held,
     )
     connection = providers.Singleton(
         RunnerConnection,

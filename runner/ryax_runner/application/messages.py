@@ -58,6 +58,8 @@ class RegisterWorker:
     last_seen_order_seq: int = 0
     deployed_steps: tuple[ReportedStep, ...] = ()
     running_execution_ids: frozenset[str] = frozenset()
+    #: Files the site holds for runs (RYAX_SITE_FILES=hold): (run_id, sha256).
+    held_files: frozenset[tuple[str, str]] = frozenset()
     #: The site's credential the worker presented (gRPC metadata `authorization`); never logged.
     credential: str = field(default="", repr=False)
     #: Where the worker connected from (the gRPC peer), for the record and the logs.
@@ -122,6 +124,15 @@ class OrdersAcked:
     order_seq: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class FilesPublished:
+    """Answer to a Publish: the keys now in the filestore, and (key, why) of those that
+    could not be published."""
+
+    keys: tuple[str, ...] = ()
+    failures: tuple[tuple[str, str], ...] = ()
+
+
 Report = (
     Heartbeat
     | StepStateReported
@@ -130,6 +141,7 @@ Report = (
     | ExecutionProgressed
     | TriggerFired
     | OrdersAcked
+    | FilesPublished
 )
 
 # -- to a worker -------------------------------------------------------------------------------
@@ -196,4 +208,36 @@ class CancelOrder:
     reason: str
 
 
-Outgoing = Registered | ReportAck | DeployOrder | UndeployOrder | ExecuteOrder | CancelOrder
+@dataclass(frozen=True, kw_only=True)
+class FileToPublish:
+    key: str
+    sha256: str
+    run_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishOrder:
+    """Upload held files to the filestore (answered by FilesPublished)."""
+
+    order_seq: int
+    files: tuple[FileToPublish, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseOrder:
+    """The runs ended: the files held for them are unpinned."""
+
+    order_seq: int
+    run_ids: tuple[str, ...]
+
+
+Outgoing = (
+    Registered
+    | ReportAck
+    | DeployOrder
+    | UndeployOrder
+    | ExecuteOrder
+    | CancelOrder
+    | PublishOrder
+    | ReleaseOrder
+)

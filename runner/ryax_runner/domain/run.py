@@ -28,7 +28,15 @@ from enum import StrEnum
 from typing import NewType
 
 from .errors import Conflict
-from .values import MAX_INLINE_BYTES, SECRET_TYPES, Value, refused_output
+from .values import (
+    MAX_INLINE_BYTES,
+    SECRET_TYPES,
+    FileRef,
+    Value,
+    held_files,
+    refused_output,
+    without_held,
+)
 from .workflow import (
     ReferenceInput,
     SecretInput,
@@ -382,6 +390,31 @@ class Run:
             execution.state = ExecutionState.RUNNING
             execution.started_at = execution.started_at or now
             self.touched.add(execution.id)
+
+    def held_files(self) -> list[FileRef]:
+        """Files of the run's outputs (and results) a site holds, not published yet."""
+        found: dict[str, FileRef] = {}
+        for e in self.executions.values():
+            for outputs in [e.outputs, *(e.outputs_list or [])]:
+                for ref in held_files(outputs):
+                    found.setdefault(ref.key, ref)
+        for ref in held_files(self.results):
+            found.setdefault(ref.key, ref)
+        return list(found.values())
+
+    def mark_published(self, keys: set[str] | frozenset[str]) -> bool:
+        """The files under `keys` are in the filestore now: their `held_by` is cleared wherever
+        the run shows them (outputs, the inputs of the steps that take them, results); the
+        executions changed are touched (recorded again). True when something changed."""
+        changed = False
+        for e in self.executions.values():
+            touched = without_held(e.outputs, keys) | without_held(e.inputs, keys)
+            for outputs in e.outputs_list or []:
+                touched |= without_held(outputs, keys)
+            if touched:
+                self.touched.add(e.id)
+                changed = True
+        return without_held(self.results, keys) or changed
 
     def progress(self, execution: Execution, fraction: float, message: str, now: datetime) -> None:
         self.mark_running(execution, now)

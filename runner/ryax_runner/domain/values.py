@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .errors import InvalidInput
@@ -34,6 +34,34 @@ class FileRef:
     size: int = 0
     sha256: str = ""
     is_directory: bool = False
+    #: The id of the site that holds the file on its disk (RYAX_SITE_FILES=hold) while it is
+    #: not in the filestore; "" once published (or never held). `key` is where it goes.
+    held_by: str = ""
+
+
+def held_files(values: dict[str, Value] | None) -> list[FileRef]:
+    """The files among `values` (lists of results included) that a site holds unpublished."""
+    found: list[FileRef] = []
+    for value in (values or {}).values():
+        items = value if isinstance(value, list) else [value]
+        found.extend(v for v in items if isinstance(v, FileRef) and v.held_by)
+    return found
+
+
+def without_held(values: dict[str, Value] | None, keys: set[str] | frozenset[str]) -> bool:
+    """Clear `held_by` of the files of `values` whose key is in `keys` (they are published),
+    in place; True when one changed."""
+    changed = False
+    for name, value in list((values or {}).items()):
+        if isinstance(value, FileRef) and value.held_by and value.key in keys:
+            values[name] = replace(value, held_by="")  # type: ignore[index]
+            changed = True
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, FileRef) and item.held_by and item.key in keys:
+                    value[i] = replace(item, held_by="")
+                    changed = True
+    return changed
 
 
 Value = None | bool | int | float | str | list[Any] | dict[str, Any] | FileRef
@@ -158,6 +186,7 @@ def to_json(value: Value) -> Any:
                 "size": value.size,
                 "sha256": value.sha256,
                 "directory": value.is_directory,
+                **({"held_by": value.held_by} if value.held_by else {}),
             }
         }
     return value
@@ -173,6 +202,7 @@ def from_json(doc: Any) -> Value:
             size=int(f.get("size", 0)),
             sha256=str(f.get("sha256", "")),
             is_directory=bool(f.get("directory", False)),
+            held_by=str(f.get("held_by", "")),
         )
     return doc  # type: ignore[no-any-return]
 

@@ -255,11 +255,15 @@ class Executions:
                     outcome.result.outputs,
                     _placement(self._placement, order, None),
                     workspace.work_dir,
+                    run_id=order.run_id,
                 )
                 outputs_list = tuple(
                     [
                         await self._staging.publish_outputs(
-                            values, _placement(self._placement, order, index), workspace.work_dir
+                            values,
+                            _placement(self._placement, order, index),
+                            workspace.work_dir,
+                            run_id=order.run_id,
                         )
                         for index, values in enumerate(outcome.result.outputs_list)
                     ]

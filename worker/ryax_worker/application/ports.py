@@ -46,6 +46,32 @@ class SiteFiles(Protocol):
         ...
 
 
+class HeldStore(Protocol):
+    """Files this site holds for runs (RYAX_SITE_FILES=hold): on its disk, durable, pinned (the
+    size bound never drops them) until their runs are released; found again after a restart."""
+
+    async def hold(self, sha256: str, source: Path, run_id: str) -> None:
+        """Keep `source` (of that sha256) for the run: written, flushed to the disk and renamed,
+        its pin recorded the same way, before this returns. OSError if it cannot be."""
+        ...
+
+    def held(self) -> tuple[tuple[str, str], ...]:
+        """(run_id, sha256) of every pinned file."""
+        ...
+
+    def held_path(self, sha256: str) -> Path | None:
+        """The site's copy of that content (pinned or not), None if it has none."""
+        ...
+
+    def busy(self, sha256: str, busy: bool) -> None:
+        """Mark a copy being published (never dropped meanwhile), or no longer."""
+        ...
+
+    async def release(self, run_ids: tuple[str, ...]) -> int:
+        """Unpin the files of those runs (they stay as cache copies); how many pins went."""
+        ...
+
+
 class FilePlacement(Protocol):
     """Where published files go in the filestore. Ids and output names must be plain key
     segments (else InvalidInput); any file name an action chose gives a valid key (the FileRef

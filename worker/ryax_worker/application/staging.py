@@ -4,6 +4,9 @@ A file published here is also kept on the site's disk (SiteFiles, by sha256): a 
 the same site that takes it as input copies it from there instead of downloading it (checked
 against the FileRef's sha256 like a download; any doubt and it is downloaded). The upload still
 happens: the filestore holds the reference copy (other sites, users' downloads, a lost disk).
+With RYAX_SITE_FILES=hold (HeldFiles) an execution's output is not uploaded: it is held on the
+site's disk (durably, pinned for its run) and its FileRef says so (`held_by`); the runner has it
+published when something outside the site needs it (held.py).
 
 Layout of one execution on disk (removed after the execution):
     <root>/<deployment>/<step>/<execution_id>/inputs/<input name>/<file name>
@@ -41,6 +44,7 @@ from ..domain.model import (
     safe_file_name,
     step_dir_parts,
 )
+from .held import HeldFiles
 from .ports import FileStore, SiteFiles
 
 CHUNK = 1024 * 1024
@@ -159,10 +163,17 @@ def _kind_of(path: Path) -> str | None:
 class FileStaging:
     """Fetches input files of an execution and publishes its output files."""
 
-    def __init__(self, store: FileStore, root: Path, site_files: SiteFiles | None = None) -> None:
+    def __init__(
+        self,
+        store: FileStore,
+        root: Path,
+        site_files: SiteFiles | None = None,
+        held: HeldFiles | None = None,
+    ) -> None:
         self._store = store
         self._root = root
         self._site_files = site_files
+        self._held = held
 
     def step_dir(self, ref: StepRef) -> Path:
         """Where the executions of a step live (the only part of this disk its sandbox sees)."""
@@ -210,6 +221,14 @@ class FileStaging:
         target.parent.mkdir(parents=True, exist_ok=True)
         download = target if not ref.is_directory else inputs_dir / folder / f".{file_name}.tar"
         digest, size = await self._local_copy(ref, download)
+        if not digest and ref.held_by:
+            # Held by a site, never published: only that site's disk has it.
+            here = self._held is not None and self._held.site_id == ref.held_by
+            where = "this site, which no longer has it" if here else "another site"
+            raise FileTransferFailed(
+                f"input {input_name}: {ref.key} (sha256 {ref.sha256}) is held by {where} "
+                f"({ref.held_by}) and is not in the filestore"
+            )
         if not digest:
             try:
                 await self._store.download(ref.key, download)
@@ -248,19 +267,30 @@ class FileStaging:
         return digest, size
 
     async def publish_outputs(
-        self, values: Values, key_for: Callable[[str, str], str], within: Path
+        self,
+        values: Values,
+        key_for: Callable[[str, str], str],
+        within: Path,
+        run_id: str = "",
     ) -> Values:
         """The values with every local file or directory replaced by its filestore copy;
         `key_for(output name, object name)` places them. Each must resolve inside `within`
-        (the execution's work directory): OutputRefused naming the output otherwise."""
+        (the execution's work directory): OutputRefused naming the output otherwise. With
+        `run_id` on a site that holds files, they are held for the run instead (not
+        uploaded)."""
         published: Values = dict(values)
         for name, value in values.items():
             if isinstance(value, FileRef):
-                published[name] = await self._publish(name, value, key_for, within)
+                published[name] = await self._publish(name, value, key_for, within, run_id)
         return published
 
     async def _publish(
-        self, output: str, ref: FileRef, key_for: Callable[[str, str], str], within: Path
+        self,
+        output: str,
+        ref: FileRef,
+        key_for: Callable[[str, str], str],
+        within: Path,
+        run_id: str = "",
     ) -> FileRef:
         path = Path(ref.key)
         found = await asyncio.to_thread(_kind_of, path) if ref.key else None
@@ -273,24 +303,50 @@ class FileStaging:
                 archive = Path(temp) / f"{name}.tar"
                 await asyncio.to_thread(tar_directory, path, archive, within, output)
                 return await self._upload(
-                    output, archive, key_for(output, f"{name}.tar"), name, is_directory=True
+                    output,
+                    archive,
+                    key_for(output, f"{name}.tar"),
+                    name,
+                    is_directory=True,
+                    run_id=run_id,
                 )
         with open_inside(output, path, within, directory=False) as fd:
             # The descriptor, not the name: the file read is the one checked.
             return await self._upload(
-                output, Path(f"/proc/self/fd/{fd}"), key_for(output, name), name, is_directory=False
+                output,
+                Path(f"/proc/self/fd/{fd}"),
+                key_for(output, name),
+                name,
+                is_directory=False,
+                run_id=run_id,
             )
 
     async def _upload(
-        self, output: str, path: Path, key: str, name: str, *, is_directory: bool
+        self,
+        output: str,
+        path: Path,
+        key: str,
+        name: str,
+        *,
+        is_directory: bool,
+        run_id: str = "",
     ) -> FileRef:
         digest, size = await asyncio.to_thread(sha256_of, path)
+        ref = replace(
+            FileRef(key=key, name=name), size=size, sha256=digest, is_directory=is_directory
+        )
+        if run_id and self._held is not None and self._held.holding:
+            try:
+                await self._held.hold(digest, path, run_id)
+            except OSError as error:
+                raise FileTransferFailed(
+                    f"output {output}: cannot hold it on this site's disk: {error}"
+                ) from error
+            return replace(ref, held_by=self._held.site_id)
         try:
             await self._store.upload(key, path)
         except FileTransferFailed as error:
             raise FileTransferFailed(f"output {output}: {error.detail}") from error
         if self._site_files is not None:
             await self._site_files.keep(digest, path)
-        return replace(
-            FileRef(key=key, name=name), size=size, sha256=digest, is_directory=is_directory
-        )
+        return ref

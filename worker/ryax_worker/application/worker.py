@@ -12,12 +12,15 @@ from ..domain.model import (
     Order,
     OrderAck,
     OrderLedger,
+    PublishFiles,
     Registration,
+    ReleaseRuns,
     SiteInfo,
     UndeployStep,
 )
 from .deployments import Deployments
 from .executions import Executions
+from .held import HeldFiles
 from .ports import ResumableBackend, SiteBackend
 from .reports import ReportQueue
 
@@ -46,12 +49,14 @@ class Worker:
         reports: ReportQueue,
         deployments: Deployments,
         executions: Executions,
+        held: HeldFiles | None = None,
     ) -> None:
         self.site = site
         self.reports = reports
         self._backend = backend
         self._deployments = deployments
         self._executions = executions
+        self._held = held
         self._ledger = OrderLedger()
         self.accepting = True
 
@@ -69,7 +74,13 @@ class Worker:
                     }
                 )
             ),
+            held_files=self._held.held() if self._held is not None else (),
         )
+
+    def registered_as(self, site_id: str) -> None:
+        """The runner answered Registered: this site's id (held files carry it)."""
+        if self._held is not None:
+            self._held.site_id = site_id
 
     def resume_detached(self) -> int:
         """Follow again the executions a previous process of this worker left running on the
@@ -99,6 +110,10 @@ class Worker:
                 self._executions.execute(order)
             elif isinstance(order, CancelExecution):
                 self._executions.cancel(order)
+            elif isinstance(order, PublishFiles) and self._held is not None:
+                self._held.publish(order)
+            elif isinstance(order, ReleaseRuns) and self._held is not None:
+                self._held.release(order)
             self._ledger.handled(order.order_seq)
         else:
             log.info("duplicate order ignored", extra={"order_seq": order.order_seq})
@@ -121,5 +136,7 @@ class Worker:
         """Stop taking orders, let executions finish (bounded), stop every action."""
         self.accepting = False
         await self._executions.drain(grace_seconds)
+        if self._held is not None:
+            await self._held.close()
         await self._deployments.close()
         await self._backend.close()

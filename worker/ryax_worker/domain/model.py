@@ -53,6 +53,9 @@ class FileRef:
     size: int = 0
     sha256: str = ""
     is_directory: bool = False
+    #: The id of the site holding the file on its disk, not in the filestore yet
+    #: (RYAX_SITE_FILES=hold); `key` is where it goes once published.
+    held_by: str = ""
 
 
 Value = None | str | bool | int | float | JsonText | FileRef
@@ -133,6 +136,8 @@ class Registration:
     last_seen_order_seq: int
     deployed_steps: tuple[tuple[StepRef, DeploymentStateKind], ...]
     running_execution_ids: tuple[ExecutionId, ...]
+    #: Files this site holds for runs: (run_id, sha256).
+    held_files: tuple[tuple[str, str], ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,7 +217,30 @@ class CancelExecution:
     reason: str = ""
 
 
-Order = DeployStep | UndeployStep | ExecuteStep | CancelExecution
+@dataclass(frozen=True, kw_only=True)
+class FileToPublish:
+    key: str
+    sha256: str
+    run_id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishFiles:
+    """Upload held files to the filestore; answered by FilesPublished."""
+
+    order_seq: int
+    files: tuple[FileToPublish, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseRuns:
+    """The runs ended: unpin the files held for them."""
+
+    order_seq: int
+    run_ids: tuple[str, ...]
+
+
+Order = DeployStep | UndeployStep | ExecuteStep | CancelExecution | PublishFiles | ReleaseRuns
 
 
 class OrderLedger:
@@ -317,6 +345,14 @@ class OrderAck:
     order_seq: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class FilesPublished:
+    """Held files now in the filestore (keys), and (key, why) of those that could not be."""
+
+    keys: tuple[str, ...] = ()
+    failures: tuple[tuple[str, str], ...] = ()
+
+
 Report = (
     Heartbeat
     | DeploymentStateChanged
@@ -325,6 +361,7 @@ Report = (
     | ExecutionProgressed
     | TriggerFired
     | OrderAck
+    | FilesPublished
 )
 
 
@@ -335,7 +372,10 @@ def is_reliable(report: Report) -> bool:
     because a lost line is exactly what users complained about. Heartbeats, progress and order
     acks are not: they are stale after a reconnect (Register carries the order resume point).
     """
-    return isinstance(report, DeploymentStateChanged | ExecutionFinished | TriggerFired | LogLine)
+    return isinstance(
+        report,
+        DeploymentStateChanged | ExecutionFinished | TriggerFired | LogLine | FilesPublished,
+    )
 
 
 @dataclass(frozen=True)

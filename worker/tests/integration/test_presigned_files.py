@@ -203,7 +203,14 @@ class RemoteWorker:
     """`python -m ryax_worker` for SITE, its environment holding no filestore setting at all
     (no RYAX_S3_*, no RYAX_FILESTORE_DIR): files through presigned URLs, by default."""
 
-    def __init__(self, folder: Path, runner: RunningRunner, credential: str, wrapper_deps: Path):
+    def __init__(
+        self,
+        folder: Path,
+        runner: RunningRunner,
+        credential: str,
+        wrapper_deps: Path,
+        extra_env: dict[str, str] | None = None,
+    ):
         self.artefact = build_artefact(HANDLER, deps=wrapper_deps)
         self.sha256 = hashlib.sha256(self.artefact).hexdigest()
         self.artefact_key = f"artefacts/{self.sha256}.tar.gz"
@@ -226,6 +233,7 @@ class RemoteWorker:
             "RYAX_RECONNECT_MAX_SECONDS": "1",
             "RYAX_LOG_FORMAT": "json",
             "XDG_DATA_HOME": str(self.data_home),
+            **(extra_env or {}),
         }
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(

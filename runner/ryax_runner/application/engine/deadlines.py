@@ -20,6 +20,7 @@ from ...domain.deployment import DeploymentId, StepState
 from ...domain.run import Execution, ExecutionState, Run
 from ..ports import Clock, TimerHandle, Timers
 from .dispatch import Dispatcher
+from .files import HeldFiles
 from .state import EngineSettings, EngineState
 
 
@@ -32,11 +33,13 @@ class Reaper:
         *,
         dispatcher: Dispatcher,
         clock: Clock,
+        files: HeldFiles | None = None,
         timers: Timers,
         settings: EngineSettings,
     ) -> None:
         self._state = state
         self._dispatcher = dispatcher
+        self._files = files
         self._clock = clock
         self._timers = timers
         self._settings = settings
@@ -86,6 +89,9 @@ class Reaper:
                     )
 
     def _why_waiting(self, run: Run, execution: Execution) -> str:
+        parked = self._files.why_parked(execution) if self._files is not None else ""
+        if parked:
+            return parked
         d = self._state.deployments.get(DeploymentId(run.deployment_id))
         step = d.steps.get(execution.step_id) if d is not None else None
         if d is None or step is None:

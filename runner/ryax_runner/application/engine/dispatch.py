@@ -19,7 +19,7 @@ from ...domain.deployment import Deployment, DeploymentId, DeploymentState, Step
 from ...domain.errors import Conflict, NotFound, Unavailable
 from ...domain.run import Execution, ExecutionId, ExecutionState, Run, RunId, RunUpdate
 from ...domain.site import Site, SiteId, SiteState
-from ...domain.values import Value
+from ...domain.values import FileRef, Value
 from ..messages import (
     CancelOrder,
     ExecuteOrder,
@@ -29,6 +29,7 @@ from ..messages import (
     TriggerFired,
 )
 from ..ports import Clock, Recorder, TimerHandle, Timers
+from .files import HeldFiles
 from .links import WorkerLinks
 from .log_hub import LogHub
 from .state import EngineSettings, EngineState, WorkerLink
@@ -45,6 +46,7 @@ class Dispatcher:
         state: EngineState,
         *,
         links: WorkerLinks,
+        files: HeldFiles,
         log_hub: LogHub,
         recorder: Recorder,
         clock: Clock,
@@ -53,6 +55,9 @@ class Dispatcher:
     ) -> None:
         self._state = state
         self._links = links
+        self._files = files
+        files.on_ready = self._dispatch_parked
+        files.on_failed = self._fail_parked
         self._log_hub = log_hub
         self._recorder = recorder
         self._clock = clock
@@ -148,7 +153,7 @@ class Dispatcher:
             if e.state in (ExecutionState.DISPATCHED, ExecutionState.RUNNING) and e.site_id:
                 link = self._state.links.get(SiteId(e.site_id))
                 if link is not None:
-                    link.executions.add(e.id)
+                    link.add_execution(e.id, self._input_keys(run, e))
                 else:
                     update.ready.append(e)
             elif e.state is ExecutionState.WAITING and e not in update.ready:
@@ -176,6 +181,8 @@ class Dispatcher:
                 self._links.send(
                     SiteId(e.site_id), CancelOrder, execution_id=e.id, reason=run.reason
                 )
+        if update.ended:
+            self._files.run_ended(run)
         self._recorder.run(run)
         if update.ended:
             self._state.stats.runs_ended[str(run.state)] += 1
@@ -224,7 +231,7 @@ class Dispatcher:
             if e.site_id:
                 link = self._state.links.get(SiteId(e.site_id))
                 if link is not None:
-                    link.executions.discard(e.id)
+                    link.drop_execution(e.id)
         waiting_keys = [k for k, v in self._waiting.items() if any(e.run_id == run.id for e in v)]
         for key in waiting_keys:
             self._waiting[key] = [e for e in self._waiting[key] if e.run_id != run.id]
@@ -235,7 +242,7 @@ class Dispatcher:
 
     def execution_ended(self, link: WorkerLink, message: ExecutionEnded) -> None:
         eid = ExecutionId(message.execution_id)
-        link.executions.discard(eid)
+        link.drop_execution(eid)
         self.cancel_timer(eid)
         run = self._state.executions.get(eid)
         if run is None:
@@ -292,7 +299,7 @@ class Dispatcher:
     def site_lost(self, site: Site, link: WorkerLink, reason: str) -> None:
         """Executions dispatched to a site that stopped answering are lost: each runs again
         where its step is ready (the site once back, or where the step is placed again)."""
-        executions, link.executions = list(link.executions), set()
+        executions = link.take_executions()
         for eid in executions:
             run = self._state.executions.get(eid)
             if run is not None:
@@ -336,6 +343,7 @@ class Dispatcher:
     def waited_too_long(self, run: Run, execution: Execution, reason: str) -> None:
         """No site could run the execution's step in time: it fails (not retried: a retry
         would only wait again)."""
+        self._files.unpark(execution)
         key = (DeploymentId(run.deployment_id), execution.step_id)
         waiting = self._waiting.get(key)
         if waiting is not None and execution in waiting:
@@ -348,7 +356,7 @@ class Dispatcher:
         """No result within the step's timeout (+ grace): the step failed, unless its site is
         offline (then the execution was lost with it). The worker is told to stop it."""
         for link in self._state.links.values():
-            link.executions.discard(execution.id)
+            link.drop_execution(execution.id)
         site = self._state.sites.get(SiteId(execution.site_id or ""))
         if execution.site_id:
             self._links.send(
@@ -400,8 +408,13 @@ class Dispatcher:
             return
         definition = d.definition.step(execution.step_id)
         inputs = run.resolve_inputs(definition, execution.branch)
-        timeout = definition.settings.timeout(self._settings.default_step_timeout_seconds)
         assert step.site_id is not None
+        held = self._files.held_elsewhere(inputs, step.site_id)
+        if held:
+            # Files another site holds are published first; the execution waits (WAITING).
+            self._files.park(run, execution, held)
+            return
+        timeout = definition.settings.timeout(self._settings.default_step_timeout_seconds)
         seq = self._links.send(
             step.site_id,
             ExecuteOrder,
@@ -413,8 +426,23 @@ class Dispatcher:
             timeout_seconds=timeout,
         )
         run.mark_dispatched(execution, site_id=step.site_id, order_seq=seq, now=self._clock.now())
-        link.executions.add(execution.id)
+        link.add_execution(execution.id, (v.key for v in inputs.values() if isinstance(v, FileRef)))
         self._state.stats.executions_dispatched += 1
+
+    @staticmethod
+    def _input_keys(run: Run, execution: Execution) -> list[str]:
+        inputs = run.resolve_inputs(run.definition.step(execution.step_id), execution.branch)
+        return [v.key for v in inputs.values() if isinstance(v, FileRef)]
+
+    def _dispatch_parked(self, run: Run, execution: Execution) -> None:
+        """The held files the execution waited for are published: it goes out."""
+        self._dispatch(run, execution)
+        self._recorder.run(run)
+
+    def _fail_parked(self, run: Run, execution: Execution, reason: str) -> None:
+        """A held file the execution waited for is lost: it fails (not retried: the file
+        would still be missing)."""
+        self._fail(run, execution, reason, retryable=False)
 
     def _retry_due(self, run: Run, execution: Execution) -> None:
         self._pending.pop(execution.id, None)

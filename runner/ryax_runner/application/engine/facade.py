@@ -8,11 +8,12 @@ import logging
 from ...domain.deployment import Deployment, DeploymentId
 from ...domain.run import Run, RunId
 from ...domain.site import Site, SiteId, SiteState
-from ...domain.values import Value
+from ...domain.values import FileRef, Value
 from ..messages import (
     DeployWorkflow,
     ExecutionEnded,
     ExecutionProgressed,
+    FilesPublished,
     Heartbeat,
     LogLine,
     OrdersAcked,
@@ -26,6 +27,7 @@ from ..messages import (
 from ..ports import Clock, LoadedState, Recorder, StateStore, TimerHandle, Timers, WorkerChannel
 from .deadlines import Reaper
 from .dispatch import Dispatcher
+from .files import HeldFiles
 from .links import WorkerLinks
 from .log_hub import LogHub, LogQueue
 from .placement import Placer
@@ -62,10 +64,12 @@ class Engine:
             self._state, recorder=recorder, clock=clock, timers=timers, settings=self.settings
         )
         self._log_hub = LogHub(recorder)
+        self._files = HeldFiles(self._state, links=self._links)
         self._placer = Placer(self._state, links=self._links, recorder=recorder, clock=clock)
         self._dispatcher = Dispatcher(
             self._state,
             links=self._links,
+            files=self._files,
             log_hub=self._log_hub,
             recorder=recorder,
             clock=clock,
@@ -78,11 +82,12 @@ class Engine:
         self._reaper = Reaper(
             self._state,
             dispatcher=self._dispatcher,
+            files=self._files,
             clock=clock,
             timers=timers,
             settings=self.settings,
         )
-        self._grants = TransferGrants(self._state)
+        self._grants = TransferGrants(self._state, files=self._files)
         self._site_admin = SiteAdmin(self._state, links=self._links, recorder=recorder, clock=clock)
         self._monitor: TimerHandle | None = None
         #: Rebuilt from the record and running (site administration waits for it).
@@ -208,6 +213,7 @@ class Engine:
         site, link, reply = self._links.connect(cmd, channel)
         self._placer.place_unplaced()
         self._reconciler.reconcile(site, link, cmd)
+        self._files.site_registered(site, cmd.held_files)
         return reply
 
     def disconnected(self, site_id: SiteId, channel: WorkerChannel) -> None:
@@ -233,6 +239,8 @@ class Engine:
             self._dispatcher.execution_progressed(message)
         elif isinstance(message, TriggerFired):
             self._dispatcher.trigger_fired(site, message)
+        elif isinstance(message, FilesPublished):
+            self._files.published(site, message)
         elif isinstance(message, OrdersAcked):
             pass  # orders are re-derived from the desired state at each registration
 
@@ -285,7 +293,15 @@ class Engine:
         site = self._site_admin.find(ref)
         if not site.is_archived and site.state is SiteState.ONLINE:
             self.site_lost(site.id, "site archived")
-        return self._site_admin.archive(site, by)
+        archived = self._site_admin.archive(site, by)
+        self._files.site_gone(archived)
+        return archived
+
+    async def publish_held(self, ref: FileRef, run_id: str) -> None:
+        """A file a site holds is wanted outside it (a user's download): ask the site to
+        publish it and wait (at most `EngineSettings.publish_wait_seconds`); Unavailable
+        naming the site if it is offline or too slow, NotFound if the file is lost."""
+        await self._files.publish_now(ref, run_id, self.settings.publish_wait_seconds)
 
     # -- deployments -----------------------------------------------------------------------------
 

@@ -62,6 +62,9 @@ class Placer:
 
     def index(self, d: Deployment) -> None:
         self._state.deployments[d.id] = d
+        for step in d.definition.steps:
+            if step.artefact_key:
+                self._state.artefact_users.setdefault(step.artefact_key, set()).add(d.id)
         for key in {d.workflow_name, d.workflow_id, d.id}:
             ids = self._endpoints[(d.project_id, key)]
             if d.id not in ids:
@@ -69,6 +72,12 @@ class Placer:
 
     def _forget(self, d: Deployment) -> None:
         self._state.deployments.pop(d.id, None)
+        for step in d.definition.steps:
+            users = self._state.artefact_users.get(step.artefact_key)
+            if users is not None:
+                users.discard(d.id)
+                if not users:
+                    del self._state.artefact_users[step.artefact_key]
         for key in {d.workflow_name, d.workflow_id, d.id}:
             ids = self._endpoints.get((d.project_id, key))
             if ids and d.id in ids:

@@ -80,7 +80,7 @@ class Reconciler:
         for eid in list(link.executions):
             run = self._state.executions.get(eid)
             if run is None:
-                link.executions.discard(eid)
+                link.drop_execution(eid)
                 continue
             execution = run.executions[eid]
             if eid in running:
@@ -88,7 +88,7 @@ class Reconciler:
                 if run.state.is_terminal:
                     self._links.send(site.id, CancelOrder, execution_id=eid, reason=run.reason)
                 continue
-            link.executions.discard(eid)
+            link.drop_execution(eid)
             if cmd.last_seen_order_seq and execution.order_seq > cmd.last_seen_order_seq:
                 self._dispatcher.resend(run, execution)
             else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ...domain.deployment import Deployment, DeploymentId
@@ -33,6 +34,8 @@ class EngineSettings:
     site_wait_timeout_seconds: float = 300.0
     #: How often the reaper looks for executions past their deadline.
     reap_interval_seconds: float = 5.0
+    #: How long a download of a file a site holds waits for the site to publish it.
+    publish_wait_seconds: float = 60.0
 
 
 @dataclass(eq=False, kw_only=True)
@@ -44,8 +47,37 @@ class WorkerLink:
     #: `Timers.monotonic()` of the last message of the worker.
     last_seen: float
     acked_seq: int = 0
-    #: Executions dispatched to this site that have no result yet.
+    #: Executions dispatched to this site that have no result yet (change it through
+    #: `add_execution`, `drop_execution`, `take_executions`: they keep `input_keys`).
     executions: set[ExecutionId] = field(default_factory=set)
+    #: The filestore keys of the input files of those executions -> the executions (the
+    #: objects the site may GET: TransferGrants looks them up here).
+    input_keys: dict[str, set[ExecutionId]] = field(default_factory=dict)
+    _keys_of: dict[ExecutionId, tuple[str, ...]] = field(default_factory=dict, repr=False)
+
+    def add_execution(self, execution_id: ExecutionId, input_keys: Iterable[str] = ()) -> None:
+        self.drop_execution(execution_id)
+        self.executions.add(execution_id)
+        keys = tuple(sorted(set(input_keys)))
+        if keys:
+            self._keys_of[execution_id] = keys
+            for key in keys:
+                self.input_keys.setdefault(key, set()).add(execution_id)
+
+    def drop_execution(self, execution_id: ExecutionId) -> None:
+        self.executions.discard(execution_id)
+        for key in self._keys_of.pop(execution_id, ()):
+            users = self.input_keys.get(key)
+            if users is not None:
+                users.discard(execution_id)
+                if not users:
+                    del self.input_keys[key]
+
+    def take_executions(self) -> list[ExecutionId]:
+        """Every execution of the link, which then has none."""
+        taken = list(self.executions)
+        self.executions, self.input_keys, self._keys_of = set(), {}, {}
+        return taken
 
 
 @dataclass(kw_only=True)
@@ -70,5 +102,7 @@ class EngineState:
     #: Each active execution's run.
     executions: dict[ExecutionId, Run] = field(default_factory=dict)
     stats: EngineStats = field(default_factory=EngineStats)
+    #: Artefact key -> the deployments whose steps use it (TransferGrants looks them up).
+    artefact_users: dict[str, set[DeploymentId]] = field(default_factory=dict)
     #: Shutting down: no new runs.
     draining: bool = False

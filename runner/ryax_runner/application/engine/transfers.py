@@ -19,7 +19,7 @@ from ...domain.deployment import DeploymentId, StepState
 from ...domain.errors import DomainError
 from ...domain.run import ExecutionId
 from ...domain.site import SiteId
-from ...domain.values import FileRef
+from .files import HeldFiles
 from .state import EngineState
 
 #: Most objects one request may ask for.
@@ -54,8 +54,9 @@ class TransferDenied(DomainError):
 class TransferGrants:
     """Answers, from the engine's memory, whether a site may GET or PUT a key."""
 
-    def __init__(self, state: EngineState) -> None:
+    def __init__(self, state: EngineState, files: HeldFiles | None = None) -> None:
         self._state = state
+        self._files = files
 
     def check(self, site_id: SiteId, asks: Iterable[TransferAsk]) -> None:
         """All or nothing: TransferDenied for the first ask the site may not make."""
@@ -81,20 +82,20 @@ class TransferGrants:
         return link.executions if link is not None else set()
 
     def _may_read(self, site_id: SiteId, key: str) -> bool:
-        for d in self._state.deployments.values():
-            if d.is_gone:
+        """Looked up in the indexes (EngineState.artefact_users, WorkerLink.input_keys): the
+        cost does not grow with the deployments or the executions of the platform."""
+        for deployment_id in self._state.artefact_users.get(key, ()):
+            d = self._state.deployments.get(deployment_id)
+            if d is None or d.is_gone:
                 continue
             for step in d.steps_on(site_id):
                 if step.state in _LIVE_STEP and d.definition.step(step.step_id).artefact_key == key:
                     return True
-        for eid in list(self._running_here(site_id)):
+        link = self._state.links.get(site_id)
+        for eid in list(link.input_keys.get(key, ())) if link is not None else ():
             run = self._state.executions.get(eid)
             execution = run.executions.get(eid) if run is not None else None
-            of = self._state.deployments.get(DeploymentId(run.deployment_id)) if run else None
-            if run is None or execution is None or of is None or not execution.is_active:
-                continue
-            inputs = run.resolve_inputs(of.definition.step(execution.step_id), execution.branch)
-            if any(isinstance(v, FileRef) and v.key == key for v in inputs.values()):
+            if execution is not None and execution.is_active:
                 return True
         return False
 
@@ -103,6 +104,8 @@ class TransferGrants:
         if len(parts) < 4 or "" in parts or any(p in (".", "..") for p in parts):
             return False
         kind, first, second = parts[0], parts[1], parts[2]
+        if kind == "runs" and self._files is not None and self._files.is_asked(site_id, key):
+            return True  # a held file the runner asked the site to publish
         if kind == "runs":
             eid = ExecutionId(second)
             if eid not in self._running_here(site_id):

@@ -31,6 +31,7 @@ from ...domain.errors import (
     Unavailable,
 )
 from ...domain.run import MASK, RunState
+from ...domain.values import FileRef
 from ..database.serialization import is_sealed
 
 api = Api(title="Ryax runner", prefix="/runner")
@@ -204,6 +205,8 @@ def present(value: Any, link: Any) -> Any:
                 "sha256": f.get("sha256", ""),
                 "key": f["key"],
                 "download_url": link(f["key"]),
+                # Held by a site (its id), not in the filestore yet: a download publishes it.
+                **({"held_by": f["held_by"]} if f.get("held_by") else {}),
             }
         return {k: present(v, link) for k, v in value.items()}
     if isinstance(value, list):
@@ -507,14 +510,28 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     tag="runs",
     response_media="application/octet-stream",
     errors={
-        404: "no such file in this run, or no longer in the filestore",
-        503: "the filestore cannot be reached",
+        404: "no such file in this run, or no longer in the filestore (or held by a site that "
+        "lost it or was archived)",
+        503: "the filestore cannot be reached, or the file is held by a site that is offline or "
+        "did not publish it within RYAX_RUNNER_PUBLISH_WAIT_SECONDS",
     },
 )
 async def download_file(request: web.Request) -> web.StreamResponse:
     access = await require(request, Operation.READ)
     return await stream_run_file(
         request, access.project_id, request.match_info["run_id"], request.match_info["key"]
+    )
+
+
+def held_ref(found: dict[str, Any], key: str) -> FileRef:
+    """The FileRef of a run's file as recorded (a document of the run's values)."""
+    return FileRef(
+        key=key,
+        name=str(found.get("name") or ""),
+        size=int(found.get("size") or 0),
+        sha256=str(found.get("sha256") or ""),
+        is_directory=bool(found.get("directory")),
+        held_by=str(found.get("held_by") or ""),
     )
 
 
@@ -535,17 +552,24 @@ async def stream_run_file(
             "Content-Disposition": f"attachment; filename*=UTF-8''{urllib.parse.quote(name)}",
         }
     )
-    async with contextlib.aclosing(request.app[FILESTORE].read(key)) as chunks:
-        try:  # the first chunk before answering: a missing file is still a 404
-            first = await anext(chunks, b"")
-        except ObjectNotFound:
-            raise NotFound(f"file {key} is not in the filestore any more") from None
-        except FilestoreError as exc:
-            raise Unavailable(f"the filestore cannot be read: {exc}") from exc
-        await response.prepare(request)
-        await response.write(first)
-        async for chunk in chunks:
-            await response.write(chunk)
+    held_by = str(found.get("held_by") or "")
+    for attempt in (1, 2):
+        async with contextlib.aclosing(request.app[FILESTORE].read(key)) as chunks:
+            try:  # the first chunk before answering: a missing file is still a 404
+                first = await anext(chunks, b"")
+            except ObjectNotFound:
+                if held_by and attempt == 1:
+                    # Held by a site, not published yet: ask the site, wait (bounded), again.
+                    await request.app[ENGINE].publish_held(held_ref(found, key), run_id)
+                    continue
+                raise NotFound(f"file {key} is not in the filestore any more") from None
+            except FilestoreError as exc:
+                raise Unavailable(f"the filestore cannot be read: {exc}") from exc
+            await response.prepare(request)
+            await response.write(first)
+            async for chunk in chunks:
+                await response.write(chunk)
+        break
     await response.write_eof()
     return response
 

@@ -300,8 +300,11 @@ class SqlRunnerQueries:
                     ).where(executions.c.run_id == run_id)
                 )
             ).all()
-        for r in rows:
-            for f in _files([r.inputs, r.outputs, r.outputs_list]):
-                if f.get("key") == key:
-                    return f
-        return None
+        matches = [
+            f
+            for r in rows
+            for f in _files([r.inputs, r.outputs, r.outputs_list])
+            if f.get("key") == key
+        ]
+        # A copy recorded as held by a site says where to ask when the filestore lacks it.
+        return next((f for f in matches if f.get("held_by")), matches[0] if matches else None)

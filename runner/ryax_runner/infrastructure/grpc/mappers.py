@@ -23,12 +23,15 @@ from ...application.messages import (
     ExecuteOrder,
     ExecutionEnded,
     ExecutionProgressed,
+    FilesPublished,
     Heartbeat,
     LogLine,
     OrdersAcked,
     Outgoing,
+    PublishOrder,
     Registered,
     RegisterWorker,
+    ReleaseOrder,
     Report,
     ReportAck,
     ReportedStep,
@@ -97,6 +100,7 @@ def value_to_proto(value: Value, out: pb.Value) -> None:
             value.size,
             value.sha256,
         )
+        target.held_by = value.held_by
     else:
         out.json_value = json.dumps(value, separators=(",", ":"))
 
@@ -122,6 +126,7 @@ def value_from_proto(value: pb.Value) -> Value:
         size=ref.size,
         sha256=ref.sha256,
         is_directory=kind == "directory",
+        held_by=clean_text(ref.held_by),
     )
 
 
@@ -165,6 +170,7 @@ def register_from_proto(msg: pb.Register) -> RegisterWorker:
             for s in msg.deployed_steps
         ),
         running_execution_ids=frozenset(msg.running_execution_ids),
+        held_files=frozenset((h.run_id, h.sha256) for h in msg.held_files),
     )
 
 
@@ -247,6 +253,11 @@ def report_from_proto(msg: pb.WorkerMessage) -> Report | None:
         )
     if kind == "ack":
         return OrdersAcked(order_seq=msg.ack.order_seq)
+    if kind == "published":
+        return FilesPublished(
+            keys=tuple(msg.published.keys),
+            failures=tuple((f.key, clean_text(f.reason)) for f in msg.published.failures),
+        )
     return None
 
 
@@ -323,4 +334,11 @@ def outgoing_to_proto(message: Outgoing) -> pb.RunnerMessage:
         out.order_seq = message.order_seq
         out.cancel.execution_id = message.execution_id
         out.cancel.reason = message.reason
+    elif isinstance(message, PublishOrder):
+        out.order_seq = message.order_seq
+        for f in message.files:
+            out.publish.files.add(key=f.key, sha256=f.sha256, run_id=f.run_id)
+    elif isinstance(message, ReleaseOrder):
+        out.order_seq = message.order_seq
+        out.release.run_ids.extend(message.run_ids)
     return out

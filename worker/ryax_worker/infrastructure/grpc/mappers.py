@@ -31,6 +31,8 @@ from ...domain.model import (
     ExecutionProgressed,
     ExecutionStatus,
     FileRef,
+    FilesPublished,
+    FileToPublish,
     Heartbeat,
     IOSpec,
     JsonText,
@@ -38,7 +40,9 @@ from ...domain.model import (
     LogStream,
     Order,
     OrderAck,
+    PublishFiles,
     Registration,
+    ReleaseRuns,
     Report,
     Resources,
     RunId,
@@ -91,6 +95,7 @@ def value_from_proto(message: ValueMessage) -> Value:
         size=ref.size,
         sha256=ref.sha256,
         is_directory=kind == "directory",
+        held_by=ref.held_by if isinstance(ref, wpb.FileRef) else "",
     )
 
 
@@ -110,6 +115,8 @@ def _fill_value(message: Any, value: Value) -> None:
     else:
         ref = message.directory if value.is_directory else message.file
         ref.key, ref.name, ref.size, ref.sha256 = value.key, value.name, value.size, value.sha256
+        if isinstance(ref, wpb.FileRef):
+            ref.held_by = value.held_by
 
 
 def values_from_proto(values: Any) -> Values:
@@ -198,6 +205,16 @@ def order_from_proto(message: wpb.RunnerMessage) -> Order | None:
         return CancelExecution(
             order_seq=seq, execution_id=ExecutionId(c.execution_id), reason=c.reason
         )
+    if kind == "publish":
+        return PublishFiles(
+            order_seq=seq,
+            files=tuple(
+                FileToPublish(key=f.key, sha256=f.sha256, run_id=f.run_id)
+                for f in message.publish.files
+            ),
+        )
+    if kind == "release":
+        return ReleaseRuns(order_seq=seq, run_ids=tuple(message.release.run_ids))
     return None
 
 
@@ -254,6 +271,9 @@ def register_to_proto(registration: Registration) -> wpb.WorkerMessage:
             for ref, state in registration.deployed_steps
         ],
         running_execution_ids=list(registration.running_execution_ids),
+        held_files=[
+            wpb.HeldFile(run_id=run_id, sha256=sha256) for run_id, sha256 in registration.held_files
+        ],
     )
     return wpb.WorkerMessage(report_seq=0, register=register)
 
@@ -357,6 +377,10 @@ def report_to_proto(seq: int, report: Report) -> wpb.WorkerMessage:
         new_run.at.CopyFrom(timestamp_to_proto(report.at))
     elif isinstance(report, OrderAck):
         message.ack.order_seq = report.order_seq
+    elif isinstance(report, FilesPublished):
+        message.published.keys.extend(report.keys)
+        for key, reason in report.failures:
+            message.published.failures.add(key=key, reason=reason)
     return message
 
 

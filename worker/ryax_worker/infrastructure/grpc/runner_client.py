@@ -171,6 +171,7 @@ class RunnerConnection:
             registered = first.registered
             self._reports.resume(registered.last_report_seq)
             self.site_id = registered.site_id
+            self._worker.registered_as(registered.site_id)
             interval = registered.heartbeat_interval_seconds or self._default_heartbeat
             self.sessions += 1
             self._backoff.reset()

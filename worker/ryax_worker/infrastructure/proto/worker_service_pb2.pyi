@@ -167,6 +167,7 @@ class WorkerMessage(_message.Message):
     EXECUTION_PROGRESS_FIELD_NUMBER: _builtins.int
     NEW_RUN_FIELD_NUMBER: _builtins.int
     ACK_FIELD_NUMBER: _builtins.int
+    PUBLISHED_FIELD_NUMBER: _builtins.int
     report_seq: _builtins.int
     """Per-worker, strictly increasing sequence number of this report (0 only on Register). The
     runner drops a message whose report_seq is not greater than the last one it applied.
@@ -187,6 +188,10 @@ class WorkerMessage(_message.Message):
     def new_run(self) -> Global___NewRun: ...
     @_builtins.property
     def ack(self) -> Global___Ack: ...
+    @_builtins.property
+    def published(self) -> Global___Published:
+        """Answers Publish: which held files are now in the filestore, which could not be."""
+
     def __init__(
         self,
         *,
@@ -199,12 +204,13 @@ class WorkerMessage(_message.Message):
         execution_progress: Global___ExecutionProgress | None = ...,
         new_run: Global___NewRun | None = ...,
         ack: Global___Ack | None = ...,
+        published: Global___Published | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "deployment_state", b"deployment_state", "execution_log", b"execution_log", "execution_progress", b"execution_progress", "execution_result", b"execution_result", "heartbeat", b"heartbeat", "message", b"message", "new_run", b"new_run", "register", b"register"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "deployment_state", b"deployment_state", "execution_log", b"execution_log", "execution_progress", b"execution_progress", "execution_result", b"execution_result", "heartbeat", b"heartbeat", "message", b"message", "new_run", b"new_run", "published", b"published", "register", b"register"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "deployment_state", b"deployment_state", "execution_log", b"execution_log", "execution_progress", b"execution_progress", "execution_result", b"execution_result", "heartbeat", b"heartbeat", "message", b"message", "new_run", b"new_run", "register", b"register", "report_seq", b"report_seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "deployment_state", b"deployment_state", "execution_log", b"execution_log", "execution_progress", b"execution_progress", "execution_result", b"execution_result", "heartbeat", b"heartbeat", "message", b"message", "new_run", b"new_run", "published", b"published", "register", b"register", "report_seq", b"report_seq"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["register", "heartbeat", "deployment_state", "execution_result", "execution_log", "execution_progress", "new_run", "ack"]  # noqa: Y015
+    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["register", "heartbeat", "deployment_state", "execution_result", "execution_log", "execution_progress", "new_run", "ack", "published"]  # noqa: Y015
     _WhichOneofArgType_message: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_message) -> _WhichOneofReturnType_message | None: ...
 
@@ -245,6 +251,7 @@ class Register(_message.Message):
     LAST_SEEN_ORDER_SEQ_FIELD_NUMBER: _builtins.int
     DEPLOYED_STEPS_FIELD_NUMBER: _builtins.int
     RUNNING_EXECUTION_IDS_FIELD_NUMBER: _builtins.int
+    HELD_FILES_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     """Stable id of this worker (from its configuration), kept across restarts."""
     site_name: _builtins.str
@@ -269,6 +276,13 @@ class Register(_message.Message):
     def running_execution_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Executions the worker is still running (their results will follow on this stream)."""
 
+    @_builtins.property
+    def held_files(self) -> _containers.RepeatedCompositeFieldContainer[Global___HeldFile]:
+        """Files the site holds for runs (RYAX_SITE_FILES=hold): written on its disk, pinned, not in
+        the filestore unless published. The runner re-sends the Publish orders still awaited and
+        a Release for the runs that ended.
+        """
+
     def __init__(
         self,
         *,
@@ -281,14 +295,39 @@ class Register(_message.Message):
         last_seen_order_seq: _builtins.int = ...,
         deployed_steps: _abc.Iterable[Global___DeployedStep] | None = ...,
         running_execution_ids: _abc.Iterable[_builtins.str] | None = ...,
+        held_files: _abc.Iterable[Global___HeldFile] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend_kind", b"backend_kind", "deployed_steps", b"deployed_steps", "labels", b"labels", "last_seen_order_seq", b"last_seen_order_seq", "node_pools", b"node_pools", "running_execution_ids", b"running_execution_ids", "site_name", b"site_name", "version", b"version", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend_kind", b"backend_kind", "deployed_steps", b"deployed_steps", "held_files", b"held_files", "labels", b"labels", "last_seen_order_seq", b"last_seen_order_seq", "node_pools", b"node_pools", "running_execution_ids", b"running_execution_ids", "site_name", b"site_name", "version", b"version", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Register: _TypeAlias = Register  # noqa: Y015
+
+@_typing.final
+class HeldFile(_message.Message):
+    """A file a site holds for a run (by content)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.str
+    sha256: _builtins.str
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.str = ...,
+        sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run_id", b"run_id", "sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HeldFile: _TypeAlias = HeldFile  # noqa: Y015
 
 @_typing.final
 class NodePool(_message.Message):
@@ -713,6 +752,56 @@ class Ack(_message.Message):
 Global___Ack: _TypeAlias = Ack  # noqa: Y015
 
 @_typing.final
+class Published(_message.Message):
+    """Held files now in the filestore (published: uploaded now or before), and those the site
+    could not publish (missing: it does not hold them any more, or the upload failed), with why.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYS_FIELD_NUMBER: _builtins.int
+    FAILURES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___PublishFailure]: ...
+    def __init__(
+        self,
+        *,
+        keys: _abc.Iterable[_builtins.str] | None = ...,
+        failures: _abc.Iterable[Global___PublishFailure] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failures", b"failures", "keys", b"keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Published: _TypeAlias = Published  # noqa: Y015
+
+@_typing.final
+class PublishFailure(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishFailure: _TypeAlias = PublishFailure  # noqa: Y015
+
+@_typing.final
 class RunnerMessage(_message.Message):
     """---------------------------------------------------------------------------------------------
     Runner -> worker
@@ -729,6 +818,8 @@ class RunnerMessage(_message.Message):
     EXECUTE_FIELD_NUMBER: _builtins.int
     CANCEL_FIELD_NUMBER: _builtins.int
     REPORT_ACK_FIELD_NUMBER: _builtins.int
+    PUBLISH_FIELD_NUMBER: _builtins.int
+    RELEASE_FIELD_NUMBER: _builtins.int
     order_seq: _builtins.int
     """Per-worker, strictly increasing sequence number of an order (Deploy, Undeploy, Execute,
     Cancel); 0 for Registered and ReportAck, which are not orders.
@@ -745,6 +836,10 @@ class RunnerMessage(_message.Message):
     def cancel(self) -> Global___Cancel: ...
     @_builtins.property
     def report_ack(self) -> Global___ReportAck: ...
+    @_builtins.property
+    def publish(self) -> Global___Publish: ...
+    @_builtins.property
+    def release(self) -> Global___Release: ...
     def __init__(
         self,
         *,
@@ -755,12 +850,14 @@ class RunnerMessage(_message.Message):
         execute: Global___Execute | None = ...,
         cancel: Global___Cancel | None = ...,
         report_ack: Global___ReportAck | None = ...,
+        publish: Global___Publish | None = ...,
+        release: Global___Release | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "deploy", b"deploy", "execute", b"execute", "message", b"message", "registered", b"registered", "report_ack", b"report_ack", "undeploy", b"undeploy"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "deploy", b"deploy", "execute", b"execute", "message", b"message", "publish", b"publish", "registered", b"registered", "release", b"release", "report_ack", b"report_ack", "undeploy", b"undeploy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "deploy", b"deploy", "execute", b"execute", "message", b"message", "order_seq", b"order_seq", "registered", b"registered", "report_ack", b"report_ack", "undeploy", b"undeploy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "deploy", b"deploy", "execute", b"execute", "message", b"message", "order_seq", b"order_seq", "publish", b"publish", "registered", b"registered", "release", b"release", "report_ack", b"report_ack", "undeploy", b"undeploy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["registered", "deploy", "undeploy", "execute", "cancel", "report_ack"]  # noqa: Y015
+    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["registered", "deploy", "undeploy", "execute", "cancel", "report_ack", "publish", "release"]  # noqa: Y015
     _WhichOneofArgType_message: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_message) -> _WhichOneofReturnType_message | None: ...
 
@@ -1069,6 +1166,79 @@ class Cancel(_message.Message):
 Global___Cancel: _TypeAlias = Cancel  # noqa: Y015
 
 @_typing.final
+class Publish(_message.Message):
+    """Upload held files to the filestore, each under its key (the one its FileRef carries). The
+    worker answers Published (a file already published is answered at once, no upload).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___FileToPublish]: ...
+    def __init__(
+        self,
+        *,
+        files: _abc.Iterable[Global___FileToPublish] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Publish: _TypeAlias = Publish  # noqa: Y015
+
+@_typing.final
+class FileToPublish(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    sha256: _builtins.str
+    run_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        sha256: _builtins.str = ...,
+        run_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "run_id", b"run_id", "sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FileToPublish: _TypeAlias = FileToPublish  # noqa: Y015
+
+@_typing.final
+class Release(_message.Message):
+    """The runs ended: the files held for them are unpinned (kept as a cache, least recently used
+    dropped first).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def run_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        run_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run_ids", b"run_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Release: _TypeAlias = Release  # noqa: Y015
+
+@_typing.final
 class Value(_message.Message):
     """---------------------------------------------------------------------------------------------
     Shared values
@@ -1134,6 +1304,7 @@ class FileRef(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     SIZE_FIELD_NUMBER: _builtins.int
     SHA256_FIELD_NUMBER: _builtins.int
+    HELD_BY_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """Filestore key."""
     name: _builtins.str
@@ -1142,6 +1313,10 @@ class FileRef(_message.Message):
     """Size in bytes."""
     sha256: _builtins.str
     """Hex SHA-256 of the object."""
+    held_by: _builtins.str
+    """Set when the file is held by a site (RYAX_SITE_FILES=hold) and not in the filestore yet:
+    the site's id. The key is where it goes once published.
+    """
     def __init__(
         self,
         *,
@@ -1149,10 +1324,11 @@ class FileRef(_message.Message):
         name: _builtins.str = ...,
         size: _builtins.int = ...,
         sha256: _builtins.str = ...,
+        held_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "name", b"name", "sha256", b"sha256", "size", b"size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["held_by", b"held_by", "key", b"key", "name", b"name", "sha256", b"sha256", "size", b"size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
