@@ -88,12 +88,13 @@ class Settings:
     #: (<cache>/site-files, by sha256, least recently used dropped first), so a step of this
     #: site reads a file another one wrote without downloading it. 0 = keep none. Default 1 GiB.
     site_files_max_bytes: int = 1024**3
-    #: RYAX_SITE_FILES: "copy" (default): every output file is uploaded to the filestore and a
-    #: copy kept on this site's disk for its other steps. "hold": an execution's output files
-    #: stay on this site's disk only (durable, pinned until their run ends) and are uploaded
-    #: only when the runner asks (another site, a user's download, a run's results): a file
-    #: passed between two steps of this site never crosses the network. The site's disk then
-    #: holds the only copy until published (docs/remote-sites.md).
+    #: RYAX_SITE_FILES: "copy": every output file is uploaded to the filestore and a copy kept
+    #: on this site's disk for its other steps. "hold": an execution's output files stay on
+    #: this site's disk only (durable, pinned until their run ends) and are uploaded only when
+    #: the runner asks (another site, a user's download, a run's results): a file passed
+    #: between two steps of this site never crosses the network. The site's disk then holds
+    #: the only copy until published (docs/remote-sites.md). Default: "hold" for a remote site
+    #: (RYAX_WORKER_FILES=presigned), "copy" for a worker beside the filestore ("direct").
     site_files: str = "copy"
     #: RYAX_HTTP_HOST / RYAX_HTTP_PORT: health and metrics (/healthz /readyz /metrics).
     http_host: str = "127.0.0.1"
@@ -237,7 +238,12 @@ class Settings:
             files=files,
             file_attempts=e.integer("RYAX_FILE_ATTEMPTS", 4, minimum=1, maximum=20),
             site_files_max_bytes=e.integer("RYAX_SITE_FILES_MAX_BYTES", 1024**3, minimum=0),
-            site_files=e.text("RYAX_SITE_FILES", "copy", choices=("copy", "hold"), lower=True),
+            site_files=e.text(
+                "RYAX_SITE_FILES",
+                "hold" if files == "presigned" else "copy",
+                choices=("copy", "hold"),
+                lower=True,
+            ),
             heartbeat_seconds=e.number("RYAX_HEARTBEAT_SECONDS", 2.0, minimum=0.01),
             runner_silence_seconds=e.number("RYAX_RUNNER_SILENCE_SECONDS", 30.0, minimum=0),
             reconnect_max_seconds=e.number("RYAX_RECONNECT_MAX_SECONDS", 10.0, minimum=0),

@@ -243,7 +243,18 @@ def test_the_credential_may_come_from_a_file_and_plaintext_to_a_remote_runner_is
 def test_files_mode_defaults_to_direct_only_with_filestore_settings(
     env: dict[str, str], mode: str
 ) -> None:
-    assert Settings.from_env(HOME | env).files == mode
+    settings = Settings.from_env(HOME | env)
+    assert settings.files == mode
+    # A remote site (presigned) holds its files by default; one beside the filestore copies.
+    assert settings.site_files == ("hold" if mode == "presigned" else "copy")
+
+
+def test_site_files_may_be_chosen_either_way() -> None:
+    assert Settings.from_env(HOME | {"RYAX_SITE_FILES": "COPY"}).site_files == "copy"
+    direct = {"RYAX_FILESTORE_DIR": "/shared/files", "RYAX_SITE_FILES": "hold"}
+    assert Settings.from_env(HOME | direct).site_files == "hold"
+    with pytest.raises(SystemExit, match="RYAX_SITE_FILES"):
+        Settings.from_env(HOME | {"RYAX_SITE_FILES": "keep"})
 
 
 def test_a_bad_files_mode_is_named() -> None:
