@@ -37,6 +37,7 @@ import hashlib
 import http.client
 import importlib.util
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -100,6 +101,24 @@ RUNNER_GRPC_PORT = 8105
 RUNNER_GRPC_TLS_PORT = 8119
 WEBUI_PORT = 8109  # nginx serving webui/dist; the gateway routes `/` to it
 S3_BUCKET = "ryax"
+
+
+#: SeaweedFS is a Go program: its heap grows to twice what is live before a collection
+#: (GOGC=100) and is returned to the system slowly, so after some traffic it idled at 270 to
+#: 330 MiB resident, the largest process of the platform. A soft memory limit makes its garbage
+#: collector keep the heap near it (it is a soft limit: a larger live heap still works, with
+#: more collections). `RYAX_S3_GOMEMLIMIT` changes it (a Go size: 96MiB, 1GiB; "off": none).
+def s3_go_env() -> list[str]:
+    value = os.environ.get("RYAX_S3_GOMEMLIMIT", "").strip() or "96MiB"
+    if value.lower() == "off":
+        return []
+    if not re.fullmatch(r"[0-9]+(B|KiB|MiB|GiB|TiB)?", value):
+        raise SystemExit(
+            f"RYAX_S3_GOMEMLIMIT={value!r}: not a Go memory limit (e.g. 96MiB, 1GiB, or off)"
+        )
+    return [f"GOMEMLIMIT={value}"]
+
+
 # SeaweedFS's fixed loopback ports (S3 on 8110; the rest are its internal servers).
 S3_PORTS = devlib.WeedPorts(
     s3=8110,
@@ -780,7 +799,7 @@ def generate(services: list[Service], s: Secrets) -> None:
         buckets=(S3_BUCKET,),
     )
     programs: list[tuple[str, str, Path, int]] = [
-        ("s3", "exec " + shlex.join(weed), REPO, 20),
+        ("s3", "exec " + shlex.join(["env", *s3_go_env(), *weed]), REPO, 20),
         (
             "gateway",
             f"exec {shlex.quote(str(VENV_BIN / 'traefik'))} "

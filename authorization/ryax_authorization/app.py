@@ -37,7 +37,7 @@ def create_app(container: Container) -> web.Application:
 
     async def startup(_: web.Application) -> None:
         await ensure_database(settings.database_url)
-        await migrate(settings.database_url, MIGRATIONS)
+        await migrate(settings.database_url, MIGRATIONS, child=True)
         if settings.admin_user and settings.admin_password:
             created = await container.use_cases().bootstrap_admin(
                 settings.admin_user, settings.admin_password

@@ -52,7 +52,7 @@ def create_app(container: Container) -> web.Application:
 
     async def startup(_: web.Application) -> None:
         await ensure_database(settings.database_url)
-        await migrate(settings.database_url, MIGRATIONS)
+        await migrate(settings.database_url, MIGRATIONS, child=True)
         await filestore.ensure_ready()
         settings.work_dir.mkdir(parents=True, exist_ok=True)
         if broker is None:

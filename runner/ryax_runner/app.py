@@ -281,7 +281,7 @@ def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Applic
 
     async def startup(app: web.Application) -> None:
         await ensure_database(settings.database_url)
-        await migrate(settings.database_url, MIGRATIONS)
+        await migrate(settings.database_url, MIGRATIONS, child=True)
         tasks.append(asyncio.create_task(lead(), name="runner-lead"))
 
     async def shutdown(_: web.Application) -> None:

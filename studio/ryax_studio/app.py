@@ -97,7 +97,7 @@ def create_app(container: Container, *, messaging: bool = True) -> web.Applicati
 
     async def startup(_: web.Application) -> None:
         await ensure_database(settings.database_url)
-        await migrate(settings.database_url, MIGRATIONS)
+        await migrate(settings.database_url, MIGRATIONS, child=True)
         files = container.files()
         if files is not None:
             try:

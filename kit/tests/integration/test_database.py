@@ -18,9 +18,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ryax_kit.database import (
+    MigrationFailed,
     SqlAlchemyUnitOfWorkBase,
     create_engine,
     ensure_database,
+    migrate,
     ping,
 )
 from ryax_kit.messaging import OutgoingMessage, outbox_table, processed_messages_table
@@ -205,6 +207,40 @@ async def test_two_processes_migrating_at_once_take_turns(
     async with engine.connect() as conn:
         version = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).all()
     await engine.dispose()
+    assert [row[0] for row in version] == ["0001"]
+
+
+async def test_migrations_in_a_child_process_apply_and_a_failure_says_why(
+    fresh_database: str, tmp_path: Path
+) -> None:
+    folder = _migrations(tmp_path)
+    (folder / "versions" / "0002_broken.py").write_text(
+        textwrap.dedent(
+            """
+            from alembic import op
+            revision = "0002"
+            down_revision = "0001"
+            def upgrade() -> None:
+                op.execute("ALTER TABLE no_such_table ADD COLUMN x int")
+            def downgrade() -> None:
+                pass
+            """
+        )
+    )
+    # The calling process does not import Alembic for it (the child does).
+    loaded = "alembic.command" in sys.modules
+    await migrate(fresh_database, folder, "0001", child=True)
+    assert ("alembic.command" in sys.modules) == loaded
+    engine = create_engine(fresh_database)
+    async with engine.connect() as conn:
+        version = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).all()
+        assert [row[0] for row in version] == ["0001"]
+    with pytest.raises(MigrationFailed, match=r"(?s)to head failed \(exit 1\).*no_such_table"):
+        await migrate(fresh_database, folder, child=True)
+    async with engine.connect() as conn:
+        version = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).all()
+    await engine.dispose()
+    # The failed migration's transaction was rolled back: still at 0001.
     assert [row[0] for row in version] == ["0001"]
 
 

@@ -196,6 +196,9 @@ def test_cgroups_v2_per_action(tmp_path: Path) -> None:
     assert not made.oom_killed()
     (folder / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
     assert made.oom_killed()
+    assert made.cpu_seconds() is None  # no cpu.stat (yet)
+    (folder / "cpu.stat").write_text("usage_usec 1500000\nuser_usec 1000000\nsystem_usec 1\n")
+    assert made.cpu_seconds() == 1.5
 
     bare = tmp_path / "bare"
     bare.mkdir()
@@ -217,19 +220,24 @@ def _v1_tree(root: Path, own: dict[str, str]) -> None:
 
 def test_cgroups_v1_per_action_one_folder_per_hierarchy(tmp_path: Path) -> None:
     root = tmp_path / "cgroup"
-    _v1_tree(root, {"cpu": "/", "memory": "/box/1", "pids": "/"})
+    _v1_tree(root, {"cpu": "/", "memory": "/box/1", "pids": "/", "cpuacct": "/"})
     own = tmp_path / "self-cgroup"
     own.write_text("9:name=systemd:/\n8:pids:/\n4:memory:/box/1\n2:cpuacct:/\n1:cpu:/\n0::/\n")
     cgroups = Cgroups.setup(root, own)
     me = f"ryax-actions.{os.getpid()}"
-    assert cgroups.version == 1 and cgroups.controllers == ["memory", "pids", "cpu"]
+    assert cgroups.version == 1
+    assert cgroups.controllers == ["memory", "pids", "cpu", "cpuacct"]
     assert cgroups.parents == {
         "memory": root / "memory" / "box" / "1" / me,
         "pids": root / "pids" / me,
         "cpu": root / "cpu" / me,
+        "cpuacct": root / "cpuacct" / me,
     }
     made = cgroups.create("d1_s1", Limits(memory_bytes=2**28, cpu=0.25, max_processes=64))
-    assert set(made.folders) == {"memory", "pids", "cpu"}
+    assert set(made.folders) == {"memory", "pids", "cpu", "cpuacct"}
+    assert made.cpu_seconds() is None
+    (made.folders["cpuacct"] / "cpuacct.usage").write_text("2500000000\n")
+    assert made.cpu_seconds() == 2.5
     assert made.procs_files == tuple(f / "cgroup.procs" for f in made.folders.values())
     assert (made.folders["memory"] / "memory.limit_in_bytes").read_text() == str(2**28)
     assert (made.folders["memory"] / "memory.memsw.limit_in_bytes").read_text() == str(2**28)
@@ -245,6 +253,22 @@ def test_cgroups_v1_per_action_one_folder_per_hierarchy(tmp_path: Path) -> None:
     (made.folders["cpu"] / "cpu.stat").write_text("nr_periods 9\nnr_throttled 4\n")
     assert made.throttled() == 4
     assert "cgroups v1" in cgroups.describe()
+
+
+def test_cgroups_v1_co_mounted_controllers_share_one_folder(tmp_path: Path) -> None:
+    root = tmp_path / "cgroup"
+    _v1_tree(root, {"cpu,cpuacct": "/", "memory": "/", "pids": "/"})
+    (root / "cpu").symlink_to("cpu,cpuacct")
+    (root / "cpuacct").symlink_to("cpu,cpuacct")
+    own = tmp_path / "self-cgroup"
+    own.write_text("8:pids:/\n4:memory:/\n2:cpu,cpuacct:/\n")
+    cgroups = Cgroups.setup(root, own)
+    made = cgroups.create("d1_s1", Limits(memory_bytes=2**28, cpu=0.5, max_processes=8))
+    assert made.folders["cpu"].resolve() == made.folders["cpuacct"].resolve()
+    # One pid write per hierarchy: the shared folder's cgroup.procs once.
+    assert len(made.procs_files) == 3
+    (made.folders["cpu"] / "cpuacct.usage").write_text("750000000")
+    assert made.cpu_seconds() == 0.75
 
 
 def test_cgroups_v1_without_a_pids_hierarchy_is_refused_and_left_clean(tmp_path: Path) -> None:

@@ -11,9 +11,14 @@ cgroup whose controllers are enabled for its children, so the worker first moves
 cpu.max, pids.max; an OOM kill is `oom_kill` in memory.events.
 
 cgroup v1: used when /sys/fs/cgroup holds a `memory` and a `pids` hierarchy (and `cpu` for the
-quota) in which the worker may create cgroups under its own (/proc/self/cgroup). Files:
+quota, `cpuacct` for the CPU time used: often one hierarchy mounted as `cpu,cpuacct`) in which
+the worker may create cgroups under its own (/proc/self/cgroup). Files:
 memory.limit_in_bytes and memory.memsw.limit_in_bytes, cpu.cfs_period_us and cpu.cfs_quota_us,
 pids.max; an OOM kill is `oom_kill` in memory.oom_control.
+
+The CPU time an execution used is read from the cgroup (v2 cpu.stat `usage_usec`, v1
+cpuacct.usage): one file, where walking /proc for the sandbox's processes showed in the hop
+path's profile (`ActionCgroup.cpu_seconds`).
 
 Layout: <the worker's cgroup>/ryax-actions.<worker pid>/<deployment>_<step>.<n>/ (in each
 hierarchy for v1). One folder per worker process, so workers sharing a cgroup (tests, two
@@ -35,7 +40,7 @@ from .sandbox import Limits
 
 ROOT = Path("/sys/fs/cgroup")
 NEEDED = ("memory", "pids")
-WANTED = ("memory", "pids", "cpu")
+WANTED = ("memory", "pids", "cpu", "cpuacct")
 CPU_PERIOD_US = 100_000
 PREFIX = "ryax-actions."
 #: v2 has one hierarchy: its folders are keyed by this name.
@@ -128,8 +133,9 @@ class ActionCgroup:
 
     @property
     def procs_files(self) -> tuple[Path, ...]:
-        """Where the action's first process writes its pid to enter the cgroup."""
-        return tuple(folder / "cgroup.procs" for folder in self.folders.values())
+        """Where the action's first process writes its pid to enter the cgroup (once per
+        hierarchy: co-mounted controllers share a folder)."""
+        return tuple(dict.fromkeys(folder / "cgroup.procs" for folder in self.folders.values()))
 
     def oom_killed(self) -> bool:
         if self.version == 2:
@@ -141,6 +147,23 @@ class ActionCgroup:
         """A fork or thread was refused by pids.max."""
         folder = self.folders.get(UNIFIED if self.version == 2 else "pids")
         return folder is not None and _counter(folder / "pids.events", "max") > 0
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time used by every process that was in the cgroup (exited ones included), or
+        None when this cgroup does not account it."""
+        try:
+            if self.version == 2:
+                for line in (self.folders[UNIFIED] / "cpu.stat").read_text().splitlines():
+                    name, _, value = line.partition(" ")
+                    if name == "usage_usec":
+                        return int(value) / 1e6
+                return None
+            folder = self.folders.get("cpuacct")
+            if folder is None:
+                return None
+            return int((folder / "cpuacct.usage").read_text()) / 1e9
+        except (OSError, ValueError):
+            return None
 
     def throttled(self) -> int:
         """How many CPU periods the quota held the action back (cpu.stat nr_throttled)."""
@@ -246,8 +269,14 @@ class Cgroups:
         made: dict[str, Path] = {}
         try:
             for key, parent in self.parents.items():
-                made[key] = parent / leaf
-                made[key].mkdir()
+                folder = parent / leaf
+                # Co-mounted controllers (cpu,cpuacct) are one folder: made once, one path.
+                same = [m for m in made.values() if m.resolve() == folder.resolve()]
+                if same:
+                    folder = same[0]
+                else:
+                    folder.mkdir()
+                made[key] = folder
             cgroup = ActionCgroup(self.version, made)
             self._limit(cgroup, limits)
         except OSError:

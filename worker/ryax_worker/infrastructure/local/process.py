@@ -701,7 +701,11 @@ class ActionProcess:
 
     def cpu_seconds(self) -> float:
         """CPU time of the sandbox's processes and their waited-for children, in seconds (0 if
-        unknown)."""
+        unknown): the cgroup's account where there is one (one file read), else /proc."""
+        if self._cgroup is not None:
+            used = self._cgroup.cpu_seconds()
+            if used is not None:
+                return used
         return self.sandbox_cpu_seconds()
 
     def reset_peak_memory(self) -> None:
