@@ -193,7 +193,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / ".dev" / "bench" / "warmloop.json")
     args = parser.parse_args()
     if os.geteuid() != 0:
-        print("warmloop: run as root (the worker's sandbox drops actions to nobody)", file=sys.stderr)
+        print("warmloop: run as root (the sandbox drops actions to nobody)", file=sys.stderr)
         return 1
     result = asyncio.run(measure(args.executions, args.warmup))
     text = json.dumps(result, indent=2)
