@@ -223,6 +223,9 @@ class Executions:
         resumed = running.resumed
         started = resumed.started_at if resumed is not None else self._clock.now()
         workspace: Workspace | None = None
+        # Only a work directory whose action returned may serve again: after a cancel, a timeout
+        # or a crash, the process being stopped might still write into it.
+        returned = False
         outcome: Outcome
         outputs: Values = {}
         outputs_list: tuple[Values, ...] = ()
@@ -267,6 +270,7 @@ class Executions:
                 work_dir_reused=workspace.reused,
             )
             outcome = await self._run_action(running, request)
+            returned = outcome.result is not None
             if outcome.status == ExecutionStatus.COMPLETED and outcome.result is not None:
                 outputs = await self._staging.publish_outputs(
                     outcome.result.outputs,
@@ -304,7 +308,7 @@ class Executions:
         finally:
             # A detached execution goes on in its workspace (its job still runs there).
             if workspace is not None and not running.detached:
-                self._staging.release(workspace)
+                self._staging.release(workspace, reusable=returned)
         if running.detached:
             self._forget(running)
             return

@@ -222,10 +222,10 @@ class FileStaging:
         os.makedirs(work)
         return Workspace(root, reusable_by=ref, work_mode=stat.S_IMODE(os.stat(work).st_mode))
 
-    def release(self, space: Workspace) -> None:
+    def release(self, space: Workspace, *, reusable: bool = True) -> None:
         """After its execution: a reusable workspace left as it was given waits for the next
-        execution of its step; any other is removed."""
-        if space.reusable_by is not None and _left_as_given(space):
+        execution of its step (unless `reusable` is False); any other is removed."""
+        if reusable and space.reusable_by is not None and _left_as_given(space):
             self._idle.setdefault(space.reusable_by, []).append(replace(space, reused=False))
             return
         self.cleanup(space.root)

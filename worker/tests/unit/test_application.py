@@ -20,6 +20,7 @@ from ryax_worker.application.ports import (
     ActionRunRequest,
     ActionStatus,
 )
+from ryax_worker.domain.errors import ActionCrashed
 from ryax_worker.domain.model import (
     ActionKind,
     CancelExecution,
@@ -551,6 +552,34 @@ class TestWorkspaces:
         assert not any(r.work_dir_reused for r in requests)
         assert not any(r.work_dir.parent.exists() for r in requests)
         assert self.workspaces(harness) == []
+
+    async def test_a_work_dir_of_a_cancelled_or_crashed_execution_is_not_reused(
+        self, harness: Any
+    ) -> None:
+        started = asyncio.Event()
+
+        async def script(request: ActionRunRequest) -> AsyncIterator[ActionEvent]:
+            if request.inputs.get("crash"):
+                raise ActionCrashed("the action process died")
+            if request.inputs.get("hang"):
+                started.set()
+                await asyncio.sleep(60)
+            yield ActionResult(status=ActionStatus.COMPLETED)
+
+        harness.backend.scripts[REF] = script
+        await deployed(harness)
+        harness.worker.handle(execute(2, "hang", {"hang": True}))
+        await started.wait()
+        harness.worker.handle(CancelExecution(order_seq=3, execution_id=ExecutionId("hang")))
+        await harness.until(lambda: "hang" in results(harness))
+        harness.worker.handle(execute(4, "crash", {"crash": True}))
+        await harness.until(lambda: "crash" in results(harness))
+        assert results(harness)["crash"].status == ExecutionStatus.FAILED
+        await self.run(harness, 5, "next")
+        hang, crash, after = harness.backend.requests
+        assert [r.work_dir.parent.name for r in (hang, crash, after)] == ["hang", "crash", "next"]
+        assert not any(r.work_dir_reused for r in (hang, crash, after))
+        assert self.workspaces(harness) == [after.work_dir.parent]
 
     async def test_executions_at_once_get_different_work_dirs(self, harness: Any) -> None:
         gate = asyncio.Event()
