@@ -54,14 +54,18 @@ def main(argv: list[str] | None = None) -> None:
 
         sys.exit(serve_forks(args.fork_server, main))
     log_handler = setup_process_streams(args.log_level, os.environ.get("RYAX_LOG_FORMAT", "text"))
-    runtime = build_runtime(log_handler)
-    if args.once:
-        from .infrastructure.once import run_once
+    runtime, capture = build_runtime(log_handler)
+    # Closed here rather than at exit: a forked action process ends by os._exit.
+    try:
+        if args.once:
+            from .infrastructure.once import run_once
 
-        sys.exit(run_once(runtime, args.once[0], args.once[1], args.events))
-    from .infrastructure.grpc.server import serve
+            sys.exit(run_once(runtime, args.once[0], args.once[1], args.events))
+        from .infrastructure.grpc.server import serve
 
-    asyncio.run(serve(runtime, args.address, args.port_file))
+        asyncio.run(serve(runtime, args.address, args.port_file))
+    finally:
+        capture.close()
 
 
 if __name__ == "__main__":

@@ -12,10 +12,13 @@ from .infrastructure.files import ProcessWorkingDirectory, probe_path
 from .infrastructure.loader import ImportlibCodeLoader
 
 
-def build_runtime(log_handler: CaptureLogHandler) -> ActionRuntime:
-    return ActionRuntime(
+def build_runtime(log_handler: CaptureLogHandler) -> tuple[ActionRuntime, FdCapture]:
+    """The runtime, and the capture of the process's output to close when the process ends."""
+    capture = FdCapture(log_handler)
+    runtime = ActionRuntime(
         loader=ImportlibCodeLoader(),
-        capture=FdCapture(log_handler),
+        capture=capture,
         workdir=ProcessWorkingDirectory(),
         probe=probe_path,
     )
+    return runtime, capture

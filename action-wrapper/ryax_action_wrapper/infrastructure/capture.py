@@ -1,19 +1,32 @@
 """Capture an execution's output: file descriptors 1 and 2 (print, C extensions, subprocesses)
 and `logging` records, line by line, into the execution's sink.
 
+Descriptors 1 and 2 become pipes once per process, read by one pump thread each for the life of
+the process; each execution switches the pumps to its sink and back, by markers written into the
+pipes themselves, so the switch happens at its place in the stream: what was written before an
+execution started is not its, what it wrote before it ended is (the end waits until both pumps
+have passed its end marker), whoever wrote it (the action's threads, C code, a subprocess).
+Between executions (a background thread, or a process the action left running, writing after its
+execution ended) the pumps pass the bytes through to the process's original stdout and stderr,
+as if nothing were captured: the worker reports them as the step's own log lines, tied to no
+execution.
+
 The wrapper's own log goes to a copy of the original stderr taken at start, so it is never
 mixed into an action's log.
 """
 
 from __future__ import annotations
 
+import atexit
+import collections
 import ctypes
 import io
 import logging
 import os
+import secrets
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import TextIO, cast
 
@@ -21,49 +34,147 @@ from ..application.ports import LineSink
 from ..domain.model import LogStream
 from .logging import JsonFormatter, TextFormatter
 
-#: How long the end of an execution waits for output still in the pipes (a process the action
-#: started in the background may keep them open forever).
+#: How long the end of an execution waits for its output still in the pipes to be read.
 DRAIN_TIMEOUT_SECONDS = 2.0
 _WRAPPER_LOGGERS = ("ryax_action_wrapper", "grpc", "asyncio")
+_READ_SIZE = 65536
 
+log = logging.getLogger(__name__)
 
 _LIBC: list[ctypes.CDLL] = []
 
 
 def _libc_fflush() -> None:
-    """C stdio's buffers out (a C extension's printf) before the descriptors move; the C
-    library is loaded once (loading it per execution showed in the hop-path profile)."""
+    """C stdio's buffers out (a C extension's printf) before the sink changes; the C library is
+    loaded once (loading it per execution showed in the hop-path profile)."""
     with suppress(OSError, AttributeError):
         if not _LIBC:
             _LIBC.append(ctypes.CDLL(None))
         _LIBC[0].fflush(None)
 
 
-class _Pump(threading.Thread):
-    """Reads one pipe to its end and hands complete lines to the sink."""
+class _End:
+    """The end marker of one execution: set once the pump has passed it."""
 
-    def __init__(self, fd: int, stream: LogStream, sink: LineSink) -> None:
+    def __init__(self) -> None:
+        self.passed = threading.Event()
+
+
+class Demux:
+    """The bytes of one pipe, cut at the switch markers: between a start and an end marker,
+    complete lines go to that execution's sink (a last line without newline at its end);
+    elsewhere the bytes go through to `passthrough` as they come.
+
+    A marker is `<prefix>S\\n` (start: takes the next sink queued by `expect`) or `<prefix>E\\n`
+    (end: flushes the line in progress, sets the next end queued); the prefix holds a random
+    token of this process, so nothing an action writes is taken for one."""
+
+    def __init__(self, stream: LogStream, passthrough: Callable[[bytes], None], token: str) -> None:
+        self._stream = stream
+        self._passthrough = passthrough
+        self.prefix = f"\x00ryax-capture-{token}:".encode()
+        self._sinks: collections.deque[LineSink] = collections.deque()
+        self._ends: collections.deque[_End] = collections.deque()
+        self._sink: LineSink | None = None
+        self._held = b""  # not delivered yet: a line in progress, or what may begin a marker
+
+    def expect(self, sink: LineSink) -> bytes:
+        """The start marker to write for `sink` (queued until the pump reaches it)."""
+        self._sinks.append(sink)
+        return self.prefix + b"S\n"
+
+    def expect_end(self) -> tuple[bytes, _End]:
+        end = _End()
+        self._ends.append(end)
+        return self.prefix + b"E\n", end
+
+    def feed(self, chunk: bytes) -> None:
+        """Bytes read from the pipe (the pump's thread only)."""
+        data = self._held + chunk
+        while True:
+            at = data.find(self.prefix)
+            if at < 0:
+                break
+            stop = data.find(b"\n", at + len(self.prefix))
+            if stop < 0:
+                break  # the rest of the marker comes with the next read
+            self._deliver(data[:at], final=True)
+            self._switch(data[at + len(self.prefix) : stop])
+            data = data[stop + 1 :]
+        cut = len(data) - self._partial_prefix(data)
+        self._held = self._deliver(data[:cut], final=False) + data[cut:]
+
+    def close(self) -> None:
+        """End of the pipe: what is held goes out."""
+        self._deliver(self._held, final=True)
+        self._held = b""
+
+    def _partial_prefix(self, data: bytes) -> int:
+        """How many bytes at the end of `data` may begin a marker (held for the next read)."""
+        at = data.find(self.prefix[:1], max(len(data) - len(self.prefix) - 2, 0))
+        while at >= 0:
+            tail = data[at:]
+            if self.prefix.startswith(tail) or tail.startswith(self.prefix):
+                return len(tail)
+            at = data.find(self.prefix[:1], at + 1)
+        return 0
+
+    def _deliver(self, data: bytes, *, final: bool) -> bytes:
+        """Hand `data` on; what is not handed on yet (a line in progress) is returned."""
+        if not data:
+            return b""
+        sink = self._sink
+        if sink is None:
+            self._passthrough(data)
+            return b""
+        *lines, rest = data.split(b"\n")
+        for raw in lines:
+            self._emit(sink, raw)
+        if final and rest:
+            self._emit(sink, rest)
+            return b""
+        return rest
+
+    def _emit(self, sink: LineSink, raw: bytes) -> None:
+        sink(self._stream, raw.decode("utf-8", errors="replace").rstrip("\r"))
+
+    def _switch(self, kind: bytes) -> None:
+        if kind == b"S" and self._sinks:
+            self._sink = self._sinks.popleft()
+        elif kind == b"E" and self._ends:
+            self._sink = None
+            self._ends.popleft().passed.set()
+
+
+class _Pump(threading.Thread):
+    """Reads one pipe for the life of the process into its Demux."""
+
+    def __init__(self, fd: int, demux: Demux, stream: LogStream) -> None:
         super().__init__(name=f"ryax-capture-{stream}", daemon=True)
-        self._fd, self._stream, self._sink = fd, stream, sink
+        self._fd, self._demux = fd, demux
 
     def run(self) -> None:
-        pending = b""
         try:
-            while True:
-                chunk = os.read(self._fd, 65536)
-                if not chunk:
-                    break
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for raw in lines:
-                    self._emit(raw)
-            if pending:
-                self._emit(pending)
+            while chunk := os.read(self._fd, _READ_SIZE):
+                self._demux.feed(chunk)
+            self._demux.close()
         finally:
             os.close(self._fd)
 
-    def _emit(self, raw: bytes) -> None:
-        self._sink(self._stream, raw.decode("utf-8", errors="replace").rstrip("\r"))
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _passthrough(fd: int) -> Callable[[bytes], None]:
+    def write(data: bytes) -> None:
+        # Nobody reading the original stream any more must not stop the pump.
+        with suppress(OSError):
+            _write_all(fd, data)
+
+    return write
 
 
 class _LineWriter(io.TextIOBase):
@@ -137,26 +248,59 @@ class CaptureLogHandler(logging.Handler):
             sink(LogStream.LOG, line)
 
 
+class _Descriptor:
+    """Descriptor 1 or 2 made a pipe for the life of the process."""
+
+    def __init__(self, fd: int, stream: LogStream, token: str) -> None:
+        self.fd = fd
+        self.original = os.dup(fd)
+        read_end, self.write_end = os.pipe()  # the wrapper's own write end: markers
+        self.demux = Demux(stream, _passthrough(self.original), token)
+        os.dup2(self.write_end, fd)  # inheritable: subprocesses write into the pipe too
+        self.pump = _Pump(read_end, self.demux, stream)
+        self.pump.start()
+
+    def restore(self) -> None:
+        os.dup2(self.original, self.fd)
+        os.close(self.write_end)
+
+
 class FdCapture:
+    """The capture of one process: set up at the first execution, switched at each one."""
+
     def __init__(self, log_handler: CaptureLogHandler) -> None:
         self._log_handler = log_handler
+        self._descriptors: list[_Descriptor] = []
+        self._lock = threading.Lock()
+
+    def _started(self) -> list[_Descriptor]:
+        with self._lock:
+            if not self._descriptors:
+                token = secrets.token_hex(16)
+                made: list[_Descriptor] = []
+                try:
+                    for fd, stream in ((1, LogStream.STDOUT), (2, LogStream.STDERR)):
+                        made.append(_Descriptor(fd, stream, token))
+                except OSError:
+                    for descriptor in made:
+                        descriptor.restore()
+                    raise
+                self._descriptors = made
+                atexit.register(self.close)
+            return self._descriptors
 
     @contextmanager
     def capturing(self, sink: LineSink) -> Iterator[None]:
         _flush_all()
-        pumps: list[_Pump] = []
-        saved: list[tuple[int, int]] = []
-        writers: list[_LineWriter] = []
+        switched: list[_Descriptor] = []
         python_streams = (sys.stdout, sys.stderr)
+        writers: list[_LineWriter] = []
         try:
-            for fd, stream in ((1, LogStream.STDOUT), (2, LogStream.STDERR)):
-                read_end, write_end = os.pipe()
-                saved.append((fd, os.dup(fd)))
-                os.dup2(write_end, fd)  # inheritable: subprocesses write into the pipe too
-                os.close(write_end)
-                pump = _Pump(read_end, stream, sink)
-                pump.start()
-                pumps.append(pump)
+            for descriptor in self._started():
+                # The pipe again, wherever the last execution may have pointed the descriptor.
+                os.dup2(descriptor.write_end, descriptor.fd)
+                _write_all(descriptor.write_end, descriptor.demux.expect(sink))
+                switched.append(descriptor)
             writers = [
                 _LineWriter(LogStream.STDOUT, sink, 1, _encoding(sys.stdout)),
                 _LineWriter(LogStream.STDERR, sink, 2, _encoding(sys.stderr)),
@@ -170,12 +314,34 @@ class FdCapture:
             for writer in writers:
                 writer.finish()
             _flush_all()
-            # Restoring 1 and 2 closes the last write ends: the pumps read to EOF and stop.
-            for fd, copy in saved:
-                os.dup2(copy, fd)
-                os.close(copy)
-            for pump in pumps:
-                pump.join(DRAIN_TIMEOUT_SECONDS)
+            self._end(switched)
+
+    @staticmethod
+    def _end(switched: list[_Descriptor]) -> None:
+        """Back to passing through, once everything written so far reached the sink."""
+        ends = []
+        for descriptor in switched:
+            marker, end = descriptor.demux.expect_end()
+            _write_all(descriptor.write_end, marker)
+            ends.append(end)
+        for end in ends:
+            if not end.passed.wait(DRAIN_TIMEOUT_SECONDS):
+                log.warning(
+                    "output of the execution still unread at its end: it goes to the step's log",
+                    extra={"waited_seconds": DRAIN_TIMEOUT_SECONDS},
+                )
+
+    def close(self) -> None:
+        """The process ends: descriptors 1 and 2 back to the originals, what is left in the
+        pipes passed through (a process the action left may keep a pipe open: not waited for
+        longer than DRAIN_TIMEOUT_SECONDS)."""
+        with self._lock:
+            descriptors, self._descriptors = self._descriptors, []
+        _flush_all()
+        for descriptor in descriptors:
+            descriptor.restore()
+        for descriptor in descriptors:
+            descriptor.pump.join(DRAIN_TIMEOUT_SECONDS)
 
 
 def _encoding(stream: TextIO | None) -> str:

@@ -17,11 +17,13 @@ from ..domain.errors import ActionCrashed, ActionUnavailable, DomainError
 from ..domain.model import (
     CancelExecution,
     DeploymentStateKind,
+    DeployStep,
     ExecuteStep,
     ExecutionFinished,
     ExecutionId,
     ExecutionProgressed,
     ExecutionStatus,
+    FileRef,
     LogLine,
     StepRef,
     Values,
@@ -76,6 +78,13 @@ class Outcome:
     traceback: str = ""
 
 
+def _moves_files(order: ExecuteStep, spec: DeployStep) -> bool:
+    """A file or directory among the execution's inputs, or among its step's outputs."""
+    return any(isinstance(value, FileRef) for value in order.inputs.values()) or any(
+        output.holds_a_file for output in spec.outputs
+    )
+
+
 def _placement(
     placement: FilePlacement, order: ExecuteStep, index: int | None
 ) -> Callable[[str, str], str]:
@@ -111,6 +120,9 @@ class Executions:
         self._running: dict[ExecutionId, RunningExecution] = {}
         self._seen: OrderedDict[ExecutionId, None] = OrderedDict()
         self.finished: Counter[str] = Counter()
+        # A backend that finds its executions again by their folder (Slurm: a job record per
+        # execution's folder) gets a fresh one per execution.
+        self._reuse_workspaces = not isinstance(backend, ResumableBackend)
         deployments.on_undeploy = self.cancel_step
 
     # -- queries ---------------------------------------------------------------------------
@@ -169,6 +181,7 @@ class Executions:
             self._cancel(running, f"step {ref} was undeployed")
         for running in doomed:
             await running.done.wait()
+        self._staging.forget_step(ref)
 
     def _cancel(self, running: RunningExecution, reason: str) -> None:
         if running.cancel_reason is not None:
@@ -210,6 +223,9 @@ class Executions:
         resumed = running.resumed
         started = resumed.started_at if resumed is not None else self._clock.now()
         workspace: Workspace | None = None
+        # Only a work directory whose action returned may serve again: after a cancel, a timeout
+        # or a crash, the process being stopped might still write into it.
+        returned = False
         outcome: Outcome
         outputs: Values = {}
         outputs_list: tuple[Values, ...] = ()
@@ -240,6 +256,9 @@ class Executions:
             if resumed is not None:
                 workspace = Workspace(resumed.work_dir.parent)
                 inputs: Values = {}
+            elif self._reuse_workspaces and not _moves_files(order, step.spec):
+                workspace = self._staging.reusable_workspace(order.ref, order.execution_id)
+                inputs = order.inputs
             else:
                 workspace = self._staging.workspace(order.ref, order.execution_id)
                 inputs = await self._staging.fetch_inputs(order.inputs, workspace.inputs_dir)
@@ -248,8 +267,10 @@ class Executions:
                 inputs=inputs,
                 work_dir=workspace.work_dir,
                 order=order,
+                work_dir_reused=workspace.reused,
             )
             outcome = await self._run_action(running, request)
+            returned = outcome.result is not None
             if outcome.status == ExecutionStatus.COMPLETED and outcome.result is not None:
                 outputs = await self._staging.publish_outputs(
                     outcome.result.outputs,
@@ -291,7 +312,7 @@ class Executions:
         finally:
             # A detached execution goes on in its workspace (its job still runs there).
             if workspace is not None and not running.detached:
-                self._staging.cleanup(workspace.root)
+                self._staging.release(workspace, reusable=returned)
         if running.detached:
             self._forget(running)
             return

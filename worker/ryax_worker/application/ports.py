@@ -105,6 +105,9 @@ class ActionRunRequest:
     #: The order it comes from (a backend whose executions outlive the worker keeps it, to be
     #: followed again after a restart: ResumableBackend). None for a trigger's session.
     order: ExecuteStep | None = None
+    #: `work_dir` served an earlier execution of the step on this backend and was left as it was
+    #: given (empty): what the backend did to it for that one still holds.
+    work_dir_reused: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

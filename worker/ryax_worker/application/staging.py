@@ -13,6 +13,12 @@ Layout of one execution on disk (removed after the execution):
                                                     (a directory input: extracted there)
     <root>/<deployment>/<step>/<execution_id>/work/ (the action's current directory)
 `<root>/<deployment>/<step>/` is all the step's sandbox sees of the worker's disk.
+
+An execution that moves no file (no file or directory among its inputs, none among its step's
+outputs) on a backend that does not follow executions by their folder gets a reusable workspace
+instead: a work directory that an earlier execution of the step left as it was given (empty,
+same mode) is taken again, else a new one is made (named after the execution that made it, no
+inputs folder). Making and removing a workspace per execution showed in the hop-path profile.
 A directory travels as an uncompressed tar of its contents (members relative to the directory).
 
 An output is published only if it resolves inside the execution's work directory (links
@@ -53,6 +59,14 @@ CHUNK = 1024 * 1024
 @dataclass(frozen=True)
 class Workspace:
     root: Path
+    #: Made for executions of this step that move no file: taken back after its execution when
+    #: left as it was given (None: removed after its execution).
+    reusable_by: StepRef | None = None
+    #: It served an earlier execution of the step, which left it empty: what was done to it for
+    #: that one (given to the action's user) still holds.
+    reused: bool = False
+    #: The mode of its work directory when made (a reusable one must keep it).
+    work_mode: int = 0
 
     @property
     def inputs_dir(self) -> Path:
@@ -154,6 +168,21 @@ def extract_tar(archive_path: Path, destination: Path) -> None:
         archive.extractall(destination, filter="data")
 
 
+def _left_as_given(space: Workspace) -> bool:
+    """Nothing but its work directory in the workspace, nothing in that, its mode unchanged."""
+    try:
+        with os.scandir(space.root) as entries:
+            if [entry.name for entry in entries] != ["work"]:
+                return False
+        st = os.stat(space.work_dir, follow_symlinks=False)
+        if not stat.S_ISDIR(st.st_mode) or stat.S_IMODE(st.st_mode) != space.work_mode:
+            return False
+        with os.scandir(space.work_dir) as entries:
+            return next(entries, None) is None
+    except OSError:
+        return False
+
+
 def _kind_of(path: Path) -> str | None:
     if path.is_dir():
         return "directory"
@@ -174,6 +203,7 @@ class FileStaging:
         self._root = root
         self._site_files = site_files
         self._held = held
+        self._idle: dict[StepRef, list[Workspace]] = {}
 
     def step_dir(self, ref: StepRef) -> Path:
         """Where the executions of a step live (the only part of this disk its sandbox sees)."""
@@ -186,6 +216,34 @@ class FileStaging:
         space.inputs_dir.mkdir(parents=True)
         space.work_dir.mkdir(parents=True)
         return space
+
+    def reusable_workspace(self, ref: StepRef, execution_id: str) -> Workspace:
+        """A work directory for an execution that moves no file: one an earlier execution of
+        the step left empty, else a new one (without inputs folder: nothing to fetch)."""
+        idle = self._idle.get(ref)
+        while idle:
+            space = idle.pop()
+            # The step's folders go when it is undeployed or deployed anew.
+            if os.path.isdir(space.work_dir):
+                return replace(space, reused=True)
+        root = self.step_dir(ref) / safe_file_name(execution_id)
+        if root.exists():
+            shutil.rmtree(root, ignore_errors=True)
+        work = root / "work"
+        os.makedirs(work)
+        return Workspace(root, reusable_by=ref, work_mode=stat.S_IMODE(os.stat(work).st_mode))
+
+    def release(self, space: Workspace, *, reusable: bool = True) -> None:
+        """After its execution: a reusable workspace left as it was given waits for the next
+        execution of its step (unless `reusable` is False); any other is removed."""
+        if reusable and space.reusable_by is not None and _left_as_given(space):
+            self._idle.setdefault(space.reusable_by, []).append(replace(space, reused=False))
+            return
+        self.cleanup(space.root)
+
+    def forget_step(self, ref: StepRef) -> None:
+        """The step is undeployed: its workspaces go with its folders."""
+        self._idle.pop(ref, None)
 
     def trigger_dir(self, ref: StepRef, name: str) -> Path:
         path = self.step_dir(ref) / safe_file_name(name)

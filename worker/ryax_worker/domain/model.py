@@ -154,6 +154,11 @@ class IOSpec:
     enum_values: tuple[str, ...] = ()
     default_value: str | None = None
 
+    @property
+    def holds_a_file(self) -> bool:
+        """A `file` or `directory`: its value moves through the filestore."""
+        return self.type in ("file", "directory")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Resources:

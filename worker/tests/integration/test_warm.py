@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import time
@@ -208,3 +209,46 @@ async def test_an_action_forked_from_another_artefacts_fork_server_imports_its_o
     out = result.outputs["out"].string_value
     # Its own package, and the preloaded wrapper seen at its own artefact's path.
     assert out == "own dependency /ryax/action/wrapper/ryax_action_wrapper/__init__.py"
+
+
+SCRATCH = {
+    "ryax_handler.py": """
+        import json
+        import os
+        import tempfile
+
+        def handle(request):
+            seen = sorted(os.listdir("."))
+            owner = os.stat(".").st_uid
+            if request["text"] == "scratch":
+                open("scratch.txt", "w").write("x")
+                tempfile.mkstemp()  # the temporary directory is the work directory
+            print(json.dumps({"cwd": os.getcwd(), "seen": seen, "owner": owner}))
+            return {"out": request["text"], "uid": os.getuid()}
+    """,
+}
+
+
+async def test_executions_moving_no_file_reuse_an_empty_work_dir_in_the_sandbox(
+    worker: Any,
+) -> None:
+    """Each execution sees an empty work directory of its own user, whether the one an earlier
+    execution left empty (no folder made, nothing handed over) or a new one after an execution
+    left files in it."""
+    retain(worker, 3600)
+    worker.deploy(worker.artefact(SCRATCH), step_id="s1", inputs=INPUTS, outputs=OUTPUTS)
+    await worker.ready("s1")
+    seen = []
+    for n, text in enumerate(["a", "b", "scratch", "c", "d"]):
+        worker.execute(f"x{n}", {"text": wpb.Value(string_value=text)})
+        result = await worker.runner.until(lambda n=n: worker.runner.result(f"x{n}"))
+        assert result.status == COMPLETED, result.error
+        [line] = [json.loads(log.line) for log in worker.runner.logs(f"x{n}")]
+        seen.append(line)
+    assert all(s["seen"] == [] and s["owner"] == 65534 for s in seen)
+    cwds = [s["cwd"] for s in seen]
+    assert cwds[0] == cwds[1] == cwds[2] == "/ryax/executions/x0/work"
+    assert cwds[3] == cwds[4] == "/ryax/executions/x3/work"
+    step_dir = worker.cache_dir / "executions" / "d1" / "s1"
+    assert sorted(p.name for p in step_dir.iterdir()) == ["x3"]
+    assert not any((step_dir / "x3" / "work").iterdir())

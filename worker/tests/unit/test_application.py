@@ -6,6 +6,7 @@ import asyncio
 import io
 import tarfile
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from ryax_worker.application.ports import (
     ActionRunRequest,
     ActionStatus,
 )
+from ryax_worker.domain.errors import ActionCrashed
 from ryax_worker.domain.model import (
     ActionKind,
     CancelExecution,
@@ -32,6 +34,7 @@ from ryax_worker.domain.model import (
     ExecutionProgressed,
     ExecutionStatus,
     FileRef,
+    IOSpec,
     LogLine,
     LogStream,
     OrderAck,
@@ -471,6 +474,145 @@ class TestExecutions:
         assert found["quick"].status == ExecutionStatus.COMPLETED
         assert found["slow"].status == ExecutionStatus.FAILED
         assert "shut down" in found["slow"].error
+
+
+class TestWorkspaces:
+    """An execution that moves no file takes a work directory an earlier one left empty; any
+    other gets its own, removed after it."""
+
+    @staticmethod
+    def workspaces(h: Any) -> list[Path]:
+        return sorted((h.root / "executions" / "d1" / "s1").iterdir())
+
+    async def run(self, h: Any, seq: int, execution: str, inputs: Values | None = None) -> None:
+        h.worker.handle(execute(seq, execution, inputs))
+        await h.until(lambda: execution in results(h))
+        assert results(h)[execution].status == ExecutionStatus.COMPLETED, results(h)[execution]
+
+    async def test_executions_moving_no_file_reuse_one_empty_work_dir(self, harness: Any) -> None:
+        async def script(request: ActionRunRequest) -> AsyncIterator[ActionEvent]:
+            assert request.work_dir.is_dir()
+            assert not any(request.work_dir.iterdir())
+            if request.inputs.get("scratch"):
+                await asyncio.to_thread((request.work_dir / "scratch.txt").write_text, "x")
+            yield ActionResult(status=ActionStatus.COMPLETED, outputs={"n": 1})
+
+        harness.backend.scripts[REF] = script
+        await deployed(harness)
+        for n in range(3):
+            await self.run(harness, 2 + n, f"e{n}", {"text": "a"})
+        requests = harness.backend.requests
+        assert [r.work_dir_reused for r in requests] == [False, True, True]
+        assert len({r.work_dir for r in requests}) == 1
+        assert requests[0].work_dir.parent.name == "e0"  # named after the execution that made it
+        assert self.workspaces(harness) == [requests[0].work_dir.parent]
+        assert [p.name for p in requests[0].work_dir.parent.iterdir()] == ["work"]
+
+        # Left with a file in it: removed; the next execution gets a new, empty one.
+        await self.run(harness, 5, "scratch", {"scratch": True})
+        await self.run(harness, 6, "after", {"text": "a"})
+        scratch, after = requests[-2:]
+        assert scratch.work_dir == requests[0].work_dir and not scratch.work_dir.exists()
+        assert after.work_dir.parent.name == "after" and not after.work_dir_reused
+        assert self.workspaces(harness) == [after.work_dir.parent]
+
+    async def test_a_work_dir_whose_mode_changed_is_not_reused(self, harness: Any) -> None:
+        async def script(request: ActionRunRequest) -> AsyncIterator[ActionEvent]:
+            if request.inputs.get("lock"):
+                request.work_dir.chmod(0o500)
+            yield ActionResult(status=ActionStatus.COMPLETED)
+
+        harness.backend.scripts[REF] = script
+        await deployed(harness)
+        await self.run(harness, 2, "e1", {"lock": True})
+        await self.run(harness, 3, "e2")
+        first, second = harness.backend.requests
+        assert not first.work_dir.exists()
+        assert second.work_dir != first.work_dir and not second.work_dir_reused
+
+    async def test_moving_a_file_gives_a_fresh_workspace_removed_after(self, harness: Any) -> None:
+        harness.store.objects["runs/r0/e0/image/cat.png"] = b"meow"
+
+        async def script(request: ActionRunRequest) -> AsyncIterator[ActionEvent]:
+            yield ActionResult(status=ActionStatus.COMPLETED)
+
+        harness.backend.scripts[REF] = script
+        await deployed(harness)
+        image = FileRef(key="runs/r0/e0/image/cat.png", name="cat.png", size=4)
+        await self.run(harness, 2, "in1", {"image": image})
+        await self.run(harness, 3, "in2", {"image": image})
+        # A step declaring a file output: the same, even when this execution gives none.
+        step = replace(deploy(4, sha="b" * 64), outputs=(IOSpec(name="report", type="file"),))
+        assert harness.worker.handle(step)
+        await harness.until(lambda: len([s for s in states(harness) if s[0] == S.READY]) >= 2)
+        await self.run(harness, 5, "out1")
+        await self.run(harness, 6, "out2")
+        requests = harness.backend.requests
+        assert [r.work_dir.parent.name for r in requests] == ["in1", "in2", "out1", "out2"]
+        assert not any(r.work_dir_reused for r in requests)
+        assert not any(r.work_dir.parent.exists() for r in requests)
+        assert self.workspaces(harness) == []
+
+    async def test_a_work_dir_of_a_cancelled_or_crashed_execution_is_not_reused(
+        self, harness: Any
+    ) -> None:
+        started = asyncio.Event()
+
+        async def script(request: ActionRunRequest) -> AsyncIterator[ActionEvent]:
+            if request.inputs.get("crash"):
+                raise ActionCrashed("the action process died")
+            if request.inputs.get("hang"):
+                started.set()
+                await asyncio.sleep(60)
+            yield ActionResult(status=ActionStatus.COMPLETED)
+
+        harness.backend.scripts[REF] = script
+        await deployed(harness)
+        harness.worker.handle(execute(2, "hang", {"hang": True}))
+        await started.wait()
+        harness.worker.handle(CancelExecution(order_seq=3, execution_id=ExecutionId("hang")))
+        await harness.until(lambda: "hang" in results(harness))
+        harness.worker.handle(execute(4, "crash", {"crash": True}))
+        await harness.until(lambda: "crash" in results(harness))
+        assert results(harness)["crash"].status == ExecutionStatus.FAILED
+        await self.run(harness, 5, "next")
+        hang, crash, after = harness.backend.requests
+        assert [r.work_dir.parent.name for r in (hang, crash, after)] == ["hang", "crash", "next"]
+        assert not any(r.work_dir_reused for r in (hang, crash, after))
+        assert self.workspaces(harness) == [after.work_dir.parent]
+
+    async def test_executions_at_once_get_different_work_dirs(self, harness: Any) -> None:
+        gate = asyncio.Event()
+
+        async def script(request: ActionRunRequest) -> AsyncIterator[ActionEvent]:
+            await gate.wait()
+            yield ActionResult(status=ActionStatus.COMPLETED)
+
+        harness.backend.scripts[REF] = script
+        await deployed(harness)
+        harness.worker.handle(execute(2, "a"))
+        harness.worker.handle(execute(3, "b"))
+        await harness.until(lambda: len(harness.backend.requests) == 2)
+        gate.set()
+        await harness.until(lambda: {"a", "b"} <= set(results(harness)))
+        await self.run(harness, 4, "c")
+        await self.run(harness, 5, "d")
+        a, b, c, d = harness.backend.requests
+        assert a.work_dir != b.work_dir
+        assert {c.work_dir, d.work_dir} <= {a.work_dir, b.work_dir}
+        assert c.work_dir_reused and d.work_dir_reused
+        assert len(self.workspaces(harness)) == 2
+
+    async def test_an_undeployed_step_reuses_nothing_it_had(self, harness: Any) -> None:
+        harness.backend.scripts[REF] = echo(0)
+        await deployed(harness)
+        await self.run(harness, 2, "e1")
+        assert harness.worker.handle(UndeployStep(order_seq=3, ref=REF))
+        await harness.until(lambda: (S.UNDEPLOYED, "") in states(harness))
+        await deployed(harness, seq=4)
+        await self.run(harness, 5, "e2")
+        first, second = harness.backend.requests
+        assert not second.work_dir_reused and second.work_dir != first.work_dir
 
 
 class TestTriggers:

@@ -5,6 +5,7 @@ that are FileTransferFailed."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,41 @@ def test_the_filestore_follows_the_settings(tmp_path: Path) -> None:
     s3 = Container(settings=Settings.from_env(env)).filestore()
     assert isinstance(s3, S3Filestore)
     assert (s3.endpoint, s3.secure, s3.bucket, s3.region) == ("s3:9000", True, "b", "eu")
+
+
+class TestReusableWorkspaces:
+    def test_one_left_as_given_is_taken_again(self, staging: FileStaging) -> None:
+        space = staging.reusable_workspace(REF, "e1")
+        assert [p.name for p in space.root.iterdir()] == ["work"] and not space.reused
+        staging.release(space)
+        again = staging.reusable_workspace(REF, "e2")
+        assert again.root == space.root and again.reused
+        other = staging.reusable_workspace(REF, "e3")  # the first one is taken
+        assert other.root.name == "e3" and not other.reused
+
+    @pytest.mark.parametrize("change", ["file in work", "file beside work", "work is a link"])
+    def test_one_changed_is_removed(self, staging: FileStaging, change: str) -> None:
+        space = staging.reusable_workspace(REF, "e1")
+        if change == "file in work":
+            (space.work_dir / "left.txt").write_text("x")
+        elif change == "file beside work":
+            (space.root / "left.txt").write_text("x")
+        else:
+            space.work_dir.rmdir()
+            space.work_dir.symlink_to(space.root.parent)
+        staging.release(space)
+        assert not space.root.exists()
+        assert staging.reusable_workspace(REF, "e2").root.name == "e2"
+
+    def test_one_whose_folder_went_is_not_taken_again(self, staging: FileStaging) -> None:
+        space = staging.reusable_workspace(REF, "e1")
+        staging.release(space)
+        shutil.rmtree(staging.step_dir(REF))  # the backend undeployed the step
+        again = staging.reusable_workspace(REF, "e2")
+        assert again.root.name == "e2" and again.work_dir.is_dir() and not again.reused
+
+    def test_a_workspace_of_one_execution_is_always_removed(self, staging: FileStaging) -> None:
+        space = staging.workspace(REF, "e1")
+        staging.release(space)
+        assert not space.root.exists()
+        assert staging.reusable_workspace(REF, "e2").root.name == "e2"

@@ -51,6 +51,7 @@ from ...domain.model import (
     RestartPolicy,
     StepRef,
     Values,
+    file_refs,
     step_dir_parts,
 )
 from ..grpc.mappers import init_request_to_proto, run_reply_from_proto, run_request_to_proto
@@ -402,6 +403,13 @@ class StepInstance:
                     return self.process
                 await self._changed.wait()
 
+    def _needs_hand_over(self, request: ActionRunRequest) -> bool:
+        """Under a sandbox that drops to its user, unless the work folder was given to it for an
+        earlier execution (left as given) and no input is a file."""
+        return self._options.sandbox.drops_to_uid and (
+            not request.work_dir_reused or bool(file_refs(request.inputs))
+        )
+
     def _hand_over(self, request: ActionRunRequest) -> None:
         """The run's work folder and inputs become the action's user's (under the sandbox)."""
         sandbox = self._options.sandbox
@@ -455,7 +463,8 @@ class StepInstance:
             process = await self._await_ready()
             stub = process.stub
             assert stub is not None
-            await asyncio.to_thread(self._hand_over, request)
+            if self._needs_hand_over(request):
+                await asyncio.to_thread(self._hand_over, request)
             yield ActionStarted()
             process.reset_peak_memory()
             cpu_before = process.cpu_seconds()
