@@ -272,8 +272,14 @@ async def remote_worker(
     fresh_bucket: str,
     wrapper_deps: Path,
     tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[RemoteWorker]:
-    remote = RemoteWorker(tmp_path, runner, await runner.credential(SITE), wrapper_deps)
+    # A test may give the worker more settings: @pytest.mark.parametrize("remote_worker",
+    # [{...}], indirect=True).
+    extra_env: dict[str, str] | None = getattr(request, "param", None)
+    remote = RemoteWorker(
+        tmp_path, runner, await runner.credential(SITE), wrapper_deps, extra_env=extra_env
+    )
     upload(s3_server, fresh_bucket, remote.artefact_key, remote.artefact)
     try:
         async with asyncio.timeout(60):
@@ -334,6 +340,9 @@ async def test_a_worker_without_filestore_settings_moves_files_through_presigned
         await presigner.close()
 
 
+# A remote site holds its files by default (test_held_files.py); in `copy` mode it uploads
+# every output and still reads its own from its disk.
+@pytest.mark.parametrize("remote_worker", [{"RYAX_SITE_FILES": "copy"}], indirect=True)
 async def test_a_file_between_two_steps_of_the_site_is_not_downloaded_again(
     runner: RunningRunner,
     fresh_vhost: str,
