@@ -350,6 +350,38 @@ def supervised_pids() -> dict[str, int]:
     return pids
 
 
+#: The worker of `make demo` (its /metrics: how many action processes run).
+WORKER_METRICS = "http://127.0.0.1:8107/metrics"
+#: At most how long the idle memory waits for the steps to fall asleep: the worker's retention
+#: (RYAX_ACTION_RETENTION_SECONDS, 30 s by default) and a margin.
+IDLE_WAIT_SECONDS = 90.0
+
+
+def _gauge(text: str, name: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return None
+
+
+def wait_idle(limit: float = IDLE_WAIT_SECONDS) -> dict[str, Any]:
+    """Wait until every deployed step's action process stopped for being idle (the worker's
+    retention policy): what the platform costs when nothing runs. Seconds waited, and whether
+    it got there (a step marked always warm, or a worker without retention, never does)."""
+    started = time.perf_counter()
+    running: float | None = None
+    while True:
+        try:
+            text = httpx.get(WORKER_METRICS, timeout=5.0).text
+            running = _gauge(text, "ryax_worker_action_processes")
+        except httpx.HTTPError:
+            running = None
+        waited = time.perf_counter() - started
+        if running == 0 or waited >= limit:
+            return {"waited_seconds": round(waited, 1), "action_processes_running": running}
+        time.sleep(1.0)
+
+
 def memory() -> dict[str, Any]:
     procinfo.self_check()
     groups = {name: [pid] for name, pid in sorted(supervised_pids().items())}
@@ -576,8 +608,10 @@ def measure() -> dict[str, Any]:
     if cold is not None:
         document["coldstart"] = cold
     if "memory" in wanted:
-        harness.say(SYSTEM, "memory of the platform's processes (idle)")
+        harness.say(SYSTEM, "memory of the platform's processes, idle (its steps asleep)")
+        idle = wait_idle()
         document["memory"] = memory()
+        document["memory"]["idle_wait"] = idle
     platform = Platform(settings)
     try:
         platform.login()
