@@ -132,14 +132,16 @@ def counter(runner: RunningRunner, name: str, **labels: str) -> float:
     return float(value or 0.0)
 
 
-def upper_step(step_id: str, parent: str, output: str, artefact_key: str, sha256: str) -> Any:
+def upper_step(
+    step_id: str, parent: str, output: str, artefact_key: str, sha256: str, site: str = SITE
+) -> Any:
     upper = step(
         step_id,
         parents=(parent,),
         inputs={"doc": ("ref", parent, output)},
         input_types={"doc": "file"},
         outputs=("result",),
-        site_name=SITE,
+        site_name=site,
     )
     upper.artefact_key, upper.artefact_sha256 = artefact_key, sha256
     upper.outputs[0].type = "file"
@@ -200,8 +202,10 @@ async def run_endpoint(runner: RunningRunner, content: bytes) -> dict[str, Any]:
 
 
 class RemoteWorker:
-    """`python -m ryax_worker` for SITE, its environment holding no filestore setting at all
-    (no RYAX_S3_*, no RYAX_FILESTORE_DIR): files through presigned URLs, by default."""
+    """`python -m ryax_worker` for SITE (or `site`), its environment holding no filestore
+    setting at all (no RYAX_S3_*, no RYAX_FILESTORE_DIR): files through presigned URLs, by
+    default. Its cache is `folder`/cache: a worker started again on the same folder finds what
+    the previous process left there (its log is appended to)."""
 
     def __init__(
         self,
@@ -210,6 +214,9 @@ class RemoteWorker:
         credential: str,
         wrapper_deps: Path,
         extra_env: dict[str, str] | None = None,
+        *,
+        site: str = SITE,
+        worker_id: str = "w-remote",
     ):
         self.artefact = build_artefact(HANDLER, deps=wrapper_deps)
         self.sha256 = hashlib.sha256(self.artefact).hexdigest()
@@ -221,8 +228,8 @@ class RemoteWorker:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RYAX_")}
         env |= {
             "RYAX_RUNNER_GRPC_ADDRESS": runner.grpc_address,
-            "RYAX_SITE_NAME": SITE,
-            "RYAX_WORKER_ID": "w-remote",
+            "RYAX_SITE_NAME": site,
+            "RYAX_WORKER_ID": worker_id,
             "RYAX_SITE_CREDENTIAL": credential,
             "RYAX_HTTP_PORT": str(self.port),
             "RYAX_WORKER_CACHE_DIR": str(folder / "cache"),
@@ -235,7 +242,7 @@ class RemoteWorker:
             "XDG_DATA_HOME": str(self.data_home),
             **(extra_env or {}),
         }
-        with self.log.open("wb") as out:
+        with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "ryax_worker"],
                 env=env,
