@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -282,3 +283,114 @@ def in_filestore(s3_server: Any, bucket: str, key: str) -> bool:
     except Exception:  # noqa: BLE001 - NoSuchKey
         return False
     return True
+
+
+async def test_a_runner_restarted_while_an_execution_waits_for_a_publish_asks_again(
+    filestore_runner: list[RunningRunner],
+    fresh_database: str,
+    fresh_vhost: str,
+    authz_url: str,  # noqa: F811
+    s3_env: dict[str, str],
+    s3_server: Any,
+    fresh_bucket: str,
+    wrapper_deps: Path,
+    tmp_path: Path,
+) -> None:
+    [runner] = filestore_runner
+    gate = PutGate(runner.container.filestore())
+    holder_dir, other_dir = tmp_path / "holder", tmp_path / "other"
+    holder = await start_worker(holder_dir, runner, wrapper_deps)
+    other = await start_worker(other_dir, runner, wrapper_deps, site=OTHER, worker_id="w-2")
+    try:
+        upload(s3_server, fresh_bucket, holder.artefact_key, holder.artefact)
+        await deployed(runner, fresh_vhost, two_sites_workflow(holder))
+        run_id = await start_run(runner, b"restart\n")
+        await until(lambda: parked(runner, run_id), seconds=30)
+        await asyncio.wait_for(gate.asked.wait(), 30)  # the Publish is out, not answered
+
+        # The runner stops (its pending orders are in memory only) and starts again.
+        port = int(runner.grpc_address.rsplit(":", 1)[1])
+        await runner.stop()
+        runner = await start_runner(
+            fresh_database,
+            fresh_vhost,
+            runner_filestore(s3_env),
+            authz_url,
+            grpc_port=port,
+            heartbeat_interval_seconds=0.5,
+            heartbeat_timeout_seconds=3.0,
+        )
+        filestore_runner.append(runner)
+        restored = runner.container.engine().runs[run_id]  # type: ignore[index]
+        [again] = [e for e in restored.executions.values() if e.step_id == "again"]
+        assert again.state == "waiting"
+
+        doc = await ended(runner, run_id)
+        steps = {s["step_id"]: s for s in doc["steps"]}
+        assert doc["state"] == "completed", [s["error"] for s in steps.values()]
+        key = steps["upper"]["outputs"]["result"]["key"]
+        assert "held_by" not in steps["upper"]["outputs"]["result"]
+        assert read(s3_server, fresh_bucket, key) == b"RESTART\n"
+        assert steps["again"]["inputs"]["doc"]["key"] == key
+        await until(lambda: not held_pins(holder_dir) and not held_pins(other_dir), seconds=15)
+    finally:
+        gate.open()
+        await asyncio.gather(asyncio.to_thread(holder.stop), asyncio.to_thread(other.stop))
+
+
+async def test_a_publish_that_failed_while_the_runner_was_down_is_not_taken_as_a_lost_file(
+    filestore_runner: list[RunningRunner],
+    fresh_database: str,
+    fresh_vhost: str,
+    authz_url: str,  # noqa: F811
+    s3_env: dict[str, str],
+    s3_server: Any,
+    fresh_bucket: str,
+    wrapper_deps: Path,
+    tmp_path: Path,
+) -> None:
+    """The runner is down longer than the holder's attempts at a URL: its publication fails
+    ("cannot get a URL from the runner"). That answer reaches the new runner after it parked
+    the consumer again and asked again (the holder was slow to come back: SIGSTOP): it is not
+    the file's loss, the consumer does not fail; the new order is carried out."""
+    [runner] = filestore_runner
+    gate = PutGate(runner.container.filestore())
+    holder_dir, other_dir = tmp_path / "holder", tmp_path / "other"
+    holder = await start_worker(holder_dir, runner, wrapper_deps)
+    other = await start_worker(other_dir, runner, wrapper_deps, site=OTHER, worker_id="w-2")
+    try:
+        upload(s3_server, fresh_bucket, holder.artefact_key, holder.artefact)
+        await deployed(runner, fresh_vhost, two_sites_workflow(holder))
+        run_id = await start_run(runner, b"slow\n")
+        await until(lambda: parked(runner, run_id), seconds=30)
+        await asyncio.wait_for(gate.asked.wait(), 30)
+
+        port = int(runner.grpc_address.rsplit(":", 1)[1])
+        await runner.stop()
+        # The holder gives up on the URL (RYAX_FILE_ATTEMPTS, ~3.5 s), then stalls.
+        await until(lambda: "held files published" in holder.log.read_text(), seconds=15)
+        holder.process.send_signal(signal.SIGSTOP)
+        try:
+            runner = await start_runner(
+                fresh_database,
+                fresh_vhost,
+                runner_filestore(s3_env),
+                authz_url,
+                grpc_port=port,
+                heartbeat_interval_seconds=0.5,
+                heartbeat_timeout_seconds=3.0,
+            )
+            filestore_runner.append(runner)
+            await until(lambda: parked(runner, run_id), seconds=15)  # asked again
+        finally:
+            holder.process.send_signal(signal.SIGCONT)
+
+        doc = await ended(runner, run_id)
+        steps = {s["step_id"]: s for s in doc["steps"]}
+        assert doc["state"] == "completed", [s["error"] for s in steps.values()]
+        key = steps["upper"]["outputs"]["result"]["key"]
+        assert read(s3_server, fresh_bucket, key) == b"SLOW\n"
+        await until(lambda: not held_pins(holder_dir) and not held_pins(other_dir), seconds=15)
+    finally:
+        gate.open()
+        await asyncio.gather(asyncio.to_thread(holder.stop), asyncio.to_thread(other.stop))
