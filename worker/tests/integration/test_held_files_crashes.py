@@ -11,7 +11,7 @@ The platform's rule: a crash of one process loses no run, no event and no file.
 - A Release unpins the run's files, and a worker started again afterwards lists none of them.
 
 To hold the publication in flight, the runner's filestore signs no PUT URL for the held file
-until the test lets it (`PutGate`): the worker has the order and is asking for its URL.
+until the test lets it (`Gate`): the worker has the order and is asking for its URL.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import json
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,20 +56,21 @@ OTHER = "remote-2"
 # --------------------------------------------------------------------------- pieces
 
 
-class PutGate:
-    """Wraps the runner's filestore: a PUT URL for a key under `runs/` waits until `open` (the
-    worker's publication hangs on its URL); each ask is counted."""
+class Gate:
+    """Wraps one signing method of the runner's filestore (`presigned_put_url` or
+    `presigned_get_url`): a URL for a key `holds` matches waits until `open` (the worker's
+    transfer hangs on its URL); each such ask is counted."""
 
-    def __init__(self, store: Any) -> None:
-        self._store = store
-        self._sign = store.presigned_put_url
+    def __init__(self, store: Any, method: str, holds: Callable[[str], bool]) -> None:
+        self._sign = getattr(store, method)
+        self._holds = holds
         self.opened = asyncio.Event()
         self.asked = asyncio.Event()
         self.asks: list[str] = []
-        store.presigned_put_url = self._gated
+        setattr(store, method, self._gated)
 
     async def _gated(self, key: str, ttl: Any) -> str:
-        if key.startswith("runs/"):
+        if self._holds(key):
             self.asks.append(key)
             self.asked.set()
             await self.opened.wait()
@@ -78,6 +79,11 @@ class PutGate:
 
     def open(self) -> None:
         self.opened.set()
+
+
+def put_gate(runner: RunningRunner) -> Gate:
+    """No PUT URL of a run's file until opened: a publication hangs."""
+    return Gate(runner.container.filestore(), "presigned_put_url", lambda k: k.startswith("runs/"))
 
 
 class Registrations:
@@ -233,7 +239,7 @@ async def test_a_holding_worker_killed_while_publishing_publishes_again_from_its
 ) -> None:
     [runner] = filestore_runner
     registrations = Registrations(runner)
-    gate = PutGate(runner.container.filestore())
+    gate = put_gate(runner)
     holder_dir, other_dir = tmp_path / "holder", tmp_path / "other"
     holder = await start_worker(holder_dir, runner, wrapper_deps)
     other = await start_worker(other_dir, runner, wrapper_deps, site=OTHER, worker_id="w-2")
@@ -297,7 +303,7 @@ async def test_a_runner_restarted_while_an_execution_waits_for_a_publish_asks_ag
     tmp_path: Path,
 ) -> None:
     [runner] = filestore_runner
-    gate = PutGate(runner.container.filestore())
+    gate = put_gate(runner)
     holder_dir, other_dir = tmp_path / "holder", tmp_path / "other"
     holder = await start_worker(holder_dir, runner, wrapper_deps)
     other = await start_worker(other_dir, runner, wrapper_deps, site=OTHER, worker_id="w-2")
@@ -354,7 +360,7 @@ async def test_a_publish_that_failed_while_the_runner_was_down_is_not_taken_as_a
     the consumer again and asked again (the holder was slow to come back: SIGSTOP): it is not
     the file's loss, the consumer does not fail; the new order is carried out."""
     [runner] = filestore_runner
-    gate = PutGate(runner.container.filestore())
+    gate = put_gate(runner)
     holder_dir, other_dir = tmp_path / "holder", tmp_path / "other"
     holder = await start_worker(holder_dir, runner, wrapper_deps)
     other = await start_worker(other_dir, runner, wrapper_deps, site=OTHER, worker_id="w-2")
@@ -391,6 +397,56 @@ async def test_a_publish_that_failed_while_the_runner_was_down_is_not_taken_as_a
         key = steps["upper"]["outputs"]["result"]["key"]
         assert read(s3_server, fresh_bucket, key) == b"SLOW\n"
         await until(lambda: not held_pins(holder_dir) and not held_pins(other_dir), seconds=15)
+    finally:
+        gate.open()
+        await asyncio.gather(asyncio.to_thread(holder.stop), asyncio.to_thread(other.stop))
+
+
+async def test_a_release_unpins_the_runs_files_even_one_owed_to_a_worker_that_was_down(
+    filestore_runner: list[RunningRunner],
+    fresh_vhost: str,
+    s3_server: Any,
+    fresh_bucket: str,
+    wrapper_deps: Path,
+    tmp_path: Path,
+) -> None:
+    """The holder published its file for the other site, then was killed before the run ended:
+    the run's Release could not reach it. Started again, it lists the run (held_files); the run
+    ended, so the runner releases it: the pins go, the copies stay (a cache). Started once
+    more, it lists nothing of that run."""
+    [runner] = filestore_runner
+    registrations = Registrations(runner)
+    # The other site's download of upper's file hangs until opened: the run cannot end.
+    gate = Gate(
+        runner.container.filestore(), "presigned_get_url", lambda k: k.endswith("/result/upper.txt")
+    )
+    holder_dir, other_dir = tmp_path / "holder", tmp_path / "other"
+    holder = await start_worker(holder_dir, runner, wrapper_deps)
+    other = await start_worker(other_dir, runner, wrapper_deps, site=OTHER, worker_id="w-2")
+    try:
+        upload(s3_server, fresh_bucket, holder.artefact_key, holder.artefact)
+        await deployed(runner, fresh_vhost, two_sites_workflow(holder))
+        run_id = await start_run(runner, b"release\n")
+        await asyncio.wait_for(gate.asked.wait(), 30)  # published; `again` fetches it
+        [pin] = held_pins(holder_dir)
+        assert pin[0] == run_id
+        await asyncio.to_thread(kill, holder)
+        gate.open()
+        doc = await ended(runner, run_id)
+        assert doc["state"] == "completed", [s["error"] for s in doc["steps"]]
+        assert held_pins(holder_dir) == {pin}  # the Release found no worker
+
+        holder = await start_worker(holder_dir, runner, wrapper_deps)
+        await until(lambda: len(registrations.of(SITE)) >= 2, seconds=15)
+        assert pin in registrations.of(SITE)[-1]
+        await until(lambda: not held_pins(holder_dir), seconds=15)  # released
+        assert (holder_dir / "cache" / "site-files" / pin[1]).is_file()  # kept as a cache
+
+        await asyncio.to_thread(kill, holder)
+        holder = await start_worker(holder_dir, runner, wrapper_deps)
+        await until(lambda: len(registrations.of(SITE)) >= 3, seconds=15)
+        assert not any(run == run_id for run, _ in registrations.of(SITE)[-1])
+        assert not held_pins(other_dir)  # the other site's result: published, then released
     finally:
         gate.open()
         await asyncio.gather(asyncio.to_thread(holder.stop), asyncio.to_thread(other.stop))
