@@ -273,14 +273,27 @@ class RemoteWorker:
 
 
 @pytest.fixture
+def site_files() -> str:
+    """RYAX_SITE_FILES of `remote_worker` ("": the default, `hold` in presigned mode)."""
+    return ""
+
+
+@pytest.fixture
 async def remote_worker(
     runner: RunningRunner,
     s3_server: Any,
     fresh_bucket: str,
     wrapper_deps: Path,
     tmp_path: Path,
+    site_files: str,
 ) -> AsyncIterator[RemoteWorker]:
-    remote = RemoteWorker(tmp_path, runner, await runner.credential(SITE), wrapper_deps)
+    remote = RemoteWorker(
+        tmp_path,
+        runner,
+        await runner.credential(SITE),
+        wrapper_deps,
+        extra_env={"RYAX_SITE_FILES": site_files} if site_files else None,
+    )
     upload(s3_server, fresh_bucket, remote.artefact_key, remote.artefact)
     try:
         async with asyncio.timeout(60):
@@ -341,6 +354,7 @@ async def test_a_worker_without_filestore_settings_moves_files_through_presigned
         await presigner.close()
 
 
+@pytest.mark.parametrize("site_files", ["copy"])  # every output uploaded (hold: test_held_files)
 async def test_a_file_between_two_steps_of_the_site_is_not_downloaded_again(
     runner: RunningRunner,
     fresh_vhost: str,
