@@ -85,9 +85,11 @@ class Rig:
         running: frozenset[str] = frozenset(),
         ready: tuple[str, ...] = (),
         credential: str | None = None,
+        held: frozenset[tuple[str, str]] = frozenset(),
     ) -> FakeChannel:
-        """A (new) stream of the site's worker, with what it says it has (and the site's
-        credential, the site created the first time, unless `credential` is given)."""
+        """A (new) stream of the site's worker, with what it says it has (`held`: its held
+        files, (run_id, sha256)) and the site's credential (the site created the first time,
+        unless `credential` is given)."""
         if credential is None:
             credential = site_credential(self.engine, site)
         channel = self.channels[site] = FakeChannel()
@@ -103,6 +105,7 @@ class Rig:
                     ReportedStep(deployment_id="d1", step_id=s, state=StepState.READY)
                     for s in ready
                 ),
+                held_files=held,
             ),
             channel,
         )

@@ -205,3 +205,53 @@ async def test_a_registering_site_is_told_to_release_the_files_of_ended_runs(rig
     )
     [release] = channel.of(ReleaseOrder)
     assert release.run_ids == ("gone-run",)
+
+
+async def test_a_site_whose_held_file_was_published_for_another_is_released_at_the_runs_end(
+    rig: Rig,
+) -> None:
+    """The hand-over to another site cleared the file's `held_by` (published); the site still
+    pins it for the run: the run's end releases it there too."""
+    await deploy(rig)
+    _, out = await start_and_finish_a(rig)
+    rig.report("s1", FilesPublished(keys=(out.key,)))
+    [b] = rig.executes("s2", "b")
+    [c] = rig.executes("s1", "c")
+    for site, order in (("s2", b), ("s1", c)):
+        result = ExecutionResult(
+            outcome=Outcome.COMPLETED, outputs={"x": FileRef(key="k", name="k")}
+        )
+        rig.report(site, ExecutionEnded(execution_id=order.execution_id, result=result))
+    run = next(iter(rig.recorder.runs.values()))
+    assert run.state is RunState.COMPLETED and run.held_files() == []
+    [release] = rig.channels["s1"].of(ReleaseOrder)
+    assert release.run_ids == (run.id,)
+    assert rig.channels["s2"].of(ReleaseOrder) == []  # s2 held nothing for the run
+
+
+async def test_a_site_that_lists_a_running_runs_files_at_registration_is_released_at_its_end(
+    rig: Rig,
+) -> None:
+    """After a runner restart the run's record shows the file published: only the site's
+    registration (held_files) says it still pins it; the run's end releases it."""
+    await deploy(rig)
+    _, out = await start_and_finish_a(rig)
+    rig.report("s1", FilesPublished(keys=(out.key,)))
+    run = next(iter(rig.recorder.runs.values()))
+    [b] = rig.executes("s2", "b")
+    [c] = rig.executes("s1", "c")
+    channel = rig.register(
+        "s1",
+        ready=("a", "c"),
+        running=frozenset({c.execution_id}),
+        held=frozenset({(run.id, out.sha256)}),
+    )
+    assert channel.of(ReleaseOrder) == []  # the run goes on
+    for site, order in (("s2", b), ("s1", c)):
+        result = ExecutionResult(
+            outcome=Outcome.COMPLETED, outputs={"x": FileRef(key="k", name="k")}
+        )
+        rig.report(site, ExecutionEnded(execution_id=order.execution_id, result=result))
+    assert run.state is RunState.COMPLETED
+    [release] = channel.of(ReleaseOrder)
+    assert release.run_ids == (run.id,)

@@ -16,7 +16,7 @@ import contextlib
 import logging
 from pathlib import Path
 
-from ..domain.errors import FileTransferFailed
+from ..domain.errors import FileTransferFailed, TransferNotGranted
 from ..domain.model import FilesPublished, PublishFiles, ReleaseRuns
 from .ports import FileStore, HeldStore
 from .reports import ReportQueue
@@ -69,6 +69,9 @@ class HeldFiles:
     async def _publish(self, order: PublishFiles) -> None:
         keys: list[str] = []
         failures: list[tuple[str, str]] = []
+        #: Not granted by the runner (it no longer asks, e.g. it restarted, or it could not be
+        #: reached): no answer, the file is not lost; the runner asks again when it needs it.
+        not_granted: list[tuple[str, str]] = []
         async with self._lock:
             for f in order.files:
                 if f.key in self._published:
@@ -81,6 +84,9 @@ class HeldFiles:
                 self._store.busy(f.sha256.lower(), True)
                 try:
                     await self._filestore.upload(f.key, path)
+                except TransferNotGranted as error:
+                    not_granted.append((f.key, error.detail))
+                    continue
                 except FileTransferFailed as error:
                     failures.append((f.key, error.detail))
                     continue
@@ -90,11 +96,18 @@ class HeldFiles:
                 while len(self._published) > REMEMBERED_KEYS:
                     del self._published[next(iter(self._published))]
                 keys.append(f.key)
-        log.info(
+        log.log(
+            logging.WARNING if not_granted else logging.INFO,
             "held files published",
-            extra={"order_seq": order.order_seq, "published": keys, "failed": failures},
+            extra={
+                "order_seq": order.order_seq,
+                "published": keys,
+                "failed": failures,
+                "not_granted": not_granted,
+            },
         )
-        self._reports.report(FilesPublished(keys=tuple(keys), failures=tuple(failures)))
+        if keys or failures:
+            self._reports.report(FilesPublished(keys=tuple(keys), failures=tuple(failures)))
 
     async def _release(self, order: ReleaseRuns) -> None:
         async with self._lock:  # after the Publish orders before it

@@ -70,6 +70,15 @@ class FileTransferFailed(DomainError):
     code = "file_transfer_failed"
 
 
+class TransferNotGranted(FileTransferFailed):
+    """The runner did not grant the transfer (presigned mode): it refused the object
+    (PERMISSION_DENIED: it does not, or no longer, expect it from this site, e.g. it restarted)
+    or could not be reached to ask. About the runner's state, not the file: a held file whose
+    publication failed so is not lost (the runner asks again when it needs it)."""
+
+    code = "transfer_not_granted"
+
+
 class OutputRefused(DomainError):
     """A file or directory output the worker will not publish: it does not resolve inside the
     execution's work directory (a platform file, a link leading out of it...)."""

@@ -8,7 +8,8 @@ The runner only signs the objects of this site's own executions and deployed ste
 Failures: a connection error, a 5xx or a 429 is tried again (RYAX_FILE_ATTEMPTS attempts in all,
 with a growing pause); a 403 means the URL expired (or was signed for another host): a new one
 is asked for, within the same attempts. A 404 is "not in the filestore". A refusal of the runner
-(PERMISSION_DENIED...) is not retried. Every failure is FileTransferFailed naming the key,
+(PERMISSION_DENIED...) is not retried. Every failure is FileTransferFailed naming the key
+(TransferNotGranted when the runner refused the object or could not be reached at all),
 never the URL: a URL is a bearer secret until it expires, so it is neither logged nor put in an
 error message.
 """
@@ -28,7 +29,7 @@ from typing import Protocol
 
 import aiohttp
 
-from ..domain.errors import FileTransferFailed
+from ..domain.errors import FileTransferFailed, TransferNotGranted
 from .transfers import DOWNLOAD, UPLOAD, TransferStats
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,11 @@ class PresignedUrl:
 
 class PresignDenied(Exception):
     """The runner will not sign this object (or this worker): retrying cannot help."""
+
+
+class PresignNotGranted(PresignDenied):
+    """The runner does not grant this object to the site now (PERMISSION_DENIED): not one of
+    its executions' or steps' objects, or a held file it did not (or no longer) ask for."""
 
 
 class PresignUnavailable(Exception):
@@ -136,6 +142,7 @@ class PresignedTransfers:
         url: PresignedUrl | None = None
         had_url = False
         reason = ""
+        no_runner = False  # the last attempt could not reach the runner
         for number in range(1, self._attempts + 1):
             try:
                 if url is None:
@@ -144,6 +151,7 @@ class PresignedTransfers:
                 return await attempt(url.url)
             except _Retry as retry:
                 reason = retry.reason
+                no_runner = isinstance(retry, _RetryLater)
                 if retry.renew:
                     url = None
                 log.warning(
@@ -153,13 +161,16 @@ class PresignedTransfers:
             if number < self._attempts:
                 await asyncio.sleep(self._backoff * 2 ** (number - 1))
         verb = "download" if method == GET else "upload"
-        raise FileTransferFailed(
+        failed = TransferNotGranted if no_runner else FileTransferFailed
+        raise failed(
             f"cannot {verb} {key} through a presigned URL after {self._attempts} attempts: {reason}"
         )
 
     async def _ask(self, method: str, key: str, *, renewal: bool) -> PresignedUrl:
         try:
             url = await self._urls.presign(method, key)
+        except PresignNotGranted as error:
+            raise TransferNotGranted(str(error)) from error
         except PresignDenied as error:
             raise FileTransferFailed(str(error)) from error
         except PresignUnavailable as error:

@@ -132,14 +132,16 @@ def counter(runner: RunningRunner, name: str, **labels: str) -> float:
     return float(value or 0.0)
 
 
-def upper_step(step_id: str, parent: str, output: str, artefact_key: str, sha256: str) -> Any:
+def upper_step(
+    step_id: str, parent: str, output: str, artefact_key: str, sha256: str, site: str = SITE
+) -> Any:
     upper = step(
         step_id,
         parents=(parent,),
         inputs={"doc": ("ref", parent, output)},
         input_types={"doc": "file"},
         outputs=("result",),
-        site_name=SITE,
+        site_name=site,
     )
     upper.artefact_key, upper.artefact_sha256 = artefact_key, sha256
     upper.outputs[0].type = "file"
@@ -200,8 +202,10 @@ async def run_endpoint(runner: RunningRunner, content: bytes) -> dict[str, Any]:
 
 
 class RemoteWorker:
-    """`python -m ryax_worker` for SITE, its environment holding no filestore setting at all
-    (no RYAX_S3_*, no RYAX_FILESTORE_DIR): files through presigned URLs, by default."""
+    """`python -m ryax_worker` for SITE (or `site`), its environment holding no filestore
+    setting at all (no RYAX_S3_*, no RYAX_FILESTORE_DIR): files through presigned URLs, by
+    default. Its cache is `folder`/cache: a worker started again on the same folder finds what
+    the previous process left there (its log is appended to)."""
 
     def __init__(
         self,
@@ -210,6 +214,9 @@ class RemoteWorker:
         credential: str,
         wrapper_deps: Path,
         extra_env: dict[str, str] | None = None,
+        *,
+        site: str = SITE,
+        worker_id: str = "w-remote",
     ):
         self.artefact = build_artefact(HANDLER, deps=wrapper_deps)
         self.sha256 = hashlib.sha256(self.artefact).hexdigest()
@@ -221,8 +228,8 @@ class RemoteWorker:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RYAX_")}
         env |= {
             "RYAX_RUNNER_GRPC_ADDRESS": runner.grpc_address,
-            "RYAX_SITE_NAME": SITE,
-            "RYAX_WORKER_ID": "w-remote",
+            "RYAX_SITE_NAME": site,
+            "RYAX_WORKER_ID": worker_id,
             "RYAX_SITE_CREDENTIAL": credential,
             "RYAX_HTTP_PORT": str(self.port),
             "RYAX_WORKER_CACHE_DIR": str(folder / "cache"),
@@ -235,7 +242,7 @@ class RemoteWorker:
             "XDG_DATA_HOME": str(self.data_home),
             **(extra_env or {}),
         }
-        with self.log.open("wb") as out:
+        with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "ryax_worker"],
                 env=env,
@@ -266,19 +273,26 @@ class RemoteWorker:
 
 
 @pytest.fixture
+def site_files() -> str:
+    """RYAX_SITE_FILES of `remote_worker` ("": the default, `hold` in presigned mode)."""
+    return ""
+
+
+@pytest.fixture
 async def remote_worker(
     runner: RunningRunner,
     s3_server: Any,
     fresh_bucket: str,
     wrapper_deps: Path,
     tmp_path: Path,
-    request: pytest.FixtureRequest,
+    site_files: str,
 ) -> AsyncIterator[RemoteWorker]:
-    # A test may give the worker more settings: @pytest.mark.parametrize("remote_worker",
-    # [{...}], indirect=True).
-    extra_env: dict[str, str] | None = getattr(request, "param", None)
     remote = RemoteWorker(
-        tmp_path, runner, await runner.credential(SITE), wrapper_deps, extra_env=extra_env
+        tmp_path,
+        runner,
+        await runner.credential(SITE),
+        wrapper_deps,
+        extra_env={"RYAX_SITE_FILES": site_files} if site_files else None,
     )
     upload(s3_server, fresh_bucket, remote.artefact_key, remote.artefact)
     try:
@@ -340,9 +354,7 @@ async def test_a_worker_without_filestore_settings_moves_files_through_presigned
         await presigner.close()
 
 
-# A remote site holds its files by default (test_held_files.py); in `copy` mode it uploads
-# every output and still reads its own from its disk.
-@pytest.mark.parametrize("remote_worker", [{"RYAX_SITE_FILES": "copy"}], indirect=True)
+@pytest.mark.parametrize("site_files", ["copy"])  # every output uploaded (hold: test_held_files)
 async def test_a_file_between_two_steps_of_the_site_is_not_downloaded_again(
     runner: RunningRunner,
     fresh_vhost: str,

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from ryax_worker.domain.errors import FileTransferFailed
+from ryax_worker.domain.errors import FileTransferFailed, TransferNotGranted
 from ryax_worker.infrastructure.presigned import (
     PresignDenied,
     PresignedTransfers,
     PresignedUrl,
+    PresignNotGranted,
     PresignUnavailable,
 )
 
@@ -183,3 +184,33 @@ async def test_the_runner_refusing_is_final_unavailable_is_tried_again(
     server.plan = [(200, b"ok")]
     await transfers.download("k/y", tmp_path / "y")
     assert len(urls.asked) == 2 and (tmp_path / "y").read_bytes() == b"ok"
+
+
+async def test_not_granted_says_so_only_when_the_runner_refused_the_object_or_was_unreachable(
+    server: Server, make: Make, tmp_path: Path
+) -> None:
+    """TransferNotGranted: about the runner (it does not expect the object, or it could not be
+    asked), not the file; a held file's publication failing so is not the file's loss."""
+    _, transfers = make(PresignNotGranted("the runner refused a URL for k/x: PERMISSION_DENIED"))
+    with pytest.raises(TransferNotGranted, match="PERMISSION_DENIED"):
+        await transfers.upload("k/x", write(tmp_path / "x"))
+    down = PresignUnavailable("UNAVAILABLE: connection refused")
+    _, transfers = make(down, down, down)
+    with pytest.raises(TransferNotGranted, match=r"after 3 attempts.*UNAVAILABLE"):
+        await transfers.upload("k/y", write(tmp_path / "y"))
+
+    # A credential refused, or the filestore failing: not about whether the runner asks.
+    _, transfers = make(PresignDenied("the runner refused a URL for k/z: UNAUTHENTICATED"))
+    with pytest.raises(FileTransferFailed) as refused:
+        await transfers.upload("k/z", write(tmp_path / "z"))
+    assert not isinstance(refused.value, TransferNotGranted)
+    _, transfers = make(down)
+    server.plan = [(503, b"")] * 3
+    with pytest.raises(FileTransferFailed, match="HTTP 503") as failed:
+        await transfers.upload("k/w", write(tmp_path / "w"))
+    assert not isinstance(failed.value, TransferNotGranted)
+
+
+def write(path: Path) -> Path:
+    path.write_bytes(b"data")
+    return path

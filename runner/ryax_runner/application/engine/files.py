@@ -14,6 +14,10 @@ needs it gets it published first:
 
 Nothing here is recorded: the pending orders are derived again from the parked executions (a
 restored run's waiting executions park again) and at each registration of the holding site.
+A file published stops showing `held_by`, but its site still pins it for the run: the runs a
+site pins files for that no longer show it (their files published, told by `Published` or by
+the site's registration, `held_files`) are kept in memory until the run ends, so that the
+run's end releases them there too.
 A file the site could not publish (it lost it) fails the executions that wait for it, naming
 the file and the site; so does archiving the site (gone for good).
 """
@@ -57,6 +61,8 @@ class HeldFiles:
         self._state = state
         self._links = links
         self._pending: dict[str, _Pending] = {}
+        #: Active runs each site pins files for that may no longer show `held_by` (published).
+        self._pinned: dict[SiteId, set[RunId]] = {}
         #: Set by the dispatcher: dispatch an execution whose held inputs are all published;
         #: fail one whose input could not be.
         self.on_ready: Callable[[Run, Execution], None] = lambda run, execution: None
@@ -167,7 +173,14 @@ class HeldFiles:
                     asks.setdefault(pending.site_id, []).append(pending)
         for site_id, pendings in asks.items():
             self._send_publish(site_id, pendings)
-        for site_id in sorted({SiteId(ref.held_by) for ref in held}):
+        sites = {SiteId(ref.held_by) for ref in held}
+        for site_id, runs in list(self._pinned.items()):
+            if run.id in runs:
+                sites.add(site_id)
+                runs.discard(run.id)
+                if not runs:
+                    del self._pinned[site_id]
+        for site_id in sorted(sites):
             self._links.send(site_id, ReleaseOrder, run_ids=(run.id,))
 
     # -- what workers say --------------------------------------------------------------------
@@ -189,6 +202,7 @@ class HeldFiles:
                 owner = self._state.runs.get(RunId(pending.run_id))
                 if owner is not None:
                     runs[owner.id] = owner
+                    self._pin(site.id, owner)
             for run, execution in pending.parked:
                 runs[run.id] = run
                 if key in failed:
@@ -212,18 +226,19 @@ class HeldFiles:
         pendings = [p for p in self._pending.values() if p.site_id == site.id]
         if pendings:
             self._send_publish(site.id, pendings)
-        ended = sorted(
-            {
-                run_id
-                for run_id, _ in held
-                if (run := self._state.runs.get(RunId(run_id))) is None or run.state.is_terminal
-            }
-        )
+        ended: set[str] = set()
+        for run_id, _ in held:
+            run = self._state.runs.get(RunId(run_id))
+            if run is None or run.state.is_terminal:
+                ended.add(run_id)
+            else:
+                self._pin(site.id, run)
         if ended:
-            self._links.send(site.id, ReleaseOrder, run_ids=tuple(ended))
+            self._links.send(site.id, ReleaseOrder, run_ids=tuple(sorted(ended)))
 
     def site_gone(self, site: Site) -> None:
         """The site was archived: the files it held are lost; who waits for them fails."""
+        self._pinned.pop(site.id, None)
         failures: list[tuple[Run, Execution, str]] = []
         for key in [k for k, p in self._pending.items() if p.site_id == site.id]:
             pending = self._pending.pop(key)
@@ -252,6 +267,11 @@ class HeldFiles:
                 continue
             if execution.state is ExecutionState.WAITING and not run.state.is_terminal:
                 self.on_ready(run, execution)
+
+    def _pin(self, site_id: SiteId, run: Run) -> None:
+        """The site pins files for `run`, which goes on: its end releases them there."""
+        if not run.state.is_terminal:
+            self._pinned.setdefault(site_id, set()).add(run.id)
 
     def _is_parked(self, execution: Execution) -> bool:
         return any(any(e is execution for _, e in p.parked) for p in self._pending.values())

@@ -10,7 +10,13 @@ from pathlib import Path
 import grpc
 from grpc import aio
 
-from ..presigned import GET, PresignDenied, PresignedUrl, PresignUnavailable
+from ..presigned import (
+    GET,
+    PresignDenied,
+    PresignedUrl,
+    PresignNotGranted,
+    PresignUnavailable,
+)
 from ..proto import worker_service_pb2 as wpb
 from ..proto import worker_service_pb2_grpc as wpb_grpc
 from .runner_client import dial
@@ -63,6 +69,8 @@ class RunnerPresigner:
             detail = f"{error.code().name}: {error.details()}"
             if error.code() in _TRANSIENT:
                 raise PresignUnavailable(detail) from None
+            if error.code() == grpc.StatusCode.PERMISSION_DENIED:
+                raise PresignNotGranted(f"the runner refused a URL for {key}: {detail}") from None
             if error.code() == grpc.StatusCode.UNAUTHENTICATED:
                 detail += " (check RYAX_SITE_CREDENTIAL)"
             raise PresignDenied(f"the runner refused a URL for {key}: {detail}") from None
