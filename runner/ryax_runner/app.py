@@ -321,6 +321,7 @@ def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Applic
         await lease.release()  # only once everything is committed: the next runner may lead
         await app[AUTHZ].close()
         await container.db().dispose()
+        await container.recorder_db().dispose()
         log.info("runner stopped")
 
     app.on_startup.append(startup)

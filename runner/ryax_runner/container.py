@@ -86,9 +86,14 @@ class Container(containers.DeclarativeContainer):
     relay = providers.Singleton(
         OutboxRelay, session_factory, outbox, broker, registry=metrics.provided.registry
     )
+    #: The recorder's own connections, not pinged at each checkout: it commits many small
+    #: batches, and a failed one (a dead connection included, which it drops) is written again.
+    recorder_db = providers.Singleton(
+        create_engine, url=settings.provided.database_url, pool_size=2, pre_ping=False
+    )
     recorder = providers.Singleton(
         SqlRecorder,
-        db,
+        recorder_db,
         box,
         state_changed_to_proto,
         commit_mode=settings.provided.commit_mode,

@@ -20,9 +20,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    """One engine per process; connections are checked before use (the database may restart)."""
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+def create_engine(url: str, pool_size: int = 10, *, pre_ping: bool = True) -> AsyncEngine:
+    """One engine per process; connections are checked before use (the database may restart).
+    `pre_ping=False` for a user that handles a dead connection itself (a ping is two or three
+    round trips at each checkout)."""
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping
+    )
 
 
 async def ping(engine: AsyncEngine) -> bool:

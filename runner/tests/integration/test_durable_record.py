@@ -154,18 +154,32 @@ async def test_lost_attempts_and_their_successors_survive_a_restart(parts) -> No
 
 
 class Statements:
-    """The statements the engine sends (SQLAlchemy's cursor events), for the commit mode."""
+    """The statements the engine sends, for the commit mode: SQLAlchemy's cursor events, and
+    the driver's query log for what the recorder sends on the driver's connection itself."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.seen: list[str] = []
         sa.event.listen(engine.sync_engine, "before_cursor_execute", self._record)
+        sa.event.listen(engine.sync_engine.pool, "checkout", self._follow)
+        self._followed: set[int] = set()
 
     def _record(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         self.seen.append(statement)
 
+    def _follow(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        raw = dbapi_connection.driver_connection
+        if id(raw) not in self._followed:
+            self._followed.add(id(raw))
+            raw.add_query_logger(lambda logged: self.seen.append(logged.query))
+
     def take(self) -> list[str]:
+        """SYNC or ASYNC for each transaction opened, in order."""
         seen, self.seen = self.seen, []
-        return [s for s in seen if "synchronous_commit" in s or "txid_current" in s]
+        return [
+            SYNC if "txid_current" in s else ASYNC
+            for s in seen
+            if "synchronous_commit" in s or "txid_current" in s
+        ]
 
 
 SYNC = "SELECT txid_current()"
