@@ -136,6 +136,41 @@ def prepare(root: Path, cache: Path, sha: str) -> Path:
     return deps
 
 
+async def local_backend(
+    root: Path, cache: Path, sha: str, program: str, **process_options: Any
+) -> Any:
+    """A worker's LocalBackend, started, running the no-op action (artefact `sha`, unpacked in
+    `cache`) in the sandbox a worker uses, with a fork server; SystemExit naming `program` when
+    the sandbox does not work here."""
+    from ryax_worker.domain.model import RestartPolicy
+    from ryax_worker.infrastructure.local.artefacts import ArtefactCache
+    from ryax_worker.infrastructure.local.backend import LocalBackend
+    from ryax_worker.infrastructure.local.forkserver import ForkServers
+    from ryax_worker.infrastructure.local.process import ProcessOptions
+    from ryax_worker.infrastructure.local.sandbox import SandboxConfig, find_bwrap
+
+    deps = await asyncio.to_thread(prepare, root, cache, sha)
+    sandbox = SandboxConfig(
+        mode="bwrap",
+        bwrap=find_bwrap() or "bwrap",
+        read_only_paths=(Path(sys.base_prefix), deps),
+    )
+    options = ProcessOptions(
+        sandbox=sandbox, fork_servers=ForkServers(home=cache / "fork-servers"), **process_options
+    )
+    backend = LocalBackend(
+        artefacts=ArtefactCache(None, cache),  # type: ignore[arg-type]  # never fetches
+        instances_dir=cache / "instances",
+        executions_dir=cache / "executions",
+        options=options,
+        policy=RestartPolicy(),
+    )
+    await backend.start()
+    if backend.sandbox.problem:
+        raise SystemExit(f"{program}: the sandbox does not work here: {backend.sandbox.problem}")
+    return backend
+
+
 def tree_memory(pids: list[int]) -> dict[str, Any]:
     snap = procinfo.snapshot({"actions": pids})
     return {
@@ -153,41 +188,19 @@ async def measure(runs: int, steps: int) -> dict[str, Any]:
         DeploymentId,
         DeployStep,
         IOSpec,
-        RestartPolicy,
         StepId,
         StepRef,
         Values,
     )
-    from ryax_worker.infrastructure.local.artefacts import ArtefactCache
-    from ryax_worker.infrastructure.local.backend import LocalBackend
-    from ryax_worker.infrastructure.local.forkserver import ForkServers
-    from ryax_worker.infrastructure.local.process import ProcessOptions
-    from ryax_worker.infrastructure.local.sandbox import SandboxConfig, find_bwrap
 
     root = Path(tempfile.mkdtemp(prefix="ryax-coldstart-"))
     try:
         cache = root / "cache"
         sha = "b" * 64
-        deps = await asyncio.to_thread(prepare, root, cache, sha)
-        sandbox = SandboxConfig(
-            mode="bwrap",
-            bwrap=find_bwrap() or "bwrap",
-            read_only_paths=(Path(sys.base_prefix), deps),
-        )
-        servers = ForkServers(home=cache / "fork-servers")
-        options = ProcessOptions(sandbox=sandbox, fork_servers=servers, stop_grace_seconds=5)
-        backend = LocalBackend(
-            artefacts=ArtefactCache(None, cache),  # type: ignore[arg-type]  # never fetches
-            instances_dir=cache / "instances",
-            executions_dir=cache / "executions",
-            options=options,
-            policy=RestartPolicy(),
-        )
-        await backend.start()
-        if backend.sandbox.problem:
-            raise SystemExit(
-                f"coldstart: the sandbox does not work here: {backend.sandbox.problem}"
-            )
+        backend = await local_backend(root, cache, sha, "coldstart", stop_grace_seconds=5)
+        options = backend._options
+        sandbox = options.sandbox
+        servers = options.fork_servers
 
         def spec(step: str) -> DeployStep:
             return DeployStep(

@@ -28,7 +28,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
-from coldstart import percentile, prepare  # noqa: E402
+from coldstart import local_backend, percentile  # noqa: E402
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -55,41 +55,17 @@ async def measure(count: int, warmup: int) -> dict[str, Any]:
         ExecutionStatus,
         IOSpec,
         ReportBuffer,
-        RestartPolicy,
         RunId,
         StepId,
         StepRef,
     )
-    from ryax_worker.infrastructure.local.artefacts import ArtefactCache
-    from ryax_worker.infrastructure.local.backend import LocalBackend
-    from ryax_worker.infrastructure.local.forkserver import ForkServers
-    from ryax_worker.infrastructure.local.process import ProcessOptions
-    from ryax_worker.infrastructure.local.sandbox import SandboxConfig, find_bwrap
     from ryax_worker.infrastructure.placement import FilestorePlacement
 
     root = Path(tempfile.mkdtemp(prefix="ryax-warmloop-"))
     try:
         cache = root / "cache"
         sha = "b" * 64
-        deps = await asyncio.to_thread(prepare, root, cache, sha)
-        sandbox = SandboxConfig(
-            mode="bwrap",
-            bwrap=find_bwrap() or "bwrap",
-            read_only_paths=(Path(sys.base_prefix), deps),
-        )
-        options = ProcessOptions(
-            sandbox=sandbox, fork_servers=ForkServers(home=cache / "fork-servers")
-        )
-        backend = LocalBackend(
-            artefacts=ArtefactCache(None, cache),  # type: ignore[arg-type]  # never fetches
-            instances_dir=cache / "instances",
-            executions_dir=cache / "executions",
-            options=options,
-            policy=RestartPolicy(),
-        )
-        await backend.start()
-        if backend.sandbox.problem:
-            raise SystemExit(f"warmloop: the sandbox does not work here: {backend.sandbox.problem}")
+        backend = await local_backend(root, cache, sha, "warmloop")
         clock = SystemClock()
         reports = ReportQueue(ReportBuffer())
         staging = FileStaging(None, cache / "executions")  # type: ignore[arg-type]  # no file
