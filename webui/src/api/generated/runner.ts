@@ -1309,7 +1309,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description no such file in this run, or no longer in the filestore */
+            /** @description no such file in this run, or no longer in the filestore (or held by a site that lost it or was archived) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1318,7 +1318,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the filestore cannot be reached */
+            /** @description the filestore cannot be reached, or the file is held by a site that is offline or did not publish it within RYAX_RUNNER_PUBLISH_WAIT_SECONDS */
             503: {
                 headers: {
                     [name: string]: unknown;
