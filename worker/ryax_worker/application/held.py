@@ -14,7 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from ..domain.errors import FileTransferFailed, TransferNotGranted
 from ..domain.model import FilesPublished, PublishFiles, ReleaseRuns
@@ -24,14 +27,26 @@ from .reports import ReportQueue
 log = logging.getLogger(__name__)
 #: Keys published by this process remembered (a repeated Publish of one is answered at once).
 REMEMBERED_KEYS = 100_000
+#: Files whose upload the runner did not grant (no URL: it could not be reached, or refused)
+#: are tried again on their own, after these pauses (then left to the runner's next ask, at
+#: the worker's next registration): a runner that was only briefly unable to sign is not
+#: waited for until the consumer's site wait runs out.
+NOT_GRANTED_RETRY_SECONDS = (2.0, 4.0, 8.0, 16.0, 32.0)
 
 
 class HeldFiles:
     """The hold switch, the site's id (from Registered), Publish and Release orders."""
 
     def __init__(
-        self, *, store: HeldStore, filestore: FileStore, reports: ReportQueue, enabled: bool
+        self,
+        *,
+        store: HeldStore,
+        filestore: FileStore,
+        reports: ReportQueue,
+        enabled: bool,
+        retry_seconds: tuple[float, ...] = NOT_GRANTED_RETRY_SECONDS,
     ) -> None:
+        self._retry_seconds = retry_seconds
         self._store = store
         self._filestore = filestore
         self._reports = reports
@@ -57,16 +72,23 @@ class HeldFiles:
         return self._store.held()
 
     def publish(self, order: PublishFiles) -> None:
-        task = asyncio.create_task(self._publish(order), name=f"publish {order.order_seq}")
+        self._start(self._publish(order), f"publish {order.order_seq}")
+
+    def _start(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _publish_later(self, order: PublishFiles, attempt: int) -> None:
+        await asyncio.sleep(self._retry_seconds[attempt])
+        await self._publish(order, attempt + 1)
 
     def release(self, order: ReleaseRuns) -> None:
         task = asyncio.create_task(self._release(order), name=f"release {order.order_seq}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _publish(self, order: PublishFiles) -> None:
+    async def _publish(self, order: PublishFiles, attempt: int = 0) -> None:
         keys: list[str] = []
         failures: list[tuple[str, str]] = []
         #: Not granted by the runner (it no longer asks, e.g. it restarted, or it could not be
@@ -108,6 +130,10 @@ class HeldFiles:
         )
         if keys or failures:
             self._reports.report(FilesPublished(keys=tuple(keys), failures=tuple(failures)))
+        if not_granted and attempt < len(self._retry_seconds):
+            waiting = {key for key, _ in not_granted}
+            again = replace(order, files=tuple(f for f in order.files if f.key in waiting))
+            self._start(self._publish_later(again, attempt), f"publish {order.order_seq} again")
 
     async def _release(self, order: ReleaseRuns) -> None:
         async with self._lock:  # after the Publish orders before it

@@ -46,23 +46,35 @@ def written(path: Path) -> Path:
 
 
 async def publish(
-    tmp_path: Path, store: FailingStore, *keys: str, lose: Path | None = None
+    tmp_path: Path,
+    store: FailingStore,
+    *keys: str,
+    lose: Path | None = None,
+    retry_seconds: tuple[float, ...] = (),
 ) -> list[FilesPublished]:
     """Hold DATA for run r1 (then delete `lose`: a disk wiped), carry out one Publish of
-    `keys`; what was reported."""
+    `keys` (and its tries again, after `retry_seconds`); what was reported."""
     cache = SiteFileCache(tmp_path / "site-files", max_bytes=1 << 20)
     source = await asyncio.to_thread(written, tmp_path / "out.txt")
     await cache.hold(SHA, source, "r1")
     if lose is not None:
         await asyncio.to_thread(lose.unlink)
     buffer = ReportBuffer()
-    held = HeldFiles(store=cache, filestore=store, reports=ReportQueue(buffer), enabled=True)
+    held = HeldFiles(
+        store=cache,
+        filestore=store,
+        reports=ReportQueue(buffer),
+        enabled=True,
+        retry_seconds=retry_seconds,
+    )
     held.publish(
         PublishFiles(
             order_seq=1, files=tuple(FileToPublish(key=k, sha256=SHA, run_id="r1") for k in keys)
         )
     )
-    await asyncio.wait_for(asyncio.gather(*held._tasks), 5)  # the order carried out
+    async with asyncio.timeout(5):
+        while held._tasks:  # the order carried out, and its tries again
+            await asyncio.gather(*held._tasks)
     reports = []
     while (numbered := buffer.take()) is not None:
         assert isinstance(numbered.report, FilesPublished)
@@ -103,3 +115,19 @@ async def test_only_the_granted_files_of_an_order_are_answered(tmp_path: Path) -
     other = "runs/r1/e2/out/file.txt"
     store = FailingStore(TransferNotGranted("cannot get a URL from the runner: UNAVAILABLE"))
     assert await publish(tmp_path, store, KEY, other) == [FilesPublished(keys=(other,))]
+
+
+async def test_an_upload_not_granted_is_tried_again_on_its_own(tmp_path: Path) -> None:
+    # The runner could not sign twice (restarting, overloaded), then could: answered then.
+    store = FailingStore(
+        TransferNotGranted("cannot get a URL from the runner: UNAVAILABLE"),
+        TransferNotGranted("cannot get a URL from the runner: UNAVAILABLE"),
+    )
+    reports = await publish(tmp_path, store, KEY, retry_seconds=(0.01, 0.01, 0.01))
+    assert reports == [FilesPublished(keys=(KEY,))] and store.uploaded == [KEY]
+
+
+async def test_tries_again_end_and_leave_the_file_to_the_runners_next_ask(tmp_path: Path) -> None:
+    store = FailingStore(*(TransferNotGranted(f"the runner refused a URL for {KEY}"),) * 3)
+    assert await publish(tmp_path, store, KEY, retry_seconds=(0.01, 0.01)) == []
+    assert store.failures == [] and store.uploaded == []  # 1 + 2 tries, no more
