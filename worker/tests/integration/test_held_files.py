@@ -10,8 +10,6 @@ file makes the runner ask the site to publish it (Publish -> Published), then se
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from .test_presigned_files import (
     authz_url,  # noqa: F401 - fixture
     counter,
     deployed,
+    in_filestore,
     read,
     run_endpoint,
     runner,  # noqa: F401 - fixture
@@ -55,26 +54,10 @@ async def holding_worker(
     )
     upload(s3_server, fresh_bucket, remote.artefact_key, remote.artefact)
     try:
-        async with asyncio.timeout(60):
-            while True:
-                with contextlib.suppress(aiohttp.ClientError):
-                    status, body = await remote.get("/readyz")
-                    if status == 200:
-                        break
-                assert remote.process.poll() is None, remote.log.read_text()
-                await asyncio.sleep(0.2)
-        assert json.loads(body)["checks"]["filestore"] is True
+        await remote.ready()
         yield remote
     finally:
         await asyncio.to_thread(remote.stop)
-
-
-def in_filestore(s3_server: Any, bucket: str, key: str) -> bool:
-    try:
-        read(s3_server, bucket, key)
-    except Exception:  # noqa: BLE001 - NoSuchKey
-        return False
-    return True
 
 
 async def test_two_steps_of_a_holding_site_hand_a_file_over_without_the_filestore(

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from .test_presigned_files import (
     RemoteWorker,
     authz_url,  # noqa: F401 - fixture
     deployed,
+    in_filestore,
     read,
     runner_filestore,
     until,
@@ -118,18 +119,10 @@ async def start_worker(
         folder, runner, await runner.credential(site), wrapper_deps, site=site, worker_id=worker_id
     )
     try:
-        async with asyncio.timeout(60):
-            while True:
-                with contextlib.suppress(aiohttp.ClientError):
-                    status, body = await remote.get("/readyz")
-                    if status == 200:
-                        break
-                assert remote.process.poll() is None, remote.log.read_text()
-                await asyncio.sleep(0.2)
+        await remote.ready()
     except BaseException:
         await asyncio.to_thread(remote.stop)
         raise
-    assert json.loads(body)["checks"]["filestore"] is True
     return remote
 
 
@@ -154,6 +147,60 @@ def two_sites_workflow(remote: RemoteWorker) -> Any:
         fields=[io_field("doc", "file")],
         results=[("result", "again", "result")],
     )
+
+
+@dataclass(kw_only=True)
+class TwoSites:
+    """A holding site (SITE, `holder`) and another (OTHER, `other`) deployed with
+    `two_sites_workflow`, and the run started on them."""
+
+    runner: RunningRunner
+    wrapper_deps: Path
+    holder_dir: Path
+    other_dir: Path
+    holder: RemoteWorker
+    other: RemoteWorker
+    run_id: str = ""
+
+    async def restart_holder(self) -> None:
+        """A new worker process for the holding site, on the same disk."""
+        self.holder = await start_worker(self.holder_dir, self.runner, self.wrapper_deps)
+
+
+@contextlib.asynccontextmanager
+async def two_sites(
+    runner: RunningRunner,
+    vhost: str,
+    s3_server: Any,
+    bucket: str,
+    wrapper_deps: Path,
+    tmp_path: Path,
+    content: bytes,
+    gate: Gate,
+) -> AsyncIterator[TwoSites]:
+    """Both sites' workers started, the workflow deployed, a run of `content` started; at the
+    end the gate is opened and both workers stopped."""
+    holder_dir, other_dir = tmp_path / "holder", tmp_path / "other"
+    holder = await start_worker(holder_dir, runner, wrapper_deps)
+    other = await start_worker(other_dir, runner, wrapper_deps, site=OTHER, worker_id="w-2")
+    sites = TwoSites(
+        runner=runner,
+        wrapper_deps=wrapper_deps,
+        holder_dir=holder_dir,
+        other_dir=other_dir,
+        holder=holder,
+        other=other,
+    )
+    try:
+        upload(s3_server, bucket, holder.artefact_key, holder.artefact)
+        await deployed(runner, vhost, two_sites_workflow(holder))
+        sites.run_id = await start_run(runner, content)
+        yield sites
+    finally:
+        gate.open()
+        await asyncio.gather(
+            asyncio.to_thread(sites.holder.stop), asyncio.to_thread(sites.other.stop)
+        )
 
 
 async def start_run(runner: RunningRunner, content: bytes) -> str:
@@ -240,16 +287,13 @@ async def test_a_holding_worker_killed_while_publishing_publishes_again_from_its
     [runner] = filestore_runner
     registrations = Registrations(runner)
     gate = put_gate(runner)
-    holder_dir, other_dir = tmp_path / "holder", tmp_path / "other"
-    holder = await start_worker(holder_dir, runner, wrapper_deps)
-    other = await start_worker(other_dir, runner, wrapper_deps, site=OTHER, worker_id="w-2")
-    try:
-        upload(s3_server, fresh_bucket, holder.artefact_key, holder.artefact)
-        await deployed(runner, fresh_vhost, two_sites_workflow(holder))
-        run_id = await start_run(runner, b"crash\n")
+    async with two_sites(
+        runner, fresh_vhost, s3_server, fresh_bucket, wrapper_deps, tmp_path, b"crash\n", gate
+    ) as sites:
+        holder_dir, other_dir, run_id = sites.holder_dir, sites.other_dir, sites.run_id
 
         # upper ran on SITE and holds its output; `again` (OTHER) waits for its publication,
-        # which hangs on its PUT URL: the holder got the Publish and has not answered it.
+        # which hangs on its PUT URL: the sites.holder got the Publish and has not answered it.
         await until(lambda: parked(runner, run_id), seconds=30)
         await asyncio.wait_for(gate.asked.wait(), 30)
         [held] = held_pins(holder_dir)
@@ -258,11 +302,11 @@ async def test_a_holding_worker_killed_while_publishing_publishes_again_from_its
         [upper] = [s for s in handed if s["step_id"] == "upper"]
         key = upper["outputs"]["result"]["key"]
         assert upper["outputs"]["result"]["held_by"]
-        await asyncio.to_thread(kill, holder)
+        await asyncio.to_thread(kill, sites.holder)
         gate.open()  # the killed process's URL goes nowhere
 
         # A new process on the same disk: the file is found again, the runner asks again.
-        holder = await start_worker(holder_dir, runner, wrapper_deps)
+        await sites.restart_holder()
         await until(lambda: len(registrations.of(SITE)) >= 2, seconds=15)
         assert held in registrations.of(SITE)[-1]
         doc = await ended(runner, run_id)
@@ -278,17 +322,6 @@ async def test_a_holding_worker_killed_while_publishing_publishes_again_from_its
         assert gate.asks.count(key) == 2  # once per process
         # The run ended: both sites were told to release it.
         await until(lambda: not held_pins(holder_dir) and not held_pins(other_dir), seconds=15)
-    finally:
-        gate.open()
-        await asyncio.gather(asyncio.to_thread(holder.stop), asyncio.to_thread(other.stop))
-
-
-def in_filestore(s3_server: Any, bucket: str, key: str) -> bool:
-    try:
-        read(s3_server, bucket, key)
-    except Exception:  # noqa: BLE001 - NoSuchKey
-        return False
-    return True
 
 
 async def test_a_runner_restarted_while_an_execution_waits_for_a_publish_asks_again(
@@ -304,13 +337,10 @@ async def test_a_runner_restarted_while_an_execution_waits_for_a_publish_asks_ag
 ) -> None:
     [runner] = filestore_runner
     gate = put_gate(runner)
-    holder_dir, other_dir = tmp_path / "holder", tmp_path / "other"
-    holder = await start_worker(holder_dir, runner, wrapper_deps)
-    other = await start_worker(other_dir, runner, wrapper_deps, site=OTHER, worker_id="w-2")
-    try:
-        upload(s3_server, fresh_bucket, holder.artefact_key, holder.artefact)
-        await deployed(runner, fresh_vhost, two_sites_workflow(holder))
-        run_id = await start_run(runner, b"restart\n")
+    async with two_sites(
+        runner, fresh_vhost, s3_server, fresh_bucket, wrapper_deps, tmp_path, b"restart\n", gate
+    ) as sites:
+        holder_dir, other_dir, run_id = sites.holder_dir, sites.other_dir, sites.run_id
         await until(lambda: parked(runner, run_id), seconds=30)
         await asyncio.wait_for(gate.asked.wait(), 30)  # the Publish is out, not answered
 
@@ -339,9 +369,6 @@ async def test_a_runner_restarted_while_an_execution_waits_for_a_publish_asks_ag
         assert read(s3_server, fresh_bucket, key) == b"RESTART\n"
         assert steps["again"]["inputs"]["doc"]["key"] == key
         await until(lambda: not held_pins(holder_dir) and not held_pins(other_dir), seconds=15)
-    finally:
-        gate.open()
-        await asyncio.gather(asyncio.to_thread(holder.stop), asyncio.to_thread(other.stop))
 
 
 async def test_a_publish_that_failed_while_the_runner_was_down_is_not_taken_as_a_lost_file(
@@ -361,21 +388,18 @@ async def test_a_publish_that_failed_while_the_runner_was_down_is_not_taken_as_a
     the file's loss, the consumer does not fail; the new order is carried out."""
     [runner] = filestore_runner
     gate = put_gate(runner)
-    holder_dir, other_dir = tmp_path / "holder", tmp_path / "other"
-    holder = await start_worker(holder_dir, runner, wrapper_deps)
-    other = await start_worker(other_dir, runner, wrapper_deps, site=OTHER, worker_id="w-2")
-    try:
-        upload(s3_server, fresh_bucket, holder.artefact_key, holder.artefact)
-        await deployed(runner, fresh_vhost, two_sites_workflow(holder))
-        run_id = await start_run(runner, b"slow\n")
+    async with two_sites(
+        runner, fresh_vhost, s3_server, fresh_bucket, wrapper_deps, tmp_path, b"slow\n", gate
+    ) as sites:
+        holder_dir, other_dir, run_id = sites.holder_dir, sites.other_dir, sites.run_id
         await until(lambda: parked(runner, run_id), seconds=30)
         await asyncio.wait_for(gate.asked.wait(), 30)
 
         port = int(runner.grpc_address.rsplit(":", 1)[1])
         await runner.stop()
-        # The holder gives up on the URL (RYAX_FILE_ATTEMPTS, ~3.5 s), then stalls.
-        await until(lambda: "held files published" in holder.log.read_text(), seconds=15)
-        holder.process.send_signal(signal.SIGSTOP)
+        # The sites.holder gives up on the URL (RYAX_FILE_ATTEMPTS, ~3.5 s), then stalls.
+        await until(lambda: "held files published" in sites.holder.log.read_text(), seconds=15)
+        sites.holder.process.send_signal(signal.SIGSTOP)
         try:
             runner = await start_runner(
                 fresh_database,
@@ -389,7 +413,7 @@ async def test_a_publish_that_failed_while_the_runner_was_down_is_not_taken_as_a
             filestore_runner.append(runner)
             await until(lambda: parked(runner, run_id), seconds=15)  # asked again
         finally:
-            holder.process.send_signal(signal.SIGCONT)
+            sites.holder.process.send_signal(signal.SIGCONT)
 
         doc = await ended(runner, run_id)
         steps = {s["step_id"]: s for s in doc["steps"]}
@@ -397,9 +421,6 @@ async def test_a_publish_that_failed_while_the_runner_was_down_is_not_taken_as_a
         key = steps["upper"]["outputs"]["result"]["key"]
         assert read(s3_server, fresh_bucket, key) == b"SLOW\n"
         await until(lambda: not held_pins(holder_dir) and not held_pins(other_dir), seconds=15)
-    finally:
-        gate.open()
-        await asyncio.gather(asyncio.to_thread(holder.stop), asyncio.to_thread(other.stop))
 
 
 async def test_a_release_unpins_the_runs_files_even_one_owed_to_a_worker_that_was_down(
@@ -420,33 +441,27 @@ async def test_a_release_unpins_the_runs_files_even_one_owed_to_a_worker_that_wa
     gate = Gate(
         runner.container.filestore(), "presigned_get_url", lambda k: k.endswith("/result/upper.txt")
     )
-    holder_dir, other_dir = tmp_path / "holder", tmp_path / "other"
-    holder = await start_worker(holder_dir, runner, wrapper_deps)
-    other = await start_worker(other_dir, runner, wrapper_deps, site=OTHER, worker_id="w-2")
-    try:
-        upload(s3_server, fresh_bucket, holder.artefact_key, holder.artefact)
-        await deployed(runner, fresh_vhost, two_sites_workflow(holder))
-        run_id = await start_run(runner, b"release\n")
+    async with two_sites(
+        runner, fresh_vhost, s3_server, fresh_bucket, wrapper_deps, tmp_path, b"release\n", gate
+    ) as sites:
+        holder_dir, other_dir, run_id = sites.holder_dir, sites.other_dir, sites.run_id
         await asyncio.wait_for(gate.asked.wait(), 30)  # published; `again` fetches it
         [pin] = held_pins(holder_dir)
         assert pin[0] == run_id
-        await asyncio.to_thread(kill, holder)
+        await asyncio.to_thread(kill, sites.holder)
         gate.open()
         doc = await ended(runner, run_id)
         assert doc["state"] == "completed", [s["error"] for s in doc["steps"]]
         assert held_pins(holder_dir) == {pin}  # the Release found no worker
 
-        holder = await start_worker(holder_dir, runner, wrapper_deps)
+        await sites.restart_holder()
         await until(lambda: len(registrations.of(SITE)) >= 2, seconds=15)
         assert pin in registrations.of(SITE)[-1]
         await until(lambda: not held_pins(holder_dir), seconds=15)  # released
         assert (holder_dir / "cache" / "site-files" / pin[1]).is_file()  # kept as a cache
 
-        await asyncio.to_thread(kill, holder)
-        holder = await start_worker(holder_dir, runner, wrapper_deps)
+        await asyncio.to_thread(kill, sites.holder)
+        await sites.restart_holder()
         await until(lambda: len(registrations.of(SITE)) >= 3, seconds=15)
         assert not any(run == run_id for run, _ in registrations.of(SITE)[-1])
         assert not held_pins(other_dir)  # the other site's result: published, then released
-    finally:
-        gate.open()
-        await asyncio.gather(asyncio.to_thread(holder.stop), asyncio.to_thread(other.stop))

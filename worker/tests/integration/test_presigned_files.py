@@ -118,6 +118,14 @@ def upload(s3_server: Any, bucket: str, key: str, data: bytes) -> None:
     s3_server.client().put_object(bucket, key, io.BytesIO(data), len(data))
 
 
+def in_filestore(s3_server: Any, bucket: str, key: str) -> bool:
+    try:
+        read(s3_server, bucket, key)
+    except Exception:  # noqa: BLE001 - NoSuchKey
+        return False
+    return True
+
+
 def read(s3_server: Any, bucket: str, key: str) -> bytes:
     response = s3_server.client().get_object(bucket, key)
     try:
@@ -263,6 +271,18 @@ class RemoteWorker:
         found = [line for line in page.splitlines() if line.startswith(line_start + " ")]
         return float(found[0].split()[-1]) if found else 0.0
 
+    async def ready(self, seconds: float = 60) -> None:
+        """Wait until its /readyz answers 200 with the filestore reachable (it may not die)."""
+        async with asyncio.timeout(seconds):
+            while True:
+                with contextlib.suppress(aiohttp.ClientError):
+                    status, body = await self.get("/readyz")
+                    if status == 200:
+                        break
+                assert self.process.poll() is None, self.log.read_text()
+                await asyncio.sleep(0.2)
+        assert json.loads(body)["checks"]["filestore"] is True
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -296,15 +316,7 @@ async def remote_worker(
     )
     upload(s3_server, fresh_bucket, remote.artefact_key, remote.artefact)
     try:
-        async with asyncio.timeout(60):
-            while True:
-                with contextlib.suppress(aiohttp.ClientError):
-                    status, body = await remote.get("/readyz")
-                    if status == 200:
-                        break
-                assert remote.process.poll() is None, remote.log.read_text()
-                await asyncio.sleep(0.2)
-        assert json.loads(body)["checks"]["filestore"] is True
+        await remote.ready()
         yield remote
     finally:
         await asyncio.to_thread(remote.stop)
