@@ -201,5 +201,6 @@ def harness(tmp_path: Path) -> Harness:
         reports=reports,
         deployments=deployments,
         executions=executions,
+        ack_interval_seconds=0.0,
     )
     return Harness(worker, reports, backend, store, deployments, executions, tmp_path)

@@ -20,6 +20,7 @@ from ryax_worker.application.ports import (
     ActionRunRequest,
     ActionStatus,
 )
+from ryax_worker.application.worker import Worker
 from ryax_worker.domain.errors import ActionCrashed
 from ryax_worker.domain.model import (
     ActionKind,
@@ -117,6 +118,32 @@ class TestOrders:
         assert set(results(harness)) == {"e1"}
         assert [a.order_seq for a in harness.of_type(OrderAck)] == [1, 2, 2]
         assert harness.worker.registration().last_seen_order_seq == 2
+
+    async def test_acks_are_folded_within_the_interval(self, harness: Any) -> None:
+        now = [100.0]
+        worker = Worker(
+            site=harness.worker.site,
+            backend=harness.backend,
+            reports=harness.reports,
+            deployments=harness.deployments,
+            executions=harness.executions,
+            ack_interval_seconds=0.5,
+            monotonic=lambda: now[0],
+        )
+        harness.backend.scripts[REF] = echo(0)
+        for seq in (1, 2, 3):
+            assert worker.handle(deploy(seq, StepRef(DeploymentId(f"d{seq}"), StepId("s"))))
+        # The first order is acknowledged at once, the next two wait for the interval.
+        assert [a.order_seq for a in harness.of_type(OrderAck)] == [1]
+        worker.flush_ack()  # the heartbeat: the orders handled since, in one ack
+        worker.flush_ack()  # nothing new: no ack
+        assert [a.order_seq for a in harness.of_type(OrderAck)] == [1, 3]
+        now[0] += 0.5
+        assert worker.handle(deploy(4, StepRef(DeploymentId("d4"), StepId("s"))))
+        assert worker.handle(deploy(4, StepRef(DeploymentId("d4"), StepId("s"))))  # a repeat
+        now[0] += 0.5
+        assert worker.handle(deploy(2, StepRef(DeploymentId("d2"), StepId("s"))))  # older
+        assert [a.order_seq for a in harness.of_type(OrderAck)] == [1, 3, 4, 4]
 
     async def test_refuses_orders_while_shutting_down(self, harness: Any) -> None:
         await harness.worker.shutdown(grace_seconds=0.1)

@@ -17,6 +17,7 @@ from ryax_worker.application.staging import FileStaging, tar_directory
 from ryax_worker.domain.errors import OutputRefused
 from ryax_worker.domain.model import FileRef
 from ryax_worker.infrastructure.local.cgroups import Cgroups
+from ryax_worker.infrastructure.local.openfiles import OpenFile, number_after
 from ryax_worker.infrastructure.local.sandbox import (
     ENTER_CGROUPS,
     Layout,
@@ -310,3 +311,25 @@ def test_entering_several_cgroups_before_the_command(tmp_path: Path) -> None:
         check=False,
     )
     assert refused.returncode == 125 and "ran" not in refused.stdout
+
+
+def test_open_file_reads_again_and_follows_its_path(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.write_text("Name:\tpython\nVmHWM:\t  2048 kB\nThreads:\t3\n")
+    kept = OpenFile()
+    assert number_after(kept.read(first) or b"", b"VmHWM:") == 2048
+    first.write_text("Name:\tpython\nVmHWM:\t  4096 kB\n")  # same file, new content
+    assert number_after(kept.read(first) or b"", b"VmHWM:") == 4096
+    second.write_text("usage_usec 7\n")
+    assert number_after(kept.read(second) or b"", b"usage_usec") == 7  # another path: reopened
+    assert kept.read(tmp_path / "missing") is None
+    assert number_after(b"Threads: 3\n", b"VmHWM:") is None
+    assert number_after(b"VmHWM: lots\n", b"VmHWM:") is None
+    target = tmp_path / "clear_refs"
+    target.write_text("")
+    writer = OpenFile(write=True)
+    assert writer.write(target, b"5")
+    assert target.read_text() == "5"
+    assert not writer.write(tmp_path / "missing", b"5")
+    kept.close()
+    writer.close()

@@ -237,6 +237,7 @@ class RunnerConnection:
         loop = asyncio.get_running_loop()
         while True:
             self._heartbeat_seq += 1
+            self._worker.flush_ack()
             self._reports.report(Heartbeat(seq=self._heartbeat_seq, at=self._clock.now()))
             await asyncio.sleep(interval)
             silent = loop.time() - self._last_heard

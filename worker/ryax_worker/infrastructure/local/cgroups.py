@@ -33,9 +33,10 @@ import errno
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from .openfiles import OpenFile, number_after
 from .sandbox import Limits
 
 ROOT = Path("/sys/fs/cgroup")
@@ -130,6 +131,8 @@ class ActionCgroup:
 
     version: int
     folders: dict[str, Path]
+    #: The CPU account, kept open (read twice per execution).
+    _usage: OpenFile = field(default_factory=OpenFile, compare=False, repr=False)
 
     @property
     def procs_files(self) -> tuple[Path, ...]:
@@ -151,18 +154,17 @@ class ActionCgroup:
     def cpu_seconds(self) -> float | None:
         """CPU time used by every process that was in the cgroup (exited ones included), or
         None when this cgroup does not account it."""
+        if self.version == 2:
+            text = self._usage.read(self.folders[UNIFIED] / "cpu.stat")
+            used = number_after(text, b"usage_usec") if text is not None else None
+            return used / 1e6 if used is not None else None
+        folder = self.folders.get("cpuacct")
+        if folder is None:
+            return None
+        text = self._usage.read(folder / "cpuacct.usage")
         try:
-            if self.version == 2:
-                for line in (self.folders[UNIFIED] / "cpu.stat").read_text().splitlines():
-                    name, _, value = line.partition(" ")
-                    if name == "usage_usec":
-                        return int(value) / 1e6
-                return None
-            folder = self.folders.get("cpuacct")
-            if folder is None:
-                return None
-            return int((folder / "cpuacct.usage").read_text()) / 1e9
-        except (OSError, ValueError):
+            return int(text) / 1e9 if text is not None else None
+        except ValueError:
             return None
 
     def throttled(self) -> int:
@@ -172,6 +174,7 @@ class ActionCgroup:
 
     def remove(self) -> None:
         """Kill what is left in it and remove it (best effort)."""
+        self._usage.close()
         for folder in self.folders.values():
             _kill_all(folder)
         for folder in self.folders.values():

@@ -26,6 +26,7 @@ from ..proto import action_service_pb2 as apb
 from ..proto import action_service_pb2_grpc as apb_grpc
 from .cgroups import ActionCgroup, Cgroups
 from .forkserver import ForkedChild, ForkFailed, ForkServer, ForkServers
+from .openfiles import OpenFile, number_after
 from .sandbox import (
     HOLDER,
     SANDBOX_ACTION,
@@ -155,6 +156,9 @@ class ActionProcess:
         )
         self._home_fd: int | None = None
         self._cgroup: ActionCgroup | None = None
+        #: The wrapper's clear_refs and status, kept open (used at every execution).
+        self._clear_refs = OpenFile(write=True)
+        self._status = OpenFile()
         self._oom_killed = False
         self._pids_maxed = False
         #: Why the worker killed it (a limit), said instead of the signal.
@@ -649,6 +653,8 @@ class ActionProcess:
         if self._home_fd is not None:
             os.close(self._home_fd)
             self._home_fd = None
+        self._clear_refs.close()
+        self._status.close()
         for pump in self._pumps:
             pump.cancel()
         if self._waiter is not None and not self._waiter.done():
@@ -710,15 +716,14 @@ class ActionProcess:
 
     def reset_peak_memory(self) -> None:
         pid = self._usage_pid()
-        if pid is None:
-            return
-        with contextlib.suppress(OSError):
-            Path(f"/proc/{pid}/clear_refs").write_text("5")
+        if pid is not None:
+            self._clear_refs.write(f"/proc/{pid}/clear_refs", b"5")
 
     def peak_memory_bytes(self) -> int:
         pid = self._usage_pid()
-        if pid is None:
-            return 0
+        text = self._status.read(f"/proc/{pid}/status") if pid is not None else None
+        peak = number_after(text, b"VmHWM:") if text is not None else None
+        return peak * 1024 if peak is not None else 0
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
