@@ -206,7 +206,7 @@ def timed_gets(http: Any, paths: list[str]) -> list[float]:
 def runs_while(platform: Any, name: str, busy: Callable[[], bool]) -> list[float]:
     """One-step runs one after the other while `busy()`: their latencies (s)."""
     samples = []
-    with platform.http() as http:
+    with platform.run_client() as http:
         while busy():
             started = time.perf_counter()
             platform.trigger(http, name)
@@ -220,7 +220,7 @@ def runs_while_timed(
     """As `runs_while`, each latency with the time it started at (s since the call)."""
     samples = []
     origin = time.perf_counter()
-    with platform.http() as http:
+    with platform.run_client() as http:
         while busy():
             started = time.perf_counter()
             platform.trigger(http, name)
@@ -241,7 +241,7 @@ def bench_runs100k(platform: Any, args: Any, ensure_one_step: Callable[[], str])
 
     try:
         harness.say("ryax", f"runs100k: {BASELINE_RUNS} one-step runs before")
-        with platform.http() as http:
+        with platform.run_client() as http:
             result["before_s"] = harness.time_runs(
                 lambda: platform.trigger(http, name), BASELINE_RUNS, args.warmup
             )
@@ -271,7 +271,7 @@ def bench_runs100k(platform: Any, args: Any, ensure_one_step: Callable[[], str])
         result["ingest_s"] = outcome["seconds"]
 
         harness.say("ryax", f"runs100k: {BASELINE_RUNS} one-step runs with them stored")
-        with platform.http() as http:
+        with platform.run_client() as http:
             result["after_s"] = harness.time_runs(
                 lambda: platform.trigger(http, name), BASELINE_RUNS, 0
             )

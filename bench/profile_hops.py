@@ -206,7 +206,7 @@ def main() -> int:
         platform.deploy(name)
 
         def make_call() -> Callable[[], object]:
-            http = platform.http()
+            http = platform.run_client()
             return lambda: platform.trigger(http, name)
 
         load(make_call, args.clients, 3.0)  # warm: every process started, caches filled
