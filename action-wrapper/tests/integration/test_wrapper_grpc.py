@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -305,6 +306,129 @@ async def test_cancelled_run_leaves_the_wrapper_usable(
     assert excinfo.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     res = result(await run(stub, tmp_path / "w2", seconds=pb.Value(float_value=0)))
     assert res.status == pb.RUN_STATUS_COMPLETED
+
+
+async def test_session_runs_executions_one_after_the_other_on_one_call(
+    tmp_path: Path, start_wrapper: Callable[[], str], channel_to: Connect
+) -> None:
+    stub = channel_to(start_wrapper())
+    with pytest.raises(grpc.aio.AioRpcError) as before_init:
+        session = stub.Session()
+        await session.write(pb.RunRequest(execution_id="early", work_dir=str(tmp_path / "w0")))
+        await session.read()
+    assert before_init.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    init = await stub.Init(
+        pb.InitRequest(
+            action_dir=action(
+                tmp_path,
+                "double",
+                """
+            def handle(request):
+                print("doubling", request["n"])
+                if request["n"] < 0:
+                    raise ValueError("negative")
+                return {"n": request["n"] * 2}
+        """,
+            ),
+            kind="processor",
+            inputs=[io("n", "integer")],
+            outputs=[io("n", "integer")],
+        )
+    )
+    assert init.error == ""
+    session = stub.Session()
+    seen = []
+    for n in (1, 2, -1, 3):
+        await session.write(
+            pb.RunRequest(
+                execution_id=f"ex-{n}",
+                inputs={"n": pb.Value(int_value=n)},
+                work_dir=str(tmp_path / f"w{n}"),
+            )
+        )
+        replies = []
+        while True:
+            reply = await session.read()
+            assert reply is not grpc.aio.EOF
+            replies.append(reply)
+            if reply.WhichOneof("reply") == "result":
+                break
+        seen.append(
+            ([line.line for line in logs(replies)], result(replies).status, result(replies).error)
+        )
+    assert seen == [
+        (["doubling 1"], pb.RUN_STATUS_COMPLETED, ""),
+        (["doubling 2"], pb.RUN_STATUS_COMPLETED, ""),
+        (["doubling -1"], pb.RUN_STATUS_FAILED, "ValueError: negative"),
+        (["doubling 3"], pb.RUN_STATUS_COMPLETED, ""),
+    ]
+    await session.done_writing()
+    assert await session.read() is grpc.aio.EOF
+    assert await session.code() == grpc.StatusCode.OK
+
+
+async def test_session_cancelled_mid_execution_leaves_the_wrapper_usable(
+    tmp_path: Path, start_wrapper: Callable[[], str], channel_to: Connect
+) -> None:
+    stub = channel_to(start_wrapper())
+    await stub.Init(
+        pb.InitRequest(
+            action_dir=action(
+                tmp_path,
+                "slow",
+                """
+            import asyncio
+
+            async def handle(request):
+                await asyncio.sleep(request["seconds"])
+                return {}
+        """,
+            ),
+            kind="processor",
+            inputs=[io("seconds", "float")],
+        )
+    )
+    session = stub.Session()
+    await session.write(
+        pb.RunRequest(
+            execution_id="slow",
+            inputs={"seconds": pb.Value(float_value=30)},
+            work_dir=str(tmp_path / "w"),
+        )
+    )
+    session.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await session.read()
+    again = stub.Session()
+    await again.write(
+        pb.RunRequest(
+            execution_id="quick",
+            inputs={"seconds": pb.Value(float_value=0)},
+            work_dir=str(tmp_path / "w2"),
+        )
+    )
+    reply = await again.read()
+    assert reply.result.status == pb.RUN_STATUS_COMPLETED
+    again.cancel()
+
+
+async def test_session_is_refused_for_a_trigger(
+    tmp_path: Path, start_wrapper: Callable[[], str], channel_to: Connect
+) -> None:
+    stub = channel_to(start_wrapper())
+    await stub.Init(
+        pb.InitRequest(
+            action_dir=action(
+                tmp_path, "idle", "async def run(service, input_values):\n    pass\n", "ryax_run.py"
+            ),
+            kind="trigger",
+        )
+    )
+    session = stub.Session()
+    with pytest.raises(grpc.aio.AioRpcError) as excinfo:
+        await session.read()
+    assert excinfo.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "trigger" in (excinfo.value.details() or "")
 
 
 def test_once_mode(tmp_path: Path) -> None:

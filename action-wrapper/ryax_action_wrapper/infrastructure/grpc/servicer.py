@@ -58,6 +58,28 @@ class ActionServicer(pb_grpc.ActionServiceServicer):
                 grpc.StatusCode.FAILED_PRECONDITION,
                 "the action is not loaded: call Init first (and check its error)",
             )
+        async for reply in self._execute(request):
+            yield reply
+
+    async def Session(  # noqa: N802 - the gRPC method name
+        self, request_iterator: AsyncIterator[pb.RunRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.RunReply]:
+        """The executions of Run one after the other on one call (processor, publisher)."""
+        if not self._runtime.ready:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "the action is not loaded: call Init first (and check its error)",
+            )
+        config = self._runtime.config
+        if config is not None and config.kind is ActionKind.TRIGGER:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, "a trigger runs in one Run call, not Session"
+            )
+        async for request in request_iterator:
+            async for reply in self._execute(request):
+                yield reply
+
+    async def _execute(self, request: pb.RunRequest) -> AsyncIterator[pb.RunReply]:
         config = self._runtime.config
         is_trigger = config is not None and config.kind is ActionKind.TRIGGER
         inputs = mappers.values_from_proto(request.inputs)

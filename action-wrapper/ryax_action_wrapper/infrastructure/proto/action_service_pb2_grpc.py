@@ -34,8 +34,10 @@ class ActionServiceStub:
     - trigger: one Run call for the life of the deployment; the stream carries Log messages and a
     NewRun per run the trigger yields, and ends (with a Result, FAILED if the trigger raised)
     only when the trigger stops.
-    The worker cancels an execution by cancelling the Run call (and kills the process if it does
-    not stop), and enforces timeouts with the call's deadline.
+    - processor / publisher, instead of one Run call per execution: one Session call kept open for
+    the life of the process, carrying the executions one after the other (see Session).
+    The worker cancels an execution by cancelling the Run (or Session) call (and kills the process
+    if it does not stop), and enforces timeouts with the call's deadline.
     """
 
     def __init__(self, channel):
@@ -54,6 +56,11 @@ class ActionServiceStub:
                 request_serializer=action__service__pb2.RunRequest.SerializeToString,
                 response_deserializer=action__service__pb2.RunReply.FromString,
                 _registered_method=True)
+        self.Session = channel.stream_stream(
+                '/ryax.action_wrapper.v1.ActionService/Session',
+                request_serializer=action__service__pb2.RunRequest.SerializeToString,
+                response_deserializer=action__service__pb2.RunReply.FromString,
+                _registered_method=True)
 
 
 class ActionServiceServicer:
@@ -65,8 +72,10 @@ class ActionServiceServicer:
     - trigger: one Run call for the life of the deployment; the stream carries Log messages and a
     NewRun per run the trigger yields, and ends (with a Result, FAILED if the trigger raised)
     only when the trigger stops.
-    The worker cancels an execution by cancelling the Run call (and kills the process if it does
-    not stop), and enforces timeouts with the call's deadline.
+    - processor / publisher, instead of one Run call per execution: one Session call kept open for
+    the life of the process, carrying the executions one after the other (see Session).
+    The worker cancels an execution by cancelling the Run (or Session) call (and kills the process
+    if it does not stop), and enforces timeouts with the call's deadline.
     """
 
     def Init(self, request, context):
@@ -83,6 +92,19 @@ class ActionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Session(self, request_iterator, context):
+        """Processor and publisher: the executions of Run, one after the other on one call. The worker
+        writes a RunRequest, reads its Log and Progress messages up to its one Result, and only then
+        writes the next RunRequest; the call stays open between executions. Refused
+        (FAILED_PRECONDITION) before Init succeeded and for a trigger. Same outcome as Run for each
+        execution; one call less per execution (about 0.2 ms of CPU on each side, measured). Cancelling
+        the call stops the execution in progress, as cancelling a Run call does. A wrapper older than
+        Session answers UNIMPLEMENTED without running anything: the worker then uses Run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ActionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -93,6 +115,11 @@ def add_ActionServiceServicer_to_server(servicer, server):
             ),
             'Run': grpc.unary_stream_rpc_method_handler(
                     servicer.Run,
+                    request_deserializer=action__service__pb2.RunRequest.FromString,
+                    response_serializer=action__service__pb2.RunReply.SerializeToString,
+            ),
+            'Session': grpc.stream_stream_rpc_method_handler(
+                    servicer.Session,
                     request_deserializer=action__service__pb2.RunRequest.FromString,
                     response_serializer=action__service__pb2.RunReply.SerializeToString,
             ),
@@ -113,8 +140,10 @@ class ActionService:
     - trigger: one Run call for the life of the deployment; the stream carries Log messages and a
     NewRun per run the trigger yields, and ends (with a Result, FAILED if the trigger raised)
     only when the trigger stops.
-    The worker cancels an execution by cancelling the Run call (and kills the process if it does
-    not stop), and enforces timeouts with the call's deadline.
+    - processor / publisher, instead of one Run call per execution: one Session call kept open for
+    the life of the process, carrying the executions one after the other (see Session).
+    The worker cancels an execution by cancelling the Run (or Session) call (and kills the process
+    if it does not stop), and enforces timeouts with the call's deadline.
     """
 
     @staticmethod
@@ -159,6 +188,33 @@ class ActionService:
             request,
             target,
             '/ryax.action_wrapper.v1.ActionService/Run',
+            action__service__pb2.RunRequest.SerializeToString,
+            action__service__pb2.RunReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Session(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/ryax.action_wrapper.v1.ActionService/Session',
             action__service__pb2.RunRequest.SerializeToString,
             action__service__pb2.RunReply.FromString,
             options,

@@ -461,25 +461,24 @@ class StepInstance:
             if self.asleep and not self._closing:
                 await self._wake()
             process = await self._await_ready()
-            stub = process.stub
-            assert stub is not None
             if self._needs_hand_over(request):
                 await asyncio.to_thread(self._hand_over, request)
             yield ActionStarted()
             process.reset_peak_memory()
             cpu_before = process.cpu_seconds()
             watch = asyncio.create_task(self._watch_limits(process, cpu_before))
-            call = stub.Run(
+            replies = process.replies(
                 run_request_to_proto(
                     request.execution_id,
                     _to_sandbox(request.inputs, process.layout.inside),
                     Path(process.sandbox_path(request.work_dir)),
-                )
+                ),
+                session=not self.spec.is_trigger,
             )
             settled = False
             replace_because = ""
             try:
-                async for reply in call:
+                async for reply in replies:
                     event = run_reply_from_proto(reply, datetime.now(UTC))
                     if event is None:
                         continue
@@ -503,7 +502,7 @@ class StepInstance:
                 if not process.alive:
                     raise ActionCrashed(process.exit_reason()) from error
                 raise ActionCrashed(
-                    f"the action's Run call failed: {error.code().name}: {error.details()}"
+                    f"the action's call failed: {error.code().name}: {error.details()}"
                 ) from error
             except asyncio.CancelledError:
                 task = asyncio.current_task()
@@ -516,8 +515,8 @@ class StepInstance:
                 raise ActionCrashed(process.exit_reason()) from None
             finally:
                 watch.cancel()
+                await replies.aclose()  # before its Result: the call is cancelled
                 if not settled:
-                    call.cancel()
                     self._replace_now(process, f"execution {request.execution_id} was stopped")
                 elif replace_because:
                     self._replace_now(process, replace_because)

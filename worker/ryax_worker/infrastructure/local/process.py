@@ -11,7 +11,8 @@ import os
 import signal
 import stat
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -172,6 +173,11 @@ class ActionProcess:
         self._exited = asyncio.Event()
         self._waiter: asyncio.Task[None] | None = None
         self.stub: apb_grpc.ActionServiceAsyncStub | None = None
+        #: The Session call carrying this process's executions (processor, publisher), open
+        #: from its first execution; False once the wrapper answered UNIMPLEMENTED (older than
+        #: Session: a Run call per execution).
+        self._session: Any = None
+        self._session_supported = True
         self.started_at = 0.0
         self.stopping = False
         self._forked: ForkedChild | None = None
@@ -555,6 +561,71 @@ class ActionProcess:
             return False
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
+    # -- executions --------------------------------------------------------------------------
+
+    async def replies(
+        self, request: apb.RunRequest, *, session: bool
+    ) -> AsyncGenerator[apb.RunReply, None]:
+        """The replies of one execution, up to its Result: on the process's Session call when
+        `session` (a processor or publisher; the call is opened by the first execution and stays
+        open), else, or with a wrapper older than Session, on a Run call of its own. Raises what
+        the call raises (AioRpcError); stopping the iteration before the Result cancels the
+        call, hence the execution."""
+        assert self.stub is not None
+        if session and self._session_supported:
+            async with aclosing(self._on_session(request)) as replies:
+                async for reply in replies:
+                    if reply is None:  # UNIMPLEMENTED before anything ran: Run instead
+                        break
+                    yield reply
+                else:
+                    return
+        call = self.stub.Run(request)
+        try:
+            async for reply in call:
+                yield reply
+        finally:
+            call.cancel()  # a no-op once the call ended
+
+    async def _on_session(
+        self, request: apb.RunRequest
+    ) -> AsyncGenerator[apb.RunReply | None, None]:
+        assert self.stub is not None
+        if self._session is None:
+            self._session = self.stub.Session()
+        call, ended = self._session, False
+        try:
+            # A call that already ended (UNIMPLEMENTED) refuses the write: its status is read next.
+            with contextlib.suppress(aio.AioRpcError, asyncio.InvalidStateError):
+                await call.write(request)
+            started = False
+            while True:
+                try:
+                    reply = await call.read()
+                except aio.AioRpcError as error:
+                    if not started and error.code() == grpc.StatusCode.UNIMPLEMENTED:
+                        self._session_supported, self._session, ended = False, None, True
+                        log.info(
+                            "the action wrapper has no Session: a Run call per execution",
+                            extra={"step": str(self.ref)},
+                        )
+                        yield None
+                        return
+                    raise
+                if reply is aio.EOF:
+                    return  # closed without a Result: the caller says so
+                started = True
+                yield reply
+                if reply.WhichOneof("reply") == "result":
+                    ended = True
+                    return
+        finally:
+            if not ended:
+                # Stopped or broken before the Result: the call cannot carry the next one.
+                call.cancel()
+                if self._session is call:
+                    self._session = None
+
     # -- output and exit -------------------------------------------------------------------
 
     async def _pump(self, stream: asyncio.StreamReader, kind: LogStream) -> None:
@@ -647,6 +718,9 @@ class ActionProcess:
         if self._process is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._exited.wait()), 10.0)
+        if self._session is not None:
+            self._session.cancel()
+            self._session = None
         if self._channel is not None:
             await self._channel.close()
             self._channel = None

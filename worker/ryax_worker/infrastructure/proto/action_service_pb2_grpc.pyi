@@ -41,8 +41,10 @@ class ActionServiceStub:
     - trigger: one Run call for the life of the deployment; the stream carries Log messages and a
       NewRun per run the trigger yields, and ends (with a Result, FAILED if the trigger raised)
       only when the trigger stops.
-    The worker cancels an execution by cancelling the Run call (and kills the process if it does
-    not stop), and enforces timeouts with the call's deadline.
+    - processor / publisher, instead of one Run call per execution: one Session call kept open for
+      the life of the process, carrying the executions one after the other (see Session).
+    The worker cancels an execution by cancelling the Run (or Session) call (and kills the process
+    if it does not stop), and enforces timeouts with the call's deadline.
     """
 
     @_typing.overload
@@ -53,6 +55,15 @@ class ActionServiceStub:
     """Load the user code and check the declaration. Called once, before any Run."""
     Run: _grpc.UnaryStreamMultiCallable[_action_service_pb2.RunRequest, _action_service_pb2.RunReply]
     """Run the handler once (processor, publisher) or run the trigger; see above."""
+    Session: _grpc.StreamStreamMultiCallable[_action_service_pb2.RunRequest, _action_service_pb2.RunReply]
+    """Processor and publisher: the executions of Run, one after the other on one call. The worker
+    writes a RunRequest, reads its Log and Progress messages up to its one Result, and only then
+    writes the next RunRequest; the call stays open between executions. Refused
+    (FAILED_PRECONDITION) before Init succeeded and for a trigger. Same outcome as Run for each
+    execution; one call less per execution (about 0.2 ms of CPU on each side, measured). Cancelling
+    the call stops the execution in progress, as cancelling a Run call does. A wrapper older than
+    Session answers UNIMPLEMENTED without running anything: the worker then uses Run.
+    """
 
 @_typing.type_check_only
 class ActionServiceAsyncStub(ActionServiceStub):
@@ -64,8 +75,10 @@ class ActionServiceAsyncStub(ActionServiceStub):
     - trigger: one Run call for the life of the deployment; the stream carries Log messages and a
       NewRun per run the trigger yields, and ends (with a Result, FAILED if the trigger raised)
       only when the trigger stops.
-    The worker cancels an execution by cancelling the Run call (and kills the process if it does
-    not stop), and enforces timeouts with the call's deadline.
+    - processor / publisher, instead of one Run call per execution: one Session call kept open for
+      the life of the process, carrying the executions one after the other (see Session).
+    The worker cancels an execution by cancelling the Run (or Session) call (and kills the process
+    if it does not stop), and enforces timeouts with the call's deadline.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -73,6 +86,15 @@ class ActionServiceAsyncStub(ActionServiceStub):
     """Load the user code and check the declaration. Called once, before any Run."""
     Run: _aio.UnaryStreamMultiCallable[_action_service_pb2.RunRequest, _action_service_pb2.RunReply]  # type: ignore[assignment]
     """Run the handler once (processor, publisher) or run the trigger; see above."""
+    Session: _aio.StreamStreamMultiCallable[_action_service_pb2.RunRequest, _action_service_pb2.RunReply]  # type: ignore[assignment]
+    """Processor and publisher: the executions of Run, one after the other on one call. The worker
+    writes a RunRequest, reads its Log and Progress messages up to its one Result, and only then
+    writes the next RunRequest; the call stays open between executions. Refused
+    (FAILED_PRECONDITION) before Init succeeded and for a trigger. Same outcome as Run for each
+    execution; one call less per execution (about 0.2 ms of CPU on each side, measured). Cancelling
+    the call stops the execution in progress, as cancelling a Run call does. A wrapper older than
+    Session answers UNIMPLEMENTED without running anything: the worker then uses Run.
+    """
 
 class ActionServiceServicer(metaclass=_abc_1.ABCMeta):
     """Served by one action wrapper process per deployed step (or per Slurm job). The worker starts
@@ -83,8 +105,10 @@ class ActionServiceServicer(metaclass=_abc_1.ABCMeta):
     - trigger: one Run call for the life of the deployment; the stream carries Log messages and a
       NewRun per run the trigger yields, and ends (with a Result, FAILED if the trigger raised)
       only when the trigger stops.
-    The worker cancels an execution by cancelling the Run call (and kills the process if it does
-    not stop), and enforces timeouts with the call's deadline.
+    - processor / publisher, instead of one Run call per execution: one Session call kept open for
+      the life of the process, carrying the executions one after the other (see Session).
+    The worker cancels an execution by cancelling the Run (or Session) call (and kills the process
+    if it does not stop), and enforces timeouts with the call's deadline.
     """
 
     @_abc_1.abstractmethod
@@ -102,5 +126,20 @@ class ActionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_action_service_pb2.RunReply], _abc.AsyncIterator[_action_service_pb2.RunReply]]:
         """Run the handler once (processor, publisher) or run the trigger; see above."""
+
+    @_abc_1.abstractmethod
+    def Session(
+        self,
+        request_iterator: _MaybeAsyncIterator[_action_service_pb2.RunRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_action_service_pb2.RunReply], _abc.AsyncIterator[_action_service_pb2.RunReply]]:
+        """Processor and publisher: the executions of Run, one after the other on one call. The worker
+        writes a RunRequest, reads its Log and Progress messages up to its one Result, and only then
+        writes the next RunRequest; the call stays open between executions. Refused
+        (FAILED_PRECONDITION) before Init succeeded and for a trigger. Same outcome as Run for each
+        execution; one call less per execution (about 0.2 ms of CPU on each side, measured). Cancelling
+        the call stops the execution in progress, as cancelling a Run call does. A wrapper older than
+        Session answers UNIMPLEMENTED without running anything: the worker then uses Run.
+        """
 
 def add_ActionServiceServicer_to_server(servicer: ActionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
