@@ -39,7 +39,7 @@ from ...application.engine import (
     TransferMethod,
     WorkerRefused,
 )
-from ...application.messages import Outgoing
+from ...application.messages import Outgoing, ReportAck
 from ...domain.errors import DomainError
 from ...domain.site import SiteId
 from ..proto import worker_service_pb2 as pb
@@ -65,16 +65,44 @@ SERVER_OPTIONS = [
 
 
 class StreamChannel:
-    """Outgoing side of one worker stream: an ordered, non-blocking queue."""
+    """Outgoing side of one worker stream: an ordered, non-blocking queue.
 
-    def __init__(self) -> None:
+    For a worker that reads `RunnerMessage.acked_report_seq` (`Register.acks_with_orders`), a
+    ReportAck is not a message of its own when an order is waiting to leave: the next message
+    written carries it (`stamp`); a ReportAck queued behind an order that carried it is not
+    written. After a commit, the orders it released are queued just before its ack: under load
+    nearly every ack rides on an Execute."""
+
+    def __init__(self, *, acks_with_orders: bool = False) -> None:
         self.queue: asyncio.Queue[pb.RunnerMessage | None] = asyncio.Queue()
         self.closed = False
         self.reason = ""
+        self.acks_with_orders = acks_with_orders
+        self._ack_due = 0  # the highest report_seq to acknowledge
+        self._ack_sent = 0
 
     def send(self, message: Outgoing) -> None:
-        if not self.closed:
-            self.queue.put_nowait(outgoing_to_proto(message))
+        if self.closed:
+            return
+        if isinstance(message, ReportAck) and self.acks_with_orders:
+            self._ack_due = max(self._ack_due, message.report_seq)
+            if not self.queue.empty():
+                return  # a message waiting to leave carries it
+        self.queue.put_nowait(outgoing_to_proto(message))
+
+    def stamp(self, message: pb.RunnerMessage) -> pb.RunnerMessage | None:
+        """`message` as it is written: carrying the ack due, if any; None for a ReportAck
+        already carried by an earlier message (nothing to write)."""
+        if not self.acks_with_orders or self._ack_due <= self._ack_sent:
+            if message.WhichOneof("message") == "report_ack" and self.acks_with_orders:
+                return None
+            return message
+        self._ack_sent = self._ack_due
+        if message.WhichOneof("message") == "report_ack":
+            message.report_ack.report_seq = self._ack_sent
+        else:
+            message.acked_report_seq = self._ack_sent
+        return message
 
     def close(self, reason: str) -> None:
         if not self.closed:
@@ -239,7 +267,7 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "the first message must be Register"
             )
-        channel = StreamChannel()
+        channel = StreamChannel(acks_with_orders=first.register.acks_with_orders)
         peer = context.peer() or ""
         command = replace(
             register_from_proto(first.register),
@@ -265,10 +293,12 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         reader = asyncio.create_task(self._read(context, site_id, channel))
         try:
             while True:
-                message = await channel.queue.get()
-                if message is None:
+                queued = await channel.queue.get()
+                if queued is None:
                     break
-                await context.write(message)
+                message = channel.stamp(queued)
+                if message is not None:
+                    await context.write(message)
         except (asyncio.CancelledError, aio.AioRpcError, aio.UsageError):
             pass
         finally:

@@ -252,6 +252,7 @@ class Register(_message.Message):
     DEPLOYED_STEPS_FIELD_NUMBER: _builtins.int
     RUNNING_EXECUTION_IDS_FIELD_NUMBER: _builtins.int
     HELD_FILES_FIELD_NUMBER: _builtins.int
+    ACKS_WITH_ORDERS_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     """Stable id of this worker (from its configuration), kept across restarts."""
     site_name: _builtins.str
@@ -262,6 +263,10 @@ class Register(_message.Message):
     """Version of the worker software."""
     last_seen_order_seq: _builtins.int
     """Resume point: the highest order_seq this worker has handled; 0 = a fresh worker."""
+    acks_with_orders: _builtins.bool
+    """The worker reads RunnerMessage.acked_report_seq: the runner may carry its report acks on
+    the orders it sends anyway instead of a ReportAck message each.
+    """
     @_builtins.property
     def node_pools(self) -> _containers.RepeatedCompositeFieldContainer[Global___NodePool]: ...
     @_builtins.property
@@ -296,10 +301,11 @@ class Register(_message.Message):
         deployed_steps: _abc.Iterable[Global___DeployedStep] | None = ...,
         running_execution_ids: _abc.Iterable[_builtins.str] | None = ...,
         held_files: _abc.Iterable[Global___HeldFile] | None = ...,
+        acks_with_orders: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend_kind", b"backend_kind", "deployed_steps", b"deployed_steps", "held_files", b"held_files", "labels", b"labels", "last_seen_order_seq", b"last_seen_order_seq", "node_pools", b"node_pools", "running_execution_ids", b"running_execution_ids", "site_name", b"site_name", "version", b"version", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acks_with_orders", b"acks_with_orders", "backend_kind", b"backend_kind", "deployed_steps", b"deployed_steps", "held_files", b"held_files", "labels", b"labels", "last_seen_order_seq", b"last_seen_order_seq", "node_pools", b"node_pools", "running_execution_ids", b"running_execution_ids", "site_name", b"site_name", "version", b"version", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -820,9 +826,15 @@ class RunnerMessage(_message.Message):
     REPORT_ACK_FIELD_NUMBER: _builtins.int
     PUBLISH_FIELD_NUMBER: _builtins.int
     RELEASE_FIELD_NUMBER: _builtins.int
+    ACKED_REPORT_SEQ_FIELD_NUMBER: _builtins.int
     order_seq: _builtins.int
     """Per-worker, strictly increasing sequence number of an order (Deploy, Undeploy, Execute,
     Cancel); 0 for Registered and ReportAck, which are not orders.
+    """
+    acked_report_seq: _builtins.int
+    """Also acknowledges every report up to and including this one, as a ReportAck would
+    (cumulative; 0 = none). Set only for a worker whose Register said acks_with_orders: an ack
+    due when an order leaves rides on it, one message less per commit under load.
     """
     @_builtins.property
     def registered(self) -> Global___Registered: ...
@@ -852,10 +864,11 @@ class RunnerMessage(_message.Message):
         report_ack: Global___ReportAck | None = ...,
         publish: Global___Publish | None = ...,
         release: Global___Release | None = ...,
+        acked_report_seq: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "deploy", b"deploy", "execute", b"execute", "message", b"message", "publish", b"publish", "registered", b"registered", "release", b"release", "report_ack", b"report_ack", "undeploy", b"undeploy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "deploy", b"deploy", "execute", b"execute", "message", b"message", "order_seq", b"order_seq", "publish", b"publish", "registered", b"registered", "release", b"release", "report_ack", b"report_ack", "undeploy", b"undeploy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acked_report_seq", b"acked_report_seq", "cancel", b"cancel", "deploy", b"deploy", "execute", b"execute", "message", b"message", "order_seq", b"order_seq", "publish", b"publish", "registered", b"registered", "release", b"release", "report_ack", b"report_ack", "undeploy", b"undeploy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["registered", "deploy", "undeploy", "execute", "cancel", "report_ack", "publish", "release"]  # noqa: Y015
     _WhichOneofArgType_message: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015

@@ -274,6 +274,7 @@ def register_to_proto(registration: Registration) -> wpb.WorkerMessage:
         held_files=[
             wpb.HeldFile(run_id=run_id, sha256=sha256) for run_id, sha256 in registration.held_files
         ],
+        acks_with_orders=True,  # RunnerConnection reads acked_report_seq
     )
     return wpb.WorkerMessage(report_seq=0, register=register)
 

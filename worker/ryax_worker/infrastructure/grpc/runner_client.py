@@ -221,6 +221,8 @@ class RunnerConnection:
             self._dispatch(message)
 
     def _dispatch(self, message: wpb.RunnerMessage) -> None:
+        if message.acked_report_seq:  # an ack carried by an order (Register.acks_with_orders)
+            self._reports.ack(message.acked_report_seq)
         kind = message.WhichOneof("message")
         if kind == "report_ack":
             self._reports.ack(message.report_ack.report_seq)
