@@ -34,6 +34,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from .openfiles import OpenFile, number_after
@@ -154,18 +155,27 @@ class ActionCgroup:
     def cpu_seconds(self) -> float | None:
         """CPU time used by every process that was in the cgroup (exited ones included), or
         None when this cgroup does not account it."""
-        if self.version == 2:
-            text = self._usage.read(self.folders[UNIFIED] / "cpu.stat")
-            used = number_after(text, b"usage_usec") if text is not None else None
-            return used / 1e6 if used is not None else None
-        folder = self.folders.get("cpuacct")
-        if folder is None:
+        path = self._usage_path
+        if not path:
             return None
-        text = self._usage.read(folder / "cpuacct.usage")
+        text = self._usage.read(path)
+        if text is None:
+            return None
+        if self.version == 2:
+            used = number_after(text, b"usage_usec")
+            return used / 1e6 if used is not None else None
         try:
-            return int(text) / 1e9 if text is not None else None
+            return int(text) / 1e9
         except ValueError:
             return None
+
+    @cached_property
+    def _usage_path(self) -> str:
+        """The file accounting CPU time ("" for none): v2 cpu.stat, v1 cpuacct.usage."""
+        if self.version == 2:
+            return str(self.folders[UNIFIED] / "cpu.stat")
+        folder = self.folders.get("cpuacct")
+        return str(folder / "cpuacct.usage") if folder is not None else ""
 
     def throttled(self) -> int:
         """How many CPU periods the quota held the action back (cpu.stat nr_throttled)."""
