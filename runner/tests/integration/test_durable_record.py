@@ -173,17 +173,14 @@ class Statements:
             raw.add_query_logger(lambda logged: self.seen.append(logged.query))
 
     def take(self) -> list[str]:
-        """SYNC or ASYNC for each transaction opened, in order."""
+        """SYNC or ASYNC for each commit of the recorder, in order (the statement of a batch
+        names its commit mode, `recorder._SYNC` or `recorder._ASYNC`)."""
         seen, self.seen = self.seen, []
-        return [
-            SYNC if "txid_current" in s else ASYNC
-            for s in seen
-            if "synchronous_commit" in s or "txid_current" in s
-        ]
+        return [ASYNC if ASYNC in s else SYNC for s in seen if "synchronous_commit" in s]
 
 
-SYNC = "SELECT txid_current()"
-ASYNC = "SET LOCAL synchronous_commit TO off"
+SYNC = "SELECT current_setting('synchronous_commit')"
+ASYNC = "SELECT set_config('synchronous_commit', 'off', true)"
 
 
 async def test_step_transitions_do_not_wait_for_the_disk_what_a_client_is_told_does(

@@ -1,10 +1,11 @@
 """Write-behind recorder: group commits of everything the engine changed.
 
 The engine marks changed objects; one background task commits them in a single transaction
-(upserts by primary key, executemany), as soon as the previous commit is done, so under load a
-transaction carries many changes (group commit) and when idle a change is committed within a
-few milliseconds. Objects are serialized when the batch is taken (a consistent snapshot: the
-event loop does not run engine code during serialization).
+(upserts by primary key; most batches one statement, `BatchWriter.statement`), as soon as the
+previous commit is done, so under load a transaction carries many changes (group commit) and
+when idle a change is committed within a few milliseconds. Objects are serialized when the
+batch is taken (a consistent snapshot: the event loop does not run engine code during
+serialization).
 
 A failed commit:
 - for a transient cause (the database down or restarting, a timeout, a serialization conflict:
@@ -27,7 +28,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -67,30 +68,87 @@ UnrecordableListener = Callable[[Run, str], None]
 PARKED_REFRESH_SECONDS = 30.0
 
 
-class RawUpsert:
-    """`INSERT ... ON CONFLICT (id) DO UPDATE` run with asyncpg's executemany (prepared once,
-    pipelined): the hot tables are written without SQLAlchemy's per-row processing."""
+def _element_type(column: sa.Column[Any]) -> str:
+    """The PostgreSQL type of a column's array parameter: the base type, never a length-limited
+    one (a cast to `varchar(64)[]` would cut a value too long, where the insert must refuse it:
+    the row is then set aside with the reason)."""
+    kind = column.type
+    if isinstance(kind, (JSONB, sa.JSON)):
+        return "jsonb"
+    if isinstance(kind, sa.DateTime):
+        return "timestamptz" if kind.timezone else "timestamp"
+    if isinstance(kind, sa.BigInteger):
+        return "int8"
+    if isinstance(kind, sa.Integer):
+        return "int4"
+    if isinstance(kind, sa.Float):
+        return "float8"
+    if isinstance(kind, sa.Boolean):
+        return "bool"
+    if isinstance(kind, sa.String):
+        return "text"
+    raise TypeError(f"no array type for column {column.name} ({kind})")
 
-    def __init__(self, table: sa.Table) -> None:
-        self.columns = [c.name for c in table.columns]
-        self.json = {c.name for c in table.columns if isinstance(c.type, (JSONB, sa.JSON))}
-        names = ", ".join(self.columns)
-        params = ", ".join(f"${i + 1}" for i in range(len(self.columns)))
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in self.columns if c != "id")
-        self.sql = (
-            f"INSERT INTO {table.name} ({names}) VALUES ({params}) "
-            f"ON CONFLICT (id) DO UPDATE SET {updates}"
+
+class RawInsert:
+    """One table's part of a batch's statement: `INSERT ... SELECT * FROM unnest($a::t[], ...)`
+    and its conflict clause, each column one array parameter (the driver's own codecs, as for
+    a row's parameters): the rows of a table in one statement, without SQLAlchemy's per-row
+    processing."""
+
+    def __init__(
+        self, table: sa.Table, conflict: str, columns: Sequence[str] | None = None
+    ) -> None:
+        chosen = [table.c[c] for c in columns] if columns else list(table.columns)
+        self.table = table.name
+        self.columns = [c.name for c in chosen]
+        self.types = [_element_type(c) for c in chosen]
+        self.json = {c.name for c in chosen if isinstance(c.type, (JSONB, sa.JSON))}
+        self.conflict = conflict
+
+    def sql(self, first: int) -> str:
+        """The insert, its parameters numbered from `first`."""
+        arrays = ", ".join(f"${first + i}::{t}[]" for i, t in enumerate(self.types))
+        return (
+            f"INSERT INTO {self.table} ({', '.join(self.columns)}) "
+            f"SELECT * FROM unnest({arrays}) {self.conflict}"
         )
 
-    def records(self, rows: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        dumps, as_json = json.dumps, self.json
+    def arrays(self, rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
+        """One array per column (JSON columns as JSON text, None a NULL)."""
+        dumps = json.dumps
         return [
-            tuple(
-                dumps(row[c]) if c in as_json and row[c] is not None else row[c]
-                for c in self.columns
-            )
-            for row in rows
+            [None if row[c] is None else dumps(row[c]) for row in rows]
+            if c in self.json
+            else [row[c] for row in rows]
+            for c in self.columns
         ]
+
+
+def _upsert(table: sa.Table) -> RawInsert:
+    """`ON CONFLICT (id) DO UPDATE` every column."""
+    updates = ", ".join(f"{c.name} = EXCLUDED.{c.name}" for c in table.columns if c.name != "id")
+    return RawInsert(table, f"ON CONFLICT (id) DO UPDATE SET {updates}")
+
+
+#: The log lines of a batch (their id is the table's identity): a line already recorded, by
+#: its execution and number, is skipped.
+_LOG_COLUMNS = ("run_id", "execution_id", "deployment_id", "step_id", "seq", "stream", "line", "at")
+#: The parts of a batch's statement, in this order; the upserted ones always write (a row
+#: updated even to the same values is written again), the log lines may all be skipped.
+_UPSERTED = ("runs", "executions", "deployments", "sites")
+_PARTS = (*_UPSERTED, "logs")
+#: What a batch's statement returns, naming its commit mode: the asynchronous commit set for
+#: this transaction only (`set_config(..., true)` is `SET LOCAL`: read at the commit, which ends
+#: the statement's implicit transaction), the synchronous one the server's own setting.
+_ASYNC = "SELECT set_config('synchronous_commit', 'off', true)"
+_SYNC = "SELECT current_setting('synchronous_commit')"
+#: A WAL record in the transaction: PostgreSQL writes a commit record, and waits for the disk,
+#: only for a transaction that wrote WAL (an xid alone, `txid_current()`, gets neither). A
+#: synchronous commit that may write nothing else (a flush of earlier asynchronous commits, or
+#: log lines all recorded before) carries this one, so that it waits for the disk, and WAL
+#: being flushed in order, every earlier commit is on disk with it.
+_FLUSH = "pg_logical_emit_message(true, 'ryax-runner', 'flush')"
 
 
 @dataclass
@@ -260,11 +318,13 @@ class BatchWriter:
     """Writes a batch in one transaction (also used to retry parked rows)."""
 
     def __init__(self) -> None:
-        self._upserts = {t.name: RawUpsert(t) for t in (runs, executions, deployments, sites)}
-        self._insert_logs = pg_insert(log_lines).on_conflict_do_nothing(
-            index_elements=[log_lines.c.execution_id, log_lines.c.seq],
-            index_where=sa.text("execution_id <> ''"),
+        self._parts = {t.name: _upsert(t) for t in (runs, executions, deployments, sites)}
+        self._parts["logs"] = RawInsert(
+            log_lines,
+            "ON CONFLICT (execution_id, seq) WHERE execution_id <> '' DO NOTHING",
+            _LOG_COLUMNS,
         )
+        self._statements: dict[tuple[tuple[str, ...], bool], str] = {}
         self._insert_claims = pg_insert(processed_messages).on_conflict_do_nothing()
         self._insert_callbacks = pg_insert(run_callbacks).on_conflict_do_nothing()
 
@@ -274,29 +334,53 @@ class BatchWriter:
         else:
             await self._write_raw(engine, batch)
 
+    def statement(self, batch: Batch) -> tuple[str, list[Any]]:
+        """The batch's rows and log lines in one statement, its commit mode with them: one
+        data-modifying CTE per table that has rows (`WITH runs_rows AS (INSERT ...), ...`), the
+        final `SELECT` setting the commit mode (see `_ASYNC`, `_SYNC`, `_FLUSH`). Its text
+        depends only on which tables have rows and the mode: prepared once per connection."""
+        # Each table's rows are unique by id (the batch's dicts are keyed by it): one statement
+        # may not upsert a row twice ("command cannot affect row a second time").
+        rows: dict[str, Sequence[dict[str, Any]]] = {
+            "runs": list(batch.runs.values()),
+            "executions": list(batch.executions.values()),
+            "deployments": list(batch.deployments.values()),
+            "sites": list(batch.sites.values()),
+            "logs": batch.logs,
+        }
+        present = tuple(name for name in _PARTS if rows[name])
+        key = (present, batch.synchronous)
+        sql = self._statements.get(key)
+        if sql is None:
+            sql = self._statements[key] = self._build(present, batch.synchronous)
+        args: list[Any] = []
+        for name in present:
+            args += self._parts[name].arrays(rows[name])
+        return sql, args
+
+    def _build(self, present: tuple[str, ...], synchronous: bool) -> str:
+        ctes, first = [], 1
+        for name in present:
+            part = self._parts[name]
+            ctes.append(f"{name}_rows AS ({part.sql(first)})")
+            first += len(part.columns)
+        final = _ASYNC
+        if synchronous:
+            final = _SYNC if any(n in _UPSERTED for n in present) else f"{_SYNC}, {_FLUSH}"
+        return f"WITH {', '.join(ctes)} {final}" if ctes else final
+
     async def _write_raw(self, engine: AsyncEngine, batch: Batch) -> None:
-        """The hot path (runs, executions, deployments, sites, log lines): the transaction
-        driven on the driver's connection, its opening one round trip (`BEGIN` and the commit
-        setting sent together), each table one pipelined executemany, then `COMMIT`: about
-        half the round trips of the SQLAlchemy path, which showed in the hop-path profile."""
+        """The hot path (runs, executions, deployments, sites, log lines): one statement on the
+        driver's connection, outside any transaction block: its own implicit transaction, all
+        of it or nothing, committed in the mode it sets. One round trip (its preparation once
+        per connection), where a transaction block took four or five (`BEGIN` with the mode,
+        an executemany per table, `COMMIT`), most of a commit's time on the runner's side."""
+        sql, args = self.statement(batch)
         async with engine.connect() as conn:
             raw = (await conn.get_raw_connection()).driver_connection
             assert raw is not None
-            # txid_current: the transaction gets an id, so its commit is written and waited
-            # for even when it holds no row (a flush of earlier asynchronous commits).
-            opening = (
-                "BEGIN; SELECT txid_current()"
-                if batch.synchronous
-                else "BEGIN; SET LOCAL synchronous_commit TO off"
-            )
             try:
-                await raw.execute(opening)
-                await self._rows(raw, batch)
-                if batch.logs:
-                    await raw.executemany(
-                        _INSERT_LOGS, [tuple(r[c] for c in _LOG_COLUMNS) for r in batch.logs]
-                    )
-                await raw.execute("COMMIT")
+                await raw.execute(sql, *args)
             except asyncio.CancelledError:
                 # Stopped mid-call: the connection's protocol state is unknown.
                 await conn.invalidate()
@@ -307,33 +391,14 @@ class BatchWriter:
                     await conn.invalidate()
                 raise
 
-    async def _rows(self, raw: Any, batch: Batch) -> None:
-        for name, rows in (
-            ("runs", batch.runs),
-            ("executions", batch.executions),
-            ("deployments", batch.deployments),
-            ("sites", batch.sites),
-        ):
-            if rows:
-                upsert = self._upserts[name]
-                await raw.executemany(upsert.sql, upsert.records(rows.values()))
-
     async def _write_with_sqlalchemy(self, engine: AsyncEngine, batch: Batch) -> None:
         """Batches with messages (outbox, claims) or callbacks: the kit's outbox insert runs
         on SQLAlchemy's connection, in the same transaction."""
         async with engine.begin() as conn:
-            # The driver begins its transaction at the first statement SQLAlchemy sends: one
-            # is sent before the raw executemany, which would otherwise run outside it (each
-            # statement committed on its own, a failing batch half written).
-            if batch.synchronous:
-                await conn.execute(sa.text("SELECT txid_current()"))
-            else:
-                await conn.execute(sa.text("SET LOCAL synchronous_commit TO off"))
-            raw = (await conn.get_raw_connection()).driver_connection
-            assert raw is not None
-            await self._rows(raw, batch)
-            if batch.logs:
-                await conn.execute(self._insert_logs, batch.logs)
+            # SQLAlchemy's statements first: the driver begins the transaction at the first
+            # one (there is one: what sent the batch here), so that the statement of the rows,
+            # sent on the driver's connection itself, runs in it too (not committed on its
+            # own). It sets the commit mode, `SET LOCAL` in this transaction.
             if batch.outbox:
                 # The kit's own insert (its retry columns take their defaults), in this
                 # transaction.
@@ -343,6 +408,10 @@ class BatchWriter:
                 await conn.execute(self._insert_claims, batch.claims)
             if batch.callbacks:
                 await conn.execute(self._insert_callbacks, batch.callbacks)
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None
+            sql, args = self.statement(batch)
+            await raw.execute(sql, *args)
 
 
 async def _rolled_back(raw: Any) -> bool:
@@ -356,16 +425,6 @@ async def _rolled_back(raw: Any) -> bool:
     except Exception:  # noqa: BLE001 - any failure here means: do not reuse it
         return False
     return True
-
-
-#: The log lines of a batch, as `_insert_logs` writes them (a line already recorded, by its
-#: execution and number, is skipped).
-_LOG_COLUMNS = ("run_id", "execution_id", "deployment_id", "step_id", "seq", "stream", "line", "at")
-_INSERT_LOGS = (
-    f"INSERT INTO log_lines ({', '.join(_LOG_COLUMNS)}) "
-    f"VALUES ({', '.join(f'${i + 1}' for i in range(len(_LOG_COLUMNS)))}) "
-    "ON CONFLICT (execution_id, seq) WHERE execution_id <> '' DO NOTHING"
-)
 
 
 class SqlRecorder:
