@@ -214,6 +214,18 @@ async def test_a_batch_of_every_table_is_one_statement(db: AsyncEngine) -> None:
     assert len(await table_rows(db, log_lines)) == 4
 
 
+async def test_a_value_the_driver_refuses_is_not_waited_on(db: AsyncEngine) -> None:
+    writer = BatchWriter()
+    bad = new_run()
+    batch = run_batch(bad)
+    [row] = [r for r in batch.executions.values() if r["run_id"] == bad.id][:1]
+    row["http_status"] = 2**40  # over int4: refused by the driver before it is sent
+    with pytest.raises(asyncpg.DataError) as refused:
+        await writer.write(db, batch)
+    assert not is_transient(refused.value)  # bisected and set aside, not retried for ever
+    assert await table_rows(db, runs) == {}
+
+
 async def test_a_refused_row_leaves_nothing_of_its_batch(db: AsyncEngine) -> None:
     writer = BatchWriter()
     good, bad = new_run(), new_run()
