@@ -17,7 +17,8 @@ written before an execution started is not its, what it wrote before it ended is
 without a newline too), whoever wrote it (the action's threads, C code, a subprocess). An
 execution that writes nothing costs one poll at each switch: no read, no thread woken, nothing
 waited for. A switch reads at most what a pipe can hold (plus one read), so a process that keeps
-writing cannot keep it reading; the pump gives the lock back as often.
+writing cannot keep it reading; the pump gives the lock back as often, and lets a switch waiting
+for it go first.
 
 What is passed through is written by the pump alone, after it gave the lock back: an original
 stdout slow to be read never holds up an execution's start or end.
@@ -51,6 +52,8 @@ from .logging import JsonFormatter, TextFormatter
 CLOSE_TIMEOUT_SECONDS = 2.0
 _WRAPPER_LOGGERS = ("ryax_action_wrapper", "grpc", "asyncio")
 _READ_SIZE = 65536
+#: How long the pump, giving the lock back, waits at most for a waiting switch to take it.
+_YIELD_SECONDS = 0.5
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +202,7 @@ class PipedDescriptors:
             self._probe.register(pipe.read_end, select.POLLIN)
         self._stopped = False
         self._closed = False
+        self._switch_waits = False  # a switch waits for the lock the pump holds
         self.pump = threading.Thread(target=self._pump, name="ryax-capture", daemon=True)
         self.pump.start()
 
@@ -212,18 +216,22 @@ class PipedDescriptors:
     def switch(self, sink: LineSink | None) -> None:
         """Everything written to the pipes so far fed to the demuxes, then `sink` for what comes
         next (None: through to the original streams)."""
-        with self.lock:
+        self._take_lock()
+        try:
             self._drain_ready()
             for pipe in self.pipes:
                 pipe.demux.switch(sink)
             self._wake_pump()
+        finally:
+            self.lock.release()
 
     def close(self, timeout: float) -> None:
         """Descriptors 1 and 2 back to the originals, what was written until now passed
         through; the pump ends when every writer closed the pipes (at most `timeout` waited)."""
         if os.getpid() != self._pid:
             return  # a child the action forked, ending: the pipes and their lock are its parent's
-        with self.lock:
+        self._take_lock()
+        try:
             if self._closed:
                 return
             self._closed = True
@@ -233,7 +241,24 @@ class PipedDescriptors:
             for pipe in self.pipes:
                 pipe.demux.switch(None)
             self._wake_pump()
+        finally:
+            self.lock.release()
         self.pump.join(timeout)
+
+    def _take_lock(self) -> None:
+        """The lock, for a switch: when the pump holds it, the switch goes before the pump takes
+        it again (a lock is not fair: the pump, reading a process that keeps writing, could
+        take it again and again first)."""
+        if not self.lock.acquire(blocking=False):
+            self._switch_waits = True
+            self.lock.acquire()
+            self._switch_waits = False
+
+    def _let_the_switch_go(self) -> None:
+        """In the pump, the lock given back: until a waiting switch has it (bounded)."""
+        deadline = time.monotonic() + _YIELD_SECONDS
+        while self._switch_waits and time.monotonic() < deadline:
+            time.sleep(0.0002)
 
     def _drain_ready(self) -> None:
         # With nothing written, one poll and no read.
@@ -289,6 +314,8 @@ class PipedDescriptors:
                     os.close(fd)
             outgoing = [(pipe.original, pipe.take_outgoing()) for pipe in self.pipes]
             done = not self._open
+        if self._switch_waits:
+            self._let_the_switch_go()
         for fd, data in outgoing:
             if data:
                 # Nobody reading the original stream any more must not stop the pump.

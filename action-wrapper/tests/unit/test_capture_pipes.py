@@ -159,7 +159,7 @@ def test_a_writer_that_keeps_writing_holds_no_switch_up() -> None:
             eventually(lambda: echoes["count"] > 10_000)
             began = time.monotonic()
             made.pipes.switch(None)
-            assert time.monotonic() - began < 2.0
+            assert time.monotonic() - began < 1.0  # about 20 ms: not behind the pump's reads
             echoes["count"] = 0
     finally:
         made.close()
