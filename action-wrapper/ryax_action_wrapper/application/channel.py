@@ -19,6 +19,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 @dataclass
 class _Pending:
     """An event whose producer waits until the consumer has taken it (backpressure)."""
@@ -32,8 +39,8 @@ class EventChannel:
         self._loop = loop
         self._clock = clock
         self._queue: asyncio.Queue[Event | _Pending | None] = asyncio.Queue()
-        # Everything goes through call_soon_threadsafe under this lock: the loop runs callbacks
-        # in the order they were scheduled, so queue order = numbering order = emission order.
+        # Everything is scheduled on the loop under this lock: the loop runs callbacks in the
+        # order they were scheduled, so queue order = numbering order = emission order.
         self._lock = threading.Lock()
         self._seq = 0
         self._closed = False
@@ -86,7 +93,10 @@ class EventChannel:
     def _schedule(self, item: Event | _Pending | None) -> None:
         if self._loop.is_closed():
             return
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        if _running_loop() is self._loop:  # no need to wake the loop up from its own thread
+            self._loop.call_soon(self._queue.put_nowait, item)
+        else:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
 
     async def events(self) -> AsyncIterator[Event]:
         while True:

@@ -29,18 +29,25 @@ class ProcessWorkingDirectory:
 
     During an execution its work directory is also the temporary directory (`tempfile`,
     `$TMPDIR`): a file made with `tempfile.mkdtemp()` and returned as an output is inside the
-    work directory, where outputs must be, and goes away with the execution."""
+    work directory, where outputs must be, and goes away with the execution.
+
+    Per execution it costs a change of directory there and back: the work directory is made
+    only when it is missing (the worker makes it, may reuse it, or may have removed it)."""
 
     @contextmanager
     def entered(self, path: str) -> Iterator[None]:
         if not path:
             yield
             return
-        os.makedirs(path, exist_ok=True)
         previous = os.getcwd()
+        absolute = os.path.abspath(path)
+        try:
+            os.chdir(absolute)
+        except FileNotFoundError:
+            os.makedirs(absolute, exist_ok=True)
+            os.chdir(absolute)
         previous_tempdir, previous_env = tempfile.tempdir, os.environ.get("TMPDIR")
-        os.chdir(path)
-        tempfile.tempdir = os.environ["TMPDIR"] = os.path.abspath(path)
+        tempfile.tempdir = os.environ["TMPDIR"] = absolute
         try:
             yield
         finally:

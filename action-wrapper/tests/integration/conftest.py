@@ -23,16 +23,26 @@ def start_wrapper(tmp_path: Path) -> Iterator[WrapperFactory]:
 
     def start() -> str:
         socket = tmp_path / f"wrapper-{len(processes)}.sock"
+        # Written once the server listens (the socket exists from its bind, a little before).
+        ready = tmp_path / f"wrapper-{len(processes)}.port"
         log = open(tmp_path / f"wrapper-{len(processes)}.log", "wb")  # noqa: SIM115
         process = subprocess.Popen(
-            [sys.executable, "-m", "ryax_action_wrapper", "--address", f"unix:{socket}"],
+            [
+                sys.executable,
+                "-m",
+                "ryax_action_wrapper",
+                "--address",
+                f"unix:{socket}",
+                "--port-file",
+                str(ready),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         processes.append(process)
         deadline = time.monotonic() + 15
-        while not socket.exists():
+        while not ready.exists():
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(
                     f"wrapper did not start: {(tmp_path / log.name).read_text(errors='replace')}"

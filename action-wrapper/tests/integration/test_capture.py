@@ -211,3 +211,128 @@ async def test_lines_written_between_executions_go_to_the_process_stdout(
     text = await asyncio.to_thread(wait_for, process_log, b"late print from a background thread")
     assert b"late from a background thread\n" in text
     assert await run(False) == ["on time"]
+
+
+MODES = """
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    def handle(request):
+        tag, mode = request["tag"], request["mode"]
+        if mode == "silent":
+            return {}
+        if mode == "fd":
+            # C-level writes as the very last thing the execution does, the last one partial.
+            os.write(1, f"{tag} fd1\\n".encode())
+            os.write(2, f"{tag} partial".encode())
+            return {}
+        if mode == "child":
+            # A process that writes during the execution and goes on after it ended.
+            flag = Path(f"{tag}.flag")
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "import os, sys, time; os.write(1, b'%s child during\\\\n');"
+                    " open(sys.argv[1], 'w').close(); time.sleep(0.3);"
+                    " os.write(1, b'%s child after\\\\n')" % (tag, tag),
+                    str(flag.resolve()),
+                ]
+            )
+            while not flag.exists():
+                time.sleep(0.01)
+            return {}
+        if mode == "stream":
+            # Lines that must reach the worker before the execution ends: it waits for the
+            # test to have seen them.
+            go = Path(request["go"])
+            os.write(1, f"{tag} tick 1\\n".encode())
+            subprocess.run(["echo", f"{tag} tick 2"], check=True)
+            deadline = time.monotonic() + 10
+            while not go.exists():
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the lines written were not streamed while running")
+                time.sleep(0.01)
+            os.write(1, f"{tag} tick 3".encode())
+            return {}
+        raise ValueError(mode)
+"""
+
+
+async def init_modes(tmp_path: Path, stub: pb_grpc.ActionServiceAsyncStub) -> None:
+    init = await stub.Init(
+        pb.InitRequest(
+            action_dir=action(tmp_path, "modes", MODES),
+            kind="processor",
+            inputs=[
+                io("tag", "string"),
+                io("mode", "string"),
+                pb.IO(name="go", type="string", optional=True),
+            ],
+        )
+    )
+    assert init.error == "", init.traceback
+
+
+def run_request(tmp_path: Path, tag: str, mode: str, **extra: str) -> pb.RunRequest:
+    inputs = {"tag": pb.Value(string_value=tag), "mode": pb.Value(string_value=mode)}
+    inputs.update({name: pb.Value(string_value=value) for name, value in extra.items()})
+    return pb.RunRequest(execution_id=tag, inputs=inputs, work_dir=str(tmp_path / "work"))
+
+
+async def test_silent_and_writing_executions_back_to_back_keep_their_lines(
+    tmp_path: Path, start_wrapper: Callable[[], str], channel_to: Connect
+) -> None:
+    stub = channel_to(start_wrapper())
+    await init_modes(tmp_path, stub)
+    for n in range(60):
+        tag = f"e{n}"
+        mode = "silent" if n % 3 else "fd"
+        replies = [reply async for reply in stub.Run(run_request(tmp_path, tag, mode))]
+        assert result(replies).status == pb.RUN_STATUS_COMPLETED, result(replies).error
+        lines = sorted((line.stream, line.line) for line in logs(replies))
+        assert result(replies).log_line_count == len(lines)
+        if mode == "silent":
+            assert lines == [], n
+        else:
+            assert lines == [(OUT, f"{tag} fd1"), (ERR, f"{tag} partial")], n
+
+
+async def test_a_subprocess_writing_during_and_after_its_execution(
+    tmp_path: Path, start_wrapper: Callable[[], str], channel_to: Connect
+) -> None:
+    target = start_wrapper()
+    stub = channel_to(target)
+    await init_modes(tmp_path, stub)
+    (tmp_path / "work").mkdir()
+    replies = [reply async for reply in stub.Run(run_request(tmp_path, "c1", "child"))]
+    assert result(replies).status == pb.RUN_STATUS_COMPLETED, result(replies).error
+    assert [line.line for line in logs(replies)] == ["c1 child during"]
+    # Meanwhile another execution runs: what the child writes then is that execution's.
+    replies = [reply async for reply in stub.Run(run_request(tmp_path, "s1", "silent"))]
+    assert logs(replies) == []
+    process_log = tmp_path / "wrapper-0.log"
+    text = await asyncio.to_thread(wait_for, process_log, b"c1 child after\n")
+    assert b"c1 child during" not in text
+    replies = [reply async for reply in stub.Run(run_request(tmp_path, "s2", "silent"))]
+    assert logs(replies) == []
+
+
+async def test_a_long_execution_streams_its_lines_before_it_ends(
+    tmp_path: Path, start_wrapper: Callable[[], str], channel_to: Connect
+) -> None:
+    stub = channel_to(start_wrapper())
+    await init_modes(tmp_path, stub)
+    go = tmp_path / "go"
+    seen: list[str] = []
+    async for reply in stub.Run(run_request(tmp_path, "long", "stream", go=str(go))):
+        if reply.WhichOneof("reply") == "log":
+            seen.append(reply.log.line)
+            if seen == ["long tick 1", "long tick 2"]:
+                go.touch()  # the execution ends only once both lines were received
+        elif reply.WhichOneof("reply") == "result":
+            assert reply.result.status == pb.RUN_STATUS_COMPLETED, reply.result.error
+    assert seen == ["long tick 1", "long tick 2", "long tick 3"]

@@ -1,5 +1,5 @@
-"""The demultiplexing of a captured pipe: markers switch it between an execution's sink and
-passing through, wherever the reads cut the bytes."""
+"""The demultiplexing of a captured pipe: switched between an execution's sink (line by line)
+and passing through, wherever the reads cut the bytes."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class Recorder:
 
 def make() -> tuple[Demux, list[bytes]]:
     passed: list[bytes] = []
-    return Demux(LogStream.STDOUT, passed.append, "t0k3n"), passed
+    return Demux(LogStream.STDOUT, passed.append), passed
 
 
 def feed_in_pieces(demux: Demux, data: bytes, size: int) -> None:
@@ -35,57 +35,66 @@ def feed_in_pieces(demux: Demux, data: bytes, size: int) -> None:
 def test_each_execution_gets_its_own_lines_wherever_the_reads_cut(size: int) -> None:
     demux, passed = make()
     first, second = Recorder(), Recorder()
-    stream = b"before\n"
-    stream += demux.expect(first) + b"one\ntwo\nno newline"
-    end_one, passed_one = demux.expect_end()
-    stream += end_one + b"between, partial"
-    stream += demux.expect(second) + b"three\n\r\nfour\r\n"
-    end_two, passed_two = demux.expect_end()
-    stream += end_two + b"after\n"
-
-    feed_in_pieces(demux, stream, size)
+    feed_in_pieces(demux, b"before\n", size)
+    demux.switch(first)
+    feed_in_pieces(demux, b"one\ntwo\nno newline", size)
+    demux.switch(None)
+    feed_in_pieces(demux, b"between, partial", size)
+    demux.switch(second)
+    feed_in_pieces(demux, b"three\n\r\nfour\r\n", size)
+    demux.switch(None)
+    feed_in_pieces(demux, b"after\n", size)
 
     assert first.lines == [(LogStream.STDOUT, t) for t in ("one", "two", "no newline")]
     assert second.texts == ["three", "", "four"]
     assert b"".join(passed) == b"before\nbetween, partialafter\n"
-    assert passed_one.passed.is_set() and passed_two.passed.is_set()
 
 
-def test_an_end_not_read_yet_is_not_passed() -> None:
+def test_complete_lines_reach_the_sink_at_once_the_line_in_progress_at_the_switch() -> None:
     demux, _ = make()
     sink = Recorder()
-    start = demux.expect(sink)
-    end, ended = demux.expect_end()
-    demux.feed(start + b"line\n" + end[:-1])
-    assert sink.texts == ["line"]
-    assert not ended.passed.is_set()
-    demux.feed(end[-1:])
-    assert ended.passed.is_set()
+    demux.switch(sink)
+    demux.feed(b"first\nsec")
+    assert sink.texts == ["first"]
+    demux.feed(b"ond\nthi")
+    assert sink.texts == ["first", "second"]
+    demux.feed(b"rd")
+    assert sink.texts == ["first", "second"]
+    demux.switch(None)
+    assert sink.texts == ["first", "second", "third"]
 
 
-def test_nul_bytes_and_lookalikes_of_the_marker_are_output() -> None:
+def test_passing_through_holds_nothing_back() -> None:
+    demux, passed = make()
+    demux.feed(b"no newline")
+    assert passed == [b"no newline"]
+
+
+def test_nul_bytes_are_output() -> None:
     demux, passed = make()
     sink = Recorder()
-    lookalike = b"\x00ryax-capture-other:E\n"
-    demux.feed(b"\x00" + demux.expect(sink) + b"a\x00b\n" + lookalike + b"\x00ryax-cap")
-    end, ended = demux.expect_end()
-    demux.feed(end + b"\x00")
-    demux.close()
-    assert passed == [b"\x00", b"\x00"]
-    assert sink.texts == ["a\x00b", lookalike[:-1].decode(), "\x00ryax-cap"]
-    assert ended.passed.is_set()
+    demux.feed(b"\x00")
+    demux.switch(sink)
+    demux.feed(b"a\x00b\n\x00")
+    demux.switch(None)
+    assert passed == [b"\x00"]
+    assert sink.texts == ["a\x00b", "\x00"]
 
 
 def test_a_line_is_decoded_whole_even_split_inside_a_character() -> None:
     demux, _ = make()
     sink = Recorder()
-    data = demux.expect(sink) + "héllo wörld\n".encode() + b"\xff\n"
-    feed_in_pieces(demux, data, 1)
+    demux.switch(sink)
+    feed_in_pieces(demux, "héllo wörld\n".encode() + b"\xff\n", 1)
     assert sink.texts == ["héllo wörld", "\ufffd"]
 
 
-def test_the_end_of_the_pipe_flushes_what_is_held() -> None:
-    demux, passed = make()
-    demux.feed(b"tail\x00ryax-")
+def test_the_end_of_the_pipe_ends_the_line_in_progress() -> None:
+    demux, _ = make()
+    sink = Recorder()
+    demux.switch(sink)
+    demux.feed(b"tail")
     demux.close()
-    assert b"".join(passed) == b"tail\x00ryax-"
+    assert sink.texts == ["tail"]
+    demux.switch(None)
+    assert sink.texts == ["tail"]
