@@ -14,6 +14,7 @@ and 403 (with a token), 404 when its path names an object (a parameter other tha
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -89,8 +90,10 @@ class RouteDoc:
     errors: Mapping[int, str] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=4096)
 def openapi_path(path: str) -> str:
-    """`/files/{key:.+}` (the router's pattern) -> `/files/{key}` (OpenAPI)."""
+    """`/files/{key:.+}` (the router's pattern) -> `/files/{key}` (OpenAPI); a route's own
+    pattern, so cached (the body limit asks at every request)."""
     return _PATH_PARAM.sub(r"{\1}", path)
 
 
