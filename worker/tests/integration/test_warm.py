@@ -114,7 +114,9 @@ async def test_an_idle_step_stops_and_the_next_execution_starts_it_again(worker:
 
     result, _ = await run(worker, "e1")
     assert result.status == COMPLETED
-    await worker.runner.until(lambda: step.asleep, within=10)
+    # Its Session call stays open between executions: idle, it must not hold the graceful stop
+    # back (the retention, 1 s, then SIGTERM; not the stop's grace, then SIGKILL).
+    await worker.runner.until(lambda: step.asleep, within=4)
     assert gone(first) and gone(holder)
     assert worker.container.backend().process_count() == 0
     states = [s for s, _ in worker.runner.states()]

@@ -47,7 +47,9 @@ async def serve(runtime: ActionRuntime, address: str, port_file: str | None = No
     await stop.wait()
     log.info("stopping")
     await health_servicer.enter_graceful_shutdown()
-    await server.stop(GRACE_SECONDS)
+    # An execution in progress gets the grace period; an idle Session call (open between
+    # executions) must not hold the stop back.
+    await server.stop(GRACE_SECONDS if runtime.busy else 0)
 
 
 def _write_port(port_file: str, port: int) -> None:

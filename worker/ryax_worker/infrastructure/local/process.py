@@ -174,10 +174,11 @@ class ActionProcess:
         self._waiter: asyncio.Task[None] | None = None
         self.stub: apb_grpc.ActionServiceAsyncStub | None = None
         #: The Session call carrying this process's executions (processor, publisher), open
-        #: from its first execution; False once the wrapper answered UNIMPLEMENTED (older than
-        #: Session: a Run call per execution).
+        #: from its first execution; `_session_supported` is False once the wrapper answered
+        #: UNIMPLEMENTED (older than Session: a Run call per execution).
         self._session: Any = None
         self._session_supported = True
+        self._executing = False
         self.started_at = 0.0
         self.stopping = False
         self._forked: ForkedChild | None = None
@@ -572,6 +573,18 @@ class ActionProcess:
         the call raises (AioRpcError); stopping the iteration before the Result cancels the
         call, hence the execution."""
         assert self.stub is not None
+        self._executing = True
+        try:
+            async with aclosing(self._replies(request, session)) as replies:
+                async for reply in replies:
+                    yield reply
+        finally:
+            self._executing = False
+
+    async def _replies(
+        self, request: apb.RunRequest, session: bool
+    ) -> AsyncGenerator[apb.RunReply, None]:
+        assert self.stub is not None
         if session and self._session_supported:
             async with aclosing(self._on_session(request)) as replies:
                 async for reply in replies:
@@ -705,6 +718,10 @@ class ActionProcess:
     async def stop(self, grace: float | None = None) -> None:
         """SIGTERM the process group, SIGKILL after the grace period; close the channel."""
         self.stopping = True
+        if self._session is not None and not self._executing:
+            # Idle between executions: the wrapper's graceful stop need not wait for it.
+            self._session.cancel()
+            self._session = None
         grace = self._options.stop_grace_seconds if grace is None else grace
         if self._process is not None and self._process.returncode is None:
             self.signal(signal.SIGTERM)
