@@ -250,6 +250,7 @@ def create_app(container: Container, stop_now: StopNow = exit_now) -> web.Applic
         await container.filestore().ensure_ready()
         recorder.set_outbox_listener(container.relay().wake)
         recorder.set_unrecordable_listener(engine.abandon_run)
+        recorder.set_load(lambda: len(engine.runs))
         recorder.start()
         running.append("recorder")
         await engine.start()

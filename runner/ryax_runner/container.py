@@ -97,6 +97,7 @@ class Container(containers.DeclarativeContainer):
         box,
         state_changed_to_proto,
         commit_mode=settings.provided.commit_mode,
+        linger_seconds=settings.provided.commit_linger_seconds,
     )
     store = providers.Singleton(SqlStateStore, db, box)
     clock = providers.Singleton(SystemClock)

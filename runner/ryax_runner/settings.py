@@ -95,6 +95,10 @@ class Settings:
     #: of its last fraction of a second, never lose a run. "every": every commit waits for the
     #: disk (one fsync per step on the critical path). docs/run-path.md.
     commit_mode: str = "acknowledged"
+    #: RYAX_RUNNER_COMMIT_LINGER_SECONDS: with two runs or more in progress, the recorder waits
+    #: this long before taking the next batch, so one commit carries the changes of more runs
+    #: (group commit, as PostgreSQL's commit_delay). One run alone is never held. 0 = never.
+    commit_linger_seconds: float = 0.002
     #: RYAX_RUNNER_DEFAULT_STEP_TIMEOUT: the timeout (seconds) of a step that sets none and
     #: whose action asks for no time (`resources.time`); every execution has one.
     default_step_timeout_seconds: float = 3600.0
@@ -221,6 +225,9 @@ class Settings:
             infra_retries=e.integer("RYAX_RUNNER_INFRA_RETRIES", 3, minimum=0),
             commit_mode=e.text(
                 "RYAX_RUNNER_COMMIT_MODE", "acknowledged", choices=COMMIT_MODES, lower=True
+            ),
+            commit_linger_seconds=e.number(
+                "RYAX_RUNNER_COMMIT_LINGER_SECONDS", 0.002, minimum=0, maximum=0.1
             ),
             default_step_timeout_seconds=e.number(
                 "RYAX_RUNNER_DEFAULT_STEP_TIMEOUT", 3600.0, minimum=1

@@ -238,3 +238,35 @@ async def test_commit_mode_every_waits_for_the_disk_at_each_commit(db_url: str) 
     finally:
         await recorder.stop()
         await engine.dispose()
+
+
+async def test_commits_linger_while_runs_are_in_progress_never_for_one(db_url: str) -> None:
+    await ensure_database(db_url)
+    await migrate(db_url, MIGRATIONS)
+    engine = create_engine(db_url)
+    recorder = SqlRecorder(engine, SecretBox("k" * 32), state_changed_to_proto, linger_seconds=0.2)
+    in_progress = [1]
+    recorder.set_load(lambda: in_progress[0])
+    recorder.start()
+    try:
+        d, run = started_run()
+        recorder.deployment(d)
+        recorder.run(run)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await recorder.durable()
+        assert loop.time() - began < 0.15  # one run: committed at once
+        assert recorder.commits == 1
+
+        in_progress[0] = 2  # a second run in progress: the next commit waits for its changes
+        recorder.run(run)
+        began = loop.time()
+        done = asyncio.ensure_future(recorder.durable())
+        await asyncio.sleep(0.05)
+        recorder.deployment(d)  # a change 50 ms later: the same commit
+        await done
+        assert loop.time() - began >= 0.2
+        assert recorder.commits == 2
+    finally:
+        await recorder.stop()
+        await engine.dispose()

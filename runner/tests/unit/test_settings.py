@@ -52,6 +52,7 @@ def test_every_variable_is_read() -> None:
             "RYAX_DATABASE_POOL_SIZE": "3",
             "RYAX_RUNNER_INFRA_RETRIES": "0",
             "RYAX_RUNNER_COMMIT_MODE": "Every",
+            "RYAX_RUNNER_COMMIT_LINGER_SECONDS": "0.005",
             "RYAX_RUNNER_DEFAULT_STEP_TIMEOUT": "600",
             "RYAX_RUNNER_TIMEOUT_GRACE": "10",
             "RYAX_RUNNER_SITE_WAIT_TIMEOUT": "120",
@@ -60,7 +61,7 @@ def test_every_variable_is_read() -> None:
         }
     )
     assert (s.callback_attempts, s.callback_backoff_seconds) == (3, 0.5)
-    assert s.commit_mode == "every"
+    assert (s.commit_mode, s.commit_linger_seconds) == ("every", 0.005)
     assert s.secret_key_previous == ("a" * 32, "b" * 40)
     assert (s.http_port, s.grpc_address, s.log_format) == (9000, "0.0.0.0:9001", "json")
     assert (s.grpc_allow_plaintext, s.grpc_tls_cert_file) == (True, None)
@@ -146,6 +147,10 @@ def test_every_variable_is_read() -> None:
         (
             {"RYAX_SECRET_KEY": KEY, "RYAX_RUNNER_COMMIT_MODE": "sometimes"},
             "RYAX_RUNNER_COMMIT_MODE='sometimes': expected one of acknowledged, every",
+        ),
+        (
+            {"RYAX_SECRET_KEY": KEY, "RYAX_RUNNER_COMMIT_LINGER_SECONDS": "1"},
+            "RYAX_RUNNER_COMMIT_LINGER_SECONDS",
         ),
     ],
 )
