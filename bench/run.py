@@ -493,7 +493,7 @@ def arguments(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=REPO / ".dev" / "bench", help="output folder")
     p.add_argument("--steps", type=int, default=40, help="length of the long chain")
     p.add_argument("--clients", default="1,8,32", help="throughput: concurrent clients")
-    p.add_argument("--max-requests", type=int, default=500, help="throughput: per level")
+    p.add_argument("--max-requests", type=int, default=4000, help="throughput: per level")
     p.add_argument("--max-seconds", type=float, default=30.0, help="throughput: per level")
     p.add_argument("--deploy-runs", type=int, default=3, help="cold deploys measured")
     p.add_argument(
