@@ -274,27 +274,32 @@ async def test_trigger_yields_three_runs(
     assert ended.status == health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-async def test_cancelled_run_leaves_the_wrapper_usable(
-    tmp_path: Path, start_wrapper: Callable[[], str], channel_to: Connect
-) -> None:
-    stub = channel_to(start_wrapper())
-    await stub.Init(
-        pb.InitRequest(
-            action_dir=action(
-                tmp_path,
-                "slow",
-                """
-            import asyncio
+async def slow_action(
+    tmp_path: Path, stub: pb_grpc.ActionServiceAsyncStub
+) -> pb_grpc.ActionServiceAsyncStub:
+    """`stub`'s wrapper loaded with an action that sleeps `request["seconds"]`."""
+    code = """
+        import asyncio
 
-            async def handle(request):
-                await asyncio.sleep(request["seconds"])
-                return {}
-        """,
-            ),
+        async def handle(request):
+            await asyncio.sleep(request["seconds"])
+            return {}
+    """
+    init = await stub.Init(
+        pb.InitRequest(
+            action_dir=action(tmp_path, "slow", code),
             kind="processor",
             inputs=[io("seconds", "float")],
         )
     )
+    assert init.error == ""
+    return stub
+
+
+async def test_cancelled_run_leaves_the_wrapper_usable(
+    tmp_path: Path, start_wrapper: Callable[[], str], channel_to: Connect
+) -> None:
+    stub = await slow_action(tmp_path, channel_to(start_wrapper()))
     with pytest.raises(grpc.aio.AioRpcError) as excinfo:
         request = pb.RunRequest(
             execution_id="slow",
@@ -370,24 +375,7 @@ async def test_session_runs_executions_one_after_the_other_on_one_call(
 async def test_session_cancelled_mid_execution_leaves_the_wrapper_usable(
     tmp_path: Path, start_wrapper: Callable[[], str], channel_to: Connect
 ) -> None:
-    stub = channel_to(start_wrapper())
-    await stub.Init(
-        pb.InitRequest(
-            action_dir=action(
-                tmp_path,
-                "slow",
-                """
-            import asyncio
-
-            async def handle(request):
-                await asyncio.sleep(request["seconds"])
-                return {}
-        """,
-            ),
-            kind="processor",
-            inputs=[io("seconds", "float")],
-        )
-    )
+    stub = await slow_action(tmp_path, channel_to(start_wrapper()))
     session = stub.Session()
     await session.write(
         pb.RunRequest(

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from runner_testkit.workflows import endpoint_and_one_step
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ryax_kit.database import create_engine, ensure_database, migrate
@@ -21,13 +22,6 @@ from ryax_runner import parked as parked_cli
 from ryax_runner.application.messages import LogLine
 from ryax_runner.domain.deployment import Deployment, DeploymentId
 from ryax_runner.domain.run import Run, RunId, RunState
-from ryax_runner.domain.workflow import (
-    IO,
-    ReferenceInput,
-    StepDefinition,
-    TriggerDefinition,
-    WorkflowDefinition,
-)
 from ryax_runner.infrastructure.database import MIGRATIONS
 from ryax_runner.infrastructure.database import recorder as recorder_module
 from ryax_runner.infrastructure.database.parking import decode_payload
@@ -40,28 +34,7 @@ pytestmark = pytest.mark.integration
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def definition() -> WorkflowDefinition:
-    return WorkflowDefinition(
-        steps=(
-            StepDefinition(
-                step_id="t",
-                action_id="t",
-                action_version="1",
-                action_kind="trigger",
-                outputs=(IO(name="x", type="string"),),
-            ),
-            StepDefinition(
-                step_id="a",
-                action_id="a",
-                action_version="1",
-                action_kind="processor",
-                inputs=(IO(name="x", type="string"),),
-                input_values=(("x", ReferenceInput(step_id="t", output_name="x")),),
-                parent_step_ids=("t",),
-            ),
-        ),
-        trigger=TriggerDefinition(step_id="t", http_endpoint=True),
-    )
+definition = endpoint_and_one_step
 
 
 DEPLOYMENT = Deployment.request(

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 import sqlalchemy as sa
+from runner_testkit.workflows import endpoint_and_one_step
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ryax_kit.database import create_engine, ensure_database, migrate
@@ -23,13 +24,6 @@ from ryax_kit.messaging import is_transient
 from ryax_runner.domain.deployment import Deployment, DeploymentId
 from ryax_runner.domain.run import Run, RunId
 from ryax_runner.domain.site import NodePool, Site
-from ryax_runner.domain.workflow import (
-    IO,
-    ReferenceInput,
-    StepDefinition,
-    TriggerDefinition,
-    WorkflowDefinition,
-)
 from ryax_runner.infrastructure.database import MIGRATIONS
 from ryax_runner.infrastructure.database.recorder import Batch, BatchWriter
 from ryax_runner.infrastructure.database.serialization import (
@@ -51,27 +45,7 @@ from ryax_runner.infrastructure.database.tables import (
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 BOX = SecretBox("k" * 32)
-DEFINITION = WorkflowDefinition(
-    steps=(
-        StepDefinition(
-            step_id="t",
-            action_id="t",
-            action_version="1",
-            action_kind="trigger",
-            outputs=(IO(name="x", type="string"),),
-        ),
-        StepDefinition(
-            step_id="a",
-            action_id="a",
-            action_version="1",
-            action_kind="processor",
-            inputs=(IO(name="x", type="string"),),
-            input_values=(("x", ReferenceInput(step_id="t", output_name="x")),),
-            parent_step_ids=("t",),
-        ),
-    ),
-    trigger=TriggerDefinition(step_id="t", http_endpoint=True),
-)
+DEFINITION = endpoint_and_one_step()
 
 
 class Sent:
