@@ -414,10 +414,10 @@ class FdCapture:
     def capturing(self, sink: LineSink) -> Iterator[None]:
         _flush_all()
         pipes = self._started()
-        pipes.start(sink)
         python_streams = (sys.stdout, sys.stderr)
         writers: list[_LineWriter] = []
         try:
+            pipes.start(sink)
             writers = [
                 _LineWriter(LogStream.STDOUT, sink, 1, _encoding(sys.stdout)),
                 _LineWriter(LogStream.STDERR, sink, 2, _encoding(sys.stderr)),

@@ -87,10 +87,6 @@ _TRANSIENT_NAMES = frozenset(
         "ryax_kit.messaging.broker.Unroutable",
     }
 )
-#: Subclasses of a transient kind that are about the data, not the connection: the driver
-#: refused a value (asyncpg's DataError is an InterfaceError, "invalid input for query
-#: argument $1"). Retrying cannot help; the caller isolates the value instead.
-_PERMANENT_NAMES = frozenset({"asyncpg.exceptions._base.DataError"})
 _POISON_NAMES = frozenset(
     {
         "google.protobuf.message.DecodeError",
@@ -120,10 +116,7 @@ def is_transient(exc: BaseException) -> bool:
     """A failure that will pass by itself: connection trouble, timeouts, conflicts between
     concurrent transactions, an event with no queue bound yet. Looks through the causes
     (SQLAlchemy wraps the driver's errors)."""
-    chain = _chain(exc)
-    if any(_names(link) & _PERMANENT_NAMES for link in chain):
-        return False
-    for link in chain:
+    for link in _chain(exc):
         if isinstance(link, (OSError, TimeoutError, TransientError)):
             return True
         if _names(link) & _TRANSIENT_NAMES:

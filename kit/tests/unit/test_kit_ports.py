@@ -58,7 +58,7 @@ def test_sqlalchemy_and_driver_errors_are_classified_by_name() -> None:
     assert is_transient(sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("down")))
     assert not is_transient(sqlalchemy.exc.IntegrityError("INSERT", {}, Exception("dup")))
     # The driver refusing a value is about the value: retrying it would never end.
-    refused = asyncpg.exceptions._base.DataError("invalid input for query argument $1")
+    refused = asyncpg.DataError("invalid input for query argument $1")
     assert not is_transient(sqlalchemy.exc.DBAPIError("INSERT", {}, refused))
     assert is_transient(asyncpg.exceptions._base.InterfaceError("connection is closed"))
     from google.protobuf.message import DecodeError

@@ -53,11 +53,7 @@ class ActionServicer(pb_grpc.ActionServiceServicer):
     async def Run(  # noqa: N802 - the gRPC method name
         self, request: pb.RunRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.RunReply]:
-        if not self._runtime.ready:
-            await context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                "the action is not loaded: call Init first (and check its error)",
-            )
+        await self._require_ready(context)
         async for reply in self._execute(request):
             yield reply
 
@@ -65,11 +61,7 @@ class ActionServicer(pb_grpc.ActionServiceServicer):
         self, request_iterator: AsyncIterator[pb.RunRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.RunReply]:
         """The executions of Run one after the other on one call (processor, publisher)."""
-        if not self._runtime.ready:
-            await context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                "the action is not loaded: call Init first (and check its error)",
-            )
+        await self._require_ready(context)
         config = self._runtime.config
         if config is not None and config.kind is ActionKind.TRIGGER:
             await context.abort(
@@ -78,6 +70,13 @@ class ActionServicer(pb_grpc.ActionServiceServicer):
         async for request in request_iterator:
             async for reply in self._execute(request):
                 yield reply
+
+    async def _require_ready(self, context: grpc.aio.ServicerContext) -> None:
+        if not self._runtime.ready:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "the action is not loaded: call Init first (and check its error)",
+            )
 
     async def _execute(self, request: pb.RunRequest) -> AsyncIterator[pb.RunReply]:
         config = self._runtime.config

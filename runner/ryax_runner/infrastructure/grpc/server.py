@@ -93,12 +93,13 @@ class StreamChannel:
     def stamp(self, message: pb.RunnerMessage) -> pb.RunnerMessage | None:
         """`message` as it is written: carrying the ack due, if any; None for a ReportAck
         already carried by an earlier message (nothing to write)."""
-        if not self.acks_with_orders or self._ack_due <= self._ack_sent:
-            if message.WhichOneof("message") == "report_ack" and self.acks_with_orders:
-                return None
+        if not self.acks_with_orders:
             return message
+        is_ack = message.WhichOneof("message") == "report_ack"
+        if self._ack_due <= self._ack_sent:
+            return None if is_ack else message
         self._ack_sent = self._ack_due
-        if message.WhichOneof("message") == "report_ack":
+        if is_ack:
             message.report_ack.report_seq = self._ack_sent
         else:
             message.acked_report_seq = self._ack_sent

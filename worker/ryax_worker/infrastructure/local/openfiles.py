@@ -64,9 +64,12 @@ class OpenFile:
 
 def number_after(text: bytes, name: bytes) -> int | None:
     """The first number after `name` at the start of a line (`VmHWM:`, `usage_usec`)."""
-    at = 0 if text.startswith(name) else text.find(b"\n" + name) + 1
-    if at <= 0 and not text.startswith(name):
-        return None
+    if text.startswith(name):
+        at = 0
+    else:
+        at = text.find(b"\n" + name) + 1
+        if at == 0:
+            return None
     end = text.find(b"\n", at)
     parts = text[at + len(name) : end if end >= 0 else None].split()
     try:
