@@ -286,3 +286,19 @@ def test_a_new_dev_folder_drops_the_state_its_lost_secrets_made(
     monkeypatch.setattr(platform, "checkout_databases", lambda dsn, names: [])
     platform.forget_state_of_lost_secrets()
     assert len(dropped) == 1  # nothing to drop
+
+
+def test_seaweedfs_runs_with_a_gc_percentage_and_a_soft_memory_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("RYAX_S3_GOGC", raising=False)
+    monkeypatch.delenv("RYAX_S3_GOMEMLIMIT", raising=False)
+    assert platform.s3_go_env() == ["GOGC=25", "GOMEMLIMIT=320MiB"]
+    monkeypatch.setenv("RYAX_S3_GOMEMLIMIT", "1GiB")
+    monkeypatch.setenv("RYAX_S3_GOGC", "off")
+    assert platform.s3_go_env() == ["GOMEMLIMIT=1GiB"]
+    monkeypatch.setenv("RYAX_S3_GOMEMLIMIT", "off")
+    assert platform.s3_go_env() == []
+    monkeypatch.setenv("RYAX_S3_GOMEMLIMIT", "320 MB")
+    with pytest.raises(SystemExit, match="RYAX_S3_GOMEMLIMIT='320 MB': not a Go memory limit"):
+        platform.s3_go_env()

@@ -111,7 +111,7 @@ class Worker:
             log.info("shutting down, order refused", extra={"order_seq": order.order_seq})
             return False
         if self._ledger.is_new(order.order_seq):
-            # An execution's own line is "execution finished"; the other orders are rare.
+            # Executions are many (the runner records them); the other orders are rare.
             log.log(
                 logging.DEBUG if isinstance(order, ExecuteStep) else logging.INFO,
                 "order",
