@@ -14,7 +14,7 @@ from aiohttp import web
 
 from ryax_kit.logging import configure_logging
 from ryax_kit.messaging import Consumer, PoisonMessage, Subscription
-from ryax_kit.web import create_web_app
+from ryax_kit.web import create_web_app, run_app
 
 from .container import SERVICE, Container
 from .infrastructure.messaging.mappers import (
@@ -157,10 +157,9 @@ def main() -> None:
     log.info("starting", extra={"host": settings.http_host, "port": settings.http_port})
     # aiohttp handles SIGTERM/SIGINT: on_shutdown lets the build in hand finish (or abandons
     # it unacknowledged after the grace period), then the broker connection closes.
-    web.run_app(
+    run_app(
         app,
         host=settings.http_host,
         port=settings.http_port,
-        print=None,
         shutdown_timeout=settings.shutdown_grace_seconds + 15,
     )

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ryax_kit.database import ensure_database, migrate, ping
 from ryax_kit.logging import configure_logging
-from ryax_kit.web import Metrics, create_web_app
+from ryax_kit.web import Metrics, create_web_app, run_app
 
 from .container import Container
 from .infrastructure.api.routes import ERRORS, USE_CASES, api
@@ -60,6 +60,4 @@ def main() -> None:
     app = create_app(container)
     log.info("starting", extra={"host": settings.http_host, "port": settings.http_port})
     # aiohttp handles SIGTERM/SIGINT: stops accepting, finishes in-flight requests, runs cleanup.
-    web.run_app(
-        app, host=settings.http_host, port=settings.http_port, print=None, shutdown_timeout=30
-    )
+    run_app(app, host=settings.http_host, port=settings.http_port, shutdown_timeout=30)

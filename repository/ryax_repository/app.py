@@ -9,7 +9,7 @@ from aiohttp import web
 from ryax_kit.authz import AUTHZ
 from ryax_kit.database import ensure_database, migrate, ping
 from ryax_kit.logging import configure_logging
-from ryax_kit.web import create_web_app
+from ryax_kit.web import create_web_app, run_app
 
 from .container import SERVICE, Container
 from .infrastructure.api.routes import ERRORS, UPLOAD_LIMITS, USE_CASES, UploadLimits, api
@@ -96,6 +96,4 @@ def main() -> None:
     )
     # aiohttp handles SIGTERM/SIGINT: stops accepting, finishes in-flight requests, runs
     # shutdown (consumer stops) and cleanup (relay flushes, connections close).
-    web.run_app(
-        app, host=settings.http_host, port=settings.http_port, print=None, shutdown_timeout=30
-    )
+    run_app(app, host=settings.http_host, port=settings.http_port, shutdown_timeout=30)

@@ -31,7 +31,7 @@ from prometheus_client import Gauge
 from ryax_kit.authz import AUTHZ, AuthorizationClient
 from ryax_kit.database import ensure_database, migrate, ping
 from ryax_kit.logging import configure_logging
-from ryax_kit.web import Metrics, create_web_app
+from ryax_kit.web import Metrics, create_web_app, run_app
 from ryax_kit.web.limits import add_body_limits
 
 from .application.engine import Engine
@@ -337,10 +337,9 @@ def main() -> None:
     container = Container(settings=settings)
     app = create_app(container)
     log.info("starting", extra={"host": settings.http_host, "port": settings.http_port})
-    web.run_app(
+    run_app(
         app,
         host=settings.http_host,
         port=settings.http_port,
-        print=None,
         shutdown_timeout=settings.shutdown_grace_seconds + 5,
     )

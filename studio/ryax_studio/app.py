@@ -13,7 +13,7 @@ from aiohttp import web
 from ryax_kit.authz import AUTHZ
 from ryax_kit.database import ensure_database, migrate, ping
 from ryax_kit.logging import configure_logging
-from ryax_kit.web import create_web_app
+from ryax_kit.web import create_web_app, run_app
 from ryax_kit.web.limits import add_body_limits
 
 from .container import SERVICE, Container
@@ -136,6 +136,4 @@ def main() -> None:
     app = create_app(container)
     log.info("starting", extra={"host": settings.http_host, "port": settings.http_port})
     # aiohttp handles SIGTERM/SIGINT: stops accepting, finishes in-flight requests, runs cleanup.
-    web.run_app(
-        app, host=settings.http_host, port=settings.http_port, print=None, shutdown_timeout=30
-    )
+    run_app(app, host=settings.http_host, port=settings.http_port, shutdown_timeout=30)

@@ -12,7 +12,7 @@ from dataclasses import replace
 from aiohttp import web
 
 from ryax_kit.logging import configure_logging
-from ryax_kit.web import Metrics, create_web_app
+from ryax_kit.web import Metrics, create_web_app, run_app
 
 from .container import Container
 from .infrastructure.api.metrics import WorkerCollector
@@ -135,6 +135,4 @@ def main() -> None:
     app = create_app(container)
     log.info("listening", extra={"host": settings.http_host, "port": settings.http_port})
     # aiohttp handles SIGTERM/SIGINT: it runs on_shutdown (our graceful stop), then cleanup.
-    web.run_app(
-        app, host=settings.http_host, port=settings.http_port, print=None, shutdown_timeout=5
-    )
+    run_app(app, host=settings.http_host, port=settings.http_port, shutdown_timeout=5)

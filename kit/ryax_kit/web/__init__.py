@@ -7,6 +7,7 @@ from .body import MAX_JSON_BYTES, read_json, read_raw, validation_detail
 from .content import UNTRUSTED_CONTENT_HEADERS
 from .errors import ErrorMapping, HttpError, error_response
 from .ops import Metrics, ReadyCheck, add_operational_routes, create_web_app, errors_middleware
+from .serve import run_app
 
 __all__ = [
     "MAX_JSON_BYTES",
@@ -27,5 +28,6 @@ __all__ = [
     "openapi_path",
     "read_json",
     "read_raw",
+    "run_app",
     "validation_detail",
 ]
