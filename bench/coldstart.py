@@ -275,6 +275,9 @@ async def measure(runs: int, steps: int) -> dict[str, Any]:
             for name in names:
                 await backend.undeploy(StepRef(DeploymentId("bench"), StepId(name)))
         await backend.undeploy(StepRef(DeploymentId("bench"), StepId("forked")))
+        # The last mode set none: the fork server is stopped with the backend, not left running
+        # for the rest of the bench (it outlived this loop and warned at exit).
+        backend._options = replace(backend._options, fork_servers=servers)
         await backend.close()
         return result
     finally:
