@@ -14,9 +14,16 @@ import urllib.request
 
 import pytest
 import uvloop
+from aiohttp import web
 
 from ryax_kit.settings import ConfigurationError, Env
-from ryax_kit.web.serve import event_loop_kind, new_event_loop
+from ryax_kit.web.serve import (
+    event_loop_kind,
+    libc_malloc_trim,
+    memory_trim_seconds,
+    memory_trimmer,
+    new_event_loop,
+)
 
 
 def test_uvloop_by_default_asyncio_when_asked() -> None:
@@ -80,3 +87,43 @@ def test_run_app_serves_on_the_loop_asked_and_stops_on_sigterm(setting: str, mod
     finally:
         server.kill()
         server.wait()
+
+
+def test_the_memory_trim_is_every_minute_by_default_and_can_be_off() -> None:
+    assert memory_trim_seconds(Env({})) == 60.0
+    assert memory_trim_seconds(Env({"RYAX_MEMORY_TRIM_SECONDS": "0"})) == 0.0
+    with pytest.raises(ConfigurationError, match="RYAX_MEMORY_TRIM_SECONDS"):
+        memory_trim_seconds(Env({"RYAX_MEMORY_TRIM_SECONDS": "-1"}))
+
+
+def test_glibc_gives_a_trim_that_runs() -> None:
+    trim = libc_malloc_trim()
+    assert trim is not None  # glibc here
+    assert trim() in (0, 1)
+
+
+async def test_the_trimmer_trims_while_the_app_runs_and_stops_with_it() -> None:
+    calls: list[float] = []
+
+    def trim() -> int:
+        calls.append(time.monotonic())
+        return 1
+
+    context = memory_trimmer(0.05, trim)(web.Application())
+    await context.__anext__()
+    await asyncio.sleep(0.28)
+    with pytest.raises(StopAsyncIteration):
+        await context.__anext__()
+    seen = len(calls)
+    assert 3 <= seen <= 6
+    await asyncio.sleep(0.15)
+    assert len(calls) == seen
+
+
+async def test_no_trimmer_when_off_or_without_glibc() -> None:
+    for seconds, trim in ((0.0, lambda: 1), (0.01, None)):
+        context = memory_trimmer(seconds, trim)(web.Application())
+        await context.__anext__()
+        assert not [t for t in asyncio.all_tasks() if t.get_name() == "memory trim"]
+        with pytest.raises(StopAsyncIteration):
+            await context.__anext__()
