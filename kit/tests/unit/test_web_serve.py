@@ -127,3 +127,8 @@ async def test_no_trimmer_when_off_or_without_glibc() -> None:
         assert not [t for t in asyncio.all_tasks() if t.get_name() == "memory trim"]
         with pytest.raises(StopAsyncIteration):
             await context.__anext__()
+
+
+def test_a_service_may_default_to_asyncio() -> None:
+    assert event_loop_kind(Env({}), "asyncio") == "asyncio"
+    assert event_loop_kind(Env({"RYAX_EVENT_LOOP": "uvloop"}), "asyncio") == "uvloop"
