@@ -85,14 +85,14 @@ def memory_trimmer(
     `trim`)."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
-        task = None
-        if seconds > 0 and trim is not None:
-            task = asyncio.create_task(trim_every(seconds, trim), name="memory trim")
+        if seconds <= 0 or trim is None:
+            yield
+            return
+        task = asyncio.create_task(trim_every(seconds, trim), name="memory trim")
         yield
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     return context
 
