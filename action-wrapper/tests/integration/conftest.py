@@ -41,6 +41,7 @@ def start_wrapper(tmp_path: Path) -> Iterator[WrapperFactory]:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         processes.append(process)
+        (tmp_path / f"wrapper-{len(processes) - 1}.pid").write_text(str(process.pid))
         deadline = time.monotonic() + 15
         while not ready.exists():
             if process.poll() is not None or time.monotonic() > deadline:

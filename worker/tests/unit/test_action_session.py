@@ -1,8 +1,11 @@
-"""How an action process's executions travel: on one Session call kept open, else (a wrapper
-older than Session) on a Run call each; a fake stub stands for the wrapper."""
+"""How an action process's executions travel: on the wrapper's session socket when it has one,
+else on one Session call kept open, else (a wrapper older than Session) on a Run call each; a
+fake stub (and a fake end of the socket) stands for the wrapper."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,13 @@ import pytest
 from grpc import aio
 
 from ryax_worker.domain.model import DeploymentId, StepId, StepRef
-from ryax_worker.infrastructure.local.process import ActionProcess, ProcessOptions
+from ryax_worker.infrastructure.local.process import (
+    FRAME_HEADER,
+    SESSION_SOCKET_NAME,
+    ActionProcess,
+    ProcessOptions,
+    SessionBroken,
+)
 from ryax_worker.infrastructure.local.sandbox import Limits
 from ryax_worker.infrastructure.proto import action_service_pb2 as apb
 
@@ -151,3 +160,95 @@ async def test_a_broken_session_raises_and_the_next_execution_opens_another(
     assert stub.sessions[0].cancelled
     assert await lines(made, "e3") == ["ran e3", "result"]
     assert stub.runs == []
+
+
+class SocketWrapper:
+    """The wrapper's end of a session socket: answers each RunRequest with a log line and a
+    result (`cut` closes the connection after the log line of that execution instead)."""
+
+    def __init__(self, home: Path, cut: str = "") -> None:
+        self.home = home
+        self.cut = cut
+        self.connections = 0
+        self.received: list[str] = []
+        self.closed = asyncio.Event()
+
+    async def start(self) -> asyncio.AbstractServer:
+        return await asyncio.start_unix_server(self._serve, self.home / SESSION_SOCKET_NAME)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                (size,) = FRAME_HEADER.unpack(await reader.readexactly(FRAME_HEADER.size))
+                request = apb.RunRequest.FromString(await reader.readexactly(size))
+                self.received.append(request.execution_id)
+                replies = [log(f"ran {request.execution_id} on the socket")]
+                if request.execution_id != self.cut:
+                    replies.append(done(request.execution_id))
+                for reply in replies:
+                    data = reply.SerializeToString()
+                    writer.write(FRAME_HEADER.pack(len(data)) + data)
+                await writer.drain()
+                if request.execution_id == self.cut:
+                    break
+        except asyncio.IncompleteReadError:
+            pass
+        writer.close()
+        self.closed.set()
+
+
+def on_socket(tmp_path: Path, stub: FakeStub) -> ActionProcess:
+    """A process whose wrapper said InitReply.session_socket, its home in tmp_path/home."""
+    made = process(tmp_path, stub)
+    (tmp_path / "home").mkdir()
+    made._home_fd = os.open(tmp_path / "home", os.O_PATH | os.O_DIRECTORY)
+    made._socket_supported = True
+    return made
+
+
+async def test_executions_travel_on_the_session_socket_one_connection(tmp_path: Path) -> None:
+    stub = FakeStub()
+    made = on_socket(tmp_path, stub)
+    wrapper = SocketWrapper(tmp_path / "home")
+    async with await wrapper.start():
+        assert await lines(made, "e1") == ["ran e1 on the socket", "result"]
+        assert await lines(made, "e2") == ["ran e2 on the socket", "result"]
+        assert wrapper.connections == 1 and wrapper.received == ["e1", "e2"]
+        assert stub.sessions == [] and stub.runs == []
+        assert await lines(made, "trigger", session=False) == ["ran trigger on Run", "result"]
+        # Stopped before its Result (cancelled, timed out): the connection is closed, which
+        # stops the execution in the wrapper; the next execution connects again.
+        replies = made.replies(apb.RunRequest(execution_id="e3"), session=True)
+        assert (await anext(replies)).log.line == "ran e3 on the socket"
+        await replies.aclose()
+        await asyncio.wait_for(wrapper.closed.wait(), 5)
+        assert await lines(made, "e4") == ["ran e4 on the socket", "result"]
+        assert wrapper.connections == 2
+        await made.stop()
+
+
+async def test_a_session_socket_closed_before_the_result_raises_session_broken(
+    tmp_path: Path,
+) -> None:
+    made = on_socket(tmp_path, FakeStub())
+    wrapper = SocketWrapper(tmp_path / "home", cut="e2")
+    async with await wrapper.start():
+        assert await lines(made, "e1") == ["ran e1 on the socket", "result"]
+        with pytest.raises(SessionBroken, match="closed its session socket"):
+            await lines(made, "e2")
+        assert await lines(made, "e3") == ["ran e3 on the socket", "result"]
+        assert wrapper.connections == 2
+        await made.stop()
+
+
+async def test_an_unreachable_session_socket_falls_back_to_the_session_call(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    stub = FakeStub()
+    made = on_socket(tmp_path, stub)  # nothing listens on it
+    assert await lines(made, "e1") == ["ran e1", "result"]
+    assert await lines(made, "e2") == ["ran e2", "result"]
+    assert len(stub.sessions) == 1 and stub.sessions[0].written == ["e1", "e2"]
+    warned = [r for r in caplog.records if "session socket" in r.getMessage()]
+    assert len(warned) == 1  # tried once, then the Session call only

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2  # type: ignore[import-untyped]
@@ -16,6 +17,9 @@ from ..proto import action_service_pb2 as pb
 from ..proto import action_service_pb2_grpc as pb_grpc
 from . import mappers
 
+if TYPE_CHECKING:
+    from .session_socket import SessionSocket
+
 log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ActionService"].full_name
 
@@ -24,6 +28,8 @@ class ActionServicer(pb_grpc.ActionServiceServicer):
     def __init__(self, runtime: ActionRuntime, health_servicer: health.aio.HealthServicer) -> None:
         self._runtime = runtime
         self._health = health_servicer
+        #: Session on a plain Unix socket as well (set by the server when it listens on one).
+        self.session_socket: SessionSocket | None = None
 
     async def Init(  # noqa: N802 - the gRPC method name
         self, request: pb.InitRequest, context: grpc.aio.ServicerContext
@@ -48,13 +54,15 @@ class ActionServicer(pb_grpc.ActionServiceServicer):
                 "error": outcome.error,
             },
         )
-        return mappers.init_reply_to_proto(outcome)
+        reply = mappers.init_reply_to_proto(outcome)
+        reply.session_socket = self.session_socket is not None and self.session_socket.open
+        return reply
 
     async def Run(  # noqa: N802 - the gRPC method name
         self, request: pb.RunRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.RunReply]:
         await self._require_ready(context)
-        async for reply in self._execute(request):
+        async for reply in self.execute(request):
             yield reply
 
     async def Session(  # noqa: N802 - the gRPC method name
@@ -68,7 +76,7 @@ class ActionServicer(pb_grpc.ActionServiceServicer):
                 grpc.StatusCode.FAILED_PRECONDITION, "a trigger runs in one Run call, not Session"
             )
         async for request in request_iterator:
-            async for reply in self._execute(request):
+            async for reply in self.execute(request):
                 yield reply
 
     async def _require_ready(self, context: grpc.aio.ServicerContext) -> None:
@@ -78,7 +86,8 @@ class ActionServicer(pb_grpc.ActionServiceServicer):
                 "the action is not loaded: call Init first (and check its error)",
             )
 
-    async def _execute(self, request: pb.RunRequest) -> AsyncIterator[pb.RunReply]:
+    async def execute(self, request: pb.RunRequest) -> AsyncIterator[pb.RunReply]:
+        """The replies of one execution (of Run, Session or the session socket), Result last."""
         config = self._runtime.config
         is_trigger = config is not None and config.kind is ActionKind.TRIGGER
         inputs = mappers.values_from_proto(request.inputs)

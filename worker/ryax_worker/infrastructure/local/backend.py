@@ -57,7 +57,7 @@ from ...domain.model import (
 from ..grpc.mappers import init_request_to_proto, run_reply_from_proto, run_request_to_proto
 from .artefacts import ArtefactCache
 from .cgroups import Cgroups
-from .process import PID_FILE, ActionProcess, ProcessOptions, kill_leftover
+from .process import PID_FILE, ActionProcess, ProcessOptions, SessionBroken, kill_leftover
 from .sandbox import Layout, Limits, SandboxState, probe
 
 log = logging.getLogger(__name__)
@@ -494,13 +494,15 @@ class StepInstance:
                             replace_because = "a failed execution left processes behind"
                     yield event
                 settled = True
-            except aio.AioRpcError as error:
+            except (aio.AioRpcError, SessionBroken) as error:
                 settled = True
-                if error.code() in _BROKEN_CALL:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(asyncio.shield(process.wait_exit()), 2.0)
+                broken = isinstance(error, SessionBroken) or error.code() in _BROKEN_CALL
+                if broken:
+                    await _exit_within(process, 2.0)
                 if not process.alive:
                     raise ActionCrashed(process.exit_reason()) from error
+                if isinstance(error, SessionBroken):
+                    raise ActionCrashed(f"the action's session failed: {error}") from error
                 raise ActionCrashed(
                     f"the action's call failed: {error.code().name}: {error.details()}"
                 ) from error
@@ -510,8 +512,7 @@ class StepInstance:
                     raise  # we are cancelled (Cancel order, timeout, shutdown)
                 # grpc cancels the calls of a closed channel: the process died meanwhile.
                 settled = True
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(process.wait_exit()), 2.0)
+                await _exit_within(process, 2.0)
                 raise ActionCrashed(process.exit_reason()) from None
             finally:
                 watch.cancel()
@@ -540,6 +541,12 @@ class StepInstance:
                 process.kill_reason = reason
                 self._replace_now(process, reason)
                 return
+
+
+async def _exit_within(process: ActionProcess, seconds: float) -> None:
+    """Give a process whose call broke a moment to be seen dead (its exit says why)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(process.wait_exit()), seconds)
 
 
 def _clean_instances(instances_dir: Path) -> int:

@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import stat
+import struct
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
@@ -48,12 +50,21 @@ from .sandbox import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: The wrapper's session socket, next to its gRPC socket (InitReply.session_socket), and how a
+#: message travels on it: a 4-byte big-endian length, then the message.
+SESSION_SOCKET_NAME = SOCKET_NAME + ".session"
+FRAME_HEADER = struct.Struct(">I")
 LINE_LIMIT = 1024 * 1024
 TAIL_LINES = 20
 PID_FILE = "pid"
 #: What in a command line marks an action process (kill_leftover): the wrapper, or its sandbox.
 #: (a sandbox holding a forked action process is marked by its host name).
 _MARKERS = (b"ryax_action_wrapper", b"/ryax/action/run.sh", b"\0ryax-action\0")
+
+
+class SessionBroken(Exception):
+    """The session socket failed during an execution (closed before the Result, or sent
+    something that is not a RunReply)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,6 +189,10 @@ class ActionProcess:
         #: UNIMPLEMENTED (older than Session: a Run call per execution).
         self._session: Any = None
         self._session_supported = True
+        #: The wrapper's session socket (InitReply.session_socket): the executions travel on
+        #: it rather than on the Session call; connected at the first execution.
+        self._socket_supported = False
+        self._socket: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._executing = False
         self.started_at = 0.0
         self.stopping = False
@@ -296,6 +311,7 @@ class ActionProcess:
             raise DeploymentFailed(self._broken("Init failed", error)) from error
         if reply.error:
             raise DeploymentFailed(f"Init failed: {reply.error}")
+        self._socket_supported = reply.session_socket
         log.info(
             "action initialised",
             extra={
@@ -569,9 +585,10 @@ class ActionProcess:
     ) -> AsyncGenerator[apb.RunReply, None]:
         """The replies of one execution, up to its Result: on the process's Session call when
         `session` (a processor or publisher; the call is opened by the first execution and stays
-        open), else, or with a wrapper older than Session, on a Run call of its own. Raises what
-        the call raises (AioRpcError); stopping the iteration before the Result cancels the
-        call, hence the execution."""
+        open), or on the wrapper's session socket when it has one, else, or with a wrapper older
+        than Session, on a Run call of its own. Raises what the call raises (AioRpcError), or
+        SessionBroken; stopping the iteration before the Result cancels the call (closes the
+        socket), hence the execution."""
         assert self.stub is not None
         self._executing = True
         try:
@@ -585,6 +602,14 @@ class ActionProcess:
         self, request: apb.RunRequest, session: bool
     ) -> AsyncGenerator[apb.RunReply, None]:
         assert self.stub is not None
+        if session and self._socket_supported:
+            async with aclosing(self._on_socket(request)) as on_socket:
+                async for reply in on_socket:
+                    if reply is None:  # could not connect: the Session call instead
+                        break
+                    yield reply
+                else:
+                    return
         if session and self._session_supported:
             async with aclosing(self._on_session(request)) as replies:
                 async for reply in replies:
@@ -599,6 +624,52 @@ class ActionProcess:
                 yield reply
         finally:
             call.cancel()  # a no-op once the call ended
+
+    async def _on_socket(
+        self, request: apb.RunRequest
+    ) -> AsyncGenerator[apb.RunReply | None, None]:
+        """One execution on the session socket (None first if it cannot be reached)."""
+        if self._socket is None:
+            path = f"/proc/self/fd/{self._home_fd}/{SESSION_SOCKET_NAME}"
+            try:
+                self._socket = await asyncio.open_unix_connection(path)
+            except OSError as error:
+                self._socket_supported = False
+                log.warning(
+                    "cannot reach the action's session socket: the Session call instead",
+                    extra={"step": str(self.ref), "error": str(error)},
+                )
+                yield None
+                return
+        reader, writer = self._socket
+        ended = False
+        try:
+            message = request.SerializeToString()
+            writer.write(FRAME_HEADER.pack(len(message)) + message)
+            await writer.drain()
+            while True:
+                (size,) = FRAME_HEADER.unpack(await reader.readexactly(FRAME_HEADER.size))
+                if size > MAX_MESSAGE_BYTES:
+                    raise SessionBroken(
+                        f"the action sent a message of {size} bytes (at most {MAX_MESSAGE_BYTES})"
+                    )
+                reply = apb.RunReply.FromString(await reader.readexactly(size))
+                yield reply
+                if reply.WhichOneof("reply") == "result":
+                    ended = True
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError) as error:
+            raise SessionBroken("the action process closed its session socket") from error
+        except DecodeError as error:
+            raise SessionBroken(
+                f"the action sent something that is not a RunReply: {error}"
+            ) from error
+        finally:
+            if not ended:
+                # Stopped or broken before the Result: the wrapper stops what runs.
+                writer.close()
+                if self._socket is not None and self._socket[1] is writer:
+                    self._socket = None
 
     async def _on_session(
         self, request: apb.RunRequest
@@ -718,10 +789,9 @@ class ActionProcess:
     async def stop(self, grace: float | None = None) -> None:
         """SIGTERM the process group, SIGKILL after the grace period; close the channel."""
         self.stopping = True
-        if self._session is not None and not self._executing:
+        if not self._executing:
             # Idle between executions: the wrapper's graceful stop need not wait for it.
-            self._session.cancel()
-            self._session = None
+            self._close_session()
         grace = self._options.stop_grace_seconds if grace is None else grace
         if self._process is not None and self._process.returncode is None:
             self.signal(signal.SIGTERM)
@@ -735,9 +805,7 @@ class ActionProcess:
         if self._process is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._exited.wait()), 10.0)
-        if self._session is not None:
-            self._session.cancel()
-            self._session = None
+        self._close_session()
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
@@ -753,6 +821,14 @@ class ActionProcess:
         for transport in self._transports:
             transport.close()
         self._transports.clear()
+
+    def _close_session(self) -> None:
+        if self._session is not None:
+            self._session.cancel()
+            self._session = None
+        if self._socket is not None:
+            self._socket[1].close()
+            self._socket = None
 
     # -- limits and resource usage (Linux /proc) -------------------------------------------
 

@@ -151,6 +151,7 @@ class InitReply(_message.Message):
     TRACEBACK_FIELD_NUMBER: _builtins.int
     WRAPPER_VERSION_FIELD_NUMBER: _builtins.int
     PYTHON_VERSION_FIELD_NUMBER: _builtins.int
+    SESSION_SOCKET_FIELD_NUMBER: _builtins.int
     error: _builtins.str
     """Empty when the action is ready; otherwise why it cannot run (e.g. "ryax_handler.py:
     ModuleNotFoundError: No module named 'pandas'", "ryax_handler.py has no handle()").
@@ -160,6 +161,16 @@ class InitReply(_message.Message):
     """Version of the action wrapper."""
     python_version: _builtins.str
     """Version of the Python interpreter running the action (e.g. "3.11.7")."""
+    session_socket: _builtins.bool
+    """True when the wrapper also serves Session on a plain Unix socket: served on `unix:PATH`,
+    it listens on `PATH.session` as well, once Init succeeded for a processor or publisher.
+    There each message travels as a 4-byte big-endian length, then the message's bytes: the
+    worker writes a RunRequest, reads RunReply messages up to the Result, then writes the next
+    RunRequest, exactly as on a Session call. Closing the connection stops the execution in
+    progress, as cancelling the call does. The same executions without gRPC's threads: about
+    0.1 ms of CPU less per execution on each side, measured. False (a TCP address, a trigger,
+    a wrapper older than this field): the worker uses the Session call.
+    """
     def __init__(
         self,
         *,
@@ -167,10 +178,11 @@ class InitReply(_message.Message):
         traceback: _builtins.str = ...,
         wrapper_version: _builtins.str = ...,
         python_version: _builtins.str = ...,
+        session_socket: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "python_version", b"python_version", "traceback", b"traceback", "wrapper_version", b"wrapper_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "python_version", b"python_version", "session_socket", b"session_socket", "traceback", b"traceback", "wrapper_version", b"wrapper_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
