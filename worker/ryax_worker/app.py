@@ -135,13 +135,5 @@ def main() -> None:
     app = create_app(container)
     log.info("listening", extra={"host": settings.http_host, "port": settings.http_port})
     # aiohttp handles SIGTERM/SIGINT: it runs on_shutdown (our graceful stop), then cleanup.
-    # asyncio's own loop unless RYAX_EVENT_LOOP says otherwise: under uvloop the action
-    # processes of the fork server were killed by SIGSEGV at start in a test with two workers
-    # on one machine (ryax_kit.web.serve).
-    run_app(
-        app,
-        host=settings.http_host,
-        port=settings.http_port,
-        shutdown_timeout=5,
-        default_loop="asyncio",
-    )
+    # On uvloop: see GRPC_ENABLE_FORK_SUPPORT in __main__.py.
+    run_app(app, host=settings.http_host, port=settings.http_port, shutdown_timeout=5)

@@ -4,11 +4,11 @@
 
 RYAX_EVENT_LOOP: `uvloop` or `asyncio` (the standard library's loop). uvloop runs the same
 code with less CPU per callback, socket write and timer: on the one-step run path it took the
-runner from 1.11 to 0.94 ms of CPU per run (bench/README.md). It is the default of every
-service but the worker, which passes `default_loop="asyncio"`: under uvloop (its processes
-started through libuv) the action processes its fork server made were killed by SIGSEGV at
-start in worker/tests/integration/test_held_files_crashes.py (two workers on one machine),
-and it is not understood yet.
+runner from 1.11 to 0.94 ms of CPU per run (bench/README.md). It is every service's default.
+A process that uses grpc and starts subprocesses (the worker) must set
+GRPC_ENABLE_FORK_SUPPORT=false before grpc is imported: uvloop's spawn is a fork() (not
+Python's vfork()), so grpc's fork handlers run in the child, and they restarted grpc's threads
+there, which were killed by SIGSEGV before the exec (ryax_worker/__main__.py).
 
 RYAX_MEMORY_TRIM_SECONDS (default 60; 0: never): how often the service hands the memory the
 C library keeps freed back to the system (glibc's `malloc_trim`, in a thread). Python frees
@@ -36,10 +36,10 @@ EVENT_LOOPS = ("uvloop", "asyncio")
 MEMORY_TRIM_SECONDS = 60.0
 
 
-def event_loop_kind(env: Env | None = None, default: str = "uvloop") -> str:
+def event_loop_kind(env: Env | None = None) -> str:
     """RYAX_EVENT_LOOP, checked (a bad value stops the process at start)."""
     e = env if env is not None else Env.from_os()
-    return e.text("RYAX_EVENT_LOOP", default, choices=EVENT_LOOPS, lower=True)
+    return e.text("RYAX_EVENT_LOOP", "uvloop", choices=EVENT_LOOPS, lower=True)
 
 
 def memory_trim_seconds(env: Env | None = None) -> float:
@@ -104,11 +104,9 @@ def run_app(
     port: int,
     shutdown_timeout: float,
     env: Env | None = None,
-    default_loop: str = "uvloop",
 ) -> None:
     """aiohttp's run_app (SIGTERM and SIGINT run the app's shutdown, then its cleanup) on the
-    loop RYAX_EVENT_LOOP names (`default_loop` when unset), trimming freed memory every
-    RYAX_MEMORY_TRIM_SECONDS."""
-    loop = new_event_loop(event_loop_kind(env, default_loop))
+    loop RYAX_EVENT_LOOP names, trimming freed memory every RYAX_MEMORY_TRIM_SECONDS."""
+    loop = new_event_loop(event_loop_kind(env))
     app.cleanup_ctx.append(memory_trimmer(memory_trim_seconds(env), libc_malloc_trim()))
     web.run_app(app, host=host, port=port, print=None, shutdown_timeout=shutdown_timeout, loop=loop)

@@ -134,7 +134,3 @@ async def test_no_trimmer_when_off_or_without_glibc() -> None:
         with pytest.raises(StopAsyncIteration):
             await context.__anext__()
 
-
-def test_a_service_may_default_to_asyncio() -> None:
-    assert event_loop_kind(Env({}), "asyncio") == "asyncio"
-    assert event_loop_kind(Env({"RYAX_EVENT_LOOP": "uvloop"}), "asyncio") == "uvloop"
