@@ -1,5 +1,6 @@
 """The events of one Run call, in order: log lines (numbered here), progress, new runs, and the
-final result. Producers may be any thread; the consumer is the Run stream on the event loop."""
+final result. Producers may be any thread; the consumer is the Run stream on the event loop
+(EventChannel), or a sink called at once (DirectChannel: an execution run outside the loop)."""
 
 from __future__ import annotations
 
@@ -109,3 +110,43 @@ class EventChannel:
                     item.taken.set_result(None)
             else:
                 yield item
+
+
+class DirectChannel:
+    """The events of one execution run in a thread of its own, handed to `sink` as they come
+    (from any thread): numbered and handed under one lock, so the sink sees them in order, and
+    the result last. `sink` may block (backpressure on whoever emits)."""
+
+    def __init__(self, sink: Callable[[Event], None], clock: Clock = utc_now) -> None:
+        self._sink = sink
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._closed = False
+
+    @property
+    def line_count(self) -> int:
+        with self._lock:
+            return self._seq
+
+    def emit_line(self, stream: LogStream, text: str) -> None:
+        """Number a line and hand it over (any thread). Lines after the end are dropped."""
+        with self._lock:
+            if self._closed:
+                return
+            self._seq += 1
+            self._sink(LogLine(seq=self._seq, stream=stream, line=text, at=self._clock()))
+
+    def emit_progress(self, fraction: float, message: str) -> None:
+        with self._lock:
+            if not self._closed:
+                self._sink(ProgressReport(fraction=fraction, message=message))
+
+    def finish(self, result: ExecutionResult) -> None:
+        """Hand the result over, after every line so far, with the final line count; then
+        drop whatever comes."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._sink(replace(result, log_line_count=self._seq))

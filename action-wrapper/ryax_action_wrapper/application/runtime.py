@@ -2,6 +2,10 @@
 
 One execution at a time: a processor's executions are queued behind a lock that is released
 only when the user code really returned (a sync handler in a thread cannot be interrupted).
+
+A processor's or publisher's sync handler may also be run by `execute_blocking`, in the
+caller's thread (the wrapper's session socket): no event-loop round trip and no thread hop per
+execution, its events handed to a sink as they come.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import asyncio
 import contextvars
 import inspect
 import logging
+import threading
 import traceback
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -29,7 +34,7 @@ from ..domain.model import (
     clamp_fraction,
     describe_exception,
 )
-from .channel import EventChannel
+from .channel import DirectChannel, EventChannel
 from .context import activated
 from .ports import CodeLoader, CodeLoadError, OutputCapture, WorkingDirectory
 from .trigger_service import TriggerService
@@ -47,7 +52,7 @@ class _Execution:
     """The context the `ryax` helper module sees during one Run."""
 
     execution_id: str
-    channel: EventChannel
+    channel: EventChannel | DirectChannel
 
     def report_progress(self, fraction: float, message: str) -> None:
         self.channel.emit_progress(clamp_fraction(fraction), str(message or ""))
@@ -69,6 +74,8 @@ class ActionRuntime:
         self._config: ActionConfig | None = None
         self._entry: Callable[..., Any] | None = None
         self._lock = asyncio.Lock()
+        #: Held by the execution running, whichever path runs it (`run` or `execute_blocking`).
+        self._exclusive = threading.Lock()
 
     @property
     def config(self) -> ActionConfig | None:
@@ -80,7 +87,17 @@ class ActionRuntime:
 
     @property
     def busy(self) -> bool:
-        return self._lock.locked()
+        return self._lock.locked() or self._exclusive.locked()
+
+    @property
+    def runs_in_thread(self) -> bool:
+        """A processor's or publisher's sync handler: `execute_blocking` can run it."""
+        return (
+            self._entry is not None
+            and self._config is not None
+            and self._config.kind is not ActionKind.TRIGGER
+            and not inspect.iscoroutinefunction(self._entry)
+        )
 
     def init(self, config: ActionConfig) -> InitOutcome:
         """Load the user code; the outcome says why it cannot run, if it cannot."""
@@ -107,6 +124,13 @@ class ActionRuntime:
         if self._entry is None or self._config is None:
             raise NotInitialized("the action is not loaded: call Init first (and check its error)")
         await self._lock.acquire()
+        try:
+            # Free unless the other path runs one (never both, in practice: polled).
+            while not self._exclusive.acquire(blocking=False):  # noqa: ASYNC110 - a thread's lock
+                await asyncio.sleep(0.005)
+        except BaseException:
+            self._lock.release()
+            raise
         loop = asyncio.get_running_loop()
         channel = EventChannel(loop)
         if self._config.kind is ActionKind.TRIGGER:
@@ -116,7 +140,7 @@ class ActionRuntime:
         task = asyncio.create_task(
             self._execute(channel, execution_id, work_dir, body), name=f"execution-{execution_id}"
         )
-        task.add_done_callback(lambda _: self._lock.release())
+        task.add_done_callback(lambda _: self._release())
         try:
             async for event in channel.events():
                 yield event
@@ -124,6 +148,55 @@ class ActionRuntime:
             if not task.done():
                 task.cancel()
             channel.close()
+
+    def _release(self) -> None:
+        self._exclusive.release()
+        self._lock.release()
+
+    def execute_blocking(
+        self,
+        execution_id: str,
+        inputs: Mapping[str, Value],
+        work_dir: str,
+        sink: Callable[[Event], None],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """One execution of a sync handler (`runs_in_thread`) in the calling thread, which must
+        not be `loop`'s: its events go to `sink` as they come (from this thread and the
+        capture's), numbered and in order, the ExecutionResult last, after every line. Waits
+        for an execution running on the other path to end. What the handler returns awaitable
+        is awaited on `loop`."""
+        entry, config = self._entry, self._config
+        if entry is None or config is None or not self.runs_in_thread:
+            raise NotInitialized("no sync handler of a processor or publisher is loaded")
+        channel = DirectChannel(sink)
+        with self._exclusive:
+            result = ExecutionResult(status=RunStatus.FAILED, error="the execution did not end")
+            try:
+                with (
+                    self._capture.capturing(channel.emit_line),
+                    activated(_Execution(execution_id, channel)),
+                    self._workdir.entered(work_dir),
+                ):
+                    request = self._request(config, inputs)
+                    if isinstance(request, ExecutionResult):
+                        result = request
+                    else:
+                        try:
+                            returned = entry(request)
+                            if inspect.isawaitable(returned):
+                                returned = asyncio.run_coroutine_threadsafe(
+                                    _awaited(returned), loop
+                                ).result()
+                        except Exception as exc:  # noqa: BLE001 - a user error fails it
+                            result = _failed(exc)
+                        else:
+                            result = self._outcome(channel, config, returned, work_dir)
+            except Exception as exc:
+                log.exception("execution failed in the wrapper", extra={"execution": execution_id})
+                result = _wrapper_error(exc)
+            # The capture has ended: every line was handed over, the result goes after them.
+            channel.finish(result)
 
     async def _execute(
         self,
@@ -145,11 +218,7 @@ class ActionRuntime:
             raise
         except Exception as exc:
             log.exception("execution failed in the wrapper", extra={"execution": execution_id})
-            result = ExecutionResult(
-                status=RunStatus.FAILED,
-                error=f"action wrapper error: {exc}",
-                traceback=traceback.format_exc(),
-            )
+            result = _wrapper_error(exc)
         finally:
             body.close()  # never started when the set-up failed
         # The capture has ended: every line is queued, so the result goes after all of them.
@@ -163,14 +232,32 @@ class ActionRuntime:
         inputs: Mapping[str, Value],
         work_dir: str,
     ) -> ExecutionResult:
-        try:
-            request = convert_inputs(config.inputs, inputs, self._probe)
-        except DomainError as exc:
-            return ExecutionResult(status=RunStatus.FAILED, error=exc.detail)
+        request = self._request(config, inputs)
+        if isinstance(request, ExecutionResult):
+            return request
         try:
             returned = await _call(entry, request)
         except Exception as exc:  # noqa: BLE001 - any user error fails the execution
             return _failed(exc)
+        return self._outcome(channel, config, returned, work_dir)
+
+    def _request(
+        self, config: ActionConfig, inputs: Mapping[str, Value]
+    ) -> dict[str, Any] | ExecutionResult:
+        """The handler's argument, or the FAILED result naming the input that is wrong."""
+        try:
+            return convert_inputs(config.inputs, inputs, self._probe)
+        except DomainError as exc:
+            return ExecutionResult(status=RunStatus.FAILED, error=exc.detail)
+
+    def _outcome(
+        self,
+        channel: EventChannel | DirectChannel,
+        config: ActionConfig,
+        returned: Any,
+        work_dir: str,
+    ) -> ExecutionResult:
+        """The result of what the handler returned (checked against the declared outputs)."""
         try:
             outputs = validate_outputs(
                 config.outputs, returned, work_dir=work_dir, probe=self._probe
@@ -228,6 +315,18 @@ async def _call(entry: Callable[..., Any], *args: Any) -> Any:
     if inspect.isawaitable(returned):
         returned = await returned
     return returned
+
+
+def _wrapper_error(exc: Exception) -> ExecutionResult:
+    return ExecutionResult(
+        status=RunStatus.FAILED,
+        error=f"action wrapper error: {exc}",
+        traceback="".join(traceback.format_exception(exc)),
+    )
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
 
 
 def _failed(exc: BaseException) -> ExecutionResult:

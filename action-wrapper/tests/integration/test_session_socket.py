@@ -17,7 +17,7 @@ import pytest
 from ryax_action_wrapper.infrastructure.grpc.session_socket import HEADER, session_socket_path
 from ryax_action_wrapper.infrastructure.proto import action_service_pb2 as pb
 
-from .test_wrapper_grpc import Connect, action, io, logs, result, slow_action
+from .test_wrapper_grpc import Connect, action, io, logs, result
 
 pytestmark = pytest.mark.integration
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -29,6 +29,45 @@ DOUBLE = """
             raise ValueError("negative")
         return {"n": request["n"] * 2}
 """
+
+
+#: A handler sleeping `request["seconds"]`: sync (its connection served by a thread of its own)
+#: or async (served on the event loop).
+SLEEPERS = {
+    "sync": """
+        import time
+
+        def handle(request):
+            time.sleep(request["seconds"])
+            return {}
+    """,
+    "async": """
+        import asyncio
+
+        async def handle(request):
+            await asyncio.sleep(request["seconds"])
+            return {}
+    """,
+}
+
+
+async def sleeper(tmp_path: Path, stub: Connect, target: str, kind: str) -> None:
+    init = await stub(target).Init(
+        pb.InitRequest(
+            action_dir=action(tmp_path, f"sleep-{kind}", SLEEPERS[kind]),
+            kind="processor",
+            inputs=[io("seconds", "float")],
+        )
+    )
+    assert init.error == "" and init.session_socket
+
+
+def seconds(execution_id: str, value: float, work_dir: Path) -> pb.RunRequest:
+    return pb.RunRequest(
+        execution_id=execution_id,
+        inputs={"seconds": pb.Value(float_value=value)},
+        work_dir=str(work_dir),
+    )
 
 
 async def connect(target: str) -> Streams:
@@ -158,6 +197,7 @@ async def test_closing_the_connection_stops_the_execution_and_the_wrapper_goes_o
     again[1].close()
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
 @pytest.mark.parametrize(
     ("garbage", "why"),
     [
@@ -171,21 +211,15 @@ async def test_garbage_closes_only_its_connection(
     channel_to: Connect,
     garbage: bytes,
     why: str,
+    kind: str,
 ) -> None:
     target = start_wrapper()
-    await slow_action(tmp_path, channel_to(target))
+    await sleeper(tmp_path, channel_to, target, kind)
     bad = await connect(target)
     bad[1].write(garbage)
     assert await closed(bad)
     good = await connect(target)
-    replies = await execute(
-        good,
-        pb.RunRequest(
-            execution_id="after",
-            inputs={"seconds": pb.Value(float_value=0)},
-            work_dir=str(tmp_path / "w"),
-        ),
-    )
+    replies = await execute(good, seconds("after", 0, tmp_path / "w"))
     assert result(replies).status == pb.RUN_STATUS_COMPLETED
     good[1].close()
     log = (tmp_path / "wrapper-0.log").read_text()
@@ -208,20 +242,14 @@ async def test_a_trigger_has_no_session_socket(
     assert await closed(await connect(target))
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
 async def test_sigterm_with_an_idle_connection_stops_at_once(
-    tmp_path: Path, start_wrapper: Callable[[], str], channel_to: Connect
+    tmp_path: Path, start_wrapper: Callable[[], str], channel_to: Connect, kind: str
 ) -> None:
     target = start_wrapper()
-    await slow_action(tmp_path, channel_to(target))
+    await sleeper(tmp_path, channel_to, target, kind)
     streams = await connect(target)
-    replies = await execute(
-        streams,
-        pb.RunRequest(
-            execution_id="one",
-            inputs={"seconds": pb.Value(float_value=0)},
-            work_dir=str(tmp_path / "w"),
-        ),
-    )
+    replies = await execute(streams, seconds("one", 0, tmp_path / "w"))
     assert result(replies).status == pb.RUN_STATUS_COMPLETED
     pid = int((tmp_path / "wrapper-0.pid").read_text())
     started = time.monotonic()
@@ -279,3 +307,85 @@ async def test_a_tcp_address_has_no_session_socket(tmp_path: Path, channel_to: C
     finally:
         process.terminate()
         assert process.wait(10) == 0
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_sigterm_during_an_execution_lets_it_end(
+    tmp_path: Path, start_wrapper: Callable[[], str], channel_to: Connect, kind: str
+) -> None:
+    """The grace period: an execution in progress ends and its Result is sent, then the
+    wrapper exits (0)."""
+    target = start_wrapper()
+    await sleeper(tmp_path, channel_to, target, kind)
+    streams = await connect(target)
+    await send(streams, seconds("last", 1.0, tmp_path / "w"))
+    await asyncio.sleep(0.3)  # started
+    pid = int((tmp_path / "wrapper-0.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
+    reply = await asyncio.wait_for(read_reply(streams), 10)
+    assert reply.result.status == pb.RUN_STATUS_COMPLETED
+    assert await closed(streams)
+    started = time.monotonic()
+    while _alive(pid):  # its exit status is checked by the fixture
+        assert time.monotonic() - started < 10
+        await asyncio.sleep(0.02)
+
+
+async def test_a_sync_handler_runs_in_the_connection_s_thread_with_its_logs_in_order(
+    tmp_path: Path, start_wrapper: Callable[[], str], channel_to: Connect
+) -> None:
+    """Lines from print, logging, a thread of the handler and a child process, and progress:
+    all numbered in order before the Result; a connection closed mid-execution leaves the
+    wrapper usable (the handler ends, unheard)."""
+    target = start_wrapper()
+    code = """
+        import logging
+        import subprocess
+        import threading
+        import time
+
+        import ryax
+
+        def handle(request):
+            print("main thread:", threading.current_thread().name)
+            logging.getLogger("x").info("from logging")
+            t = threading.Thread(target=print, args=("from a thread",))
+            t.start()
+            t.join()
+            subprocess.run(["echo", "from a child"], check=True)
+            ryax.progress(0.5, "half")
+            for i in range(300):
+                print("line", i)
+            time.sleep(request["seconds"])
+            return {"n": 3}
+    """
+    init = await channel_to(target).Init(
+        pb.InitRequest(
+            action_dir=action(tmp_path, "chatty", code),
+            kind="processor",
+            inputs=[io("seconds", "float")],
+            outputs=[io("n", "integer")],
+        )
+    )
+    assert init.error == "" and init.session_socket
+    streams = await connect(target)
+    replies = await execute(streams, seconds("chatty", 0, tmp_path / "w"))
+    lines = logs(replies)
+    assert [line.seq for line in lines] == list(range(1, len(lines) + 1))
+    texts = [line.line for line in lines]
+    assert texts[0] == "main thread: ryax-session"
+    assert {"from a thread", "from a child"} <= set(texts)
+    assert any("from logging" in t for t in texts)
+    assert texts[-300:] == [f"line {i}" for i in range(300)]
+    assert [r.progress.fraction for r in replies if r.WhichOneof("reply") == "progress"] == [0.5]
+    outcome = result(replies)
+    assert outcome.status == pb.RUN_STATUS_COMPLETED and outcome.log_line_count == len(lines)
+    assert dict(outcome.outputs) == {"n": pb.Value(int_value=3)}
+    # Closed during the next execution: it ends unheard; the next connection is served.
+    await send(streams, seconds("cut", 0.5, tmp_path / "w2"))
+    await read_reply(streams)
+    streams[1].close()
+    again = await connect(target)
+    replies = await asyncio.wait_for(execute(again, seconds("after", 0, tmp_path / "w3")), 10)
+    assert result(replies).status == pb.RUN_STATUS_COMPLETED
+    again[1].close()

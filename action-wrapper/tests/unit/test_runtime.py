@@ -262,3 +262,104 @@ async def test_cancelling_the_stream_cancels_an_async_execution() -> None:
     await asyncio.wait_for(cancelled.wait(), 2)
     # The next execution runs: the lock was released.
     assert result_of(await collect(make_runtime(lambda r: {"y": 2}), {"x": 1})).outputs == {"y": 2}
+
+
+async def blocking(runtime: ActionRuntime, inputs: dict[str, Value]) -> list[Event]:
+    """execute_blocking in a thread of its own (as the session socket runs it)."""
+    events: list[Event] = []
+    loop = asyncio.get_running_loop()
+    await asyncio.to_thread(runtime.execute_blocking, "e1", inputs, "/work", events.append, loop)
+    return events
+
+
+async def test_execute_blocking_runs_the_handler_in_the_calling_thread() -> None:
+    seen: list[str] = []
+
+    def handle(request: dict[str, Any]) -> dict[str, Any]:
+        seen.append(threading.current_thread().name)
+        capture.print("working")
+        ctx = current()
+        assert ctx is not None and ctx.execution_id == "e1"
+        ctx.report_progress(2.0, "past the end")  # clamped
+        capture.print("done")
+        return {"y": request["x"] + 1, "extra": 1}
+
+    runtime = make_runtime(handle)
+    assert runtime.runs_in_thread
+    events = await blocking(runtime, {"x": 41})
+    assert seen and seen[0] != threading.main_thread().name
+    lines = [e for e in events if isinstance(e, LogLine)]
+    assert [(line.seq, line.line) for line in lines] == [
+        (1, "working"),
+        (2, "done"),
+        (3, "WARNING ryax: ignored undeclared output(s): extra"),
+    ]
+    assert [e for e in events if isinstance(e, ProgressReport)] == [
+        ProgressReport(fraction=1.0, message="past the end")
+    ]
+    result = result_of(events)
+    assert (result.status, result.outputs, result.log_line_count) == (
+        RunStatus.COMPLETED,
+        {"y": 42},
+        3,
+    )
+    assert not runtime.busy
+
+
+async def test_execute_blocking_fails_on_a_bad_input_an_error_or_a_bad_output() -> None:
+    def handle(request: dict[str, Any]) -> Any:
+        if request["x"] == 0:
+            raise ValueError("zero")
+        return {"y": "not an integer"}
+
+    runtime = make_runtime(handle)
+    bad_input = result_of(await blocking(runtime, {"x": "a"}))
+    assert bad_input.status is RunStatus.FAILED and "x" in bad_input.error
+    raised = result_of(await blocking(runtime, {"x": 0}))
+    assert (raised.status, raised.error) == (RunStatus.FAILED, "ValueError: zero")
+    assert "raise ValueError" in raised.traceback
+    bad_output = result_of(await blocking(runtime, {"x": 1}))
+    assert bad_output.status is RunStatus.FAILED and "y" in bad_output.error
+
+
+async def test_execute_blocking_awaits_what_a_sync_handler_returns_awaitable() -> None:
+    async def later(x: int) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        return {"y": x * 2}
+
+    def handle(request: dict[str, Any]) -> Any:
+        return later(request["x"])
+
+    result = result_of(await blocking(make_runtime(handle), {"x": 4}))
+    assert (result.status, result.outputs) == (RunStatus.COMPLETED, {"y": 8})
+
+
+async def test_only_a_sync_processor_runs_in_thread_and_the_paths_never_overlap() -> None:
+    async def handle_async(request: dict[str, Any]) -> dict[str, Any]:
+        return {"y": 1}
+
+    assert not make_runtime(handle_async).runs_in_thread
+    with pytest.raises(NotInitialized):
+        make_runtime(handle_async).execute_blocking(
+            "e1", {"x": 1}, "/work", lambda e: None, asyncio.get_running_loop()
+        )
+    release = threading.Event()
+    order: list[str] = []
+
+    def handle(request: dict[str, Any]) -> dict[str, Any]:
+        order.append(f"start {request['x']}")
+        if request["x"] == 1:
+            release.wait(5)
+        order.append(f"end {request['x']}")
+        return {"y": request["x"]}
+
+    runtime = make_runtime(handle)
+    first = asyncio.create_task(blocking(runtime, {"x": 1}))
+    while not runtime.busy:  # noqa: ASYNC110 - the other path runs in a thread
+        await asyncio.sleep(0.001)
+    second = asyncio.create_task(collect(runtime, {"x": 2}))  # the async path waits
+    await asyncio.sleep(0.05)
+    assert order == ["start 1"]
+    release.set()
+    await asyncio.gather(first, second)
+    assert order == ["start 1", "end 1", "start 2", "end 2"]

@@ -41,7 +41,9 @@ async def serve(runtime: ActionRuntime, address: str, port_file: str | None = No
         raise SystemExit(f"cannot listen on {address}")
     path = session_socket_path(address)
     if path is not None:
-        servicer.session_socket = SessionSocket(runtime, servicer.execute, path, MAX_MESSAGE_BYTES)
+        servicer.session_socket = SessionSocket(
+            runtime, servicer.execute, servicer.execute_blocking, path, MAX_MESSAGE_BYTES
+        )
         await servicer.session_socket.start()
     await server.start()
     if port_file:

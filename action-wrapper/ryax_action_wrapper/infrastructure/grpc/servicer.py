@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 import grpc
@@ -12,7 +12,7 @@ from grpc_health.v1 import health, health_pb2  # type: ignore[import-untyped]
 
 from ...application.runtime import ActionRuntime
 from ...domain.errors import InvalidDeclaration
-from ...domain.model import ActionKind, ExecutionResult, InitOutcome, RunStatus
+from ...domain.model import ActionKind, Event, ExecutionResult, InitOutcome, RunStatus
 from ..proto import action_service_pb2 as pb
 from ..proto import action_service_pb2_grpc as pb_grpc
 from . import mappers
@@ -96,15 +96,25 @@ class ActionServicer(pb_grpc.ActionServiceServicer):
                 if is_trigger:
                     # A trigger whose run() ended makes no more runs: health checks see it.
                     await self._set_serving(False)
-                log.info(
-                    "execution ended",
-                    extra={
-                        "execution": request.execution_id,
-                        "status": str(event.status),
-                        "error": event.error if event.status is RunStatus.FAILED else "",
-                    },
-                )
+                _ended(request, event)
             yield mappers.event_to_proto(event)
+
+    def execute_blocking(
+        self,
+        request: pb.RunRequest,
+        send: Callable[[pb.RunReply], None],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """One execution of a sync handler in the calling thread (not `loop`'s): each reply
+        goes to `send` as it comes, the Result last (ActionRuntime.execute_blocking)."""
+
+        def sink(event: Event) -> None:
+            if isinstance(event, ExecutionResult):
+                _ended(request, event)
+            send(mappers.event_to_proto(event))
+
+        inputs = mappers.values_from_proto(request.inputs)
+        self._runtime.execute_blocking(request.execution_id, inputs, request.work_dir, sink, loop)
 
     async def _set_serving(self, serving: bool) -> None:
         status = (
@@ -113,3 +123,14 @@ class ActionServicer(pb_grpc.ActionServiceServicer):
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
         await self._health.set(SERVICE_NAME, status)
+
+
+def _ended(request: pb.RunRequest, result: ExecutionResult) -> None:
+    log.info(
+        "execution ended",
+        extra={
+            "execution": request.execution_id,
+            "status": str(result.status),
+            "error": result.error if result.status is RunStatus.FAILED else "",
+        },
+    )
