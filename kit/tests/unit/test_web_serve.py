@@ -133,4 +133,3 @@ async def test_no_trimmer_when_off_or_without_glibc() -> None:
         assert not [t for t in asyncio.all_tasks() if t.get_name() == "memory trim"]
         with pytest.raises(StopAsyncIteration):
             await context.__anext__()
-
