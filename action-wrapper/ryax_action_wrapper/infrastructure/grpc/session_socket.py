@@ -4,7 +4,8 @@ The same RunRequest and RunReply messages as the Session call, each sent as a 4-
 length and then its bytes, on `PATH.session` next to the gRPC socket `PATH`. A connection is a
 Session call: requests one after the other, each answered by its Log and Progress replies and
 its Result last; closing the connection stops the execution in progress, as cancelling the call
-does. InitReply.session_socket tells the worker it may connect (see action_service.proto).
+does (a sync handler's ends once it returned: it cannot be interrupted). InitReply.session_socket
+tells the worker it may connect (see action_service.proto).
 
 Why: grpc.aio hands every message from its event-engine threads to a poller thread and then to
 the event loop; for a no-op execution that was most of the wrapper's CPU (about 20 thread
