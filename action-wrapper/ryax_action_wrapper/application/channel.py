@@ -35,16 +35,18 @@ class _Pending:
     taken: asyncio.Future[None]
 
 
-class EventChannel:
-    def __init__(self, loop: asyncio.AbstractEventLoop, clock: Clock = utc_now) -> None:
-        self._loop = loop
+class _Numbered:
+    """Log lines numbered and handed over (`_hand`) under one lock, in emission order; nothing
+    after the end."""
+
+    def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._queue: asyncio.Queue[Event | _Pending | None] = asyncio.Queue()
-        # Everything is scheduled on the loop under this lock: the loop runs callbacks in the
-        # order they were scheduled, so queue order = numbering order = emission order.
         self._lock = threading.Lock()
         self._seq = 0
         self._closed = False
+
+    def _hand(self, item: Event) -> None:
+        raise NotImplementedError
 
     @property
     def line_count(self) -> int:
@@ -52,18 +54,29 @@ class EventChannel:
             return self._seq
 
     def emit_line(self, stream: LogStream, text: str) -> None:
-        """Number a line and queue it (any thread). Lines after the end are dropped."""
+        """Number a line and hand it over (any thread). Lines after the end are dropped."""
         with self._lock:
             if self._closed:
                 return
             self._seq += 1
-            line = LogLine(seq=self._seq, stream=stream, line=text, at=self._clock())
-            self._schedule(line)
+            self._hand(LogLine(seq=self._seq, stream=stream, line=text, at=self._clock()))
 
     def emit_progress(self, fraction: float, message: str) -> None:
         with self._lock:
             if not self._closed:
-                self._schedule(ProgressReport(fraction=fraction, message=message))
+                self._hand(ProgressReport(fraction=fraction, message=message))
+
+
+class EventChannel(_Numbered):
+    def __init__(self, loop: asyncio.AbstractEventLoop, clock: Clock = utc_now) -> None:
+        super().__init__(clock)
+        self._loop = loop
+        # Everything is scheduled on the loop under the lock: the loop runs callbacks in the
+        # order they were scheduled, so queue order = numbering order = emission order.
+        self._queue: asyncio.Queue[Event | _Pending | None] = asyncio.Queue()
+
+    def _hand(self, item: Event) -> None:
+        self._schedule(item)
 
     def send_new_run(self, outputs: dict[str, Value]) -> asyncio.Future[None]:
         """Queue a run (from the loop thread); the future resolves when the stream took it."""
@@ -112,35 +125,17 @@ class EventChannel:
                 yield item
 
 
-class DirectChannel:
+class DirectChannel(_Numbered):
     """The events of one execution run in a thread of its own, handed to `sink` as they come
     (from any thread): numbered and handed under one lock, so the sink sees them in order, and
     the result last. `sink` may block (backpressure on whoever emits)."""
 
     def __init__(self, sink: Callable[[Event], None], clock: Clock = utc_now) -> None:
+        super().__init__(clock)
         self._sink = sink
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._seq = 0
-        self._closed = False
 
-    @property
-    def line_count(self) -> int:
-        with self._lock:
-            return self._seq
-
-    def emit_line(self, stream: LogStream, text: str) -> None:
-        """Number a line and hand it over (any thread). Lines after the end are dropped."""
-        with self._lock:
-            if self._closed:
-                return
-            self._seq += 1
-            self._sink(LogLine(seq=self._seq, stream=stream, line=text, at=self._clock()))
-
-    def emit_progress(self, fraction: float, message: str) -> None:
-        with self._lock:
-            if not self._closed:
-                self._sink(ProgressReport(fraction=fraction, message=message))
+    def _hand(self, item: Event) -> None:
+        self._sink(item)
 
     def finish(self, result: ExecutionResult) -> None:
         """Hand the result over, after every line so far, with the final line count; then

@@ -16,7 +16,8 @@ import inspect
 import logging
 import threading
 import traceback
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,19 @@ class ActionRuntime:
                 task.cancel()
             channel.close()
 
+    @contextmanager
+    def _scope(
+        self, execution_id: str, channel: EventChannel | DirectChannel, work_dir: str
+    ) -> Iterator[None]:
+        """What an execution runs in: its output captured, its context for the `ryax` module,
+        its work directory."""
+        with (
+            self._capture.capturing(channel.emit_line),
+            activated(_Execution(execution_id, channel)),
+            self._workdir.entered(work_dir),
+        ):
+            yield
+
     def _release(self) -> None:
         self._exclusive.release()
         self._lock.release()
@@ -173,11 +187,7 @@ class ActionRuntime:
         with self._exclusive:
             result = ExecutionResult(status=RunStatus.FAILED, error="the execution did not end")
             try:
-                with (
-                    self._capture.capturing(channel.emit_line),
-                    activated(_Execution(execution_id, channel)),
-                    self._workdir.entered(work_dir),
-                ):
+                with self._scope(execution_id, channel, work_dir):
                     request = self._request(config, inputs)
                     if isinstance(request, ExecutionResult):
                         result = request
@@ -207,11 +217,7 @@ class ActionRuntime:
     ) -> None:
         result = ExecutionResult(status=RunStatus.FAILED, error="the execution did not end")
         try:
-            with (
-                self._capture.capturing(channel.emit_line),
-                activated(_Execution(execution_id, channel)),
-                self._workdir.entered(work_dir),
-            ):
+            with self._scope(execution_id, channel, work_dir):
                 result = await body
         except asyncio.CancelledError:
             channel.close()

@@ -376,7 +376,8 @@ async def test_a_sync_handler_runs_in_the_connection_s_thread_with_its_logs_in_o
     assert texts[0] == "main thread: ryax-session"
     assert {"from a thread", "from a child"} <= set(texts)
     assert any("from logging" in t for t in texts)
-    assert texts[-300:] == [f"line {i}" for i in range(300)]
+    # (The child's line comes through the captured pipe: not ordered against the prints.)
+    assert [t for t in texts if t.startswith("line ")] == [f"line {i}" for i in range(300)]
     assert [r.progress.fraction for r in replies if r.WhichOneof("reply") == "progress"] == [0.5]
     outcome = result(replies)
     assert outcome.status == pb.RUN_STATUS_COMPLETED and outcome.log_line_count == len(lines)
