@@ -36,17 +36,15 @@ class _Pending:
 
 
 class _Numbered:
-    """Log lines numbered and handed over (`_hand`) under one lock, in emission order; nothing
+    """Log lines numbered and handed to `hand` under one lock, in emission order; nothing
     after the end."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, hand: Callable[[Event], None], clock: Clock) -> None:
+        self._hand = hand
         self._clock = clock
         self._lock = threading.Lock()
         self._seq = 0
         self._closed = False
-
-    def _hand(self, item: Event) -> None:
-        raise NotImplementedError
 
     @property
     def line_count(self) -> int:
@@ -69,14 +67,11 @@ class _Numbered:
 
 class EventChannel(_Numbered):
     def __init__(self, loop: asyncio.AbstractEventLoop, clock: Clock = utc_now) -> None:
-        super().__init__(clock)
+        super().__init__(self._schedule, clock)
         self._loop = loop
         # Everything is scheduled on the loop under the lock: the loop runs callbacks in the
         # order they were scheduled, so queue order = numbering order = emission order.
         self._queue: asyncio.Queue[Event | _Pending | None] = asyncio.Queue()
-
-    def _hand(self, item: Event) -> None:
-        self._schedule(item)
 
     def send_new_run(self, outputs: dict[str, Value]) -> asyncio.Future[None]:
         """Queue a run (from the loop thread); the future resolves when the stream took it."""
@@ -131,11 +126,7 @@ class DirectChannel(_Numbered):
     the result last. `sink` may block (backpressure on whoever emits)."""
 
     def __init__(self, sink: Callable[[Event], None], clock: Clock = utc_now) -> None:
-        super().__init__(clock)
-        self._sink = sink
-
-    def _hand(self, item: Event) -> None:
-        self._sink(item)
+        super().__init__(sink, clock)
 
     def finish(self, result: ExecutionResult) -> None:
         """Hand the result over, after every line so far, with the final line count; then
@@ -144,4 +135,4 @@ class DirectChannel(_Numbered):
             if self._closed:
                 return
             self._closed = True
-            self._sink(replace(result, log_line_count=self._seq))
+            self._hand(replace(result, log_line_count=self._seq))

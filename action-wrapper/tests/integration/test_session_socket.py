@@ -16,6 +16,7 @@ import pytest
 
 from ryax_action_wrapper.infrastructure.grpc.session_socket import HEADER, session_socket_path
 from ryax_action_wrapper.infrastructure.proto import action_service_pb2 as pb
+from ryax_action_wrapper.infrastructure.proto import action_service_pb2_grpc as pb_grpc
 
 from .test_wrapper_grpc import Connect, action, io, logs, result
 
@@ -51,15 +52,32 @@ SLEEPERS = {
 }
 
 
-async def sleeper(tmp_path: Path, stub: Connect, target: str, kind: str) -> None:
-    init = await stub(target).Init(
+async def processor(
+    stub: pb_grpc.ActionServiceAsyncStub,
+    tmp_path: Path,
+    name: str,
+    code: str,
+    inputs: list[pb.IO],
+    outputs: list[pb.IO] | None = None,
+) -> pb.InitReply:
+    """Init a processor named `name` from `code`; its reply (checked: no error)."""
+    init = await stub.Init(
         pb.InitRequest(
-            action_dir=action(tmp_path, f"sleep-{kind}", SLEEPERS[kind]),
+            action_dir=action(tmp_path, name, code),
             kind="processor",
-            inputs=[io("seconds", "float")],
+            inputs=inputs,
+            outputs=outputs or [],
         )
     )
-    assert init.error == "" and init.session_socket
+    assert init.error == "", init.traceback
+    return init
+
+
+async def sleeper(tmp_path: Path, stub: Connect, target: str, kind: str) -> None:
+    init = await processor(
+        stub(target), tmp_path, f"sleep-{kind}", SLEEPERS[kind], [io("seconds", "float")]
+    )
+    assert init.session_socket
 
 
 def seconds(execution_id: str, value: float, work_dir: Path) -> pb.RunRequest:
@@ -106,15 +124,10 @@ async def test_executions_one_after_the_other_on_one_connection(
     target = start_wrapper()
     stub = channel_to(target)
     assert await closed(await connect(target)), "refused before Init"
-    init = await stub.Init(
-        pb.InitRequest(
-            action_dir=action(tmp_path, "double", DOUBLE),
-            kind="processor",
-            inputs=[io("n", "integer")],
-            outputs=[io("n", "integer")],
-        )
+    init = await processor(
+        stub, tmp_path, "double", DOUBLE, [io("n", "integer")], [io("n", "integer")]
     )
-    assert init.error == "" and init.session_socket
+    assert init.session_socket
     streams = await connect(target)
     seen = []
     for n in (1, 2, -1, 3):
@@ -161,14 +174,8 @@ async def test_closing_the_connection_stops_the_execution_and_the_wrapper_goes_o
                 raise
             return {{}}
     """
-    init = await channel_to(target).Init(
-        pb.InitRequest(
-            action_dir=action(tmp_path, "slow", code),
-            kind="processor",
-            inputs=[io("seconds", "float")],
-        )
-    )
-    assert init.error == "" and init.session_socket
+    init = await processor(channel_to(target), tmp_path, "slow", code, [io("seconds", "float")])
+    assert init.session_socket
     streams = await connect(target)
     await send(
         streams,
@@ -295,15 +302,10 @@ async def test_a_tcp_address_has_no_session_socket(tmp_path: Path, channel_to: C
             assert process.poll() is None and time.monotonic() < deadline
             await asyncio.sleep(0.02)
         stub = channel_to(f"127.0.0.1:{port_file.read_text()}")
-        init = await stub.Init(
-            pb.InitRequest(
-                action_dir=action(tmp_path, "double", DOUBLE),
-                kind="processor",
-                inputs=[io("n", "integer")],
-                outputs=[io("n", "integer")],
-            )
+        init = await processor(
+            stub, tmp_path, "double", DOUBLE, [io("n", "integer")], [io("n", "integer")]
         )
-        assert init.error == "" and not init.session_socket
+        assert not init.session_socket
     finally:
         process.terminate()
         assert process.wait(10) == 0
@@ -359,15 +361,10 @@ async def test_a_sync_handler_runs_in_the_connection_s_thread_with_its_logs_in_o
             time.sleep(request["seconds"])
             return {"n": 3}
     """
-    init = await channel_to(target).Init(
-        pb.InitRequest(
-            action_dir=action(tmp_path, "chatty", code),
-            kind="processor",
-            inputs=[io("seconds", "float")],
-            outputs=[io("n", "integer")],
-        )
+    init = await processor(
+        channel_to(target), tmp_path, "chatty", code, [io("seconds", "float")], [io("n", "integer")]
     )
-    assert init.error == "" and init.session_socket
+    assert init.session_socket
     streams = await connect(target)
     replies = await execute(streams, seconds("chatty", 0, tmp_path / "w"))
     lines = logs(replies)

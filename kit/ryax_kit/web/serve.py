@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import ctypes.util
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -59,8 +58,8 @@ def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
 def libc_malloc_trim() -> Callable[[], int] | None:
     """glibc's `malloc_trim(0)`, or None where the C library has none (musl)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
+        # The process's own symbols, libc's among them (no `ldconfig` run to find the file).
+        trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
         return None
     trim.argtypes = [ctypes.c_size_t]

@@ -175,15 +175,15 @@ class SessionSocket:
         requests: asyncio.Queue[pb.RunRequest] = asyncio.Queue()
         reading = asyncio.create_task(self._read(reader, requests, task))
         try:
-            while not self._stopping:
-                request = await requests.get()
-                self._connections[task] = True
-                async for reply in self._execute(request):
-                    writer.write(frame(reply.SerializeToString()))
-                    await writer.drain()
-                self._connections[task] = False
-        except (asyncio.CancelledError, ConnectionError):
-            pass  # closed by the worker (what ran is cancelled) or by stop()
+            # Ends when the worker closes the connection (what runs is cancelled) or by stop().
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                while not self._stopping:
+                    request = await requests.get()
+                    self._connections[task] = True
+                    async for reply in self._execute(request):
+                        writer.write(frame(reply.SerializeToString()))
+                        await writer.drain()
+                    self._connections[task] = False
         finally:
             del self._connections[task]
             reading.cancel()
@@ -197,16 +197,13 @@ class SessionSocket:
     ) -> None:
         """Queue the requests as they come; at the end of the connection, or at a message that
         is not one, stop the connection (and so what runs on it)."""
-        try:
+        # The worker closed the connection, or sent what is not a request (logged).
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, _BadMessage):
             while True:
                 size = self._size(await reader.readexactly(HEADER.size))
                 request = _parsed(await reader.readexactly(size))
                 assert request is not None
                 requests.put_nowait(request)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass  # the worker closed the connection
-        except _BadMessage:
-            pass
         connection.cancel()
 
     # -- in a thread (sync handlers) ------------------------------------------------------------
