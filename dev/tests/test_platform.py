@@ -293,7 +293,8 @@ def test_seaweedfs_runs_with_a_gc_percentage_and_a_soft_memory_limit(
 ) -> None:
     monkeypatch.delenv("RYAX_S3_GOGC", raising=False)
     monkeypatch.delenv("RYAX_S3_GOMEMLIMIT", raising=False)
-    assert platform.s3_go_env() == ["GOGC=25", "GOMEMLIMIT=320MiB"]
+    assert platform.s3_go_env() == ["GOGC=25", "GOMEMLIMIT=160MiB"]
+    assert platform.s3_go_env("320MiB") == ["GOGC=25", "GOMEMLIMIT=320MiB"]
     monkeypatch.setenv("RYAX_S3_GOMEMLIMIT", "1GiB")
     monkeypatch.setenv("RYAX_S3_GOGC", "off")
     assert platform.s3_go_env() == ["GOMEMLIMIT=1GiB"]
@@ -302,3 +303,51 @@ def test_seaweedfs_runs_with_a_gc_percentage_and_a_soft_memory_limit(
     monkeypatch.setenv("RYAX_S3_GOMEMLIMIT", "320 MB")
     with pytest.raises(SystemExit, match="RYAX_S3_GOMEMLIMIT='320 MB': not a Go memory limit"):
         platform.s3_go_env()
+
+
+def test_the_gateway_access_log_is_written_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    template = (REPO_ROOT / "dev" / "traefik" / "traefik.yml.in").read_text()
+
+    def static() -> dict[str, Any]:
+        text = template.replace("$gateway_port", "8080").replace("$dynamic_config", "/d.yml")
+        loaded: dict[str, Any] = yaml.safe_load(
+            text.replace("$access_log", platform.gateway_access_log())
+        )
+        return loaded
+
+    monkeypatch.delenv("RYAX_GATEWAY_ACCESS_LOG", raising=False)
+    assert "accessLog" not in static()
+    assert static()["global"] == {"checkNewVersion": False, "sendAnonymousUsage": False}
+    monkeypatch.setenv("RYAX_GATEWAY_ACCESS_LOG", "on")
+    assert static()["accessLog"] == {
+        "filePath": str(platform.LOGS / "gateway-access.log"),
+        "bufferingSize": 64,
+    }
+    monkeypatch.setenv("RYAX_GATEWAY_ACCESS_LOG", "yes")
+    with pytest.raises(SystemExit, match="RYAX_GATEWAY_ACCESS_LOG='yes': on or off"):
+        platform.gateway_access_log()
+
+
+def test_seaweedfs_keeps_the_filer_store_its_data_was_made_with(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(platform, "S3_DATA", tmp_path / "s3")
+    assert not platform.s3_legacy_store()  # a new data folder: one LevelDB database
+    devlib = platform.devlib
+    devlib.write_filer_store(tmp_path / "config", tmp_path / "s3")
+    store = (tmp_path / "config" / "filer.toml").read_text()
+    assert f'dir = "{tmp_path / "s3" / "filer_leveldb"}"' in store
+    assert "[leveldb]\nenabled = true\n" in store
+    command = devlib.weed_command(
+        weed="weed",
+        data_dir=tmp_path / "s3",
+        ports=platform.S3_PORTS,
+        s3_config=tmp_path / "s3.json",
+        socket_dir=tmp_path,
+        config_dir=tmp_path / "config",
+    )
+    assert command[:3] == ["weed", f"-config_dir={tmp_path / 'config'}", "mini"]
+    (tmp_path / "s3" / "filerldb2").mkdir(parents=True)  # made by an older checkout
+    assert platform.s3_legacy_store()

@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 from collections.abc import Mapping, Sequence
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from typing import TYPE_CHECKING
 
 from .settings import ConfigurationError, Env
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 VERSION = 2
 _NONCE = 12
@@ -43,10 +43,19 @@ class Unsealable(ValueError):
     for another purpose or context. The message never holds key material."""
 
 
+_SALT = b"ryax-kit-sealer-v2"
+
+
+def _hkdf_sha256(key: bytes, salt: bytes, info: bytes) -> bytes:
+    """HKDF-SHA256 (RFC 5869), 32 bytes of output: one block of the expand step. Written with
+    the standard library so that a service imports `cryptography` (about 9 MiB resident in
+    each process) only once it seals or opens a value."""
+    pseudo_random_key = hmac.digest(salt, key, "sha256")
+    return hmac.digest(pseudo_random_key, info + b"\x01", "sha256")
+
+
 def _derive(secret: str, purpose: str) -> bytes:
-    return HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=b"ryax-kit-sealer-v2", info=purpose.encode()
-    ).derive(secret.encode("utf-8"))
+    return _hkdf_sha256(secret.encode("utf-8"), _SALT, purpose.encode())
 
 
 class KeyRing:
@@ -101,31 +110,42 @@ class Sealer:
         self.purpose = purpose
         keys = [_derive(secret, purpose) for secret in ring.secrets]
         self._current_kid = _kid(keys[0])
-        self._keys: dict[bytes, AESGCM] = {}
+        self._keys: dict[bytes, bytes] = {}
         for key in keys:
-            self._keys.setdefault(_kid(key), AESGCM(key))
+            self._keys.setdefault(_kid(key), key)
+        self._ciphers: dict[bytes, AESGCM] = {}
+
+    def _cipher(self, kid: bytes) -> AESGCM:
+        """The AES-GCM cipher of a key id of the ring, made at its first use."""
+        cipher = self._ciphers.get(kid)
+        if cipher is None:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            cipher = self._ciphers[kid] = AESGCM(self._keys[kid])
+        return cipher
 
     def __repr__(self) -> str:
         return f"Sealer({self.purpose!r})"
 
     def seal(self, plaintext: bytes, context: bytes = b"") -> bytes:
         nonce = os.urandom(_NONCE)
-        sealed = self._keys[self._current_kid].encrypt(nonce, plaintext, self._aad(context))
+        sealed = self._cipher(self._current_kid).encrypt(nonce, plaintext, self._aad(context))
         return bytes([VERSION]) + self._current_kid + nonce + sealed
 
     def open(self, token: bytes, context: bytes = b"") -> bytes:
         if len(token) < 1 + _KID + _NONCE + 16 or token[0] != VERSION:
             raise Unsealable(f"{self.purpose}: not a value sealed by this platform (version)")
         kid, nonce = token[1 : 1 + _KID], token[1 + _KID : 1 + _KID + _NONCE]
-        aead = self._keys.get(kid)
-        if aead is None:
+        if kid not in self._keys:
             raise Unsealable(
                 f"{self.purpose}: sealed with a key that is not configured any more "
                 "(was RYAX_SECRET_KEY changed without keeping the old one in "
                 "RYAX_SECRET_KEY_PREVIOUS?)"
             )
+        from cryptography.exceptions import InvalidTag
+
         try:
-            return aead.decrypt(nonce, token[1 + _KID + _NONCE :], self._aad(context))
+            return self._cipher(kid).decrypt(nonce, token[1 + _KID + _NONCE :], self._aad(context))
         except InvalidTag:
             raise Unsealable(
                 f"{self.purpose}: the value was altered or belongs to another record"

@@ -95,9 +95,10 @@ class Settings:
     #: of its last fraction of a second, never lose a run. "every": every commit waits for the
     #: disk (one fsync per step on the critical path). docs/run-path.md.
     commit_mode: str = "acknowledged"
-    #: RYAX_RUNNER_COMMIT_LINGER_SECONDS: with two runs or more in progress, the recorder waits
-    #: this long before taking the next batch, so one commit carries the changes of more runs
-    #: (group commit, as PostgreSQL's commit_delay). One run alone is never held. 0 = never.
+    #: RYAX_RUNNER_COMMIT_LINGER_SECONDS: with two runs or more in progress, the recorder takes
+    #: the next batch once its oldest change waited this long, so one commit carries the changes
+    #: of more runs (group commit, as PostgreSQL's commit_delay). One run alone is never held.
+    #: 0 = never.
     commit_linger_seconds: float = 0.002
     #: RYAX_RUNNER_DEFAULT_STEP_TIMEOUT: the timeout (seconds) of a step that sets none and
     #: whose action asks for no time (`resources.time`); every execution has one.

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
+from ryax_kit import crypto
 from ryax_kit.crypto import KeyRing, Unsealable
 
 OLD = "old-secret-0123456789-0123456789-abcdef"
@@ -92,3 +96,32 @@ def test_reseal_seals_again_only_what_a_previous_key_sealed() -> None:
     new_text = rotated.reseal_text(text, "r1")
     assert new_text is not None and KeyRing([NEW]).sealer("p").open_text(new_text, "r1") == "secret"
     assert rotated.reseal_text(new_text, "r1") is None
+
+
+def test_key_derivation_is_rfc_5869_hkdf() -> None:
+    # The standard-library HKDF gives the keys `cryptography`'s HKDF gave (values sealed
+    # before still open), and the RFC's own test case 1 (with its salt, key and info).
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    for secret, purpose in [("s" * 32, "runner/deployment-secrets"), ("é" * 40, "")]:
+        expected = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=b"ryax-kit-sealer-v2", info=purpose.encode()
+        ).derive(secret.encode("utf-8"))
+        assert crypto._derive(secret, purpose) == expected
+    ikm, salt, info = bytes.fromhex("0b" * 22), bytes(range(13)), bytes(range(0xF0, 0xFA))
+    assert crypto._hkdf_sha256(ikm, salt, info) == bytes.fromhex(
+        "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
+    )
+
+
+def test_the_cipher_library_is_loaded_at_the_first_seal_only() -> None:
+    code = (
+        "import sys; from ryax_kit.crypto import KeyRing; "
+        "s = KeyRing(['k' * 32]).sealer('p'); "
+        "before = 'cryptography' in sys.modules; "
+        "assert s.open(s.seal(b'x')) == b'x'; "
+        "print(before, 'cryptography' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]

@@ -243,3 +243,43 @@ async def test_commits_linger_while_runs_are_in_progress_never_for_one(db_url: s
     finally:
         await recorder.stop()
         await engine.dispose()
+
+
+async def test_a_change_that_waited_for_the_commit_in_flight_lingers_no_more(db_url: str) -> None:
+    # The linger counts from the oldest change waiting: a change marked while the previous
+    # commit was in flight (held here by a row lock) has waited longer than the linger by the
+    # time that commit ends, and goes in the next commit at once.
+    await ensure_database(db_url)
+    await migrate(db_url, MIGRATIONS)
+    engine = create_engine(db_url)
+    linger = 0.3
+    recorder = SqlRecorder(
+        engine, SecretBox("k" * 32), state_changed_to_proto, linger_seconds=linger
+    )
+    in_progress = [1]
+    recorder.set_load(lambda: in_progress[0])
+    recorder.start()
+    loop = asyncio.get_running_loop()
+    try:
+        d, run = started_run()
+        recorder.deployment(d)
+        recorder.run(run)
+        await recorder.durable()
+        in_progress[0] = 2
+        async with engine.connect() as blocker:
+            await blocker.execute(sa.select(runs.c.id).where(runs.c.id == run.id).with_for_update())
+            recorder.run(run)  # lingers, then its commit waits for the lock
+            await asyncio.sleep(linger + 0.05)
+            recorder.deployment(d)  # marked while that commit is in flight
+            later = asyncio.ensure_future(recorder.durable())
+            await asyncio.sleep(linger + 0.2)
+            assert not later.done()
+            commits = recorder.commits
+            released = loop.time()
+            await blocker.rollback()
+        await later
+        assert loop.time() - released < linger  # the next commit did not linger again
+        assert recorder.commits == commits + 2
+    finally:
+        await recorder.stop()
+        await engine.dispose()
