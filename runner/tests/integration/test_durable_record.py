@@ -252,7 +252,7 @@ async def test_a_change_that_waited_for_the_commit_in_flight_lingers_no_more(db_
     await ensure_database(db_url)
     await migrate(db_url, MIGRATIONS)
     engine = create_engine(db_url)
-    linger = 0.3
+    linger = 0.5  # wide: lingering again (0.5 s) and not (a few ms) stay apart under load
     recorder = SqlRecorder(
         engine, SecretBox("k" * 32), state_changed_to_proto, linger_seconds=linger
     )
