@@ -838,8 +838,11 @@ def generate(services: list[Service], s: Secrets) -> None:
     )
     dynamic.write_text(traefik_routes(webui=webui_present()))
 
-    legacy_store = s3_legacy_store()
-    if not legacy_store:
+    s3_config_dir: Path | None = RUN / "s3-config"
+    s3_limit = S3_GOMEMLIMIT
+    if s3_legacy_store():
+        s3_config_dir, s3_limit = None, S3_GOMEMLIMIT_LEGACY_STORE
+    else:
         devlib.write_filer_store(RUN / "s3-config", S3_DATA)
     weed = devlib.weed_command(
         weed=str(VENV_BIN / "weed"),
@@ -848,11 +851,10 @@ def generate(services: list[Service], s: Secrets) -> None:
         s3_config=s3_config,
         socket_dir=RUN,
         buckets=(S3_BUCKET,),
-        config_dir=None if legacy_store else RUN / "s3-config",
+        config_dir=s3_config_dir,
     )
-    s3_env = s3_go_env(S3_GOMEMLIMIT_LEGACY_STORE if legacy_store else S3_GOMEMLIMIT)
     programs: list[tuple[str, str, Path, int]] = [
-        ("s3", "exec " + shlex.join(["env", *s3_env, *weed]), REPO, 20),
+        ("s3", "exec " + shlex.join(["env", *s3_go_env(s3_limit), *weed]), REPO, 20),
         (
             "gateway",
             f"exec {shlex.quote(str(VENV_BIN / 'traefik'))} "
