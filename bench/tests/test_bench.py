@@ -426,3 +426,16 @@ def test_the_hop_profile_folds_stacks_into_shares_of_the_samples(tmp_path: Path)
     assert found["inclusive_own_code"] == [
         {"function": "_dispatch (ryax_runner/engine.py)", "share": 0.8, "own_code": True}
     ]
+
+
+def test_the_steady_load_counts_each_process_cpu_from_its_first_sample() -> None:
+    import steady
+
+    before = {"runner": {10: 5.0}, "worker children": {20: 1.0}}
+    after = {
+        "runner": {10: 5.5},
+        "worker children": {20: 1.25, 21: 0.5, 22: 0.0},  # 21 started meanwhile, 22 ended
+    }
+    assert steady.spent(before, after) == {"runner": 0.5, "worker children": 0.75}
+    assert steady.cpu_seconds(os.getpid()) > 0.0
+    assert steady.cpu_seconds(2**22 + 7) == 0.0  # beyond pid_max: gone

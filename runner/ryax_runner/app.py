@@ -94,6 +94,11 @@ def _engine_metrics(metrics: Metrics, engine: Engine, recorder: SqlRecorder) -> 
         lambda: engine.stats.executions_dispatched,
     )
     gauge(
+        "ryax_runner_early_orders_total",
+        "Execute orders of a new run sent before its first commit (its caller not answered yet)",
+        lambda: engine.stats.early_orders,
+    )
+    gauge(
         "ryax_runner_worker_reports_total",
         "reports received from workers",
         lambda: engine.stats.reports,

@@ -5,6 +5,8 @@ produced it is committed."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from ryax_runner.application.messages import (
     CancelOrder,
     DeployOrder,
@@ -15,7 +17,7 @@ from ryax_runner.application.messages import (
 )
 from ryax_runner.domain.run import ExecutionResult, ExecutionState, Outcome, RunState
 from ryax_runner.domain.site import site_id_for
-from ryax_runner.domain.workflow import StepSettings
+from ryax_runner.domain.workflow import ReferenceInput, StepSettings
 
 from .rig import BACKOFF, HEARTBEAT_TIMEOUT, INFRA_RETRIES, Rig, execution, make_rig, processor
 
@@ -149,6 +151,78 @@ async def test_orders_leave_only_once_their_state_is_committed() -> None:
     seqs = [o.order_seq for o in channel.sent if hasattr(o, "order_seq") and o.order_seq]
     assert seqs == sorted(seqs)  # in order_seq order
     assert channel.of(ReportAck)[-1].report_seq == 2
+
+
+async def test_the_first_orders_of_an_unannounced_run_leave_before_its_commit() -> None:
+    rig = make_rig(hold_orders=True)
+    channel = rig.register("s1")
+    d = await rig.deploy(processor("a"), processor("b"))
+    rig.ready("s1", "a", "b")
+    rig.recorder.commit()
+    run = rig.engine.start_run(d, {"x": "hi"}, origin="http", unannounced=True)
+    orders = channel.of(ExecuteOrder)
+    assert sorted(o.step_id for o in orders) == ["a", "b"]  # at once
+    assert run.id in rig.recorder.runs and rig.engine.stats.early_orders == 2
+    seqs = [o.order_seq for o in channel.sent if getattr(o, "order_seq", 0)]
+    assert seqs == sorted(seqs)
+
+    # What follows is held as before: the next step's order waits for the commit of the result.
+    rig2 = make_rig(hold_orders=True)
+    channel2 = rig2.register("s1")
+    after_a = dataclasses.replace(
+        processor("b"),
+        parent_step_ids=("a",),
+        input_values=(("x", ReferenceInput(step_id="a", output_name="y")),),
+    )
+    d2 = await rig2.deploy(processor("a"), after_a)
+    rig2.ready("s1", "a", "b")
+    rig2.recorder.commit()
+    run2 = rig2.engine.start_run(d2, {"x": "hi"}, origin="http", unannounced=True)
+    [first] = channel2.of(ExecuteOrder)
+    rig2.complete("s1", first)
+    assert [o.step_id for o in channel2.of(ExecuteOrder)] == ["a"]  # b: held
+    rig2.recorder.commit()
+    assert [o.step_id for o in channel2.of(ExecuteOrder)] == ["a", "b"]
+    assert not run2.state.is_terminal
+
+
+async def test_an_early_order_never_overtakes_an_order_held_before_it() -> None:
+    rig = make_rig(hold_orders=True)
+    channel = rig.register("s1")
+    d = await rig.deploy(processor("a"))
+    rig.ready("s1", "a")
+    rig.recorder.commit()
+    held = rig.engine.start_run(d, {"x": "hi"}, origin="timer")  # a timer's: held
+    early = rig.engine.start_run(d, {"x": "hi"}, origin="http", unannounced=True)
+    assert not channel.of(ExecuteOrder)  # behind the held one, in order_seq order
+    rig.recorder.commit()
+    orders = channel.of(ExecuteOrder)
+    assert [o.run_id for o in orders] == [held.id, early.id]
+    assert orders[0].order_seq < orders[1].order_seq
+    assert rig.engine.stats.early_orders == 0
+
+
+async def test_a_runner_that_crashed_before_recording_an_unannounced_run_cancels_its_step() -> None:
+    rig = make_rig(hold_orders=True)
+    rig.register("s1")
+    d = await rig.deploy(processor("a"))
+    rig.ready("s1", "a")
+    rig.recorder.commit()
+    run = rig.engine.start_run(d, {"x": "hi"}, origin="http", unannounced=True)
+    [order] = rig.executes("s1")
+    # The runner crashes before the run's commit; its caller got no answer. A new runner, from
+    # what was committed (the deployment, not the run), hears the worker name the execution.
+    again = make_rig(hold_orders=True)
+    await again.deploy(processor("a"))
+    back = again.register(
+        "s1", last_seen=order.order_seq, running=frozenset({order.execution_id}), ready=("a",)
+    )
+    again.recorder.commit()
+    [cancel] = back.of(CancelOrder)
+    assert cancel.execution_id == order.execution_id
+    assert not again.engine.is_running(run.id)
+    again.complete("s1", order, "late")  # its result changes nothing
+    assert not again.engine.is_running(run.id)
 
 
 async def test_an_order_held_for_a_closed_stream_is_dropped_and_derived_again() -> None:

@@ -79,11 +79,18 @@ class Dispatcher:
         run_id: RunId | None = None,
         refused: str = "",
         while_deploying: bool = False,
+        unannounced: bool = False,
     ) -> Run:
         """Create a run of a deployed workflow and dispatch its first steps (a run whose
         trigger outputs cannot be kept fails at once, naming the output). `while_deploying`: a
         run its trigger started while the other steps are still being deployed is taken (its
-        executions wait for their steps, as any execution whose step is not ready)."""
+        executions wait for their steps, as any execution whose step is not ready).
+
+        `unannounced`: nobody outside the runner knows of the run until its caller is answered
+        (a fresh run id, never given again; the answer waits for the run's record or its end):
+        its first Execute orders leave at once instead of after its first commit
+        (`WorkerLinks.send(early=True)`), which saves that commit's wait on every run's path.
+        Not for a run a worker or a timer may start again after a crash with the same id."""
         if self._state.draining:
             raise Unavailable("the runner is shutting down; retry in a moment")
         deploying = while_deploying and d.state in (
@@ -108,7 +115,7 @@ class Dispatcher:
         )
         self._state.runs[run.id] = run
         self._state.stats.runs_started += 1
-        self.settle(run, update)
+        self.settle(run, update, early=unannounced)
         return run
 
     def cancel_run(self, project_id: str, run_id: str, reason: str) -> Run:
@@ -163,11 +170,12 @@ class Dispatcher:
                     update.ready.append(e)
         self.settle(run, update)
 
-    def settle(self, run: Run, update: RunUpdate) -> None:
-        """Carry out what a run's change asks for, then record the run."""
+    def settle(self, run: Run, update: RunUpdate, *, early: bool = False) -> None:
+        """Carry out what a run's change asks for, then record the run. `early`: the Execute
+        orders may leave before the commit (`start_run(unannounced=True)`)."""
         for e in update.ready:
             self._state.executions[e.id] = run
-            self._dispatch(run, e)
+            self._dispatch(run, e, early=early)
         for e in update.retries:
             self._state.executions[e.id] = run
             delay = 0.0
@@ -393,7 +401,7 @@ class Dispatcher:
 
     # -- dispatch and timers ---------------------------------------------------------------------
 
-    def _dispatch(self, run: Run, execution: Execution) -> None:
+    def _dispatch(self, run: Run, execution: Execution, *, early: bool = False) -> None:
         d = self._state.deployments.get(DeploymentId(run.deployment_id))
         step = d.steps.get(execution.step_id) if d is not None else None
         if d is None or step is None or d.is_gone:
@@ -418,6 +426,7 @@ class Dispatcher:
         seq = self._links.send(
             step.site_id,
             ExecuteOrder,
+            early=early,
             execution_id=execution.id,
             run_id=run.id,
             deployment_id=d.id,

@@ -365,9 +365,15 @@ class Engine:
         trigger_outputs: dict[str, Value],
         origin: str,
         run_id: RunId | None = None,
+        *,
+        unannounced: bool = False,
     ) -> Run:
-        """Create a run of a deployed workflow and dispatch its first steps."""
-        return self._dispatcher.start_run(d, trigger_outputs, origin, run_id)
+        """Create a run of a deployed workflow and dispatch its first steps; `unannounced`:
+        see `Dispatcher.start_run` (a call through the API, answered once the run is recorded
+        or ended)."""
+        return self._dispatcher.start_run(
+            d, trigger_outputs, origin, run_id, unannounced=unannounced
+        )
 
     def cancel_run(self, project_id: str, run_id: str, reason: str) -> Run:
         return self._dispatcher.cancel_run(project_id, run_id, reason)

@@ -199,21 +199,35 @@ class WorkerLinks:
                 link.acked_seq = seq
                 link.channel.send(ReportAck(report_seq=seq))
 
-    def send(self, site_id: SiteId, order: Callable[..., Outgoing], **fields: Any) -> int:
+    def send(
+        self, site_id: SiteId, order: Callable[..., Outgoing], *, early: bool = False, **fields: Any
+    ) -> int:
         """Number an order for the site's stream and send it once everything marked so far is
         committed; 0 when the worker is not connected.
 
         A worker must never act on a state the runner could lose in a crash (an Execute of a
         run not recorded). The batch that commits the state is taken after the engine's
         current step, so it also carries what the step marks after this call (the execution
-        marked dispatched)."""
+        marked dispatched).
+
+        `early`: an Execute of a run nobody outside the runner knows of yet (a fresh run id,
+        its caller not answered: `Dispatcher.start_run(unannounced=True)`) leaves at once, its
+        run committed meanwhile. If the runner crashes first, the run never existed: its caller
+        gets no answer, and the worker's registration names an execution the runner does not
+        await, which is cancelled (its result, if any, is ignored). It still goes behind any
+        order held before it: orders leave in `order_seq` order."""
         link = self._state.links.get(site_id)
         if link is None or link.channel is None:
             return 0
         site = self._state.sites[site_id]
         seq = site.next_order_seq()
         self._recorder.site(site)
-        self._held.append((site_id, link.channel, order(order_seq=seq, **fields)))
+        message = order(order_seq=seq, **fields)
+        if early and not self._held:
+            self._state.stats.early_orders += 1
+            link.channel.send(message)
+            return seq
+        self._held.append((site_id, link.channel, message))
         self._recorder.when_durable(self._release)
         return seq
 

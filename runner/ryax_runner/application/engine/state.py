@@ -85,6 +85,8 @@ class EngineStats:
     runs_started: int = 0
     runs_ended: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     executions_dispatched: int = 0
+    #: Execute orders sent before their run's first commit (`WorkerLinks.send(early=True)`).
+    early_orders: int = 0
     reports: int = 0
     duplicate_reports: int = 0
 

@@ -358,7 +358,8 @@ async def call_endpoint(request: web.Request) -> web.Response:
         timeout = min(asked, settings["sync_timeout_max"])
     run_id = RunId(str(uuid.uuid4()))
     inputs = await _read_inputs(request, d, run_id, settings["max_inline_bytes"])
-    run = engine.start_run(d, inputs, origin="http", run_id=run_id)
+    # The caller is answered once the run is recorded (202) or ended: unannounced till then.
+    run = engine.start_run(d, inputs, origin="http", run_id=run_id, unannounced=True)
     headers = {"Ryax-Run-Id": run.id}
     if callback:
         # Recorded with the run (same batch): delivered once the run ended, even after a

@@ -293,7 +293,8 @@ async def _submit(request: web.Request, d: Deployment, route: Route) -> web.Resp
     finally:
         for up in uploads:
             await asyncio.to_thread(up.path.unlink, True)
-    run = engine.start_run(d, submission.values, origin=ORIGIN, run_id=run_id)
+    # The page is answered once the run is recorded or ended: unannounced till then.
+    run = engine.start_run(d, submission.values, origin=ORIGIN, run_id=run_id, unannounced=True)
     timeout = min(float(route.timeout_seconds), float(settings["sync_timeout_max"]))
     if timeout > 0:
         with contextlib.suppress(TimeoutError):

@@ -183,7 +183,8 @@ async def _run(request: web.Request, access: Access, d: Deployment, found: Match
     settings = request.app[ENDPOINT_SETTINGS]
     run_id = RunId(str(uuid.uuid4()))
     inputs = await read_inputs(request, d, found, run_id, settings["max_inline_bytes"])
-    run = engine.start_run(d, inputs, origin="user_api", run_id=run_id)
+    # The caller is answered once the run is recorded (202) or ended: unannounced till then.
+    run = engine.start_run(d, inputs, origin="user_api", run_id=run_id, unannounced=True)
     project = request.match_info["project"]
     headers = {"Ryax-Run-Id": run.id}
     timeout = min(float(found.route.timeout_seconds), float(settings["sync_timeout_max"]))
