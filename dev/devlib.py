@@ -672,8 +672,8 @@ def weed_command(
 #: store of `weed mini` (leveldb2, in `filerldb2`) opens 8 LevelDB databases whose write buffers,
 #: with the filer's log buffers, put about 280 MB on SeaweedFS's heap from its start, mostly never
 #: touched: the heap that a soft memory limit (GOMEMLIMIT) must stay above, lest the collector
-#: run all the time. With one database, a limit of 160 MiB holds: 147 MiB resident after moving
-#: 80 MiB of files (186 to 194 MiB with leveldb2 at 320 MiB), the same idle CPU (0.4 s a minute).
+#: run all the time. With one database the heap is 137 to 150 MB live after `make bench`'s
+#: transfers (dev/platform.py, S3_GOMEMLIMIT), where leveldb2 needed a limit of 320 MiB.
 FILER_STORE_DIR = "filer_leveldb"
 #: The default store's folder: data that an older checkout wrote there stays readable only
 #: with that store (dev/platform.py keeps it then).
