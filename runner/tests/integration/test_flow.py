@@ -467,3 +467,30 @@ async def test_cross_project_access(
     assert status == 404
     status, _ = await post(base + f"/runs/{run_id}/cancel", headers=bob)
     assert status == 404
+
+
+async def test_a_sync_call_that_times_out_names_a_recorded_run(
+    runner: RunningRunner, amqp_url: str, worker: FakeWorker
+) -> None:
+    gate = asyncio.Event()
+
+    async def handler(step_id: str, inputs: dict[str, Value]) -> Any:
+        await gate.wait()
+        return {"greeting": "late"}
+
+    worker.handler = handler
+    await deployed(runner, amqp_url, simple_workflow())
+    base = f"{runner.url}/runner/v1/projects/alpha/endpoints/hello"
+    status, body = await post(base + "?timeout=0", {"name": "slow"})
+    assert status == 504 and body["error"] == "timeout", body
+    # Its step left before the run's first commit (an unannounced run); the answer that names
+    # the run waited for it: the run is there at once.
+    status, doc = await get(f"{runner.url}/runner/v1/projects/alpha/runs/{body['run_id']}")
+    assert status == 200 and doc["state"] in ("pending", "running"), doc
+    gate.set()
+
+    async def done() -> bool:
+        _, doc = await get(f"{runner.url}/runner/v1/projects/alpha/runs/{body['run_id']}")
+        return bool(doc["state"] == "completed")
+
+    await until(done)

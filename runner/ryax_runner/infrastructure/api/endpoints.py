@@ -380,6 +380,7 @@ async def call_endpoint(request: web.Request) -> web.Response:
     try:
         ended = await asyncio.wait_for(asyncio.shield(future), timeout=timeout)
     except TimeoutError:
+        await engine.durable()  # the answer names the run: recorded first
         return web.json_response(
             {
                 "error": "timeout",
