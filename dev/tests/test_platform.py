@@ -293,7 +293,7 @@ def test_seaweedfs_runs_with_a_gc_percentage_and_a_soft_memory_limit(
 ) -> None:
     monkeypatch.delenv("RYAX_S3_GOGC", raising=False)
     monkeypatch.delenv("RYAX_S3_GOMEMLIMIT", raising=False)
-    assert platform.s3_go_env() == ["GOGC=25", "GOMEMLIMIT=224MiB"]
+    assert platform.s3_go_env() == ["GOGC=25", "GOMEMLIMIT=176MiB"]
     assert platform.s3_go_env("320MiB") == ["GOGC=25", "GOMEMLIMIT=320MiB"]
     monkeypatch.setenv("RYAX_S3_GOMEMLIMIT", "1GiB")
     monkeypatch.setenv("RYAX_S3_GOGC", "off")
