@@ -65,6 +65,16 @@ def _kib_field(text: str, name: str) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (its threads included), in seconds; 0 once it is gone."""
+    stat = _read(PROC / str(pid) / "stat")
+    if not stat:
+        return 0.0
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = stat.rsplit(")", 1)[-1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def command(pid: int) -> str:
     raw = _read(PROC / str(pid) / "cmdline")
     text = " ".join(part for part in raw.split("\0") if part)

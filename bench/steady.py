@@ -30,18 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness
 import procinfo
 import ryax_bench
+from coldstart import percentile
 
 WORKFLOW = "bench-chain-1"
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process (its threads included), in seconds; 0 once it is gone."""
-    try:
-        stat = (procinfo.PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[-1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def postgres_pids() -> list[int]:
@@ -62,7 +53,7 @@ def groups() -> dict[str, list[int]]:
 
 
 def sample(parts: dict[str, list[int]]) -> dict[str, dict[int, float]]:
-    return {name: {pid: cpu_seconds(pid) for pid in pids} for name, pids in parts.items()}
+    return {name: {pid: procinfo.cpu_seconds(pid) for pid in pids} for name, pids in parts.items()}
 
 
 def spent(
@@ -88,14 +79,10 @@ def round_once(
         for name in parts.keys() | now.keys()
     }
     cpu = spent(before, sample(parts))
-    latencies = sorted(level["latencies_s"])
+    latencies = level["latencies_s"]
 
     def ms(q: float) -> float:
-        return (
-            latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000.0
-            if latencies
-            else 0.0
-        )
+        return 1000.0 * percentile(latencies, q) if latencies else 0.0
 
     runs = level["ok"]
     return {
@@ -103,8 +90,8 @@ def round_once(
         "runs": runs,
         "failed": level["errors"],
         "runs_per_s": runs / level["elapsed_s"] if level["elapsed_s"] else 0.0,
-        "p50_ms": ms(0.5),
-        "p99_ms": ms(0.99),
+        "p50_ms": ms(50),
+        "p99_ms": ms(99),
         "cpu_ms_per_run": {name: 1000.0 * s / runs if runs else 0.0 for name, s in cpu.items()},
         "cores_busy": sum(cpu.values()) / level["elapsed_s"] if level["elapsed_s"] else 0.0,
     }

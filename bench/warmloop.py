@@ -28,14 +28,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+import procinfo  # noqa: E402
 from coldstart import local_backend, percentile  # noqa: E402
-
-
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of one process (its threads included), in seconds."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def measure(count: int, warmup: int) -> dict[str, Any]:
@@ -137,12 +131,12 @@ async def measure(count: int, warmup: int) -> dict[str, Any]:
 
         for n in range(warmup):
             await one(-1 - n)
-        worker_cpu, action_cpu = time.process_time(), _cpu_seconds(action_pid)
+        worker_cpu, action_cpu = time.process_time(), procinfo.cpu_seconds(action_pid)
         began = time.perf_counter()
         samples = [await one(n) for n in range(count)]
         total = time.perf_counter() - began
         worker_cpu = time.process_time() - worker_cpu
-        action_cpu = _cpu_seconds(action_pid) - action_cpu
+        action_cpu = procinfo.cpu_seconds(action_pid) - action_cpu
         leftovers = sorted(p.name for p in (cache / "executions" / "bench" / "warm").iterdir())
         await deployments.close()
         await backend.close()

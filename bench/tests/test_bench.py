@@ -437,5 +437,5 @@ def test_the_steady_load_counts_each_process_cpu_from_its_first_sample() -> None
         "worker children": {20: 1.25, 21: 0.5, 22: 0.0},  # 21 started meanwhile, 22 ended
     }
     assert steady.spent(before, after) == {"runner": 0.5, "worker children": 0.75}
-    assert steady.cpu_seconds(os.getpid()) > 0.0
-    assert steady.cpu_seconds(2**22 + 7) == 0.0  # beyond pid_max: gone
+    assert steady.procinfo.cpu_seconds(os.getpid()) > 0.0
+    assert steady.procinfo.cpu_seconds(2**22 + 7) == 0.0  # beyond pid_max: gone
