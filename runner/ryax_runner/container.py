@@ -98,6 +98,7 @@ class Container(containers.DeclarativeContainer):
         state_changed_to_proto,
         commit_mode=settings.provided.commit_mode,
         linger_seconds=settings.provided.commit_linger_seconds,
+        lazy_seconds=settings.provided.lazy_record_seconds,
     )
     store = providers.Singleton(SqlStateStore, db, box)
     clock = providers.Singleton(SystemClock)

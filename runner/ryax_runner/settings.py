@@ -100,6 +100,12 @@ class Settings:
     #: of more runs (group commit, as PostgreSQL's commit_delay). One run alone is never held.
     #: 0 = never.
     commit_linger_seconds: float = 0.002
+    #: RYAX_RUNNER_LAZY_RECORD_SECONDS: how long a lazily marked run may wait for its next
+    #: change before it is written (a run nobody outside the runner knows of yet: an HTTP call
+    #: not answered; a step's progress; a step seen running): a call that ends sooner is
+    #: written once, at its end, where it took two writes. Anything that must be durable (an
+    #: answer naming the run, a message, an order, the end of a run) is never held. 0 = never.
+    lazy_record_seconds: float = 0.2
     #: RYAX_RUNNER_DEFAULT_STEP_TIMEOUT: the timeout (seconds) of a step that sets none and
     #: whose action asks for no time (`resources.time`); every execution has one.
     default_step_timeout_seconds: float = 3600.0
@@ -229,6 +235,9 @@ class Settings:
             ),
             commit_linger_seconds=e.number(
                 "RYAX_RUNNER_COMMIT_LINGER_SECONDS", 0.002, minimum=0, maximum=0.1
+            ),
+            lazy_record_seconds=e.number(
+                "RYAX_RUNNER_LAZY_RECORD_SECONDS", 0.2, minimum=0, maximum=10
             ),
             default_step_timeout_seconds=e.number(
                 "RYAX_RUNNER_DEFAULT_STEP_TIMEOUT", 3600.0, minimum=1

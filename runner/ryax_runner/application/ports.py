@@ -40,7 +40,12 @@ class Recorder(Protocol):
     listeners once committed. The domain objects stay the source of truth in memory; the
     database is the record from which the engine is rebuilt after a restart."""
 
-    def run(self, run: Run) -> None: ...
+    def run(self, run: Run, *, lazy: bool = False) -> None:
+        """The run changed. `lazy`: a change nobody outside the runner has seen (a run whose
+        caller is not answered yet, a step's progress, a step seen running): it may wait a
+        moment (RYAX_RUNNER_LAZY_RECORD_SECONDS) for the run's next plain mark, so as to be
+        written with it; `durable()` does not wait for it until then."""
+        ...
 
     def deployment(self, deployment: Deployment) -> None:
         """The deployment row, and its pending events into the outbox."""

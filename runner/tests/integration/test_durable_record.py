@@ -44,7 +44,7 @@ async def parts(db_url: str) -> AsyncIterator[tuple[SqlRecorder, SqlStateStore, 
     await engine.dispose()
 
 
-def started_run() -> tuple[Deployment, Run]:
+def started_run(run_id: RunId = RUN_ID) -> tuple[Deployment, Run]:
     d = Deployment.request(
         id=DeploymentId("d1"),
         project_id="p",
@@ -56,7 +56,7 @@ def started_run() -> tuple[Deployment, Run]:
         now=NOW,
     )
     run, _ = Run.start(
-        id=RUN_ID,
+        id=run_id,
         project_id="p",
         deployment_id=d.id,
         workflow_id="w",
@@ -283,3 +283,81 @@ async def test_a_change_that_waited_for_the_commit_in_flight_lingers_no_more(db_
     finally:
         await recorder.stop()
         await engine.dispose()
+
+
+async def _recorded_state(engine: AsyncEngine, run_id: str) -> str | None:
+    async with engine.connect() as conn:
+        return (
+            await conn.execute(sa.select(runs.c.state).where(runs.c.id == run_id))
+        ).scalar_one_or_none()
+
+
+async def test_a_lazy_mark_waits_for_the_run_s_next_plain_mark_and_is_written_with_it(
+    db_url: str,
+) -> None:
+    await ensure_database(db_url)
+    await migrate(db_url, MIGRATIONS)
+    engine = create_engine(db_url)
+    recorder = SqlRecorder(engine, SecretBox("k" * 32), state_changed_to_proto, lazy_seconds=30)
+    recorder.start()
+    try:
+        statements = Statements(engine)
+        d, run = started_run()
+        recorder.deployment(d)
+        await recorder.durable()
+        statements.take()
+        recorder.run(run, lazy=True)  # a run its caller does not know of yet
+        await recorder.durable()  # nothing marked for good: nothing written
+        assert statements.take() == [] and recorder.lazy_runs == 1
+        assert await _recorded_state(engine, run.id) is None
+
+        [first] = [e for e in run.executions.values() if e.step_id == "a"]
+        run.mark_dispatched(first, site_id="site-1", order_seq=3, now=NOW)
+        recorder.run(run, lazy=True)  # still lazy: still nothing
+        await recorder.durable()
+        assert statements.take() == []
+        run.mark_running(first, NOW)
+        recorder.run(run)  # its next plain mark: one write, with every change so far
+        await recorder.durable()
+        assert len(statements.take()) == 1 and recorder.lazy_runs == 0
+        assert await _recorded_state(engine, run.id) == "running"
+        async with engine.connect() as conn:
+            state = (
+                await conn.execute(sa.select(executions.c.state).where(executions.c.id == first.id))
+            ).scalar_one()
+        assert state == "running"
+    finally:
+        await recorder.stop()
+        await engine.dispose()
+
+
+async def test_a_lazy_mark_is_written_once_due_and_at_stop(db_url: str) -> None:
+    await ensure_database(db_url)
+    await migrate(db_url, MIGRATIONS)
+    engine = create_engine(db_url)
+    lazy = 0.3
+    recorder = SqlRecorder(engine, SecretBox("k" * 32), state_changed_to_proto, lazy_seconds=lazy)
+    recorder.start()
+    loop = asyncio.get_running_loop()
+    try:
+        d, run = started_run()
+        recorder.deployment(d)
+        await recorder.durable()
+        began = loop.time()
+        recorder.run(run, lazy=True)
+        while await _recorded_state(engine, run.id) is None:
+            assert loop.time() - began < lazy + 5, "a lazily marked run was never written"
+            await asyncio.sleep(0.02)
+        assert loop.time() - began >= lazy  # not before its time
+        assert recorder.lazy_runs == 0
+    finally:
+        await recorder.stop()
+
+    # A runner that stops writes what it marked lazily, however long it had to wait.
+    recorder = SqlRecorder(engine, SecretBox("k" * 32), state_changed_to_proto, lazy_seconds=60)
+    recorder.start()
+    _, other = started_run(RunId("6f1c1a3e-0000-4000-8000-000000000002"))
+    recorder.run(other, lazy=True)
+    await recorder.stop()
+    assert await _recorded_state(engine, other.id) == str(other.state)
+    await engine.dispose()

@@ -72,6 +72,8 @@ class FakeRecorder:
         self.hold = hold
         self.held: list[Callable[[], None]] = []
         self.runs: dict[str, Run] = {}
+        #: Runs whose last mark was lazy (`run(lazy=True)`).
+        self.lazy: set[str] = set()
         self.deployments: dict[str, Deployment] = {}
         self.sites: dict[str, Site] = {}
         self.events: list[object] = []
@@ -80,8 +82,12 @@ class FakeRecorder:
         self.listeners: list[CommitListener] = []
         self.pending_sites: dict[SiteId, int] = {}
 
-    def run(self, run: Run) -> None:
+    def run(self, run: Run, *, lazy: bool = False) -> None:
         self.runs[run.id] = run
+        if lazy:
+            self.lazy.add(run.id)
+        else:
+            self.lazy.discard(run.id)
 
     def deployment(self, deployment: Deployment) -> None:
         self.deployments[deployment.id] = deployment

@@ -12,6 +12,7 @@ from ryax_runner.application.messages import (
     DeployOrder,
     ExecuteOrder,
     ExecutionEnded,
+    ExecutionProgressed,
     Registered,
     ReportAck,
 )
@@ -184,6 +185,28 @@ async def test_the_first_orders_of_an_unannounced_run_leave_before_its_commit() 
     rig2.recorder.commit()
     assert [o.step_id for o in channel2.of(ExecuteOrder)] == ["a", "b"]
     assert not run2.state.is_terminal
+
+
+async def test_an_unannounced_run_is_marked_lazily_until_its_end_or_an_answer_names_it() -> None:
+    rig = make_rig()
+    rig.register("s1")
+    d = await rig.deploy(processor("a"))
+    rig.ready("s1", "a")
+    run = rig.engine.start_run(d, {"x": "hi"}, origin="http", unannounced=True)
+    assert run.id in rig.recorder.lazy  # written with its next change, if soon
+    [order] = rig.executes("s1")
+    rig.report("s1", ExecutionProgressed(execution_id=order.execution_id, fraction=0.5))
+    assert run.id in rig.recorder.lazy  # a step's progress: lazy too
+    rig.complete("s1", order)
+    assert run.state is RunState.COMPLETED and run.id not in rig.recorder.lazy  # its end: plain
+
+    answered = rig.engine.start_run(d, {"x": "hi"}, origin="http", unannounced=True)
+    assert answered.id in rig.recorder.lazy
+    await rig.engine.durable(answered)  # a 202 names it: marked plainly first
+    assert answered.id not in rig.recorder.lazy
+
+    timer = rig.engine.start_run(d, {"x": "hi"}, origin="timer")  # known outside: plain
+    assert timer.id in rig.recorder.runs and timer.id not in rig.recorder.lazy
 
 
 async def test_an_early_order_never_overtakes_an_order_held_before_it() -> None:

@@ -31,6 +31,7 @@ def test_defaults() -> None:
     assert (s.timeout_grace_seconds, s.site_wait_timeout_seconds) == (30.0, 300.0)
     assert (s.callback_attempts, s.callback_backoff_seconds) == (8, 2.0)
     assert s.presign_ttl_seconds == 900 and s.filestore.s3_public_endpoint is None
+    assert (s.commit_linger_seconds, s.lazy_record_seconds) == (0.002, 0.2)
 
 
 def test_every_variable_is_read() -> None:
@@ -53,6 +54,7 @@ def test_every_variable_is_read() -> None:
             "RYAX_RUNNER_INFRA_RETRIES": "0",
             "RYAX_RUNNER_COMMIT_MODE": "Every",
             "RYAX_RUNNER_COMMIT_LINGER_SECONDS": "0.005",
+            "RYAX_RUNNER_LAZY_RECORD_SECONDS": "0",
             "RYAX_RUNNER_DEFAULT_STEP_TIMEOUT": "600",
             "RYAX_RUNNER_TIMEOUT_GRACE": "10",
             "RYAX_RUNNER_SITE_WAIT_TIMEOUT": "120",
@@ -62,6 +64,7 @@ def test_every_variable_is_read() -> None:
     )
     assert (s.callback_attempts, s.callback_backoff_seconds) == (3, 0.5)
     assert (s.commit_mode, s.commit_linger_seconds) == ("every", 0.005)
+    assert s.lazy_record_seconds == 0
     assert s.secret_key_previous == ("a" * 32, "b" * 40)
     assert (s.http_port, s.grpc_address, s.log_format) == (9000, "0.0.0.0:9001", "json")
     assert (s.grpc_allow_plaintext, s.grpc_tls_cert_file) == (True, None)
@@ -151,6 +154,10 @@ def test_every_variable_is_read() -> None:
         (
             {"RYAX_SECRET_KEY": KEY, "RYAX_RUNNER_COMMIT_LINGER_SECONDS": "1"},
             "RYAX_RUNNER_COMMIT_LINGER_SECONDS",
+        ),
+        (
+            {"RYAX_SECRET_KEY": KEY, "RYAX_RUNNER_LAZY_RECORD_SECONDS": "-1"},
+            "RYAX_RUNNER_LAZY_RECORD_SECONDS",
         ),
     ],
 )

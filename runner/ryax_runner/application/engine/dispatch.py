@@ -191,7 +191,8 @@ class Dispatcher:
                 )
         if update.ended:
             self._files.run_ended(run)
-        self._recorder.run(run)
+        # A run its caller does not know of yet is written with its next change, if soon.
+        self._recorder.run(run, lazy=early and not run.state.is_terminal)
         if update.ended:
             self._state.stats.runs_ended[str(run.state)] += 1
             waiters = self._run_waiters.pop(run.id, [])
@@ -278,7 +279,7 @@ class Dispatcher:
                 message.message,
                 self._clock.now(),
             )
-            self._recorder.run(run)
+            self._recorder.run(run, lazy=True)
 
     def attribute_log(self, line: LogLine) -> LogLine | None:
         """The line with its run, deployment and step filled in (None: a late line of a
@@ -301,7 +302,7 @@ class Dispatcher:
         )
         if execution.state is ExecutionState.DISPATCHED:
             run.mark_running(execution, self._clock.now())
-            self._recorder.run(run)
+            self._recorder.run(run, lazy=True)
         return line
 
     def site_lost(self, site: Site, link: WorkerLink, reason: str) -> None:

@@ -146,8 +146,11 @@ class Engine:
         self._links.close_all("runner shutting down")
         await self._recorder.durable()
 
-    async def durable(self) -> None:
-        """Return once every change made so far is committed."""
+    async def durable(self, run: Run | None = None) -> None:
+        """Return once every change made so far is committed; `run`'s too if it was marked
+        lazily (an answer about to name it)."""
+        if run is not None:
+            self._recorder.run(run)
         await self._recorder.durable()
 
     async def drain(self, grace_seconds: float) -> None:

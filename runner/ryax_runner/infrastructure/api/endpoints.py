@@ -367,9 +367,10 @@ async def call_endpoint(request: web.Request) -> web.Response:
         request.app[RECORDER].callback(
             run.id, request.match_info["project"], callback, datetime.now(UTC)
         )
+        request.app[RECORDER].run(run)  # not lazily: the callback's row is not without its run
         _spawn(_wake_callbacks_on_end(request.app, run))
     if asynchronous:
-        await engine.durable()
+        await engine.durable(run)
         status_url = f"/runner/v1/projects/{request.match_info['project']}/runs/{run.id}"
         return web.json_response(
             {"run_id": run.id, "state": str(run.state), "status_url": status_url},
@@ -380,7 +381,7 @@ async def call_endpoint(request: web.Request) -> web.Response:
     try:
         ended = await asyncio.wait_for(asyncio.shield(future), timeout=timeout)
     except TimeoutError:
-        await engine.durable()  # the answer names the run: recorded first
+        await engine.durable(run)  # the answer names the run: recorded first
         return web.json_response(
             {
                 "error": "timeout",

@@ -300,7 +300,7 @@ async def _submit(request: web.Request, d: Deployment, route: Route) -> web.Resp
         with contextlib.suppress(TimeoutError):
             run = await asyncio.wait_for(asyncio.shield(engine.wait_for(run)), timeout=timeout)
     if not run.state.is_terminal:
-        await engine.durable()  # the page names a recorded run
+        await engine.durable(run)  # the page names a recorded run
     view = _view_of_run(request, route, run)
     return _run_answer(request, d, route, view, _status_of(run))
 

@@ -196,7 +196,7 @@ async def _run(request: web.Request, access: Access, d: Deployment, found: Match
         else:
             status, body = outcome(project, ended, found.route.success_code)
             return web.json_response(body, status=status, headers=headers)
-    await engine.durable()  # a 202 always names a recorded run
+    await engine.durable(run)  # a 202 always names a recorded run
     link = result_link(project, run.id)
     return web.json_response(
         {

@@ -437,6 +437,7 @@ class SqlRecorder:
         *,
         commit_mode: str = "acknowledged",
         linger_seconds: float = 0.0,
+        lazy_seconds: float = 0.0,
     ) -> None:
         self._engine = engine
         #: With two runs or more in progress, how long the oldest change waits for others before
@@ -456,6 +457,12 @@ class SqlRecorder:
         self._on_outbox = on_outbox
         self._on_unrecordable: UnrecordableListener | None = None
         self._runs: dict[str, Run] = {}
+        #: Runs marked lazily (`run(lazy=True)`) and when each is due (monotonic clock), oldest
+        #: first: marked for good once due, or at their next plain mark
+        #: (RYAX_RUNNER_LAZY_RECORD_SECONDS).
+        self._lazy_seconds = lazy_seconds
+        self._lazy: dict[str, tuple[float, Run]] = {}
+        self._lazy_timer: asyncio.TimerHandle | None = None
         self._deployments: dict[str, Deployment] = {}
         self._sites: dict[str, Site] = {}
         self._logs: list[LogLine] = []
@@ -505,9 +512,46 @@ class SqlRecorder:
             self._oldest_mark = time.monotonic()
         self._wake.set()
 
-    def run(self, run: Run) -> None:
+    def run(self, run: Run, *, lazy: bool = False) -> None:
+        if lazy and self._lazy_seconds > 0 and not self._stopping:
+            if run.id not in self._runs and run.id not in self._lazy:
+                self._lazy[run.id] = (time.monotonic() + self._lazy_seconds, run)
+                if self._lazy_timer is None:
+                    self._arm_lazy()
+            return
+        self._lazy.pop(run.id, None)
         self._runs[run.id] = run
         self._bump()
+
+    @property
+    def lazy_runs(self) -> int:
+        """Runs marked lazily and not marked for good yet."""
+        return len(self._lazy)
+
+    def _arm_lazy(self) -> None:
+        due = next(iter(self._lazy.values()))[0]
+        delay = max(0.0, due - time.monotonic())
+        self._lazy_timer = asyncio.get_running_loop().call_later(delay, self._lazy_due)
+
+    def _lazy_due(self) -> None:
+        """Mark for good the lazily marked runs whose time is up."""
+        self._lazy_timer = None
+        self._mark_lazy(time.monotonic())
+        if self._lazy:
+            self._arm_lazy()
+
+    def _mark_lazy(self, until: float) -> None:
+        """Mark for good the lazily marked runs due by `until` (the oldest first)."""
+        marked = False
+        while self._lazy:
+            run_id, (due, run) = next(iter(self._lazy.items()))
+            if due > until:
+                break
+            del self._lazy[run_id]
+            self._runs[run_id] = run
+            marked = True
+        if marked:
+            self._bump()
 
     def deployment(self, deployment: Deployment) -> None:
         self._deployments[deployment.id] = deployment
@@ -547,7 +591,8 @@ class SqlRecorder:
 
     async def durable(self) -> None:
         """Wait until everything marked so far is committed and on disk (what a client is
-        told of: a run accepted or answered)."""
+        told of: a run accepted or answered). A run marked lazily is not marked yet: mark it
+        plainly first if it must be (`Engine.durable(run)`)."""
         if self._unflushed or self._committed < self._generation:
             # A batch of its own past the one in flight, which may be written without waiting
             # for the disk: the next one waits for it (and so for every commit before it).
@@ -576,8 +621,12 @@ class SqlRecorder:
         self._task = asyncio.create_task(self._loop(), name="runner-recorder")
 
     async def stop(self) -> None:
-        """Commit what is pending, then stop."""
+        """Commit what is pending (lazily marked runs too), then stop."""
         self._stopping = True
+        self._mark_lazy(float("inf"))
+        if self._lazy_timer is not None:
+            self._lazy_timer.cancel()
+            self._lazy_timer = None
         self._wake.set()
         if self._task is not None:
             try:
