@@ -79,6 +79,25 @@ def time_runs(call: Callable[[], object], runs: int, warmup: int) -> list[float]
     return samples
 
 
+def cpu_times() -> tuple[int, int]:
+    """The machine's CPU time so far, in clock ticks: (all of it, the part stolen by the
+    hypervisor for other guests), from /proc/stat ((0, 0) where there is none)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    # user nice system idle iowait irq softirq steal [guest guest_nice: within user and nice]
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
+def stolen_fraction(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    """The share of the machine's CPU time the hypervisor gave other guests between two
+    `cpu_times()` readings (None without ticks between them)."""
+    total = after[0] - before[0]
+    return (after[1] - before[1]) / total if total > 0 else None
+
+
 def throughput(
     make_call: Callable[[], Callable[[], object]],
     clients: int,
@@ -95,7 +114,10 @@ def throughput(
     setup_errors: list[BaseException] = []
     clock = {"began": 0.0, "deadline": 0.0}
 
+    ticks: dict[str, tuple[int, int]] = {}
+
     def start_clock() -> None:  # run once, by the last thread to reach the barrier
+        ticks["began"] = cpu_times()
         clock["began"] = time.perf_counter()
         clock["deadline"] = clock["began"] + max_seconds
 
@@ -142,8 +164,10 @@ def throughput(
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - clock["began"]
+    stolen = stolen_fraction(ticks["began"], cpu_times())
     return {
         "clients": clients,
+        "stolen": stolen,
         "ok": len(latencies),
         "errors": len(errors),
         "error_samples": sorted(set(errors))[:5],

@@ -109,6 +109,53 @@ def test_throughput_figures() -> None:
     assert not rows["tp.8.errors"].spec.ratio
 
 
+def _level(clients: int, ok: int, elapsed: float, errors: int = 0) -> dict[str, Any]:
+    return {
+        "clients": clients,
+        "ok": ok,
+        "errors": errors,
+        "error_samples": [f"e{errors}"] if errors else [],
+        "elapsed_s": elapsed,
+        "latencies_s": [elapsed / ok] * ok,
+    }
+
+
+def test_rounds_keep_the_median_round_of_each_level_and_every_failure() -> None:
+    rounds = [
+        {"workflow": "w", "levels": [_level(8, 300, 1.0), _level(32, 900, 1.0, errors=1)]},
+        {"workflow": "w", "levels": [_level(8, 500, 1.0), _level(32, 700, 1.0)]},
+        {"workflow": "w", "levels": [_level(8, 400, 1.0, errors=2), _level(32, 800, 1.0)]},
+    ]
+    merged = run.median_round(rounds)
+    eight, thirty_two = merged["levels"]
+    assert (eight["ok"], thirty_two["ok"]) == (400, 800)  # the median rate of each level
+    assert (eight["errors"], thirty_two["errors"]) == (2, 1)  # failures of every round count
+    assert eight["round_rates"] == [300.0, 500.0, 400.0]
+    assert merged["rounds"] == 3 and merged["workflow"] == "w"
+    two = run.median_round(rounds[:2])
+    assert two["levels"][0]["ok"] == 300  # an even count: the lower middle
+    rows = {f.spec.key: f for f in run.figures({"ryax": {"throughput": merged}})}
+    assert rows["tp.8.rate"].values["ryax"] == pytest.approx(400.0)
+
+
+def test_rounds_alternate_which_system_goes_first() -> None:
+    assert run.round_order(["ryax", "celery"], 0) == ["ryax", "celery"]
+    assert run.round_order(["ryax", "celery"], 1) == ["celery", "ryax"]
+    assert run.without("chain,throughput,memory", "throughput") == "chain,memory"
+    assert run.without("throughput", "throughput") == ""
+
+
+def test_the_stolen_cpu_of_a_level_is_a_figure() -> None:
+    assert harness.stolen_fraction((1000, 50), (2000, 150)) == pytest.approx(0.1)
+    assert harness.stolen_fraction((1000, 50), (1000, 50)) is None
+    total, stolen = harness.cpu_times()
+    assert total > 0 and 0 <= stolen <= total
+    level = {**_level(8, 100, 1.0), "stolen": 0.25}
+    rows = {f.spec.key: f for f in run.figures({"ryax": {"throughput": {"levels": [level]}}})}
+    assert rows["tp.8.stolen"].values["ryax"] == pytest.approx(25.0)
+    assert not rows["tp.8.stolen"].spec.ratio
+
+
 # --------------------------------------------------------------------------- harness
 
 

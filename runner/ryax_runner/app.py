@@ -109,6 +109,16 @@ def _engine_metrics(metrics: Metrics, engine: Engine, recorder: SqlRecorder) -> 
         lambda: recorder.parked_count,
     )
     gauge(
+        "ryax_runner_commits_total",
+        "batches the recorder committed (group commit: the changes of many runs in one)",
+        lambda: recorder.commits,
+    )
+    gauge(
+        "ryax_runner_lazy_runs",
+        "runs whose change waits for their next one (RYAX_RUNNER_LAZY_RECORD_SECONDS)",
+        lambda: recorder.lazy_runs,
+    )
+    gauge(
         "ryax_runner_sites_online",
         "sites online",
         lambda: sum(1 for s in engine.sites.values() if s.state == "online"),

@@ -72,5 +72,6 @@ async def test_health_readiness_metrics(runner: RunningRunner) -> None:
             text = await r.text()
         assert "ryax_runner_runs_started_total" in text
         assert "ryax_runner_parked_records 0.0" in text
+        assert "ryax_runner_lazy_runs 0.0" in text and "ryax_runner_commits_total" in text
         async with s.get(runner.url + "/runner/v1/projects/alpha/runs") as r:
             assert r.status == 401
