@@ -91,6 +91,19 @@ def cpu_times() -> tuple[int, int]:
     return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
 
 
+def context_switches() -> int:
+    """Context switches of the whole machine so far (`ctxt` of /proc/stat; 0 where there is
+    none): every thread that waits and is woken again counts one."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            for line in stat:
+                if line.startswith("ctxt "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def stolen_fraction(before: tuple[int, int], after: tuple[int, int]) -> float | None:
     """The share of the machine's CPU time the hypervisor gave other guests between two
     `cpu_times()` readings (None without ticks between them)."""
@@ -116,8 +129,11 @@ def throughput(
 
     ticks: dict[str, tuple[int, int]] = {}
 
+    switched: dict[str, int] = {}
+
     def start_clock() -> None:  # run once, by the last thread to reach the barrier
         ticks["began"] = cpu_times()
+        switched["began"] = context_switches()
         clock["began"] = time.perf_counter()
         clock["deadline"] = clock["began"] + max_seconds
 
@@ -165,9 +181,11 @@ def throughput(
         thread.join()
     elapsed = time.perf_counter() - clock["began"]
     stolen = stolen_fraction(ticks["began"], cpu_times())
+    switches = context_switches() - switched["began"]
     return {
         "clients": clients,
         "stolen": stolen,
+        "context_switches": switches if switches > 0 else None,
         "ok": len(latencies),
         "errors": len(errors),
         "error_samples": sorted(set(errors))[:5],

@@ -1,12 +1,14 @@
 """Benchmarks of Ryax against Prefect 3 and Celery on this machine: `make bench`.
 
     python bench/run.py [--runs 20] [--only chain,throughput,deploy,build,memory,coldstart]
-                        [--systems ryax,prefect,celery] [--out .dev/bench]
+                        [--systems ryax,prefect,celery] [--rounds 3] [--out .dev/bench]
 
 Each system runs as its own process: Ryax through the platform's gateway (bench/ryax_bench.py in
 .venv, against the platform `make demo` started), each peer in a virtualenv of its own that this
 script creates and keeps up to date (.dev/bench/venv-<peer>, from bench/peers/requirements-*.txt).
-Ryax runs first: when the platform is not reachable, nothing else is spent. Then the figures are
+Ryax runs first: when the platform is not reachable, nothing else is spent. The throughput levels
+of Ryax and Celery are measured last, in `--rounds` rounds of the two in turn (the median round of
+each level kept): a change in the machine's speed then moves both. Then the figures are
 summarised (median, p95...), set against each other (ratio Ryax / peer, only between systems
 measured in this run), written to <out>/results.json (raw samples included), and bench/report.py,
 in .dev/bench/venv-report (matplotlib), prints the table, writes <out>/bench.txt and draws
@@ -382,6 +384,10 @@ def figures(systems: dict[str, dict[str, Any]]) -> list[Figure]:
             put(Spec(f"tp.{c}.p99", tp, f"p99, {c} clients", "ms"), system, p99)
             errors = Spec(f"tp.{c}.errors", tp, f"failed requests, {c} clients", "", ratio=False)
             put(errors, system, float(level["errors"]))
+            if level.get("context_switches") and level["ok"]:
+                label = f"context switches per run (machine), {c} clients"
+                switches = Spec(f"tp.{c}.switches", tp, label, "")
+                put(switches, system, level["context_switches"] / level["ok"])
             if level.get("stolen") is not None:
                 label = f"CPU stolen by the hypervisor, {c} clients"
                 stolen = Spec(f"tp.{c}.stolen", tp, label, "%", ratio=False)

@@ -52,15 +52,18 @@ def groups() -> dict[str, list[int]]:
     return found
 
 
-def sample(parts: dict[str, list[int]]) -> dict[str, dict[int, float]]:
-    return {name: {pid: procinfo.cpu_seconds(pid) for pid in pids} for name, pids in parts.items()}
+def sample(
+    parts: dict[str, list[int]], read: Callable[[int], float] = procinfo.cpu_seconds
+) -> dict[str, dict[int, float]]:
+    return {name: {pid: float(read(pid)) for pid in pids} for name, pids in parts.items()}
 
 
 def spent(
     before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]
 ) -> dict[str, float]:
-    """CPU seconds per part between two samples; a process that started in between counts
-    from zero, one that ended is left out (its last interval is lost: keep rounds long)."""
+    """What each part spent between two samples (CPU seconds, context switches); a process that
+    started in between counts from zero, one that ended is left out (its last interval is
+    lost: keep rounds long)."""
     return {
         name: sum(cpu - before.get(name, {}).get(pid, 0.0) for pid, cpu in pids.items() if cpu)
         for name, pids in after.items()
@@ -72,6 +75,7 @@ def round_once(
 ) -> dict[str, Any]:
     parts = groups()
     before = sample(parts)
+    switched = sample(parts, procinfo.context_switches)
     level = harness.throughput(make_call, clients, 1_000_000, seconds)
     now = groups()
     parts = {
@@ -79,6 +83,7 @@ def round_once(
         for name in parts.keys() | now.keys()
     }
     cpu = spent(before, sample(parts))
+    switches = spent(switched, sample(parts, procinfo.context_switches))
     latencies = level["latencies_s"]
 
     def ms(q: float) -> float:
@@ -93,6 +98,7 @@ def round_once(
         "p50_ms": ms(50),
         "p99_ms": ms(99),
         "cpu_ms_per_run": {name: 1000.0 * s / runs if runs else 0.0 for name, s in cpu.items()},
+        "switches_per_run": {name: n / runs if runs else 0.0 for name, n in switches.items()},
         "cores_busy": sum(cpu.values()) / level["elapsed_s"] if level["elapsed_s"] else 0.0,
     }
 
@@ -102,11 +108,16 @@ def line(result: dict[str, Any]) -> str:
     shown = ", ".join(
         f"{name} {value:.2f}" for name, value in sorted(per_run.items()) if value >= 0.005
     )
+    switches = result["switches_per_run"]
+    woken = ", ".join(
+        f"{name} {value:.1f}" for name, value in sorted(switches.items()) if value >= 0.05
+    )
     return (
         f"{result['clients']:3d} clients: {result['runs_per_s']:6.1f} runs/s, "
         f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
         f"{result['failed']} failed, {result['cores_busy']:.2f} cores; "
-        f"CPU ms/run {sum(per_run.values()):.2f} ({shown})"
+        f"CPU ms/run {sum(per_run.values()):.2f} ({shown}); "
+        f"context switches/run {sum(switches.values()):.1f} ({woken})"
     )
 
 

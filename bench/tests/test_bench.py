@@ -145,15 +145,20 @@ def test_rounds_alternate_which_system_goes_first() -> None:
     assert run.without("throughput", "throughput") == ""
 
 
-def test_the_stolen_cpu_of_a_level_is_a_figure() -> None:
+def test_the_stolen_cpu_and_the_context_switches_of_a_level_are_figures() -> None:
     assert harness.stolen_fraction((1000, 50), (2000, 150)) == pytest.approx(0.1)
     assert harness.stolen_fraction((1000, 50), (1000, 50)) is None
     total, stolen = harness.cpu_times()
     assert total > 0 and 0 <= stolen <= total
-    level = {**_level(8, 100, 1.0), "stolen": 0.25}
+    assert harness.context_switches() > 0
+    assert procinfo.context_switches(os.getpid()) > 0
+    assert procinfo.context_switches(2**22 + 1) == 0  # no such process
+    level = {**_level(8, 100, 1.0), "stolen": 0.25, "context_switches": 1500}
     rows = {f.spec.key: f for f in run.figures({"ryax": {"throughput": {"levels": [level]}}})}
     assert rows["tp.8.stolen"].values["ryax"] == pytest.approx(25.0)
     assert not rows["tp.8.stolen"].spec.ratio
+    assert rows["tp.8.switches"].values["ryax"] == pytest.approx(15.0)
+    assert rows["tp.8.switches"].spec.ratio  # lower is better, set against the peers
 
 
 # --------------------------------------------------------------------------- harness
