@@ -5,7 +5,9 @@ as `make bench` does), then for each round posts runs from C clients for S secon
 from /proc, the CPU time (user + system) each part of the platform spent meanwhile: every
 supervisord program, its child processes apart (the worker's action processes), the
 machine's PostgreSQL (every `postgres` process: on a shared server, other users' work too) and
-this client. Each figure is divided by the runs completed in the round:
+this client. Each figure is divided by the runs completed in the round; so are the context
+switches of each part (its threads alive at the end: the client's own threads, gone by then,
+are not counted):
 
     .venv/bin/python bench/steady.py [--clients 8] [--seconds 20] [--rounds 3] [--keep]
 
