@@ -79,34 +79,29 @@ def time_runs(call: Callable[[], object], runs: int, warmup: int) -> list[float]
     return samples
 
 
-def cpu_times() -> tuple[int, int]:
-    """The machine's CPU time so far, in clock ticks: (all of it, the part stolen by the
-    hypervisor for other guests), from /proc/stat ((0, 0) where there is none)."""
-    try:
-        with open("/proc/stat", encoding="ascii") as stat:
-            fields = [int(v) for v in stat.readline().split()[1:]]
-    except (OSError, ValueError):
-        return 0, 0
-    # user nice system idle iowait irq softirq steal [guest guest_nice: within user and nice]
-    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
-
-
-def context_switches() -> int:
-    """Context switches of the whole machine so far (`ctxt` of /proc/stat; 0 where there is
-    none): every thread that waits and is woken again counts one."""
+def machine_counters() -> tuple[int, int, int]:
+    """The machine's counters so far, from one read of /proc/stat (zeros where there is none):
+    all its CPU time and the part the hypervisor stole for other guests, in clock ticks, and
+    its context switches (`ctxt`: every thread that waited and was woken again counts one)."""
+    total = stolen = switches = 0
     try:
         with open("/proc/stat", encoding="ascii") as stat:
             for line in stat:
-                if line.startswith("ctxt "):
-                    return int(line.split()[1])
+                if line.startswith("cpu "):
+                    # user nice system idle iowait irq softirq steal [guest guest_nice: already
+                    # within user and nice]
+                    fields = [int(v) for v in line.split()[1:]]
+                    total, stolen = sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+                elif line.startswith("ctxt "):
+                    switches = int(line.split()[1])
     except (OSError, ValueError):
-        pass
-    return 0
+        return 0, 0, 0
+    return total, stolen, switches
 
 
-def stolen_fraction(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+def stolen_fraction(before: tuple[int, ...], after: tuple[int, ...]) -> float | None:
     """The share of the machine's CPU time the hypervisor gave other guests between two
-    `cpu_times()` readings (None without ticks between them)."""
+    `machine_counters()` readings (None without ticks between them)."""
     total = after[0] - before[0]
     return (after[1] - before[1]) / total if total > 0 else None
 
@@ -127,13 +122,10 @@ def throughput(
     setup_errors: list[BaseException] = []
     clock = {"began": 0.0, "deadline": 0.0}
 
-    ticks: dict[str, tuple[int, int]] = {}
-
-    switched: dict[str, int] = {}
+    counters: dict[str, tuple[int, int, int]] = {}
 
     def start_clock() -> None:  # run once, by the last thread to reach the barrier
-        ticks["began"] = cpu_times()
-        switched["began"] = context_switches()
+        counters["began"] = machine_counters()
         clock["began"] = time.perf_counter()
         clock["deadline"] = clock["began"] + max_seconds
 
@@ -180,8 +172,9 @@ def throughput(
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - clock["began"]
-    stolen = stolen_fraction(ticks["began"], cpu_times())
-    switches = context_switches() - switched["began"]
+    ended = machine_counters()
+    stolen = stolen_fraction(counters["began"], ended)
+    switches = ended[2] - counters["began"][2]
     return {
         "clients": clients,
         "stolen": stolen,
