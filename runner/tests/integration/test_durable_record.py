@@ -31,11 +31,20 @@ RUN_ID = RunId("6f1c1a3e-0000-4000-8000-000000000001")
 definition = endpoint_and_one_step
 
 
-@pytest.fixture
-async def parts(db_url: str) -> AsyncIterator[tuple[SqlRecorder, SqlStateStore, AsyncEngine]]:
+async def migrated(db_url: str) -> AsyncEngine:
+    """An engine on the runner's database, migrated."""
     await ensure_database(db_url)
     await migrate(db_url, MIGRATIONS)
-    engine = create_engine(db_url)
+    return create_engine(db_url)
+
+
+def recorder_on(engine: AsyncEngine, **options: Any) -> SqlRecorder:
+    return SqlRecorder(engine, SecretBox("k" * 32), state_changed_to_proto, **options)
+
+
+@pytest.fixture
+async def parts(db_url: str) -> AsyncIterator[tuple[SqlRecorder, SqlStateStore, AsyncEngine]]:
+    engine = await migrated(db_url)
     box = SecretBox("k" * 32)
     recorder = SqlRecorder(engine, box, state_changed_to_proto)
     recorder.start()
@@ -192,10 +201,8 @@ async def test_step_transitions_do_not_wait_for_the_disk_what_a_client_is_told_d
 
 
 async def test_commit_mode_every_waits_for_the_disk_at_each_commit(db_url: str) -> None:
-    await ensure_database(db_url)
-    await migrate(db_url, MIGRATIONS)
-    engine = create_engine(db_url)
-    recorder = SqlRecorder(engine, SecretBox("k" * 32), state_changed_to_proto, commit_mode="every")
+    engine = await migrated(db_url)
+    recorder = recorder_on(engine, commit_mode="every")
     recorder.start()
     try:
         statements = Statements(engine)
@@ -214,10 +221,8 @@ async def test_commit_mode_every_waits_for_the_disk_at_each_commit(db_url: str) 
 
 
 async def test_commits_linger_while_runs_are_in_progress_never_for_one(db_url: str) -> None:
-    await ensure_database(db_url)
-    await migrate(db_url, MIGRATIONS)
-    engine = create_engine(db_url)
-    recorder = SqlRecorder(engine, SecretBox("k" * 32), state_changed_to_proto, linger_seconds=0.2)
+    engine = await migrated(db_url)
+    recorder = recorder_on(engine, linger_seconds=0.2)
     in_progress = [1]
     recorder.set_load(lambda: in_progress[0])
     recorder.start()
@@ -249,13 +254,9 @@ async def test_a_change_that_waited_for_the_commit_in_flight_lingers_no_more(db_
     # The linger counts from the oldest change waiting: a change marked while the previous
     # commit was in flight (held here by a row lock) has waited longer than the linger by the
     # time that commit ends, and goes in the next commit at once.
-    await ensure_database(db_url)
-    await migrate(db_url, MIGRATIONS)
-    engine = create_engine(db_url)
+    engine = await migrated(db_url)
     linger = 0.5  # wide: lingering again (0.5 s) and not (a few ms) stay apart under load
-    recorder = SqlRecorder(
-        engine, SecretBox("k" * 32), state_changed_to_proto, linger_seconds=linger
-    )
+    recorder = recorder_on(engine, linger_seconds=linger)
     in_progress = [1]
     recorder.set_load(lambda: in_progress[0])
     recorder.start()
@@ -295,10 +296,8 @@ async def _recorded_state(engine: AsyncEngine, run_id: str) -> str | None:
 async def test_a_lazy_mark_waits_for_the_run_s_next_plain_mark_and_is_written_with_it(
     db_url: str,
 ) -> None:
-    await ensure_database(db_url)
-    await migrate(db_url, MIGRATIONS)
-    engine = create_engine(db_url)
-    recorder = SqlRecorder(engine, SecretBox("k" * 32), state_changed_to_proto, lazy_seconds=30)
+    engine = await migrated(db_url)
+    recorder = recorder_on(engine, lazy_seconds=30)
     recorder.start()
     try:
         statements = Statements(engine)
@@ -332,11 +331,9 @@ async def test_a_lazy_mark_waits_for_the_run_s_next_plain_mark_and_is_written_wi
 
 
 async def test_a_lazy_mark_is_written_once_due_and_at_stop(db_url: str) -> None:
-    await ensure_database(db_url)
-    await migrate(db_url, MIGRATIONS)
-    engine = create_engine(db_url)
+    engine = await migrated(db_url)
     lazy = 0.3
-    recorder = SqlRecorder(engine, SecretBox("k" * 32), state_changed_to_proto, lazy_seconds=lazy)
+    recorder = recorder_on(engine, lazy_seconds=lazy)
     recorder.start()
     loop = asyncio.get_running_loop()
     try:
@@ -354,7 +351,7 @@ async def test_a_lazy_mark_is_written_once_due_and_at_stop(db_url: str) -> None:
         await recorder.stop()
 
     # A runner that stops writes what it marked lazily, however long it had to wait.
-    recorder = SqlRecorder(engine, SecretBox("k" * 32), state_changed_to_proto, lazy_seconds=60)
+    recorder = recorder_on(engine, lazy_seconds=60)
     recorder.start()
     _, other = started_run(RunId("6f1c1a3e-0000-4000-8000-000000000002"))
     recorder.run(other, lazy=True)
