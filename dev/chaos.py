@@ -706,8 +706,10 @@ class NetnsWorker:
         elif not settings.get("RYAX_RUNNER_TLS_SERVER_NAME"):
             overrides["RYAX_RUNNER_TLS_SERVER_NAME"] = mod.HOST
         exports = " && ".join(f"export {k}={shlex.quote(v)}" for k, v in overrides.items())
+        # Across the veth pair, not the runner's Unix socket (it would go round the cut).
         script = (
             f"set -a && . {shlex.quote(str(env_file))} && set +a && {exports} && "
+            "unset RYAX_RUNNER_WORKER_SOCKET && "
             f"exec {shlex.quote(str(PYTHON))} -m {service.package}"
         )
         with self.log.open("ab") as out:

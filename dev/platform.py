@@ -96,6 +96,9 @@ HOST = "127.0.0.1"
 GATEWAY_PORT = int(os.environ.get("RYAX_GATEWAY_PORT") or 8080)
 GATEWAY_URL = f"http://{HOST}:{GATEWAY_PORT}"
 RUNNER_GRPC_PORT = 8105
+# The runner's Unix socket for the worker of this machine (docs/runner-worker-protocol.md "The
+# local socket"): the same stream as on RUNNER_GRPC_PORT without gRPC's threads.
+RUNNER_WORKER_SOCKET = RUN / "runner-worker.sock"
 # The runner's second gRPC port, TLS only, for remote sites (docs/remote-sites.md); its
 # certificate is signed by a private CA of this checkout (GRPC_PKI_DIR/ca.pem).
 RUNNER_GRPC_TLS_PORT = 8119
@@ -383,6 +386,7 @@ def common_env(s: Secrets) -> dict[str, str]:
         "RYAX_AMQP_URL": services_amqp_url(),
         "RYAX_HTTP_HOST": HOST,
         "RYAX_RUNNER_GRPC_ADDRESS": f"{HOST}:{RUNNER_GRPC_PORT}",
+        "RYAX_RUNNER_WORKER_SOCKET": str(RUNNER_WORKER_SOCKET),
         "RYAX_AUTHORIZATION_URL": f"http://{HOST}:8101",
         "RYAX_GATEWAY_URL": GATEWAY_URL,
         # host:port (what the minio client takes); RYAX_S3_SECURE says http or https.

@@ -22,6 +22,8 @@ from .logging import LOG_FORMATS, LOG_LEVELS
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
+#: sun_path holds 108 bytes, the last one a NUL.
+MAX_SOCKET_PATH_BYTES = 107
 
 
 class ConfigurationError(SystemExit):
@@ -112,6 +114,21 @@ class Env:
     def path(self, name: str, default: Path | None = None) -> Path | None:
         value = self.raw(name)
         return Path(value).expanduser() if value is not None else default
+
+    def socket_path(self, name: str) -> Path | None:
+        """An absolute path for a Unix socket, short enough to bind (at most 107 bytes); None
+        when not set."""
+        path = self.path(name)
+        if path is None:
+            return None
+        if not path.is_absolute():
+            raise ConfigurationError(f"{name}={path}: give an absolute path")
+        if len(os.fsencode(path)) > MAX_SOCKET_PATH_BYTES:
+            raise ConfigurationError(
+                f"{name}={path}: a Unix socket's path is at most {MAX_SOCKET_PATH_BYTES} bytes, "
+                f"this one has {len(os.fsencode(path))}"
+            )
+        return path
 
     def items(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
         """Comma-separated items, blanks dropped."""

@@ -121,6 +121,7 @@ class Container(containers.DeclarativeContainer):
         tls=providers.Callable(grpc_tls, settings),
         registry=metrics.provided.registry,
         tls_address=settings.provided.grpc_tls_address,
+        socket_path=settings.provided.worker_socket,
         presigner=providers.Factory(
             Presigner,
             store=filestore,

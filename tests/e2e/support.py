@@ -86,13 +86,14 @@ def free_port() -> int:
 
 def worker_env(site: str, credential: str) -> dict[str, str]:
     """The platform's worker settings for another site's worker: not the demo site's name and
-    credential, and no filestore address or key (a remote site's files move by presigned
-    URLs, docs/remote-sites.md)."""
+    credential, no filestore address or key (a remote site's files move by presigned URLs,
+    docs/remote-sites.md), and gRPC, not the runner's Unix socket."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RYAX_")}
     env |= {
         k: v
         for k, v in platform_env("worker").items()
         if not k.startswith(("RYAX_S3_", "RYAX_FILESTORE_", "RYAX_SITE_"))
+        and k != "RYAX_RUNNER_WORKER_SOCKET"
     }
     env |= {"RYAX_SITE_NAME": site, "RYAX_SITE_CREDENTIAL": credential}
     return env

@@ -220,4 +220,5 @@ class Container(containers.DeclarativeContainer):
         credential=settings.provided.site_credential,
         ca_file=settings.provided.runner_ca_file,
         server_name=settings.provided.runner_tls_server_name,
+        socket_path=settings.provided.runner_socket,
     )

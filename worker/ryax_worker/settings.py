@@ -42,6 +42,11 @@ class Settings:
     #: RYAX_RUNNER_GRPC_ALLOW_PLAINTEXT: "true" lets the worker talk to a non-loopback runner
     #: without TLS (its credential and the steps' data then cross the network in clear).
     runner_allow_plaintext: bool = False
+    #: RYAX_RUNNER_WORKER_SOCKET: the runner's Unix socket (path), for a worker on the runner's
+    #: machine: given, the Connect stream goes there instead of RYAX_RUNNER_GRPC_ADDRESS (the
+    #: same messages without gRPC's threads; docs/runner-worker-protocol.md "The local
+    #: socket"). The runner must serve it (its own RYAX_RUNNER_WORKER_SOCKET). Default: none.
+    runner_socket: Path | None = None
     #: RYAX_SITE_NAME: the site this worker serves (created by an admin: `ryax site create`).
     site_name: str = "local"
     #: RYAX_SITE_CREDENTIAL: the site's credential (shown once by `ryax site create` or
@@ -227,6 +232,7 @@ class Settings:
             runner_ca_file=ca_file,
             runner_tls_server_name=e.text("RYAX_RUNNER_TLS_SERVER_NAME"),
             runner_allow_plaintext=allow_plaintext,
+            runner_socket=e.socket_path("RYAX_RUNNER_WORKER_SOCKET"),
             site_name=site,
             site_credential=read_credential(e),
             worker_id=e.text("RYAX_WORKER_ID", site),

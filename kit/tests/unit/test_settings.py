@@ -17,6 +17,8 @@ def test_typed_reads_with_defaults() -> None:
     assert e.integer("MISSING", 7) == 7
     path = e.path("P")
     assert path is not None and path == Path("~/x").expanduser()
+    assert Env({"S": "/run/ryax/w.sock"}).socket_path("S") == Path("/run/ryax/w.sock")
+    assert e.socket_path("MISSING") is None
 
 
 @pytest.mark.parametrize(
@@ -28,6 +30,12 @@ def test_typed_reads_with_defaults() -> None:
         ({"F": "maybe"}, lambda e: e.flag("F"), "F='maybe': expected true or false"),
         ({}, lambda e: e.required("KEY"), "KEY is required"),
         ({"KEY": "short"}, lambda e: e.required("KEY", min_length=32), "at least 32"),
+        ({"S": "run/x.sock"}, lambda e: e.socket_path("S"), "S=run/x.sock: give an absolute path"),
+        (
+            {"S": "/" + "d" * 120 + "/x.sock"},
+            lambda e: e.socket_path("S"),
+            "a Unix socket's path is at most 107 bytes, this one has 128",
+        ),
         ({"N": "-1"}, lambda e: e.integer("N", 1, minimum=0), "N=-1 is below the minimum 0"),
         ({"N": "9"}, lambda e: e.integer("N", 1, maximum=5), "N=9 is above the maximum 5"),
         ({"L": "xml"}, lambda e: e.text("L", choices=("json", "text")), "expected one of json"),

@@ -11,11 +11,13 @@ import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
 from grpc import aio
 
+from ryax_kit.framing import frame, read_frame
 from ryax_runner.domain.values import Value
 from ryax_runner.infrastructure.grpc.mappers import value_from_proto, value_to_proto
 from ryax_runner.infrastructure.proto import worker_service_pb2 as pb
@@ -30,6 +32,51 @@ class ActionError(Exception):
     def __init__(self, http_status: int, message: str) -> None:
         super().__init__(message)
         self.http_status = http_status
+
+
+class SocketRefused(Exception):
+    """The runner refused the stream on its Unix socket (a Refused message)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+class SocketCall:
+    """The Connect stream on the runner's Unix socket, as the fake uses a gRPC call: iterated
+    for the runner's messages while the requests are written from `requests`."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self._pump: asyncio.Task[None] | None = None
+
+    def send_all(self, requests: Any) -> None:
+        async def pump() -> None:
+            async for message in requests:
+                self.writer.write(frame(message.SerializeToString()))
+            if not self.writer.is_closing():
+                self.writer.write_eof()
+
+        self._pump = asyncio.create_task(pump())
+
+    def __aiter__(self) -> SocketCall:
+        return self
+
+    async def __anext__(self) -> pb.RunnerMessage:
+        payload = await read_frame(self.reader, 64 * 1024 * 1024)
+        if payload is None:
+            raise StopAsyncIteration
+        message = pb.RunnerMessage.FromString(payload)
+        if message.WhichOneof("message") == "refused":
+            raise SocketRefused(message.refused.code, message.refused.detail)
+        return message
+
+    def close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+        self.writer.close()
 
 
 async def echo(step_id: str, inputs: dict[str, Value]) -> dict[str, Value]:
@@ -53,6 +100,9 @@ class FakeWorker:
     #: TLS: the CA (PEM) the runner's certificate is checked against; None = plaintext.
     root_certificates: bytes | None = None
     server_name: str = ""
+    #: The runner's Unix socket (RYAX_RUNNER_WORKER_SOCKET): given, the stream goes there (the
+    #: credential in Register), not to `address`.
+    socket_path: Path | None = None
 
     def __post_init__(self) -> None:
         self.report_seq = 0
@@ -70,7 +120,8 @@ class FakeWorker:
         self._executions: dict[str, asyncio.Task[Any]] = {}
         self._heartbeat_task: asyncio.Task[None] | None = None
         self.stopped = False
-        self.error: grpc.RpcError | None = None
+        self.error: grpc.RpcError | SocketRefused | None = None
+        self._socket: SocketCall | None = None
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -78,7 +129,11 @@ class FakeWorker:
         self.stopped = False
         self.registered.clear()
         self._out = asyncio.Queue()
-        if self.root_certificates is None:
+        if self.socket_path is not None:
+            self._socket = SocketCall(*await asyncio.open_unix_connection(str(self.socket_path)))
+            self._socket.send_all(self._requests())
+            self._call: Any = self._socket
+        elif self.root_certificates is None:
             self._channel = aio.insecure_channel(self.address)
         else:
             options = (
@@ -89,9 +144,10 @@ class FakeWorker:
                 grpc.ssl_channel_credentials(root_certificates=self.root_certificates),
                 options=options,
             )
-        stub = pb_grpc.WorkerServiceStub(self._channel)
-        metadata = (("authorization", f"Bearer {self.credential}"),) if self.credential else ()
-        self._call = stub.Connect(self._requests(), metadata=metadata)
+        if self._channel is not None:
+            stub = pb_grpc.WorkerServiceStub(self._channel)
+            metadata = (("authorization", f"Bearer {self.credential}"),) if self.credential else ()
+            self._call = stub.Connect(self._requests(), metadata=metadata)
         self._task = asyncio.create_task(self._receive())
         waiting = asyncio.create_task(self.registered.wait())
         await asyncio.wait({self._task, waiting}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
@@ -111,6 +167,10 @@ class FakeWorker:
                 await self._task
         if self._channel is not None:
             await self._channel.close()
+            self._channel = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
     async def stop(self) -> None:
         """Drop the connection and everything running (a crash, as the runner sees it)."""
@@ -128,6 +188,8 @@ class FakeWorker:
             version="fake",
             last_seen_order_seq=self.last_order_seq,
             running_execution_ids=sorted(self.running | self._unacked_results()),
+            # On the socket only (gRPC: the call's metadata).
+            credential=self.credential if self.socket_path is not None else "",
         )
         for name, cpu, mem, gpu in self.node_pools:
             register.node_pools.add(name=name, cpu=cpu, memory_bytes=mem, gpu=gpu)
@@ -193,7 +255,7 @@ class FakeWorker:
                     task = self._executions.get(msg.cancel.execution_id)
                     if task is not None:
                         task.cancel()
-        except grpc.RpcError as exc:
+        except (grpc.RpcError, SocketRefused) as exc:
             self.error = exc
         except asyncio.CancelledError:
             pass

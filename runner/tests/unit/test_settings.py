@@ -198,6 +198,9 @@ def test_a_second_tls_port_beside_a_plaintext_loopback_one(tmp_path: Path) -> No
     base = {**REQUIRED, "RYAX_SECRET_KEY": KEY}
     s = Settings.from_env({**base, **tls, "RYAX_RUNNER_GRPC_TLS_ADDRESS": "0.0.0.0:8119"})
     assert (s.grpc_address, s.grpc_tls_address) == ("127.0.0.1:8105", "0.0.0.0:8119")
+    assert s.worker_socket is None  # by default, workers come by gRPC only
+    s = Settings.from_env({**base, "RYAX_RUNNER_WORKER_SOCKET": "/run/ryax/w.sock"})
+    assert s.worker_socket == Path("/run/ryax/w.sock")
     for env, message in (
         ({"RYAX_RUNNER_GRPC_TLS_ADDRESS": "0.0.0.0:8119"}, "give its certificate and key"),
         (

@@ -9,14 +9,13 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import shutil
 import site
-import subprocess
 import sys
 import tarfile
+import tempfile
 import textwrap
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from grpc import aio
 
 import ryax_worker
 from ryax_kit.filestore import FilestoreSettings
+from ryax_kit.framing import FrameError, frame, read_frame
 from ryax_kit.settings import Env
 from ryax_worker.container import Container
 from ryax_worker.domain.model import RestartPolicy
@@ -157,15 +157,19 @@ class FakeRunner(wpb_grpc.WorkerServiceServicer):
         self.changed = asyncio.Event()
         #: The `authorization` metadata of each Connect (the site's credential).
         self.authorizations: list[str] = []
+        #: Set: a Connect without this credential is refused (UNAUTHENTICATED).
+        self.credential = ""
 
     async def Connect(  # type: ignore[override]  # noqa: N802 - read/write API, no iterator
         self, request_iterator: Any, context: Any
     ) -> None:
+        first = await context.read()
         metadata = dict(context.invocation_metadata() or ())
         self.authorizations.append(str(metadata.get("authorization", "")))
-        first = await context.read()
         if first is aio.EOF or first.WhichOneof("message") != "register":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Register first")
+        if self.credential and metadata.get("authorization") != f"Bearer {self.credential}":
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "not this site's credential")
         register = first.register
         self.registers.append(register)
         session = Session(register)
@@ -254,6 +258,73 @@ class FakeRunner(wpb_grpc.WorkerServiceServicer):
                 self.changed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.changed.wait(), 0.05)
+
+
+class SocketContext:
+    """What FakeRunner.Connect uses of a grpc.aio servicer context, on a Unix socket framed as
+    the runner's local socket is (docs/runner-worker-protocol.md "The local socket"): the
+    credential of Register stands for the `authorization` metadata, abort() sends Refused."""
+
+    class Aborted(Exception):
+        pass
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.first: Any = None
+        self.credential = ""
+
+    async def start(self) -> None:
+        self.first = await self._next()
+        if self.first is not aio.EOF:
+            self.credential = self.first.register.credential
+
+    def invocation_metadata(self) -> list[tuple[str, str]]:
+        credential = self.credential
+        return [("authorization", f"Bearer {credential}")] if credential else []
+
+    async def read(self) -> Any:
+        if self.first is not None:
+            message, self.first = self.first, None
+            return message
+        return await self._next()
+
+    async def _next(self) -> Any:
+        payload = await read_frame(self.reader, 64 * 1024 * 1024)
+        return aio.EOF if payload is None else wpb.WorkerMessage.FromString(payload)
+
+    async def write(self, message: wpb.RunnerMessage) -> None:
+        self.writer.write(frame(message.SerializeToString()))
+
+    async def abort(self, code: grpc.StatusCode, detail: str) -> None:
+        refused = wpb.RunnerMessage(refused=wpb.Refused(code=code.name, detail=detail))
+        self.writer.write(frame(refused.SerializeToString()))
+        raise SocketContext.Aborted(detail)
+
+
+@pytest.fixture
+async def socket_runner() -> AsyncIterator[tuple[FakeRunner, Path]]:
+    """The fake runner on a Unix socket of its own (a short path: at most 107 bytes)."""
+    runner = FakeRunner()
+    folder = Path(tempfile.mkdtemp(prefix="ryax-sock-", dir="/tmp"))
+    path = folder / "runner-worker.sock"
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        context = SocketContext(reader, writer)
+        try:
+            await context.start()
+            await runner.Connect(None, context)
+        except (SocketContext.Aborted, OSError, FrameError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_unix_server(serve, path=str(path))
+    try:
+        yield runner, path
+    finally:
+        server.close()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
@@ -381,16 +452,11 @@ def make_settings(
     return make
 
 
-@pytest.fixture
-async def worker(
-    fake_runner: tuple[FakeRunner, str],
-    make_settings: Callable[[str], Settings],
-    s3_server: Any,
-    fresh_bucket: str,
-    wrapper_deps: Path,
+@contextlib.asynccontextmanager
+async def running_worker(
+    runner: FakeRunner, settings: Settings, s3_server: Any, bucket: str, deps: Path
 ) -> AsyncIterator[WorkerUnderTest]:
-    runner, address = fake_runner
-    settings = make_settings(address)
+    """A worker wired by its container on `settings`, connected to `runner`."""
     container = Container(settings=settings)
     backend = container.backend()
     # Quick restarts in tests; two consecutive deaths and the step is FAILED.
@@ -406,9 +472,9 @@ async def worker(
         container=container,
         runner=runner,
         store=s3_server.client(),
-        bucket=fresh_bucket,
+        bucket=bucket,
         cache_dir=settings.cache_dir,
-        deps=wrapper_deps,
+        deps=deps,
     )
     await runner.until(lambda: connection.connected, within=15)
     try:
@@ -419,45 +485,16 @@ async def worker(
         shutil.rmtree(settings.cache_dir, ignore_errors=True)
 
 
-# --------------------------------------------------------------------------- slurm
-
-
-@pytest.fixture(scope="session")
-def slurm_conf() -> Iterator[Path]:
-    """The checkout's private single-node Slurm (dev/ensure-slurm.sh, run by `make test`;
-    started here too if it does not answer), as SLURM_CONF for the whole session."""
-    devlib: Any = sys.modules["ryax_devlib"]  # loaded by the root conftest.py
-    conf = devlib.setting("RYAX_TEST_SLURM_CONF")
-    env = {**os.environ, "SLURM_CONF": conf}
-    answers = bool(conf) and shutil.which("scontrol") is not None
-    if answers:
-        ping = subprocess.run(
-            ["scontrol", "ping"], env=env, capture_output=True, text=True, timeout=30
-        )
-        answers = "is UP" in ping.stdout
-    if not answers:
-        script = REPO / "dev" / "ensure-slurm.sh"
-        done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=1200)
-        conf = str(REPO / ".dev" / "slurm" / "etc" / "slurm.conf")
-        if done.returncode != 0:
-            message = f"slurm: dev/ensure-slurm.sh failed: {done.stderr.strip()[-500:]}"
-            if devlib.in_ci():
-                pytest.fail(message, pytrace=False)
-            pytest.skip(message)
-    previous = os.environ.get("SLURM_CONF")
-    os.environ["SLURM_CONF"] = conf
-    try:
-        yield Path(conf)
-    finally:
-        if previous is None:
-            os.environ.pop("SLURM_CONF", None)
-        else:
-            os.environ["SLURM_CONF"] = previous
-
-
 @pytest.fixture
-def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """RYAX_SLURM_SHARED_DIR of a test: on this machine, the compute node's too."""
-    path = tmp_path_factory.mktemp("slurm-shared")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+async def worker(
+    fake_runner: tuple[FakeRunner, str],
+    make_settings: Callable[[str], Settings],
+    s3_server: Any,
+    fresh_bucket: str,
+    wrapper_deps: Path,
+) -> AsyncIterator[WorkerUnderTest]:
+    runner, address = fake_runner
+    async with running_worker(
+        runner, make_settings(address), s3_server, fresh_bucket, wrapper_deps
+    ) as under_test:
+        yield under_test

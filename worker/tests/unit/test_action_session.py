@@ -14,9 +14,9 @@ import grpc
 import pytest
 from grpc import aio
 
+from ryax_kit.framing import HEADER as FRAME_HEADER
 from ryax_worker.domain.model import DeploymentId, StepId, StepRef
 from ryax_worker.infrastructure.local.process import (
-    FRAME_HEADER,
     SESSION_SOCKET_NAME,
     ActionProcess,
     ProcessOptions,

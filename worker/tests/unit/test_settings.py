@@ -44,6 +44,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
             "RYAX_RUNNER_GRPC_ADDRESS": "runner:9000",
             "RYAX_RUNNER_CA_FILE": str(ca),
             "RYAX_RUNNER_TLS_SERVER_NAME": "runner.example",
+            "RYAX_RUNNER_WORKER_SOCKET": "/run/ryax/runner-worker.sock",
             "RYAX_SITE_CREDENTIAL": " ryax_site_abc ",
             "RYAX_SITE_NAME": "hpc",
             "RYAX_WORKER_BACKEND": "LOCAL",
@@ -71,6 +72,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     )
     assert settings.runner_address == "runner:9000"
     assert (settings.runner_ca_file, settings.runner_tls_server_name) == (ca, "runner.example")
+    assert settings.runner_socket == Path("/run/ryax/runner-worker.sock")
     assert settings.site_credential == "ryax_site_abc" and "ryax_site_abc" not in repr(settings)
     assert (settings.site_name, settings.worker_id, settings.backend) == ("hpc", "hpc", "local")
     assert settings.node_pools == (

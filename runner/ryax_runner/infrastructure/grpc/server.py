@@ -22,12 +22,15 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NoReturn, Protocol
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc import aio
 from prometheus_client import CollectorRegistry, Counter
 
 from ryax_kit.filestore import Filestore, FilestoreError, InvalidKey, PresignNotSupported, check_key
+from ryax_kit.framing import FrameError, frame, read_frame
 from ryax_kit.net import is_loopback_endpoint
 
 from ...application.engine import (
@@ -171,6 +174,108 @@ def transfer_asks_from_proto(request: pb.PresignRequest) -> list[TransferAsk]:
     return asks
 
 
+class StreamClosed(Exception):
+    """A worker's stream on the Unix socket ended or broke (`reason`: how, '' for a close)."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class WorkerStream(Protocol):
+    """One worker's Connect stream, on gRPC or on the runner's Unix socket."""
+
+    @property
+    def peer(self) -> str: ...
+
+    def credential(self, register: pb.Register) -> str:
+        """The site credential the worker presented."""
+        ...
+
+    async def read(self) -> pb.WorkerMessage | None:
+        """The worker's next message; None at the end of the stream."""
+        ...
+
+    async def write(self, message: pb.RunnerMessage) -> None: ...
+
+    async def refuse(self, code: grpc.StatusCode, detail: str) -> NoReturn:
+        """End the stream with why (a gRPC status, or a Refused message on the socket)."""
+        ...
+
+
+class GrpcStream:
+    """A Connect call's stream (grpc.aio)."""
+
+    def __init__(self, context: aio.ServicerContext[pb.WorkerMessage, pb.RunnerMessage]) -> None:
+        self._context = context
+        self.peer = context.peer() or ""
+
+    def credential(self, register: pb.Register) -> str:
+        return presented_credential(self._context.invocation_metadata())
+
+    async def read(self) -> pb.WorkerMessage | None:
+        message = await self._context.read()
+        return message if isinstance(message, pb.WorkerMessage) else None
+
+    async def write(self, message: pb.RunnerMessage) -> None:
+        await self._context.write(message)
+
+    async def refuse(self, code: grpc.StatusCode, detail: str) -> NoReturn:
+        await self._context.abort(code, detail)
+        raise AssertionError("unreachable: abort raises")  # pragma: no cover
+
+
+class SocketStream:
+    """A worker's stream on the runner's Unix socket: framed messages (ryax_kit.framing), the
+    credential in Register, a refusal as a Refused message. What goes wrong on the connection
+    (a cut, a bad frame, a message that does not parse) is StreamClosed."""
+
+    #: Write buffer above which a write waits for the worker to read (flow control).
+    HIGH_WATER_BYTES = 1024 * 1024
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str):
+        self._reader = reader
+        self._writer = writer
+        self.peer = peer
+
+    def credential(self, register: pb.Register) -> str:
+        return register.credential
+
+    async def read(self) -> pb.WorkerMessage | None:
+        try:
+            payload = await read_frame(self._reader, MAX_MESSAGE_BYTES)
+        except FrameError as exc:
+            raise StreamClosed(str(exc)) from None
+        except OSError as exc:
+            raise StreamClosed(f"{type(exc).__name__}: {exc}") from None
+        if payload is None:
+            return None
+        try:
+            return pb.WorkerMessage.FromString(payload)
+        except DecodeError:
+            raise StreamClosed(
+                f"a message of {len(payload)} bytes that is not a WorkerMessage"
+            ) from None
+
+    async def write(self, message: pb.RunnerMessage) -> None:
+        if self._writer.is_closing():
+            raise StreamClosed()
+        self._writer.write(frame(message.SerializeToString()))
+        if self._writer.transport.get_write_buffer_size() > self.HIGH_WATER_BYTES:
+            try:
+                await self._writer.drain()
+            except OSError as exc:
+                raise StreamClosed(f"{type(exc).__name__}: {exc}") from None
+
+    async def refuse(self, code: grpc.StatusCode, detail: str) -> NoReturn:
+        refused = pb.RunnerMessage(refused=pb.Refused(code=code.name, detail=detail))
+        with contextlib.suppress(OSError):
+            self._writer.write(frame(refused.SerializeToString()))
+            await self._writer.drain()
+        self._writer.close()
+        raise StreamClosed(f"refused: {code.name}: {detail}")
+
+
 class WorkerServicer(pb_grpc.WorkerServiceServicer):
     def __init__(
         self,
@@ -261,18 +366,23 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
         request_iterator: object,
         context: aio.ServicerContext[pb.WorkerMessage, pb.RunnerMessage],
     ) -> None:
-        first = await context.read()
-        if not isinstance(first, pb.WorkerMessage):
+        await self.serve(GrpcStream(context))
+
+    async def serve(self, stream: WorkerStream) -> None:
+        """One worker's stream, whichever its transport: Register first, then the worker's
+        reports to the engine and the engine's orders to the worker until either side ends."""
+        first = await stream.read()
+        if first is None:
             return  # the worker closed the stream at once
         if first.WhichOneof("message") != "register":
-            await context.abort(
+            await stream.refuse(
                 grpc.StatusCode.INVALID_ARGUMENT, "the first message must be Register"
             )
         channel = StreamChannel(acks_with_orders=first.register.acks_with_orders)
-        peer = context.peer() or ""
+        peer = stream.peer
         command = replace(
             register_from_proto(first.register),
-            credential=presented_credential(context.invocation_metadata()),
+            credential=stream.credential(first.register),
             address=peer,
         )
         try:
@@ -283,15 +393,15 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
                 "worker refused: site credential",
                 extra={"site": exc.site_name[:200], "peer": peer, "reason": str(exc.reason)},
             )
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.detail)
+            await stream.refuse(grpc.StatusCode.UNAUTHENTICATED, exc.detail)
         except SiteTaken as exc:
             log.warning("worker refused: site taken", extra={"peer": peer, "detail": exc.detail})
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS, exc.detail)
+            await stream.refuse(grpc.StatusCode.ALREADY_EXISTS, exc.detail)
         except DomainError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.detail)
+            await stream.refuse(grpc.StatusCode.INVALID_ARGUMENT, exc.detail)
         site_id = SiteId(registered.site_id)
         self.connected += 1
-        reader = asyncio.create_task(self._read(context, site_id, channel))
+        reader = asyncio.create_task(self._read(stream, site_id, channel))
         try:
             while True:
                 queued = await channel.queue.get()
@@ -299,8 +409,8 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
                     break
                 message = channel.stamp(queued)
                 if message is not None:
-                    await context.write(message)
-        except (asyncio.CancelledError, aio.AioRpcError, aio.UsageError):
+                    await stream.write(message)
+        except (asyncio.CancelledError, aio.AioRpcError, aio.UsageError, StreamClosed):
             pass
         finally:
             self.connected -= 1
@@ -311,16 +421,11 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
             self._engine.disconnected(site_id, channel)
             log.info("worker stream ended", extra={"site_id": site_id, "reason": channel.reason})
 
-    async def _read(
-        self,
-        context: aio.ServicerContext[pb.WorkerMessage, pb.RunnerMessage],
-        site_id: SiteId,
-        channel: StreamChannel,
-    ) -> None:
+    async def _read(self, stream: WorkerStream, site_id: SiteId, channel: StreamChannel) -> None:
         try:
             while not channel.closed:
-                message = await context.read()
-                if not isinstance(message, pb.WorkerMessage) or channel.closed:
+                message = await stream.read()
+                if message is None or channel.closed:
                     break  # end of the stream, or the stream was cut (replaced, credential)
                 report = report_from_proto(message)
                 if report is None:
@@ -334,6 +439,11 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
                     )
         except (aio.AioRpcError, aio.UsageError, asyncio.CancelledError):
             pass
+        except StreamClosed as exc:
+            if exc.reason:
+                log.warning(
+                    "worker stream broken", extra={"site_id": site_id, "reason": exc.reason}
+                )
         finally:
             channel.close("worker closed the stream")
 
@@ -347,13 +457,16 @@ class GrpcServer:
         registry: CollectorRegistry | None = None,
         tls_address: str = "",
         presigner: Presigner | None = None,
+        socket_path: Path | None = None,
     ) -> None:
         """`tls` alone: `address` serves TLS. With `tls_address` too: `address` is plaintext
-        (loopback, the platform's own worker) and `tls_address` serves TLS (remote sites)."""
+        (loopback, the platform's own worker) and `tls_address` serves TLS (remote sites).
+        With `socket_path`, Connect is served on that Unix socket too (WorkerSocketServer)."""
         self.address = address
         self.tls = tls
         self.tls_address = tls_address if tls is not None else ""
         self.servicer = WorkerServicer(engine, registry, presigner)
+        self.socket = WorkerSocketServer(self.servicer, socket_path) if socket_path else None
         self._server: aio.Server | None = None
         self.port = 0
         self.tls_port = 0
@@ -375,6 +488,8 @@ class GrpcServer:
                     extra={"address": self.address},
                 )
         await self._server.start()
+        if self.socket is not None:
+            await self.socket.start()
         log.info(
             "gRPC server listening",
             extra={
@@ -390,6 +505,60 @@ class GrpcServer:
             )
 
     async def stop(self, grace: float = 2.0) -> None:
+        if self.socket is not None:
+            await self.socket.stop(grace)
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
+
+
+class WorkerSocketServer:
+    """WorkerService.Connect on a Unix socket (RYAX_RUNNER_WORKER_SOCKET), for the worker on the
+    runner's machine: the same messages as on gRPC, framed (ryax_kit.framing), without gRPC's
+    threads and HTTP/2 (docs/runner-worker-protocol.md "The local socket"). The worker still
+    presents its site's credential (Register.credential); the socket file is the runner user's
+    only (0600)."""
+
+    def __init__(self, servicer: WorkerServicer, path: Path) -> None:
+        self.servicer = servicer
+        self.path = path
+        self._server: asyncio.Server | None = None
+        self._streams: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_socket():
+            self.path.unlink()  # left by a runner that did not stop cleanly
+        elif self.path.exists():
+            raise OSError(f"RYAX_RUNNER_WORKER_SOCKET={self.path}: exists and is not a socket")
+        self._server = await asyncio.start_unix_server(self._accept, path=str(self.path))
+        self.path.chmod(0o600)
+        log.info("worker socket listening", extra={"path": str(self.path)})
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._streams[task] = writer
+        try:
+            await self.servicer.serve(SocketStream(reader, writer, f"unix:{self.path}"))
+        except StreamClosed as exc:
+            if exc.reason:
+                log.warning("worker socket stream ended", extra={"reason": exc.reason})
+        finally:
+            del self._streams[task]
+            writer.close()
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Stop listening and end every stream (the workers reconnect to the next runner)."""
+        if self._server is None:
+            return
+        self._server.close()
+        self._server = None
+        for writer in list(self._streams.values()):
+            writer.close()  # the stream's reader sees its end: serve() finishes
+        if self._streams:
+            _, pending = await asyncio.wait(list(self._streams), timeout=grace)
+            for task in pending:
+                task.cancel()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()

@@ -5,6 +5,10 @@ Every Connect carries the site's credential (`authorization: Bearer <credential>
 With a CA file the channel is TLS and the runner's certificate must chain to that CA (and name
 the runner's host, or `server_name`); without one it is plaintext (settings.py refuses that
 for a runner that is not on this machine, unless allowed).
+
+With `socket_path` (RYAX_RUNNER_WORKER_SOCKET, a runner on this machine) the stream goes over
+the runner's Unix socket instead: the same messages, framed (ryax_kit.framing), the credential
+in Register, a refusal as a Refused message (docs/runner-worker-protocol.md "The local socket").
 """
 
 from __future__ import annotations
@@ -13,13 +17,16 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc import aio
 
 from ryax_kit.core import Clock
+from ryax_kit.framing import FrameError, frame, read_frame
 
 from ...application.reports import ReportQueue
 from ...application.worker import Worker
@@ -42,6 +49,7 @@ CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
     ("grpc.max_send_message_length", 16 * 1024 * 1024),
 ]
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
 def dial(address: str, ca_file: Path | None, server_name: str = "") -> aio.Channel:
@@ -58,6 +66,64 @@ def dial(address: str, ca_file: Path | None, server_name: str = "") -> aio.Chann
 
 class StreamBroken(Exception):
     """The stream ended or the runner broke the protocol: reconnect."""
+
+
+class RunnerRefused(Exception):
+    """The runner refused the stream on its Unix socket (Refused: a gRPC status code's name and
+    what is wrong)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+class SocketCall:
+    """A Connect stream on the runner's Unix socket, with what RunnerConnection uses of a
+    grpc.aio call: write, read (aio.EOF at the end), done_writing, cancel."""
+
+    #: Write buffer above which a write waits for the runner to read (flow control).
+    HIGH_WATER_BYTES = 1024 * 1024
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    @classmethod
+    async def connect(cls, path: Path) -> SocketCall:
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        return cls(reader, writer)
+
+    async def write(self, message: wpb.WorkerMessage) -> None:
+        if self._writer.is_closing():
+            raise StreamBroken("the runner's socket is closed")
+        self._writer.write(frame(message.SerializeToString()))
+        if self._writer.transport.get_write_buffer_size() > self.HIGH_WATER_BYTES:
+            await self._writer.drain()
+
+    async def read(self) -> wpb.RunnerMessage | object:
+        try:
+            payload = await read_frame(self._reader, MAX_MESSAGE_BYTES)
+        except FrameError as exc:
+            raise StreamBroken(f"the runner's socket: {exc}") from None
+        if payload is None:
+            return aio.EOF
+        try:
+            message = wpb.RunnerMessage.FromString(payload)
+        except DecodeError:
+            raise StreamBroken(
+                f"the runner sent {len(payload)} bytes that are not a RunnerMessage"
+            ) from None
+        if message.WhichOneof("message") == "refused":
+            raise RunnerRefused(message.refused.code, message.refused.detail)
+        return message
+
+    async def done_writing(self) -> None:
+        if self._writer.can_write_eof() and not self._writer.is_closing():
+            self._writer.write_eof()
+
+    def cancel(self) -> None:
+        self._writer.close()
 
 
 class RunnerConnection:
@@ -77,8 +143,10 @@ class RunnerConnection:
         credential: str = "",
         ca_file: Path | None = None,
         server_name: str = "",
+        socket_path: Path | None = None,
     ) -> None:
         self._address = address
+        self._socket_path = socket_path
         self._credential = credential
         self._ca_file = ca_file
         self._server_name = server_name
@@ -139,7 +207,7 @@ class RunnerConnection:
                     log.log(
                         logging.ERROR if refused else logging.WARNING,
                         refused or "runner stream broken",
-                        extra={"address": self._address, "reason": _describe(error)},
+                        extra={"address": self.target, "reason": _describe(error)},
                     )
             finally:
                 self.registered.clear()
@@ -153,16 +221,36 @@ class RunnerConnection:
     def _channel(self) -> aio.Channel:
         return dial(self._address, self._ca_file, self._server_name)
 
-    async def _session(self) -> None:
+    @property
+    def target(self) -> str:
+        """Where the stream goes (for logs)."""
+        return f"unix:{self._socket_path}" if self._socket_path else self._address
+
+    @contextlib.asynccontextmanager
+    async def _open(self) -> AsyncIterator[Any]:
+        """A Connect stream: on the runner's Unix socket when given one, else a gRPC call."""
+        if self._socket_path is not None:
+            call = await SocketCall.connect(self._socket_path)
+            try:
+                yield call
+            finally:
+                call.cancel()
+            return
         async with self._channel() as channel:
             stub = wpb_grpc.WorkerServiceStub(channel)
             metadata = (
                 (("authorization", f"Bearer {self._credential}"),) if self._credential else ()
             )
-            call = stub.Connect(metadata=metadata)
+            yield stub.Connect(metadata=metadata)
+
+    async def _session(self) -> None:
+        async with self._open() as call:
             self._call = call
             registration = self._worker.registration()
-            await call.write(mappers.register_to_proto(registration))
+            register = mappers.register_to_proto(registration)
+            if self._socket_path is not None:  # no call metadata there
+                register.register.credential = self._credential
+            await call.write(register)
             first = await asyncio.wait_for(call.read(), timeout=self._register_timeout)
             if not isinstance(first, wpb.RunnerMessage) or first.WhichOneof("message") != (
                 "registered"
@@ -180,7 +268,7 @@ class RunnerConnection:
             log.info(
                 "registered with the runner",
                 extra={
-                    "address": self._address,
+                    "address": self.target,
                     "site_id": registered.site_id,
                     "last_report_seq": registered.last_report_seq,
                     "last_seen_order_seq": registration.last_seen_order_seq,
@@ -247,14 +335,19 @@ class RunnerConnection:
                 raise StreamBroken(f"nothing heard from the runner for {silent:.0f} s")
 
 
+_REFUSED_CREDENTIAL = (
+    "the runner refused this worker's site credential (RYAX_SITE_CREDENTIAL): "
+    "was it rotated or revoked? (`ryax site show`)"
+)
+
+
 def _refused(error: BaseException) -> str:
     """What the operator must fix when the runner refuses this worker ('' otherwise)."""
+    if isinstance(error, RunnerRefused) and error.code == grpc.StatusCode.UNAUTHENTICATED.name:
+        return _REFUSED_CREDENTIAL
     if isinstance(error, aio.AioRpcError):
         if error.code() == grpc.StatusCode.UNAUTHENTICATED:
-            return (
-                "the runner refused this worker's site credential (RYAX_SITE_CREDENTIAL): "
-                "was it rotated or revoked? (`ryax site show`)"
-            )
+            return _REFUSED_CREDENTIAL
         if error.code() == grpc.StatusCode.UNAVAILABLE and "ssl" in (error.details() or "").lower():
             return "TLS handshake with the runner failed: check RYAX_RUNNER_CA_FILE"
     return ""

@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import stat
-import struct
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
@@ -22,6 +21,8 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
+
+from ryax_kit.framing import FrameError, frame, read_frame
 
 from ...domain.errors import DeploymentFailed
 from ...domain.model import LogStream, StepRef
@@ -50,10 +51,9 @@ from .sandbox import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-#: The wrapper's session socket, next to its gRPC socket (InitReply.session_socket), and how a
-#: message travels on it: a 4-byte big-endian length, then the message.
+#: The wrapper's session socket, next to its gRPC socket (InitReply.session_socket); a message
+#: travels on it as a 4-byte big-endian length, then the message (ryax_kit.framing).
 SESSION_SOCKET_NAME = SOCKET_NAME + ".session"
-FRAME_HEADER = struct.Struct(">I")
 LINE_LIMIT = 1024 * 1024
 TAIL_LINES = 20
 PID_FILE = "pid"
@@ -644,16 +644,16 @@ class ActionProcess:
         reader, writer = self._socket
         ended = False
         try:
-            message = request.SerializeToString()
-            writer.write(FRAME_HEADER.pack(len(message)) + message)
+            writer.write(frame(request.SerializeToString()))
             await writer.drain()
             while True:
-                (size,) = FRAME_HEADER.unpack(await reader.readexactly(FRAME_HEADER.size))
-                if size > MAX_MESSAGE_BYTES:
-                    raise SessionBroken(
-                        f"the action sent a message of {size} bytes (at most {MAX_MESSAGE_BYTES})"
-                    )
-                reply = apb.RunReply.FromString(await reader.readexactly(size))
+                try:
+                    payload = await read_frame(reader, MAX_MESSAGE_BYTES)
+                except FrameError as error:
+                    raise SessionBroken(f"the action's session socket: {error}") from error
+                if payload is None:
+                    raise ConnectionResetError("closed between two messages")
+                reply = apb.RunReply.FromString(payload)
                 yield reply
                 if reply.WhichOneof("reply") == "result":
                     ended = True

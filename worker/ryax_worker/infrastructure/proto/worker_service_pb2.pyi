@@ -253,6 +253,7 @@ class Register(_message.Message):
     RUNNING_EXECUTION_IDS_FIELD_NUMBER: _builtins.int
     HELD_FILES_FIELD_NUMBER: _builtins.int
     ACKS_WITH_ORDERS_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     """Stable id of this worker (from its configuration), kept across restarts."""
     site_name: _builtins.str
@@ -266,6 +267,11 @@ class Register(_message.Message):
     acks_with_orders: _builtins.bool
     """The worker reads RunnerMessage.acked_report_seq: the runner may carry its report acks on
     the orders it sends anyway instead of a ReportAck message each.
+    """
+    credential: _builtins.str
+    """The site's credential, on the runner's Unix socket only (docs/runner-worker-protocol.md
+    "The local socket"), which has no call metadata. Empty on gRPC, where the call's metadata
+    carries it (`authorization: Bearer <credential>`); the runner ignores it there.
     """
     @_builtins.property
     def node_pools(self) -> _containers.RepeatedCompositeFieldContainer[Global___NodePool]: ...
@@ -302,10 +308,11 @@ class Register(_message.Message):
         running_execution_ids: _abc.Iterable[_builtins.str] | None = ...,
         held_files: _abc.Iterable[Global___HeldFile] | None = ...,
         acks_with_orders: _builtins.bool = ...,
+        credential: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acks_with_orders", b"acks_with_orders", "backend_kind", b"backend_kind", "deployed_steps", b"deployed_steps", "held_files", b"held_files", "labels", b"labels", "last_seen_order_seq", b"last_seen_order_seq", "node_pools", b"node_pools", "running_execution_ids", b"running_execution_ids", "site_name", b"site_name", "version", b"version", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acks_with_orders", b"acks_with_orders", "backend_kind", b"backend_kind", "credential", b"credential", "deployed_steps", b"deployed_steps", "held_files", b"held_files", "labels", b"labels", "last_seen_order_seq", b"last_seen_order_seq", "node_pools", b"node_pools", "running_execution_ids", b"running_execution_ids", "site_name", b"site_name", "version", b"version", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -826,6 +833,7 @@ class RunnerMessage(_message.Message):
     REPORT_ACK_FIELD_NUMBER: _builtins.int
     PUBLISH_FIELD_NUMBER: _builtins.int
     RELEASE_FIELD_NUMBER: _builtins.int
+    REFUSED_FIELD_NUMBER: _builtins.int
     ACKED_REPORT_SEQ_FIELD_NUMBER: _builtins.int
     order_seq: _builtins.int
     """Per-worker, strictly increasing sequence number of an order (Deploy, Undeploy, Execute,
@@ -852,6 +860,12 @@ class RunnerMessage(_message.Message):
     def publish(self) -> Global___Publish: ...
     @_builtins.property
     def release(self) -> Global___Release: ...
+    @_builtins.property
+    def refused(self) -> Global___Refused:
+        """On the runner's Unix socket only: the runner refused the stream (what a gRPC status ends
+        the call with on gRPC), then closes the connection.
+        """
+
     def __init__(
         self,
         *,
@@ -864,17 +878,47 @@ class RunnerMessage(_message.Message):
         report_ack: Global___ReportAck | None = ...,
         publish: Global___Publish | None = ...,
         release: Global___Release | None = ...,
+        refused: Global___Refused | None = ...,
         acked_report_seq: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "deploy", b"deploy", "execute", b"execute", "message", b"message", "publish", b"publish", "registered", b"registered", "release", b"release", "report_ack", b"report_ack", "undeploy", b"undeploy"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "deploy", b"deploy", "execute", b"execute", "message", b"message", "publish", b"publish", "refused", b"refused", "registered", b"registered", "release", b"release", "report_ack", b"report_ack", "undeploy", b"undeploy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acked_report_seq", b"acked_report_seq", "cancel", b"cancel", "deploy", b"deploy", "execute", b"execute", "message", b"message", "order_seq", b"order_seq", "publish", b"publish", "registered", b"registered", "release", b"release", "report_ack", b"report_ack", "undeploy", b"undeploy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acked_report_seq", b"acked_report_seq", "cancel", b"cancel", "deploy", b"deploy", "execute", b"execute", "message", b"message", "order_seq", b"order_seq", "publish", b"publish", "refused", b"refused", "registered", b"registered", "release", b"release", "report_ack", b"report_ack", "undeploy", b"undeploy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["registered", "deploy", "undeploy", "execute", "cancel", "report_ack", "publish", "release"]  # noqa: Y015
+    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["registered", "deploy", "undeploy", "execute", "cancel", "report_ack", "publish", "release", "refused"]  # noqa: Y015
     _WhichOneofArgType_message: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_message) -> _WhichOneofReturnType_message | None: ...
 
 Global___RunnerMessage: _TypeAlias = RunnerMessage  # noqa: Y015
+
+@_typing.final
+class Refused(_message.Message):
+    """Why the runner refused a stream on its Unix socket."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """The gRPC status code the same refusal has on gRPC: "UNAUTHENTICATED" (the site's
+    credential), "ALREADY_EXISTS" (another worker serves the site), "INVALID_ARGUMENT" (the
+    first message was not a Register, or a bad one).
+    """
+    detail: _builtins.str
+    """What is wrong, for the worker's operator (never the credential)."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "detail", b"detail"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Refused: _TypeAlias = Refused  # noqa: Y015
 
 @_typing.final
 class Registered(_message.Message):
