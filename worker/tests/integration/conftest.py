@@ -9,13 +9,15 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import shutil
 import site
+import subprocess
 import sys
 import tarfile
 import tempfile
 import textwrap
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -498,3 +500,47 @@ async def worker(
         runner, make_settings(address), s3_server, fresh_bucket, wrapper_deps
     ) as under_test:
         yield under_test
+
+
+# --------------------------------------------------------------------------- slurm
+
+
+@pytest.fixture(scope="session")
+def slurm_conf() -> Iterator[Path]:
+    """The checkout's private single-node Slurm (dev/ensure-slurm.sh, run by `make test`;
+    started here too if it does not answer), as SLURM_CONF for the whole session."""
+    devlib: Any = sys.modules["ryax_devlib"]  # loaded by the root conftest.py
+    conf = devlib.setting("RYAX_TEST_SLURM_CONF")
+    env = {**os.environ, "SLURM_CONF": conf}
+    answers = bool(conf) and shutil.which("scontrol") is not None
+    if answers:
+        ping = subprocess.run(
+            ["scontrol", "ping"], env=env, capture_output=True, text=True, timeout=30
+        )
+        answers = "is UP" in ping.stdout
+    if not answers:
+        script = REPO / "dev" / "ensure-slurm.sh"
+        done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=1200)
+        conf = str(REPO / ".dev" / "slurm" / "etc" / "slurm.conf")
+        if done.returncode != 0:
+            message = f"slurm: dev/ensure-slurm.sh failed: {done.stderr.strip()[-500:]}"
+            if devlib.in_ci():
+                pytest.fail(message, pytrace=False)
+            pytest.skip(message)
+    previous = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = conf
+    try:
+        yield Path(conf)
+    finally:
+        if previous is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = previous
+
+
+@pytest.fixture
+def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """RYAX_SLURM_SHARED_DIR of a test: on this machine, the compute node's too."""
+    path = tmp_path_factory.mktemp("slurm-shared")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
