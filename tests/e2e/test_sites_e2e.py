@@ -75,6 +75,11 @@ def ryax(request: pytest.FixtureRequest, tmp_path: Path) -> Ryax:
 
 def worker_grpc_address() -> str:
     """Where the platform's worker dials the runner (dev/platform.py env worker)."""
+    return worker_setting("RYAX_RUNNER_GRPC_ADDRESS")
+
+
+def worker_setting(name: str) -> str:
+    """A setting of the platform's worker (dev/platform.py env worker)."""
     done = subprocess.run(
         [sys.executable, "-P", str(REPO / "dev" / "platform.py"), "env", "worker"],
         cwd=REPO,
@@ -85,7 +90,7 @@ def worker_grpc_address() -> str:
     )
     pairs = (line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
     env = {k: "".join(shlex.split(v)) for k, v in pairs}
-    return env["RYAX_RUNNER_GRPC_ADDRESS"]
+    return env[name]
 
 
 def free_port() -> int:
@@ -154,7 +159,9 @@ def test_the_demo_site_is_the_runners_builtin_site(ryax: Ryax) -> None:
     sites = {s["name"]: s for s in ryax.ok("site", "list", "--all", "-o", "json").json()}
     local = sites["local"]
     assert (local["credential"], local["state"], local["connected"]) == ("active", "online", True)
-    assert local["worker_address"].startswith("ipv4:127.0.0.1:")
+    # On the runner's Unix socket (docs/runner-worker-protocol.md "The local socket").
+    runner_socket = worker_setting("RYAX_RUNNER_WORKER_SOCKET")
+    assert local["worker_address"] == f"unix:{runner_socket}"
 
 
 def test_an_admin_attaches_a_site_whose_worker_registers_with_its_credential(
