@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from runner_testkit.harness import Member, RunningRunner, fake_authz_app, serve, start_runner
@@ -30,8 +31,14 @@ async def authz_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture
+def runner_settings() -> dict[str, Any]:
+    """Settings of the `runner` fixture beside the defaults: a module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
 async def runner(
-    db_url: str, amqp_url: str, authz_url: str, tmp_path: Path
+    db_url: str, amqp_url: str, authz_url: str, tmp_path: Path, runner_settings: dict[str, Any]
 ) -> AsyncIterator[RunningRunner]:
     running = await start_runner(
         db_url,
@@ -41,6 +48,7 @@ async def runner(
         heartbeat_interval_seconds=0.5,
         heartbeat_timeout_seconds=2.0,
         retry_backoff_seconds=0.05,
+        **runner_settings,
     )
     yield running
     await running.stop()

@@ -10,12 +10,13 @@ import asyncio
 import shutil
 import stat
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from runner_testkit.fake_worker import FakeWorker, SocketRefused
-from runner_testkit.harness import RunningRunner, start_runner
+from runner_testkit.harness import RunningRunner
 
 from ryax_kit.framing import HEADER, frame, read_frame
 from ryax_runner.infrastructure.grpc.server import WorkerSocketServer
@@ -35,21 +36,8 @@ def socket_path() -> Iterator[Path]:
 
 
 @pytest.fixture
-async def runner(
-    db_url: str, amqp_url: str, authz_url: str, tmp_path: Path, socket_path: Path
-) -> AsyncIterator[RunningRunner]:
-    running = await start_runner(
-        db_url,
-        amqp_url,
-        tmp_path / "filestore",
-        authz_url,
-        heartbeat_interval_seconds=0.5,
-        heartbeat_timeout_seconds=2.0,
-        retry_backoff_seconds=0.05,
-        worker_socket=socket_path,
-    )
-    yield running
-    await running.stop()
+def runner_settings(socket_path: Path) -> dict[str, Any]:
+    return {"worker_socket": socket_path}
 
 
 async def exchange(path: Path, *payloads: bytes) -> list[pb.RunnerMessage | None]:
