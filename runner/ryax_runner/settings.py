@@ -57,7 +57,7 @@ class Settings:
     #: address is accepted (the local demo: 127.0.0.1).
     grpc_allow_plaintext: bool = False
     #: RYAX_RUNNER_WORKER_SOCKET: a Unix socket (path) where the worker on the runner's machine
-    #: may connect instead of gRPC: the same stream, framed, without gRPC's threads (about 0.4
+    #: may connect instead of gRPC: the same stream, framed, without gRPC's threads (0.25 to 1
     #: ms of CPU less per execution; docs/runner-worker-protocol.md "The local socket"). The
     #: worker names the same path in its own RYAX_RUNNER_WORKER_SOCKET. Default: none (gRPC
     #: only). make demo sets it.
