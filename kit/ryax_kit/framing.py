@@ -3,7 +3,7 @@ its bytes. The runner's socket for the worker on its machine speaks it
 (docs/runner-worker-protocol.md "The local socket"), as does the action wrapper's session
 socket.
 
-    writer.write(frame(message.SerializeToString()))
+    await write_frame(writer, message.SerializeToString())
     payload = await read_frame(reader, limit=16 * 1024 * 1024)  # None: closed between two
 """
 
@@ -13,6 +13,8 @@ import asyncio
 import struct
 
 HEADER = struct.Struct(">I")
+#: Bytes waiting to be sent above which write_frame waits for the peer to read (flow control).
+HIGH_WATER_BYTES = 1024 * 1024
 
 
 class FrameError(Exception):
@@ -22,6 +24,15 @@ class FrameError(Exception):
 def frame(payload: bytes) -> bytes:
     """`payload` with its length in front."""
     return HEADER.pack(len(payload)) + payload
+
+
+async def write_frame(writer: asyncio.StreamWriter, payload: bytes) -> None:
+    """Send one message; wait for the peer to read only when more than HIGH_WATER_BYTES are
+    waiting to be sent (a drain after every message costs a coroutine each, for nothing while
+    the peer keeps up). OSError when the connection is gone."""
+    writer.write(frame(payload))
+    if writer.transport.get_write_buffer_size() > HIGH_WATER_BYTES:
+        await writer.drain()
 
 
 async def read_frame(reader: asyncio.StreamReader, limit: int) -> bytes | None:

@@ -123,10 +123,11 @@ class Env:
             return None
         if not path.is_absolute():
             raise ConfigurationError(f"{name}={path}: give an absolute path")
-        if len(os.fsencode(path)) > MAX_SOCKET_PATH_BYTES:
+        size = len(os.fsencode(path))
+        if size > MAX_SOCKET_PATH_BYTES:
             raise ConfigurationError(
                 f"{name}={path}: a Unix socket's path is at most {MAX_SOCKET_PATH_BYTES} bytes, "
-                f"this one has {len(os.fsencode(path))}"
+                f"this one has {size}"
             )
         return path
 

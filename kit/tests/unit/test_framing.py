@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
-from ryax_kit.framing import HEADER, FrameError, frame, read_frame
+from ryax_kit.framing import HEADER, HIGH_WATER_BYTES, FrameError, frame, read_frame, write_frame
 
 
 def stream(*chunks: bytes, eof: bool = True) -> asyncio.StreamReader:
@@ -46,3 +47,19 @@ async def test_a_message_over_the_limit_is_refused_before_it_is_read() -> None:
     reader = stream(HEADER.pack(1 << 30), eof=False)  # nothing of its body ever comes
     with pytest.raises(FrameError, match="1073741824 bytes"):
         await asyncio.wait_for(read_frame(reader, 1 << 20), 1)
+
+
+async def test_write_frame_sends_what_read_frame_reads_and_waits_for_a_slow_reader() -> None:
+    left, right = socket.socketpair()
+    _, writer = await asyncio.open_connection(sock=left)
+    peer_reader, peer_writer = await asyncio.open_connection(sock=right)
+    big = b"y" * (3 * HIGH_WATER_BYTES)  # more than the buffer may hold: waits for the peer
+    sending = asyncio.create_task(write_frame(writer, big))
+    await asyncio.sleep(0.05)
+    assert not sending.done()  # held until the peer reads
+    assert await read_frame(peer_reader, 1 << 30) == big
+    await asyncio.wait_for(sending, 5)
+    await write_frame(writer, b"small")  # under the mark: no wait
+    assert await read_frame(peer_reader, 100) == b"small"
+    writer.close()
+    peer_writer.close()

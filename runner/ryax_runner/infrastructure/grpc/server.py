@@ -30,7 +30,7 @@ from grpc import aio
 from prometheus_client import CollectorRegistry, Counter
 
 from ryax_kit.filestore import Filestore, FilestoreError, InvalidKey, PresignNotSupported, check_key
-from ryax_kit.framing import FrameError, frame, read_frame
+from ryax_kit.framing import FrameError, frame, read_frame, write_frame
 from ryax_kit.net import is_loopback_endpoint
 
 from ...application.engine import (
@@ -230,9 +230,6 @@ class SocketStream:
     credential in Register, a refusal as a Refused message. What goes wrong on the connection
     (a cut, a bad frame, a message that does not parse) is StreamClosed."""
 
-    #: Write buffer above which a write waits for the worker to read (flow control).
-    HIGH_WATER_BYTES = 1024 * 1024
-
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str):
         self._reader = reader
         self._writer = writer
@@ -260,12 +257,10 @@ class SocketStream:
     async def write(self, message: pb.RunnerMessage) -> None:
         if self._writer.is_closing():
             raise StreamClosed()
-        self._writer.write(frame(message.SerializeToString()))
-        if self._writer.transport.get_write_buffer_size() > self.HIGH_WATER_BYTES:
-            try:
-                await self._writer.drain()
-            except OSError as exc:
-                raise StreamClosed(f"{type(exc).__name__}: {exc}") from None
+        try:
+            await write_frame(self._writer, message.SerializeToString())
+        except OSError as exc:
+            raise StreamClosed(f"{type(exc).__name__}: {exc}") from None
 
     async def refuse(self, code: grpc.StatusCode, detail: str) -> NoReturn:
         refused = pb.RunnerMessage(refused=pb.Refused(code=code.name, detail=detail))

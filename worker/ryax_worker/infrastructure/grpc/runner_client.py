@@ -26,7 +26,7 @@ from google.protobuf.message import DecodeError
 from grpc import aio
 
 from ryax_kit.core import Clock
-from ryax_kit.framing import FrameError, frame, read_frame
+from ryax_kit.framing import FrameError, read_frame, write_frame
 
 from ...application.reports import ReportQueue
 from ...application.worker import Worker
@@ -82,9 +82,6 @@ class SocketCall:
     """A Connect stream on the runner's Unix socket, with what RunnerConnection uses of a
     grpc.aio call: write, read (aio.EOF at the end), done_writing, cancel."""
 
-    #: Write buffer above which a write waits for the runner to read (flow control).
-    HIGH_WATER_BYTES = 1024 * 1024
-
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
@@ -97,9 +94,7 @@ class SocketCall:
     async def write(self, message: wpb.WorkerMessage) -> None:
         if self._writer.is_closing():
             raise StreamBroken("the runner's socket is closed")
-        self._writer.write(frame(message.SerializeToString()))
-        if self._writer.transport.get_write_buffer_size() > self.HIGH_WATER_BYTES:
-            await self._writer.drain()
+        await write_frame(self._writer, message.SerializeToString())
 
     async def read(self) -> wpb.RunnerMessage | object:
         try:

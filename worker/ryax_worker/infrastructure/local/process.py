@@ -22,7 +22,7 @@ from google.protobuf.message import DecodeError
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
-from ryax_kit.framing import FrameError, frame, read_frame
+from ryax_kit.framing import FrameError, read_frame, write_frame
 
 from ...domain.errors import DeploymentFailed
 from ...domain.model import LogStream, StepRef
@@ -644,8 +644,7 @@ class ActionProcess:
         reader, writer = self._socket
         ended = False
         try:
-            writer.write(frame(request.SerializeToString()))
-            await writer.drain()
+            await write_frame(writer, request.SerializeToString())
             while True:
                 try:
                     payload = await read_frame(reader, MAX_MESSAGE_BYTES)
