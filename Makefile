@@ -56,7 +56,7 @@ help:
 	@echo "make webui-deps    make sure nginx (serves the web UI) and Chromium (browser tests) are installed"
 	@echo "make lint          ruff check + ruff format --check"
 	@echo "make format        ruff format + ruff check --fix"
-	@echo "make typecheck     mypy, one run per service package"
+	@echo "make typecheck     mypy, one run per service package, then dev/ and bench/"
 	@echo "make lint-imports  architecture contracts (.importlinter, generated)"
 	@echo "make protos        regenerate every service's protobuf copies"
 	@echo "make protos-check  check every service's protobuf copies are current"
@@ -107,6 +107,9 @@ typecheck: venv
 	$(VENV)/bin/mypy --config-file pyproject.toml $(DEV_TYPED) || rc=1; \
 	echo "mypy dev/platform.py"; \
 	$(VENV)/bin/mypy --config-file pyproject.toml dev/platform.py || rc=1; \
+	echo "mypy bench"; \
+	MYPYPATH=worker:cli:runner:runner/tests $(VENV)/bin/mypy --config-file pyproject.toml \
+		bench/*.py bench/peers/*.py || rc=1; \
 	exit $$rc
 
 lint-imports: venv

@@ -45,6 +45,7 @@ REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 import procinfo  # noqa: E402
+from harness import percentile  # noqa: E402
 
 HANDLER = """\
 def handle(request):
@@ -53,16 +54,6 @@ def handle(request):
 """
 WRAPPER_PACKAGE = REPO / "action-wrapper" / "ryax_action_wrapper"
 WRAPPER_DEPS = ("grpc", "grpc_health", "google")
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    if len(ordered) == 1:
-        return ordered[0]
-    rank = (len(ordered) - 1) * q / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def summary(samples: list[float]) -> dict[str, Any]:

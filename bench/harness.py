@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import socket
@@ -24,6 +25,18 @@ from typing import Any
 
 BENCHMARKS = ("chain", "throughput", "deploy", "build", "memory", "coldstart", "runs100k")
 DEFAULT_CLIENTS = (1, 8, 32)
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100), linear between closest ranks (numpy's default); NaN for no
+    samples."""
+    if not samples:
+        return math.nan
+    ordered = sorted(samples)
+    position = (len(ordered) - 1) * q / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 class BenchFailure(Exception):

@@ -43,6 +43,7 @@ REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 import harness  # noqa: E402
+from harness import percentile  # noqa: E402
 
 SYSTEMS = ("ryax", "prefect", "celery")
 PEERS = ("prefect", "celery")
@@ -291,17 +292,6 @@ def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- statistics
 
 
-def percentile(samples: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100), linear between closest ranks (numpy's default)."""
-    if not samples:
-        return math.nan
-    ordered = sorted(samples)
-    position = (len(ordered) - 1) * q / 100.0
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def median(samples: Sequence[float]) -> float:
     return percentile(samples, 50)
 
@@ -442,17 +432,21 @@ def figures(systems: dict[str, dict[str, Any]]) -> list[Figure]:
                 put(spec, system, cold[key]["pss_bytes"] / MIB)
         history = doc.get("runs100k")
         if history:
-            h, n = "runs100k", f"{history['runs'] // 1000}k runs"
+            h, stored = "runs100k", f"{history['runs'] // 1000}k runs"
             for key, label, samples in (
                 ("before", "one-step run, before", history["before_s"]),
-                ("ingest", f"one-step run, while {n} are ingested", history["during_ingest_s"]),
-                ("after", f"one-step run, {n} stored", history.get("after_s") or []),
+                (
+                    "ingest",
+                    f"one-step run, while {stored} are ingested",
+                    history["during_ingest_s"],
+                ),
+                ("after", f"one-step run, {stored} stored", history.get("after_s") or []),
                 (
                     "retention",
                     "one-step run, while retention deletes",
                     history.get("during_retention_s") or [],
                 ),
-                ("list", f"run list, first page, {n} stored", history["list_first_page_s"]),
+                ("list", f"run list, first page, {stored} stored", history["list_first_page_s"]),
                 ("workflow", "run list, by workflow", history["list_by_workflow_s"]),
                 ("paged", "run list, next pages (cursor)", history["list_paged_s"]),
                 ("detail", "run detail", history["detail_s"]),
@@ -463,7 +457,7 @@ def figures(systems: dict[str, dict[str, Any]]) -> list[Figure]:
                     spec = Spec(f"{h}.{key}.p{q}", h, f"{label}, p{q}", "ms", ratio=False)
                     put(spec, system, percentile(samples, q) * 1000)
             put(
-                Spec(f"{h}.ingest_s", h, f"ingest of {n}", "s", ratio=False),
+                Spec(f"{h}.ingest_s", h, f"ingest of {stored}", "s", ratio=False),
                 system,
                 float(history["ingest_s"]),
             )

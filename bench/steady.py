@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness
 import procinfo
 import ryax_bench
-from coldstart import percentile
+from harness import percentile
 
 WORKFLOW = "bench-chain-1"
 

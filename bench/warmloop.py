@@ -29,7 +29,8 @@ REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 import procinfo  # noqa: E402
-from coldstart import local_backend, percentile  # noqa: E402
+from coldstart import local_backend  # noqa: E402
+from harness import percentile  # noqa: E402
 
 
 async def measure(count: int, warmup: int) -> dict[str, Any]:

@@ -115,3 +115,18 @@ def test_an_endpoint_call_may_have_no_body(document: dict[str, Any]) -> None:
     assert call["requestBody"]["required"] is False
     bodies = [op["requestBody"] for _, _, op in operations(document) if "requestBody" in op]
     assert sum(not body["required"] for body in bodies) == 1
+
+
+@pytest.mark.parametrize("held_by", ["", "site-1"])
+def test_a_file_output_is_described_with_every_key_the_api_gives(held_by: str) -> None:
+    """The schema of a file output (an endpoint's results, the user API's) names every key
+    `present` answers with, `held_by` included while a site holds the file."""
+    stored = {"$file": {"name": "a.csv", "size": 3, "sha256": "ab", "key": "runs/r/e/o/a.csv"}}
+    if held_by:
+        stored["$file"]["held_by"] = held_by
+    shown = routes.present(stored, lambda key: f"/download/{key}")
+    schema = endpoints.FILE_OUT
+    assert set(shown) <= set(schema["properties"]), set(shown) - set(schema["properties"])
+    assert set(schema["required"]) <= set(shown)
+    assert ("held_by" in shown) == bool(held_by)
+    assert shown["type"] in schema["properties"]["type"]["enum"]

@@ -450,15 +450,23 @@ def _schema(io: IO) -> dict[str, Any]:
     return schema
 
 
+#: A file or directory output as `present` (routes.py) shows it.
 FILE_OUT = {
     "type": "object",
     "properties": {
-        "type": {"type": "string"},
+        "type": {"type": "string", "enum": ["file", "directory"]},
         "name": {"type": "string"},
         "size": {"type": "integer"},
         "sha256": {"type": "string"},
+        "key": {"type": "string", "description": "the file's key in the run's files"},
         "download_url": {"type": "string"},
+        "held_by": {
+            "type": "string",
+            "description": "present while the file is held by a site (its id), not in the "
+            "filestore yet: a download publishes it",
+        },
     },
+    "required": ["type", "name", "size", "sha256", "key", "download_url"],
 }
 
 
