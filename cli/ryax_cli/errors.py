@@ -93,6 +93,11 @@ class ConflictError(ApiError):
     """409: already exists, already deployed, state does not allow it."""
 
 
+class DeploymentOutdated(RyaxError):
+    """Deploy of a workflow that is already deployed, and was changed after that deployment
+    was asked for: the deployment runs the workflow as it was (deploy again with `redeploy`)."""
+
+
 class ServerError(ApiError):
     """5xx: a bug or an outage on the server side; the service logs say more."""
 

@@ -764,10 +764,11 @@ class Deployment(Model):
     workflow_id: str
     state: str
     reason: str | None = None
+    requested_at: datetime | None = None
     updated_at: datetime | None = None
 
     SCHEMAS = (Schema(STUDIO, "DeploymentOut"),)
-    KEYS = _keys("id", "workflow_id", "state", "reason", "updated_at")
+    KEYS = _keys("id", "workflow_id", "state", "reason", "requested_at", "updated_at")
 
     @property
     def running(self) -> bool:
@@ -790,6 +791,7 @@ class Deployment(Model):
             workflow_id=r.text("workflow_id"),
             state=r.text("state") or "unknown",
             reason=r.opt_text("reason"),
+            requested_at=r.time("requested_at"),
             updated_at=r.time("updated_at"),
         )
 

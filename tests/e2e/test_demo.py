@@ -651,7 +651,21 @@ def test_an_emitgw_workflow_runs_repeatedly_and_undeploy_stops_it(
     path.write_text(TIMER_WORKFLOW.format(name=name))
     ryax.ok("workflow", "import", str(path))
     ryax.ok("workflow", "deploy", name, "--timeout", "120", timeout=180)
-    workflow_id = ryax.ok("workflow", "show", name, "-o", "json").json()["id"]
+    first = ryax.ok("workflow", "show", name, "-o", "json").json()
+    ryax.ok("workflow", "deploy", name)  # deployed, unchanged since: nothing to do
+    # Changed after it was deployed: deploy says so and does nothing; --redeploy applies it.
+    ryax.ok("workflow", "step-settings", name, "shout", "--retries", "1")
+    stale = ryax("workflow", "deploy", name)
+    assert stale.code == 1, stale.stderr
+    said = " ".join(stale.stderr.split())
+    assert "was changed after that" in said and "--redeploy" in said, said
+    kept = ryax.ok("workflow", "show", name, "-o", "json").json()["deployment"]
+    assert kept["id"] == first["deployment"]["id"] and kept["state"] == "deployed"
+    ryax.ok("workflow", "deploy", name, "--redeploy", "--timeout", "120", timeout=180)
+    shown = ryax.ok("workflow", "show", name, "-o", "json").json()
+    assert shown["deployment"]["state"] == "deployed", shown["deployment"]
+    assert shown["deployment"]["id"] != first["deployment"]["id"]
+    workflow_id = shown["id"]
     with httpx.Client(base_url=live.url, timeout=30) as http:
         token = http.post(
             "/authorization/v1/login", json={"username": demo.user, "password": demo.password}

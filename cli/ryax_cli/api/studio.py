@@ -9,7 +9,13 @@ from typing import Any
 
 import yaml
 
-from ..errors import ConflictError, DeploymentFailed, InvalidWorkflowFile, WaitTimeout
+from ..errors import (
+    ConflictError,
+    DeploymentFailed,
+    DeploymentOutdated,
+    InvalidWorkflowFile,
+    WaitTimeout,
+)
 from ..models import (
     DEPLOYMENTS,
     WORKFLOW_PROBLEMS,
@@ -165,24 +171,50 @@ class Workflows(Group):
         wait: bool = True,
         timeout: float = 600.0,
         on_progress: DeployProgress | None = None,
+        redeploy: bool = False,
     ) -> Deployment:
         """Deploy; with `wait`, poll until it is deployed (or raise `DeploymentFailed`).
 
-        Deploying a workflow that is already deployed (or being deployed) is not an error:
-        its current deployment is returned (and waited for).
+        Deploying a workflow that is already deployed (or being deployed) is not an error when
+        the workflow did not change since: its current deployment is returned (and waited
+        for). When it changed after that deployment was asked for, `DeploymentOutdated`
+        (nothing is done). `redeploy`: a deployed workflow is undeployed first (waited for),
+        then deployed again: its changes, and the placement the sites give it now, apply.
         """
+        path = _path(project, workflow, "deploy")
         try:
-            deployment = Deployment.from_json(self._http.post(_path(project, workflow, "deploy")))
+            deployment = Deployment.from_json(self._http.post(path))
         except ConflictError:
             current = self.deployment(project, workflow)
             if current is None or current.gone or current.failed:
                 raise
-            deployment = current
+            if redeploy:
+                self.undeploy(project, workflow, timeout=timeout, on_progress=on_progress)
+                deployment = Deployment.from_json(self._http.post(path))
+            else:
+                self._check_current(project, workflow, current)
+                deployment = current
         if on_progress:
             on_progress(deployment)
         if not wait:
             return deployment
         return self.wait_deployed(project, workflow, timeout=timeout, on_progress=on_progress)
+
+    def _check_current(self, project: str, workflow: str, current: Deployment) -> None:
+        """`DeploymentOutdated` when the workflow changed after `current` was asked for."""
+        changed, asked = self.show(project, workflow).updated_at, current.requested_at
+        if changed is None or asked is None or (changed.tzinfo is None) != (asked.tzinfo is None):
+            return  # not told, or not comparable
+        if changed <= asked:
+            return
+        raise DeploymentOutdated(
+            f"workflow {workflow} is already deployed (deployment {current.id}, "
+            f"{current.state}, asked for at {asked.isoformat(timespec='seconds')})"
+            f" and was changed after that, at {changed.isoformat(timespec='seconds')}: the "
+            "deployment runs it as it was. Deploy it again with --redeploy (undeploys, then "
+            "deploys) to apply the changes",
+            detail={"deployment": current.raw, "workflow_updated_at": changed.isoformat()},
+        )
 
     def wait_deployed(
         self,

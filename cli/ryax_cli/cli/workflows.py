@@ -313,10 +313,21 @@ def deploy(
         bool, typer.Option("--wait/--no-wait", help="Wait until it is running.")
     ] = True,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait.")] = 600.0,
+    redeploy: Annotated[
+        bool,
+        typer.Option(
+            "--redeploy",
+            help="If it is deployed already: undeploy it (its runs going on are cancelled), "
+            "then deploy it again: its changes since, and the sites' placement now, apply.",
+        ),
+    ] = False,
     project: ProjectOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Deploy a workflow on the sites (waits until every step runs)."""
+    """Deploy a workflow on the sites (waits until every step runs).
+
+    Already deployed and not changed since: nothing to do. Changed since: an error, unless
+    --redeploy."""
     st = state()
     proj = st.project_of(project)
     client = st.client()
@@ -328,7 +339,7 @@ def deploy(
             progress.update(key, d.state, done=d.running or d.failed, note=note)
 
         deployment = client.workflows.deploy(
-            proj, workflow, wait=wait, timeout=timeout, on_progress=show
+            proj, workflow, wait=wait, timeout=timeout, on_progress=show, redeploy=redeploy
         )
     if output is Output.json:
         print_json(deployment.raw)

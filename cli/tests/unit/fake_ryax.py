@@ -1230,7 +1230,7 @@ def _summary(fake: FakeRyax, wf: dict[str, Any]) -> dict[str, Any]:
         "name": wf["name"],
         "description": wf["description"],
         "created_at": NOW,
-        "updated_at": NOW,
+        "updated_at": wf.get("updated_at", NOW),
         "steps": len(wf["steps"]),
         "deployment": _public(current) if current else None,
     }

@@ -365,6 +365,17 @@ def test_workflow_import_deploy_trigger_logs(ryax: Ryax, fake: FakeRyax, tmp_pat
     assert "/runner/v1/projects/demo/endpoints/Word%20count%20demo" in out.stderr
     # Deploying again is not an error.
     assert ryax("workflow", "deploy", wf["id"]).exit_code == 0
+    # Changed after it was deployed: deploying again says so (and does nothing); --redeploy
+    # undeploys it, then deploys it again.
+    fake.workflows[wf["id"]]["updated_at"] = "2026-01-02T03:05:00+00:00"
+    stale = ryax("workflow", "deploy", "Word count demo")
+    assert stale.exit_code == 1
+    assert "was changed after that, at 2026-01-02T03:05:00+00:00" in single_line(stale.stderr)
+    assert len(fake.deployments) == 1
+    out = ryax("workflow", "deploy", "Word count demo", "--redeploy")
+    assert out.exit_code == 0, out.stderr
+    first, second = fake.deployments.values()
+    assert first["state"] == "undeployed" and second["state"] == "deployed"
     table = ryax("workflow", "show", "Word count demo")
     assert "deployed" in table.stdout and "endpoints/Word%20count%20demo" in table.stdout
 

@@ -18,6 +18,7 @@ from ryax_cli.errors import (
     BuildFailed,
     ConflictError,
     DeploymentFailed,
+    DeploymentOutdated,
     InvalidRequest,
     InvalidWorkflowFile,
     NotFoundError,
@@ -289,13 +290,67 @@ def test_deploy_failure_carries_the_reason() -> None:
         client_for(handler).workflows.deploy("demo", "w1")
 
 
-def test_deploy_when_already_deployed_follows_the_deployment() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/deploy"):
-            return error(409, "conflict", "already deployed")
-        return _deployments("deployed", "undeployed")
+class _Deployed:
+    """The studio of a workflow `w1` deployed (deployment d0 asked for at 10:00), changed at
+    `changed`; a deploy of it is refused (409) while it is deployed."""
 
-    assert client_for(handler).workflows.deploy("demo", "w1").id == "d0"
+    def __init__(self, changed: str) -> None:
+        self.changed = changed
+        self.current = {
+            "id": "d0",
+            "workflow_id": "w1",
+            "state": "deployed",
+            "requested_at": "2026-12-06T10:00:00+00:00",
+        }
+        self.calls: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/studio/v1/projects/demo/workflows/w1")
+        self.calls.append(f"{request.method} {path}")
+        if path == "/deploy":
+            if self.current["state"] == "deployed":
+                return error(409, "conflict", "already deployed: undeploy it first")
+            self.current = {
+                **self.current,
+                "id": "d1",
+                "state": "deployed",
+                "requested_at": "2026-12-06T11:00:00+00:00",
+            }
+            return httpx.Response(202, json={**self.current, "state": "requested"})
+        if path == "/undeploy":
+            self.current = {**self.current, "state": "undeployed"}
+            return httpx.Response(202, json={**self.current, "state": "undeploying"})
+        if path == "/deployments":
+            return httpx.Response(200, json={"deployments": [self.current]})
+        if path == "":
+            body = {"id": "w1", "name": "w1", "updated_at": self.changed, "steps": []}
+            return httpx.Response(200, json=body)
+        raise AssertionError(path)
+
+
+def test_deploy_when_already_deployed_and_unchanged_follows_the_deployment() -> None:
+    studio = _Deployed(changed="2026-12-06T09:59:00+00:00")
+    assert client_for(studio).workflows.deploy("demo", "w1").id == "d0"
+    assert "POST /undeploy" not in studio.calls
+
+
+def test_deploy_of_a_workflow_changed_since_its_deployment_says_so_and_does_nothing() -> None:
+    studio = _Deployed(changed="2026-12-06T10:05:00+00:00")
+    with pytest.raises(DeploymentOutdated) as info:
+        client_for(studio).workflows.deploy("demo", "w1")
+    message = str(info.value)
+    assert "deployment d0" in message and "10:00:00" in message and "10:05:00" in message
+    assert "--redeploy" in message
+    assert studio.calls.count("POST /deploy") == 1  # refused, not tried again
+    assert "POST /undeploy" not in studio.calls
+
+
+def test_redeploy_undeploys_then_deploys_again() -> None:
+    studio = _Deployed(changed="2026-12-06T10:05:00+00:00")
+    d = client_for(studio).workflows.deploy("demo", "w1", redeploy=True)
+    posts = [c for c in studio.calls if c.startswith("POST")]
+    assert posts == ["POST /deploy", "POST /undeploy", "POST /deploy"]
+    assert d.running and d.id == "d1"
 
 
 def test_deploy_of_an_invalid_workflow_lists_its_problems() -> None:

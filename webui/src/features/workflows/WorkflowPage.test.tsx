@@ -89,5 +89,31 @@ describe("WorkflowPage", () => {
     expect(await screen.findByRole("textbox", { name: /Text/ }, { timeout: 4000 })).toBeInTheDocument();
     expect(screen.getByRole("textbox", { name: "Endpoint URL" })).toHaveValue(`${ORIGIN}/runner/v1/projects/demo/endpoints/demo-wf`);
     await waitFor(() => expect(within(card).getByText("Deployed")).toBeInTheDocument());
+    expect(within(card).queryByText("Changed since deployed")).not.toBeInTheDocument();
+  });
+
+  it("says when the workflow changed after its deployment was asked for", async () => {
+    logIn();
+    const dep = {
+      id: "d1",
+      workflow_id: "w1",
+      snapshot_id: "snap1",
+      state: "deployed",
+      reason: "",
+      state_seq: 3,
+      requested_by: "alice",
+      requested_at: "2026-01-01T00:00:00Z",
+      updated_at: "2026-01-01T00:00:05Z",
+    };
+    server.use(
+      http.get(WF, () => HttpResponse.json({ ...workflow(dep), valid: true, problems: [], updated_at: "2026-01-01T00:10:00Z" })),
+      http.get(`${ORIGIN}/studio/v1/projects/demo/snapshots/snap1`, () => HttpResponse.json(snapshot())),
+      ...empty,
+      ...platform,
+    );
+    renderRoutes(routes, ["/p/demo/workflows/w1"]);
+    const card = await screen.findByRole("region", { name: "Deployment" });
+    expect(await within(card).findByText("Changed since deployed")).toBeInTheDocument();
+    expect(within(card).getByText(/undeploy it, then deploy it again/)).toBeInTheDocument();
   });
 });

@@ -88,6 +88,8 @@ function DeploymentCard({ project, workflow, canWrite }: { project: string; work
     },
   });
   const deployedLike = DEPLOYED_LIKE.has(state);
+  // Edited after this deployment was asked for: it runs the workflow as it was then.
+  const outdated = deployedLike && !!d && Date.parse(workflow.updated_at) > Date.parse(d.requested_at);
   return (
     <Card withBorder component="section" aria-labelledby="deployment-title">
       <Group justify="space-between" mb="xs">
@@ -131,6 +133,12 @@ function DeploymentCard({ project, workflow, canWrite }: { project: string; work
           </Text>
         )}
       </Group>
+      {outdated && (
+        <Alert color="yellow" variant="light" mb="xs" title="Changed since deployed">
+          This deployment runs the workflow as it was when it was deployed: undeploy it, then deploy it again to apply the
+          changes.
+        </Alert>
+      )}
       {d?.reason && (
         <Alert color={state === "failed" ? "red" : state === "waiting_for_site" ? "yellow" : "gray"} variant="light" mb="xs" title="Reason">
           {d.reason}
