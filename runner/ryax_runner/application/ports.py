@@ -108,6 +108,10 @@ class Filestore(Protocol):
         """Move a local file in: `source` is gone once this returns."""
         ...
 
+    async def delete(self, key: str) -> None:
+        """Remove the object (none: not an error)."""
+        ...
+
 
 class TimerStore(Protocol):
     """The built-in timers' schedules (one per deployment), each write committed at once."""

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -369,6 +370,13 @@ async def test_security_a_callback_is_checked_again_at_delivery_and_never_redire
 # -- bodies ---------------------------------------------------------------------------------------
 
 
+async def _until_no_run_files(root: Path, seconds: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while left := [p for p in (root / "runs").rglob("*") if p.is_file()]:
+        assert asyncio.get_running_loop().time() < deadline, f"files left: {left}"
+        await asyncio.sleep(0.05)
+
+
 async def test_security_oversize_bodies_are_refused_on_every_route_family(
     db_url: str, amqp_url: str, authz_url: str, tmp_path: Path, studio: tuple[FakeStudio, str]
 ) -> None:
@@ -420,6 +428,14 @@ async def test_security_oversize_bodies_are_refused_on_every_route_family(
             form.add_field(name, b"z" * 9_000, filename=f"{name}.bin")
         status, body = await send(endpoint, data=form)
         assert status == 413 and "RYAX_RUNNER_MAX_UPLOAD_TOTAL_BYTES" in body["detail"], body
+        # ... and a file within the limits, but the required `x` missing: a 400.
+        form = aiohttp.FormData()
+        form.add_field("f", b"z" * 9_000, filename="f.bin")
+        status, body = await send(endpoint, data=form)
+        assert status == 400 and "x" in body["detail"], body
+        # The file that refused request had stored already is deleted: no run refers to it.
+        # (The one over the total was refused by its Content-Length, before any was stored.)
+        await _until_no_run_files(tmp_path / "filestore")
         # ... the same files, within the limits: a run.
         form = aiohttp.FormData()
         form.add_field("x", "v")

@@ -22,6 +22,7 @@ results.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -29,6 +30,7 @@ import math
 import os
 import tempfile
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -77,6 +79,39 @@ ENDPOINT_SETTINGS = web.AppKey("endpoint_settings", dict)
 #: A text part of a multipart body is read up to this (an inline value is at most 64 KiB).
 MAX_TEXT_PART_BYTES = 1024 * 1024
 _tasks: set[asyncio.Task[None]] = set()
+#: The filestore keys a request stored before its run started (`stored_uploads`).
+_UPLOADS = "ryax.uploads"
+
+
+def stored_uploads(request: web.Request) -> list[str]:
+    """The keys of the files this request stored so far (its uploads)."""
+    keys: list[str] = request.setdefault(_UPLOADS, [])
+    return keys
+
+
+@contextlib.asynccontextmanager
+async def uploads_dropped_on_failure(request: web.Request) -> AsyncIterator[None]:
+    """Around the reading of a request's inputs up to the start of its run: when that fails
+    (a later part refused, an input missing, the runner stopping...), the files it stored
+    already are deleted, in the background: no run will ever refer to them."""
+    try:
+        yield
+    except BaseException:
+        keys = list(request.get(_UPLOADS, ()))
+        if keys:
+            _spawn(_drop_uploads(request.app[FILESTORE], keys))
+        raise
+
+
+async def _drop_uploads(store: Filestore, keys: list[str]) -> None:
+    for key in keys:
+        try:
+            await store.delete(key)
+        except Exception as exc:  # noqa: BLE001 - logged; the others are still deleted
+            log.warning(
+                "the file of a refused request could not be deleted",
+                extra={"key": key, "reason": f"{type(exc).__name__}: {exc}"},
+            )
 
 
 class RunAccepted(BaseModel):
@@ -218,6 +253,7 @@ async def _read_multipart(
                 finally:
                     await asyncio.to_thread(out.close)
                 await store.put_file(key, tmp)
+                stored_uploads(request).append(key)
             except FilestoreError as exc:
                 raise Unavailable(f"{name}: the file cannot be stored: {exc}") from exc
             finally:
@@ -357,9 +393,11 @@ async def call_endpoint(request: web.Request) -> web.Response:
             raise InvalidInput("timeout", "a number of seconds, 0 or more")
         timeout = min(asked, settings["sync_timeout_max"])
     run_id = RunId(str(uuid.uuid4()))
-    inputs = await _read_inputs(request, d, run_id, settings["max_inline_bytes"])
-    # The caller is answered once the run is recorded (202) or ended: unannounced till then.
-    run = engine.start_run(d, inputs, origin="http", run_id=run_id, unannounced=True)
+    async with uploads_dropped_on_failure(request):
+        inputs = await _read_inputs(request, d, run_id, settings["max_inline_bytes"])
+        # The caller is answered once the run is recorded (202) or ended: unannounced till
+        # then.
+        run = engine.start_run(d, inputs, origin="http", run_id=run_id, unannounced=True)
     headers = {"Ryax-Run-Id": run.id}
     if callback:
         # Recorded with the run (same batch): delivered once the run ended, even after a

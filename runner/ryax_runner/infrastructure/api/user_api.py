@@ -56,7 +56,13 @@ from ...domain.user_api import (
 from ...domain.values import FILE_TYPES, Value, check_inline_size, to_json
 from ...domain.workflow import IO
 from . import forms
-from .endpoints import ENDPOINT_SETTINGS, FILE_OUT, _schema, read_body
+from .endpoints import (
+    ENDPOINT_SETTINGS,
+    FILE_OUT,
+    _schema,
+    read_body,
+    uploads_dropped_on_failure,
+)
 from .routes import ENGINE, QUERIES, P, api, present, stream_run_file
 
 PREFIX = "/user-api"
@@ -182,9 +188,11 @@ async def _run(request: web.Request, access: Access, d: Deployment, found: Match
     engine: Engine = request.app[ENGINE]
     settings = request.app[ENDPOINT_SETTINGS]
     run_id = RunId(str(uuid.uuid4()))
-    inputs = await read_inputs(request, d, found, run_id, settings["max_inline_bytes"])
-    # The caller is answered once the run is recorded (202) or ended: unannounced till then.
-    run = engine.start_run(d, inputs, origin="user_api", run_id=run_id, unannounced=True)
+    async with uploads_dropped_on_failure(request):
+        inputs = await read_inputs(request, d, found, run_id, settings["max_inline_bytes"])
+        # The caller is answered once the run is recorded (202) or ended: unannounced till
+        # then.
+        run = engine.start_run(d, inputs, origin="user_api", run_id=run_id, unannounced=True)
     project = request.match_info["project"]
     headers = {"Ryax-Run-Id": run.id}
     timeout = min(float(found.route.timeout_seconds), float(settings["sync_timeout_max"]))
