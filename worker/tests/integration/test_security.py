@@ -345,3 +345,11 @@ async def test_security_resources_cpu_is_a_quota_when_the_machine_has_cgroups(wo
     assert used < 0.6, used
     process = backend.instance(StepRef(DeploymentId("d1"), StepId("s1"))).process
     assert process._cgroup.throttled() > 0  # the quota held it back, not a busy machine
+    # With a burst of as much as the quota, where the kernel has it (5.14 and later).
+    cgroup = process._cgroup
+    if cgroup.version == 2:
+        burst = cgroup.folders["unified"] / "cpu.max.burst"
+    else:
+        burst = cgroup.folders["cpu"] / "cpu.cfs_burst_us"
+    if burst.exists():
+        assert burst.read_text().strip() == "20000"

@@ -193,6 +193,7 @@ def test_cgroups_v2_per_action(tmp_path: Path) -> None:
     assert made.procs_files == (folder / "cgroup.procs",)
     assert (folder / "memory.max").read_text() == str(2**28)
     assert (folder / "cpu.max").read_text() == "50000 100000"
+    assert (folder / "cpu.max.burst").read_text() == "50000"
     assert (folder / "pids.max").read_text() == "64"
     assert not made.oom_killed()
     (folder / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
@@ -245,6 +246,7 @@ def test_cgroups_v1_per_action_one_folder_per_hierarchy(tmp_path: Path) -> None:
     assert (made.folders["pids"] / "pids.max").read_text() == "64"
     assert (made.folders["cpu"] / "cpu.cfs_quota_us").read_text() == "25000"
     assert (made.folders["cpu"] / "cpu.cfs_period_us").read_text() == "100000"
+    assert (made.folders["cpu"] / "cpu.cfs_burst_us").read_text() == "25000"
     (made.folders["memory"] / "memory.oom_control").write_text(
         "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n"
     )

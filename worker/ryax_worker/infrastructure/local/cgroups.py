@@ -8,13 +8,20 @@ pids, and the worker may create cgroups under its own and enable those controlle
 root, or in a delegated subtree: systemd `Delegate=yes`). Cgroup v2 forbids processes in a
 cgroup whose controllers are enabled for its children, so the worker first moves itself into a
 `ryax-worker` child when its cgroup holds processes. Files: memory.max, memory.swap.max,
-cpu.max, pids.max; an OOM kill is `oom_kill` in memory.events.
+cpu.max (and cpu.max.burst), pids.max; an OOM kill is `oom_kill` in memory.events.
 
 cgroup v1: used when /sys/fs/cgroup holds a `memory` and a `pids` hierarchy (and `cpu` for the
 quota, `cpuacct` for the CPU time used: often one hierarchy mounted as `cpu,cpuacct`) in which
 the worker may create cgroups under its own (/proc/self/cgroup). Files:
-memory.limit_in_bytes and memory.memsw.limit_in_bytes, cpu.cfs_period_us and cpu.cfs_quota_us,
-pids.max; an OOM kill is `oom_kill` in memory.oom_control.
+memory.limit_in_bytes and memory.memsw.limit_in_bytes, cpu.cfs_period_us and cpu.cfs_quota_us
+(and cpu.cfs_burst_us), pids.max; an OOM kill is `oom_kill` in memory.oom_control.
+
+The CPU quota (`resources.cpu` cores, per period of 100 ms) comes with a burst of as much
+(Linux 5.14 and later; older kernels have no such file: the quota alone): quota an action left
+unused in earlier periods can be spent in one, up to twice its quota. A step of
+`resources.cpu: 0.1` that needs 15 ms of CPU at once (an import, a short request) then runs
+through instead of being stopped for the rest of its period (85 ms); over time it still gets
+at most its share.
 
 The CPU time an execution used is read from the cgroup (v2 cpu.stat `usage_usec`, v1
 cpuacct.usage): one file, where walking /proc for the sandbox's processes showed in the hop
@@ -311,6 +318,7 @@ class Cgroups:
                 (folder / "pids.max").write_text(str(limits.max_processes))
             if limits.cpu > 0 and "cpu" in self.controllers:
                 (folder / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
+                _set_burst(folder / "cpu.max.burst", quota)
             return
         if limits.memory_bytes > 0:
             (folders["memory"] / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
@@ -323,3 +331,11 @@ class Cgroups:
         if limits.cpu > 0 and "cpu" in folders:
             (folders["cpu"] / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
             (folders["cpu"] / "cpu.cfs_quota_us").write_text(str(quota))
+            _set_burst(folders["cpu"] / "cpu.cfs_burst_us", quota)
+
+
+def _set_burst(path: Path, quota_us: int) -> None:
+    """The quota's burst (at most the quota, the kernel's bound), after the quota; a kernel
+    without it (before 5.14) keeps the quota alone."""
+    with contextlib.suppress(OSError):
+        path.write_text(str(quota_us))
