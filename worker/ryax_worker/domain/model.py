@@ -90,20 +90,19 @@ class NodePool:
 
 
 _MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?$", re.I)
-_UNITS = {"": 1, "B": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
-_BINARY_UNITS = {"KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40}
+#: Powers of 1024, with or without the `i` (and a `B`): the units of a step's
+#: `resources.memory` (the studio's, as published Ryax's), so that a pool declared "8G" holds a
+#: step that asks for 8G.
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
 def parse_memory(text: str) -> int:
-    """Bytes from "2048", "512M", "4G", "4GiB", "1.5Gi"."""
+    """Bytes from "2048", "512M", "4G", "4GiB", "1.5Gi" (K, M, G, T: powers of 1024)."""
     match = _MEMORY.match(text.strip())
     if match is None:
         raise InvalidInput("memory", f"cannot read {text!r} as a memory size (e.g. 4G, 512Mi)")
-    number, unit = float(match.group(1)), (match.group(2) or "").upper().removesuffix("B")
-    factor = _BINARY_UNITS.get(unit) or _UNITS.get(unit)
-    if factor is None:
-        raise InvalidInput("memory", f"unknown unit in {text!r}")
-    return int(number * factor)
+    unit = (match.group(2) or "").upper().removesuffix("B").removesuffix("I")
+    return int(float(match.group(1)) * _UNITS[unit])
 
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$", re.I)

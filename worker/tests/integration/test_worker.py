@@ -82,7 +82,7 @@ async def test_register_deploy_and_execute_with_a_file(worker: Any) -> None:
         "local",
     )
     assert [(p.name, p.cpu, p.memory_bytes) for p in register.node_pools] == [
-        ("small", 2.0, 4 * 10**9)
+        ("small", 2.0, 4 * 2**30)
     ]
     assert dict(register.labels) == {"zone": "test"} and register.version
     assert register.last_seen_order_seq == 0

@@ -158,9 +158,11 @@ class TestLocalNames:
 
 def test_parse_memory() -> None:
     assert parse_memory("2048") == 2048
-    assert parse_memory("4G") == 4 * 10**9
-    assert parse_memory("4GiB") == 4 * 2**30
-    assert parse_memory("512Mi") == 512 * 2**20
+    # K, M, G, T are powers of 1024, as in a step's resources.memory (the studio's).
+    assert parse_memory("4G") == parse_memory("4GiB") == parse_memory("4gb") == 4 * 2**30
+    assert parse_memory("512Mi") == parse_memory("512M") == 512 * 2**20
+    assert parse_memory("1.5T") == int(1.5 * 2**40)
+    assert parse_memory("100B") == 100
     with pytest.raises(InvalidInput):
         parse_memory("lots")
 

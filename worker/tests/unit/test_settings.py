@@ -76,7 +76,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert settings.site_credential == "ryax_site_abc" and "ryax_site_abc" not in repr(settings)
     assert (settings.site_name, settings.worker_id, settings.backend) == ("hpc", "hpc", "local")
     assert settings.node_pools == (
-        NodePool(name="big", cpu=8, memory_bytes=32 * 10**9, gpu=1, max_time_seconds=43200),
+        NodePool(name="big", cpu=8, memory_bytes=32 * 2**30, gpu=1, max_time_seconds=43200),
     )
     assert settings.site_labels == {"zone": "eu"}
     assert settings.cache_dir == Path("/c/ryax/worker-hpc")
