@@ -22,7 +22,6 @@ results.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -30,7 +29,6 @@ import math
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -89,18 +87,13 @@ def stored_uploads(request: web.Request) -> list[str]:
     return keys
 
 
-@contextlib.asynccontextmanager
-async def uploads_dropped_on_failure(request: web.Request) -> AsyncIterator[None]:
-    """Around the reading of a request's inputs up to the start of its run: when that fails
-    (a later part refused, an input missing, the runner stopping...), the files it stored
-    already are deleted, in the background: no run will ever refer to them."""
-    try:
-        yield
-    except BaseException:
-        keys = list(request.get(_UPLOADS, ()))
-        if keys:
-            _spawn(_drop_uploads(request.app[FILESTORE], keys))
-        raise
+def drop_uploads(request: web.Request) -> None:
+    """Called when a request failed between reading its inputs and starting its run (a later
+    part refused, an input missing, the runner stopping...): the files it stored already are
+    deleted, in the background: no run will ever refer to them."""
+    keys = list(request.get(_UPLOADS, ()))
+    if keys:
+        _spawn(_drop_uploads(request.app[FILESTORE], keys))
 
 
 async def _drop_uploads(store: Filestore, keys: list[str]) -> None:
@@ -393,11 +386,14 @@ async def call_endpoint(request: web.Request) -> web.Response:
             raise InvalidInput("timeout", "a number of seconds, 0 or more")
         timeout = min(asked, settings["sync_timeout_max"])
     run_id = RunId(str(uuid.uuid4()))
-    async with uploads_dropped_on_failure(request):
+    try:
         inputs = await _read_inputs(request, d, run_id, settings["max_inline_bytes"])
         # The caller is answered once the run is recorded (202) or ended: unannounced till
         # then.
         run = engine.start_run(d, inputs, origin="http", run_id=run_id, unannounced=True)
+    except BaseException:
+        drop_uploads(request)
+        raise
     headers = {"Ryax-Run-Id": run.id}
     if callback:
         # Recorded with the run (same batch): delivered once the run ended, even after a

@@ -47,8 +47,8 @@ from .endpoints import (
     MAX_TEXT_PART_BYTES,
     _append,
     _next_part,
+    drop_uploads,
     stored_uploads,
-    uploads_dropped_on_failure,
 )
 from .form_pages import (
     PAGE_HEADERS,
@@ -278,33 +278,34 @@ async def _submit(request: web.Request, d: Deployment, route: Route) -> web.Resp
     run_id = RunId(str(uuid.uuid4()))
     execution = execution_id_for(run_id, d.definition.trigger.step_id, (), 1)
     uploads: list[_Upload] = []
-    async with uploads_dropped_on_failure(request):
-        try:
-            texts = await _read(request, uploads, settings)
-            files: dict[str, list[FileRef]] = {}
-            for up in uploads:
-                key = f"runs/{run_id}/{execution}/{up.name}/{encode_segment(up.filename)}"
-                files.setdefault(up.name, []).append(
-                    FileRef(key=key, name=up.filename, size=up.size, sha256=up.sha256)
-                )
-            max_inline = int(settings["max_inline_bytes"])
-            submission = read_submission(route.fields, texts, files, max_inline)
-            if not submission.ok:
-                return _again(request, d, route, texts, submission)
-            store = request.app[FILESTORE]
-            for up in uploads:
-                ref = submission.values.get(up.name)
-                if isinstance(ref, FileRef):
-                    try:
-                        await store.put_file(ref.key, up.path)
-                    except FilestoreError as exc:
-                        raise Unavailable(f"{up.name}: the file cannot be stored: {exc}") from exc
-                    stored_uploads(request).append(ref.key)
-        finally:
-            for up in uploads:
-                await asyncio.to_thread(up.path.unlink, True)
+    try:
+        texts = await _read(request, uploads, settings)
+        files: dict[str, list[FileRef]] = {}
+        for up in uploads:
+            key = f"runs/{run_id}/{execution}/{up.name}/{encode_segment(up.filename)}"
+            files.setdefault(up.name, []).append(
+                FileRef(key=key, name=up.filename, size=up.size, sha256=up.sha256)
+            )
+        submission = read_submission(route.fields, texts, files, int(settings["max_inline_bytes"]))
+        if not submission.ok:
+            return _again(request, d, route, texts, submission)
+        store = request.app[FILESTORE]
+        for up in uploads:
+            ref = submission.values.get(up.name)
+            if isinstance(ref, FileRef):
+                try:
+                    await store.put_file(ref.key, up.path)
+                except FilestoreError as exc:
+                    raise Unavailable(f"{up.name}: the file cannot be stored: {exc}") from exc
+                stored_uploads(request).append(ref.key)
         # The page is answered once the run is recorded or ended: unannounced till then.
         run = engine.start_run(d, submission.values, origin=ORIGIN, run_id=run_id, unannounced=True)
+    except BaseException:
+        drop_uploads(request)  # stored, but no run will refer to them
+        raise
+    finally:
+        for up in uploads:
+            await asyncio.to_thread(up.path.unlink, True)
     timeout = min(float(route.timeout_seconds), float(settings["sync_timeout_max"]))
     if timeout > 0:
         with contextlib.suppress(TimeoutError):

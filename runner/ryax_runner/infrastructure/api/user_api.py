@@ -60,8 +60,8 @@ from .endpoints import (
     ENDPOINT_SETTINGS,
     FILE_OUT,
     _schema,
+    drop_uploads,
     read_body,
-    uploads_dropped_on_failure,
 )
 from .routes import ENGINE, QUERIES, P, api, present, stream_run_file
 
@@ -188,11 +188,14 @@ async def _run(request: web.Request, access: Access, d: Deployment, found: Match
     engine: Engine = request.app[ENGINE]
     settings = request.app[ENDPOINT_SETTINGS]
     run_id = RunId(str(uuid.uuid4()))
-    async with uploads_dropped_on_failure(request):
+    try:
         inputs = await read_inputs(request, d, found, run_id, settings["max_inline_bytes"])
         # The caller is answered once the run is recorded (202) or ended: unannounced till
         # then.
         run = engine.start_run(d, inputs, origin="user_api", run_id=run_id, unannounced=True)
+    except BaseException:
+        drop_uploads(request)
+        raise
     project = request.match_info["project"]
     headers = {"Ryax-Run-Id": run.id}
     timeout = min(float(found.route.timeout_seconds), float(settings["sync_timeout_max"]))
