@@ -562,6 +562,23 @@ async function scenario() {
     await shot("runs");
   });
 
+  await step("redeploy the workflow from its page: undeployed, then deployed again", async () => {
+    await nav("Dashboard").click();
+    await page.getByRole("article", { name: `Workflow ${WORKFLOW}` }).getByRole("link", { name: WORKFLOW }).first().click();
+    await page.waitForURL(/\/workflows\/[^/]+$/);
+    const deployment = page.getByRole("region", { name: "Deployment" });
+    await deployment.getByRole("button", { name: "Redeploy", exact: true }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByText(/runs going on are cancelled/).waitFor();
+    await dialog.getByRole("button", { name: "Redeploy", exact: true }).click();
+    // Told once the undeploy ended and the deploy was accepted; then deployed again.
+    await page.getByText(`Deploying ${WORKFLOW} again…`).waitFor({ timeout: 300_000 });
+    const state = deployment.locator(".mantine-Badge-label").first();
+    await state.filter({ hasText: /^(Deployed|Failed)$/ }).waitFor({ timeout: 300_000 });
+    summary.redeployed = (await state.textContent()) ?? "";
+    await shot("workflow-redeployed");
+  });
+
   await step("the sites page shows the local site", async () => {
     await nav("Sites").click();
     await page.waitForURL(/\/sites$/);

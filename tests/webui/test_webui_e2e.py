@@ -198,6 +198,7 @@ def test_a_user_runs_the_demo_workflow_in_the_browser(platform: Platform, tmp_pa
         assert perf["dashboard_bulk_triggers"] == perf["dashboard_bulk"] > 0, perf
         assert perf["editor_drag"]["p95_frame_ms"] <= 100, perf
     assert summary["state"] == "Completed"
+    assert summary["redeployed"] == "Deployed"
     # The report file make-report wrote: its title line, an underline and the posted text.
     download = summary["download"]
     assert download["name"] == "report.txt"

@@ -114,6 +114,50 @@ describe("WorkflowPage", () => {
     renderRoutes(routes, ["/p/demo/workflows/w1"]);
     const card = await screen.findByRole("region", { name: "Deployment" });
     expect(await within(card).findByText("Changed since deployed")).toBeInTheDocument();
-    expect(within(card).getByText(/undeploy it, then deploy it again/)).toBeInTheDocument();
+    expect(within(card).getByText(/redeploy it to apply the changes/)).toBeInTheDocument();
+  });
+
+  it("redeploys: undeploys, waits until undeployed, deploys again", async () => {
+    logIn();
+    const dep = {
+      id: "d1",
+      workflow_id: "w1",
+      snapshot_id: "snap1",
+      state: "deployed",
+      reason: "",
+      state_seq: 3,
+      requested_by: "alice",
+      requested_at: "2026-01-01T00:00:00Z",
+      updated_at: "2026-01-01T00:00:05Z",
+    };
+    const calls: string[] = [];
+    const state = { current: dep, polls: 0 };
+    server.use(
+      http.get(WF, () => {
+        if (state.current.state === "undeploying" && ++state.polls >= 2) state.current = { ...state.current, state: "undeployed" };
+        return HttpResponse.json({ ...workflow(state.current), valid: true, problems: [] });
+      }),
+      http.post(`${WF}/undeploy`, () => {
+        calls.push("undeploy");
+        state.current = { ...state.current, state: "undeploying" };
+        return HttpResponse.json(state.current, { status: 202 });
+      }),
+      http.post(`${WF}/deploy`, () => {
+        calls.push(`deploy after ${state.current.state}`);
+        state.current = { ...dep, id: "d2", state: "requested" };
+        return HttpResponse.json(state.current, { status: 202 });
+      }),
+      http.get(`${ORIGIN}/studio/v1/projects/demo/snapshots/snap1`, () => HttpResponse.json(snapshot())),
+      ...empty,
+      ...platform,
+    );
+    const user = userEvent.setup();
+    renderRoutes(routes, ["/p/demo/workflows/w1"]);
+    const card = await screen.findByRole("region", { name: "Deployment" });
+    await user.click(await within(card).findByRole("button", { name: "Redeploy" }));
+    const dialog = await screen.findByRole("dialog");
+    expect(dialog).toHaveTextContent("runs going on are cancelled");
+    await user.click(within(dialog).getByRole("button", { name: "Redeploy" }));
+    await waitFor(() => expect(calls).toEqual(["undeploy", "deploy after undeployed"]), { timeout: 4000 });
   });
 });

@@ -1,5 +1,5 @@
 import { Alert, Anchor, Button, Card, Code, Grid, Group, Stack, Table, Text, Title } from "@mantine/core";
-import { IconDownload, IconPencil, IconRocket, IconRocketOff } from "@tabler/icons-react";
+import { IconDownload, IconPencil, IconRefresh, IconRocket, IconRocketOff } from "@tabler/icons-react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useMemo } from "react";
 import { Link, useNavigate, useParams } from "react-router";
@@ -25,6 +25,26 @@ import { endpointUrl } from "./endpoint";
 import { RunForm } from "./RunForm";
 
 const DEPLOYED_LIKE = new Set(["requested", "deploying", "waiting_for_site", "deployed"]);
+/** How long a redeploy waits for the undeploy before giving up (it then says so). */
+const REDEPLOY_WAIT_MS = 300_000;
+const REDEPLOY_POLL_MS = 500;
+
+/** Undeploy, wait until the workflow is undeployed, deploy again (as `ryax workflow deploy --redeploy`). */
+async function redeployWorkflow(project: string, workflow: Workflow): Promise<void> {
+  const params = { params: { path: { project, workflow: workflow.id } } };
+  await unwrap(api.studio.POST("/studio/v1/projects/{project}/workflows/{workflow}/undeploy", params));
+  const deadline = Date.now() + REDEPLOY_WAIT_MS;
+  for (;;) {
+    const current = await unwrap(api.studio.GET("/studio/v1/projects/{project}/workflows/{workflow}", params));
+    const state = current.deployment?.state;
+    if (!state || state === "undeployed" || state === "failed") break;
+    if (Date.now() > deadline) {
+      throw new Error(`${workflow.name} is still ${state} after ${REDEPLOY_WAIT_MS / 60_000} minutes: not deployed again`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, REDEPLOY_POLL_MS));
+  }
+  await unwrap(api.studio.POST("/studio/v1/projects/{project}/workflows/{workflow}/deploy", params));
+}
 
 function Placements({ deployment }: { deployment: Deployment | undefined }) {
   if (!deployment) return null;
@@ -87,6 +107,14 @@ function DeploymentCard({ project, workflow, canWrite }: { project: string; work
       refresh();
     },
   });
+  const redeploy = useMutation({
+    mutationFn: () => redeployWorkflow(project, workflow),
+    onSuccess: () => {
+      notifySuccess(`Deploying ${workflow.name} again…`);
+      refresh();
+    },
+    onSettled: refresh,
+  });
   const deployedLike = DEPLOYED_LIKE.has(state);
   // Edited after this deployment was asked for: it runs the workflow as it was then.
   const outdated = deployedLike && !!d && Date.parse(workflow.updated_at) > Date.parse(d.requested_at);
@@ -107,6 +135,21 @@ function DeploymentCard({ project, workflow, canWrite }: { project: string; work
             >
               Deploy
             </Button>
+          )}
+          {state === "deployed" && (
+            <ConfirmButton
+              variant="light"
+              color="blue"
+              leftSection={<IconRefresh size={16} aria-hidden />}
+              title={`Redeploy ${workflow.name}?`}
+              message="It is undeployed (its trigger stops and runs going on are cancelled), then deployed again: its changes since, and the sites' placement now, apply."
+              confirmLabel="Redeploy"
+              onConfirm={() => redeploy.mutate()}
+              loading={redeploy.isPending}
+              disabled={!canWrite}
+            >
+              Redeploy
+            </ConfirmButton>
           )}
           {deployedLike && (
             <ConfirmButton
@@ -135,8 +178,7 @@ function DeploymentCard({ project, workflow, canWrite }: { project: string; work
       </Group>
       {outdated && (
         <Alert color="yellow" variant="light" mb="xs" title="Changed since deployed">
-          This deployment runs the workflow as it was when it was deployed: undeploy it, then deploy it again to apply the
-          changes.
+          This deployment runs the workflow as it was when it was deployed: redeploy it to apply the changes.
         </Alert>
       )}
       {d?.reason && (
@@ -151,6 +193,7 @@ function DeploymentCard({ project, workflow, canWrite }: { project: string; work
       )}
       {deploy.isError && <ErrorAlert error={deploy.error} title="The workflow was not deployed" />}
       {undeploy.isError && <ErrorAlert error={undeploy.error} title="The workflow was not undeployed" />}
+      {redeploy.isError && <ErrorAlert error={redeploy.error} title="The workflow was not redeployed" />}
       {runnerDeployments.isError && <ErrorAlert error={runnerDeployments.error} title="The runner's view of the deployment could not be read" />}
       <Placements deployment={current} />
     </Card>
