@@ -23,6 +23,21 @@ function workflow(deployment: Record<string, unknown> | null) {
   };
 }
 
+/** Deployment d1 of w1, deployed, asked for at midnight. */
+function deployed() {
+  return {
+    id: "d1",
+    workflow_id: "w1",
+    snapshot_id: "snap1",
+    state: "deployed",
+    reason: "",
+    state_seq: 3,
+    requested_by: "alice",
+    requested_at: "2026-01-01T00:00:00Z",
+    updated_at: "2026-01-01T00:00:05Z",
+  };
+}
+
 const empty = [
   http.get(`${ORIGIN}/runner/v1/projects/demo/runs`, () => HttpResponse.json({ runs: [], next_cursor: null })),
   http.get(`${ORIGIN}/runner/v1/projects/demo/deployments`, () => HttpResponse.json({ deployments: [] })),
@@ -94,17 +109,7 @@ describe("WorkflowPage", () => {
 
   it("says when the workflow changed after its deployment was asked for", async () => {
     logIn();
-    const dep = {
-      id: "d1",
-      workflow_id: "w1",
-      snapshot_id: "snap1",
-      state: "deployed",
-      reason: "",
-      state_seq: 3,
-      requested_by: "alice",
-      requested_at: "2026-01-01T00:00:00Z",
-      updated_at: "2026-01-01T00:00:05Z",
-    };
+    const dep = deployed();
     server.use(
       http.get(WF, () => HttpResponse.json({ ...workflow(dep), valid: true, problems: [], updated_at: "2026-01-01T00:10:00Z" })),
       http.get(`${ORIGIN}/studio/v1/projects/demo/snapshots/snap1`, () => HttpResponse.json(snapshot())),
@@ -119,17 +124,7 @@ describe("WorkflowPage", () => {
 
   it("redeploys: undeploys, waits until undeployed, deploys again", async () => {
     logIn();
-    const dep = {
-      id: "d1",
-      workflow_id: "w1",
-      snapshot_id: "snap1",
-      state: "deployed",
-      reason: "",
-      state_seq: 3,
-      requested_by: "alice",
-      requested_at: "2026-01-01T00:00:00Z",
-      updated_at: "2026-01-01T00:00:05Z",
-    };
+    const dep = deployed();
     const calls: string[] = [];
     const state = { current: dep, polls: 0 };
     server.use(
