@@ -29,10 +29,18 @@ const DEPLOYED_LIKE = new Set(["requested", "deploying", "waiting_for_site", "de
 const REDEPLOY_WAIT_MS = 300_000;
 const REDEPLOY_POLL_MS = 500;
 
+/** Ask the studio to deploy or to undeploy a workflow. */
+function requestDeployment(project: string, workflowId: string, action: "deploy" | "undeploy") {
+  const params = { params: { path: { project, workflow: workflowId } } };
+  return action === "deploy"
+    ? unwrap(api.studio.POST("/studio/v1/projects/{project}/workflows/{workflow}/deploy", params))
+    : unwrap(api.studio.POST("/studio/v1/projects/{project}/workflows/{workflow}/undeploy", params));
+}
+
 /** Undeploy, wait until the workflow is undeployed, deploy again (as `ryax workflow deploy --redeploy`). */
 async function redeployWorkflow(project: string, workflow: Workflow): Promise<void> {
+  await requestDeployment(project, workflow.id, "undeploy");
   const params = { params: { path: { project, workflow: workflow.id } } };
-  await unwrap(api.studio.POST("/studio/v1/projects/{project}/workflows/{workflow}/undeploy", params));
   const deadline = Date.now() + REDEPLOY_WAIT_MS;
   for (;;) {
     const current = await unwrap(api.studio.GET("/studio/v1/projects/{project}/workflows/{workflow}", params));
@@ -43,7 +51,7 @@ async function redeployWorkflow(project: string, workflow: Workflow): Promise<vo
     }
     await new Promise((resolve) => setTimeout(resolve, REDEPLOY_POLL_MS));
   }
-  await unwrap(api.studio.POST("/studio/v1/projects/{project}/workflows/{workflow}/deploy", params));
+  await requestDeployment(project, workflow.id, "deploy");
 }
 
 function Placements({ deployment }: { deployment: Deployment | undefined }) {
@@ -92,16 +100,14 @@ function DeploymentCard({ project, workflow, canWrite }: { project: string; work
     void client.invalidateQueries({ queryKey: ["runner", project, "deployments"] });
   };
   const deploy = useMutation({
-    mutationFn: () =>
-      unwrap(api.studio.POST("/studio/v1/projects/{project}/workflows/{workflow}/deploy", { params: { path: { project, workflow: workflow.id } } })),
+    mutationFn: () => requestDeployment(project, workflow.id, "deploy"),
     onSuccess: () => {
       notifySuccess(`Deploying ${workflow.name}…`);
       refresh();
     },
   });
   const undeploy = useMutation({
-    mutationFn: () =>
-      unwrap(api.studio.POST("/studio/v1/projects/{project}/workflows/{workflow}/undeploy", { params: { path: { project, workflow: workflow.id } } })),
+    mutationFn: () => requestDeployment(project, workflow.id, "undeploy"),
     onSuccess: () => {
       notifySuccess(`Undeploying ${workflow.name}…`);
       refresh();
@@ -109,10 +115,8 @@ function DeploymentCard({ project, workflow, canWrite }: { project: string; work
   });
   const redeploy = useMutation({
     mutationFn: () => redeployWorkflow(project, workflow),
-    onSuccess: () => {
-      notifySuccess(`Deploying ${workflow.name} again…`);
-      refresh();
-    },
+    onSuccess: () => notifySuccess(`Deploying ${workflow.name} again…`),
+    // Also after a failure: the undeploy may have happened.
     onSettled: refresh,
   });
   const deployedLike = DEPLOYED_LIKE.has(state);
