@@ -28,7 +28,7 @@ PY_PACKAGES := $(strip $(foreach s,$(PY_SERVICES),$(if $(wildcard $(s)/ryax_$(su
 LINT_PATHS := $(wildcard $(KIT) $(SERVICES) proto-registry tests dev bench conftest.py)
 # tests/fuzz (the services in process, on free ports) before tests/e2e; tests/chaos and
 # tests/webui after tests/e2e: they use the platform's fixed ports (one folder at a time).
-TEST_DIRS := $(wildcard $(KIT)/tests $(SERVICES:%=%/tests) proto-registry/tests tests/fuzz tests/e2e tests/webui tests/chaos dev/tests bench/tests)
+TEST_DIRS := $(wildcard $(KIT)/tests $(SERVICES:%=%/tests) proto-registry/tests tests/contract tests/fuzz tests/e2e tests/webui tests/chaos dev/tests bench/tests)
 # Typed developer tooling. dev/platform.py is checked on its own: passed with the others, mypy
 # would resolve the standard library's `platform` to it.
 DEV_TYPED := conftest.py dev/devlib.py dev/gen_importlinter.py dev/chaos.py
@@ -110,6 +110,9 @@ typecheck: venv
 	echo "mypy bench"; \
 	MYPYPATH=worker:cli:runner:runner/tests $(VENV)/bin/mypy --config-file pyproject.toml \
 		bench/*.py bench/peers/*.py || rc=1; \
+	echo "mypy tests/contract"; \
+	MYPYPATH=studio:worker:repository $(VENV)/bin/mypy --config-file pyproject.toml \
+		tests/contract || rc=1; \
 	exit $$rc
 
 lint-imports: venv

@@ -22,6 +22,8 @@ from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Final, TypeAlias
 
+from . import hpc
+from .errors import InvalidInput
 from .nix_packages import (
     NotInstalled,
     PythonPackage,
@@ -698,6 +700,11 @@ def _describe(node: Node) -> str:
     return "a list"
 
 
+def _reason(error: InvalidInput) -> str:
+    """An InvalidInput's message without its field (the parser names the path itself)."""
+    return error.detail.removeprefix(f"{error.field}: ")
+
+
 def _quote_hint(node: Node) -> str:
     """YAML reads `1.0`, `yes`, `3.10` as numbers or booleans: tell the user to quote them."""
     if isinstance(node.value, bool | int | float):
@@ -1238,12 +1245,37 @@ class _Parser:
                 )
                 continue
             names.append(name)
+            if name == "hpc":
+                self.hpc(parameters.value, _join(path, name))
+                continue
             self.warn(
                 key_line,
                 _join(path, name),
                 f"add-ons are not supported by this platform; {name!r} is ignored",
             )
         return tuple(names)
+
+    def hpc(self, parameters: dict[str, tuple[int, Node]], path: str) -> None:
+        """The HPC add-on's sbatch parameters (the action's defaults on a Slurm site): each
+        key and value checked as the worker will, a bad one named with its line."""
+        found: dict[str, str] = {}
+        for raw, (key_line, node) in parameters.items():
+            where = _join(path, raw)
+            try:
+                key = hpc.canonical_key(raw)
+            except InvalidInput as error:
+                self.error(key_line, where, _reason(error))
+                continue
+            if key in found:
+                self.error(key_line, where, f"{key!r} is given twice (as {found[key]!r} too)")
+                continue
+            found[key] = raw
+            if node.value is None:
+                continue  # no value: none set (the worker reads it so)
+            try:
+                hpc.check_value(key, node.value)
+            except InvalidInput as error:
+                self.error(node.line, where, _reason(error))
 
     # -- inputs and outputs ---------------------------------------------------------------
 

@@ -947,14 +947,62 @@ def test_nixpkgs_version_is_kept_with_a_warning() -> None:
     ]
 
 
-def test_addons_are_recognised_and_ignored_with_a_warning() -> None:
-    metadata = parse(document(addons={"hpc": {}, "http_service": {"port": 8080}}))
+def test_addons_are_recognised_hpc_used_the_others_ignored_with_a_warning() -> None:
+    metadata = parse(
+        document(
+            addons={
+                "hpc": {"partition": "short", "Tasks": 2, "memory": "4G", "exclusive": True},
+                "http_service": {"port": 8080},
+            }
+        )
+    )
     assert metadata.addons == ("hpc", "http_service")
     assert [w.message for w in metadata.warnings] == [
-        "spec.addons.hpc: add-ons are not supported by this platform; 'hpc' is ignored",
         "spec.addons.http_service: add-ons are not supported by this platform; 'http_service' "
         "is ignored",
     ]
+    assert parse(document(addons={"hpc": {}})).warnings == ()
+
+
+def test_hpc_addon_parameters_are_checked_with_their_line() -> None:
+    text = dump(document()) + (
+        "  addons:\n"
+        "    hpc:\n"
+        "      partition: yes\n"
+        "      nodes: two\n"
+        "      output: /etc/passwd\n"
+        "      tasks: 2\n"
+        "      ntasks: 3\n"
+        "      time: soon\n"
+        "      qos:\n"
+    )
+    found = errors(text)
+    lines = {line: number for number, line in enumerate(text.splitlines(), start=1)}
+    assert [(e.line, e.message) for e in found] == [
+        (
+            lines["      partition: yes"],
+            "spec.addons.hpc.partition: expected a text or a number, got a boolean",
+        ),
+        (
+            lines["      nodes: two"],
+            "spec.addons.hpc.nodes: 'two' is not a node count (e.g. 2 or 1-4)",
+        ),
+        (
+            lines["      output: /etc/passwd"],
+            "spec.addons.hpc.output: unknown HPC parameter 'output' (known: partition, nodes, "
+            "ntasks, ntasks_per_node, cpus_per_task, mem, mem_per_cpu, time, gpus, gres, "
+            "account, qos, constraint, reservation, exclusive, custom_script; docs/slurm.md)",
+        ),
+        (
+            lines["      ntasks: 3"],
+            "spec.addons.hpc.ntasks: 'ntasks' is given twice (as 'tasks' too)",
+        ),
+        (
+            lines["      time: soon"],
+            "spec.addons.hpc.time: 'soon' is not a time (e.g. 30, 1:30:00, 2-00:00:00, 90m, 2h)",
+        ),
+    ]
+    assert all(e.file == FILE for e in found)
 
 
 def test_invalid_addons() -> None:
@@ -1308,9 +1356,10 @@ def test_errors_in_several_sections_do_not_hide_each_other() -> None:
 
 
 def test_warnings_do_not_make_a_file_invalid() -> None:
-    metadata = parse(document(dependencies=["git"], addons={"hpc": {}}))
+    addons = {"http_service": {"port": 8080}}
+    metadata = parse(document(dependencies=["git"], addons=addons))
     assert len(metadata.warnings) == 2
-    assert metadata == parse(document(dependencies=["git"], addons={"hpc": {}}))
+    assert metadata == parse(document(dependencies=["git"], addons=addons))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,9 +4,12 @@ Published Ryax lets the sbatch parameters of an action with `addons: {hpc: ...}`
 the action is used in a workflow. The studio checks them when they are set (an unknown key or a
 value Slurm could never take is refused, naming the key), keeps them as texts under their
 canonical key, and sends them to the runner, which hands them to the worker (`Deploy.hpc`). The
-worker of a Slurm site reads them with the same rules (worker's slurm/hpc.py); the checks here
-are a copy of its syntax checks, not of what a given cluster offers (its partitions, its limits):
-only the site knows those, and it fails the deployment with the reason.
+worker of a Slurm site reads them, and the action's own `spec.addons.hpc`, with the same rules
+(its slurm/hpc.py: services share no domain code, so each has its copy, the repository a third
+for an action's own, and tests/contract/test_hpc_rules.py feeds them the same values: they must
+agree). What a given
+cluster offers (its partitions, its limits) only the site knows: it fails the deployment with
+the reason.
 """
 
 from __future__ import annotations
@@ -50,12 +53,12 @@ MAX_VALUE_CHARS: Final = 256
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+:@/-]{0,127}$")
 _CONSTRAINT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+:@/&|*\[\]()-]{0,255}$")
 _GRES = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._:,-]{0,127}$")
-_NODES = re.compile(r"^\d{1,6}(-\d{1,6})?$")
-_COUNT = re.compile(r"^[1-9]\d{0,5}$")
-_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$", re.I)
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$", re.I)
+_NODES = re.compile(r"^[0-9]{1,6}(-[0-9]{1,6})?$")
+_COUNT = re.compile(r"^[1-9][0-9]{0,5}$")
+_MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?$", re.I)
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([smhd])$", re.I)
 #: Slurm's time formats: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS.
-_SLURM_TIME = re.compile(r"^(?:\d+-)?\d+(?::\d+){0,2}$")
+_SLURM_TIME = re.compile(r"^(?:[0-9]+-)?[0-9]+(?::[0-9]+){0,2}$")
 _NAMES: Final = {
     "partition": ("debug", _NAME),
     "account": ("project42", _NAME),
@@ -84,6 +87,8 @@ def canonical_key(raw: str) -> str:
 
 def _text(key: str, value: object) -> str:
     if isinstance(value, bool):
+        if key != "exclusive":  # YAML's `partition: yes` is a boolean, not the name "yes"
+            raise InvalidInput(f"hpc.{key}", "expected a text or a number, got a boolean")
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)

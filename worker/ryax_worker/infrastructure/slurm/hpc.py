@@ -41,14 +41,31 @@ from .cluster import Partition, format_mebibytes, format_minutes, parse_slurm_ti
 
 MIB = 1024 * 1024
 MAX_SCRIPT_CHARS = 64 * 1024
+MAX_VALUE_CHARS = 256
+# The syntax below is the studio's (its domain/hpc.py), which checks a step's parameters when
+# they are set; here it also checks the action's own (`spec.addons.hpc`), which only the site
+# reads. tests/contract/test_hpc_rules.py feeds both the same values: they must agree.
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+:@/-]{0,127}$")
 _CONSTRAINT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+:@/&|*\[\]()-]{0,255}$")
 _GRES = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._:,-]{0,127}$")
-_NODES = re.compile(r"^\d{1,6}(-\d{1,6})?$")
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$", re.I)
-_SLURM_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$", re.I)
+_NODES = re.compile(r"^[0-9]{1,6}(-[0-9]{1,6})?$")
+_COUNT = re.compile(r"^[1-9][0-9]{0,5}$")
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([smhd])$", re.I)
+#: Slurm's time formats: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS.
+_SLURM_TIME = re.compile(r"^(?:[0-9]+-)?[0-9]+(?::[0-9]+){0,2}$")
+_SLURM_MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?$", re.I)
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _MEMORY_UNITS = {"K": 1024, "": MIB, "M": MIB, "G": 1024**3, "T": 1024**4}
+_NAMES = {
+    "partition": ("debug", _NAME),
+    "account": ("project42", _NAME),
+    "qos": ("normal", _NAME),
+    "reservation": ("maint", _NAME),
+    "constraint": ("skylake&ib", _CONSTRAINT),
+    "gres": ("gpu:a100:2", _GRES),
+}
+_TRUE = frozenset({"true", "yes", "1", "on"})
+_FALSE = frozenset({"false", "no", "0", "off"})
 ALIASES = {
     "tasks": "ntasks",
     "tasks_per_node": "ntasks_per_node",
@@ -73,6 +90,8 @@ KEYS = (
     "exclusive",
     "custom_script",
 )
+#: Keys whose value is a whole number >= 1.
+COUNT_KEYS = frozenset({"ntasks", "ntasks_per_node", "cpus_per_task", "gpus"})
 
 
 class InvalidHpc(DeploymentFailed):
@@ -100,126 +119,133 @@ class HpcParams:
 
 
 def _text(key: str, value: object) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise InvalidHpc(f"hpc.{key}: expected a value, got {type(value).__name__}")
-    return str(value).strip()
+    if isinstance(value, bool):
+        if key != "exclusive":
+            raise InvalidHpc(f"hpc.{key}: expected a text or a number, got a boolean")
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, float | str):
+        return str(value) if key == "custom_script" else str(value).strip()
+    raise InvalidHpc(f"hpc.{key}: expected a text or a number, got {type(value).__name__}")
 
 
-def _positive(key: str, value: object) -> int:
+def check_value(key: str, value: object) -> str:
+    """The value of a (canonical) key as text, normalised; InvalidHpc says what is wrong."""
     text = _text(key, value)
-    if not text.isdigit() or int(text) < 1:
-        raise InvalidHpc(f"hpc.{key}: expected a whole number >= 1, got {text!r}")
-    return int(text)
-
-
-def _match(key: str, value: object, pattern: re.Pattern[str], example: str) -> str:
-    text = _text(key, value)
+    field = f"hpc.{key}"
+    if key == "custom_script":
+        if not text.strip():
+            raise InvalidHpc(f"{field}: the script is empty (remove the parameter instead)")
+        if len(text) > MAX_SCRIPT_CHARS:
+            raise InvalidHpc(f"{field}: longer than {MAX_SCRIPT_CHARS} characters")
+        if "\x00" in text:
+            raise InvalidHpc(f"{field}: holds a NUL character")
+        return text
+    if len(text) > MAX_VALUE_CHARS:
+        raise InvalidHpc(f"{field}: longer than {MAX_VALUE_CHARS} characters")
+    if key in COUNT_KEYS:
+        if not _COUNT.match(text):
+            raise InvalidHpc(f"{field}: expected a whole number >= 1, got {text!r}")
+        return text
+    if key == "nodes":
+        low, _, high = text.partition("-")
+        if not _NODES.match(text) or int(low) < 1 or (high and int(high) < int(low)):
+            raise InvalidHpc(f"{field}: {text!r} is not a node count (e.g. 2 or 1-4)")
+        return f"{int(low)}-{int(high)}" if high else str(int(low))
+    if key in ("mem", "mem_per_cpu"):
+        match = _SLURM_MEMORY.match(text)
+        if match is None or float(match.group(1)) <= 0:
+            raise InvalidHpc(f"{field}: {text!r} is not a memory size (e.g. 512M, 4G)")
+        return text
+    if key == "time":
+        match = _DURATION.match(text)
+        valid = float(match.group(1)) > 0 if match else bool(_SLURM_TIME.match(text))
+        if not valid or set(text) <= {"0", ":", "-"}:
+            raise InvalidHpc(
+                f"{field}: {text!r} is not a time (e.g. 30, 1:30:00, 2-00:00:00, 90m, 2h)"
+            )
+        return text
+    if key == "exclusive":
+        lowered = text.lower()
+        if lowered in _TRUE:
+            return "true"
+        if lowered in _FALSE:
+            return "false"
+        raise InvalidHpc(f"{field}: expected true or false, got {text!r}")
+    example, pattern = _NAMES[key]
     if not pattern.match(text):
-        raise InvalidHpc(f"hpc.{key}: {text!r} is not a valid value (e.g. {example})")
+        raise InvalidHpc(f"{field}: {text!r} is not a valid value (e.g. {example})")
     return text
 
 
-def parse_duration(key: str, value: object) -> float:
-    """Seconds from a Slurm time ("30" minutes, "1:30:00", "2-00:00:00") or "90m", "2h"."""
-    text = _text(key, value)
+def duration_seconds(text: str) -> float:
+    """Seconds from a checked time: a Slurm time ("30" minutes, "1:30:00", "2-00:00:00") or
+    "90m", "2h"."""
     match = _DURATION.match(text)
     if match:
         return float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
-    try:
-        seconds = parse_slurm_time(text)
-    except ValueError:
-        seconds = 0.0
-    if seconds <= 0:
-        raise InvalidHpc(f"hpc.{key}: {text!r} is not a time (e.g. 30, 1:30:00, 2-00:00:00, 2h)")
-    return seconds
+    return parse_slurm_time(text)
 
 
-def parse_slurm_memory(key: str, value: object) -> int:
-    """Bytes from a Slurm size: "512M", "4G", "4GB", a bare number of MiB."""
-    text = _text(key, value)
+def memory_bytes(text: str) -> int:
+    """Bytes from a checked Slurm size: "512M", "4G", "4GB", a bare number of MiB."""
     match = _SLURM_MEMORY.match(text)
-    if match is None or float(match.group(1)) <= 0:
-        raise InvalidHpc(f"hpc.{key}: {text!r} is not a memory size (e.g. 512M, 4G)")
+    assert match is not None, text
     return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2).upper()])
 
 
-def _flag(key: str, value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = _text(key, value).lower()
-    if text in {"true", "yes", "1", "on"}:
-        return True
-    if text in {"false", "no", "0", "off", ""}:
-        return False
-    raise InvalidHpc(f"hpc.{key}: expected true or false, got {text!r}")
+def canonical_key(raw: str) -> str:
+    """The key in its canonical spelling (`-` as `_`, aliases resolved); InvalidHpc names an
+    unknown one."""
+    key = raw.strip().replace("-", "_").lower()
+    key = ALIASES.get(key, key)
+    if key not in KEYS:
+        raise InvalidHpc(
+            f"hpc.{raw}: unknown HPC parameter (known: {', '.join(KEYS)}; docs/slurm.md)"
+        )
+    return key
 
 
-def normalise(values: Mapping[str, object]) -> dict[str, object]:
-    """Keys in their canonical spelling (`-` as `_`, aliases resolved); unknown keys refused."""
-    out: dict[str, object] = {}
+def checked(values: Mapping[str, object]) -> dict[str, str]:
+    """One layer's parameters as checked texts under their canonical keys (a None value is no
+    value); a key given twice (`tasks` and `ntasks`) is refused."""
+    out: dict[str, str] = {}
     for raw, value in values.items():
-        key = ALIASES.get(raw.strip().replace("-", "_").lower(), raw.strip().replace("-", "_"))
-        key = ALIASES.get(key, key)
-        if key not in KEYS:
-            raise InvalidHpc(
-                f"hpc.{raw}: unknown HPC parameter (known: {', '.join(KEYS)}; docs/slurm.md)"
-            )
-        if value is None:
-            continue
-        out[key] = value
+        key = canonical_key(raw)
+        if key in out:
+            raise InvalidHpc(f"hpc.{raw}: {key!r} is given twice (as {raw!r} too)")
+        if value is not None:
+            out[key] = check_value(key, value)
     return out
 
 
 def parse_hpc(*layers: Mapping[str, object]) -> HpcParams:
     """The add-on's parameters, later layers winning key by key; InvalidHpc names a bad one."""
-    merged: dict[str, object] = {}
+    merged: dict[str, str] = {}
     for layer in layers:
-        merged.update(normalise(layer))
-    script = merged.get("custom_script")
-    if script is not None and not isinstance(script, str):
-        raise InvalidHpc("hpc.custom_script: expected the text of a shell script")
-    if isinstance(script, str) and len(script) > MAX_SCRIPT_CHARS:
-        raise InvalidHpc(f"hpc.custom_script: longer than {MAX_SCRIPT_CHARS} characters")
-    if isinstance(script, str) and "\x00" in script:
-        raise InvalidHpc("hpc.custom_script: holds a NUL character")
+        merged.update(checked(layer))
     get = merged.get
+    count = {key: int(merged[key]) for key in COUNT_KEYS if key in merged}
     return HpcParams(
-        partition=_match("partition", get("partition"), _NAME, "debug")
-        if "partition" in merged
-        else "",
-        nodes=_match("nodes", get("nodes"), _NODES, "2 or 1-4") if "nodes" in merged else "",
-        ntasks=_positive("ntasks", get("ntasks")) if "ntasks" in merged else 0,
-        ntasks_per_node=(
-            _positive("ntasks_per_node", get("ntasks_per_node"))
-            if "ntasks_per_node" in merged
-            else 0
-        ),
-        cpus_per_task=(
-            _positive("cpus_per_task", get("cpus_per_task")) if "cpus_per_task" in merged else 0
-        ),
-        mem_bytes=parse_slurm_memory("mem", get("mem")) if "mem" in merged else 0,
-        mem_per_cpu_bytes=(
-            parse_slurm_memory("mem_per_cpu", get("mem_per_cpu")) if "mem_per_cpu" in merged else 0
-        ),
-        time_seconds=parse_duration("time", get("time")) if "time" in merged else 0.0,
-        gpus=_positive("gpus", get("gpus")) if "gpus" in merged else 0,
-        gres=_match("gres", get("gres"), _GRES, "gpu:a100:2") if "gres" in merged else "",
-        account=_match("account", get("account"), _NAME, "project42")
-        if "account" in merged
-        else "",
-        qos=_match("qos", get("qos"), _NAME, "normal") if "qos" in merged else "",
-        constraint=(
-            _match("constraint", get("constraint"), _CONSTRAINT, "skylake&ib")
-            if "constraint" in merged
-            else ""
-        ),
-        reservation=(
-            _match("reservation", get("reservation"), _NAME, "maint")
-            if "reservation" in merged
-            else ""
-        ),
-        exclusive=_flag("exclusive", get("exclusive")) if "exclusive" in merged else False,
-        custom_script=script.strip() if isinstance(script, str) else "",
+        partition=get("partition", ""),
+        nodes=get("nodes", ""),
+        ntasks=count.get("ntasks", 0),
+        ntasks_per_node=count.get("ntasks_per_node", 0),
+        cpus_per_task=count.get("cpus_per_task", 0),
+        mem_bytes=memory_bytes(merged["mem"]) if "mem" in merged else 0,
+        mem_per_cpu_bytes=memory_bytes(merged["mem_per_cpu"]) if "mem_per_cpu" in merged else 0,
+        time_seconds=duration_seconds(merged["time"]) if "time" in merged else 0.0,
+        gpus=count.get("gpus", 0),
+        gres=get("gres", ""),
+        account=get("account", ""),
+        qos=get("qos", ""),
+        constraint=get("constraint", ""),
+        reservation=get("reservation", ""),
+        exclusive=get("exclusive") == "true",
+        custom_script=get("custom_script", "").strip(),
     )
 
 
