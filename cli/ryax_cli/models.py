@@ -424,7 +424,10 @@ class ScanProblem(Model):
 
     @property
     def text(self) -> str:
-        return f"{self.field}: {self.message}" if self.field else self.message
+        """The message naming its field once (the repository's already starts with it)."""
+        if not self.field or self.message.startswith(f"{self.field}: "):
+            return self.message
+        return f"{self.field}: {self.message}"
 
     @classmethod
     def from_json(cls, d: Any) -> Self:

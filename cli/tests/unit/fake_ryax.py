@@ -325,7 +325,8 @@ def build_app(fake: FakeRyax) -> web.Application:
                 "file": "broken/ryax_metadata.yaml",
                 "line": 3,
                 "field": "spec.kind",
-                "message": "must be one of Trigger, Processor, Publisher",
+                # As the repository writes it: the message starts with its field.
+                "message": "spec.kind: must be one of Trigger, Processor, Publisher",
             }
         ]
         return web.json_response(_scan_out("scan-1", repo, found, errors))

@@ -227,6 +227,7 @@ def test_repository_add_scan_list(ryax: Ryax, fake: FakeRyax, tmp_path: Path) ->
     assert out.exit_code == 0, out.stderr
     assert "word-count" in out.stdout
     assert "broken/ryax_metadata.yaml:3: spec.kind: must be one of" in out.stderr
+    assert "spec.kind: spec.kind" not in out.stderr  # the field named once
     assert ryax("repository", "scan", "examples", "--strict").exit_code == 1
     data = json.loads(ryax("repository", "list", "-o", "json").stdout)
     assert data[0]["name"] == "examples" and data[0]["last_scan"]["commit"] == "abc123"
