@@ -35,15 +35,16 @@ const SCAN: Scan = {
     },
   ],
   errors: [
-    { file: "broken/ryax_metadata.yaml", line: 18, field: "spec.inputs[0].type", message: "expected one of string, longstring, integer…, got the string 'int'" },
+    // As the repository writes them: a located message starts with its field.
+    { file: "broken/ryax_metadata.yaml", line: 18, field: "spec.inputs[0].type", message: "spec.inputs[0].type: expected one of string, longstring, integer…, got the string 'int'" },
     { file: "broken/ryax_handler.py", line: 0, field: "", message: "the handler file is missing" },
   ],
-  warnings: [{ file: "echo/ryax_metadata.yaml", line: 3, field: "spec.logo", message: "logo.png not found: no logo" }],
+  warnings: [{ file: "echo/ryax_metadata.yaml", line: 3, field: "spec.logo", message: "spec.logo: logo.png not found: no logo" }],
   build_ids: [],
 };
 
 describe("ScanReport", () => {
-  it("lists every located error: file, line, field and message", () => {
+  it("lists every located error: file, line, field and message (the field named once)", () => {
     renderWithProviders(<ScanReport scan={SCAN} />);
     const table = screen.getByRole("table", { name: "Scan errors" });
     const rows = within(table).getAllByRole("row").slice(1).map((r) => within(r).getAllByRole("cell").map((c) => c.textContent));

@@ -4,6 +4,12 @@ import type { Issue, Scan } from "../../api/types";
 import { StateBadge } from "../../components/StateBadge";
 import { RelativeTime } from "../../components/Time";
 
+/** The message without its field (the repository's starts with it: the Field column shows it). */
+function withoutField(issue: Issue): string {
+  const prefix = `${issue.field}: `;
+  return issue.field && issue.message.startsWith(prefix) ? issue.message.slice(prefix.length) : issue.message;
+}
+
 /** Located problems of a scan or an action source: file, line, field, message. */
 export function IssueList({ issues, kind, label }: { issues: Issue[]; kind: "error" | "warning"; label: string }) {
   if (issues.length === 0) return null;
@@ -28,7 +34,7 @@ export function IssueList({ issues, kind, label }: { issues: Issue[]; kind: "err
               <Table.Td>{i.field ? <Code>{i.field}</Code> : "—"}</Table.Td>
               <Table.Td>
                 <Text size="sm" c={kind === "error" ? "red" : "yellow.8"} style={{ whiteSpace: "pre-wrap" }}>
-                  {i.message}
+                  {withoutField(i)}
                 </Text>
               </Table.Td>
             </Table.Tr>
