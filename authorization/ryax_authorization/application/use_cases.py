@@ -11,7 +11,13 @@ from datetime import datetime, timedelta
 
 from ryax_kit.core import Clock
 
-from ..domain.errors import AlreadyExists, AuthenticationFailed, Forbidden, NotFound
+from ..domain.errors import (
+    AlreadyExists,
+    AuthenticationFailed,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+)
 from ..domain.model import (
     ApiKeyId,
     LockoutPolicy,
@@ -280,15 +286,22 @@ class AuthorizationUseCases:
     async def create_project(
         self, caller: Principal, name: str, owner_id: UserId | None = None
     ) -> Project:
-        """Admins create projects; the named owner (or the admin) becomes its first owner."""
+        """Admins create projects; the named owner (a user id or a username; else the admin)
+        becomes its first owner. An owner that is nobody is bad input (`owner_id`)."""
         ensure_admin(caller)
         check_project_name(name)
         async with self._uow() as uow:
             if await uow.projects.get_by_name(name) is not None:
                 raise AlreadyExists(f"project {name} already exists")
-            owner = owner_id or caller.user_id
-            if await uow.users.get(owner) is None:
-                raise NotFound(f"user {owner} not found")
+            if owner_id:
+                user = await uow.users.get(owner_id) or await uow.users.get_by_username(owner_id)
+                if user is None:
+                    raise InvalidInput("owner_id", f"no user has the id or username {owner_id!r}")
+                owner = user.id
+            else:
+                owner = caller.user_id
+                if await uow.users.get(owner) is None:
+                    raise NotFound(f"user {owner} not found")
             project = Project(id=ProjectId(new_id()), name=name, created_at=self._clock.now())
             project.set_member(owner, Role.OWNER)
             await uow.projects.add(project)

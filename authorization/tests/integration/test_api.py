@@ -169,6 +169,12 @@ async def test_cross_project_matrix(client: TestClient) -> None:  # type: ignore
         )
     ).json()
     alice = await login(client, "alice", "alice long password")
+    # An owner that is nobody is the body's fault: 400 naming owner_id (was an undocumented 404).
+    nobody = await client.post(
+        "/authorization/v1/projects", headers=admin, json={"name": "project-c", "owner_id": "ghost"}
+    )
+    assert nobody.status == 400
+    assert "owner_id: no user has the id or username 'ghost'" in (await nobody.json())["detail"]
 
     own = await client.get(f"/authorization/v1/projects/{a['id']}", headers=alice)
     assert own.status == 200

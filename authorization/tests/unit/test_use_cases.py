@@ -14,7 +14,14 @@ from ryax_authorization.domain.errors import (
     Forbidden,
     InvalidInput,
 )
-from ryax_authorization.domain.model import LockoutPolicy, Operation, ProjectId, Role, TokenId
+from ryax_authorization.domain.model import (
+    LockoutPolicy,
+    Operation,
+    ProjectId,
+    Role,
+    TokenId,
+    UserId,
+)
 from ryax_kit.testing import FakeClock
 
 from .fakes import FakeHasher, FakeTokens, FakeUnitOfWork
@@ -154,6 +161,10 @@ async def test_projects_members_and_the_contract(uc: AuthorizationUseCases) -> N
         await uc.set_member(bob_p, project.id, bob.id, Role.OWNER)
     with pytest.raises(Forbidden):
         await uc.create_project(bob_p, "beta")
+    by_name = await uc.create_project(admin, "gamma", UserId("bob"))  # a username too
+    assert by_name.members == {bob.id: Role.OWNER}
+    with pytest.raises(InvalidInput, match="owner_id: no user has the id or username 'nobody'"):
+        await uc.create_project(admin, "delta", UserId("nobody"))
     with pytest.raises(Forbidden, match="no access"):
         await uc.authorize(alice_token, ProjectId("does-not-exist"), Operation.READ)
 

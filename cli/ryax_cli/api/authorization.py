@@ -61,7 +61,8 @@ class Projects(Group):
         return Project.from_json(self._http.get(f"{BASE}/projects/{seg(project)}"))
 
     def create(self, name: str, *, owner: str | None = None) -> Project:
-        """Create a project (admins); `owner` is a user id (default: the caller)."""
+        """Create a project (admins); `owner` is a user id or a username (default: the
+        caller)."""
         body: dict[str, Any] = {"name": name}
         if owner:
             body["owner_id"] = owner

@@ -78,7 +78,9 @@ def create_project(
     name: Annotated[str, typer.Argument(help="Project name.")],
     owner: Annotated[
         str | None,
-        typer.Option("--owner", help="Owner's user id (default: you).", show_default=False),
+        typer.Option(
+            "--owner", help="Owner's user id or username (default: you).", show_default=False
+        ),
     ] = None,
     use: Annotated[bool, typer.Option("--use", help="Make it the current project.")] = False,
     output: OutputOpt = Output.table,

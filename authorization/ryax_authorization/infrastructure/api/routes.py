@@ -84,7 +84,9 @@ class UsersOut(BaseModel):
 
 class ProjectIn(Strict):
     name: str = Field(min_length=1, max_length=63)
-    owner_id: str | None = None
+    owner_id: str | None = Field(
+        None, description="its first owner: a user id or a username (default: the caller)"
+    )
 
 
 class MemberOut(BaseModel):
@@ -391,7 +393,7 @@ async def list_users(request: web.Request) -> web.Response:
 @api.route(
     "POST",
     "/v1/projects",
-    summary="Create a project (admins)",
+    summary="Create a project (admins); owner_id is a user id or a username (default: you)",
     tag="projects",
     body=ProjectIn,
     response=ProjectOut,

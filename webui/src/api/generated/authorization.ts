@@ -133,7 +133,7 @@ export interface paths {
         /** Projects of the caller */
         get: operations["get_authorization_v1_projects"];
         put?: never;
-        /** Create a project (admins) */
+        /** Create a project (admins); owner_id is a user id or a username (default: you) */
         post: operations["post_authorization_v1_projects"];
         delete?: never;
         options?: never;
@@ -427,6 +427,7 @@ export interface components {
             name: string;
             /**
              * Owner Id
+             * @description its first owner: a user id or a username (default: the caller)
              * @default null
              */
             owner_id: string | null;
