@@ -19,8 +19,8 @@ MEMORY_UNITS: Final = {
     "Ti": 1024**4,
 }
 TIME_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]i?)?")
-_TIME = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])?")
+_MEMORY = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?)?")
+_TIME = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([smhd])?")
 
 
 def parse_memory(value: object) -> int:
