@@ -194,14 +194,18 @@ class Session(Model):
 class Member(Model):
     user_id: str
     role: str
+    #: Empty for a user that no longer exists.
+    username: str = ""
 
     SCHEMAS = (Schema(AUTHORIZATION, "MemberOut"),)
-    KEYS = _keys("user_id", "role")
+    KEYS = _keys("user_id", "role", "username")
 
     @classmethod
     def from_json(cls, d: Any) -> Self:
         r = _Reader(cls, d)
-        return cls(raw=r.doc, user_id=r.text("user_id"), role=r.text("role"))
+        return cls(
+            raw=r.doc, user_id=r.text("user_id"), role=r.text("role"), username=r.text("username")
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -321,6 +321,17 @@ class AuthorizationUseCases:
         async with self._uow() as uow:
             return await self._visible_project(uow, caller, project_id, Operation.READ)
 
+    async def member_names(self, project: Project) -> dict[UserId, str]:
+        """The usernames of a project's members (shown with the project to whoever may see
+        it; a member whose user is gone has none)."""
+        async with self._uow() as uow:
+            names: dict[UserId, str] = {}
+            for user_id in project.members:
+                user = await uow.users.get(user_id)
+                if user is not None:
+                    names[user_id] = user.username
+            return names
+
     async def set_member(
         self, caller: Principal, project_id: ProjectId, user_id: UserId, role: Role
     ) -> Project:

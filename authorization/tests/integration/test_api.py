@@ -178,6 +178,9 @@ async def test_cross_project_matrix(client: TestClient) -> None:  # type: ignore
 
     own = await client.get(f"/authorization/v1/projects/{a['id']}", headers=alice)
     assert own.status == 200
+    assert (await own.json())["members"] == [
+        {"user_id": users["alice"], "username": "alice", "role": "owner"}
+    ]
     for project in (b["id"], "project-b"):
         calls = [
             client.get(f"/authorization/v1/projects/{project}", headers=alice),

@@ -68,7 +68,11 @@ def show_project(
                 ("created", found.created_at),
             ]
         )
-        table(["USER ID", "ROLE"], [(m.user_id, m.role) for m in found.members], empty="")
+        table(
+            ["USER", "USER ID", "ROLE"],
+            [(m.username or "(deleted)", m.user_id, m.role) for m in found.members],
+            empty="",
+        )
 
     emit(output, found.raw, render)
 

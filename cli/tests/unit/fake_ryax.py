@@ -238,7 +238,7 @@ def build_app(fake: FakeRyax) -> web.Application:
             {
                 **_project(project, project["members"].get(user["username"])),
                 "members": [
-                    {"user_id": fake.users[n]["id"], "role": role}
+                    {"user_id": fake.users[n]["id"], "username": n, "role": role}
                     for n, role in project["members"].items()
                 ],
             }

@@ -176,6 +176,14 @@ def test_project_use_checks_and_saves(ryax: Ryax, fake: FakeRyax) -> None:
     assert single_line(out.stderr) == "ryax: error: not found: project missing not found"
 
 
+def test_project_show_names_the_members(ryax: Ryax, fake: FakeRyax) -> None:
+    ryax.login()
+    out = ryax("project", "show", "demo")
+    assert out.exit_code == 0, out.stderr
+    row = next(line for line in out.stdout.splitlines() if fake.users["alice"]["id"] in line)
+    assert "alice" in row.replace(fake.users["alice"]["id"], "") and "owner" in row
+
+
 def test_missing_project_is_a_usage_error(ryax: Ryax, fake: FakeRyax) -> None:
     fake.add_user("carol", "carol-password")
     ryax.login(("carol", "carol-password"))  # in no project: none is selected

@@ -91,6 +91,7 @@ class ProjectIn(Strict):
 
 class MemberOut(BaseModel):
     user_id: str
+    username: str = Field(description="empty for a user that no longer exists")
     role: Role
 
 
@@ -194,14 +195,26 @@ def _user(u: User) -> UserOut:
     return UserOut(id=u.id, username=u.username, is_admin=u.is_admin, created_at=u.created_at)
 
 
-def _project(p: Project, role: Role | None = None, members: bool = False) -> ProjectOut:
+def _project(
+    p: Project, role: Role | None = None, names: dict[UserId, str] | None = None
+) -> ProjectOut:
+    """The project; with its members (and their usernames) when `names` is given."""
     return ProjectOut(
         id=p.id,
         name=p.name,
         created_at=p.created_at,
         role=role,
-        members=[MemberOut(user_id=u, role=r) for u, r in p.members.items()] if members else None,
+        members=(
+            [MemberOut(user_id=u, username=names.get(u, ""), role=r) for u, r in p.members.items()]
+            if names is not None
+            else None
+        ),
     )
+
+
+async def _with_members(request: web.Request, p: Project, role: Role | None) -> web.Response:
+    names = await request.app[USE_CASES].member_names(p)
+    return _json(_project(p, role, names))
 
 
 def _token(t: MachineToken) -> TokenOut:
@@ -405,7 +418,8 @@ async def create_project(request: web.Request) -> web.Response:
     body = await read_json(request, ProjectIn)
     owner = UserId(body.owner_id) if body.owner_id else None
     project = await request.app[USE_CASES].create_project(caller, body.name, owner)
-    return _json(_project(project, Role.OWNER, members=True), 201)
+    names = await request.app[USE_CASES].member_names(project)
+    return _json(_project(project, Role.OWNER, names), 201)
 
 
 @api.route(
@@ -429,7 +443,7 @@ async def get_project(request: web.Request) -> web.Response:
     project = await request.app[USE_CASES].get_project(
         caller, ProjectId(request.match_info["project"])
     )
-    return _json(_project(project, project.role_of(caller.user_id), members=True))
+    return await _with_members(request, project, project.role_of(caller.user_id))
 
 
 @api.route(
@@ -450,7 +464,7 @@ async def set_member(request: web.Request) -> web.Response:
         UserId(request.match_info["user"]),
         body.role,
     )
-    return _json(_project(project, project.role_of(caller.user_id), members=True))
+    return await _with_members(request, project, project.role_of(caller.user_id))
 
 
 @api.route(
@@ -466,7 +480,7 @@ async def remove_member(request: web.Request) -> web.Response:
     project = await request.app[USE_CASES].remove_member(
         caller, ProjectId(request.match_info["project"]), UserId(request.match_info["user"])
     )
-    return _json(_project(project, project.role_of(caller.user_id), members=True))
+    return await _with_members(request, project, project.role_of(caller.user_id))
 
 
 @api.route(

@@ -339,6 +339,11 @@ export interface components {
         MemberOut: {
             /** User Id */
             user_id: string;
+            /**
+             * Username
+             * @description empty for a user that no longer exists
+             */
+            username: string;
             role: components["schemas"]["Role"];
         };
         /** ProjectOut */

@@ -131,7 +131,7 @@ function Members({ project, users }: { project: string; users: User[] }) {
         </Table.Thead>
         <Table.Tbody>
           {members.map((m) => {
-            const name = names.get(m.user_id) ?? m.user_id;
+            const name = m.username || (names.get(m.user_id) ?? m.user_id);
             return (
               <Table.Tr key={m.user_id}>
                 <Table.Td>{name}</Table.Td>
