@@ -163,6 +163,7 @@ async def test_projects_members_and_the_contract(uc: AuthorizationUseCases) -> N
         await uc.create_project(bob_p, "beta")
     by_name = await uc.create_project(admin, "gamma", UserId("bob"))  # a username too
     assert by_name.members == {bob.id: Role.OWNER}
+    assert await uc.member_names(by_name) == {bob.id: "bob"}
     with pytest.raises(InvalidInput, match="owner_id: no user has the id or username 'nobody'"):
         await uc.create_project(admin, "delta", UserId("nobody"))
     with pytest.raises(Forbidden, match="no access"):

@@ -212,9 +212,11 @@ def _project(
     )
 
 
-async def _with_members(request: web.Request, p: Project, role: Role | None) -> web.Response:
+async def _with_members(
+    request: web.Request, p: Project, role: Role | None, status: int = 200
+) -> web.Response:
     names = await request.app[USE_CASES].member_names(p)
-    return _json(_project(p, role, names))
+    return _json(_project(p, role, names), status)
 
 
 def _token(t: MachineToken) -> TokenOut:
@@ -418,8 +420,7 @@ async def create_project(request: web.Request) -> web.Response:
     body = await read_json(request, ProjectIn)
     owner = UserId(body.owner_id) if body.owner_id else None
     project = await request.app[USE_CASES].create_project(caller, body.name, owner)
-    names = await request.app[USE_CASES].member_names(project)
-    return _json(_project(project, Role.OWNER, names), 201)
+    return await _with_members(request, project, Role.OWNER, 201)
 
 
 @api.route(
