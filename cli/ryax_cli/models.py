@@ -411,7 +411,8 @@ class IoSpec(Model):
 
 @dataclass(frozen=True, kw_only=True)
 class ScanProblem(Model):
-    """An error or warning of a scan, about one field of one metadata file."""
+    """An error or warning of a scan, about one field of one metadata file; `message` is
+    self-contained (it starts with the field, when there is one)."""
 
     file: str
     line: int | None
@@ -425,13 +426,6 @@ class ScanProblem(Model):
     def path(self) -> str:
         """`file:line` (the line when known)."""
         return f"{self.file}:{self.line}" if self.file and self.line else self.file
-
-    @property
-    def text(self) -> str:
-        """The message naming its field once (the repository's already starts with it)."""
-        if not self.field or self.message.startswith(f"{self.field}: "):
-            return self.message
-        return f"{self.field}: {self.message}"
 
     @classmethod
     def from_json(cls, d: Any) -> Self:

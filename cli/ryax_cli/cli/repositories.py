@@ -166,10 +166,10 @@ def _show_scan(result: ScanResult, output: Output) -> None:
         )
         for warning in result.warnings:
             where = f"{warning.path}: " if warning.path else ""
-            info(f"warning: {where}{warning.text}")
+            info(f"warning: {where}{warning.message}")
         for problem in result.problems:
             where = f"{problem.path}: " if problem.path else ""
-            info(f"error: {where}{problem.text}")
+            info(f"error: {where}{problem.message}")
         summary = f"{len(result.actions)} action(s) found"
         if result.problems:
             summary += f", {len(result.problems)} error(s)"

@@ -11,7 +11,6 @@ these rules each, and tests/contract/test_hpc_rules.py feeds the three the same 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Final
 
 from .errors import InvalidInput
@@ -65,8 +64,6 @@ _NAMES: Final = {
 }
 _TRUE = frozenset({"true", "yes", "1", "on"})
 _FALSE = frozenset({"false", "no", "0", "off"})
-
-HpcParams = tuple[tuple[str, str], ...]
 
 
 def canonical_key(raw: str) -> str:
@@ -142,15 +139,3 @@ def check_value(key: str, value: object) -> str:
     if not pattern.match(text):
         raise InvalidInput(field, f"{text!r} is not a valid value (e.g. {example})")
     return text
-
-
-def hpc_params(values: Mapping[str, object]) -> HpcParams:
-    """Checked parameters under their canonical keys, in the order of HPC_KEYS. InvalidInput
-    names the first bad key or value; a key given twice (`tasks` and `ntasks`) is refused."""
-    found: dict[str, str] = {}
-    for raw, value in values.items():
-        key = canonical_key(raw)
-        if key in found:
-            raise InvalidInput(f"hpc.{raw}", f"{key!r} is given twice (as {raw!r} too)")
-        found[key] = check_value(key, value)
-    return tuple((k, found[k]) for k in HPC_KEYS if k in found)

@@ -7,9 +7,8 @@ canonical key, and sends them to the runner, which hands them to the worker (`De
 worker of a Slurm site reads them, and the action's own `spec.addons.hpc`, with the same rules
 (its slurm/hpc.py: services share no domain code, so each has its copy, the repository a third
 for an action's own, and tests/contract/test_hpc_rules.py feeds them the same values: they must
-agree). What a given
-cluster offers (its partitions, its limits) only the site knows: it fails the deployment with
-the reason.
+agree). What a given cluster offers (its partitions, its limits) only the site knows: it fails
+the deployment with the reason.
 """
 
 from __future__ import annotations

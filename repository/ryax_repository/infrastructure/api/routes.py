@@ -103,7 +103,9 @@ class IssueOut(BaseModel):
     file: str
     line: int
     field: str
-    message: str
+    message: str = Field(
+        description="self-contained: it starts with `<field>: ` when the issue has a field"
+    )
 
 
 class ScannedActionOut(BaseModel):
@@ -312,7 +314,7 @@ def _scanned(a: ScannedAction) -> ScannedActionOut:
 
 def _scan(r: ScanReport) -> ScanOut:
     changed = [
-        Issue(file=a.path or ".", field="spec.version", message=a.message)
+        Issue(file=a.path or ".", field="spec.version", message=f"spec.version: {a.message}")
         for a in r.actions
         if a.status.value == "changed_same_version"
     ]

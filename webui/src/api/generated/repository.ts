@@ -283,7 +283,10 @@ export interface components {
             line: number;
             /** Field */
             field: string;
-            /** Message */
+            /**
+             * Message
+             * @description self-contained: it starts with `<field>: ` when the issue has a field
+             */
             message: string;
         };
         /** ScanCounts */
